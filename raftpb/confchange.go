@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ConfChangeI is a configuration change in either wire form: ConfChange (v1,
@@ -90,17 +91,17 @@ func UnmarshalConfChange(e Entry) (ConfChangeI, error) {
 	case EntryConfChange:
 		var cc ConfChange
 		if err := cc.Unmarshal(e.Data); err != nil {
-			return nil, fmt.Errorf("raftpb: decoding conf change at index %d: %w", e.Index, err)
+			return nil, fmt.Errorf("raft: decoding conf change at index %d: %w", e.Index, err)
 		}
 		return cc, nil
 	case EntryConfChangeV2:
 		var cc ConfChangeV2
 		if err := cc.Unmarshal(e.Data); err != nil {
-			return nil, fmt.Errorf("raftpb: decoding conf change v2 at index %d: %w", e.Index, err)
+			return nil, fmt.Errorf("raft: decoding conf change v2 at index %d: %w", e.Index, err)
 		}
 		return cc, nil
 	}
-	return nil, fmt.Errorf("raftpb: entry %d of type %s carries no conf change", e.Index, e.Type)
+	return nil, fmt.Errorf("raft: entry %d of type %s carries no conf change", e.Index, e.Type)
 }
 
 // Equivalent returns nil when cs and other describe the same configuration,
@@ -114,7 +115,7 @@ func (cs ConfState) Equivalent(other ConfState) error {
 		cs.AutoLeave == other.AutoLeave {
 		return nil
 	}
-	return fmt.Errorf("raftpb: conf states differ: %s != %s", cs.Describe(), other.Describe())
+	return fmt.Errorf("raft: conf states differ: %s != %s", cs.Describe(), other.Describe())
 }
 
 // sameMembers compares two ID lists as sets. Duplicates count once, so a
@@ -176,10 +177,11 @@ func ConfChangesFromString(s string) ([]ConfChangeSingle, error) {
 	var ccs []ConfChangeSingle
 	for _, tok := range strings.Fields(s) {
 		if len(tok) < 2 {
-			return nil, fmt.Errorf("raftpb: conf change %q: want a letter and a node ID", tok)
+			return nil, fmt.Errorf("raft: conf change %q: want a letter and a node ID", tok)
 		}
 		var cc ConfChangeSingle
-		switch tok[0] {
+		kind, _ := utf8.DecodeRuneInString(tok)
+		switch kind {
 		case 'v':
 			cc.Type = ConfChangeAddNode
 		case 'l':
@@ -189,11 +191,11 @@ func ConfChangesFromString(s string) ([]ConfChangeSingle, error) {
 		case 'u':
 			cc.Type = ConfChangeUpdateNode
 		default:
-			return nil, fmt.Errorf("raftpb: conf change %q: unknown kind %q", tok, tok[0])
+			return nil, fmt.Errorf("raft: conf change %q: unknown kind %q", tok, kind)
 		}
-		id, err := strconv.ParseUint(tok[1:], 10, 64)
+		id, err := strconv.ParseUint(tok[utf8.RuneLen(kind):], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("raftpb: conf change %q: %w", tok, errors.Unwrap(err))
+			return nil, fmt.Errorf("raft: conf change %q: %w", tok, errors.Unwrap(err))
 		}
 		cc.NodeID = id
 		ccs = append(ccs, cc)
