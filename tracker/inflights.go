@@ -1,0 +1,123 @@
+package tracker
+
+import "fmt"
+
+// Inflights is a bounded FIFO of the appends sent to one peer and not yet
+// acknowledged, each recorded by the last log index it carried and its size
+// in bytes. A leader in StateReplicate stops sending when it is Full.
+//
+// The ring buffer is allocated lazily and grows by doubling up to size, so a
+// peer that is idle or in StateProbe costs no buffer at all.
+type Inflights struct {
+	// start is the buffer position of the oldest in-flight append.
+	// Invariant: 0 <= start < len(buffer) whenever count > 0.
+	start int
+	// count is the number of appends in flight.
+	// Invariant: 0 <= count <= len(buffer) <= size.
+	count int
+	// bytes is the total size of the appends in flight.
+	bytes uint64
+	// last is the index of the newest append added since the last Reset, 0 if
+	// none. Invariant: indexes in the ring increase strictly from start, and the
+	// newest one equals last.
+	last uint64
+
+	size     int    // maximum number of appends in flight; > 0
+	maxBytes uint64 // maximum bytes in flight; 0 means unlimited
+
+	buffer []inflight
+}
+
+// inflight is one unacknowledged append.
+type inflight struct {
+	index uint64 // last log index carried by the append
+	bytes uint64 // payload size of its entries
+}
+
+// NewInflights returns an empty Inflights that allows at most size appends
+// and, when maxBytes > 0, stops accepting once maxBytes or more are in
+// flight. It panics if size is not positive: a zero window would stall
+// replication forever and is a configuration mistake the caller must reject
+// earlier.
+func NewInflights(size int, maxBytes uint64) *Inflights {
+	if size <= 0 {
+		panic(fmt.Sprintf("raft: inflights size must be positive, got %d", size))
+	}
+	return &Inflights{size: size, maxBytes: maxBytes}
+}
+
+// Clone returns an independent deep copy.
+func (in *Inflights) Clone() *Inflights {
+	c := *in
+	c.buffer = append([]inflight(nil), in.buffer...)
+	return &c
+}
+
+// Add records an append whose last entry has the given index and whose
+// entries total bytes. The caller must check Full first, and indexes must
+// increase strictly between Resets; Add panics otherwise.
+func (in *Inflights) Add(index, bytes uint64) {
+	if in.Full() {
+		panic(fmt.Sprintf("raft: Inflights.Add(%d) while full (count=%d size=%d bytes=%d maxBytes=%d); check Full first",
+			index, in.count, in.size, in.bytes, in.maxBytes))
+	}
+	if index <= in.last {
+		panic(fmt.Sprintf("raft: Inflights.Add(%d) not above the last added index %d; indexes must increase",
+			index, in.last))
+	}
+	if in.count == len(in.buffer) {
+		in.grow()
+	}
+	pos := in.start + in.count
+	if pos >= len(in.buffer) {
+		pos -= len(in.buffer)
+	}
+	in.buffer[pos] = inflight{index: index, bytes: bytes}
+	in.count++
+	in.bytes += bytes
+	in.last = index
+}
+
+// grow doubles the buffer, capped at size, and unwraps the ring so that the
+// oldest append sits at position 0.
+func (in *Inflights) grow() {
+	n := min(max(2*len(in.buffer), 1), in.size)
+	buf := make([]inflight, n)
+	k := copy(buf, in.buffer[in.start:])
+	copy(buf[k:], in.buffer[:in.start])
+	in.buffer, in.start = buf, 0
+}
+
+// FreeLE forgets every append whose index is at most index: the peer has
+// acknowledged them. It never allocates.
+func (in *Inflights) FreeLE(index uint64) {
+	freed := 0
+	pos := in.start
+	for freed < in.count && in.buffer[pos].index <= index {
+		in.bytes -= in.buffer[pos].bytes
+		freed++
+		if pos++; pos == len(in.buffer) {
+			pos = 0
+		}
+	}
+	in.count -= freed
+	in.start = pos
+	if in.count == 0 {
+		in.start = 0 // keeps the ring unwrapped while traffic is light
+	}
+}
+
+// Full reports whether no further append may be added: size appends are in
+// flight, or maxBytes > 0 and at least maxBytes are.
+func (in *Inflights) Full() bool {
+	return in.count == in.size || (in.maxBytes > 0 && in.bytes >= in.maxBytes)
+}
+
+// Count returns the number of appends in flight.
+func (in *Inflights) Count() int { return in.count }
+
+// Reset forgets every append in flight, including the last added index, so
+// that indexes may start lower again. The buffer is kept for reuse.
+func (in *Inflights) Reset() {
+	in.start, in.count, in.bytes, in.last = 0, 0, 0, 0
+}

@@ -1,0 +1,187 @@
+package tracker
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/raftcore/raft/quorum"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// Config is a membership configuration as the leader tracks it.
+type Config struct {
+	// Voters is the incoming and, during a joint change, the outgoing voter
+	// set. Outside a change Voters[1] is empty.
+	Voters quorum.JointConfig
+	// AutoLeave asks the leader to leave the joint configuration on its own
+	// once the joint one is committed. Invariant: only set while joint
+	// (len(Voters[1]) > 0).
+	AutoLeave bool
+	// Learners receive the log but do not vote. Invariant: disjoint from both
+	// halves of Voters; a voter being demoted waits in LearnersNext instead.
+	Learners map[uint64]struct{}
+	// LearnersNext are outgoing voters that become learners when the joint
+	// configuration is left. They cannot be in Learners yet because that would
+	// break the disjointness invariant while they still vote in the outgoing
+	// half. Invariant: LearnersNext ⊆ Voters[1], and disjoint from Voters[0].
+	LearnersNext map[uint64]struct{}
+}
+
+// String renders the configuration, e.g.
+// "voters=(1 2 3)&&(1 2 4) learners=(5) learners_next=(4) autoleave",
+// leaving out the parts that are empty.
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("voters=")
+	b.WriteString(c.Voters.String())
+	if len(c.Learners) > 0 {
+		b.WriteString(" learners=")
+		b.WriteString(quorum.MajorityConfig(c.Learners).String())
+	}
+	if len(c.LearnersNext) > 0 {
+		b.WriteString(" learners_next=")
+		b.WriteString(quorum.MajorityConfig(c.LearnersNext).String())
+	}
+	if c.AutoLeave {
+		b.WriteString(" autoleave")
+	}
+	return b.String()
+}
+
+// Clone returns a deep copy that shares no maps with c. Nil maps stay nil.
+func (c Config) Clone() Config {
+	return Config{
+		Voters:       quorum.JointConfig{cloneSet(c.Voters[0]), cloneSet(c.Voters[1])},
+		AutoLeave:    c.AutoLeave,
+		Learners:     cloneSet(c.Learners),
+		LearnersNext: cloneSet(c.LearnersNext),
+	}
+}
+
+func cloneSet[S ~map[uint64]struct{}](s S) S {
+	if s == nil {
+		return nil
+	}
+	c := make(S, len(s))
+	for id := range s {
+		c[id] = struct{}{}
+	}
+	return c
+}
+
+// sortedIDs returns the keys of s in ascending order, or nil if s is empty.
+func sortedIDs[S ~map[uint64]struct{}](s S) []uint64 {
+	return quorum.MajorityConfig(s).Slice()
+}
+
+// ProgressTracker is the leader's (and a candidate's) bookkeeping: the
+// active configuration, the Progress of every peer in it and the votes of the
+// current election. It is not safe for concurrent use.
+type ProgressTracker struct {
+	Config
+
+	// Progress has one entry per voter (either half) and learner, including
+	// LearnersNext; the confchange package keeps it in step with Config.
+	Progress ProgressMap
+
+	// Votes holds the first vote received from each peer this election.
+	Votes map[uint64]bool
+
+	// MaxInflight and MaxInflightBytes size the Inflights of new Progress
+	// entries (see NewInflights).
+	MaxInflight      int
+	MaxInflightBytes uint64
+}
+
+// MakeProgressTracker returns a tracker with an empty configuration, no
+// peers and no votes. maxInflight and maxBytes size the Inflights of the
+// Progress entries the caller creates.
+func MakeProgressTracker(maxInflight int, maxBytes uint64) ProgressTracker {
+	return ProgressTracker{
+		Config:           Config{Voters: quorum.JointConfig{quorum.MajorityConfig{}, nil}},
+		Progress:         ProgressMap{},
+		Votes:            map[uint64]bool{},
+		MaxInflight:      maxInflight,
+		MaxInflightBytes: maxBytes,
+	}
+}
+
+// ConfState returns the configuration in wire form, each ID list sorted and
+// nil when empty. The caller owns the slices.
+func (p *ProgressTracker) ConfState() pb.ConfState {
+	return pb.ConfState{
+		Voters:         p.Voters[0].Slice(),
+		VotersOutgoing: p.Voters[1].Slice(),
+		Learners:       sortedIDs(p.Learners),
+		LearnersNext:   sortedIDs(p.LearnersNext),
+		AutoLeave:      p.AutoLeave,
+	}
+}
+
+// IsSingleton reports whether the configuration has exactly one voter and is
+// not joint, so that the leader can commit on its own acknowledgement.
+func (p *ProgressTracker) IsSingleton() bool {
+	return len(p.Voters[0]) == 1 && len(p.Voters[1]) == 0
+}
+
+// matchAckIndexer presents the Match of each peer's Progress as its acked
+// index. Learners are never asked: only voters are looked up.
+type matchAckIndexer map[uint64]*Progress
+
+// AckedIndex implements quorum.AckedIndexer.
+func (m matchAckIndexer) AckedIndex(id uint64) (quorum.Index, bool) {
+	pr, ok := m[id]
+	if !ok {
+		return 0, false
+	}
+	return quorum.Index(pr.Match), true
+}
+
+// Committed returns the largest index that the voters' Match values commit
+// (both halves when joint). Learners do not count. With no voters at all it
+// returns math.MaxUint64, which the caller must not treat as a real index.
+// It does not allocate for up to seven voters per half.
+func (p *ProgressTracker) Committed() uint64 {
+	return uint64(p.Voters.CommittedIndex(matchAckIndexer(p.Progress)))
+}
+
+// visitStack is how many peers Visit orders without allocating.
+const visitStack = 7
+
+// Visit calls f for every peer in ascending ID order. f may modify the
+// Progress it is given but must not add or remove peers. Visit does not
+// allocate for up to seven peers.
+func (p *ProgressTracker) Visit(f func(id uint64, pr *Progress)) {
+	n := len(p.Progress)
+	var stack [visitStack]uint64
+	var ids []uint64
+	if n <= len(stack) {
+		ids = stack[:0]
+	} else {
+		ids = make([]uint64, 0, n)
+	}
+	for id := range p.Progress {
+		ids = append(ids, id)
+	}
+	sortIDs(ids)
+	for _, id := range ids {
+		f(id, p.Progress[id])
+	}
+}
+
+// sortIDs sorts ids ascending: insertion sort for the few peers of a real
+// cluster, slices.Sort beyond the stack array.
+func sortIDs(ids []uint64) {
+	if len(ids) > visitStack {
+		slices.Sort(ids)
+		return
+	}
+	for i := 1; i < len(ids); i++ {
+		id := ids[i]
+		j := i
+		for ; j > 0 && ids[j-1] > id; j-- {
+			ids[j] = ids[j-1]
+		}
+		ids[j] = id
+	}
+}
