@@ -2,6 +2,9 @@ package raft
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -69,4 +72,214 @@ type Storage interface {
 	// ErrSnapshotTemporarilyUnavailable while a snapshot is being built; the
 	// core then tries again later.
 	Snapshot() (pb.Snapshot, error)
+}
+
+// MemoryStorage is a Storage that keeps everything in memory, for tests,
+// examples and applications that rebuild their log from elsewhere. The
+// application writes to it from the Ready loop (SetHardState, Append,
+// ApplySnapshot) and compacts it (CreateSnapshot, Compact). It is safe for
+// concurrent use.
+type MemoryStorage struct {
+	mu sync.Mutex
+
+	hardState pb.HardState
+	snapshot  pb.Snapshot
+	// ents[0] is a placeholder that holds the index and term of the
+	// compaction point (the last entry folded into a snapshot or
+	// discarded); ents[i] has index ents[0].Index+i.
+	// Invariant: len(ents) >= 1 and ents[0].Index == snapshot index or a
+	// later compaction point.
+	ents []pb.Entry
+
+	// snapshotUnavailable makes Snapshot fail, for tests.
+	snapshotUnavailable bool
+}
+
+// NewMemoryStorage returns an empty MemoryStorage: FirstIndex 1, LastIndex 0.
+func NewMemoryStorage() *MemoryStorage {
+	return &MemoryStorage{ents: make([]pb.Entry, 1)}
+}
+
+// InitialState implements Storage.
+func (ms *MemoryStorage) InitialState() (pb.HardState, pb.ConfState, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.hardState, ms.snapshot.Metadata.ConfState, nil
+}
+
+// SetHardState saves the hard state.
+func (ms *MemoryStorage) SetHardState(st pb.HardState) error {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.hardState = st
+	return nil
+}
+
+func (ms *MemoryStorage) firstIndex() uint64 { return ms.ents[0].Index + 1 }
+func (ms *MemoryStorage) lastIndex() uint64 {
+	return ms.ents[0].Index + uint64(len(ms.ents)) - 1
+}
+
+// Entries implements Storage. The returned slice is shared with the storage
+// but capped: appending to it never writes into the storage.
+func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	switch {
+	case lo > hi:
+		return nil, fmt.Errorf("%w: invalid range [%d,%d)", ErrUnavailable, lo, hi)
+	case lo < ms.firstIndex():
+		return nil, ErrCompacted
+	case hi > ms.lastIndex()+1:
+		return nil, fmt.Errorf("%w: entries [%d,%d) past the last index %d", ErrUnavailable, lo, hi, ms.lastIndex())
+	}
+	off := ms.ents[0].Index
+	ents := ms.ents[lo-off : hi-off : hi-off]
+	return limitSize(ents, maxSize), nil
+}
+
+// Term implements Storage.
+func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	off := ms.ents[0].Index
+	if i < off {
+		return 0, ErrCompacted
+	}
+	if i-off >= uint64(len(ms.ents)) {
+		return 0, ErrUnavailable
+	}
+	return ms.ents[i-off].Term, nil
+}
+
+// LastIndex implements Storage.
+func (ms *MemoryStorage) LastIndex() (uint64, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.lastIndex(), nil
+}
+
+// FirstIndex implements Storage.
+func (ms *MemoryStorage) FirstIndex() (uint64, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.firstIndex(), nil
+}
+
+// Snapshot implements Storage.
+func (ms *MemoryStorage) Snapshot() (pb.Snapshot, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.snapshotUnavailable {
+		return pb.Snapshot{}, ErrSnapshotTemporarilyUnavailable
+	}
+	return ms.snapshot, nil
+}
+
+// SetSnapshotUnavailableForTest makes Snapshot return
+// ErrSnapshotTemporarilyUnavailable while unavailable is true.
+func (ms *MemoryStorage) SetSnapshotUnavailableForTest(unavailable bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.snapshotUnavailable = unavailable
+}
+
+// ApplySnapshot replaces the storage's contents with snap: the log then
+// starts after it. It returns ErrSnapOutOfDate for a snapshot that is not
+// newer than the current one.
+func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if snap.Metadata.Index <= ms.snapshot.Metadata.Index {
+		return ErrSnapOutOfDate
+	}
+	ms.snapshot = snap
+	ms.ents = []pb.Entry{{Term: snap.Metadata.Term, Index: snap.Metadata.Index}}
+	return nil
+}
+
+// CreateSnapshot records a snapshot of the state machine at applied index
+// i, with configuration cs (nil keeps the previous one) and data, and
+// returns it. The log is not compacted: call Compact for that. It returns
+// ErrSnapOutOfDate when i is not newer than the current snapshot, and an
+// error wrapping ErrUnavailable when i is past the last index.
+func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Snapshot, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if i <= ms.snapshot.Metadata.Index {
+		return pb.Snapshot{}, ErrSnapOutOfDate
+	}
+	if i > ms.lastIndex() {
+		return pb.Snapshot{}, fmt.Errorf("%w: snapshot index %d past the last index %d", ErrUnavailable, i, ms.lastIndex())
+	}
+	if i < ms.ents[0].Index {
+		return pb.Snapshot{}, ErrCompacted
+	}
+	ms.snapshot.Metadata.Index = i
+	ms.snapshot.Metadata.Term = ms.ents[i-ms.ents[0].Index].Term
+	if cs != nil {
+		ms.snapshot.Metadata.ConfState = *cs
+	}
+	ms.snapshot.Data = data
+	return ms.snapshot, nil
+}
+
+// Compact discards the entries before compactIndex; the term of
+// compactIndex stays known, so FirstIndex becomes compactIndex+1. Only
+// compact what the application has applied (and snapshotted). It returns
+// ErrCompacted when compactIndex is not past the current compaction point
+// and an error wrapping ErrUnavailable when it is past the last index.
+func (ms *MemoryStorage) Compact(compactIndex uint64) error {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	off := ms.ents[0].Index
+	if compactIndex <= off {
+		return ErrCompacted
+	}
+	if compactIndex > ms.lastIndex() {
+		return fmt.Errorf("%w: compact %d past the last index %d", ErrUnavailable, compactIndex, ms.lastIndex())
+	}
+	i := compactIndex - off
+	ents := make([]pb.Entry, 1, uint64(len(ms.ents))-i)
+	ents[0] = pb.Entry{Index: ms.ents[i].Index, Term: ms.ents[i].Term}
+	ms.ents = append(ents, ms.ents[i+1:]...)
+	return nil
+}
+
+// Append adds entries to the log. An entry at index i replaces every stored
+// entry at i or later. Entries before FirstIndex are ignored (they are
+// already compacted). The entries must be contiguous and must not leave a
+// gap after the last index; otherwise an error is returned and nothing
+// changes. Payloads are shared, not copied.
+func (ms *MemoryStorage) Append(entries []pb.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	for i := 1; i < len(entries); i++ {
+		if entries[i].Index != entries[i-1].Index+1 {
+			return fmt.Errorf("raft: append: entries not contiguous: index %d follows %d", entries[i].Index, entries[i-1].Index)
+		}
+	}
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	first := ms.firstIndex()
+	last := entries[len(entries)-1].Index
+	if last < first {
+		return nil // all compacted
+	}
+	if entries[0].Index < first {
+		entries = entries[first-entries[0].Index:]
+	}
+	if entries[0].Index > ms.lastIndex()+1 {
+		return fmt.Errorf("%w: append: entry %d leaves a gap after the last index %d", ErrUnavailable, entries[0].Index, ms.lastIndex())
+	}
+	keep := entries[0].Index - ms.ents[0].Index
+	if keep < uint64(len(ms.ents)) {
+		// Truncating: copy rather than overwrite entries a reader may
+		// still hold from an earlier Entries call.
+		ms.ents = append(slices.Clip(ms.ents[:keep]), entries...)
+		return nil
+	}
+	ms.ents = append(ms.ents, entries...)
+	return nil
 }

@@ -1,0 +1,189 @@
+package raft
+
+import (
+	"slices"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// unstable is the tail of the log that the application has not persisted
+// yet: possibly an incoming snapshot, followed by entries. Entries and the
+// snapshot move through three stages: new (to be handed out in the next
+// Ready), in progress (handed out, being written) and stable (the write was
+// acknowledged, they leave unstable and are read from Storage from then on).
+//
+//	snapshot?   entries[0] ............................. entries[len-1]
+//	            offset         offsetInProgress
+//	            |-- in progress --|------- new ----------|
+type unstable struct {
+	// snapshot is an incoming snapshot not yet persisted, or nil.
+	// Invariant: snapshot == nil || offset == snapshot.Metadata.Index+1.
+	snapshot *pb.Snapshot
+	// entries[i] has index offset+i.
+	entries []pb.Entry
+	// offset is the index of entries[0], or of the next entry to arrive
+	// when entries is empty.
+	offset uint64
+
+	// snapshotInProgress is true while the snapshot has been handed out for
+	// writing and the write is not yet acknowledged.
+	// Invariant: snapshotInProgress implies snapshot != nil.
+	snapshotInProgress bool
+	// offsetInProgress is the index after the last entry handed out for
+	// writing: entries [offset, offsetInProgress) are being written.
+	// Invariant: offset <= offsetInProgress <= offset+len(entries).
+	offsetInProgress uint64
+
+	logger Logger
+}
+
+// maybeFirstIndex returns the first log index when the unstable tail starts
+// with a snapshot (the index after it); otherwise the answer is in Storage.
+func (u *unstable) maybeFirstIndex() (uint64, bool) {
+	if u.snapshot != nil {
+		return u.snapshot.Metadata.Index + 1, true
+	}
+	return 0, false
+}
+
+// maybeLastIndex returns the last index of the log if the unstable tail
+// holds it (an entry or a snapshot).
+func (u *unstable) maybeLastIndex() (uint64, bool) {
+	if n := len(u.entries); n != 0 {
+		return u.offset + uint64(n) - 1, true
+	}
+	if u.snapshot != nil {
+		return u.snapshot.Metadata.Index, true
+	}
+	return 0, false
+}
+
+// maybeTerm returns the term of index i if the unstable tail knows it.
+func (u *unstable) maybeTerm(i uint64) (uint64, bool) {
+	if i < u.offset {
+		if u.snapshot != nil && u.snapshot.Metadata.Index == i {
+			return u.snapshot.Metadata.Term, true
+		}
+		return 0, false
+	}
+	if i-u.offset >= uint64(len(u.entries)) {
+		return 0, false
+	}
+	return u.entries[i-u.offset].Term, true
+}
+
+// nextEntries returns the entries not yet handed out for writing.
+func (u *unstable) nextEntries() []pb.Entry {
+	inProgress := int(u.offsetInProgress - u.offset)
+	if len(u.entries) == inProgress {
+		return nil
+	}
+	// Capped, so that an append to the returned slice by the application
+	// cannot overwrite entries that arrive later.
+	return u.entries[inProgress:len(u.entries):len(u.entries)]
+}
+
+// nextSnapshot returns the snapshot if it has not been handed out yet.
+func (u *unstable) nextSnapshot() *pb.Snapshot {
+	if u.snapshot == nil || u.snapshotInProgress {
+		return nil
+	}
+	return u.snapshot
+}
+
+// acceptInProgress marks everything handed out so far as being written.
+func (u *unstable) acceptInProgress() {
+	if len(u.entries) > 0 {
+		u.offsetInProgress = u.offset + uint64(len(u.entries))
+	}
+	if u.snapshot != nil {
+		u.snapshotInProgress = true
+	}
+}
+
+// stableTo records that entries up to and including id are durable. The
+// acknowledgement is ignored when the entry at id.index has since been
+// replaced (its term differs) or was never in the unstable tail: a late
+// acknowledgement must not drop entries that were not written.
+func (u *unstable) stableTo(id entryID) {
+	term, ok := u.maybeTerm(id.index)
+	if !ok || term != id.term || id.index < u.offset {
+		// Unknown or replaced, or it is the snapshot's own index (handled
+		// by stableSnapTo).
+		return
+	}
+	n := int(id.index + 1 - u.offset)
+	u.entries = u.entries[n:]
+	u.offset = id.index + 1
+	u.offsetInProgress = max(u.offsetInProgress, u.offset)
+	u.shrinkEntries()
+}
+
+// shrinkEntries releases the backing array once most of it lies before the
+// live entries, so a long-lived node does not pin every entry it ever
+// appended. The live entries are copied; payloads are shared.
+func (u *unstable) shrinkEntries() {
+	const lenMultiple = 2
+	if len(u.entries) == 0 {
+		u.entries = nil
+		return
+	}
+	if len(u.entries)*lenMultiple < cap(u.entries) {
+		u.entries = slices.Clone(u.entries)
+	}
+}
+
+// stableSnapTo records that the snapshot at index i is durable.
+func (u *unstable) stableSnapTo(i uint64) {
+	if u.snapshot != nil && u.snapshot.Metadata.Index == i {
+		u.snapshot = nil
+		u.snapshotInProgress = false
+	}
+}
+
+// restore replaces the unstable tail with snapshot s: the log now starts
+// after s and every unstable entry is dropped.
+func (u *unstable) restore(s pb.Snapshot) {
+	u.offset = s.Metadata.Index + 1
+	u.offsetInProgress = u.offset
+	u.entries = nil
+	u.snapshot = &s
+	u.snapshotInProgress = false
+}
+
+// truncateAndAppend appends ents, whose first index may be at or before the
+// end of the tail: the entries from that index on are replaced. The caller
+// guarantees ents is non-empty and contiguous, and that ents[0].Index is
+// after the snapshot (if any) and at most one past the last index.
+func (u *unstable) truncateAndAppend(ents []pb.Entry) {
+	from := ents[0].Index
+	switch {
+	case from == u.offset+uint64(len(u.entries)):
+		// The common case: ents continue the tail.
+		u.entries = append(u.entries, ents...)
+	case from <= u.offset:
+		// Everything unstable is replaced. Entries before offset are in
+		// Storage; the application truncates them when it writes ents.
+		u.offset = from
+		u.offsetInProgress = from
+		u.entries = slices.Clone(ents)
+	default:
+		// Keep [offset, from) and replace the rest. Clip first so that
+		// append copies rather than overwriting entries a Ready may still
+		// be handing to the application.
+		keep := slices.Clip(u.entries[:from-u.offset])
+		u.entries = append(keep, ents...)
+		u.offsetInProgress = min(u.offsetInProgress, from)
+	}
+}
+
+// slice returns entries [lo, hi) of the tail. The caller guarantees
+// offset <= lo <= hi <= offset+len(entries).
+func (u *unstable) slice(lo, hi uint64) []pb.Entry {
+	if lo > hi || lo < u.offset || hi > u.offset+uint64(len(u.entries)) {
+		u.logger.Panicf("unstable.slice[%d,%d) out of bounds [%d,%d]",
+			lo, hi, u.offset, u.offset+uint64(len(u.entries)))
+	}
+	// Capped, so an append by the caller cannot overwrite later entries.
+	return u.entries[lo-u.offset : hi-u.offset : hi-u.offset]
+}
