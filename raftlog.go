@@ -504,5 +504,7 @@ func limitSize(ents []pb.Entry, maxSize uint64) []pb.Entry {
 			break
 		}
 	}
-	return ents[:n]
+	// Capped, so that appending to the result cannot write into the
+	// entries after it (which may belong to Storage).
+	return ents[:n:n]
 }
