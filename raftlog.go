@@ -28,9 +28,9 @@ var errCommittedConflict = errors.New("raft: append conflicts with committed ent
 // raftLog is the log as the core sees it: the stable part, read through
 // Storage, followed by the unstable tail not yet persisted.
 //
-//	 snapshot/compacted | stable (Storage)   | unstable (not persisted)
-//	 ... firstIndex-1   | firstIndex ...     | unstable.offset ... lastIndex
-//	                applied <= applying <= committed <= lastIndex
+//	snapshot/compacted | stable (Storage)   | unstable (not persisted)
+//	... firstIndex-1   | firstIndex ...     | unstable.offset ... lastIndex
+//	               applied <= applying <= committed <= lastIndex
 type raftLog struct {
 	storage  Storage
 	unstable unstable
@@ -145,7 +145,7 @@ func (l *raftLog) findConflict(ents []pb.Entry) uint64 {
 	for i := range ents {
 		if id := (entryID{term: ents[i].Term, index: ents[i].Index}); !l.matchTerm(id) {
 			if id.index <= l.lastIndex() {
-				l.logger.Infof("found conflict at index %d [existing term: %d, conflicting term: %d]",
+				l.logger.Infof("log: entry %d has term %d here but %d in the append; replacing from there",
 					id.index, l.zeroTermOnOutOfBounds(l.term(id.index)), id.term)
 			}
 			return id.index
@@ -184,10 +184,6 @@ func (l *raftLog) nextUnstableEnts() []pb.Entry { return l.unstable.nextEntries(
 // hasNextUnstableEnts reports whether there are entries to hand out for
 // writing.
 func (l *raftLog) hasNextUnstableEnts() bool { return len(l.nextUnstableEnts()) > 0 }
-
-// hasNextOrInProgressUnstableEnts reports whether any entries are not yet
-// durable, whether or not they were handed out.
-func (l *raftLog) hasNextOrInProgressUnstableEnts() bool { return len(l.unstable.entries) > 0 }
 
 // nextUnstableSnapshot returns the snapshot to be written next, or nil.
 func (l *raftLog) nextUnstableSnapshot() *pb.Snapshot { return l.unstable.nextSnapshot() }
@@ -397,7 +393,7 @@ func (l *raftLog) acceptUnstable() { l.unstable.acceptInProgress() }
 // restore resets the log to snapshot s: the log now starts after it, and
 // the commit index moves to its index.
 func (l *raftLog) restore(s pb.Snapshot) {
-	l.logger.Infof("log [%s] starts to restore snapshot [index: %d, term: %d]", l, s.Metadata.Index, s.Metadata.Term)
+	l.logger.Infof("log (%s): restoring snapshot index %d term %d", l, s.Metadata.Index, s.Metadata.Term)
 	l.committed = s.Metadata.Index
 	l.unstable.restore(s)
 }

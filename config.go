@@ -1,0 +1,184 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// None is the node ID that means "no node": no leader known, no vote cast.
+const None uint64 = 0
+
+// ReadOnlyOption chooses how the leader confirms that a read index is safe
+// to serve.
+type ReadOnlyOption int
+
+const (
+	// ReadOnlySafe confirms leadership with a heartbeat round acknowledged
+	// by a quorum before answering a read. It is safe under any timing.
+	ReadOnlySafe ReadOnlyOption = iota
+	// ReadOnlyLeaseBased answers from the leader's commit index without a
+	// round, trusting that no other leader can exist within an election
+	// timeout of the last quorum contact. It relies on bounded clock drift
+	// and requires CheckQuorum.
+	ReadOnlyLeaseBased
+)
+
+func (o ReadOnlyOption) String() string {
+	switch o {
+	case ReadOnlySafe:
+		return "ReadOnlySafe"
+	case ReadOnlyLeaseBased:
+		return "ReadOnlyLeaseBased"
+	}
+	return fmt.Sprintf("ReadOnlyOption(%d)", int(o))
+}
+
+// Config holds the parameters of a node. Build one, then pass it to
+// NewRawNode (or StartNode); the node keeps its own copy of what it needs.
+type Config struct {
+	// ID identifies this node in the cluster. It must not be 0 (None).
+	ID uint64
+
+	// ElectionTick is how many Tick calls a follower waits without hearing
+	// from a leader before it campaigns. The wait is randomized within
+	// [ElectionTick, 2*ElectionTick) so that followers rarely campaign at
+	// once. It must be greater than HeartbeatTick; ten times is usual.
+	ElectionTick int
+	// HeartbeatTick is how many Tick calls a leader waits between
+	// heartbeats to its followers.
+	HeartbeatTick int
+
+	// Storage is where the node reads its persisted log and state. The
+	// application writes Ready's entries, hard state and snapshots to it.
+	// A fresh node's storage is empty; a restarted node resumes from it.
+	Storage Storage
+
+	// Applied is the last index the application has applied, for a node
+	// that restarts with a state machine that already holds those entries
+	// (e.g. restored from its own snapshot). Committed entries up to
+	// Applied are not handed out again. Leave it 0 to replay the whole
+	// committed log after the storage's snapshot.
+	Applied uint64
+
+	// AsyncStorageWrites lets the application persist and apply on its own
+	// goroutines: Ready then carries MsgStorageAppend and MsgStorageApply
+	// messages instead of asking for synchronous writes, and Advance must
+	// not be called.
+	AsyncStorageWrites bool
+
+	// MaxSizePerMsg caps the total encoded size of the entries in one
+	// append message. An append always carries at least one entry if any
+	// is due. 0 means one entry per message; math.MaxUint64 means no limit.
+	MaxSizePerMsg uint64
+	// MaxCommittedSizePerReady caps the total size of the committed
+	// entries handed out for applying and not yet applied. At least one
+	// entry is always handed out. 0 means no limit.
+	MaxCommittedSizePerReady uint64
+	// MaxUncommittedEntriesSize caps the total payload size of the
+	// leader's uncommitted entries; a proposal that would exceed it is
+	// dropped with ErrProposalDropped. 0 means no limit.
+	MaxUncommittedEntriesSize uint64
+	// MaxInflightMsgs caps how many append messages may be in flight to
+	// one follower in the replicate state. It must be positive.
+	MaxInflightMsgs int
+	// MaxInflightBytes caps the total size of the entries in flight to one
+	// follower. 0 means no limit; otherwise it must be at least
+	// MaxSizePerMsg.
+	MaxInflightBytes uint64
+
+	// CheckQuorum makes a leader step down when it has not heard from a
+	// quorum within an election timeout, and makes followers that heard
+	// from a leader recently ignore vote requests (leader lease).
+	CheckQuorum bool
+	// PreVote makes a node first ask whether it could win before it raises
+	// its term (Raft thesis §9.6), so that a node rejoining after a
+	// partition does not disrupt a healthy leader.
+	PreVote bool
+
+	// ReadOnlyOption chooses how read-index requests are confirmed.
+	// ReadOnlyLeaseBased requires CheckQuorum.
+	ReadOnlyOption ReadOnlyOption
+
+	// Logger receives the node's logs. Nil uses the logger set with
+	// SetLogger (by default one on log/slog's default logger).
+	Logger Logger
+
+	// DisableProposalForwarding makes followers drop proposals (with
+	// ErrProposalDropped) instead of forwarding them to the leader.
+	DisableProposalForwarding bool
+
+	// DisableConfChangeValidation turns off the leader's checks that at
+	// most one conf change is pending and that joint transitions are valid.
+	// Only for applications that validate conf changes themselves.
+	DisableConfChangeValidation bool
+
+	// StepDownOnRemoval makes a leader step down when a conf change that
+	// removes it (or demotes it to learner) is applied.
+	StepDownOnRemoval bool
+
+	// RandomSource drives the randomized election timeout. Nil draws a
+	// source seeded from the runtime's random generator. Tests set a
+	// seeded source (e.g. rand.NewPCG(seed, id)) to make a whole cluster
+	// reproducible.
+	RandomSource rand.Source
+}
+
+// Errors returned by Config.Validate. Each is wrapped with the offending
+// value.
+var (
+	ErrConfigZeroID            = errors.New("raft: config: ID must not be 0 (None)")
+	ErrConfigHeartbeatTick     = errors.New("raft: config: HeartbeatTick must be greater than 0")
+	ErrConfigElectionTick      = errors.New("raft: config: ElectionTick must be greater than HeartbeatTick")
+	ErrConfigNilStorage        = errors.New("raft: config: Storage must not be nil")
+	ErrConfigMaxInflightMsgs   = errors.New("raft: config: MaxInflightMsgs must be greater than 0")
+	ErrConfigMaxInflightBytes  = errors.New("raft: config: MaxInflightBytes must be 0 or at least MaxSizePerMsg")
+	ErrConfigLeaseNeedsQuorum  = errors.New("raft: config: ReadOnlyLeaseBased requires CheckQuorum")
+	ErrConfigReadOnlyOption    = errors.New("raft: config: unknown ReadOnlyOption")
+	ErrConfigElectionTickLimit = errors.New("raft: config: ElectionTick is too large")
+)
+
+// Validate returns an error for every impossible setting (wrapping one of
+// the ErrConfig errors) and fills in the defaults for limits left 0:
+// MaxUncommittedEntriesSize and MaxCommittedSizePerReady become unlimited,
+// and a nil Logger becomes the package logger.
+func (c *Config) Validate() error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if c.MaxUncommittedEntriesSize == 0 {
+		c.MaxUncommittedEntriesSize = noLimit
+	}
+	if c.MaxCommittedSizePerReady == 0 {
+		c.MaxCommittedSizePerReady = noLimit
+	}
+	if c.Logger == nil {
+		c.Logger = getLogger()
+	}
+	return nil
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.ID == None:
+		return ErrConfigZeroID
+	case c.HeartbeatTick <= 0:
+		return fmt.Errorf("%w (got %d)", ErrConfigHeartbeatTick, c.HeartbeatTick)
+	case c.ElectionTick <= c.HeartbeatTick:
+		return fmt.Errorf("%w (got ElectionTick %d, HeartbeatTick %d)", ErrConfigElectionTick, c.ElectionTick, c.HeartbeatTick)
+	case c.ElectionTick > math.MaxInt32/2:
+		return fmt.Errorf("%w (got %d)", ErrConfigElectionTickLimit, c.ElectionTick)
+	case c.Storage == nil:
+		return ErrConfigNilStorage
+	case c.MaxInflightMsgs <= 0:
+		return fmt.Errorf("%w (got %d)", ErrConfigMaxInflightMsgs, c.MaxInflightMsgs)
+	case c.MaxInflightBytes != 0 && c.MaxInflightBytes < c.MaxSizePerMsg:
+		return fmt.Errorf("%w (got MaxInflightBytes %d, MaxSizePerMsg %d)", ErrConfigMaxInflightBytes, c.MaxInflightBytes, c.MaxSizePerMsg)
+	case c.ReadOnlyOption != ReadOnlySafe && c.ReadOnlyOption != ReadOnlyLeaseBased:
+		return fmt.Errorf("%w (%d)", ErrConfigReadOnlyOption, int(c.ReadOnlyOption))
+	case c.ReadOnlyOption == ReadOnlyLeaseBased && !c.CheckQuorum:
+		return ErrConfigLeaseNeedsQuorum
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package raft
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// testNode is a RawNode on MemoryStorage driven through the Ready contract
+// by tests that also inspect its internal state.
+type testNode struct {
+	t       testing.TB
+	rn      *RawNode
+	storage *MemoryStorage
+	applied []pb.Entry
+}
+
+// testConfig returns a config for node id with election timeout 10 and
+// heartbeat 1 and a fixed random source.
+func testConfig(id uint64, s *MemoryStorage) *Config {
+	return &Config{
+		ID:              id,
+		ElectionTick:    10,
+		HeartbeatTick:   1,
+		Storage:         s,
+		MaxSizePerMsg:   noLimit,
+		MaxInflightMsgs: 256,
+		Logger:          DiscardLogger,
+		RandomSource:    rand.NewPCG(1, id),
+	}
+}
+
+// newTestNode builds node id whose storage holds the configuration voters
+// (and no entries). opts adjust the config.
+func newTestNode(t testing.TB, id uint64, voters []uint64, opts ...func(*Config)) *testNode {
+	t.Helper()
+	s := NewMemoryStorage()
+	cfg := testConfig(id, s)
+	for _, o := range opts {
+		o(cfg)
+	}
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	require.NoError(t, rn.raft.restoreConfState(pb.ConfState{Voters: voters}))
+	n := &testNode{t: t, rn: rn, storage: s}
+	t.Cleanup(func() { checkNodeInvariants(t, n) })
+	return n
+}
+
+func withPreVote(c *Config)     { c.PreVote = true }
+func withCheckQuorum(c *Config) { c.CheckQuorum = true }
+
+// r is the node's protocol state.
+func (n *testNode) r() *raft { return n.rn.raft }
+
+// step delivers m, failing the test on an error.
+func (n *testNode) step(m pb.Message) {
+	n.t.Helper()
+	require.NoError(n.t, n.rn.raft.Step(m))
+}
+
+// ready handles every pending Ready (persist, collect messages, apply,
+// advance) and returns the messages to send.
+func (n *testNode) ready() []pb.Message {
+	n.t.Helper()
+	var msgs []pb.Message
+	for n.rn.HasReady() {
+		rd := n.rn.Ready()
+		if !IsEmptySnap(rd.Snapshot) {
+			require.NoError(n.t, n.storage.ApplySnapshot(rd.Snapshot))
+		}
+		require.NoError(n.t, n.storage.Append(rd.Entries))
+		if !IsEmptyHardState(rd.HardState) {
+			require.NoError(n.t, n.storage.SetHardState(rd.HardState))
+		}
+		msgs = append(msgs, rd.Messages...)
+		for _, e := range rd.CommittedEntries {
+			if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
+				cc, err := pb.UnmarshalConfChange(e)
+				require.NoError(n.t, err)
+				n.rn.ApplyConfChange(cc)
+			}
+			n.applied = append(n.applied, e)
+		}
+		n.rn.Advance()
+	}
+	return msgs
+}
+
+// tick advances the node's clock k ticks.
+func (n *testNode) tick(k int) {
+	for i := 0; i < k; i++ {
+		n.rn.Tick()
+	}
+}
+
+// checkNodeInvariants checks what must hold for any node at any time.
+func checkNodeInvariants(t testing.TB, n *testNode) {
+	t.Helper()
+	r := n.r()
+	l := r.raftLog
+	require.LessOrEqual(t, l.applied, l.committed, "applied <= committed")
+	require.LessOrEqual(t, l.committed, l.lastIndex(), "committed <= lastIndex")
+	if r.state == StateLeader {
+		require.Equal(t, r.id, r.lead, "a leader leads itself")
+	}
+	if r.Vote != None && r.state == StateCandidate {
+		require.Equal(t, r.id, r.Vote, "a candidate votes for itself")
+	}
+}
+
+// testCluster connects testNodes and delivers messages between them, with
+// links that can be cut.
+type testCluster struct {
+	t     testing.TB
+	nodes map[uint64]*testNode
+	ids   []uint64
+	cut   map[[2]uint64]bool
+	// delivered counts messages delivered, by type.
+	delivered map[pb.MessageType]int
+}
+
+func newTestCluster(t testing.TB, size int, opts ...func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, nodes: map[uint64]*testNode{}, cut: map[[2]uint64]bool{}, delivered: map[pb.MessageType]int{}}
+	var voters []uint64
+	for i := 1; i <= size; i++ {
+		voters = append(voters, uint64(i))
+	}
+	for _, id := range voters {
+		c.nodes[id] = newTestNode(t, id, voters, opts...)
+		c.ids = append(c.ids, id)
+	}
+	return c
+}
+
+func (c *testCluster) isolate(id uint64) {
+	for _, other := range c.ids {
+		if other != id {
+			c.cut[[2]uint64{id, other}] = true
+			c.cut[[2]uint64{other, id}] = true
+		}
+	}
+}
+
+func (c *testCluster) heal() { c.cut = map[[2]uint64]bool{} }
+
+// stabilize processes Readys and delivers messages until quiet.
+func (c *testCluster) stabilize() {
+	c.t.Helper()
+	for round := 0; round < 10000; round++ {
+		var msgs []pb.Message
+		for _, id := range c.ids {
+			msgs = append(msgs, c.nodes[id].ready()...)
+		}
+		if len(msgs) == 0 {
+			return
+		}
+		for _, m := range msgs {
+			if c.cut[[2]uint64{m.From, m.To}] {
+				continue
+			}
+			to := c.nodes[m.To]
+			if to == nil {
+				continue
+			}
+			c.delivered[m.Type]++
+			_ = to.rn.Step(m)
+		}
+	}
+	c.t.Fatalf("cluster did not stabilize")
+}
+
+// tickAll ticks every node k times, stabilizing after each tick.
+func (c *testCluster) tickAll(k int) {
+	for i := 0; i < k; i++ {
+		for _, id := range c.ids {
+			c.nodes[id].tick(1)
+		}
+		c.stabilize()
+	}
+}
+
+// leaders returns the nodes that consider themselves leader.
+func (c *testCluster) leaders() []uint64 {
+	var out []uint64
+	for _, id := range c.ids {
+		if c.nodes[id].r().state == StateLeader {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// campaign makes node id campaign and stabilizes.
+func (c *testCluster) campaign(id uint64) {
+	c.t.Helper()
+	require.NoError(c.t, c.nodes[id].rn.Campaign())
+	c.stabilize()
+}

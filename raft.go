@@ -1,0 +1,636 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/tracker"
+)
+
+// StateType is a node's role.
+type StateType uint64
+
+// The roles of a node. A pre-candidate runs a pre-election (PreVote) before
+// becoming a candidate.
+const (
+	StateFollower StateType = iota
+	StateCandidate
+	StateLeader
+	StatePreCandidate
+)
+
+var stateNames = [...]string{"StateFollower", "StateCandidate", "StateLeader", "StatePreCandidate"}
+
+func (st StateType) String() string {
+	if int(st) < len(stateNames) {
+		return stateNames[st]
+	}
+	return fmt.Sprintf("StateType(%d)", uint64(st))
+}
+
+// MarshalJSON renders the role by name.
+func (st StateType) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + st.String() + `"`), nil
+}
+
+// ErrProposalDropped is returned when a proposal is refused: there is no
+// leader to take it, a leader transfer is under way, forwarding is disabled,
+// the uncommitted-size limit would be exceeded, or this node was removed.
+// The application may retry later.
+var ErrProposalDropped = errors.New("raft: proposal dropped")
+
+// campaignType tells how an election was started.
+type campaignType string
+
+const (
+	// campaignPreElection runs a pre-vote round first (PreVote).
+	campaignPreElection campaignType = "CampaignPreElection"
+	// campaignElection is a normal election.
+	campaignElection campaignType = "CampaignElection"
+	// campaignTransfer is an election forced by a leader transfer: voters
+	// grant it even within a leader lease. The type rides in the vote
+	// request's Context.
+	campaignTransfer campaignType = "CampaignTransfer"
+)
+
+type stepFunc func(r *raft, m pb.Message) error
+
+// raft is the protocol state of one node. It is not safe for concurrent
+// use; RawNode (and Node, with its goroutine) serialize access.
+type raft struct {
+	id uint64
+
+	// Term and Vote are persisted in HardState (with the log's commit).
+	// Invariant: Vote is cast at most once per Term.
+	Term uint64
+	Vote uint64
+
+	raftLog *raftLog
+
+	maxMsgSize         uint64
+	maxUncommittedSize uint64
+	trk                tracker.ProgressTracker
+
+	state StateType
+	// isLearner is true when this node is a learner in the current config.
+	isLearner bool
+	// lead is the leader of the current term as far as this node knows.
+	lead uint64
+	// leadTransferee is the node a leader is handing leadership to, or None.
+	leadTransferee uint64
+	// pendingConfIndex is the index of the last conf change the leader
+	// appended; another may be proposed once it is applied.
+	pendingConfIndex uint64
+	// uncommittedSize is the payload size of the leader's uncommitted
+	// entries (bounded by maxUncommittedSize).
+	uncommittedSize uint64
+
+	// msgs are messages that may be sent at once.
+	msgs []pb.Message
+	// msgsAfterAppend must wait until the entries and hard state written
+	// with them are durable: acknowledgements and votes. Those addressed to
+	// this node itself are stepped back in once the write is done.
+	msgsAfterAppend []pb.Message
+
+	checkQuorum               bool
+	preVote                   bool
+	disableProposalForwarding bool
+	disableConfChangeValid    bool
+	stepDownOnRemoval         bool
+
+	heartbeatTimeout int
+	electionTimeout  int
+	// randomizedElectionTimeout is drawn from
+	// [electionTimeout, 2*electionTimeout) at every role change.
+	randomizedElectionTimeout int
+	// electionElapsed counts ticks since the last election timeout (or
+	// since hearing from the leader, for a follower). A leader uses it for
+	// check-quorum and leader transfer timeouts.
+	electionElapsed  int
+	heartbeatElapsed int
+
+	tick   func()
+	step   stepFunc
+	rand   *rand.Rand
+	logger Logger
+}
+
+// newRaft builds the protocol state from a validated config, restoring the
+// hard state and configuration from Storage.
+func newRaft(c *Config) (*raft, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	raftlog := newLogWithSize(c.Storage, c.Logger, c.MaxCommittedSizePerReady)
+	hs, cs, err := c.Storage.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("raft: reading the initial state from storage: %w", err)
+	}
+	src := c.RandomSource
+	if src == nil {
+		src = rand.NewPCG(rand.Uint64(), rand.Uint64())
+	}
+	r := &raft{
+		id:                        c.ID,
+		lead:                      None,
+		isLearner:                 false,
+		raftLog:                   raftlog,
+		maxMsgSize:                c.MaxSizePerMsg,
+		maxUncommittedSize:        c.MaxUncommittedEntriesSize,
+		trk:                       tracker.MakeProgressTracker(c.MaxInflightMsgs, c.MaxInflightBytes),
+		electionTimeout:           c.ElectionTick,
+		heartbeatTimeout:          c.HeartbeatTick,
+		logger:                    c.Logger,
+		checkQuorum:               c.CheckQuorum,
+		preVote:                   c.PreVote,
+		disableProposalForwarding: c.DisableProposalForwarding,
+		disableConfChangeValid:    c.DisableConfChangeValidation,
+		stepDownOnRemoval:         c.StepDownOnRemoval,
+		rand:                      rand.New(src),
+	}
+	if err := r.restoreConfState(cs); err != nil {
+		return nil, fmt.Errorf("raft: restoring the configuration from storage: %w", err)
+	}
+	if !IsEmptyHardState(hs) {
+		if err := r.loadState(hs); err != nil {
+			return nil, err
+		}
+	}
+	if c.Applied > 0 {
+		if c.Applied > r.raftLog.committed {
+			return nil, fmt.Errorf("raft: config: Applied %d is past the committed index %d in storage", c.Applied, r.raftLog.committed)
+		}
+		if c.Applied < r.raftLog.applied {
+			return nil, fmt.Errorf("raft: config: Applied %d is before the storage's snapshot index %d", c.Applied, r.raftLog.applied)
+		}
+		r.raftLog.appliedTo(c.Applied, 0)
+	}
+	r.becomeFollower(r.Term, None)
+
+	r.logger.Infof("node %x starting: voters=%v term=%d commit=%d applied=%d last=%d lastTerm=%d",
+		r.id, r.trk.VoterNodes(), r.Term, r.raftLog.committed, r.raftLog.applied,
+		r.raftLog.lastIndex(), r.raftLog.lastEntryID().term)
+	return r, nil
+}
+
+// loadState restores the hard state read from storage. A commit index past
+// the stored log means the storage lost entries it had acknowledged.
+func (r *raft) loadState(hs pb.HardState) error {
+	if hs.Commit < r.raftLog.committed || hs.Commit > r.raftLog.lastIndex() {
+		return fmt.Errorf("raft: storage is corrupt: hard state commit %d out of range [%d, %d]",
+			hs.Commit, r.raftLog.committed, r.raftLog.lastIndex())
+	}
+	r.raftLog.committed = hs.Commit
+	r.Term = hs.Term
+	r.Vote = hs.Vote
+	return nil
+}
+
+func (r *raft) hardState() pb.HardState {
+	return pb.HardState{Term: r.Term, Vote: r.Vote, Commit: r.raftLog.committed}
+}
+
+func (r *raft) softState() SoftState { return SoftState{Lead: r.lead, RaftState: r.state} }
+
+// send queues m, filling in From and (for all but forwarded proposals and
+// read requests, which travel without a term) Term.
+func (r *raft) send(m pb.Message) {
+	if m.From == None {
+		m.From = r.id
+	}
+	switch m.Type {
+	case pb.MsgVote, pb.MsgVoteResp, pb.MsgPreVote, pb.MsgPreVoteResp:
+		// The term is set by the caller: a pre-vote carries the term the
+		// candidate would campaign in, and a granted pre-vote response
+		// echoes it.
+		if m.Term == 0 {
+			r.logger.Panicf("raft: %s must carry a term", m.Type)
+		}
+	case pb.MsgProp, pb.MsgReadIndex:
+		// Forwarded as if local to the leader: no term.
+	default:
+		m.Term = r.Term
+	}
+	switch {
+	case m.Type == pb.MsgAppResp || m.Type == pb.MsgVoteResp || m.Type == pb.MsgPreVoteResp:
+		// Acknowledgements and votes promise something about durable
+		// state: they leave only once the current write is done.
+		r.msgsAfterAppend = append(r.msgsAfterAppend, m)
+	case m.To == r.id:
+		r.logger.Panicf("raft: message to self must be an acknowledgement or vote, got %s", m.Type)
+	default:
+		r.msgs = append(r.msgs, m)
+	}
+}
+
+// reset prepares the node for a new role in term.
+func (r *raft) reset(term uint64) {
+	if r.Term != term {
+		r.Term = term
+		r.Vote = None
+	}
+	r.lead = None
+	r.electionElapsed = 0
+	r.heartbeatElapsed = 0
+	r.resetRandomizedElectionTimeout()
+	r.abortLeaderTransfer()
+	r.trk.ResetVotes()
+	next := r.raftLog.lastIndex() + 1
+	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
+		*pr = tracker.Progress{
+			Match:     0,
+			Next:      next,
+			Inflights: tracker.NewInflights(r.trk.MaxInflight, r.trk.MaxInflightBytes),
+			IsLearner: pr.IsLearner,
+		}
+	})
+	r.pendingConfIndex = 0
+	r.uncommittedSize = 0
+}
+
+func (r *raft) becomeFollower(term, lead uint64) {
+	r.step = stepFollower
+	r.reset(term)
+	r.tick = r.tickElection
+	r.lead = lead
+	r.state = StateFollower
+	r.logger.Infof("node %x: follower at term %d", r.id, r.Term)
+}
+
+func (r *raft) becomeCandidate() {
+	if r.state == StateLeader {
+		r.logger.Panicf("raft: invalid transition [leader -> candidate]")
+	}
+	r.step = stepCandidate
+	r.reset(r.Term + 1)
+	r.tick = r.tickElection
+	r.Vote = r.id
+	r.state = StateCandidate
+	r.logger.Infof("node %x: candidate at term %d", r.id, r.Term)
+}
+
+func (r *raft) becomePreCandidate() {
+	if r.state == StateLeader {
+		r.logger.Panicf("raft: invalid transition [leader -> pre-candidate]")
+	}
+	// A pre-candidate keeps its term and vote: nothing durable changes
+	// until the pre-election is won.
+	r.step = stepCandidate
+	r.trk.ResetVotes()
+	r.tick = r.tickElection
+	r.lead = None
+	r.state = StatePreCandidate
+	r.logger.Infof("node %x: pre-candidate at term %d", r.id, r.Term)
+}
+
+func (r *raft) becomeLeader() {
+	if r.state == StateFollower {
+		r.logger.Panicf("raft: invalid transition [follower -> leader]")
+	}
+	r.step = stepLeader
+	r.reset(r.Term)
+	r.tick = r.tickHeartbeat
+	r.lead = r.id
+	r.state = StateLeader
+	// The leader replicates to itself through its own storage writes; its
+	// progress is in the replicate state from the start.
+	if pr := r.trk.Progress[r.id]; pr != nil {
+		pr.BecomeReplicate()
+		pr.RecentActive = true
+	}
+	// Conservatively treat any conf change in the log as pending until it
+	// is applied.
+	r.pendingConfIndex = r.raftLog.lastIndex()
+
+	// An empty entry of the new term: once it commits, so does everything
+	// before it (Raft §5.4.2), and the leader learns its commit index.
+	if !r.appendEntry(pb.Entry{}) {
+		r.logger.Panicf("raft: empty entry was dropped")
+	}
+	r.logger.Infof("node %x: leader at term %d", r.id, r.Term)
+}
+
+// tickElection is the tick of followers and candidates: campaign once the
+// randomized election timeout has passed without hearing from a leader.
+func (r *raft) tickElection() {
+	r.electionElapsed++
+	if r.promotable() && r.pastElectionTimeout() {
+		r.electionElapsed = 0
+		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgHup}); err != nil {
+			r.logger.Debugf("campaign after election timeout: %v", err)
+		}
+	}
+}
+
+// tickHeartbeat is the leader's tick: heartbeats every heartbeatTimeout,
+// and every electionTimeout a quorum check and the leader transfer timeout.
+func (r *raft) tickHeartbeat() {
+	r.heartbeatElapsed++
+	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout {
+		r.electionElapsed = 0
+		if r.checkQuorum {
+			if err := r.Step(pb.Message{From: r.id, Type: pb.MsgCheckQuorum}); err != nil {
+				r.logger.Debugf("periodic leader step: %v", err)
+			}
+		}
+		if r.state == StateLeader && r.leadTransferee != None {
+			r.abortLeaderTransfer()
+		}
+	}
+	if r.state != StateLeader {
+		return
+	}
+	if r.heartbeatElapsed >= r.heartbeatTimeout {
+		r.heartbeatElapsed = 0
+		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgBeat}); err != nil {
+			r.logger.Debugf("periodic leader step: %v", err)
+		}
+	}
+}
+
+func (r *raft) pastElectionTimeout() bool {
+	return r.electionElapsed >= r.randomizedElectionTimeout
+}
+
+func (r *raft) resetRandomizedElectionTimeout() {
+	r.randomizedElectionTimeout = r.electionTimeout + r.rand.IntN(r.electionTimeout)
+}
+
+// promotable reports whether this node may campaign: it is a voter in the
+// current config and has no snapshot waiting to be written.
+func (r *raft) promotable() bool {
+	pr := r.trk.Progress[r.id]
+	return pr != nil && !pr.IsLearner && !r.raftLog.hasNextOrInProgressSnapshot()
+}
+
+func (r *raft) abortLeaderTransfer() { r.leadTransferee = None }
+
+// Step is the entry point of every message, local or from a peer. It
+// applies the term rules (Raft §5.1) and hands the message to the current
+// role's step function.
+func (r *raft) Step(m pb.Message) error {
+	if handled, err := r.stepTerm(m); handled {
+		return err
+	}
+	switch m.Type {
+	case pb.MsgHup:
+		if r.preVote {
+			r.hup(campaignPreElection)
+		} else {
+			r.hup(campaignElection)
+		}
+		return nil
+	case pb.MsgVote, pb.MsgPreVote:
+		r.handleVoteRequest(m)
+		return nil
+	}
+	return r.step(r, m)
+}
+
+// stepTerm compares m's term with ours. A higher term makes this node a
+// follower (with exceptions for pre-votes and leases); a lower term is
+// answered or ignored. It reports whether m was fully handled.
+func (r *raft) stepTerm(m pb.Message) (bool, error) {
+	switch {
+	case m.Term == 0:
+		// Local message (or a forwarded proposal / read request).
+		return false, nil
+	case m.Term > r.Term:
+		return r.stepHigherTerm(m), nil
+	case m.Term < r.Term:
+		r.stepLowerTerm(m)
+		return true, nil
+	}
+	return false, nil
+}
+
+// stepHigherTerm handles a message from a later term. It reports whether
+// the message is dropped.
+func (r *raft) stepHigherTerm(m pb.Message) bool {
+	if m.Type == pb.MsgVote || m.Type == pb.MsgPreVote {
+		force := string(m.Context) == string(campaignTransfer)
+		inLease := r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
+		if !force && inLease {
+			// A leader was heard from within the election timeout: this
+			// candidate is likely disruptive (e.g. it was partitioned).
+			// Don't bump the term or grant the vote (Raft thesis §4.2.3).
+			r.logger.Infof("node %x (last term %d index %d, vote %x): leader lease holds, dropping %s from %x (last term %d index %d) at term %d, %d ticks left",
+				r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term, r.electionTimeout-r.electionElapsed)
+			return true
+		}
+	}
+	switch {
+	case m.Type == pb.MsgPreVote:
+		// A pre-vote does not change our term.
+	case m.Type == pb.MsgPreVoteResp && !m.Reject:
+		// A granted pre-vote carries the term we would campaign in; our
+		// term changes only if the pre-election is won.
+	default:
+		r.logger.Infof("node %x (term %d): %s from %x carries higher term %d",
+			r.id, r.Term, m.Type, m.From, m.Term)
+		if m.Type == pb.MsgApp || m.Type == pb.MsgHeartbeat || m.Type == pb.MsgSnap {
+			r.becomeFollower(m.Term, m.From)
+		} else {
+			r.becomeFollower(m.Term, None)
+		}
+	}
+	return false
+}
+
+// stepLowerTerm handles a message from an earlier term: mostly ignored, but
+// a stale leader or pre-candidate is told the current term so it can catch
+// up instead of being stuck.
+func (r *raft) stepLowerTerm(m pb.Message) {
+	switch {
+	case (r.checkQuorum || r.preVote) && (m.Type == pb.MsgHeartbeat || m.Type == pb.MsgApp):
+		// With CheckQuorum or PreVote, a node partitioned away from a
+		// leader may never raise its term high enough to unseat a stale
+		// leader that still sends to it; answering with our term makes
+		// the stale leader step down.
+		r.send(pb.Message{To: m.From, Type: pb.MsgAppResp})
+	case m.Type == pb.MsgPreVote:
+		// Reject so that the pre-candidate learns the current term instead
+		// of waiting for responses that never come.
+		r.logger.Infof("node %x (last term %d index %d, vote %x): refusing stale %s from %x (last term %d index %d); our term is %d",
+			r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
+		r.send(pb.Message{To: m.From, Term: r.Term, Type: pb.MsgPreVoteResp, Reject: true})
+	default:
+		r.logger.Infof("node %x (term %d): dropping %s from %x with stale term %d",
+			r.id, r.Term, m.Type, m.From, m.Term)
+	}
+}
+
+// stepFollower is the follower's step function.
+func stepFollower(r *raft, m pb.Message) error {
+	switch m.Type {
+	case pb.MsgProp:
+		return r.forwardProposal(m)
+	case pb.MsgApp:
+		r.electionElapsed = 0
+		r.lead = m.From
+		return r.handleAppendEntries(m)
+	case pb.MsgHeartbeat:
+		r.electionElapsed = 0
+		r.lead = m.From
+		return r.handleHeartbeat(m)
+	case pb.MsgSnap:
+		r.electionElapsed = 0
+		r.lead = m.From
+		r.handleSnapshot(m)
+	case pb.MsgTransferLeader:
+		if r.lead == None {
+			r.logger.Infof("node %x: no leader known at term %d, dropping transfer request", r.id, r.Term)
+			return nil
+		}
+		m.To = r.lead
+		r.send(m)
+	case pb.MsgForgetLeader:
+		r.forgetLeader()
+	case pb.MsgTimeoutNow:
+		r.logger.Infof("node %x (term %d): %x handed over leadership, campaigning now", r.id, r.Term, m.From)
+		// Leadership transfers never use pre-vote: the leader asked for it.
+		r.hup(campaignTransfer)
+	}
+	return nil
+}
+
+// forwardProposal sends a follower's proposal to the leader.
+func (r *raft) forwardProposal(m pb.Message) error {
+	if r.lead == None {
+		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
+		return ErrProposalDropped
+	}
+	if r.disableProposalForwarding {
+		r.logger.Infof("node %x: forwarding disabled (leader %x, term %d), dropping proposal", r.id, r.lead, r.Term)
+		return ErrProposalDropped
+	}
+	m.To = r.lead
+	r.send(m)
+	return nil
+}
+
+// forgetLeader makes a follower forget its leader, so that (with
+// CheckQuorum) it may grant votes at once instead of waiting for the lease
+// to run out.
+func (r *raft) forgetLeader() {
+	if r.state != StateFollower || r.lead == None {
+		return
+	}
+	r.logger.Infof("node %x: forgetting leader %x at term %d", r.id, r.lead, r.Term)
+	r.lead = None
+}
+
+// stepCandidate is the step function of candidates and pre-candidates.
+func stepCandidate(r *raft, m pb.Message) error {
+	switch m.Type {
+	case pb.MsgProp:
+		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
+		return ErrProposalDropped
+	case pb.MsgApp:
+		r.becomeFollower(m.Term, m.From) // always m.Term == r.Term
+		return r.handleAppendEntries(m)
+	case pb.MsgHeartbeat:
+		r.becomeFollower(m.Term, m.From)
+		return r.handleHeartbeat(m)
+	case pb.MsgSnap:
+		r.becomeFollower(m.Term, m.From)
+		r.handleSnapshot(m)
+	case pb.MsgVoteResp, pb.MsgPreVoteResp:
+		r.handleVoteResponse(m)
+	case pb.MsgTimeoutNow:
+		r.logger.Debugf("node %x (term %d, %v): ignoring timeout-now from %x", r.id, r.Term, r.state, m.From)
+	}
+	return nil
+}
+
+// stepLeader is the leader's step function.
+func stepLeader(r *raft, m pb.Message) error {
+	switch m.Type {
+	case pb.MsgBeat:
+		r.bcastHeartbeat()
+		return nil
+	case pb.MsgCheckQuorum:
+		r.checkQuorumActive()
+		return nil
+	case pb.MsgProp:
+		return r.handleProposal(m)
+	}
+	// The rest are about one peer, which must be in the configuration.
+	pr := r.trk.Progress[m.From]
+	if pr == nil {
+		r.logger.Debugf("node %x: %x is not in the configuration, dropping its message", r.id, m.From)
+		return nil
+	}
+	switch m.Type {
+	case pb.MsgAppResp:
+		r.handleAppendResponse(m, pr)
+	case pb.MsgHeartbeatResp:
+		r.handleHeartbeatResponse(m, pr)
+	case pb.MsgSnapStatus:
+		r.handleSnapStatus(m, pr)
+	case pb.MsgUnreachable:
+		// The transport could not deliver to the peer: appends in flight
+		// are likely lost, so probe again.
+		if pr.State == tracker.StateReplicate {
+			pr.BecomeProbe()
+		}
+		r.logger.Debugf("node %x: %x unreachable, probing it again (%s)", r.id, m.From, pr)
+	case pb.MsgTransferLeader:
+		r.handleTransferLeader(m, pr)
+	}
+	return nil
+}
+
+// checkQuorumActive steps down a leader that has not heard from a quorum in
+// the last election timeout, and starts a new interval.
+func (r *raft) checkQuorumActive() {
+	if !r.trk.QuorumActive() {
+		r.logger.Warningf("node %x: no quorum heard from within an election timeout, stepping down", r.id)
+		r.becomeFollower(r.Term, None)
+	}
+	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
+		if id != r.id {
+			pr.RecentActive = false
+		}
+	})
+}
+
+// handleTransferLeader starts a leadership transfer to m.From (the
+// transferee), or restarts one aimed elsewhere.
+func (r *raft) handleTransferLeader(m pb.Message, pr *tracker.Progress) {
+	if pr.IsLearner {
+		r.logger.Debugf("node %x: learners cannot take leadership, ignoring transfer", r.id)
+		return
+	}
+	transferee := m.From
+	if last := r.leadTransferee; last != None {
+		if last == transferee {
+			r.logger.Infof("node %x (term %d): transfer to %x already under way (request for %x)",
+				r.id, r.Term, transferee, transferee)
+			return
+		}
+		r.abortLeaderTransfer()
+		r.logger.Infof("node %x (term %d): abandoning transfer to %x for a new one", r.id, r.Term, last)
+	}
+	if transferee == r.id {
+		r.logger.Debugf("node %x: transfer to the current leader itself, nothing to do", r.id)
+		return
+	}
+	r.logger.Infof("node %x (term %d): handing leadership to %x", r.id, r.Term, transferee)
+	// The transfer must finish within an election timeout.
+	r.electionElapsed = 0
+	r.leadTransferee = transferee
+	if pr.Match == r.raftLog.lastIndex() {
+		r.sendTimeoutNow(transferee)
+		r.logger.Infof("node %x: %x is caught up, sending it timeout-now", r.id, transferee)
+	} else {
+		r.sendAppend(transferee)
+	}
+}
+
+func (r *raft) sendTimeoutNow(to uint64) {
+	r.send(pb.Message{To: to, Type: pb.MsgTimeoutNow})
+}

@@ -1,0 +1,146 @@
+package raft
+
+import (
+	"github.com/raftcore/raft/quorum"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// hup starts an election (or pre-election) if this node may campaign.
+func (r *raft) hup(t campaignType) {
+	if r.state == StateLeader {
+		r.logger.Debugf("node %x: already leader, no election needed", r.id)
+		return
+	}
+	if !r.promotable() {
+		r.logger.Warningf("node %x: not a voter (or a snapshot is pending), not campaigning", r.id)
+		return
+	}
+	if r.hasUnappliedConfChanges() {
+		// A committed but unapplied conf change may change who votes:
+		// campaigning under the old config could elect a leader the new
+		// config does not accept.
+		r.logger.Warningf("node %x: committed conf changes await applying, not campaigning at term %d", r.id, r.Term)
+		return
+	}
+	r.logger.Infof("node %x: election timeout at term %d, campaigning", r.id, r.Term)
+	r.campaign(t)
+}
+
+// hasUnappliedConfChanges reports whether a conf change entry lies in
+// (applied, committed].
+func (r *raft) hasUnappliedConfChanges() bool {
+	lo, hi := r.raftLog.applied+1, r.raftLog.committed+1
+	if lo >= hi || r.raftLog.hasNextOrInProgressSnapshot() {
+		return false
+	}
+	// Page through the range so a long backlog is not loaded at once.
+	const pageSize = 64 << 10
+	for lo < hi {
+		ents, err := r.raftLog.slice(lo, hi, pageSize)
+		if err != nil {
+			r.logger.Panicf("raft: reading committed entries [%d,%d): %v", lo, hi, err)
+		}
+		for i := range ents {
+			if ents[i].Type == pb.EntryConfChange || ents[i].Type == pb.EntryConfChangeV2 {
+				return true
+			}
+		}
+		lo += uint64(len(ents))
+	}
+	return false
+}
+
+// campaign asks every voter for its vote; this node votes for itself
+// through the same path as the others, once its vote is durable.
+func (r *raft) campaign(t campaignType) {
+	var term uint64
+	var voteMsg pb.MessageType
+	if t == campaignPreElection {
+		r.becomePreCandidate()
+		voteMsg = pb.MsgPreVote
+		// A pre-vote asks about the term we would campaign in.
+		term = r.Term + 1
+	} else {
+		r.becomeCandidate()
+		voteMsg = pb.MsgVote
+		term = r.Term
+	}
+	last := r.raftLog.lastEntryID()
+	var ctx []byte
+	if t == campaignTransfer {
+		ctx = []byte(t)
+	}
+	for _, id := range r.trk.VoterNodes() {
+		if id == r.id {
+			r.send(pb.Message{To: id, Term: term, Type: voteRespMsgType(voteMsg)})
+			continue
+		}
+		r.logger.Infof("node %x (last term %d index %d): asking for %s from %x at term %d",
+			r.id, last.term, last.index, voteMsg, id, r.Term)
+		r.send(pb.Message{To: id, Term: term, Type: voteMsg, Index: last.index, LogTerm: last.term, Context: ctx})
+	}
+}
+
+func voteRespMsgType(t pb.MessageType) pb.MessageType {
+	if t == pb.MsgPreVote {
+		return pb.MsgPreVoteResp
+	}
+	return pb.MsgVoteResp
+}
+
+// handleVoteRequest grants or rejects a (pre-)vote. The term rules have
+// already run: m.Term >= r.Term, and for a real vote m.Term == r.Term.
+func (r *raft) handleVoteRequest(m pb.Message) {
+	// We may vote for the candidate if we already voted for it (a retried
+	// request), or if we have not voted and know no leader this term. A
+	// pre-vote for a later term may always be granted: it changes nothing
+	// here.
+	canVote := r.Vote == m.From ||
+		(r.Vote == None && r.lead == None) ||
+		(m.Type == pb.MsgPreVote && m.Term > r.Term)
+	candidateLast := entryID{term: m.LogTerm, index: m.Index}
+	if canVote && r.raftLog.isUpToDate(candidateLast) {
+		r.logger.Infof("node %x (last term %d index %d, vote %x): granting %s to %x (last term %d index %d) at term %d",
+			r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
+		// The response carries the candidate's term, not ours: for a
+		// pre-vote ours may be lower, and the pre-candidate must not take
+		// the response as stale.
+		r.send(pb.Message{To: m.From, Term: m.Term, Type: voteRespMsgType(m.Type)})
+		if m.Type == pb.MsgVote {
+			r.electionElapsed = 0
+			r.Vote = m.From
+		}
+		return
+	}
+	r.logger.Infof("node %x (last term %d index %d, vote %x): refusing %s to %x (last term %d index %d) at term %d",
+		r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
+	r.send(pb.Message{To: m.From, Term: r.Term, Type: voteRespMsgType(m.Type), Reject: true})
+}
+
+// handleVoteResponse counts a vote; a won pre-election starts the real
+// election, a won election makes this node leader, a lost one a follower.
+func (r *raft) handleVoteResponse(m pb.Message) {
+	want := pb.MsgVoteResp
+	if r.state == StatePreCandidate {
+		want = pb.MsgPreVoteResp
+	}
+	if m.Type != want {
+		return // a response to a round that is over
+	}
+	r.trk.RecordVote(m.From, !m.Reject)
+	granted, rejected, res := r.trk.TallyVotes()
+	r.logger.Infof("node %x: %d granted and %d refused so far (%s)", r.id, granted, rejected, m.Type)
+	switch res {
+	case quorum.VoteWon:
+		if r.state == StatePreCandidate {
+			r.campaign(campaignElection)
+			return
+		}
+		r.becomeLeader()
+		r.bcastAppend()
+	case quorum.VoteLost:
+		// A rejecting pre-vote at a higher term also lands here with our
+		// own term: we stay in our term and wait for the leader.
+		r.becomeFollower(r.Term, None)
+	}
+}

@@ -1,0 +1,409 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+
+	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/tracker"
+)
+
+// handleProposal appends a proposal on the leader and replicates it.
+func (r *raft) handleProposal(m pb.Message) error {
+	if len(m.Entries) == 0 {
+		return fmt.Errorf("%w: proposal from %x carries no entries", ErrInvalidMessage, m.From)
+	}
+	if r.trk.Progress[r.id] == nil {
+		// This leader was removed from the configuration; it only keeps
+		// leading until the change that removed it is applied.
+		return ErrProposalDropped
+	}
+	if r.leadTransferee != None {
+		r.logger.Debugf("node %x (term %d): handing leadership to %x, dropping proposal", r.id, r.Term, r.leadTransferee)
+		return ErrProposalDropped
+	}
+	for i := range m.Entries {
+		r.vetConfChange(&m.Entries[i], r.raftLog.lastIndex()+uint64(i)+1)
+	}
+	if !r.appendEntry(m.Entries...) {
+		return ErrProposalDropped
+	}
+	r.bcastAppend()
+	return nil
+}
+
+// vetConfChange turns a conf change entry that may not be proposed now into
+// an empty normal entry (keeping its index so the proposer sees it fail):
+// one is already pending, or it does not fit the joint-config state. index
+// is where the entry will land.
+func (r *raft) vetConfChange(e *pb.Entry, index uint64) {
+	if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
+		return
+	}
+	cc, err := pb.UnmarshalConfChange(*e)
+	if err != nil {
+		r.logger.Warningf("node %x: conf change proposal does not decode, proposing an empty entry instead: %v", r.id, err)
+		*e = pb.Entry{Type: pb.EntryNormal}
+		return
+	}
+	if reason := r.confChangeRefusal(cc); reason != "" {
+		r.logger.Infof("node %x: conf change %v refused at config %s (%s), proposing an empty entry instead", r.id, cc, r.trk.Config, reason)
+		*e = pb.Entry{Type: pb.EntryNormal}
+		return
+	}
+	r.pendingConfIndex = index
+}
+
+// confChangeRefusal returns why cc may not be proposed now, or "".
+func (r *raft) confChangeRefusal(cc pb.ConfChangeI) string {
+	if r.disableConfChangeValid {
+		return ""
+	}
+	alreadyJoint := len(r.trk.Config.Voters[1]) > 0
+	v2 := cc.AsV2()
+	_, wantsJoint := v2.EnterJoint()
+	switch {
+	case r.pendingConfIndex > r.raftLog.applied:
+		return fmt.Sprintf("possible unapplied conf change at index %d (applied to %d)", r.pendingConfIndex, r.raftLog.applied)
+	case alreadyJoint && !v2.LeaveJoint():
+		return "must transition out of joint config first"
+	case !alreadyJoint && v2.LeaveJoint():
+		return "not in joint state; refusing empty conf change"
+	case alreadyJoint && wantsJoint:
+		return "already in a joint config"
+	}
+	return ""
+}
+
+// appendEntry appends entries of the current term to the leader's log. It
+// returns false (and appends nothing) if they would exceed the
+// uncommitted-size limit. The leader acknowledges the entries to itself
+// once they are durable.
+func (r *raft) appendEntry(es ...pb.Entry) bool {
+	last := r.raftLog.lastIndex()
+	for i := range es {
+		es[i].Term = r.Term
+		es[i].Index = last + 1 + uint64(i)
+	}
+	if !r.increaseUncommittedSize(es) {
+		r.logger.Warningf("node %x: uncommitted-size limit reached, dropping proposal", r.id)
+		return false
+	}
+	last = r.raftLog.append(es...)
+	r.send(pb.Message{To: r.id, Type: pb.MsgAppResp, Index: last})
+	return true
+}
+
+// increaseUncommittedSize accounts for ents in the uncommitted size, unless
+// that would pass the limit. An empty payload is always accepted (the
+// leader's empty entry), and so is any batch while nothing is uncommitted,
+// so that a single large proposal cannot be refused forever.
+func (r *raft) increaseUncommittedSize(ents []pb.Entry) bool {
+	s := pb.PayloadsSize(ents)
+	if r.uncommittedSize > 0 && s > 0 && r.uncommittedSize+s > r.maxUncommittedSize {
+		return false
+	}
+	r.uncommittedSize += s
+	return true
+}
+
+// reduceUncommittedSize releases s bytes of payload that committed; it is
+// called with the payload size of the entries handed out for applying.
+func (r *raft) reduceUncommittedSize(s uint64) {
+	r.uncommittedSize -= min(s, r.uncommittedSize)
+}
+
+// maybeCommit advances the commit index to what a quorum has acknowledged,
+// if that entry is of the current term. It reports whether it moved.
+func (r *raft) maybeCommit() bool {
+	return r.raftLog.maybeCommit(entryID{term: r.Term, index: r.trk.Committed()})
+}
+
+// bcastAppend sends appends to every peer that is not paused.
+func (r *raft) bcastAppend() {
+	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
+		if id != r.id {
+			r.sendAppend(id)
+		}
+	})
+}
+
+// sendAppend sends to peer `to` the entries it is missing, or a snapshot if
+// they were compacted away. It sends an empty append (carrying the commit
+// index) when there is nothing new. It reports whether a message was sent.
+func (r *raft) sendAppend(to uint64) bool { return r.maybeSendAppend(to, true) }
+
+func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
+	pr := r.trk.Progress[to]
+	if pr == nil || pr.IsPaused() {
+		return false
+	}
+	prevIndex := pr.Next - 1
+	prevTerm, errt := r.raftLog.term(prevIndex)
+	ents, erre := r.raftLog.entries(pr.Next, r.maxMsgSize)
+	if errt != nil || erre != nil {
+		// The entries the peer needs were compacted away.
+		return r.maybeSendSnapshot(to, pr)
+	}
+	if len(ents) == 0 && !sendIfEmpty {
+		return false
+	}
+	r.send(pb.Message{
+		To:      to,
+		Type:    pb.MsgApp,
+		Index:   prevIndex,
+		LogTerm: prevTerm,
+		Entries: ents,
+		Commit:  r.raftLog.committed,
+	})
+	pr.SentEntries(len(ents), pb.PayloadsSize(ents))
+	return true
+}
+
+// maybeSendSnapshot sends the storage's snapshot to a peer whose entries
+// were compacted away. It reports whether it sent one.
+func (r *raft) maybeSendSnapshot(to uint64, pr *tracker.Progress) bool {
+	if !pr.RecentActive {
+		r.logger.Debugf("node %x: %x has been silent, holding its snapshot back", r.id, to)
+		return false
+	}
+	snap, err := r.raftLog.snapshot()
+	if errors.Is(err, ErrSnapshotTemporarilyUnavailable) {
+		r.logger.Debugf("node %x: storage has no snapshot for %x yet, will retry", r.id, to)
+		return false
+	}
+	if err != nil {
+		r.logger.Panicf("raft: reading the snapshot for %x: %v", to, err)
+	}
+	if IsEmptySnap(snap) {
+		r.logger.Panicf("raft: need a non-empty snapshot for %x", to)
+	}
+	r.logger.Infof("node %x (first %d, commit %d): entries compacted, sending snapshot index %d term %d to %x (%s)",
+		r.id, r.raftLog.firstIndex(), r.raftLog.committed, snap.Metadata.Index, snap.Metadata.Term, to, pr)
+	pr.BecomeSnapshot(snap.Metadata.Index)
+	r.send(pb.Message{To: to, Type: pb.MsgSnap, Snapshot: &snap})
+	return true
+}
+
+// bcastHeartbeat sends heartbeats to every peer.
+func (r *raft) bcastHeartbeat() {
+	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
+		if id != r.id {
+			r.sendHeartbeat(id, nil)
+		}
+	})
+}
+
+// sendHeartbeat sends a heartbeat carrying a commit index the peer can use
+// safely: no more than what it is known to hold, since its log beyond Match
+// may not match the leader's.
+func (r *raft) sendHeartbeat(to uint64, ctx []byte) {
+	commit := min(r.trk.Progress[to].Match, r.raftLog.committed)
+	r.send(pb.Message{To: to, Type: pb.MsgHeartbeat, Commit: commit, Context: ctx})
+}
+
+// handleAppendEntries merges the leader's entries into a follower's log and
+// answers with the last matching index, or a rejection with a hint.
+func (r *raft) handleAppendEntries(m pb.Message) error {
+	if m.Index < r.raftLog.committed {
+		// Everything up to our commit index matches the leader's log
+		// already; tell the leader so it moves on.
+		r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: r.raftLog.committed})
+		return nil
+	}
+	prev := entryID{term: m.LogTerm, index: m.Index}
+	lastNew, ok, err := r.raftLog.maybeAppend(prev, m.Commit, m.Entries)
+	if err != nil {
+		r.logger.Errorf("node %x: dropping append from %x at term %d: %v", r.id, m.From, m.Term, err)
+		return fmt.Errorf("%w: %v", ErrInvalidMessage, err)
+	}
+	if ok {
+		r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: lastNew})
+		return nil
+	}
+	// Rejected: point the leader at the last entry of ours that might
+	// match. Entries of a term higher than the leader's term at m.Index
+	// cannot be in the leader's log, so they are skipped in one step.
+	hintIndex, hintTerm := r.raftLog.findConflictByTerm(m.Index, m.LogTerm)
+	r.logger.Debugf("node %x: our term %d at %d does not match append (term %d at %d) from %x; hint index %d term %d",
+		r.id, r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(m.Index)), m.Index, m.LogTerm, m.Index, m.From, hintIndex, hintTerm)
+	r.send(pb.Message{
+		To:         m.From,
+		Type:       pb.MsgAppResp,
+		Index:      m.Index,
+		Reject:     true,
+		RejectHint: hintIndex,
+		LogTerm:    hintTerm,
+	})
+	return nil
+}
+
+// handleHeartbeat advances a follower's commit index and answers.
+func (r *raft) handleHeartbeat(m pb.Message) error {
+	if last := r.raftLog.lastIndex(); m.Commit > last {
+		// A correct leader caps the commit at what we acknowledged; a
+		// larger one is a faulty peer or a sign that we lost entries we
+		// acknowledged. Either way, committing blindly is unsafe.
+		return fmt.Errorf("%w: heartbeat from %x commits %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
+	}
+	r.raftLog.commitTo(m.Commit)
+	r.send(pb.Message{To: m.From, Type: pb.MsgHeartbeatResp, Context: m.Context})
+	return nil
+}
+
+// handleSnapshot installs a snapshot from the leader if it moves this node
+// forward, and acknowledges where the log now ends.
+func (r *raft) handleSnapshot(m pb.Message) {
+	s := *m.Snapshot
+	sindex, sterm := s.Metadata.Index, s.Metadata.Term
+	if r.restore(s) {
+		r.logger.Infof("node %x: installed snapshot, commit now %d (snapshot index %d term %d)", r.id, r.raftLog.committed, sindex, sterm)
+		r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: r.raftLog.lastIndex()})
+		return
+	}
+	r.logger.Infof("node %x: snapshot no newer than commit %d, keeping the log (snapshot index %d term %d)", r.id, r.raftLog.committed, sindex, sterm)
+	r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: r.raftLog.committed})
+}
+
+// restore installs snapshot s if it is ahead of the commit index. If the
+// log already holds the snapshot's last entry, only the commit index moves
+// (the log after it is kept). It reports whether the log was replaced.
+func (r *raft) restore(s pb.Snapshot) bool {
+	if s.Metadata.Index <= r.raftLog.committed {
+		return false
+	}
+	if r.state != StateFollower {
+		// Only followers install snapshots (a candidate that receives one
+		// becomes a follower first, and a leader never receives one for
+		// its own term).
+		r.logger.Warningf("node %x: not installing a snapshot as %s", r.id, r.state)
+		return false
+	}
+	if !isMember(s.Metadata.ConfState, r.id) {
+		// A snapshot whose configuration does not contain us is most
+		// likely stale or misdirected: installing it would leave this node
+		// unable to take part. Ignore it.
+		r.logger.Warningf("node %x: snapshot at %d has config %s without this node, not installing it",
+			r.id, s.Metadata.Index, s.Metadata.ConfState.Describe())
+		return false
+	}
+	id := entryID{term: s.Metadata.Term, index: s.Metadata.Index}
+	if r.raftLog.matchTerm(id) {
+		// We have the snapshot's last entry: fast-forward the commit index
+		// and keep the log after it.
+		r.logger.Infof("node %x: log already holds the snapshot point, commit %d -> %d (term %d)",
+			r.id, r.raftLog.committed, id.index, id.term)
+		r.raftLog.commitTo(id.index)
+		return false
+	}
+	r.raftLog.restore(s)
+	if err := r.restoreConfState(s.Metadata.ConfState); err != nil {
+		// The snapshot came over the network with an invalid config, but
+		// the log is already replaced: this cannot be undone safely.
+		r.logger.Panicf("raft: unable to restore config %s: %v", s.Metadata.ConfState.Describe(), err)
+	}
+	return true
+}
+
+func isMember(cs pb.ConfState, id uint64) bool {
+	for _, set := range [][]uint64{cs.Voters, cs.Learners, cs.VotersOutgoing} {
+		for _, m := range set {
+			if m == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// handleAppendResponse updates a follower's progress from its answer to an
+// append, and sends what comes next.
+func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) {
+	pr.RecentActive = true
+	if m.Reject {
+		r.handleAppendRejection(m, pr)
+		return
+	}
+	if !pr.MaybeUpdate(m.Index) {
+		return // stale or duplicate acknowledgement
+	}
+	switch {
+	case pr.State == tracker.StateProbe:
+		pr.BecomeReplicate()
+	case pr.State == tracker.StateSnapshot && pr.Match+1 >= r.raftLog.firstIndex():
+		// The follower has caught up far enough (through the snapshot or
+		// otherwise) to continue from the log.
+		r.logger.Debugf("node %x: %x caught up past the compaction point, replicating again (%s)", r.id, m.From, pr)
+		pr.BecomeProbe()
+		pr.BecomeReplicate()
+	case pr.State == tracker.StateReplicate:
+		pr.Inflights.FreeLE(m.Index)
+	}
+	if r.maybeCommit() {
+		// Tell everyone the new commit index.
+		r.bcastAppend()
+	} else if m.From != r.id {
+		// Send whatever the follower is still missing, as many messages as
+		// flow control allows.
+		for r.maybeSendAppend(m.From, false) {
+		}
+	}
+	if m.From == r.leadTransferee && pr.Match == r.raftLog.lastIndex() {
+		r.logger.Infof("node %x: transferee %x caught up, sending timeout-now", r.id, m.From)
+		r.sendTimeoutNow(m.From)
+	}
+}
+
+// handleAppendRejection moves a follower's Next back after a rejection,
+// using the follower's hint to skip whole terms, and probes again.
+func (r *raft) handleAppendRejection(m pb.Message, pr *tracker.Progress) {
+	r.logger.Debugf("node %x: hint index %d term %d from %x after it refused index %d",
+		r.id, m.RejectHint, m.LogTerm, m.From, m.Index)
+	next := m.RejectHint
+	if m.LogTerm > 0 {
+		// The follower has term m.LogTerm at m.RejectHint; our log cannot
+		// match it at any index whose term is higher, so skip those too.
+		next, _ = r.raftLog.findConflictByTerm(m.RejectHint, m.LogTerm)
+	}
+	if !pr.MaybeDecrTo(m.Index, next) {
+		return // stale
+	}
+	r.logger.Debugf("node %x: probing %x further back (%s)", r.id, m.From, pr)
+	if pr.State == tracker.StateReplicate {
+		pr.BecomeProbe()
+	}
+	r.sendAppend(m.From)
+}
+
+// handleHeartbeatResponse resumes a paused probe and catches the follower
+// up if it is behind.
+func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
+	pr.RecentActive = true
+	pr.MsgAppFlowPaused = false
+	if pr.Match < r.raftLog.lastIndex() || pr.State == tracker.StateProbe {
+		r.sendAppend(m.From)
+	}
+}
+
+// handleSnapStatus takes the application's report on a snapshot it sent.
+func (r *raft) handleSnapStatus(m pb.Message, pr *tracker.Progress) {
+	if pr.State != tracker.StateSnapshot {
+		return
+	}
+	if m.Reject {
+		// The snapshot did not arrive: forget it and probe from scratch.
+		pr.PendingSnapshot = 0
+	}
+	pr.BecomeProbe()
+	r.logger.Debugf("node %x: snapshot to %x %s, probing again (%s)", r.id, m.From, snapStatusWord(m.Reject), pr)
+	// Wait for the next heartbeat response before probing, so a slow
+	// follower still applying the snapshot is not flooded.
+	pr.MsgAppFlowPaused = true
+}
+
+func snapStatusWord(reject bool) string {
+	if reject {
+		return "failed"
+	}
+	return "succeeded"
+}

@@ -1,0 +1,379 @@
+package raft
+
+import (
+	"errors"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// SoftState is volatile state that the application may want to observe:
+// the known leader and this node's role. It is not persisted.
+type SoftState struct {
+	Lead      uint64 // must use atomic operations to access; keep 64-bit aligned.
+	RaftState StateType
+}
+
+func (a *SoftState) equal(b *SoftState) bool {
+	return a.Lead == b.Lead && a.RaftState == b.RaftState
+}
+
+// ReadState answers a ReadIndex request: once the application has applied
+// every entry up to Index, it may serve the read identified by RequestCtx.
+type ReadState struct {
+	Index      uint64
+	RequestCtx []byte
+}
+
+// Peer is a member of the cluster a node is bootstrapped with. Context is
+// carried in the member's conf change entry (e.g. its address).
+type Peer struct {
+	ID      uint64
+	Context []byte
+}
+
+// Ready is a batch of work for the application, returned by RawNode.Ready.
+// Handle it in this order (DESIGN: the Ready contract):
+//
+//  1. Persist Snapshot (if not empty), Entries (an entry at index i replaces
+//     every stored entry at i or later) and HardState (if not empty),
+//     syncing to stable storage when MustSync is set.
+//  2. Send Messages. They may promise the entries and votes persisted in
+//     step 1, so they leave only after it.
+//  3. Apply Snapshot, then CommittedEntries in order (calling
+//     ApplyConfChange for conf change entries); serve ReadStates once the
+//     applied index reaches their Index.
+//  4. Call Advance.
+//
+// Every slice in a Ready belongs to the application once handed out, except
+// that the entries' Data may be shared with the node's log: do not modify
+// it.
+type Ready struct {
+	// SoftState is set when the leader or role changed since the last
+	// Ready, nil otherwise.
+	*SoftState
+
+	// HardState is the state to persist before sending Messages, or empty
+	// when it did not change.
+	pb.HardState
+
+	// ReadStates answer read-index requests.
+	ReadStates []ReadState
+
+	// Entries are to be persisted before Messages are sent.
+	Entries []pb.Entry
+
+	// Snapshot is to be persisted (and applied) when it is not empty.
+	Snapshot pb.Snapshot
+
+	// CommittedEntries are to be applied, in order. They were persisted in
+	// this or an earlier Ready.
+	CommittedEntries []pb.Entry
+
+	// Messages are to be sent to their recipients after persisting.
+	// MsgSnap messages need a ReportSnapshot once sent (or failed).
+	Messages []pb.Message
+
+	// MustSync tells whether the HardState and Entries must be synced to
+	// disk before Messages are sent; false when only the commit index
+	// changed (which is safe to lose).
+	MustSync bool
+}
+
+// IsEmptyHardState reports whether st is the zero HardState.
+func IsEmptyHardState(st pb.HardState) bool { return st == pb.HardState{} }
+
+// IsEmptySnap reports whether sp holds no snapshot.
+func IsEmptySnap(sp pb.Snapshot) bool { return sp.Metadata.Index == 0 }
+
+// MustSync reports whether a Ready with hard state st (the previous one
+// being prevst) and entsnum entries must be synced: term, vote and log
+// entries are promises made to other nodes; the commit index is not.
+func MustSync(st, prevst pb.HardState, entsnum int) bool {
+	return entsnum != 0 || st.Vote != prevst.Vote || st.Term != prevst.Term
+}
+
+// readyAck is what the outstanding Ready handed out, acknowledged at
+// Advance.
+type readyAck struct {
+	// stable is the last entry handed out for persisting (zero if none).
+	stable entryID
+	// snapIndex is the index of the snapshot handed out (0 if none).
+	snapIndex uint64
+	// applied is the last committed entry handed out (0 if none), with
+	// the total encoded and payload sizes of those entries.
+	applied             uint64
+	appliedSize         uint64
+	appliedPayloadsSize uint64
+	// steps are messages to this node itself, delivered once the writes
+	// are done (its acknowledgements of its own entries, its votes).
+	steps []pb.Message
+}
+
+// RawNode is the application's handle on a node: it feeds in ticks,
+// messages and proposals, and hands out Ready batches. It is not safe for
+// concurrent use: drive it from one goroutine (or use Node).
+type RawNode struct {
+	raft       *raft
+	asyncWrite bool
+	prevSoftSt SoftState
+	prevHardSt pb.HardState
+	// outstanding is true between Ready and Advance.
+	outstanding bool
+	ack         readyAck
+}
+
+// NewRawNode builds a node from c, restoring its state from c.Storage. A
+// fresh node (empty storage) must be bootstrapped with Bootstrap, or join a
+// cluster whose leader adds it.
+func NewRawNode(c *Config) (*RawNode, error) {
+	r, err := newRaft(c)
+	if err != nil {
+		return nil, err
+	}
+	rn := &RawNode{raft: r, asyncWrite: c.AsyncStorageWrites}
+	rn.prevSoftSt = r.softState()
+	rn.prevHardSt = r.hardState()
+	return rn, nil
+}
+
+// Bootstrap initializes a fresh node's log with a conf change entry adding
+// each peer as a voter, committed at once, so that the cluster can elect a
+// leader. The first Ready carries these entries; persist and apply them as
+// usual. It fails if peers is empty or the storage is not empty.
+func (rn *RawNode) Bootstrap(peers []Peer) error {
+	if len(peers) == 0 {
+		return errors.New("raft: must provide at least one peer to Bootstrap")
+	}
+	last, err := rn.raft.raftLog.storage.LastIndex()
+	if err != nil {
+		return err
+	}
+	if last != 0 {
+		return errors.New("raft: can't bootstrap a nonempty Storage")
+	}
+	// Pretend a leader of term 1 sent the membership: the entries are
+	// committed and this node is a follower of term 1 with no leader.
+	rn.prevHardSt = pb.HardState{}
+	rn.raft.becomeFollower(1, None)
+	ents := make([]pb.Entry, len(peers))
+	voters := make([]uint64, len(peers))
+	for i, p := range peers {
+		cc := pb.ConfChange{Type: pb.ConfChangeAddNode, NodeID: p.ID, Context: p.Context}
+		data, err := cc.Marshal()
+		if err != nil {
+			return err
+		}
+		ents[i] = pb.Entry{Type: pb.EntryConfChange, Term: 1, Index: uint64(i + 1), Data: data}
+		voters[i] = p.ID
+	}
+	rn.raft.raftLog.append(ents...)
+	rn.raft.raftLog.committed = uint64(len(ents))
+	return rn.raft.restoreConfState(pb.ConfState{Voters: voters})
+}
+
+// Tick advances the node's logical clock by one tick. Election and
+// heartbeat timeouts are counted in ticks.
+func (rn *RawNode) Tick() { rn.raft.tick() }
+
+// Campaign makes this node start an election now (a pre-election first,
+// with PreVote).
+func (rn *RawNode) Campaign() error {
+	return rn.raft.Step(pb.Message{Type: pb.MsgHup})
+}
+
+// Propose proposes data to be appended to the log. It returns
+// ErrProposalDropped when the proposal cannot be taken now; a nil error
+// does not mean the proposal will commit (leadership may change): watch
+// CommittedEntries.
+func (rn *RawNode) Propose(data []byte) error {
+	return rn.raft.Step(pb.Message{
+		Type:    pb.MsgProp,
+		From:    rn.raft.id,
+		Entries: []pb.Entry{{Data: data}},
+	})
+}
+
+// ProposeConfChange proposes a configuration change (ConfChange or
+// ConfChangeV2). It takes effect when its entry is applied with
+// ApplyConfChange.
+func (rn *RawNode) ProposeConfChange(cc pb.ConfChangeI) error {
+	typ, data, err := pb.MarshalConfChange(cc)
+	if err != nil {
+		return err
+	}
+	return rn.raft.Step(pb.Message{
+		Type:    pb.MsgProp,
+		Entries: []pb.Entry{{Type: typ, Data: data}},
+	})
+}
+
+// Step feeds a message from a peer into the node. Local-only message types
+// are refused with ErrStepLocalMsg, responses from nodes outside the
+// configuration with ErrStepPeerNotFound, and malformed or inconsistent
+// messages with an error wrapping ErrInvalidMessage; a refused message
+// changes nothing.
+func (rn *RawNode) Step(m pb.Message) error {
+	if err := validateMessage(rn.raft.id, &m); err != nil {
+		return err
+	}
+	if isResponseMsg(m.Type) && rn.raft.trk.Progress[m.From] == nil {
+		return ErrStepPeerNotFound
+	}
+	return rn.raft.Step(m)
+}
+
+// HasReady reports whether Ready would return any work.
+func (rn *RawNode) HasReady() bool {
+	r := rn.raft
+	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
+		return true
+	}
+	if hs := r.hardState(); !IsEmptyHardState(hs) && hs != rn.prevHardSt {
+		return true
+	}
+	return r.raftLog.hasNextUnstableSnapshot() ||
+		len(r.msgs) > 0 || len(r.msgsAfterAppend) > 0 ||
+		r.raftLog.hasNextUnstableEnts() ||
+		r.raftLog.hasNextCommittedEnts(!rn.asyncWrite)
+}
+
+// Ready returns the next batch of work. Handle it as Ready's documentation
+// says, then call Advance.
+func (rn *RawNode) Ready() Ready {
+	r := rn.raft
+	rd := Ready{
+		Entries:          r.raftLog.nextUnstableEnts(),
+		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
+		Messages:         r.msgs,
+	}
+	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
+		rd.SoftState = &ss
+		rn.prevSoftSt = ss
+	}
+	if hs := r.hardState(); hs != rn.prevHardSt {
+		rd.HardState = hs
+	}
+	if s := r.raftLog.nextUnstableSnapshot(); s != nil {
+		rd.Snapshot = *s
+	}
+	rd.MustSync = MustSync(r.hardState(), rn.prevHardSt, len(rd.Entries))
+	// Acknowledgements and votes travel with the Ready too: the contract
+	// sends Messages only after persisting. Those to ourselves wait for
+	// Advance.
+	for _, m := range r.msgsAfterAppend {
+		if m.To == r.id {
+			rn.ack.steps = append(rn.ack.steps, m)
+		} else {
+			rd.Messages = append(rd.Messages, m)
+		}
+	}
+	rn.accept(&rd)
+	return rd
+}
+
+// accept records what rd hands out, to be acknowledged at Advance.
+func (rn *RawNode) accept(rd *Ready) {
+	r := rn.raft
+	r.msgs = nil
+	r.msgsAfterAppend = nil
+	r.raftLog.acceptUnstable()
+	if !IsEmptyHardState(rd.HardState) {
+		rn.prevHardSt = rd.HardState
+	}
+	if n := len(rd.Entries); n > 0 {
+		last := rd.Entries[n-1]
+		rn.ack.stable = entryID{term: last.Term, index: last.Index}
+	}
+	if !IsEmptySnap(rd.Snapshot) {
+		rn.ack.snapIndex = rd.Snapshot.Metadata.Index
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		size := pb.EntriesSize(rd.CommittedEntries)
+		rn.ack.applied = rd.CommittedEntries[n-1].Index
+		rn.ack.appliedSize += size
+		rn.ack.appliedPayloadsSize += pb.PayloadsSize(rd.CommittedEntries)
+		r.raftLog.acceptApplying(rn.ack.applied, size, !rn.asyncWrite)
+	}
+	rn.outstanding = true
+}
+
+// Advance tells the node that the last Ready was handled: its entries,
+// hard state and snapshot are persisted, its messages sent, its snapshot and
+// committed entries applied. It panics if no Ready is outstanding, or with
+// AsyncStorageWrites (which acknowledges through messages instead).
+func (rn *RawNode) Advance() {
+	if rn.asyncWrite {
+		panic("raft: Advance must not be called with AsyncStorageWrites")
+	}
+	if !rn.outstanding {
+		panic("raft: Advance called without a preceding Ready")
+	}
+	ack := rn.ack
+	rn.ack = readyAck{}
+	rn.outstanding = false
+	r := rn.raft
+	if ack.snapIndex > 0 {
+		r.raftLog.stableSnapTo(ack.snapIndex)
+		r.appliedSnapshot(ack.snapIndex)
+	}
+	if ack.stable.index > 0 {
+		r.raftLog.stableTo(ack.stable)
+	}
+	if ack.applied > 0 {
+		r.appliedTo(ack.applied, ack.appliedSize, ack.appliedPayloadsSize)
+	}
+	for _, m := range ack.steps {
+		if err := r.Step(m); err != nil {
+			r.logger.Panicf("raft: stepping own message %s: %v", m.Type, err)
+		}
+	}
+}
+
+// appliedSnapshot records that the snapshot at index was applied.
+func (r *raft) appliedSnapshot(index uint64) {
+	if index > r.raftLog.applied {
+		r.raftLog.appliedTo(index, 0)
+	}
+}
+
+// appliedTo records that entries up to index were applied; size is their
+// encoded size and payloads their payload size.
+func (r *raft) appliedTo(index, size, payloads uint64) {
+	r.raftLog.appliedTo(index, size)
+	r.reduceUncommittedSize(payloads)
+}
+
+// ReportUnreachable tells the node that a message to id could not be
+// delivered; the leader then probes id again instead of streaming to it.
+func (rn *RawNode) ReportUnreachable(id uint64) {
+	_ = rn.raft.Step(pb.Message{Type: pb.MsgUnreachable, From: id})
+}
+
+// SnapshotStatus is the outcome of sending a snapshot.
+type SnapshotStatus int
+
+const (
+	// SnapshotFinish means the snapshot was delivered.
+	SnapshotFinish SnapshotStatus = 1
+	// SnapshotFailure means it was not.
+	SnapshotFailure SnapshotStatus = 2
+)
+
+// ReportSnapshot tells the leader how sending a snapshot to id went. Call
+// it for every MsgSnap sent.
+func (rn *RawNode) ReportSnapshot(id uint64, status SnapshotStatus) {
+	_ = rn.raft.Step(pb.Message{Type: pb.MsgSnapStatus, From: id, Reject: status == SnapshotFailure})
+}
+
+// TransferLeader asks the leader to hand leadership to transferee. On a
+// follower the request is forwarded to the leader.
+func (rn *RawNode) TransferLeader(transferee uint64) {
+	_ = rn.raft.Step(pb.Message{Type: pb.MsgTransferLeader, From: transferee})
+}
+
+// ForgetLeader makes a follower forget its current leader, e.g. when the
+// application knows it is gone; with CheckQuorum the follower may then
+// grant votes at once. It does nothing on leaders and candidates.
+func (rn *RawNode) ForgetLeader() error {
+	return rn.raft.Step(pb.Message{Type: pb.MsgForgetLeader})
+}
