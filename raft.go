@@ -566,7 +566,7 @@ func stepLeader(r *raft, m pb.Message) error {
 	}
 	switch m.Type {
 	case pb.MsgAppResp:
-		r.handleAppendResponse(m, pr)
+		return r.handleAppendResponse(m, pr)
 	case pb.MsgHeartbeatResp:
 		r.handleHeartbeatResponse(m, pr)
 	case pb.MsgSnapStatus:

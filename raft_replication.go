@@ -318,14 +318,18 @@ func isMember(cs pb.ConfState, id uint64) bool {
 
 // handleAppendResponse updates a follower's progress from its answer to an
 // append, and sends what comes next.
-func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) {
+func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
+	if last := r.raftLog.lastIndex(); !m.Reject && m.Index > last {
+		// A peer cannot hold entries this leader never had.
+		return fmt.Errorf("%w: %x acknowledges index %d past our last index %d", ErrInvalidMessage, m.From, m.Index, last)
+	}
 	pr.RecentActive = true
 	if m.Reject {
 		r.handleAppendRejection(m, pr)
-		return
+		return nil
 	}
 	if !pr.MaybeUpdate(m.Index) {
-		return // stale or duplicate acknowledgement
+		return nil // stale or duplicate acknowledgement
 	}
 	switch {
 	case pr.State == tracker.StateProbe:
@@ -352,6 +356,7 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) {
 		r.logger.Infof("node %x: transferee %x caught up, sending timeout-now", r.id, m.From)
 		r.sendTimeoutNow(m.From)
 	}
+	return nil
 }
 
 // handleAppendRejection moves a follower's Next back after a rejection,
@@ -380,6 +385,13 @@ func (r *raft) handleAppendRejection(m pb.Message, pr *tracker.Progress) {
 func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
 	pr.RecentActive = true
 	pr.MsgAppFlowPaused = false
+	if pr.State == tracker.StateReplicate && pr.Inflights.Full() {
+		// The peer is alive but the window is still full: its
+		// acknowledgements may have been lost. Let one more append out; the
+		// peer will acknowledge it or reject the gap, and either way
+		// replication moves again.
+		pr.Inflights.FreeFirstOne()
+	}
 	if pr.Match < r.raftLog.lastIndex() || pr.State == tracker.StateProbe {
 		r.sendAppend(m.From)
 	}

@@ -107,6 +107,17 @@ func (in *Inflights) FreeLE(index uint64) {
 	}
 }
 
+// FreeFirstOne forgets the oldest append in flight, if any. A leader uses
+// it when a peer answers a heartbeat while the window is full: the
+// acknowledgements may have been lost, and one more append lets the peer
+// either acknowledge everything or reject the gap.
+func (in *Inflights) FreeFirstOne() {
+	if in.count == 0 {
+		return
+	}
+	in.FreeLE(in.buffer[in.start].index)
+}
+
 // Full reports whether no further append may be added: size appends are in
 // flight, or maxBytes > 0 and at least maxBytes are.
 func (in *Inflights) Full() bool {

@@ -33,9 +33,10 @@ type Progress struct {
 	// each interval.
 	RecentActive bool
 
-	// MsgAppFlowPaused stops further appends to the peer. In StateProbe it
-	// means a probe was sent and the leader waits for its response or the
-	// next heartbeat; in StateReplicate it means Inflights is full.
+	// MsgAppFlowPaused stops further appends to a peer in StateProbe: a
+	// probe was sent and the leader waits for its response or the next
+	// heartbeat. In StateReplicate the pause is Inflights.Full() itself, so
+	// the flag cannot disagree with the window.
 	MsgAppFlowPaused bool
 
 	// IsLearner is true if the peer is a learner: it receives the log but
@@ -96,7 +97,6 @@ func (pr *Progress) SentEntries(entries int, bytes uint64) {
 			last := pr.Next + uint64(entries) - 1
 			pr.Inflights.Add(last, bytes)
 			pr.Next = last + 1
-			pr.MsgAppFlowPaused = pr.Inflights.Full()
 		}
 	case StateProbe:
 		pr.MsgAppFlowPaused = true
@@ -163,8 +163,10 @@ func (pr *Progress) MaybeDecrTo(rejected, matchHint uint64) bool {
 // StateSnapshot. Heartbeats are not affected.
 func (pr *Progress) IsPaused() bool {
 	switch pr.State {
-	case StateProbe, StateReplicate:
+	case StateProbe:
 		return pr.MsgAppFlowPaused
+	case StateReplicate:
+		return pr.Inflights.Full()
 	default:
 		return true
 	}
@@ -179,7 +181,7 @@ func (pr *Progress) String() string {
 	if pr.IsLearner {
 		b.WriteString(" learner")
 	}
-	if pr.MsgAppFlowPaused {
+	if pr.State != StateSnapshot && pr.IsPaused() {
 		b.WriteString(" paused")
 	}
 	if pr.PendingSnapshot > 0 {

@@ -111,7 +111,9 @@ func TestProgressSentEntries(t *testing.T) {
 			}
 			require.Equal(t, tt.wantNext, pr.Next)
 			require.Equal(t, tt.wantInfl, indexes(pr.Inflights))
-			require.Equal(t, tt.wantPaused, pr.MsgAppFlowPaused)
+			if tt.state == StateProbe {
+				require.Equal(t, tt.wantPaused, pr.MsgAppFlowPaused)
+			}
 			require.Equal(t, tt.wantPaused, pr.IsPaused())
 		})
 	}
@@ -233,7 +235,7 @@ func TestProgressIsPaused(t *testing.T) {
 		{"probe", StateProbe, false, false},
 		{"probe paused", StateProbe, true, true},
 		{"replicate", StateReplicate, false, false},
-		{"replicate paused", StateReplicate, true, true},
+		{"replicate ignores the probe flag", StateReplicate, true, false},
 		{"snapshot", StateSnapshot, false, true},
 		{"snapshot paused", StateSnapshot, true, true},
 	}
@@ -244,6 +246,24 @@ func TestProgressIsPaused(t *testing.T) {
 			require.Equal(t, tt.want, pr.IsPaused())
 		})
 	}
+}
+
+// TestProgressReplicatePausedExactlyWhenFull: in StateReplicate the pause is
+// the window itself, so no acknowledgement or heartbeat can unpause a peer
+// whose window is still full (the next Add would panic).
+func TestProgressReplicatePausedExactlyWhenFull(t *testing.T) {
+	pr := newProgressForTest(t, StateReplicate, 5, 6, 0)
+	for i := 0; i < 4; i++ {
+		require.False(t, pr.IsPaused())
+		pr.SentEntries(1, 1)
+	}
+	require.True(t, pr.IsPaused(), "window of 4 is full")
+	require.False(t, pr.MaybeUpdate(5), "an old acknowledgement frees nothing")
+	pr.MsgAppFlowPaused = false
+	require.True(t, pr.IsPaused(), "clearing the probe flag does not open a full window")
+	pr.Inflights.FreeFirstOne()
+	require.False(t, pr.IsPaused())
+	require.Equal(t, 3, pr.Inflights.Count())
 }
 
 func TestProgressString(t *testing.T) {

@@ -1,0 +1,92 @@
+package raft
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/tracker"
+)
+
+// newReplicatingLeader returns node 1 leading {1,2} with peer 2 in the
+// replicate state, every entry acknowledged, and an inflight window of
+// maxInflight appends.
+func newReplicatingLeader(t *testing.T, maxInflight int, maxMsgSize uint64) *testNode {
+	t.Helper()
+	n := newTestNode(t, 1, []uint64{1, 2}, func(c *Config) { c.MaxInflightMsgs = maxInflight; c.MaxSizePerMsg = maxMsgSize })
+	require.NoError(t, n.rn.Campaign())
+	n.ready()
+	n.step(pb.Message{From: 2, To: 1, Term: n.r().Term, Type: pb.MsgVoteResp})
+	require.Equal(t, StateLeader, n.r().state)
+	n.ready()
+	n.step(pb.Message{From: 2, To: 1, Term: n.r().Term, Type: pb.MsgAppResp, Index: n.r().raftLog.lastIndex()})
+	n.ready()
+	require.Equal(t, tracker.StateReplicate, n.r().trk.Progress[2].State)
+	return n
+}
+
+// countApps counts the MsgApp messages to peer 2 in msgs.
+func countApps(msgs []pb.Message) int {
+	c := 0
+	for _, m := range msgs {
+		if m.Type == pb.MsgApp && m.To == 2 {
+			c++
+		}
+	}
+	return c
+}
+
+// TestFullWindowHeartbeatResponse: a heartbeat response while the window is
+// full lets exactly one more append out (lost acknowledgements cannot stall
+// the peer forever) and never overfills the window.
+func TestFullWindowHeartbeatResponse(t *testing.T) {
+	n := newReplicatingLeader(t, 2, 0)
+	for i := 0; i < 5; i++ {
+		require.NoError(t, n.rn.Propose([]byte("x")))
+	}
+	require.Equal(t, 2, countApps(n.ready()), "the window allows two appends")
+	pr := n.r().trk.Progress[2]
+	require.True(t, pr.IsPaused())
+
+	for i := 0; i < 3; i++ {
+		require.NotPanics(t, func() {
+			require.NoError(t, n.rn.Step(pb.Message{From: 2, To: 1, Term: n.r().Term, Type: pb.MsgHeartbeatResp}))
+		})
+		require.Equal(t, 1, countApps(n.ready()), "one append per heartbeat response on a full window")
+		require.LessOrEqual(t, pr.Inflights.Count(), 2)
+	}
+}
+
+// TestStaleAckDoesNotOpenFullWindow: an acknowledgement that raises Match
+// but lies below every in-flight append frees nothing; the window stays full
+// and nothing more is sent (before, this reopened the window and the next
+// send panicked).
+func TestStaleAckDoesNotOpenFullWindow(t *testing.T) {
+	n := newReplicatingLeader(t, 1, noLimit)
+	match := n.r().trk.Progress[2].Match
+	// One append carrying three entries fills the window of one.
+	n.step(pb.Message{From: 1, To: 1, Type: pb.MsgProp, Entries: []pb.Entry{{Data: []byte("a")}, {Data: []byte("b")}, {Data: []byte("c")}}})
+	require.Equal(t, 1, countApps(n.ready()))
+	// A late acknowledgement of only the first of them.
+	require.NotPanics(t, func() {
+		require.NoError(t, n.rn.Step(pb.Message{From: 2, To: 1, Term: n.r().Term, Type: pb.MsgAppResp, Index: match + 1}))
+		require.NoError(t, n.rn.Propose([]byte("d")))
+	})
+	require.Equal(t, match+1, n.r().trk.Progress[2].Match)
+	require.Equal(t, 0, countApps(n.ready()), "the window is still full")
+}
+
+// TestAckPastLastIndexRefused: a peer acknowledging entries the leader
+// never had is refused, and its progress is unchanged.
+func TestAckPastLastIndexRefused(t *testing.T) {
+	n := newReplicatingLeader(t, 4, 0)
+	before := *n.r().trk.Progress[2]
+	last := n.r().raftLog.lastIndex()
+	err := n.rn.Step(pb.Message{From: 2, To: 1, Term: n.r().Term, Type: pb.MsgAppResp, Index: last + 100})
+	require.ErrorIs(t, err, ErrInvalidMessage)
+	after := *n.r().trk.Progress[2]
+	require.Equal(t, before.Match, after.Match)
+	require.Equal(t, before.Next, after.Next)
+	require.Equal(t, last, n.r().raftLog.committed, "commit unchanged")
+}
