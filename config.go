@@ -137,6 +137,9 @@ var (
 	ErrConfigLeaseNeedsQuorum  = errors.New("raft: config: ReadOnlyLeaseBased requires CheckQuorum")
 	ErrConfigReadOnlyOption    = errors.New("raft: config: unknown ReadOnlyOption")
 	ErrConfigElectionTickLimit = errors.New("raft: config: ElectionTick is too large")
+	// ErrConfigAsyncUnsupported: AsyncStorageWrites is not implemented in
+	// this version; drive the node with Ready and Advance.
+	ErrConfigAsyncUnsupported = errors.New("raft: config: AsyncStorageWrites is not supported yet")
 )
 
 // Validate returns an error for every impossible setting (wrapping one of
@@ -179,6 +182,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w (%d)", ErrConfigReadOnlyOption, int(c.ReadOnlyOption))
 	case c.ReadOnlyOption == ReadOnlyLeaseBased && !c.CheckQuorum:
 		return ErrConfigLeaseNeedsQuorum
+	case c.AsyncStorageWrites:
+		return ErrConfigAsyncUnsupported
 	}
 	return nil
 }

@@ -329,3 +329,12 @@ func TestLearnerDoesNotCampaign(t *testing.T) {
 	require.Equal(t, StateFollower, n.r().state)
 	require.Equal(t, uint64(0), n.r().Term)
 }
+
+// Until asynchronous storage writes exist, asking for them is an error
+// rather than a node that can never advance.
+func TestAsyncStorageWritesRefused(t *testing.T) {
+	cfg := testConfig(1, NewMemoryStorage())
+	cfg.AsyncStorageWrites = true
+	_, err := NewRawNode(cfg)
+	require.ErrorIs(t, err, ErrConfigAsyncUnsupported)
+}
