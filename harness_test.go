@@ -121,6 +121,9 @@ type testCluster struct {
 	cut   map[[2]uint64]bool
 	// delivered counts messages delivered, by type.
 	delivered map[pb.MessageType]int
+	// intercept, if set, sees every message before delivery; it may change
+	// it, or drop it by returning false.
+	intercept func(*pb.Message) bool
 }
 
 func newTestCluster(t testing.TB, size int, opts ...func(*Config)) *testCluster {
@@ -160,7 +163,7 @@ func (c *testCluster) stabilize() {
 			return
 		}
 		for _, m := range msgs {
-			if c.cut[[2]uint64{m.From, m.To}] {
+			if c.cut[[2]uint64{m.From, m.To}] || (c.intercept != nil && !c.intercept(&m)) {
 				continue
 			}
 			to := c.nodes[m.To]
@@ -200,4 +203,60 @@ func (c *testCluster) campaign(id uint64) {
 	c.t.Helper()
 	require.NoError(c.t, c.nodes[id].rn.Campaign())
 	c.stabilize()
+}
+
+// withLog fills the node's storage with entries 1..len(terms) of the given
+// terms and a hard state of term (so a campaign starts at term+1).
+func withLog(term uint64, terms ...uint64) func(*Config) {
+	return func(c *Config) {
+		s := c.Storage.(*MemoryStorage)
+		if err := s.Append(entsFrom(1, terms...)); err != nil {
+			panic(err)
+		}
+		if err := s.SetHardState(pb.HardState{Term: term}); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// newTestClusterOf joins already built nodes into a cluster.
+func newTestClusterOf(t testing.TB, nodes ...*testNode) *testCluster {
+	c := &testCluster{t: t, nodes: map[uint64]*testNode{}, cut: map[[2]uint64]bool{}, delivered: map[pb.MessageType]int{}}
+	for _, n := range nodes {
+		c.nodes[n.r().id] = n
+		c.ids = append(c.ids, n.r().id)
+	}
+	return c
+}
+
+// makeLeader turns the node into the leader of the next term without an
+// election (for unit tests of leader behaviour) and handles its Ready.
+// Peers start in the probe state, with one probe each in the returned
+// messages.
+func (n *testNode) makeLeader() []pb.Message {
+	n.t.Helper()
+	n.r().becomeCandidate()
+	n.r().becomeLeader()
+	n.r().bcastAppend()
+	return n.ready()
+}
+
+// filterMsgs returns the messages of type typ to node to (to 0 means any).
+func filterMsgs(msgs []pb.Message, typ pb.MessageType, to uint64) []pb.Message {
+	var out []pb.Message
+	for _, m := range msgs {
+		if m.Type == typ && (to == 0 || m.To == to) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// logTerms returns the terms of the node's whole log, index 1 first.
+func (n *testNode) logTerms() []uint64 {
+	var out []uint64
+	for _, e := range n.r().raftLog.allEntries() {
+		out = append(out, e.Term)
+	}
+	return out
 }

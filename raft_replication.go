@@ -157,6 +157,7 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 		Commit:  r.raftLog.committed,
 	})
 	pr.SentEntries(len(ents), pb.PayloadsSize(ents))
+	pr.SentCommit = max(pr.SentCommit, r.raftLog.committed)
 	return true
 }
 
@@ -198,7 +199,9 @@ func (r *raft) bcastHeartbeat() {
 // safely: no more than what it is known to hold, since its log beyond Match
 // may not match the leader's.
 func (r *raft) sendHeartbeat(to uint64, ctx []byte) {
-	commit := min(r.trk.Progress[to].Match, r.raftLog.committed)
+	pr := r.trk.Progress[to]
+	commit := min(pr.Match, r.raftLog.committed)
+	pr.SentCommit = max(pr.SentCommit, commit)
 	r.send(pb.Message{To: to, Type: pb.MsgHeartbeat, Commit: commit, Context: ctx})
 }
 
@@ -351,6 +354,11 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 		// flow control allows.
 		for r.maybeSendAppend(m.From, false) {
 		}
+	}
+	if m.From != r.id && pr.SentCommit < r.raftLog.committed {
+		// The peer missed the current commit index (it was paused when the
+		// index moved): tell it now rather than at the next heartbeat.
+		r.sendAppend(m.From)
 	}
 	if m.From == r.leadTransferee && pr.Match == r.raftLog.lastIndex() {
 		r.logger.Infof("node %x: transferee %x caught up, sending timeout-now", r.id, m.From)

@@ -42,6 +42,11 @@ type Progress struct {
 	// IsLearner is true if the peer is a learner: it receives the log but
 	// neither votes nor counts toward commit.
 	IsLearner bool
+
+	// SentCommit is the highest commit index the leader has sent the peer
+	// in an append or heartbeat this term. A peer that was paused when the
+	// commit index moved is told it once it answers.
+	SentCommit uint64
 }
 
 // ResetState moves the peer to state and forgets everything tied to the
