@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"fmt"
 
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -219,6 +220,11 @@ func (rn *RawNode) Step(m pb.Message) error {
 	if isResponseMsg(m.Type) && rn.raft.trk.Progress[m.From] == nil {
 		return ErrStepPeerNotFound
 	}
+	if last := rn.raft.raftLog.lastIndex(); m.Type == pb.MsgHeartbeat && m.Commit > last {
+		// A leader caps a heartbeat's commit at what this node holds;
+		// refuse before the heartbeat's term or leader is taken in.
+		return fmt.Errorf("%w: heartbeat from %x commits %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
+	}
 	return rn.raft.Step(m)
 }
 
@@ -275,7 +281,9 @@ func (rn *RawNode) Ready() Ready {
 func (rn *RawNode) accept(rd *Ready) {
 	r := rn.raft
 	r.msgs = nil
-	r.msgsAfterAppend = nil
+	// msgsAfterAppend was copied out (into rd.Messages or ack.steps): its
+	// array can be reused.
+	r.msgsAfterAppend = r.msgsAfterAppend[:0]
 	r.raftLog.acceptUnstable()
 	if !IsEmptyHardState(rd.HardState) {
 		rn.prevHardSt = rd.HardState
@@ -327,6 +335,9 @@ func (rn *RawNode) Advance() {
 			r.logger.Panicf("raft: stepping own message %s: %v", m.Type, err)
 		}
 	}
+	// Keep the array for the next Ready's own messages.
+	clear(ack.steps)
+	rn.ack.steps = ack.steps[:0]
 }
 
 // appliedSnapshot records that the snapshot at index was applied.

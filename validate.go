@@ -62,6 +62,10 @@ func validateMessage(self uint64, m *pb.Message) error {
 		return fmt.Errorf("%w: %s addressed to %x, not to this node (%x)", ErrInvalidMessage, m.Type, m.To, self)
 	case m.Term == 0 && m.Type != pb.MsgProp && m.Type != pb.MsgReadIndex:
 		return fmt.Errorf("%w: %s from %x without a term", ErrInvalidMessage, m.Type, m.From)
+	case m.Term != 0 && (m.Type == pb.MsgProp || m.Type == pb.MsgReadIndex):
+		// Forwarded requests travel without a term; one that carries a
+		// term would otherwise move this node's term.
+		return fmt.Errorf("%w: forwarded %s from %x carries term %d", ErrInvalidMessage, m.Type, m.From, m.Term)
 	case len(m.Responses) > 0:
 		return fmt.Errorf("%w: %s from %x carries local responses", ErrInvalidMessage, m.Type, m.From)
 	case m.Snapshot != nil && m.Type != pb.MsgSnap:
