@@ -338,3 +338,31 @@ func TestAsyncStorageWritesRefused(t *testing.T) {
 	_, err := NewRawNode(cfg)
 	require.ErrorIs(t, err, ErrConfigAsyncUnsupported)
 }
+
+// Learners' votes never count toward an election.
+func TestLearnerVotesDoNotCount(t *testing.T) {
+	n := newTestNode(t, 1, []uint64{1, 2, 3})
+	require.NoError(t, n.r().restoreConfState(pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4, 5}}))
+	require.NoError(t, n.rn.Campaign())
+	n.ready()
+	term := n.r().Term
+	n.step(pb.Message{From: 4, To: 1, Type: pb.MsgVoteResp, Term: term})
+	n.step(pb.Message{From: 5, To: 1, Type: pb.MsgVoteResp, Term: term})
+	require.Equal(t, StateCandidate, n.r().state, "two learner grants are not a majority")
+	n.step(pb.Message{From: 2, To: 1, Type: pb.MsgVoteResp, Term: term})
+	require.Equal(t, StateLeader, n.r().state)
+}
+
+// Learners receive the log, but their acknowledgements never commit.
+func TestLearnerAcksDoNotCommit(t *testing.T) {
+	n := newTestNode(t, 1, []uint64{1, 2, 3})
+	require.NoError(t, n.r().restoreConfState(pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4, 5}}))
+	msgs := n.makeLeader()
+	require.Len(t, filterMsgs(msgs, pb.MsgApp, 4), 1, "learners are replicated to")
+	last := n.r().raftLog.lastIndex()
+	n.step(pb.Message{From: 4, To: 1, Type: pb.MsgAppResp, Term: n.r().Term, Index: last})
+	n.step(pb.Message{From: 5, To: 1, Type: pb.MsgAppResp, Term: n.r().Term, Index: last})
+	require.Zero(t, n.r().raftLog.committed)
+	n.step(pb.Message{From: 3, To: 1, Type: pb.MsgAppResp, Term: n.r().Term, Index: last})
+	require.Equal(t, last, n.r().raftLog.committed)
+}
