@@ -60,6 +60,12 @@ type Config struct {
 	// (e.g. restored from its own snapshot). Committed entries up to
 	// Applied are not handed out again. Leave it 0 to replay the whole
 	// committed log after the storage's snapshot.
+	//
+	// The node learns its configuration from the ConfState returned by
+	// Storage.InitialState and from the conf changes it hands out for
+	// applying. With Applied past the storage's snapshot, the conf changes
+	// up to Applied are not handed out again, so InitialState must already
+	// reflect them (store the ConfState with the state machine).
 	Applied uint64
 
 	// AsyncStorageWrites lets the application persist and apply on its own
