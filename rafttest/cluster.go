@@ -212,8 +212,20 @@ func (n *Node) Crash() { n.RawNode = nil }
 func (n *Node) Restart() error {
 	cfg := n.config
 	cfg.Applied = n.AppliedIndex()
-	if snap, err := n.Storage.Snapshot(); err == nil && cfg.Applied < snap.Metadata.Index {
+	snap, err := n.Storage.Snapshot()
+	if err != nil {
+		return err
+	}
+	switch {
+	case cfg.Applied < snap.Metadata.Index:
 		cfg.Applied = snap.Metadata.Index
+	case cfg.Applied > snap.Metadata.Index:
+		// The state machine is durable together with its configuration:
+		// record both as a snapshot so that the restarted node knows the
+		// configuration it will not be handed again.
+		if _, err := n.Storage.CreateSnapshot(cfg.Applied, &n.ConfState, nil); err != nil {
+			return err
+		}
 	}
 	rn, err := raft.NewRawNode(&cfg)
 	if err != nil {
@@ -267,8 +279,13 @@ func (c *Cluster) ElectLeader(maxTicks int) (uint64, error) {
 	return 0, fmt.Errorf("rafttest: no leader after %d ticks", maxTicks)
 }
 
-// Campaign makes node id start an election now and stabilizes.
+// Campaign stabilizes (so that pending conf changes are applied, which a
+// node must do before it may campaign), makes node id start an election
+// and stabilizes again.
 func (c *Cluster) Campaign(id uint64) error {
+	if err := c.Stabilize(); err != nil {
+		return err
+	}
 	if err := c.nodes[id].RawNode.Campaign(); err != nil {
 		return err
 	}

@@ -27,6 +27,9 @@ type Network struct {
 	Sent map[pb.MessageType]int
 	// Delivered counts messages delivered, by type.
 	Delivered map[pb.MessageType]int
+	// OnDeliver, if set, is called with every message Take lets through,
+	// e.g. to count rejections.
+	OnDeliver func(pb.Message)
 }
 
 // NewNetwork returns an empty network whose random choices come from seed.
@@ -109,6 +112,9 @@ func (n *Network) Take() []pb.Message {
 			continue
 		}
 		n.Delivered[m.Type]++
+		if n.OnDeliver != nil {
+			n.OnDeliver(m)
+		}
 		out = append(out, m)
 	}
 	return out
