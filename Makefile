@@ -6,17 +6,22 @@ GOGO_VER  := v1.3.2
 STATICCHECK_VER := v0.8.2
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
+# Pipelines fail when any command in them fails.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
 # The invariants tag turns on expensive self-checks (see invariants/).
 TEST_TAGS := -tags invariants
 
-.PHONY: help test test-short bench fuzz proto proto-check lint verify cover example tools
+.PHONY: help test test-short mutation-check soak bench fuzz proto proto-check lint verify cover example tools
 
 help:
 	@echo "make test     run every test (race detector, invariant checks on)"
 	@echo "make example  run examples/single-mem-node"
 	@echo "make bench    run the benchmarks (ns/op, B/op, allocs/op)"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default $(FUZZTIME))"
+	@echo "make soak     the chaos simulation over SOAK_SEEDS seeds (default $(SOAK_SEEDS)), all cores"
+	@echo "make mutation-check  show the simulation catching deliberately broken rules"
 	@echo "make lint     gofmt, go vet, staticcheck"
 	@echo "make verify   lint + go mod tidy and make proto leave no diff"
 	@echo "make proto    regenerate raftpb/raft.pb.go"
@@ -24,6 +29,18 @@ help:
 
 test:
 	$(GO) test -race $(TEST_TAGS) -count=1 $(PKGS)
+	$(MAKE) --no-print-directory mutation-check
+
+# The simulation must catch deliberately broken protocol rules (the
+# raftmutation build tag switches them on).
+mutation-check:
+	$(GO) test -tags raftmutation -count=1 -run 'TestSimCatchesMutation' -v ./rafttest/ | grep -E 'seeds caught|^(ok|FAIL|---)'
+
+# Thousands of simulation seeds across cluster sizes, PreVote and
+# CheckQuorum, on every core. SOAK_SEEDS sets how many.
+SOAK_SEEDS ?= 5000
+soak:
+	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.seeds=$(SOAK_SEEDS) | grep -vE '^(=== RUN|--- PASS|PASS)'
 
 test-short:
 	$(GO) test $(TEST_TAGS) -short -count=1 $(PKGS)

@@ -3,6 +3,7 @@ module github.com/raftcore/raft
 go 1.24
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/gogo/protobuf v1.3.2
 	github.com/stretchr/testify v1.12.1
 )

@@ -95,11 +95,11 @@ func (r *raft) handleVoteRequest(m pb.Message) {
 	// request), or if we have not voted and know no leader this term. A
 	// pre-vote for a later term may always be granted: it changes nothing
 	// here.
-	canVote := r.Vote == m.From ||
+	canVote := mutationDoubleVote || r.Vote == m.From ||
 		(r.Vote == None && r.lead == None) ||
 		(m.Type == pb.MsgPreVote && m.Term > r.Term)
 	candidateLast := entryID{term: m.LogTerm, index: m.Index}
-	if canVote && r.raftLog.isUpToDate(candidateLast) {
+	if canVote && (mutationAnyLog || r.raftLog.isUpToDate(candidateLast)) {
 		r.logger.Infof("node %x (last term %d index %d, vote %x): granting %s to %x (last term %d index %d) at term %d",
 			r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
 		// The response carries the candidate's term, not ours: for a

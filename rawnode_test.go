@@ -341,3 +341,14 @@ func TestRawNodeReportUnreachable(t *testing.T) {
 	// Unknown peers are ignored.
 	c.nodes[1].rn.ReportUnreachable(9)
 }
+
+// A proposal forwarded by a follower whose leader changed can come back to
+// the node that first proposed it; it must be taken, not refused.
+func TestRawNodeStepTakesProposalForwardedBack(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	leader := c.nodes[1]
+	before := leader.r().raftLog.lastIndex()
+	require.NoError(t, leader.rn.Step(pb.Message{Type: pb.MsgProp, From: 1, To: 1, Entries: []pb.Entry{{Data: []byte("back")}}}))
+	require.Equal(t, before+1, leader.r().raftLog.lastIndex())
+}

@@ -56,7 +56,10 @@ func validateMessage(self uint64, m *pb.Message) error {
 	switch {
 	case m.From == None:
 		return fmt.Errorf("%w: %s without a sender", ErrInvalidMessage, m.Type)
-	case m.From == self:
+	case m.From == self && m.Type != pb.MsgProp && m.Type != pb.MsgReadIndex:
+		// A forwarded request keeps its original sender and may be
+		// forwarded again (by a follower whose leader changed) back to the
+		// node it came from; anything else from ourselves is bogus.
 		return fmt.Errorf("%w: %s claims to come from this node (%x)", ErrInvalidMessage, m.Type, self)
 	case m.To != self:
 		return fmt.Errorf("%w: %s addressed to %x, not to this node (%x)", ErrInvalidMessage, m.Type, m.To, self)

@@ -1,0 +1,890 @@
+package rafttest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/raftcore/raft"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// SimConfig describes one run of the chaos simulation. Everything random
+// in a run comes from Seed, so a run replays exactly from its config.
+type SimConfig struct {
+	Seed  uint64
+	Nodes int // voters, IDs 1..Nodes
+
+	PreVote, CheckQuorum bool
+	// MaxSizePerMsg and MaxInflightMsgs are small in some runs to exercise
+	// flow control.
+	MaxSizePerMsg   uint64
+	MaxInflightMsgs int
+
+	// ChaosTicks is how long faults are injected.
+	ChaosTicks int
+	// Clients issue one operation at a time; Keys is the key space.
+	Clients, Keys int
+
+	// Network faults: the probability a message is lost or duplicated, and
+	// the largest delivery delay in ticks (delays reorder messages).
+	DropRate, DupRate float64
+	MaxDelay          int
+	// PartitionRate is the per-tick probability that the partition
+	// changes (heal, split, isolate a node, or cut links one way).
+	PartitionRate float64
+	// CrashRate is the per-tick probability that a running node crashes,
+	// RestartRate that a crashed one restarts.
+	CrashRate, RestartRate float64
+	// CompactEvery makes nodes snapshot and compact their log every that
+	// many applied entries (0: never), so laggards need snapshots.
+	CompactEvery uint64
+	// TransferRate is the per-tick probability that the leader is asked to
+	// hand leadership to a random node.
+	TransferRate float64
+
+	// LivenessTicks bounds the final phase: after healing everything, a
+	// leader must emerge and every client operation complete within it.
+	LivenessTicks int
+}
+
+// RandomSimConfig derives a configuration from seed: cluster size, PreVote
+// and CheckQuorum, flow-control limits and fault rates all vary.
+func RandomSimConfig(seed uint64) SimConfig {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	cfg := SimConfig{
+		Seed:            seed,
+		Nodes:           []int{3, 3, 5, 5, 7}[r.IntN(5)],
+		PreVote:         r.IntN(2) == 0,
+		CheckQuorum:     r.IntN(2) == 0,
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 256,
+		ChaosTicks:      300,
+		Clients:         3 + r.IntN(3),
+		Keys:            3,
+		DropRate:        []float64{0, 0.02, 0.1, 0.2}[r.IntN(4)],
+		DupRate:         []float64{0, 0.02, 0.05}[r.IntN(3)],
+		MaxDelay:        r.IntN(4),
+		PartitionRate:   []float64{0, 0.02, 0.05, 0.2}[r.IntN(4)],
+		CrashRate:       []float64{0, 0.01, 0.03}[r.IntN(3)],
+		RestartRate:     0.1,
+		TransferRate:    []float64{0, 0.01}[r.IntN(2)],
+		LivenessTicks:   400,
+	}
+	if r.IntN(3) == 0 {
+		cfg.MaxSizePerMsg = 1 // one entry per append
+		cfg.MaxInflightMsgs = 1 + r.IntN(4)
+	}
+	if r.IntN(2) == 0 {
+		cfg.CompactEvery = uint64(5 + r.IntN(20))
+	}
+	return cfg
+}
+
+func (c SimConfig) String() string {
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d transfer=%.2f",
+		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
+		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.TransferRate)
+}
+
+// SimResult is what a run found.
+type SimResult struct {
+	Config SimConfig
+	// Ops is the number of client operations in the history; Completed how
+	// many of them returned.
+	Ops, Completed int
+	// Linearizable is the verdict on the history (false if a violation
+	// stopped the run before the check).
+	Linearizable bool
+	// Violations lists every broken invariant; empty on success.
+	Violations []string
+	// Events are the last things that happened, for diagnosis.
+	Events []string
+	// Ticks is the virtual time the run took.
+	Ticks int64
+}
+
+// Failed reports whether the run found a problem.
+func (r *SimResult) Failed() bool { return len(r.Violations) > 0 || !r.Linearizable }
+
+// Report renders the result for a test failure: the seed and config to
+// replay it, the violations and the last events.
+func (r *SimResult) Report() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "simulation failed: %s\n", r.Config)
+	fmt.Fprintf(&b, "replay: go test ./rafttest -run 'TestSim$' -seed=%d -v\n", r.Config.Seed)
+	if !r.Linearizable && len(r.Violations) == 0 {
+		b.WriteString("history not linearizable\n")
+	}
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "violation: %s\n", v)
+	}
+	b.WriteString("last events:\n")
+	for _, e := range r.Events {
+		fmt.Fprintf(&b, "  %s\n", e)
+	}
+	return b.String()
+}
+
+// simMsg is a message in flight, delivered at tick due.
+type simMsg struct {
+	m   pb.Message
+	due int64
+}
+
+// kvState is a node's state machine: a key-value map with per-client
+// deduplication. It is durable: it survives crashes, together with the
+// configuration it has applied.
+type kvState struct {
+	Applied uint64            `json:"applied"`
+	Data    map[string]string `json:"data"`
+	// LastSeq is the last operation applied per client; retries of it (or
+	// of older ones) are skipped.
+	LastSeq   map[int]uint64 `json:"lastSeq"`
+	ConfState pb.ConfState   `json:"confState"`
+}
+
+func newKVState() *kvState {
+	return &kvState{Data: map[string]string{}, LastSeq: map[int]uint64{}}
+}
+
+func (s *kvState) encode() []byte {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func decodeKVState(b []byte) (*kvState, error) {
+	s := newKVState()
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, err
+	}
+	if s.Data == nil {
+		s.Data = map[string]string{}
+	}
+	if s.LastSeq == nil {
+		s.LastSeq = map[int]uint64{}
+	}
+	return s, nil
+}
+
+// simOp is a client operation, as proposed and applied.
+type simOp struct {
+	Client int    `json:"c"`
+	Seq    uint64 `json:"s"`
+	Get    bool   `json:"g,omitempty"`
+	Key    string `json:"k"`
+	Value  string `json:"v,omitempty"`
+}
+
+// simNode is one node: storage and state machine are durable; the RawNode
+// is nil while crashed.
+type simNode struct {
+	id      uint64
+	storage *raft.MemoryStorage
+	rn      *raft.RawNode
+	config  raft.Config
+	sm      *kvState
+	// persisted is the last hard state written to storage.
+	persisted pb.HardState
+	// commit is the highest commit index the node reported.
+	commit uint64
+}
+
+// simClient issues operations one at a time and retries them until they
+// are applied.
+type simClient struct {
+	id      int
+	seq     uint64
+	pending *simPending
+}
+
+type simPending struct {
+	op       simOp
+	hist     int   // index in Sim.history
+	deadline int64 // tick to retry at
+}
+
+// histOp is an operation in the history checked for linearizability.
+type histOp struct {
+	op     simOp
+	call   int64
+	ret    int64 // 0 while pending
+	output string
+}
+
+// entryRecord is what the first node to apply an index applied there.
+type entryRecord struct {
+	term uint64
+	data string
+}
+
+// Sim is a deterministic chaos simulation of a cluster with clients. Use
+// RunSim; the type is exported for its documentation.
+type Sim struct {
+	cfg   SimConfig
+	rnd   *rand.Rand
+	now   int64
+	clock int64 // orders history events within a tick
+	nodes []*simNode
+	queue []simMsg
+	// blocked links drop every message.
+	blocked map[link]bool
+
+	clients []*simClient
+	history []histOp
+	// done records the result of each (client, seq) once applied.
+	done map[[2]uint64]string
+
+	leaders   map[uint64]uint64 // term -> leader
+	committed map[uint64]entryRecord
+	lastIndex uint64 // highest index in committed
+	// chaos is false in the final, fault-free phase.
+	chaos bool
+	// finalRound is set once the liveness phase issued its new operations.
+	finalRound bool
+
+	violations []string
+	events     []string
+}
+
+const simEventLog = 60
+
+// simLogger is the nodes' logger (replaced when debugging).
+var simLogger = raft.DiscardLogger
+
+func (s *Sim) event(format string, args ...any) {
+	e := fmt.Sprintf("t=%d ", s.now) + fmt.Sprintf(format, args...)
+	if len(s.events) == simEventLog {
+		copy(s.events, s.events[1:])
+		s.events = s.events[:simEventLog-1]
+	}
+	s.events = append(s.events, e)
+}
+
+func (s *Sim) violate(format string, args ...any) {
+	v := fmt.Sprintf("t=%d ", s.now) + fmt.Sprintf(format, args...)
+	s.violations = append(s.violations, v)
+	s.event("VIOLATION %s", v)
+}
+
+// RunSim runs one simulation and returns what it found.
+func RunSim(cfg SimConfig) *SimResult {
+	s := &Sim{
+		cfg:       cfg,
+		rnd:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed*0x9e3779b97f4a7c15+1)),
+		blocked:   map[link]bool{},
+		done:      map[[2]uint64]string{},
+		leaders:   map[uint64]uint64{},
+		committed: map[uint64]entryRecord{},
+		chaos:     true,
+	}
+	res := &SimResult{Config: cfg}
+	if err := s.start(); err != nil {
+		s.violate("start: %v", err)
+	}
+	for i := 0; i < cfg.Clients; i++ {
+		s.clients = append(s.clients, &simClient{id: i})
+	}
+	for s.now = 0; s.now < int64(cfg.ChaosTicks) && len(s.violations) == 0; s.now++ {
+		s.chaosStep()
+		s.runTick()
+	}
+	if len(s.violations) == 0 {
+		s.liveness()
+	}
+	res.Ticks = s.now
+	res.Ops = len(s.history)
+	for _, h := range s.history {
+		if h.ret != 0 {
+			res.Completed++
+		}
+	}
+	if len(s.violations) == 0 {
+		res.Linearizable = checkLinearizable(s.history)
+		if !res.Linearizable {
+			s.violate("client history is not linearizable (%d operations)", len(s.history))
+		}
+	}
+	res.Violations = s.violations
+	res.Events = s.events
+	return res
+}
+
+func (s *Sim) start() error {
+	peers := make([]raft.Peer, s.cfg.Nodes)
+	for i := range peers {
+		peers[i] = raft.Peer{ID: uint64(i + 1)}
+	}
+	for _, p := range peers {
+		n := &simNode{id: p.ID, storage: raft.NewMemoryStorage(), sm: newKVState()}
+		n.config = raft.Config{
+			ID:              p.ID,
+			ElectionTick:    10,
+			HeartbeatTick:   1,
+			Storage:         n.storage,
+			MaxSizePerMsg:   s.cfg.MaxSizePerMsg,
+			MaxInflightMsgs: s.cfg.MaxInflightMsgs,
+			PreVote:         s.cfg.PreVote,
+			CheckQuorum:     s.cfg.CheckQuorum,
+			Logger:          simLogger,
+			RandomSource:    rand.NewPCG(s.cfg.Seed, p.ID),
+		}
+		rn, err := raft.NewRawNode(&n.config)
+		if err != nil {
+			return err
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return err
+		}
+		n.rn = rn
+		s.nodes = append(s.nodes, n)
+	}
+	return nil
+}
+
+func (s *Sim) node(id uint64) *simNode {
+	if id == 0 || id > uint64(len(s.nodes)) {
+		return nil
+	}
+	return s.nodes[id-1]
+}
+
+func (s *Sim) running() []*simNode {
+	var out []*simNode
+	for _, n := range s.nodes {
+		if n.rn != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// chaosStep injects this tick's faults.
+func (s *Sim) chaosStep() {
+	cfg := s.cfg
+	if s.rnd.Float64() < cfg.PartitionRate {
+		s.repartition()
+	}
+	if s.rnd.Float64() < cfg.CrashRate {
+		if run := s.running(); len(run) > 0 {
+			s.crash(run[s.rnd.IntN(len(run))])
+		}
+	}
+	for _, n := range s.nodes {
+		if n.rn == nil && s.rnd.Float64() < cfg.RestartRate {
+			s.restart(n)
+		}
+	}
+	if s.rnd.Float64() < cfg.TransferRate {
+		for _, n := range s.running() {
+			if n.rn.BasicStatus().RaftState == raft.StateLeader {
+				to := uint64(1 + s.rnd.IntN(len(s.nodes)))
+				s.event("leader %d asked to transfer to %d", n.id, to)
+				n.rn.TransferLeader(to)
+			}
+		}
+	}
+}
+
+func (s *Sim) repartition() {
+	s.blocked = map[link]bool{}
+	ids := make([]uint64, len(s.nodes))
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	switch s.rnd.IntN(4) {
+	case 0:
+		s.event("network healed")
+	case 1:
+		s.rnd.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		k := 1 + s.rnd.IntN(len(ids)-1)
+		a, b := ids[:k], ids[k:]
+		for _, x := range a {
+			for _, y := range b {
+				s.blocked[link{x, y}] = true
+				s.blocked[link{y, x}] = true
+			}
+		}
+		s.event("partition %v | %v", a, b)
+	case 2:
+		x := ids[s.rnd.IntN(len(ids))]
+		for _, y := range ids {
+			if y != x {
+				s.blocked[link{x, y}] = true
+				s.blocked[link{y, x}] = true
+			}
+		}
+		s.event("node %d isolated", x)
+	case 3:
+		var cuts []string
+		for i := 0; i < 1+s.rnd.IntN(len(ids)); i++ {
+			x, y := ids[s.rnd.IntN(len(ids))], ids[s.rnd.IntN(len(ids))]
+			if x != y {
+				s.blocked[link{x, y}] = true
+				cuts = append(cuts, fmt.Sprintf("%d->%d", x, y))
+			}
+		}
+		s.event("one-way cuts %v", cuts)
+	}
+}
+
+// crash stops n. To lose unpersisted state, it first steps the messages
+// due to it without handling the resulting Ready.
+func (s *Sim) crash(n *simNode) {
+	kept := s.queue[:0]
+	for _, sm := range s.queue {
+		if sm.m.To == n.id && sm.due <= s.now && !s.blocked[link{sm.m.From, sm.m.To}] {
+			_ = n.rn.Step(sm.m)
+			continue
+		}
+		kept = append(kept, sm)
+	}
+	s.queue = kept
+	lost := n.rn.HasReady()
+	n.rn = nil
+	s.event("node %d crashed (unpersisted Ready lost: %v)", n.id, lost)
+}
+
+// restart rebuilds n from its storage and durable state machine.
+func (s *Sim) restart(n *simNode) {
+	snap, err := n.storage.Snapshot()
+	if err != nil {
+		s.violate("node %d: reading snapshot: %v", n.id, err)
+		return
+	}
+	if n.sm.Applied > snap.Metadata.Index {
+		// The state machine and its configuration are durable together:
+		// record them as a snapshot, as a server that snapshots on
+		// shutdown would.
+		if _, err := n.storage.CreateSnapshot(n.sm.Applied, &n.sm.ConfState, n.sm.encode()); err != nil {
+			s.violate("node %d: snapshot at restart: %v", n.id, err)
+			return
+		}
+	}
+	cfg := n.config
+	cfg.Applied = n.sm.Applied
+	rn, err := raft.NewRawNode(&cfg)
+	if err != nil {
+		s.violate("node %d: restart: %v", n.id, err)
+		return
+	}
+	n.rn = rn
+	st := rn.BasicStatus()
+	if st.Commit < n.commit {
+		s.violate("node %d: commit went back from %d to %d across a restart", n.id, n.commit, st.Commit)
+	}
+	s.event("node %d restarted (term %d commit %d applied %d)", n.id, st.Term, st.Commit, n.sm.Applied)
+}
+
+// runTick runs one tick: clients act, nodes tick, and Readys and due
+// messages are handled until the tick is quiet.
+func (s *Sim) runTick() {
+	s.clientsStep()
+	for _, n := range s.running() {
+		n.rn.Tick()
+	}
+	for round := 0; round < 1000; round++ {
+		busy := false
+		for _, n := range s.nodes {
+			if n.rn != nil && n.rn.HasReady() {
+				busy = true
+				s.handleReady(n)
+			}
+		}
+		if s.deliverDue() {
+			busy = true
+		}
+		if !busy || len(s.violations) > 0 {
+			break
+		}
+	}
+	s.checkTick()
+}
+
+// deliverDue delivers the messages due now, and reports whether any were.
+func (s *Sim) deliverDue() bool {
+	var due []simMsg
+	kept := s.queue[:0]
+	for _, m := range s.queue {
+		if m.due <= s.now {
+			due = append(due, m)
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	s.queue = kept
+	for _, sm := range due {
+		m := sm.m
+		from, to := s.node(m.From), s.node(m.To)
+		lost := to == nil || to.rn == nil || s.blocked[link{m.From, m.To}]
+		if m.Type == pb.MsgSnap && from != nil && from.rn != nil {
+			// The transport tells the leader how sending went.
+			status := raft.SnapshotFinish
+			if lost {
+				status = raft.SnapshotFailure
+			}
+			from.rn.ReportSnapshot(m.To, status)
+		}
+		if lost {
+			continue
+		}
+		if err := to.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+			s.violate("node %d refused %s: %v", to.id, raft.DescribeMessage(m, nil), err)
+		}
+		s.checkNode(to)
+	}
+	return len(due) > 0
+}
+
+// send puts messages on the network with its faults.
+func (s *Sim) send(msgs []pb.Message) {
+	for _, m := range msgs {
+		if s.chaos && s.rnd.Float64() < s.cfg.DropRate {
+			continue
+		}
+		delay := 0
+		if s.chaos && s.cfg.MaxDelay > 0 {
+			delay = s.rnd.IntN(s.cfg.MaxDelay + 1)
+		}
+		s.queue = append(s.queue, simMsg{m: m, due: s.now + int64(delay)})
+		if s.chaos && s.rnd.Float64() < s.cfg.DupRate {
+			s.queue = append(s.queue, simMsg{m: m, due: s.now + int64(s.rnd.IntN(s.cfg.MaxDelay+2))})
+		}
+	}
+}
+
+// handleReady follows the Ready contract and checks what the node writes.
+func (s *Sim) handleReady(n *simNode) {
+	rd := n.rn.Ready()
+	if rd.SoftState != nil && rd.RaftState == raft.StateLeader {
+		s.newLeader(n)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		s.installSnapshot(n, rd.Snapshot)
+	}
+	if len(rd.Entries) > 0 {
+		if first := rd.Entries[0].Index; first <= n.persisted.Commit {
+			s.violate("node %d overwrites committed entries: writes from %d, commit %d", n.id, first, n.persisted.Commit)
+		}
+		if err := n.storage.Append(rd.Entries); err != nil {
+			s.violate("node %d: append: %v", n.id, err)
+			return
+		}
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		s.checkHardState(n, rd.HardState)
+		if err := n.storage.SetHardState(rd.HardState); err != nil {
+			s.violate("node %d: set hard state: %v", n.id, err)
+		}
+		n.persisted = rd.HardState
+	}
+	s.send(rd.Messages)
+	for _, e := range rd.CommittedEntries {
+		s.apply(n, e)
+	}
+	n.rn.Advance()
+	s.maybeCompact(n)
+	s.checkNode(n)
+}
+
+func (s *Sim) installSnapshot(n *simNode, snap pb.Snapshot) {
+	rec, ok := s.committed[snap.Metadata.Index]
+	if ok && rec.term != snap.Metadata.Term {
+		s.violate("node %d: snapshot at %d has term %d, committed term is %d", n.id, snap.Metadata.Index, snap.Metadata.Term, rec.term)
+	}
+	if err := n.storage.ApplySnapshot(snap); err != nil {
+		s.violate("node %d: apply snapshot: %v", n.id, err)
+		return
+	}
+	sm, err := decodeKVState(snap.Data)
+	if err != nil {
+		s.violate("node %d: snapshot data: %v", n.id, err)
+		return
+	}
+	if sm.Applied != snap.Metadata.Index {
+		s.violate("node %d: snapshot at %d holds state applied to %d", n.id, snap.Metadata.Index, sm.Applied)
+	}
+	if snap.Metadata.Index < n.sm.Applied {
+		s.violate("node %d: snapshot at %d is behind applied %d", n.id, snap.Metadata.Index, n.sm.Applied)
+	}
+	sm.ConfState = snap.Metadata.ConfState
+	n.sm = sm
+	s.event("node %d installed snapshot at %d", n.id, snap.Metadata.Index)
+}
+
+// maybeCompact snapshots and compacts n's log every CompactEvery entries.
+func (s *Sim) maybeCompact(n *simNode) {
+	every := s.cfg.CompactEvery
+	if every == 0 || !s.chaos {
+		return
+	}
+	snap, err := n.storage.Snapshot()
+	if err != nil {
+		return
+	}
+	if n.sm.Applied < snap.Metadata.Index+every {
+		return
+	}
+	if _, err := n.storage.CreateSnapshot(n.sm.Applied, &n.sm.ConfState, n.sm.encode()); err != nil {
+		s.violate("node %d: create snapshot: %v", n.id, err)
+		return
+	}
+	// Keep a few entries so that slightly behind followers need no
+	// snapshot.
+	keep := uint64(s.rnd.IntN(4))
+	if n.sm.Applied > keep+1 {
+		if err := n.storage.Compact(n.sm.Applied - keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			s.violate("node %d: compact: %v", n.id, err)
+		}
+	}
+}
+
+// apply applies one committed entry to n's state machine and checks that
+// every node applies the same entry at each index.
+func (s *Sim) apply(n *simNode, e pb.Entry) {
+	if e.Index != n.sm.Applied+1 {
+		s.violate("node %d applies index %d after %d", n.id, e.Index, n.sm.Applied)
+	}
+	rec := entryRecord{term: e.Term, data: string(e.Data)}
+	if prev, ok := s.committed[e.Index]; ok {
+		if prev != rec {
+			s.violate("node %d applied term %d at index %d where another node applied term %d", n.id, e.Term, e.Index, prev.term)
+		}
+	} else {
+		s.committed[e.Index] = rec
+		s.lastIndex = max(s.lastIndex, e.Index)
+	}
+	n.sm.Applied = e.Index
+	switch e.Type {
+	case pb.EntryConfChange, pb.EntryConfChangeV2:
+		cc, err := pb.UnmarshalConfChange(e)
+		if err != nil {
+			s.violate("node %d: conf change at %d: %v", n.id, e.Index, err)
+			return
+		}
+		n.sm.ConfState = *n.rn.ApplyConfChange(cc)
+		return
+	}
+	if len(e.Data) == 0 {
+		return
+	}
+	var op simOp
+	if err := json.Unmarshal(e.Data, &op); err != nil {
+		s.violate("node %d: entry %d: %v", n.id, e.Index, err)
+		return
+	}
+	var out string
+	if op.Seq <= n.sm.LastSeq[op.Client] {
+		return // a retry of an operation already applied
+	}
+	n.sm.LastSeq[op.Client] = op.Seq
+	if op.Get {
+		out = n.sm.Data[op.Key]
+	} else {
+		n.sm.Data[op.Key] = op.Value
+	}
+	key := [2]uint64{uint64(op.Client), op.Seq}
+	if _, ok := s.done[key]; !ok {
+		s.done[key] = out
+	}
+}
+
+// newLeader records n as the leader of its term and checks that it is the
+// only one and that its log holds every committed entry (Leader
+// Completeness).
+func (s *Sim) newLeader(n *simNode) {
+	st := n.rn.BasicStatus()
+	if prev, ok := s.leaders[st.Term]; ok && prev != n.id {
+		s.violate("two leaders in term %d: %d and %d", st.Term, prev, n.id)
+		return
+	}
+	s.leaders[st.Term] = n.id
+	s.event("node %d leads term %d", n.id, st.Term)
+	first, _ := n.storage.FirstIndex()
+	last, _ := n.storage.LastIndex()
+	for i := first; i <= s.lastIndex; i++ {
+		rec, ok := s.committed[i]
+		if !ok {
+			continue
+		}
+		if i > last {
+			s.violate("leader %d of term %d lacks committed entry %d (last index %d)", n.id, st.Term, i, last)
+			return
+		}
+		if t, err := n.storage.Term(i); err == nil && t != rec.term {
+			s.violate("leader %d of term %d has term %d at committed index %d (committed term %d)", n.id, st.Term, t, i, rec.term)
+			return
+		}
+	}
+}
+
+// checkHardState checks a hard state about to be persisted against the
+// last one: term and commit never go back, a vote is never changed
+// within a term.
+func (s *Sim) checkHardState(n *simNode, hs pb.HardState) {
+	p := n.persisted
+	switch {
+	case hs.Term < p.Term:
+		s.violate("node %d: persisted term goes back from %d to %d", n.id, p.Term, hs.Term)
+	case hs.Term == p.Term && p.Vote != raft.None && hs.Vote != p.Vote:
+		s.violate("node %d: vote changed within term %d from %d to %d", n.id, hs.Term, p.Vote, hs.Vote)
+	case hs.Commit < p.Commit:
+		s.violate("node %d: persisted commit goes back from %d to %d", n.id, p.Commit, hs.Commit)
+	}
+}
+
+// checkNode checks n's leader and commit index after a step.
+func (s *Sim) checkNode(n *simNode) {
+	if n.rn == nil {
+		return
+	}
+	st := n.rn.BasicStatus()
+	if st.RaftState == raft.StateLeader {
+		if prev, ok := s.leaders[st.Term]; ok && prev != n.id {
+			s.violate("two leaders in term %d: %d and %d", st.Term, prev, n.id)
+		}
+		s.leaders[st.Term] = n.id
+	}
+	if st.Commit < n.commit {
+		s.violate("node %d: commit went back from %d to %d", n.id, n.commit, st.Commit)
+	}
+	n.commit = max(n.commit, st.Commit)
+	if st.Applied < n.sm.Applied && st.Applied != 0 {
+		s.violate("node %d: reports applied %d below its state machine's %d", n.id, st.Applied, n.sm.Applied)
+	}
+}
+
+// checkTick checks, at the end of a tick, that the recent committed
+// entries of every running node are the ones that were applied.
+func (s *Sim) checkTick() {
+	for _, n := range s.running() {
+		first, _ := n.storage.FirstIndex()
+		hi := min(n.commit, s.lastIndex)
+		lo := max(first, hi-min(hi, 64))
+		for i := lo; i <= hi && i > 0; i++ {
+			rec, ok := s.committed[i]
+			if !ok {
+				continue
+			}
+			if t, err := n.storage.Term(i); err == nil && t != rec.term {
+				s.violate("node %d holds term %d at committed index %d (committed term %d)", n.id, t, i, rec.term)
+				return
+			}
+		}
+	}
+}
+
+// clientsStep lets every client complete, retry or start an operation.
+func (s *Sim) clientsStep() {
+	for _, c := range s.clients {
+		if p := c.pending; p != nil {
+			if out, ok := s.done[[2]uint64{uint64(c.id), p.op.Seq}]; ok {
+				s.clock++
+				h := &s.history[p.hist]
+				h.ret, h.output = s.clock, out
+				c.pending = nil
+			} else if s.now >= p.deadline {
+				s.submit(c, p)
+			}
+			continue
+		}
+		if !s.chaos {
+			continue // the liveness phase issues its own operations
+		}
+		s.newOp(c)
+	}
+}
+
+func (s *Sim) newOp(c *simClient) {
+	c.seq++
+	op := simOp{Client: c.id, Seq: c.seq, Key: fmt.Sprintf("k%d", s.rnd.IntN(s.cfg.Keys))}
+	if s.rnd.IntN(2) == 0 {
+		op.Get = true
+	} else {
+		op.Value = fmt.Sprintf("%d.%d", c.id, c.seq)
+	}
+	s.clock++
+	s.history = append(s.history, histOp{op: op, call: s.clock})
+	c.pending = &simPending{op: op, hist: len(s.history) - 1}
+	s.submit(c, c.pending)
+}
+
+// submit proposes p's operation through a random running node, and sets
+// when to retry.
+func (s *Sim) submit(c *simClient, p *simPending) {
+	p.deadline = s.now + 15 + int64(s.rnd.IntN(10))
+	run := s.running()
+	if len(run) == 0 {
+		return
+	}
+	n := run[s.rnd.IntN(len(run))]
+	data, err := json.Marshal(p.op)
+	if err != nil {
+		panic(err)
+	}
+	if err := n.rn.Propose(data); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+		s.violate("node %d: propose: %v", n.id, err)
+	}
+}
+
+// liveness heals everything and requires a leader and the completion of
+// every client operation, old and new, within LivenessTicks.
+func (s *Sim) liveness() {
+	s.chaos = false
+	s.blocked = map[link]bool{}
+	s.event("liveness phase: network healed, every node restarted")
+	for _, n := range s.nodes {
+		if n.rn == nil {
+			s.restart(n)
+		}
+	}
+	for _, c := range s.clients {
+		if c.pending == nil {
+			s.newOp(c)
+		}
+	}
+	start := s.now
+	for ; s.now < start+int64(s.cfg.LivenessTicks) && len(s.violations) == 0; s.now++ {
+		s.runTick()
+		if s.allDone() {
+			// One more operation per client must complete too.
+			if s.now < start+int64(s.cfg.LivenessTicks) && !s.finalRound {
+				s.finalRound = true
+				for _, c := range s.clients {
+					s.newOp(c)
+				}
+				continue
+			}
+			return
+		}
+	}
+	if len(s.violations) == 0 {
+		var waiting []string
+		for _, c := range s.clients {
+			if c.pending != nil {
+				waiting = append(waiting, fmt.Sprintf("client %d op %d", c.id, c.pending.op.Seq))
+			}
+		}
+		leaders := []uint64{}
+		for _, n := range s.running() {
+			if n.rn.BasicStatus().RaftState == raft.StateLeader {
+				leaders = append(leaders, n.id)
+			}
+		}
+		s.violate("liveness: after %d fault-free ticks, leaders %v, still waiting: %v", s.cfg.LivenessTicks, leaders, waiting)
+	}
+}
+
+func (s *Sim) allDone() bool {
+	for _, c := range s.clients {
+		if c.pending != nil {
+			return false
+		}
+	}
+	return true
+}

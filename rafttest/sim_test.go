@@ -1,0 +1,131 @@
+package rafttest
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/raftcore/raft"
+)
+
+var (
+	seedFlag      = flag.Uint64("seed", 0, "TestSim: replay this one seed, printing its events")
+	simSeedsFlag  = flag.Int("sim.seeds", 0, "TestSim: number of seeds (default 200, 30 with -short)")
+	soakFlag      = flag.Bool("soak", false, "run TestSimSoak")
+	soakSeedsFlag = flag.Int("soak.seeds", 5000, "TestSimSoak: number of seeds")
+	simLogFlag    = flag.Bool("sim.log", false, "TestSim with -seed: also print the nodes' own logs (to stderr)")
+)
+
+// simTotals sums up runs for the summary line.
+type simTotals struct {
+	seeds, ops, linearizable, violations int
+}
+
+func (s *simTotals) add(r *SimResult) {
+	s.seeds++
+	s.ops += r.Ops
+	if r.Linearizable {
+		s.linearizable++
+	}
+	s.violations += len(r.Violations)
+}
+
+func (s simTotals) String() string {
+	return fmt.Sprintf("sim: seeds=%d ops=%d linearizable=%d/%d violations=%d", s.seeds, s.ops, s.linearizable, s.seeds, s.violations)
+}
+
+// TestSim runs the chaos simulation over a range of seeds, each with its
+// own configuration, checking every invariant at every step and the
+// clients' history for linearizability. Replay one seed with
+// go test ./rafttest -run 'TestSim$' -seed=N -v.
+func TestSim(t *testing.T) {
+	if *seedFlag != 0 {
+		if *simLogFlag {
+			simLogger = raft.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			defer func() { simLogger = raft.DiscardLogger }()
+		}
+		res := RunSim(RandomSimConfig(*seedFlag))
+		for _, e := range res.Events {
+			t.Log(e)
+		}
+		if res.Failed() {
+			t.Fatal(res.Report())
+		}
+		t.Logf("%s: %d ops, %d completed, %d ticks", res.Config, res.Ops, res.Completed, res.Ticks)
+		return
+	}
+	n := 300
+	if testing.Short() {
+		n = 30
+	}
+	if *simSeedsFlag > 0 {
+		n = *simSeedsFlag
+	}
+	var tot simTotals
+	for seed := uint64(1); seed <= uint64(n); seed++ {
+		res := RunSim(RandomSimConfig(seed))
+		tot.add(res)
+		if res.Failed() {
+			t.Fatal(res.Report())
+		}
+		if res.Completed != res.Ops {
+			t.Fatalf("seed %d: %d of %d operations completed without a violation being reported", seed, res.Completed, res.Ops)
+		}
+	}
+	if tot.ops < 10*n {
+		t.Fatalf("too few operations to mean anything: %s", tot)
+	}
+	t.Log(tot)
+}
+
+// TestSimSoak runs thousands of seeds across every combination of cluster
+// size, PreVote and CheckQuorum, on every core (make soak).
+func TestSimSoak(t *testing.T) {
+	if !*soakFlag {
+		t.Skip("soak runs with -soak (make soak)")
+	}
+	seeds := make(chan uint64)
+	results := make(chan *SimResult)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seed := range seeds {
+				cfg := RandomSimConfig(seed)
+				cfg.Nodes = []int{3, 5, 7}[seed%3]
+				cfg.PreVote = seed/3%2 == 0
+				cfg.CheckQuorum = seed/6%2 == 0
+				results <- RunSim(cfg)
+			}
+		}()
+	}
+	go func() {
+		for seed := uint64(1); seed <= uint64(*soakSeedsFlag); seed++ {
+			seeds <- 100000 + seed
+		}
+		close(seeds)
+		wg.Wait()
+		close(results)
+	}()
+	var tot simTotals
+	var failed []*SimResult
+	for r := range results {
+		tot.add(r)
+		if r.Failed() {
+			failed = append(failed, r)
+		}
+	}
+	fmt.Println(tot)
+	for i, r := range failed {
+		if i == 5 {
+			t.Errorf("... and %d more failed seeds", len(failed)-5)
+			break
+		}
+		t.Error(r.Report())
+	}
+}
