@@ -68,6 +68,15 @@ type Config struct {
 	// reflect them (store the ConfState with the state machine).
 	Applied uint64
 
+	// SnapshotTimeout is how many ticks a leader waits, after sending a
+	// snapshot to a follower, for the follower to acknowledge it or for the
+	// application to call ReportSnapshot. Past it the leader gives up on
+	// that snapshot and probes the follower again (sending a new snapshot
+	// if it still needs one), so a lost MsgSnap or a forgotten
+	// ReportSnapshot cannot stall the follower forever. Set it well above
+	// the time a snapshot takes to transfer. 0 means 50*ElectionTick.
+	SnapshotTimeout int
+
 	// AsyncStorageWrites lets the application persist and apply on its own
 	// goroutines: Ready then carries MsgStorageAppend and MsgStorageApply
 	// messages instead of asking for synchronous writes, and Advance must
@@ -143,6 +152,7 @@ var (
 	ErrConfigLeaseNeedsQuorum  = errors.New("raft: config: ReadOnlyLeaseBased requires CheckQuorum")
 	ErrConfigReadOnlyOption    = errors.New("raft: config: unknown ReadOnlyOption")
 	ErrConfigElectionTickLimit = errors.New("raft: config: ElectionTick is too large")
+	ErrConfigSnapshotTimeout   = errors.New("raft: config: SnapshotTimeout must not be negative")
 	// ErrConfigAsyncUnsupported: AsyncStorageWrites is not implemented in
 	// this version; drive the node with Ready and Advance.
 	ErrConfigAsyncUnsupported = errors.New("raft: config: AsyncStorageWrites is not supported yet")
@@ -151,7 +161,8 @@ var (
 // Validate returns an error for every impossible setting (wrapping one of
 // the ErrConfig errors) and fills in the defaults for limits left 0:
 // MaxUncommittedEntriesSize and MaxCommittedSizePerReady become unlimited,
-// and a nil Logger becomes the package logger.
+// SnapshotTimeout becomes 50*ElectionTick, and a nil Logger becomes the
+// package logger.
 func (c *Config) Validate() error {
 	if err := c.check(); err != nil {
 		return err
@@ -164,6 +175,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = getLogger()
+	}
+	if c.SnapshotTimeout == 0 {
+		c.SnapshotTimeout = 50 * c.ElectionTick
 	}
 	return nil
 }
@@ -180,6 +194,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w (got %d)", ErrConfigElectionTickLimit, c.ElectionTick)
 	case c.Storage == nil:
 		return ErrConfigNilStorage
+	case c.SnapshotTimeout < 0:
+		return fmt.Errorf("%w (got %d)", ErrConfigSnapshotTimeout, c.SnapshotTimeout)
 	case c.MaxInflightMsgs <= 0:
 		return fmt.Errorf("%w (got %d)", ErrConfigMaxInflightMsgs, c.MaxInflightMsgs)
 	case c.MaxInflightBytes != 0 && c.MaxInflightBytes < c.MaxSizePerMsg:

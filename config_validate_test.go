@@ -27,6 +27,7 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown read-only option", func(c *Config) { c.ReadOnlyOption = 7 }, ErrConfigReadOnlyOption},
 		{"lease reads without check quorum", func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased }, ErrConfigLeaseNeedsQuorum},
 		{"lease reads with check quorum", func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased; c.CheckQuorum = true }, nil},
+		{"negative snapshot timeout", func(c *Config) { c.SnapshotTimeout = -1 }, ErrConfigSnapshotTimeout},
 		{"async storage writes", func(c *Config) { c.AsyncStorageWrites = true }, ErrConfigAsyncUnsupported},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +54,7 @@ func TestConfigValidateDefaults(t *testing.T) {
 	require.NoError(t, c.Validate())
 	require.Equal(t, uint64(noLimit), c.MaxUncommittedEntriesSize)
 	require.Equal(t, uint64(noLimit), c.MaxCommittedSizePerReady)
+	require.Equal(t, 500, c.SnapshotTimeout, "50 election timeouts")
 	require.NotNil(t, c.Logger)
 
 	c = &Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: NewMemoryStorage(), MaxInflightMsgs: 1,

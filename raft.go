@@ -102,6 +102,9 @@ type raft struct {
 
 	heartbeatTimeout int
 	electionTimeout  int
+	// snapshotTimeout is how long a peer may stay in StateSnapshot without
+	// news before the leader probes it again.
+	snapshotTimeout int
 	// randomizedElectionTimeout is drawn from
 	// [electionTimeout, 2*electionTimeout) at every role change.
 	randomizedElectionTimeout int
@@ -142,6 +145,7 @@ func newRaft(c *Config) (*raft, error) {
 		trk:                       tracker.MakeProgressTracker(c.MaxInflightMsgs, c.MaxInflightBytes),
 		electionTimeout:           c.ElectionTick,
 		heartbeatTimeout:          c.HeartbeatTick,
+		snapshotTimeout:           c.SnapshotTimeout,
 		logger:                    c.Logger,
 		checkQuorum:               c.CheckQuorum,
 		preVote:                   c.PreVote,
@@ -343,12 +347,34 @@ func (r *raft) tickHeartbeat() {
 	if r.state != StateLeader {
 		return
 	}
+	r.checkSnapshotStalls()
 	if r.heartbeatElapsed >= r.heartbeatTimeout {
 		r.heartbeatElapsed = 0
 		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgBeat}); err != nil {
 			r.logger.Debugf("periodic leader step: %v", err)
 		}
 	}
+}
+
+// checkSnapshotStalls gives up on snapshots that got no answer within the
+// snapshot timeout: the MsgSnap was lost or the application never called
+// ReportSnapshot. The peer is probed again, which sends a new snapshot if it
+// still needs one.
+func (r *raft) checkSnapshotStalls() {
+	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
+		if pr.State != tracker.StateSnapshot {
+			return
+		}
+		pr.SnapshotTicks++
+		if pr.SnapshotTicks < r.snapshotTimeout {
+			return
+		}
+		r.logger.Warningf("node %x: no news of the snapshot at %d sent to %x for %d ticks, probing it again",
+			r.id, pr.PendingSnapshot, id, pr.SnapshotTicks)
+		pr.PendingSnapshot = 0 // it may never have arrived
+		pr.BecomeProbe()
+		r.sendAppend(id)
+	})
 }
 
 func (r *raft) pastElectionTimeout() bool {

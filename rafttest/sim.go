@@ -41,6 +41,11 @@ type SimConfig struct {
 	// CompactEvery makes nodes snapshot and compact their log every that
 	// many applied entries (0: never), so laggards need snapshots.
 	CompactEvery uint64
+	// SnapshotTimeout is the nodes' Config.SnapshotTimeout; ForgetReports
+	// is the probability that the transport does not report a lost
+	// snapshot (ReportSnapshot), which only that timeout recovers from.
+	SnapshotTimeout int
+	ForgetReports   float64
 	// TransferRate is the per-tick probability that the leader is asked to
 	// hand leadership to a random node.
 	TransferRate float64
@@ -79,14 +84,16 @@ func RandomSimConfig(seed uint64) SimConfig {
 	}
 	if r.IntN(2) == 0 {
 		cfg.CompactEvery = uint64(5 + r.IntN(20))
+		cfg.SnapshotTimeout = 20 + r.IntN(40)
+		cfg.ForgetReports = []float64{0, 0.5}[r.IntN(2)]
 	}
 	return cfg
 }
 
 func (c SimConfig) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d transfer=%.2f",
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f",
 		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
-		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.TransferRate)
+		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate)
 }
 
 // SimResult is what a run found.
@@ -331,6 +338,7 @@ func (s *Sim) start() error {
 			MaxInflightMsgs: s.cfg.MaxInflightMsgs,
 			PreVote:         s.cfg.PreVote,
 			CheckQuorum:     s.cfg.CheckQuorum,
+			SnapshotTimeout: s.cfg.SnapshotTimeout,
 			Logger:          simLogger,
 			RandomSource:    rand.NewPCG(s.cfg.Seed, p.ID),
 		}
@@ -523,12 +531,15 @@ func (s *Sim) deliverDue() bool {
 		from, to := s.node(m.From), s.node(m.To)
 		lost := to == nil || to.rn == nil || s.blocked[link{m.From, m.To}]
 		if m.Type == pb.MsgSnap && from != nil && from.rn != nil {
-			// The transport tells the leader how sending went.
+			// The transport tells the leader how sending went, unless it
+			// is one that forgets to.
 			status := raft.SnapshotFinish
 			if lost {
 				status = raft.SnapshotFailure
 			}
-			from.rn.ReportSnapshot(m.To, status)
+			if !lost || s.rnd.Float64() >= s.cfg.ForgetReports {
+				from.rn.ReportSnapshot(m.To, status)
+			}
 		}
 		if lost {
 			continue

@@ -43,6 +43,11 @@ type Progress struct {
 	// neither votes nor counts toward commit.
 	IsLearner bool
 
+	// SnapshotTicks counts the leader's ticks since the snapshot in flight
+	// was sent (StateSnapshot only), so that a lost snapshot or a missing
+	// ReportSnapshot cannot stall the peer forever.
+	SnapshotTicks int
+
 	// SentCommit is the highest commit index the leader has sent the peer
 	// in an append or heartbeat this term. A peer that was paused when the
 	// commit index moved is told it once it answers.
@@ -55,6 +60,7 @@ type Progress struct {
 func (pr *Progress) ResetState(state StateType) {
 	pr.MsgAppFlowPaused = false
 	pr.PendingSnapshot = 0
+	pr.SnapshotTicks = 0
 	pr.State = state
 	pr.Inflights.Reset()
 }
