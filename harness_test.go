@@ -140,6 +140,26 @@ func newTestCluster(t testing.TB, size int, opts ...func(*Config)) *testCluster 
 	return c
 }
 
+// newBootstrappedCluster is a cluster whose nodes were started with
+// Bootstrap, so that their logs hold the initial membership: nodes added
+// later learn the whole configuration from the log.
+func newBootstrappedCluster(t testing.TB, size int, opts ...func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, nodes: map[uint64]*testNode{}, cut: map[[2]uint64]bool{}, delivered: map[pb.MessageType]int{}}
+	var peers []Peer
+	for i := 1; i <= size; i++ {
+		peers = append(peers, Peer{ID: uint64(i)})
+	}
+	for _, p := range peers {
+		n := newTestNode(t, p.ID, nil, opts...)
+		require.NoError(t, n.rn.Bootstrap(peers))
+		c.nodes[p.ID] = n
+		c.ids = append(c.ids, p.ID)
+	}
+	c.stabilize()
+	return c
+}
+
 func (c *testCluster) isolate(id uint64) {
 	for _, other := range c.ids {
 		if other != id {
@@ -175,6 +195,25 @@ func (c *testCluster) stabilize() {
 		}
 	}
 	c.t.Fatalf("cluster did not stabilize")
+}
+
+// stabilizeOnce handles one Ready on every node and delivers the
+// resulting messages once.
+func (c *testCluster) stabilizeOnce() {
+	c.t.Helper()
+	var msgs []pb.Message
+	for _, id := range c.ids {
+		msgs = append(msgs, c.nodes[id].ready()...)
+	}
+	for _, m := range msgs {
+		if c.cut[[2]uint64{m.From, m.To}] || (c.intercept != nil && !c.intercept(&m)) {
+			continue
+		}
+		if to := c.nodes[m.To]; to != nil {
+			c.delivered[m.Type]++
+			_ = to.rn.Step(m)
+		}
+	}
 }
 
 // tickAll ticks every node k times, stabilizing after each tick.

@@ -348,6 +348,7 @@ func (r *raft) tickHeartbeat() {
 		return
 	}
 	r.checkSnapshotStalls()
+	r.maybeAutoLeave() // retried here if the proposal after applying was dropped
 	if r.heartbeatElapsed >= r.heartbeatTimeout {
 		r.heartbeatElapsed = 0
 		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgBeat}); err != nil {

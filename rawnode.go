@@ -352,6 +352,27 @@ func (r *raft) appliedSnapshot(index uint64) {
 func (r *raft) appliedTo(index, size, payloads uint64) {
 	r.raftLog.appliedTo(index, size)
 	r.reduceUncommittedSize(payloads)
+	r.maybeAutoLeave()
+}
+
+// maybeAutoLeave proposes leaving a joint configuration entered with
+// auto-leave (ConfChangeTransitionAuto or JointImplicit) once the entry
+// that entered it is applied. Only the leader proposes it; a new leader
+// does so once it has applied everything up to its own first entry.
+func (r *raft) maybeAutoLeave() {
+	if r.state != StateLeader || !r.trk.Config.AutoLeave || r.raftLog.applied < r.pendingConfIndex {
+		return
+	}
+	data, err := (&pb.ConfChangeV2{}).Marshal()
+	if err != nil {
+		r.logger.Panicf("raft: encoding the leave-joint change: %v", err)
+	}
+	m := pb.Message{Type: pb.MsgProp, From: r.id, Entries: []pb.Entry{{Type: pb.EntryConfChangeV2, Data: data}}}
+	if err := r.Step(m); err != nil {
+		r.logger.Debugf("node %x: proposing to leave the joint config %s failed (will retry): %v", r.id, r.trk.Config, err)
+		return
+	}
+	r.logger.Infof("node %x: proposed leaving the joint config %s", r.id, r.trk.Config)
 }
 
 // ReportUnreachable tells the node that a message to id could not be

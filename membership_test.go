@@ -1,0 +1,307 @@
+package raft
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/tracker"
+)
+
+// addNode starts a fresh node id with empty storage (no configuration: it
+// learns it from the log) and connects it to the cluster.
+func (c *testCluster) addNode(id uint64, opts ...func(*Config)) *testNode {
+	n := newTestNode(c.t, id, nil, opts...)
+	c.nodes[id] = n
+	c.ids = append(c.ids, id)
+	return n
+}
+
+// proposeCC proposes cc through node id and stabilizes.
+func (c *testCluster) proposeCC(id uint64, cc pb.ConfChangeI) {
+	c.t.Helper()
+	require.NoError(c.t, c.nodes[id].rn.ProposeConfChange(cc))
+	c.stabilize()
+}
+
+// load proposes k commands through node id and stabilizes.
+func (c *testCluster) load(id uint64, k int, tag string) {
+	c.t.Helper()
+	for i := 0; i < k; i++ {
+		require.NoError(c.t, c.nodes[id].rn.Propose([]byte(fmt.Sprintf("%s-%d", tag, i))))
+	}
+	c.stabilize()
+}
+
+// config returns node id's configuration as a ConfState.
+func (c *testCluster) config(id uint64) pb.ConfState { return c.nodes[id].r().trk.ConfState() }
+
+// requireSameApplied checks that the given nodes applied the same data
+// sequence (ignoring the entries before the first one each applied).
+func (c *testCluster) requireConverged(ids ...uint64) {
+	c.t.Helper()
+	ref := c.nodes[ids[0]]
+	for _, id := range ids[1:] {
+		n := c.nodes[id]
+		require.Equal(c.t, ref.r().raftLog.committed, n.r().raftLog.committed, "node %d commit", id)
+		require.Equal(c.t, ref.logTerms(), n.logTerms(), "node %d log", id)
+	}
+}
+
+func v1(typ pb.ConfChangeType, id uint64) pb.ConfChange { return pb.ConfChange{Type: typ, NodeID: id} }
+
+// A node joins a loaded 3-voter cluster as a learner (it receives the log
+// but neither votes nor counts), then is promoted to voter.
+func TestAddLearnerThenPromote(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	c.load(1, 20, "a")
+	c.addNode(4)
+	c.proposeCC(1, v1(pb.ConfChangeAddLearnerNode, 4))
+	c.load(1, 20, "b")
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}, c.config(1))
+	require.Equal(t, c.config(1), c.config(4), "the learner applied the change too")
+	require.True(t, c.nodes[4].r().isLearner)
+	c.requireConverged(1, 2, 3, 4)
+
+	// A learner never counts: with two voters down nothing commits.
+	c.isolate(2)
+	c.isolate(3)
+	before := c.nodes[1].r().raftLog.committed
+	require.NoError(t, c.nodes[1].rn.Propose([]byte("stuck")))
+	c.stabilize()
+	require.Equal(t, before, c.nodes[1].r().raftLog.committed, "the learner's ack is not a quorum")
+	c.heal()
+	c.tickAll(1)
+
+	c.proposeCC(1, v1(pb.ConfChangeAddNode, 4))
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 3, 4}}, c.config(1))
+	require.False(t, c.nodes[4].r().isLearner)
+	c.load(1, 10, "c")
+	c.requireConverged(1, 2, 3, 4)
+	// The promoted node can now win an election.
+	c.campaign(4)
+	require.Equal(t, []uint64{4}, c.leaders())
+}
+
+// Removing a follower: its progress disappears, and the rest go on with
+// the smaller quorum; the removed node no longer campaigns.
+func TestRemoveFollower(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 3))
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2}}, c.config(1))
+	require.NotContains(t, c.nodes[1].r().trk.Progress, uint64(3))
+	c.isolate(3)
+	c.load(1, 5, "x")
+	require.Equal(t, c.nodes[1].r().raftLog.lastIndex(), c.nodes[1].r().raftLog.committed)
+
+	removed := c.nodes[3]
+	term := removed.r().Term
+	removed.tick(5 * removed.r().electionTimeout)
+	require.Equal(t, StateFollower, removed.r().state, "a removed node does not campaign")
+	require.Equal(t, term, removed.r().Term)
+}
+
+// Removing the leader with StepDownOnRemoval: it leads until the change is
+// applied, then steps down; the others elect a new leader and nothing
+// committed is lost.
+func TestRemoveLeaderStepsDown(t *testing.T) {
+	c := newBootstrappedCluster(t, 3, func(cfg *Config) { cfg.StepDownOnRemoval = true })
+	c.campaign(1)
+	c.load(1, 10, "before")
+	committed := c.nodes[1].r().raftLog.committed
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 1))
+	require.Equal(t, pb.ConfState{Voters: []uint64{2, 3}}, c.config(2))
+	require.Equal(t, StateFollower, c.nodes[1].r().state, "stepped down once the removal applied")
+	c.isolate(1)
+	c.tickAll(3 * c.nodes[2].r().electionTimeout)
+	leaders := c.leaders()
+	require.Len(t, leaders, 1)
+	require.NotEqual(t, uint64(1), leaders[0])
+	c.load(leaders[0], 5, "after")
+	for _, id := range []uint64{2, 3} {
+		n := c.nodes[id]
+		require.GreaterOrEqual(t, n.r().raftLog.committed, committed+5)
+		require.Equal(t, c.nodes[1].logTerms()[:committed], n.logTerms()[:committed], "committed entries kept on %d", id)
+	}
+}
+
+// Without StepDownOnRemoval a removed leader keeps leading (it may be
+// needed to commit later changes) but refuses proposals and does not count
+// itself.
+func TestRemovedLeaderWithoutStepDown(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 1))
+	require.Equal(t, StateLeader, c.nodes[1].r().state)
+	require.ErrorIs(t, c.nodes[1].rn.Propose([]byte("x")), ErrProposalDropped)
+	// The change is committed by the new config {2, 3}: both acked.
+	require.Equal(t, c.nodes[1].r().raftLog.lastIndex(), c.nodes[2].r().raftLog.committed)
+}
+
+// Replacing a voter in one ConfChangeV2: the cluster passes through a
+// joint configuration and leaves it on its own (auto-leave).
+func TestReplaceVoterThroughAutoJoint(t *testing.T) {
+	for _, tr := range []pb.ConfChangeTransition{pb.ConfChangeTransitionAuto, pb.ConfChangeTransitionJointImplicit} {
+		t.Run(tr.String(), func(t *testing.T) {
+			c := newBootstrappedCluster(t, 3)
+			c.campaign(1)
+			c.addNode(4)
+			cc := pb.ConfChangeV2{Transition: tr, Changes: []pb.ConfChangeSingle{
+				{Type: pb.ConfChangeAddNode, NodeID: 4}, {Type: pb.ConfChangeRemoveNode, NodeID: 3},
+			}}
+			// Watch the configurations node 2 goes through.
+			require.NoError(t, c.nodes[1].rn.ProposeConfChange(cc))
+			var seen []pb.ConfState
+			for round := 0; round < 50; round++ {
+				cs := c.config(2)
+				if len(seen) == 0 || cs.Equivalent(seen[len(seen)-1]) != nil {
+					seen = append(seen, cs)
+				}
+				c.stabilizeOnce()
+			}
+			c.stabilize()
+			require.Len(t, seen, 3, "old, joint, new: %v", seen)
+			require.Equal(t, []uint64{1, 2, 4}, seen[1].Voters)
+			require.Equal(t, []uint64{1, 2, 3}, seen[1].VotersOutgoing)
+			require.True(t, seen[1].AutoLeave)
+			require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 4}}, c.config(1))
+			require.Equal(t, c.config(1), c.config(4))
+			c.load(1, 5, "x")
+			c.requireConverged(1, 2, 4)
+		})
+	}
+}
+
+// An explicit joint configuration stays until the application proposes
+// leaving it.
+func TestExplicitJointManualLeave(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	c.addNode(4)
+	c.proposeCC(1, pb.ConfChangeV2{Transition: pb.ConfChangeTransitionJointExplicit, Changes: []pb.ConfChangeSingle{
+		{Type: pb.ConfChangeAddNode, NodeID: 4}, {Type: pb.ConfChangeRemoveNode, NodeID: 3},
+	}})
+	c.tickAll(20)
+	cs := c.config(1)
+	require.Equal(t, []uint64{1, 2, 3}, cs.VotersOutgoing, "still joint")
+	require.False(t, cs.AutoLeave)
+
+	// Entering joint again or a simple change while joint is refused.
+	last := c.nodes[1].r().raftLog.lastIndex()
+	c.proposeCC(1, v1(pb.ConfChangeAddNode, 5))
+	require.Equal(t, cs, c.config(1))
+	ents := c.nodes[1].r().raftLog.allEntries()
+	require.Equal(t, pb.EntryNormal, ents[last].Type, "the refused change became an empty entry")
+	require.Empty(t, ents[last].Data)
+
+	c.proposeCC(1, pb.ConfChangeV2{})
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 4}}, c.config(1))
+	// Leaving when not joint is refused too.
+	c.proposeCC(1, pb.ConfChangeV2{})
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 4}}, c.config(1))
+}
+
+// A second conf change proposed while the first is not yet applied is
+// refused (turned into an empty entry); DisableConfChangeValidation lets
+// it through.
+func TestConfChangeWhilePending(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		c := newBootstrappedCluster(t, 3, func(cfg *Config) { cfg.DisableConfChangeValidation = disable })
+		c.campaign(1)
+		leader := c.nodes[1]
+		require.NoError(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeAddLearnerNode, 4)))
+		require.NoError(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeAddLearnerNode, 5)))
+		c.stabilize()
+		want := []uint64{4}
+		if disable {
+			want = []uint64{4, 5}
+		}
+		require.Equal(t, want, c.config(1).Learners, "validation disabled: %v", disable)
+		require.Equal(t, c.config(1), c.config(2))
+	}
+}
+
+// In a joint configuration an entry commits only with a majority of both
+// the incoming and the outgoing voters.
+func TestJointConfigNeedsBothMajorities(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	c.addNode(4)
+	c.addNode(5)
+	c.proposeCC(1, pb.ConfChangeV2{Transition: pb.ConfChangeTransitionJointExplicit, Changes: []pb.ConfChangeSingle{
+		{Type: pb.ConfChangeAddNode, NodeID: 4}, {Type: pb.ConfChangeAddNode, NodeID: 5},
+		{Type: pb.ConfChangeRemoveNode, NodeID: 2}, {Type: pb.ConfChangeRemoveNode, NodeID: 3},
+	}})
+	require.Equal(t, []uint64{1, 4, 5}, c.config(1).Voters)
+	require.Equal(t, []uint64{1, 2, 3}, c.config(1).VotersOutgoing)
+	leader := c.nodes[1]
+
+	for _, tt := range []struct {
+		name   string
+		cut    []uint64
+		commit bool
+	}{
+		{"outgoing majority only", []uint64{4, 5}, false},
+		{"incoming majority only", []uint64{2, 3}, false},
+		{"both majorities", []uint64{3, 5}, true},
+	} {
+		for _, id := range tt.cut {
+			c.isolate(id)
+		}
+		before := leader.r().raftLog.committed
+		require.NoError(t, leader.rn.Propose([]byte(tt.name)))
+		c.stabilize()
+		if tt.commit {
+			require.Greater(t, leader.r().raftLog.committed, before, tt.name)
+		} else {
+			require.Equal(t, before, leader.r().raftLog.committed, tt.name)
+		}
+		c.heal()
+		c.tickAll(2)
+	}
+	// Votes need both majorities as well: 2 and 3 (and 1, cut off) can't
+	// elect anyone without the incoming voters 4 and 5.
+	for _, id := range []uint64{1, 4, 5} {
+		c.isolate(id)
+	}
+	c.tickAll(5 * leader.r().electionTimeout)
+	for _, id := range []uint64{2, 3} {
+		require.NotEqual(t, StateLeader, c.nodes[id].r().state, "node %d can't lead without the incoming majority", id)
+	}
+	c.heal()
+	c.isolate(1)
+	c.tickAll(5 * leader.r().electionTimeout)
+	require.Len(t, c.leaders(), 2, "with both majorities reachable a new leader is elected (1 is cut off and still thinks it leads)")
+}
+
+// A node restarting mid-joint restores the joint configuration from the
+// ConfState in its storage.
+func TestRestartMidJoint(t *testing.T) {
+	cs := pb.ConfState{Voters: []uint64{1, 2, 4}, VotersOutgoing: []uint64{1, 2, 3}, LearnersNext: []uint64{3}, AutoLeave: true}
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 10, Term: 2, ConfState: cs}}))
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	require.Equal(t, cs, rn.raft.trk.ConfState())
+	require.Equal(t, "voters=(1 2 4)&&(1 2 3) learners_next=(3) autoleave", rn.Status().Config.String())
+}
+
+// ConfChange v1 UpdateNode is accepted and changes nothing in the
+// configuration; v1 and v2 entries are both applied.
+func TestConfChangeV1UpdateNode(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	before := c.config(1)
+	c.proposeCC(1, pb.ConfChange{Type: pb.ConfChangeUpdateNode, NodeID: 2, Context: []byte("new address")})
+	require.Equal(t, before, c.config(1))
+	ents := c.nodes[2].applied
+	last := ents[len(ents)-1]
+	require.Equal(t, pb.EntryConfChange, last.Type, "a v1 change travels as a v1 entry")
+	c.proposeCC(1, pb.ConfChangeV2{Changes: []pb.ConfChangeSingle{{Type: pb.ConfChangeAddLearnerNode, NodeID: 7}}})
+	require.Equal(t, []uint64{7}, c.config(2).Learners)
+	require.Equal(t, tracker.StateProbe, c.nodes[1].r().trk.Progress[7].State, "progress appears for an added node")
+}
