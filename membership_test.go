@@ -129,9 +129,10 @@ func TestRemoveLeaderStepsDown(t *testing.T) {
 	}
 }
 
-// Without StepDownOnRemoval a removed leader keeps leading (it may be
-// needed to commit later changes) but refuses proposals and does not count
-// itself.
+// Without StepDownOnRemoval a removed leader keeps leading once the
+// change applies, but refuses proposals, does not count itself and stops
+// heartbeating, so that the cluster moves on to a leader of the new
+// configuration.
 func TestRemovedLeaderWithoutStepDown(t *testing.T) {
 	c := newBootstrappedCluster(t, 3)
 	c.campaign(1)
@@ -140,6 +141,33 @@ func TestRemovedLeaderWithoutStepDown(t *testing.T) {
 	require.ErrorIs(t, c.nodes[1].rn.Propose([]byte("x")), ErrProposalDropped)
 	// The change is committed by the new config {2, 3}: both acked.
 	require.Equal(t, c.nodes[1].r().raftLog.lastIndex(), c.nodes[2].r().raftLog.committed)
+
+	// It sends no more heartbeats, so the others elect a leader of the new
+	// configuration. (Nobody talks to the removed node any more; with
+	// CheckQuorum it would also step down, having heard from no one.)
+	c.nodes[1].tick(c.nodes[1].r().heartbeatTimeout)
+	require.Empty(t, filterMsgs(c.nodes[1].ready(), pb.MsgHeartbeat, 0))
+	c.tickAll(4 * c.nodes[2].r().electionTimeout)
+	var newLeaders []uint64
+	for _, id := range []uint64{2, 3} {
+		if c.nodes[id].r().state == StateLeader {
+			newLeaders = append(newLeaders, id)
+		}
+	}
+	require.Len(t, newLeaders, 1)
+	require.Greater(t, c.nodes[newLeaders[0]].r().Term, c.nodes[1].r().Term)
+}
+
+// With CheckQuorum, the removed leader that stopped heartbeating also steps
+// down once it has heard from no voter for an election timeout.
+func TestRemovedLeaderStepsDownWithCheckQuorum(t *testing.T) {
+	c := newBootstrappedCluster(t, 3, withCheckQuorum)
+	c.campaign(1)
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 1))
+	require.Equal(t, StateLeader, c.nodes[1].r().state)
+	c.tickAll(4 * c.nodes[2].r().electionTimeout)
+	require.Equal(t, StateFollower, c.nodes[1].r().state)
+	require.Len(t, c.leaders(), 1)
 }
 
 // Replacing a voter in one ConfChangeV2: the cluster passes through a
@@ -304,4 +332,50 @@ func TestConfChangeV1UpdateNode(t *testing.T) {
 	c.proposeCC(1, pb.ConfChangeV2{Changes: []pb.ConfChangeSingle{{Type: pb.ConfChangeAddLearnerNode, NodeID: 7}}})
 	require.Equal(t, []uint64{7}, c.config(2).Learners)
 	require.Equal(t, tracker.StateProbe, c.nodes[1].r().trk.Progress[7].State, "progress appears for an added node")
+}
+
+// A leader on its way out of the configuration (a pending or applied
+// change leaves it out of the incoming voters) takes no proposals but the
+// leave-joint change that completes its exit. Entries appended after that
+// change would make it refuse its vote to the remaining members (their
+// logs would be shorter) while a joint configuration still needs it.
+func TestLeavingLeaderTakesNoProposals(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	c.addNode(4)
+	c.proposeCC(1, pb.ConfChangeV2{Transition: pb.ConfChangeTransitionJointExplicit, Changes: []pb.ConfChangeSingle{
+		{Type: pb.ConfChangeAddNode, NodeID: 4}, {Type: pb.ConfChangeRemoveNode, NodeID: 1},
+	}})
+	leader := c.nodes[1]
+	require.Equal(t, []uint64{2, 3, 4}, c.config(1).Voters)
+	require.Equal(t, StateLeader, leader.r().state)
+	last := leader.r().raftLog.lastIndex()
+	require.ErrorIs(t, leader.rn.Propose([]byte("x")), ErrProposalDropped)
+	require.ErrorIs(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeAddLearnerNode, 5)), ErrProposalDropped)
+	require.Equal(t, last, leader.r().raftLog.lastIndex(), "nothing appended")
+
+	// Leaving the joint configuration is accepted, once.
+	require.NoError(t, leader.rn.ProposeConfChange(pb.ConfChangeV2{}))
+	require.ErrorIs(t, leader.rn.ProposeConfChange(pb.ConfChangeV2{}), ErrProposalDropped, "a second leave would only be an empty entry")
+	require.Equal(t, last+1, leader.r().raftLog.lastIndex())
+	c.stabilize()
+	require.Equal(t, pb.ConfState{Voters: []uint64{2, 3, 4}}, c.config(2))
+}
+
+// The same holds while the change that removes the leader is only
+// pending: proposals after it are refused until it applies.
+func TestLeaderWithPendingRemovalTakesNoProposals(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	leader := c.nodes[1]
+	require.NoError(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeRemoveNode, 1)))
+	require.ErrorIs(t, leader.rn.Propose([]byte("x")), ErrProposalDropped)
+	c.stabilize()
+	require.Equal(t, pb.ConfState{Voters: []uint64{2, 3}}, c.config(2))
+
+	// A leader whose pending change keeps it in does take proposals.
+	c2 := newBootstrappedCluster(t, 3)
+	c2.campaign(1)
+	require.NoError(t, c2.nodes[1].rn.ProposeConfChange(v1(pb.ConfChangeRemoveNode, 3)))
+	require.NoError(t, c2.nodes[1].rn.Propose([]byte("x")))
 }

@@ -83,6 +83,10 @@ type raft struct {
 	// pendingConfIndex is the index of the last conf change the leader
 	// appended; another may be proposed once it is applied.
 	pendingConfIndex uint64
+	// pendingLeaveIndex is the index of a conf change this leader appended
+	// that takes it out of the incoming voters; until it is applied the
+	// leader takes no other proposals.
+	pendingLeaveIndex uint64
 	// uncommittedSize is the payload size of the leader's uncommitted
 	// entries (bounded by maxUncommittedSize).
 	uncommittedSize uint64
@@ -251,6 +255,7 @@ func (r *raft) reset(term uint64) {
 		}
 	})
 	r.pendingConfIndex = 0
+	r.pendingLeaveIndex = 0
 	r.uncommittedSize = 0
 }
 

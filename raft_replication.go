@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/raftcore/raft/confchange"
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/tracker"
 )
@@ -20,6 +21,16 @@ func (r *raft) handleProposal(m pb.Message) error {
 	}
 	if r.leadTransferee != None {
 		r.logger.Debugf("node %x (term %d): handing leadership to %x, dropping proposal", r.id, r.Term, r.leadTransferee)
+		return ErrProposalDropped
+	}
+	if r.leavingConfig() && !r.acceptableLeaveJoint(m.Entries) {
+		// A leader on its way out of the configuration takes nothing but
+		// the change that completes its exit. Entries it appended after
+		// that change could never commit without it, yet would make it
+		// refuse its vote to the members that remain (their logs would be
+		// shorter), and once it stops leading it never campaigns: a joint
+		// configuration that still needs its vote would be stuck.
+		r.logger.Debugf("node %x (term %d): leaving the configuration, dropping proposal", r.id, r.Term)
 		return ErrProposalDropped
 	}
 	for i := range m.Entries {
@@ -52,6 +63,53 @@ func (r *raft) vetConfChange(e *pb.Entry, index uint64) {
 		return
 	}
 	r.pendingConfIndex = index
+	if r.excludesSelf(cc.AsV2()) {
+		r.pendingLeaveIndex = index
+	}
+}
+
+// excludesSelf reports whether applying cc to the current configuration
+// leaves this node out of the incoming voters (removed, demoted, or left in
+// the outgoing half of a joint configuration only).
+func (r *raft) excludesSelf(cc pb.ConfChangeV2) bool {
+	changer := confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}
+	var cfg tracker.Config
+	var err error
+	if cc.LeaveJoint() {
+		cfg, _, err = changer.LeaveJoint()
+	} else if autoLeave, ok := cc.EnterJoint(); ok {
+		cfg, _, err = changer.EnterJoint(autoLeave, cc.Changes...)
+	} else {
+		cfg, _, err = changer.Simple(cc.Changes...)
+	}
+	if err != nil {
+		return false
+	}
+	_, in := cfg.Voters[0][r.id]
+	return !in
+}
+
+// leavingConfig reports whether this leader is on its way out of the
+// configuration: a change that excludes it from the incoming voters is
+// pending, or already applied (it leads a joint configuration from the
+// outgoing half, or was demoted).
+func (r *raft) leavingConfig() bool {
+	if r.pendingLeaveIndex > r.raftLog.applied {
+		return true
+	}
+	_, in := r.trk.Config.Voters[0][r.id]
+	return !in
+}
+
+// acceptableLeaveJoint reports whether ents is exactly one leave-joint
+// change that may be proposed now (a refused one would only append an
+// empty entry).
+func (r *raft) acceptableLeaveJoint(ents []pb.Entry) bool {
+	if len(ents) != 1 || ents[0].Type != pb.EntryConfChangeV2 {
+		return false
+	}
+	cc, err := pb.UnmarshalConfChange(ents[0])
+	return err == nil && cc.AsV2().LeaveJoint() && r.confChangeRefusal(cc) == ""
 }
 
 // confChangeRefusal returns why cc may not be proposed now, or "".
@@ -186,8 +244,16 @@ func (r *raft) maybeSendSnapshot(to uint64, pr *tracker.Progress) bool {
 	return true
 }
 
-// bcastHeartbeat sends heartbeats to every peer.
+// bcastHeartbeat sends heartbeats to every peer. A leader that is no
+// longer a voter (its removal or demotion was applied, without
+// StepDownOnRemoval) sends none: the change is committed, and letting the
+// followers time out elects a leader of the new configuration instead of
+// leaving them with one that refuses proposals.
 func (r *raft) bcastHeartbeat() {
+	if pr := r.trk.Progress[r.id]; pr == nil || pr.IsLearner {
+		r.logger.Debugf("node %x: no longer a voter, not sending heartbeats", r.id)
+		return
+	}
 	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
 		if id != r.id {
 			r.sendHeartbeat(id, nil)
@@ -283,12 +349,13 @@ func (r *raft) restore(s pb.Snapshot) bool {
 		return false
 	}
 	if !isMember(s.Metadata.ConfState, r.id) {
-		// A snapshot whose configuration does not contain us is most
-		// likely stale or misdirected: installing it would leave this node
-		// unable to take part. Ignore it.
-		r.logger.Warningf("node %x: snapshot at %d has config %s without this node, not installing it",
+		// The snapshot predates this node's addition (or follows its
+		// removal). Installing it is still right: the node holds the
+		// committed state, stays out of elections, and learns of its
+		// membership from the entries after the snapshot. Refusing it
+		// would make the leader resend it forever.
+		r.logger.Infof("node %x: snapshot at %d has config %s without this node; installing it, membership comes with later entries",
 			r.id, s.Metadata.Index, s.Metadata.ConfState.Describe())
-		return false
 	}
 	id := entryID{term: s.Metadata.Term, index: s.Metadata.Index}
 	if r.raftLog.matchTerm(id) {

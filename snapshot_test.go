@@ -254,20 +254,32 @@ func TestFollowerRestoresSnapshot(t *testing.T) {
 	require.Equal(t, uint64(11), first)
 }
 
-// A snapshot whose configuration leaves this node out is not installed
-// (no panic, no change); one that makes it a learner is, and the node then
-// never campaigns.
+// A snapshot whose configuration leaves this node out (it predates the
+// node's addition, or follows its removal) is still installed: the node
+// holds the committed state, does not campaign, and learns of its
+// membership from later entries. Refusing it would make the leader resend
+// it forever. One that makes the node a learner is installed too.
 func TestFollowerSnapshotMembership(t *testing.T) {
 	n := newTestNode(t, 2, []uint64{1, 2, 3})
 	n.ready()
-	before := nodeState(n)
 	require.NoError(t, n.rn.Step(snapMsg(10, 2, 1, 3, 4)))
-	st := nodeState(n)
-	require.Equal(t, before.last, st.last)
-	require.Equal(t, before.committed, st.committed)
-	require.False(t, n.r().raftLog.hasNextUnstableSnapshot())
+	n.ready()
+	require.Equal(t, uint64(10), n.r().raftLog.committed)
+	require.Equal(t, []uint64{1, 3, 4}, n.r().trk.VoterNodes())
+	n.tick(5 * n.r().electionTimeout)
+	require.Equal(t, StateFollower, n.r().state, "not a member: no campaign")
+	require.Equal(t, uint64(2), n.r().Term)
 
-	m := snapMsg(10, 2, 1, 3)
+	// The entry that adds it arrives after the snapshot.
+	add, err := (&pb.ConfChange{Type: pb.ConfChangeAddNode, NodeID: 2}).Marshal()
+	require.NoError(t, err)
+	require.NoError(t, n.rn.Step(pb.Message{From: 1, To: 2, Type: pb.MsgApp, Term: 2, Index: 10, LogTerm: 2, Commit: 11,
+		Entries: []pb.Entry{{Index: 11, Term: 2, Type: pb.EntryConfChange, Data: add}}}))
+	n.ready()
+	require.Equal(t, []uint64{1, 2, 3, 4}, n.r().trk.VoterNodes())
+	require.True(t, n.r().promotable())
+
+	m := snapMsg(20, 2, 1, 3)
 	m.Snapshot.Metadata.ConfState.Learners = []uint64{2}
 	require.NoError(t, n.rn.Step(m))
 	n.ready()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/raftcore/raft"
@@ -49,6 +50,13 @@ type SimConfig struct {
 	// TransferRate is the per-tick probability that the leader is asked to
 	// hand leadership to a random node.
 	TransferRate float64
+	// ConfChangeRate is the per-tick probability that the leader is asked
+	// to change the membership: add a learner, promote one, remove or
+	// demote a voter, or replace one through a joint configuration (with
+	// automatic or explicit leave). StepDownOnRemoval is the nodes'
+	// setting.
+	ConfChangeRate    float64
+	StepDownOnRemoval bool
 
 	// LivenessTicks bounds the final phase: after healing everything, a
 	// leader must emerge and every client operation complete within it.
@@ -78,6 +86,10 @@ func RandomSimConfig(seed uint64) SimConfig {
 		TransferRate:    []float64{0, 0.01}[r.IntN(2)],
 		LivenessTicks:   400,
 	}
+	if r.IntN(2) == 0 {
+		cfg.ConfChangeRate = []float64{0.02, 0.05}[r.IntN(2)]
+		cfg.StepDownOnRemoval = r.IntN(2) == 0
+	}
 	if r.IntN(3) == 0 {
 		cfg.MaxSizePerMsg = 1 // one entry per append
 		cfg.MaxInflightMsgs = 1 + r.IntN(4)
@@ -91,9 +103,9 @@ func RandomSimConfig(seed uint64) SimConfig {
 }
 
 func (c SimConfig) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f",
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v",
 		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
-		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate)
+		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval)
 }
 
 // SimResult is what a run found.
@@ -111,6 +123,8 @@ type SimResult struct {
 	Events []string
 	// Ticks is the virtual time the run took.
 	Ticks int64
+	// Nodes describes each node at the end.
+	Nodes []string
 }
 
 // Failed reports whether the run found a problem.
@@ -127,6 +141,10 @@ func (r *SimResult) Report() string {
 	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "violation: %s\n", v)
+	}
+	b.WriteString("nodes at the end:\n")
+	for _, n := range r.Nodes {
+		fmt.Fprintf(&b, "  %s\n", n)
 	}
 	b.WriteString("last events:\n")
 	for _, e := range r.Events {
@@ -200,6 +218,12 @@ type simNode struct {
 	persisted pb.HardState
 	// commit is the highest commit index the node reported.
 	commit uint64
+	// removed is set while the node is out of the latest configuration.
+	// Without CheckQuorum such a node is shut down once the change has
+	// reached every member (see shutdownRemoved): it would otherwise
+	// disrupt the cluster with elections it can never win (Raft thesis
+	// §4.2.3).
+	removed bool
 }
 
 // simClient issues operations one at a time and retries them until they
@@ -246,6 +270,10 @@ type Sim struct {
 	history []histOp
 	// done records the result of each (client, seq) once applied.
 	done map[[2]uint64]string
+
+	// confIndex and conf are the latest configuration any node applied.
+	confIndex uint64
+	conf      pb.ConfState
 
 	leaders   map[uint64]uint64 // term -> leader
 	committed map[uint64]entryRecord
@@ -319,6 +347,15 @@ func RunSim(cfg SimConfig) *SimResult {
 	}
 	res.Violations = s.violations
 	res.Events = s.events
+	for _, n := range s.nodes {
+		if n.rn == nil {
+			res.Nodes = append(res.Nodes, fmt.Sprintf("node %d: crashed, applied %d", n.id, n.sm.Applied))
+			continue
+		}
+		st := n.rn.Status()
+		res.Nodes = append(res.Nodes, fmt.Sprintf("node %d: %s term %d vote %d lead %d commit %d applied %d config %s",
+			n.id, st.RaftState, st.Term, st.Vote, st.Lead, st.Commit, st.Applied, st.Config))
+	}
 	return res
 }
 
@@ -330,17 +367,18 @@ func (s *Sim) start() error {
 	for _, p := range peers {
 		n := &simNode{id: p.ID, storage: raft.NewMemoryStorage(), sm: newKVState()}
 		n.config = raft.Config{
-			ID:              p.ID,
-			ElectionTick:    10,
-			HeartbeatTick:   1,
-			Storage:         n.storage,
-			MaxSizePerMsg:   s.cfg.MaxSizePerMsg,
-			MaxInflightMsgs: s.cfg.MaxInflightMsgs,
-			PreVote:         s.cfg.PreVote,
-			CheckQuorum:     s.cfg.CheckQuorum,
-			SnapshotTimeout: s.cfg.SnapshotTimeout,
-			Logger:          simLogger,
-			RandomSource:    rand.NewPCG(s.cfg.Seed, p.ID),
+			ID:                p.ID,
+			ElectionTick:      10,
+			HeartbeatTick:     1,
+			Storage:           n.storage,
+			MaxSizePerMsg:     s.cfg.MaxSizePerMsg,
+			MaxInflightMsgs:   s.cfg.MaxInflightMsgs,
+			PreVote:           s.cfg.PreVote,
+			CheckQuorum:       s.cfg.CheckQuorum,
+			SnapshotTimeout:   s.cfg.SnapshotTimeout,
+			StepDownOnRemoval: s.cfg.StepDownOnRemoval,
+			Logger:            simLogger,
+			RandomSource:      rand.NewPCG(s.cfg.Seed, p.ID),
 		}
 		rn, err := raft.NewRawNode(&n.config)
 		if err != nil {
@@ -384,9 +422,12 @@ func (s *Sim) chaosStep() {
 		}
 	}
 	for _, n := range s.nodes {
-		if n.rn == nil && s.rnd.Float64() < cfg.RestartRate {
+		if n.rn == nil && s.rnd.Float64() < cfg.RestartRate && s.mayRun(n) {
 			s.restart(n)
 		}
+	}
+	if s.rnd.Float64() < cfg.ConfChangeRate {
+		s.changeMembership()
 	}
 	if s.rnd.Float64() < cfg.TransferRate {
 		for _, n := range s.running() {
@@ -397,6 +438,123 @@ func (s *Sim) chaosStep() {
 			}
 		}
 	}
+}
+
+// mayRun reports whether n may be (re)started: removed nodes stay down
+// unless CheckQuorum shields the cluster from them.
+func (s *Sim) mayRun(n *simNode) bool { return !n.removed || s.cfg.CheckQuorum }
+
+// leader returns the running leader of the highest term, or nil.
+func (s *Sim) leader() *simNode {
+	var best *simNode
+	var term uint64
+	for _, n := range s.running() {
+		st := n.rn.BasicStatus()
+		if st.RaftState == raft.StateLeader && st.Term >= term {
+			best, term = n, st.Term
+		}
+	}
+	return best
+}
+
+// changeMembership asks the leader for a random membership change that
+// fits its configuration. The leader may still refuse it (one is pending),
+// which the log records as an empty entry.
+func (s *Sim) changeMembership() {
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	cs := l.sm.ConfState
+	in := func(set []uint64, id uint64) bool { return slices.Contains(set, id) }
+	var voters, learners, others []uint64
+	for id := uint64(1); id <= uint64(len(s.nodes)); id++ {
+		switch {
+		case in(cs.Voters, id):
+			voters = append(voters, id)
+		case in(cs.Learners, id) || in(cs.LearnersNext, id):
+			learners = append(learners, id)
+		case !in(cs.VotersOutgoing, id):
+			others = append(others, id)
+		}
+	}
+	pick := func(set []uint64) uint64 { return set[s.rnd.IntN(len(set))] }
+	var cc pb.ConfChangeI
+	switch {
+	case len(cs.VotersOutgoing) > 0:
+		if cs.AutoLeave {
+			return // the leader leaves on its own
+		}
+		cc = pb.ConfChangeV2{}
+	default:
+		switch op := s.rnd.IntN(5); {
+		case op == 0 && len(others) > 0:
+			cc = pb.ConfChange{Type: pb.ConfChangeAddLearnerNode, NodeID: pick(others)}
+		case op == 1 && len(learners) > 0:
+			cc = pb.ConfChange{Type: pb.ConfChangeAddNode, NodeID: pick(learners)}
+		case op == 2 && len(voters) > 2:
+			cc = pb.ConfChange{Type: pb.ConfChangeRemoveNode, NodeID: pick(voters)}
+		case op == 3 && len(voters) > 2:
+			cc = pb.ConfChangeV2{Changes: []pb.ConfChangeSingle{{Type: pb.ConfChangeAddLearnerNode, NodeID: pick(voters)}}}
+		case op == 4 && len(voters) > 1 && len(others)+len(learners) > 0:
+			add := pick(append(append([]uint64{}, others...), learners...))
+			cc = pb.ConfChangeV2{
+				Transition: []pb.ConfChangeTransition{pb.ConfChangeTransitionAuto, pb.ConfChangeTransitionJointImplicit, pb.ConfChangeTransitionJointExplicit}[s.rnd.IntN(3)],
+				Changes: []pb.ConfChangeSingle{
+					{Type: pb.ConfChangeAddNode, NodeID: add},
+					{Type: pb.ConfChangeRemoveNode, NodeID: pick(voters)},
+				},
+			}
+		default:
+			return
+		}
+	}
+	s.event("leader %d proposes %v (config %s)", l.id, describeCC(cc), raft.DescribeConfState(cs))
+	if err := l.rn.ProposeConfChange(cc); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+		s.violate("node %d: proposing a conf change: %v", l.id, err)
+	}
+}
+
+// membershipChanged marks the nodes out of the latest configuration as
+// removed, shutting them down unless CheckQuorum protects the cluster from
+// their elections, and lets re-added nodes run again.
+func (s *Sim) membershipChanged() {
+	cs := s.conf
+	for _, n := range s.nodes {
+		member := slices.Contains(cs.Voters, n.id) || slices.Contains(cs.VotersOutgoing, n.id) ||
+			slices.Contains(cs.Learners, n.id) || slices.Contains(cs.LearnersNext, n.id)
+		switch {
+		case !member && !n.removed:
+			n.removed = true
+		case member && n.removed:
+			n.removed = false
+			s.event("node %d is a member again", n.id)
+			if n.rn == nil {
+				s.restart(n) // the operator starts it again
+			}
+		}
+	}
+}
+
+// leaveExplicitJoint asks the leader to leave an explicit joint
+// configuration, as an application that entered one must.
+func (s *Sim) leaveExplicitJoint() {
+	l := s.leader()
+	if l == nil || len(l.sm.ConfState.VotersOutgoing) == 0 || l.sm.ConfState.AutoLeave {
+		return
+	}
+	s.event("leader %d proposes leaving the joint config", l.id)
+	if err := l.rn.ProposeConfChange(pb.ConfChangeV2{}); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+		s.violate("node %d: proposing to leave joint: %v", l.id, err)
+	}
+}
+
+func describeCC(cc pb.ConfChangeI) string {
+	v2 := cc.AsV2()
+	if v2.LeaveJoint() {
+		return "leave-joint"
+	}
+	return pb.ConfChangesToString(v2.Changes) + " " + v2.Transition.String()
 }
 
 func (s *Sim) repartition() {
@@ -504,6 +662,7 @@ func (s *Sim) runTick() {
 				s.handleReady(n)
 			}
 		}
+
 		if s.deliverDue() {
 			busy = true
 		}
@@ -512,6 +671,32 @@ func (s *Sim) runTick() {
 		}
 	}
 	s.checkTick()
+	s.shutdownRemoved()
+}
+
+// shutdownRemoved stops removed nodes once every member has applied the
+// configuration without them, as an operator decommissions a server only
+// after its removal has reached the others. (A removed node stopped
+// earlier can be a vote the members still need, in the joint
+// configuration they have not left yet.) With CheckQuorum removed nodes
+// may keep running: leases make the others ignore their elections.
+func (s *Sim) shutdownRemoved() {
+	if s.cfg.CheckQuorum {
+		return
+	}
+	var removed []*simNode
+	for _, n := range s.nodes {
+		switch {
+		case n.removed && n.rn != nil:
+			removed = append(removed, n)
+		case !n.removed && n.sm.Applied < s.confIndex:
+			return // a member has not applied the latest change yet
+		}
+	}
+	for _, n := range removed {
+		n.rn = nil
+		s.event("node %d shut down: removed from the configuration", n.id)
+	}
 }
 
 // deliverDue delivers the messages due now, and reports whether any were.
@@ -544,7 +729,9 @@ func (s *Sim) deliverDue() bool {
 		if lost {
 			continue
 		}
-		if err := to.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+		// A dropped proposal and a response from a node that has left the
+		// configuration are normal; any other refusal is a bug.
+		if err := to.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			s.violate("node %d refused %s: %v", to.id, raft.DescribeMessage(m, nil), err)
 		}
 		s.checkNode(to)
@@ -679,6 +866,10 @@ func (s *Sim) apply(n *simNode, e pb.Entry) {
 			return
 		}
 		n.sm.ConfState = *n.rn.ApplyConfChange(cc)
+		if e.Index > s.confIndex {
+			s.confIndex, s.conf = e.Index, n.sm.ConfState
+			s.membershipChanged()
+		}
 		return
 	}
 	if len(e.Data) == 0 {
@@ -848,9 +1039,9 @@ func (s *Sim) submit(c *simClient, p *simPending) {
 func (s *Sim) liveness() {
 	s.chaos = false
 	s.blocked = map[link]bool{}
-	s.event("liveness phase: network healed, every node restarted")
+	s.event("liveness phase: network healed, every member restarted")
 	for _, n := range s.nodes {
-		if n.rn == nil {
+		if n.rn == nil && s.mayRun(n) {
 			s.restart(n)
 		}
 	}
@@ -861,6 +1052,9 @@ func (s *Sim) liveness() {
 	}
 	start := s.now
 	for ; s.now < start+int64(s.cfg.LivenessTicks) && len(s.violations) == 0; s.now++ {
+		if (s.now-start)%10 == 0 {
+			s.leaveExplicitJoint()
+		}
 		s.runTick()
 		if s.allDone() {
 			// One more operation per client must complete too.
