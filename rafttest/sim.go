@@ -252,6 +252,10 @@ type histOp struct {
 type entryRecord struct {
 	term uint64
 	data string
+	// seenTerm is the highest term any node had when the entry was first
+	// applied: the term in which it was committed is no later, so every
+	// leader of a later term must hold it (Leader Completeness).
+	seenTerm uint64
 }
 
 // Sim is a deterministic chaos simulation of a cluster with clients. Use
@@ -262,6 +266,7 @@ type Sim struct {
 	now   int64
 	clock int64 // orders history events within a tick
 	nodes []*simNode
+	peers []raft.Peer // the initial members
 	queue []simMsg
 	// blocked links drop every message.
 	blocked map[link]bool
@@ -276,6 +281,7 @@ type Sim struct {
 	conf      pb.ConfState
 
 	leaders   map[uint64]uint64 // term -> leader
+	maxTerm   uint64            // highest term any node has reached
 	committed map[uint64]entryRecord
 	lastIndex uint64 // highest index in committed
 	// chaos is false in the final, fault-free phase.
@@ -364,6 +370,7 @@ func (s *Sim) start() error {
 	for i := range peers {
 		peers[i] = raft.Peer{ID: uint64(i + 1)}
 	}
+	s.peers = peers
 	for _, p := range peers {
 		n := &simNode{id: p.ID, storage: raft.NewMemoryStorage(), sm: newKVState()}
 		n.config = raft.Config{
@@ -639,6 +646,14 @@ func (s *Sim) restart(n *simNode) {
 		s.violate("node %d: restart: %v", n.id, err)
 		return
 	}
+	if last, _ := n.storage.LastIndex(); last == 0 && n.id <= uint64(len(s.peers)) {
+		// It crashed before persisting its bootstrap: bootstrap again, as
+		// a server does when it finds its storage empty.
+		if err := rn.Bootstrap(s.peers); err != nil {
+			s.violate("node %d: bootstrap after restart: %v", n.id, err)
+			return
+		}
+	}
 	n.rn = rn
 	st := rn.BasicStatus()
 	if st.Commit < n.commit {
@@ -848,9 +863,9 @@ func (s *Sim) apply(n *simNode, e pb.Entry) {
 	if e.Index != n.sm.Applied+1 {
 		s.violate("node %d applies index %d after %d", n.id, e.Index, n.sm.Applied)
 	}
-	rec := entryRecord{term: e.Term, data: string(e.Data)}
+	rec := entryRecord{term: e.Term, data: string(e.Data), seenTerm: s.maxTerm}
 	if prev, ok := s.committed[e.Index]; ok {
-		if prev != rec {
+		if prev.term != rec.term || prev.data != rec.data {
 			s.violate("node %d applied term %d at index %d where another node applied term %d", n.id, e.Term, e.Index, prev.term)
 		}
 	} else {
@@ -911,7 +926,8 @@ func (s *Sim) newLeader(n *simNode) {
 	last, _ := n.storage.LastIndex()
 	for i := first; i <= s.lastIndex; i++ {
 		rec, ok := s.committed[i]
-		if !ok {
+		if !ok || rec.seenTerm >= st.Term {
+			// A leader of an older term than the commit's may lack it.
 			continue
 		}
 		if i > last {
@@ -946,6 +962,7 @@ func (s *Sim) checkNode(n *simNode) {
 		return
 	}
 	st := n.rn.BasicStatus()
+	s.maxTerm = max(s.maxTerm, st.Term)
 	if st.RaftState == raft.StateLeader {
 		if prev, ok := s.leaders[st.Term]; ok && prev != n.id {
 			s.violate("two leaders in term %d: %d and %d", st.Term, prev, n.id)
@@ -1029,7 +1046,12 @@ func (s *Sim) submit(c *simClient, p *simPending) {
 	if err != nil {
 		panic(err)
 	}
-	if err := n.rn.Propose(data); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+	switch err := n.rn.Propose(data); {
+	case errors.Is(err, raft.ErrProposalDropped):
+		// Refused at once (no leader known, or not a member): a client
+		// tries another node at the next tick.
+		p.deadline = s.now + 1
+	case err != nil:
 		s.violate("node %d: propose: %v", n.id, err)
 	}
 }

@@ -82,8 +82,8 @@ func TestSim(t *testing.T) {
 	t.Log(tot)
 }
 
-// TestSimSoak runs thousands of seeds across every combination of cluster
-// size, PreVote and CheckQuorum, on every core (make soak).
+// TestSimSoak runs thousands of seeds (each seed picks its cluster size,
+// PreVote, CheckQuorum, faults and limits) on every core (make soak).
 func TestSimSoak(t *testing.T) {
 	if !*soakFlag {
 		t.Skip("soak runs with -soak (make soak)")
@@ -96,11 +96,7 @@ func TestSimSoak(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for seed := range seeds {
-				cfg := RandomSimConfig(seed)
-				cfg.Nodes = []int{3, 5, 7}[seed%3]
-				cfg.PreVote = seed/3%2 == 0
-				cfg.CheckQuorum = seed/6%2 == 0
-				results <- RunSim(cfg)
+				results <- RunSim(RandomSimConfig(seed))
 			}
 		}()
 	}
