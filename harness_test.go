@@ -16,6 +16,8 @@ type testNode struct {
 	rn      *RawNode
 	storage *MemoryStorage
 	applied []pb.Entry
+	// reads are the read states handed out, in order.
+	reads []ReadState
 }
 
 // testConfig returns a config for node id with election timeout 10 and
@@ -77,6 +79,7 @@ func (n *testNode) ready() []pb.Message {
 			require.NoError(n.t, n.storage.SetHardState(rd.HardState))
 		}
 		msgs = append(msgs, rd.Messages...)
+		n.reads = append(n.reads, rd.ReadStates...)
 		for _, e := range rd.CommittedEntries {
 			if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
 				cc, err := pb.UnmarshalConfChange(e)

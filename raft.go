@@ -91,6 +91,13 @@ type raft struct {
 	// entries (bounded by maxUncommittedSize).
 	uncommittedSize uint64
 
+	// readOnly holds the leader's read-index requests being confirmed;
+	// pendingReadIndexMessages are requests held until an entry of the
+	// leader's term commits; readStates are answers for the application.
+	readOnly                 *readOnly
+	pendingReadIndexMessages []pb.Message
+	readStates               []ReadState
+
 	// msgs are messages that may be sent at once.
 	msgs []pb.Message
 	// msgsAfterAppend must wait until the entries and hard state written
@@ -157,6 +164,7 @@ func newRaft(c *Config) (*raft, error) {
 		disableConfChangeValid:    c.DisableConfChangeValidation,
 		stepDownOnRemoval:         c.StepDownOnRemoval,
 		rand:                      rand.New(src),
+		readOnly:                  newReadOnly(c.ReadOnlyOption),
 	}
 	if err := r.restoreConfState(cs); err != nil {
 		return nil, fmt.Errorf("raft: restoring the configuration from storage: %w", err)
@@ -254,6 +262,9 @@ func (r *raft) reset(term uint64) {
 			IsLearner: pr.IsLearner,
 		}
 	})
+	// Reads in progress are dropped: their requesters retry.
+	r.readOnly.reset()
+	r.pendingReadIndexMessages = nil
 	r.pendingConfIndex = 0
 	r.pendingLeaveIndex = 0
 	r.uncommittedSize = 0
@@ -521,6 +532,15 @@ func stepFollower(r *raft, m pb.Message) error {
 		r.send(m)
 	case pb.MsgForgetLeader:
 		r.forgetLeader()
+	case pb.MsgReadIndex:
+		if r.lead == None {
+			r.logger.Infof("node %x: no leader known at term %d, dropping read-index request", r.id, r.Term)
+			return nil
+		}
+		m.To = r.lead
+		r.send(m)
+	case pb.MsgReadIndexResp:
+		r.readStates = append(r.readStates, ReadState{Index: m.Index, RequestCtx: m.Entries[0].Data})
 	case pb.MsgTimeoutNow:
 		r.logger.Infof("node %x (term %d): %x handed over leadership, campaigning now", r.id, r.Term, m.From)
 		// Leadership transfers never use pre-vote: the leader asked for it.
@@ -561,6 +581,8 @@ func stepCandidate(r *raft, m pb.Message) error {
 	case pb.MsgProp:
 		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
 		return ErrProposalDropped
+	case pb.MsgReadIndex:
+		r.logger.Infof("node %x: no leader known at term %d, dropping read-index request", r.id, r.Term)
 	case pb.MsgApp:
 		r.becomeFollower(m.Term, m.From) // always m.Term == r.Term
 		return r.handleAppendEntries(m)
@@ -589,6 +611,9 @@ func stepLeader(r *raft, m pb.Message) error {
 		return nil
 	case pb.MsgProp:
 		return r.handleProposal(m)
+	case pb.MsgReadIndex:
+		r.handleReadIndex(m)
+		return nil
 	}
 	// The rest are about one peer, which must be in the configuration.
 	pr := r.trk.Progress[m.From]

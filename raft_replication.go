@@ -250,13 +250,19 @@ func (r *raft) maybeSendSnapshot(to uint64, pr *tracker.Progress) bool {
 // followers time out elects a leader of the new configuration instead of
 // leaving them with one that refuses proposals.
 func (r *raft) bcastHeartbeat() {
+	// The latest pending read rides along, so that a read whose
+	// heartbeats were lost is confirmed by the next round.
+	r.bcastHeartbeatWithCtx(r.readOnly.last())
+}
+
+func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
 	if pr := r.trk.Progress[r.id]; pr == nil || pr.IsLearner {
 		r.logger.Debugf("node %x: no longer a voter, not sending heartbeats", r.id)
 		return
 	}
 	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
 		if id != r.id {
-			r.sendHeartbeat(id, nil)
+			r.sendHeartbeat(id, ctx)
 		}
 	})
 }
@@ -414,7 +420,9 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 		pr.Inflights.FreeLE(m.Index)
 	}
 	if r.maybeCommit() {
-		// Tell everyone the new commit index.
+		// Tell everyone the new commit index, and answer the reads that
+		// waited for a commit in this term.
+		r.releasePendingReadIndexMessages()
 		r.bcastAppend()
 	} else if m.From != r.id {
 		// Send whatever the follower is still missing, as many messages as
@@ -469,6 +477,14 @@ func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
 	}
 	if pr.Match < r.raftLog.lastIndex() || pr.State == tracker.StateProbe {
 		r.sendAppend(m.From)
+	}
+	if r.readOnly.option == ReadOnlySafe && len(m.Context) > 0 {
+		r.readIndexAcked(m)
+	}
+	if m.From == r.leadTransferee && pr.Match == r.raftLog.lastIndex() {
+		// The transferee is caught up but has not taken over: the
+		// timeout-now may have been lost. Send it again.
+		r.sendTimeoutNow(m.From)
 	}
 }
 

@@ -238,7 +238,7 @@ func (rn *RawNode) HasReady() bool {
 		return true
 	}
 	return r.raftLog.hasNextUnstableSnapshot() ||
-		len(r.msgs) > 0 || len(r.msgsAfterAppend) > 0 ||
+		len(r.msgs) > 0 || len(r.msgsAfterAppend) > 0 || len(r.readStates) > 0 ||
 		r.raftLog.hasNextUnstableEnts() ||
 		r.raftLog.hasNextCommittedEnts(!rn.asyncWrite)
 }
@@ -251,6 +251,7 @@ func (rn *RawNode) Ready() Ready {
 		Entries:          r.raftLog.nextUnstableEnts(),
 		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
 		Messages:         r.msgs,
+		ReadStates:       r.readStates,
 	}
 	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
 		rd.SoftState = &ss
@@ -281,6 +282,7 @@ func (rn *RawNode) Ready() Ready {
 func (rn *RawNode) accept(rd *Ready) {
 	r := rn.raft
 	r.msgs = nil
+	r.readStates = nil
 	// msgsAfterAppend was copied out (into rd.Messages or ack.steps): its
 	// array can be reused.
 	r.msgsAfterAppend = r.msgsAfterAppend[:0]
@@ -373,6 +375,17 @@ func (r *raft) maybeAutoLeave() {
 		return
 	}
 	r.logger.Infof("node %x: proposed leaving the joint config %s", r.id, r.trk.Config)
+}
+
+// ReadIndex asks for a linearizable read point. The answer comes in a
+// later Ready as a ReadState carrying rctx (which must be unique to the
+// request): once the application has applied up to its Index, a read of
+// the state machine reflects every write acknowledged before ReadIndex was
+// called. A request that cannot be served (no leader known, or leadership
+// changed while it was pending) is dropped without an answer: retry it
+// after a timeout, with the same or a new context.
+func (rn *RawNode) ReadIndex(rctx []byte) {
+	_ = rn.raft.Step(pb.Message{Type: pb.MsgReadIndex, Entries: []pb.Entry{{Data: rctx}}})
 }
 
 // ReportUnreachable tells the node that a message to id could not be

@@ -85,9 +85,9 @@ func validateMessage(self uint64, m *pb.Message) error {
 		if m.LogTerm > m.Term {
 			return fmt.Errorf("%w: %s from %x: last log term %d above the campaign term %d", ErrInvalidMessage, m.Type, m.From, m.LogTerm, m.Term)
 		}
-	case pb.MsgReadIndex:
+	case pb.MsgReadIndex, pb.MsgReadIndexResp:
 		if len(m.Entries) != 1 {
-			return fmt.Errorf("%w: MsgReadIndex from %x must carry exactly one entry, got %d", ErrInvalidMessage, m.From, len(m.Entries))
+			return fmt.Errorf("%w: %s from %x must carry exactly one entry, got %d", ErrInvalidMessage, m.Type, m.From, len(m.Entries))
 		}
 	}
 	if m.Type != pb.MsgReadIndex && m.Type != pb.MsgReadIndexResp && len(m.Entries) > 0 {

@@ -1,0 +1,173 @@
+package raft
+
+import (
+	"github.com/raftcore/raft/quorum"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// readRequest is a read-index request the leader is confirming
+// (ReadOnlySafe): it answers with index once a quorum has acknowledged a
+// heartbeat sent after the request arrived.
+type readRequest struct {
+	// req is the MsgReadIndex as received (From is the requesting node, or
+	// this node for a local request).
+	req pb.Message
+	// index is the leader's commit index when the request arrived.
+	index uint64
+	// acks are the voters that acknowledged a heartbeat carrying this
+	// request's context (the leader counts itself).
+	acks map[uint64]bool
+}
+
+// readOnly queues the leader's read-index requests in arrival order.
+type readOnly struct {
+	option ReadOnlyOption
+	// pending maps a request context to its request; queue holds the
+	// contexts in arrival order.
+	pending map[string]*readRequest
+	queue   []string
+}
+
+func newReadOnly(option ReadOnlyOption) *readOnly {
+	return &readOnly{option: option, pending: map[string]*readRequest{}}
+}
+
+// add queues m, to be answered with index. A retried request (same
+// context) replaces the earlier one: answering it with the older index,
+// or with acknowledgements from before the retry, could miss writes
+// acknowledged in between.
+func (ro *readOnly) add(index uint64, m pb.Message) {
+	ctx := string(m.Entries[0].Data)
+	if _, ok := ro.pending[ctx]; ok {
+		ro.remove(ctx)
+	}
+	ro.pending[ctx] = &readRequest{req: m, index: index, acks: map[uint64]bool{}}
+	ro.queue = append(ro.queue, ctx)
+}
+
+func (ro *readOnly) remove(ctx string) {
+	delete(ro.pending, ctx)
+	for i, c := range ro.queue {
+		if c == ctx {
+			ro.queue = append(ro.queue[:i], ro.queue[i+1:]...)
+			return
+		}
+	}
+}
+
+// ack records that id acknowledged the heartbeat carrying ctx and returns
+// the acknowledgements so far, or nil if ctx is not pending.
+func (ro *readOnly) ack(id uint64, ctx []byte) map[uint64]bool {
+	rr, ok := ro.pending[string(ctx)]
+	if !ok {
+		return nil
+	}
+	rr.acks[id] = true
+	return rr.acks
+}
+
+// release removes and returns the request with context ctx and every
+// request queued before it: a quorum acknowledging a later heartbeat round
+// confirms the leadership for the earlier requests too.
+func (ro *readOnly) release(ctx []byte) []*readRequest {
+	for i, c := range ro.queue {
+		if c != string(ctx) {
+			continue
+		}
+		out := make([]*readRequest, 0, i+1)
+		for _, done := range ro.queue[:i+1] {
+			out = append(out, ro.pending[done])
+			delete(ro.pending, done)
+		}
+		ro.queue = append(ro.queue[:0], ro.queue[i+1:]...)
+		return out
+	}
+	return nil
+}
+
+// last returns the context of the latest request, or nil.
+func (ro *readOnly) last() []byte {
+	if len(ro.queue) == 0 {
+		return nil
+	}
+	return []byte(ro.queue[len(ro.queue)-1])
+}
+
+// reset forgets every pending request (leadership changed; the
+// requesters retry).
+func (ro *readOnly) reset() {
+	clear(ro.pending)
+	ro.queue = ro.queue[:0]
+}
+
+// handleReadIndex is the leader's handling of a read request, local or
+// forwarded.
+func (r *raft) handleReadIndex(m pb.Message) {
+	if r.trk.IsSingleton() {
+		// No one else can be leader: the commit index is safe to read at.
+		r.answerReadIndex(m, r.raftLog.committed)
+		return
+	}
+	if !r.committedEntryInCurrentTerm() {
+		// Until an entry of this term commits, the leader's commit index may
+		// lag the previous leader's: answering could miss acknowledged
+		// writes. Hold the request until then.
+		r.pendingReadIndexMessages = append(r.pendingReadIndexMessages, m)
+		return
+	}
+	r.confirmReadIndex(m)
+}
+
+// confirmReadIndex answers m as the read-only option says: at once from
+// the commit index (lease), or after a heartbeat round (safe).
+func (r *raft) confirmReadIndex(m pb.Message) {
+	switch r.readOnly.option {
+	case ReadOnlyLeaseBased:
+		r.answerReadIndex(m, r.raftLog.committed)
+	default:
+		r.readOnly.add(r.raftLog.committed, m)
+		r.readOnly.ack(r.id, m.Entries[0].Data)
+		r.bcastHeartbeatWithCtx(m.Entries[0].Data)
+	}
+}
+
+// readIndexAcked counts a heartbeat response carrying a read context and
+// answers the requests a quorum has confirmed.
+func (r *raft) readIndexAcked(m pb.Message) {
+	acks := r.readOnly.ack(m.From, m.Context)
+	if acks == nil || r.trk.Config.Voters.VoteResult(acks) != quorum.VoteWon {
+		return
+	}
+	for _, rr := range r.readOnly.release(m.Context) {
+		r.answerReadIndex(rr.req, rr.index)
+	}
+}
+
+// answerReadIndex hands the read state to the application, or sends it to
+// the follower that asked.
+func (r *raft) answerReadIndex(m pb.Message, index uint64) {
+	if m.From == None || m.From == r.id {
+		r.readStates = append(r.readStates, ReadState{Index: index, RequestCtx: m.Entries[0].Data})
+		return
+	}
+	r.send(pb.Message{To: m.From, Type: pb.MsgReadIndexResp, Index: index, Entries: m.Entries})
+}
+
+// releasePendingReadIndexMessages answers the reads held back until an
+// entry of this term committed.
+func (r *raft) releasePendingReadIndexMessages() {
+	if len(r.pendingReadIndexMessages) == 0 || !r.committedEntryInCurrentTerm() {
+		return
+	}
+	msgs := r.pendingReadIndexMessages
+	r.pendingReadIndexMessages = nil
+	for _, m := range msgs {
+		r.confirmReadIndex(m)
+	}
+}
+
+// committedEntryInCurrentTerm reports whether the leader has committed an
+// entry of its own term (its empty entry, at first).
+func (r *raft) committedEntryInCurrentTerm() bool {
+	return r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(r.raftLog.committed)) == r.Term
+}

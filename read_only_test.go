@@ -1,0 +1,160 @@
+package raft
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// A safe read on the leader is answered only after a quorum acknowledged a
+// heartbeat carrying it, with an index covering every acknowledged write.
+func TestReadIndexSafeOnLeader(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	leader := c.nodes[1]
+	c.load(1, 5, "w")
+	written := leader.r().raftLog.committed
+
+	leader.rn.ReadIndex([]byte("r1"))
+	rd := leader.rn.Ready()
+	require.Empty(t, rd.ReadStates, "not before a heartbeat round")
+	hbs := filterMsgs(rd.Messages, pb.MsgHeartbeat, 0)
+	require.Len(t, hbs, 2)
+	require.Equal(t, []byte("r1"), hbs[0].Context)
+	leader.rn.Advance()
+	// One acknowledgement plus the leader's own make a quorum.
+	require.NoError(t, leader.rn.Step(pb.Message{From: 2, To: 1, Type: pb.MsgHeartbeatResp, Term: 1, Context: []byte("r1")}))
+	rd = leader.rn.Ready()
+	require.Equal(t, []ReadState{{Index: written, RequestCtx: []byte("r1")}}, rd.ReadStates)
+	leader.rn.Advance()
+}
+
+// A read on a follower goes to the leader and comes back with the leader's
+// commit index.
+func TestReadIndexOnFollower(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	c.load(1, 5, "w")
+	c.nodes[2].rn.ReadIndex([]byte("f1"))
+	c.stabilize()
+	require.Equal(t, []ReadState{{Index: c.nodes[1].r().raftLog.committed, RequestCtx: []byte("f1")}}, c.nodes[2].reads)
+	require.Empty(t, c.nodes[1].reads, "the answer goes to the follower that asked")
+	require.Equal(t, 1, c.delivered[pb.MsgReadIndex])
+	require.Equal(t, 1, c.delivered[pb.MsgReadIndexResp])
+}
+
+// A leader cut off from the others never answers a safe read, even while
+// it still believes it leads: a new leader may have committed writes.
+func TestReadIndexDeposedLeader(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	c.isolate(1)
+	c.campaign(2)
+	c.load(2, 3, "new")
+	old := c.nodes[1]
+	require.Equal(t, StateLeader, old.r().state)
+	old.rn.ReadIndex([]byte("stale?"))
+	c.tickAll(30)
+	require.Empty(t, old.reads)
+}
+
+// With ReadOnlyLeaseBased the leader answers from its commit index at once,
+// without a heartbeat round.
+func TestReadIndexLeaseBased(t *testing.T) {
+	c := newTestCluster(t, 3, withCheckQuorum, func(cfg *Config) { cfg.ReadOnlyOption = ReadOnlyLeaseBased })
+	c.campaign(1)
+	leader := c.nodes[1]
+	leader.rn.ReadIndex([]byte("lease"))
+	rd := leader.rn.Ready()
+	require.Equal(t, []ReadState{{Index: leader.r().raftLog.committed, RequestCtx: []byte("lease")}}, rd.ReadStates)
+	require.Empty(t, filterMsgs(rd.Messages, pb.MsgHeartbeat, 0))
+	leader.rn.Advance()
+}
+
+// A new leader holds reads until an entry of its term commits: before
+// that, its commit index may lag what the previous leader acknowledged.
+func TestReadIndexWaitsForCommitInTerm(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	c.load(1, 3, "w")
+	n := c.nodes[2]
+	// Win the election but hold back the appends of the empty entry.
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgApp }
+	c.campaign(2)
+	require.Equal(t, StateLeader, n.r().state)
+	require.False(t, n.r().committedEntryInCurrentTerm())
+	n.rn.ReadIndex([]byte("early"))
+	c.stabilize()
+	require.Empty(t, n.reads, "held until an entry of the term commits")
+
+	c.intercept = nil
+	c.tickAll(2)
+	require.True(t, n.r().committedEntryInCurrentTerm())
+	require.Len(t, n.reads, 1)
+	require.Equal(t, []byte("early"), n.reads[0].RequestCtx)
+	require.GreaterOrEqual(t, n.reads[0].Index, n.r().raftLog.lastIndex(), "covers the new term's entry")
+}
+
+// Concurrent reads are answered in the order they were made, with
+// non-decreasing indexes.
+func TestReadIndexConcurrentInOrder(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	leader := c.nodes[1]
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgHeartbeatResp }
+	for _, ctx := range []string{"a", "b", "c"} {
+		leader.rn.ReadIndex([]byte(ctx))
+		require.NoError(t, leader.rn.Propose([]byte("w-"+ctx)))
+		c.stabilize()
+	}
+	c.intercept = nil
+	c.tickAll(1) // a heartbeat carrying the latest read confirms all three
+	got := leader.reads
+	require.Len(t, got, 3)
+	for i, ctx := range []string{"a", "b", "c"} {
+		require.Equal(t, []byte(ctx), got[i].RequestCtx)
+		if i > 0 {
+			require.GreaterOrEqual(t, got[i].Index, got[i-1].Index)
+		}
+	}
+}
+
+// A single voter answers at once; a follower without a leader drops the
+// request (the application retries).
+func TestReadIndexSingleVoterAndNoLeader(t *testing.T) {
+	n := newTestNode(t, 1, []uint64{1})
+	require.NoError(t, n.rn.Campaign())
+	n.ready()
+	n.rn.ReadIndex([]byte("solo"))
+	rd := n.rn.Ready()
+	require.Equal(t, []ReadState{{Index: n.r().raftLog.committed, RequestCtx: []byte("solo")}}, rd.ReadStates)
+	n.rn.Advance()
+
+	f := newTestNode(t, 2, []uint64{1, 2, 3})
+	f.rn.ReadIndex([]byte("nobody"))
+	require.False(t, f.rn.HasReady(), "dropped: nothing to send, nothing to answer")
+}
+
+// A retried read with the same context is answered with the commit index
+// at the retry, never with the index of the earlier attempt: writes
+// acknowledged in between must be visible.
+func TestReadIndexRetryNeverStale(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	leader := c.nodes[1]
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgHeartbeatResp }
+	leader.rn.ReadIndex([]byte("r"))
+	c.stabilize()
+	first := leader.r().readOnly.pending["r"].index
+	c.load(1, 5, "w")
+	written := leader.r().raftLog.committed
+	require.Greater(t, written, first)
+
+	c.intercept = nil
+	leader.rn.ReadIndex([]byte("r"))
+	c.stabilize()
+	require.Len(t, leader.reads, 1)
+	require.Equal(t, written, leader.reads[0].Index)
+}
