@@ -86,7 +86,10 @@ func RandomSimConfig(seed uint64) SimConfig {
 		TransferRate:    []float64{0, 0.01}[r.IntN(2)],
 		LivenessTicks:   400,
 	}
-	if r.IntN(2) == 0 {
+	if r.IntN(2) == 0 && cfg.CheckQuorum {
+		// Removed nodes keep running (nobody shuts them down here), which
+		// is only safe for the cluster's availability with CheckQuorum:
+		// without it their elections disrupt it (Raft thesis §4.2.3).
 		cfg.ConfChangeRate = []float64{0.02, 0.05}[r.IntN(2)]
 		cfg.StepDownOnRemoval = r.IntN(2) == 0
 	}
@@ -218,11 +221,8 @@ type simNode struct {
 	persisted pb.HardState
 	// commit is the highest commit index the node reported.
 	commit uint64
-	// removed is set while the node is out of the latest configuration.
-	// Without CheckQuorum such a node is shut down once the change has
-	// reached every member (see shutdownRemoved): it would otherwise
-	// disrupt the cluster with elections it can never win (Raft thesis
-	// §4.2.3).
+	// removed is set while the node is out of the latest configuration
+	// (it keeps running: membership changes run with CheckQuorum).
 	removed bool
 }
 
@@ -429,7 +429,7 @@ func (s *Sim) chaosStep() {
 		}
 	}
 	for _, n := range s.nodes {
-		if n.rn == nil && s.rnd.Float64() < cfg.RestartRate && s.mayRun(n) {
+		if n.rn == nil && s.rnd.Float64() < cfg.RestartRate {
 			s.restart(n)
 		}
 	}
@@ -446,10 +446,6 @@ func (s *Sim) chaosStep() {
 		}
 	}
 }
-
-// mayRun reports whether n may be (re)started: removed nodes stay down
-// unless CheckQuorum shields the cluster from them.
-func (s *Sim) mayRun(n *simNode) bool { return !n.removed || s.cfg.CheckQuorum }
 
 // leader returns the running leader of the highest term, or nil.
 func (s *Sim) leader() *simNode {
@@ -523,8 +519,7 @@ func (s *Sim) changeMembership() {
 }
 
 // membershipChanged marks the nodes out of the latest configuration as
-// removed, shutting them down unless CheckQuorum protects the cluster from
-// their elections, and lets re-added nodes run again.
+// removed, and starts re-added nodes that are down, as an operator would.
 func (s *Sim) membershipChanged() {
 	cs := s.conf
 	for _, n := range s.nodes {
@@ -686,32 +681,6 @@ func (s *Sim) runTick() {
 		}
 	}
 	s.checkTick()
-	s.shutdownRemoved()
-}
-
-// shutdownRemoved stops removed nodes once every member has applied the
-// configuration without them, as an operator decommissions a server only
-// after its removal has reached the others. (A removed node stopped
-// earlier can be a vote the members still need, in the joint
-// configuration they have not left yet.) With CheckQuorum removed nodes
-// may keep running: leases make the others ignore their elections.
-func (s *Sim) shutdownRemoved() {
-	if s.cfg.CheckQuorum {
-		return
-	}
-	var removed []*simNode
-	for _, n := range s.nodes {
-		switch {
-		case n.removed && n.rn != nil:
-			removed = append(removed, n)
-		case !n.removed && n.sm.Applied < s.confIndex:
-			return // a member has not applied the latest change yet
-		}
-	}
-	for _, n := range removed {
-		n.rn = nil
-		s.event("node %d shut down: removed from the configuration", n.id)
-	}
 }
 
 // deliverDue delivers the messages due now, and reports whether any were.
@@ -1063,7 +1032,7 @@ func (s *Sim) liveness() {
 	s.blocked = map[link]bool{}
 	s.event("liveness phase: network healed, every member restarted")
 	for _, n := range s.nodes {
-		if n.rn == nil && s.mayRun(n) {
+		if n.rn == nil {
 			s.restart(n)
 		}
 	}
