@@ -8,6 +8,7 @@ package raft
 // mutation-check). In every normal build they are constant false and the
 // compiler drops the code they guard.
 const (
-	mutationDoubleVote = false
-	mutationAnyLog     = false
+	mutationDoubleVote         = false
+	mutationAnyLog             = false
+	mutationReadWithoutConfirm = false
 )

@@ -97,6 +97,15 @@ type raft struct {
 	readOnly                 *readOnly
 	pendingReadIndexMessages []pb.Message
 	readStates               []ReadState
+	// ticks counts this node's ticks since it started; leaseAcks maps a
+	// peer to the tick at which the leader sent the latest heartbeat the
+	// peer acknowledged (ReadOnlyLeaseBased).
+	ticks     uint64
+	leaseAcks map[uint64]uint64
+	// startupLease: a node restarting with lease-based reads does not
+	// know whether a leader's lease is running, so it refuses votes for
+	// its first election timeout, as if it had just heard from a leader.
+	startupLease bool
 
 	// msgs are messages that may be sent at once.
 	msgs []pb.Message
@@ -165,6 +174,7 @@ func newRaft(c *Config) (*raft, error) {
 		stepDownOnRemoval:         c.StepDownOnRemoval,
 		rand:                      rand.New(src),
 		readOnly:                  newReadOnly(c.ReadOnlyOption),
+		leaseAcks:                 map[uint64]uint64{},
 	}
 	if err := r.restoreConfState(cs); err != nil {
 		return nil, fmt.Errorf("raft: restoring the configuration from storage: %w", err)
@@ -173,6 +183,10 @@ func newRaft(c *Config) (*raft, error) {
 		if err := r.loadState(hs); err != nil {
 			return nil, err
 		}
+		// A node restarting into a cluster that serves lease reads may
+		// have been part of a leader's lease: honour it for an election
+		// timeout.
+		r.startupLease = c.CheckQuorum && c.ReadOnlyOption == ReadOnlyLeaseBased && hs.Term > 0
 	}
 	if c.Applied > 0 {
 		if c.Applied > r.raftLog.committed {
@@ -262,8 +276,10 @@ func (r *raft) reset(term uint64) {
 			IsLearner: pr.IsLearner,
 		}
 	})
-	// Reads in progress are dropped: their requesters retry.
+	// Reads in progress are dropped: their requesters retry. A lease
+	// starts afresh with the next leadership.
 	r.readOnly.reset()
+	clear(r.leaseAcks)
 	r.pendingReadIndexMessages = nil
 	r.pendingConfIndex = 0
 	r.pendingLeaveIndex = 0
@@ -336,6 +352,9 @@ func (r *raft) becomeLeader() {
 // randomized election timeout has passed without hearing from a leader.
 func (r *raft) tickElection() {
 	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout {
+		r.startupLease = false
+	}
 	if r.promotable() && r.pastElectionTimeout() {
 		r.electionElapsed = 0
 		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgHup}); err != nil {
@@ -455,7 +474,7 @@ func (r *raft) stepTerm(m pb.Message) (bool, error) {
 func (r *raft) stepHigherTerm(m pb.Message) bool {
 	if m.Type == pb.MsgVote || m.Type == pb.MsgPreVote {
 		force := string(m.Context) == string(campaignTransfer)
-		inLease := r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
+		inLease := r.checkQuorum && (r.lead != None || r.startupLease) && r.electionElapsed < r.electionTimeout
 		if !force && inLease {
 			// A leader was heard from within the election timeout: this
 			// candidate is likely disruptive (e.g. it was partitioned).
@@ -568,7 +587,11 @@ func (r *raft) forwardProposal(m pb.Message) error {
 // CheckQuorum) it may grant votes at once instead of waiting for the lease
 // to run out.
 func (r *raft) forgetLeader() {
-	if r.state != StateFollower || r.lead == None {
+	if r.state != StateFollower {
+		return
+	}
+	r.startupLease = false
+	if r.lead == None {
 		return
 	}
 	r.logger.Infof("node %x: forgetting leader %x at term %d", r.id, r.lead, r.Term)

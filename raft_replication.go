@@ -251,8 +251,13 @@ func (r *raft) maybeSendSnapshot(to uint64, pr *tracker.Progress) bool {
 // leaving them with one that refuses proposals.
 func (r *raft) bcastHeartbeat() {
 	// The latest pending read rides along, so that a read whose
-	// heartbeats were lost is confirmed by the next round.
-	r.bcastHeartbeatWithCtx(r.readOnly.last())
+	// heartbeats were lost is confirmed by the next round; otherwise, with
+	// lease-based reads, the send tick that renews the lease.
+	ctx := r.readOnly.last()
+	if ctx == nil && r.readOnly.option == ReadOnlyLeaseBased {
+		ctx = leaseCtx(r.ticks)
+	}
+	r.bcastHeartbeatWithCtx(ctx)
 }
 
 func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
@@ -478,8 +483,11 @@ func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
 	if pr.Match < r.raftLog.lastIndex() || pr.State == tracker.StateProbe {
 		r.sendAppend(m.From)
 	}
-	if r.readOnly.option == ReadOnlySafe && len(m.Context) > 0 {
+	if len(m.Context) > 0 {
 		r.readIndexAcked(m)
+		if r.readOnly.option == ReadOnlyLeaseBased {
+			r.leaseAcked(m)
+		}
 	}
 	if m.From == r.leadTransferee && pr.Match == r.raftLog.lastIndex() {
 		// The transferee is caught up but has not taken over: the

@@ -174,7 +174,10 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 
 // Tick advances the node's logical clock by one tick. Election and
 // heartbeat timeouts are counted in ticks.
-func (rn *RawNode) Tick() { rn.raft.tick() }
+func (rn *RawNode) Tick() {
+	rn.raft.ticks++
+	rn.raft.tick()
+}
 
 // Campaign makes this node start an election now (a pre-election first,
 // with PreVote).

@@ -121,10 +121,14 @@ func (r *raft) handleReadIndex(m pb.Message) {
 // confirmReadIndex answers m as the read-only option says: at once from
 // the commit index (lease), or after a heartbeat round (safe).
 func (r *raft) confirmReadIndex(m pb.Message) {
-	switch r.readOnly.option {
-	case ReadOnlyLeaseBased:
+	switch {
+	case mutationReadWithoutConfirm:
+		r.answerReadIndex(m, r.raftLog.committed)
+	case r.readOnly.option == ReadOnlyLeaseBased && r.leaseValid():
 		r.answerReadIndex(m, r.raftLog.committed)
 	default:
+		// ReadOnlySafe, or a lease that has run out: confirm with a
+		// heartbeat round.
 		r.readOnly.add(r.raftLog.committed, m)
 		r.readOnly.ack(r.id, m.Entries[0].Data)
 		r.bcastHeartbeatWithCtx(m.Entries[0].Data)
@@ -170,4 +174,71 @@ func (r *raft) releasePendingReadIndexMessages() {
 // entry of its own term (its empty entry, at first).
 func (r *raft) committedEntryInCurrentTerm() bool {
 	return r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(r.raftLog.committed)) == r.Term
+}
+
+// The leader's lease (ReadOnlyLeaseBased). With CheckQuorum a follower
+// refuses to vote for an election timeout after it last heard from its
+// leader. So once a quorum has acknowledged a heartbeat the leader sent at
+// tick t, no other leader can be elected before t + electionTimeout: until
+// then the leader may answer reads from its commit index alone. Heartbeats
+// carry their send tick in their context to measure this (followers echo
+// the context back unchanged). The lease assumes that ticks advance at the
+// same rate on every node, and it does not hold against a leader transfer
+// (whose campaign ignores leases) or a follower's ForgetLeader.
+
+// leaseCtxPrefix marks a heartbeat context that carries a send tick; read
+// request contexts are never this long with this prefix by accident in
+// practice, and a collision would only refresh nothing.
+const leaseCtxPrefix = "\x00raftcore-lease:"
+
+func leaseCtx(tick uint64) []byte {
+	b := make([]byte, 0, len(leaseCtxPrefix)+8)
+	b = append(b, leaseCtxPrefix...)
+	for i := 7; i >= 0; i-- {
+		b = append(b, byte(tick>>(8*i)))
+	}
+	return b
+}
+
+func parseLeaseCtx(ctx []byte) (uint64, bool) {
+	if len(ctx) != len(leaseCtxPrefix)+8 || string(ctx[:len(leaseCtxPrefix)]) != leaseCtxPrefix {
+		return 0, false
+	}
+	var t uint64
+	for _, c := range ctx[len(leaseCtxPrefix):] {
+		t = t<<8 | uint64(c)
+	}
+	return t, true
+}
+
+// leaseAcked records that m.From acknowledged a heartbeat sent at the tick
+// its context carries.
+func (r *raft) leaseAcked(m pb.Message) {
+	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] {
+		r.leaseAcks[m.From] = t
+	}
+}
+
+// leaseValid reports whether the leader's lease holds now: a quorum
+// acknowledged heartbeats sent less than an election timeout ago, and no
+// transfer is under way.
+func (r *raft) leaseValid() bool {
+	if r.leadTransferee != None {
+		return false
+	}
+	start := uint64(r.trk.Config.Voters.CommittedIndex(leaseAckIndexer{r}))
+	return start > 0 && r.ticks < start+uint64(r.electionTimeout)
+}
+
+// leaseAckIndexer presents the lease acknowledgements to the quorum
+// arithmetic: each voter's value is the send tick of the latest heartbeat
+// it acknowledged; the leader's own is now.
+type leaseAckIndexer struct{ r *raft }
+
+func (l leaseAckIndexer) AckedIndex(id uint64) (quorum.Index, bool) {
+	if id == l.r.id {
+		return quorum.Index(l.r.ticks), true
+	}
+	t, ok := l.r.leaseAcks[id]
+	return quorum.Index(t), ok
 }

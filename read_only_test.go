@@ -61,16 +61,71 @@ func TestReadIndexDeposedLeader(t *testing.T) {
 }
 
 // With ReadOnlyLeaseBased the leader answers from its commit index at once,
-// without a heartbeat round.
+// without a heartbeat round, while its lease holds: a quorum acknowledged
+// a heartbeat it sent less than an election timeout ago.
 func TestReadIndexLeaseBased(t *testing.T) {
 	c := newTestCluster(t, 3, withCheckQuorum, func(cfg *Config) { cfg.ReadOnlyOption = ReadOnlyLeaseBased })
 	c.campaign(1)
 	leader := c.nodes[1]
+	c.tickAll(1) // a heartbeat round starts the lease
+	require.True(t, leader.r().leaseValid())
 	leader.rn.ReadIndex([]byte("lease"))
 	rd := leader.rn.Ready()
 	require.Equal(t, []ReadState{{Index: leader.r().raftLog.committed, RequestCtx: []byte("lease")}}, rd.ReadStates)
-	require.Empty(t, filterMsgs(rd.Messages, pb.MsgHeartbeat, 0))
+	require.Empty(t, filterMsgs(rd.Messages, pb.MsgHeartbeat, 0), "no round needed")
 	leader.rn.Advance()
+
+	// Cut off, the leader's lease runs out within an election timeout,
+	// before the others may elect anyone; reads then need a round, which
+	// cannot succeed.
+	c.isolate(1)
+	c.tickAll(leader.r().electionTimeout)
+	require.False(t, leader.r().leaseValid())
+	leader.reads = nil
+	leader.rn.ReadIndex([]byte("expired"))
+	c.tickAll(3)
+	require.Empty(t, leader.reads)
+}
+
+// A leader does not read from its lease while handing leadership over:
+// the transferee's campaign ignores the followers' leases.
+func TestReadIndexLeaseNotDuringTransfer(t *testing.T) {
+	c := newTestCluster(t, 3, withCheckQuorum, func(cfg *Config) { cfg.ReadOnlyOption = ReadOnlyLeaseBased })
+	c.campaign(1)
+	c.tickAll(1)
+	leader := c.nodes[1]
+	require.True(t, leader.r().leaseValid())
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgTimeoutNow }
+	leader.rn.TransferLeader(2)
+	require.False(t, leader.r().leaseValid())
+}
+
+// A node restarting with lease-based reads honours a lease that may be
+// running: it refuses votes for its first election timeout.
+func TestStartupLease(t *testing.T) {
+	s := NewMemoryStorage()
+	require.NoError(t, s.Append(entsFrom(1, 1, 2)))
+	require.NoError(t, s.SetHardState(pb.HardState{Term: 2, Commit: 2}))
+	for _, lease := range []bool{false, true} {
+		cfg := testConfig(1, s)
+		cfg.CheckQuorum = true
+		if lease {
+			cfg.ReadOnlyOption = ReadOnlyLeaseBased
+		}
+		rn, err := NewRawNode(cfg)
+		require.NoError(t, err)
+		require.NoError(t, rn.raft.restoreConfState(pb.ConfState{Voters: []uint64{1, 2, 3}}))
+		require.NoError(t, rn.Step(pb.Message{From: 2, To: 1, Type: pb.MsgVote, Term: 3, LogTerm: 2, Index: 2}))
+		if lease {
+			require.Equal(t, uint64(2), rn.raft.Term, "vote ignored during the startup lease")
+			for i := 0; i < cfg.ElectionTick; i++ {
+				rn.Tick()
+			}
+			require.NoError(t, rn.Step(pb.Message{From: 2, To: 1, Type: pb.MsgVote, Term: 3, LogTerm: 2, Index: 2}))
+		}
+		require.Equal(t, uint64(3), rn.raft.Term)
+		require.Equal(t, uint64(2), rn.raft.Vote)
+	}
 }
 
 // A new leader holds reads until an entry of its term commits: before

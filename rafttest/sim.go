@@ -57,6 +57,9 @@ type SimConfig struct {
 	// setting.
 	ConfChangeRate    float64
 	StepDownOnRemoval bool
+	// LeaseReads makes the nodes answer read-index requests from the
+	// leader's lease (ReadOnlyLeaseBased, with CheckQuorum).
+	LeaseReads bool
 
 	// LivenessTicks bounds the final phase: after healing everything, a
 	// leader must emerge and every client operation complete within it.
@@ -97,6 +100,9 @@ func RandomSimConfig(seed uint64) SimConfig {
 		cfg.MaxSizePerMsg = 1 // one entry per append
 		cfg.MaxInflightMsgs = 1 + r.IntN(4)
 	}
+	if cfg.CheckQuorum && r.IntN(2) == 0 {
+		cfg.LeaseReads = true
+	}
 	if r.IntN(2) == 0 {
 		cfg.CompactEvery = uint64(5 + r.IntN(20))
 		cfg.SnapshotTimeout = 20 + r.IntN(40)
@@ -106,9 +112,9 @@ func RandomSimConfig(seed uint64) SimConfig {
 }
 
 func (c SimConfig) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v",
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v",
 		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
-		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval)
+		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval, c.LeaseReads)
 }
 
 // SimResult is what a run found.
@@ -238,6 +244,14 @@ type simPending struct {
 	op       simOp
 	hist     int   // index in Sim.history
 	deadline int64 // tick to retry at
+	// A Get may be served through ReadIndex instead of the log: ctx is
+	// the context of the latest attempt, node the node asked, and index
+	// the read index it answered (0 while waiting).
+	viaReadIndex bool
+	attempt      int
+	ctx          string
+	node         uint64
+	index        uint64
 }
 
 // histOp is an operation in the history checked for linearizability.
@@ -273,6 +287,8 @@ type Sim struct {
 
 	clients []*simClient
 	history []histOp
+	// readers maps a pending read-index context to its client.
+	readers map[string]*simClient
 	// done records the result of each (client, seq) once applied.
 	done map[[2]uint64]string
 
@@ -286,8 +302,6 @@ type Sim struct {
 	lastIndex uint64 // highest index in committed
 	// chaos is false in the final, fault-free phase.
 	chaos bool
-	// finalRound is set once the liveness phase issued its new operations.
-	finalRound bool
 
 	violations []string
 	events     []string
@@ -322,6 +336,7 @@ func RunSim(cfg SimConfig) *SimResult {
 		done:      map[[2]uint64]string{},
 		leaders:   map[uint64]uint64{},
 		committed: map[uint64]entryRecord{},
+		readers:   map[string]*simClient{},
 		chaos:     true,
 	}
 	res := &SimResult{Config: cfg}
@@ -384,6 +399,7 @@ func (s *Sim) start() error {
 			CheckQuorum:       s.cfg.CheckQuorum,
 			SnapshotTimeout:   s.cfg.SnapshotTimeout,
 			StepDownOnRemoval: s.cfg.StepDownOnRemoval,
+			ReadOnlyOption:    map[bool]raft.ReadOnlyOption{false: raft.ReadOnlySafe, true: raft.ReadOnlyLeaseBased}[s.cfg.LeaseReads],
 			Logger:            simLogger,
 			RandomSource:      rand.NewPCG(s.cfg.Seed, p.ID),
 		}
@@ -766,6 +782,18 @@ func (s *Sim) handleReady(n *simNode) {
 		n.persisted = rd.HardState
 	}
 	s.send(rd.Messages)
+	for _, rs := range rd.ReadStates {
+		c, ok := s.readers[string(rs.RequestCtx)]
+		switch {
+		case !ok:
+			// An answer to an attempt the client gave up on.
+		case c.pending == nil || c.pending.ctx != string(rs.RequestCtx) || c.pending.node != n.id:
+			s.violate("node %d: read state for %q, which it was not asked", n.id, rs.RequestCtx)
+		default:
+			c.pending.index = rs.Index
+
+		}
+	}
 	for _, e := range rd.CommittedEntries {
 		s.apply(n, e)
 	}
@@ -970,6 +998,19 @@ func (s *Sim) checkTick() {
 // clientsStep lets every client complete, retry or start an operation.
 func (s *Sim) clientsStep() {
 	for _, c := range s.clients {
+		if p := c.pending; p != nil && p.viaReadIndex {
+			if n := s.node(p.node); p.index > 0 && n.rn != nil && n.sm.Applied >= p.index {
+				s.clock++
+				h := &s.history[p.hist]
+				h.ret, h.output = s.clock, n.sm.Data[p.op.Key]
+				delete(s.readers, p.ctx)
+				c.pending = nil
+			} else if s.now >= p.deadline {
+				delete(s.readers, p.ctx)
+				s.submit(c, p)
+			}
+			continue
+		}
 		if p := c.pending; p != nil {
 			if out, ok := s.done[[2]uint64{uint64(c.id), p.op.Seq}]; ok {
 				s.clock++
@@ -998,7 +1039,7 @@ func (s *Sim) newOp(c *simClient) {
 	}
 	s.clock++
 	s.history = append(s.history, histOp{op: op, call: s.clock})
-	c.pending = &simPending{op: op, hist: len(s.history) - 1}
+	c.pending = &simPending{op: op, hist: len(s.history) - 1, viaReadIndex: op.Get && s.rnd.IntN(4) != 0}
 	s.submit(c, c.pending)
 }
 
@@ -1011,6 +1052,17 @@ func (s *Sim) submit(c *simClient, p *simPending) {
 		return
 	}
 	n := run[s.rnd.IntN(len(run))]
+	if p.viaReadIndex {
+		// A linearizable read without the log: ask for a read index, and
+		// read the state machine once it has applied that far.
+		p.attempt++
+		p.ctx = fmt.Sprintf("read %d.%d.%d", c.id, p.op.Seq, p.attempt)
+		p.node, p.index = n.id, 0
+		s.readers[p.ctx] = c
+
+		n.rn.ReadIndex([]byte(p.ctx))
+		return
+	}
 	data, err := json.Marshal(p.op)
 	if err != nil {
 		panic(err)
@@ -1041,23 +1093,28 @@ func (s *Sim) liveness() {
 			s.newOp(c)
 		}
 	}
-	start := s.now
-	for ; s.now < start+int64(s.cfg.LivenessTicks) && len(s.violations) == 0; s.now++ {
-		if (s.now-start)%10 == 0 {
-			s.leaveExplicitJoint()
-		}
-		s.runTick()
-		if s.allDone() {
-			// One more operation per client must complete too.
-			if s.now < start+int64(s.cfg.LivenessTicks) && !s.finalRound {
-				s.finalRound = true
-				for _, c := range s.clients {
-					s.newOp(c)
-				}
-				continue
+	// First every operation still pending completes; then one new
+	// operation per client must complete too, each phase within the
+	// bound.
+	for round := 0; round < 2 && len(s.violations) == 0; round++ {
+		if round == 1 {
+			for _, c := range s.clients {
+				s.newOp(c)
 			}
-			return
 		}
+		start := s.now
+		for ; s.now < start+int64(s.cfg.LivenessTicks) && len(s.violations) == 0 && !s.allDone(); s.now++ {
+			if (s.now-start)%10 == 0 {
+				s.leaveExplicitJoint()
+			}
+			s.runTick()
+		}
+		if !s.allDone() {
+			break
+		}
+	}
+	if s.allDone() {
+		return
 	}
 	if len(s.violations) == 0 {
 		var waiting []string
