@@ -249,16 +249,24 @@ func (rn *RawNode) HasReady() bool {
 // Ready returns the next batch of work. Handle it as Ready's documentation
 // says, then call Advance.
 func (rn *RawNode) Ready() Ready {
+	rd := rn.readyWithoutAccept()
+	rn.accept(&rd)
+	return rd
+}
+
+// readyWithoutAccept builds the next Ready without handing it out: it
+// changes nothing, so Node can rebuild it until the application takes it.
+func (rn *RawNode) readyWithoutAccept() Ready {
 	r := rn.raft
 	rd := Ready{
 		Entries:          r.raftLog.nextUnstableEnts(),
 		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
-		Messages:         r.msgs,
-		ReadStates:       r.readStates,
+		// Capped, so that appending below never writes into r.msgs.
+		Messages:   r.msgs[:len(r.msgs):len(r.msgs)],
+		ReadStates: r.readStates,
 	}
 	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
 		rd.SoftState = &ss
-		rn.prevSoftSt = ss
 	}
 	if hs := r.hardState(); hs != rn.prevHardSt {
 		rd.HardState = hs
@@ -269,21 +277,29 @@ func (rn *RawNode) Ready() Ready {
 	rd.MustSync = MustSync(r.hardState(), rn.prevHardSt, len(rd.Entries))
 	// Acknowledgements and votes travel with the Ready too: the contract
 	// sends Messages only after persisting. Those to ourselves wait for
-	// Advance.
+	// Advance (see accept).
 	for _, m := range r.msgsAfterAppend {
-		if m.To == r.id {
-			rn.ack.steps = append(rn.ack.steps, m)
-		} else {
+		if m.To != r.id {
 			rd.Messages = append(rd.Messages, m)
 		}
 	}
-	rn.accept(&rd)
+	if len(rd.Messages) == 0 {
+		rd.Messages = nil
+	}
 	return rd
 }
 
 // accept records what rd hands out, to be acknowledged at Advance.
 func (rn *RawNode) accept(rd *Ready) {
 	r := rn.raft
+	if rd.SoftState != nil {
+		rn.prevSoftSt = *rd.SoftState
+	}
+	for _, m := range r.msgsAfterAppend {
+		if m.To == r.id {
+			rn.ack.steps = append(rn.ack.steps, m)
+		}
+	}
 	r.msgs = nil
 	r.readStates = nil
 	// msgsAfterAppend was copied out (into rd.Messages or ack.steps): its

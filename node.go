@@ -1,0 +1,317 @@
+package raft
+
+import (
+	"context"
+	"errors"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// ErrStopped is returned by a Node's methods once the node was stopped.
+var ErrStopped = errors.New("raft: stopped")
+
+// Node drives a RawNode on its own goroutine and talks to the application
+// through channels: the application ticks it, feeds it messages and
+// proposals from any goroutine, and receives Readys from Ready(), calling
+// Advance after handling each one exactly as with RawNode.
+type Node interface {
+	// Tick advances the logical clock. It never blocks: while the node is
+	// busy, up to a bound of ticks wait, and further ones are dropped.
+	Tick()
+	// Campaign makes the node start an election now.
+	Campaign(ctx context.Context) error
+	// Propose proposes data. It returns once the node took the proposal
+	// (or refused it: ErrProposalDropped); it blocks while no leader is
+	// known, until ctx is done.
+	Propose(ctx context.Context, data []byte) error
+	// ProposeConfChange proposes a configuration change, like Propose.
+	ProposeConfChange(ctx context.Context, cc pb.ConfChangeI) error
+	// Step delivers a message from a peer, returning the error that made
+	// the node refuse it (see RawNode.Step).
+	Step(ctx context.Context, msg pb.Message) error
+	// Ready returns the channel of Readys. Handle each as RawNode.Ready
+	// says, then call Advance.
+	Ready() <-chan Ready
+	// Advance tells the node the last Ready was handled.
+	Advance()
+	// ApplyConfChange applies a committed conf change and returns the new
+	// configuration (nil once the node is stopped).
+	ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState
+	// TransferLeadership asks the leader (lead, as far as the caller
+	// knows) to hand leadership to transferee.
+	TransferLeadership(ctx context.Context, lead, transferee uint64)
+	// ForgetLeader makes a follower forget its leader (see
+	// RawNode.ForgetLeader).
+	ForgetLeader(ctx context.Context) error
+	// ReadIndex asks for a read index; the answer comes as a ReadState in
+	// a later Ready.
+	ReadIndex(ctx context.Context, rctx []byte) error
+	// Status returns the node's status (the zero Status once stopped).
+	Status() Status
+	// ReportUnreachable reports that the last message to id was not
+	// delivered.
+	ReportUnreachable(id uint64)
+	// ReportSnapshot reports how sending a snapshot to id went.
+	ReportSnapshot(id uint64, status SnapshotStatus)
+	// Stop stops the node and returns once its goroutine has exited.
+	// Blocked calls return ErrStopped.
+	Stop()
+}
+
+// maxPendingTicks bounds the ticks that wait while the node is busy.
+const maxPendingTicks = 128
+
+// stepRequest is a message for the node's goroutine; the error Step
+// returned goes back on result (if not nil).
+type stepRequest struct {
+	m pb.Message
+	// local messages are stepped without the checks for messages from
+	// peers.
+	local  bool
+	result chan error
+}
+
+type node struct {
+	rn *RawNode
+
+	propc      chan stepRequest // proposals: only taken while a leader is known
+	recvc      chan stepRequest // everything else
+	confc      chan pb.ConfChangeV2
+	confstatec chan pb.ConfState
+	readyc     chan Ready
+	advancec   chan struct{}
+	tickc      chan struct{}
+	statusc    chan chan Status
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+// StartNode starts a node for a new cluster whose initial members are
+// peers (this node among them), on c.Storage, which must be empty. It
+// panics if c is invalid or peers is empty: use RestartNode for a node
+// with state, or one joining an existing cluster.
+func StartNode(c *Config, peers []Peer) Node {
+	if len(peers) == 0 {
+		panic("raft: StartNode needs the initial peers; use RestartNode to join a cluster or restart")
+	}
+	rn, err := NewRawNode(c)
+	if err != nil {
+		panic(err)
+	}
+	if err := rn.Bootstrap(peers); err != nil {
+		panic(err)
+	}
+	return startNode(rn)
+}
+
+// RestartNode starts a node from the state in c.Storage (or, with empty
+// storage, a node that waits to be added to an existing cluster). It
+// panics if c is invalid.
+func RestartNode(c *Config) Node {
+	rn, err := NewRawNode(c)
+	if err != nil {
+		panic(err)
+	}
+	return startNode(rn)
+}
+
+func startNode(rn *RawNode) *node {
+	n := &node{
+		rn:         rn,
+		propc:      make(chan stepRequest),
+		recvc:      make(chan stepRequest),
+		confc:      make(chan pb.ConfChangeV2),
+		confstatec: make(chan pb.ConfState),
+		readyc:     make(chan Ready),
+		advancec:   make(chan struct{}),
+		tickc:      make(chan struct{}, maxPendingTicks),
+		statusc:    make(chan chan Status),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	go n.run()
+	return n
+}
+
+// run is the node's goroutine: the only one touching the RawNode.
+func (n *node) run() {
+	defer close(n.done)
+	r := n.rn.raft
+	var (
+		readyc   chan Ready
+		advancec chan struct{}
+		rd       Ready
+	)
+	for {
+		if advancec == nil && n.rn.HasReady() {
+			// Rebuilt every round: what the application receives is the
+			// state when it takes it.
+			rd = n.rn.readyWithoutAccept()
+			readyc = n.readyc
+		} else {
+			readyc = nil
+		}
+		propc := n.propc
+		if r.lead == None {
+			propc = nil // proposals wait for a leader
+		}
+		select {
+		case req := <-propc:
+			req.m.From = r.id
+			n.reply(req, r.Step(req.m))
+		case req := <-n.recvc:
+			if req.local {
+				n.reply(req, r.Step(req.m))
+			} else {
+				n.reply(req, n.rn.Step(req.m))
+			}
+		case cc := <-n.confc:
+			cs := n.rn.ApplyConfChange(cc)
+			select {
+			case n.confstatec <- *cs:
+			case <-n.stop:
+				return
+			}
+		case <-n.tickc:
+			n.rn.Tick()
+		case readyc <- rd:
+			n.rn.accept(&rd)
+			rd = Ready{}
+			advancec = n.advancec
+		case <-advancec:
+			n.rn.Advance()
+			advancec = nil
+		case c := <-n.statusc:
+			c <- getStatus(r)
+		case <-n.stop:
+			return
+		}
+	}
+}
+
+func (n *node) reply(req stepRequest, err error) {
+	if req.result != nil {
+		req.result <- err // buffered: never blocks
+	}
+}
+
+// submit hands req to the node's goroutine on ch and, if wait, waits for
+// the result.
+func (n *node) submit(ctx context.Context, ch chan stepRequest, m pb.Message, local, wait bool) error {
+	req := stepRequest{m: m, local: local}
+	if wait {
+		req.result = make(chan error, 1)
+	}
+	select {
+	case ch <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrStopped
+	}
+	if !wait {
+		return nil
+	}
+	select {
+	case err := <-req.result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrStopped
+	}
+}
+
+func (n *node) Tick() {
+	select {
+	case n.tickc <- struct{}{}:
+	case <-n.done:
+	default:
+		n.rn.raft.logger.Warningf("raft: node is busy, dropping a tick (%d are waiting)", maxPendingTicks)
+	}
+}
+
+func (n *node) Campaign(ctx context.Context) error {
+	return n.submit(ctx, n.recvc, pb.Message{Type: pb.MsgHup}, true, true)
+}
+
+func (n *node) Propose(ctx context.Context, data []byte) error {
+	return n.submit(ctx, n.propc, pb.Message{Type: pb.MsgProp, Entries: []pb.Entry{{Data: data}}}, true, true)
+}
+
+func (n *node) ProposeConfChange(ctx context.Context, cc pb.ConfChangeI) error {
+	typ, data, err := pb.MarshalConfChange(cc)
+	if err != nil {
+		return err
+	}
+	return n.submit(ctx, n.propc, pb.Message{Type: pb.MsgProp, Entries: []pb.Entry{{Type: typ, Data: data}}}, true, true)
+}
+
+func (n *node) Step(ctx context.Context, m pb.Message) error {
+	return n.submit(ctx, n.recvc, m, false, true)
+}
+
+func (n *node) Ready() <-chan Ready { return n.readyc }
+
+func (n *node) Advance() {
+	select {
+	case n.advancec <- struct{}{}:
+	case <-n.done:
+	}
+}
+
+func (n *node) ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState {
+	select {
+	case n.confc <- cc.AsV2():
+	case <-n.done:
+		return nil
+	}
+	select {
+	case cs := <-n.confstatec:
+		return &cs
+	case <-n.done:
+		return nil
+	}
+}
+
+func (n *node) TransferLeadership(ctx context.Context, lead, transferee uint64) {
+	// The request goes to whoever leads now; lead is only the caller's
+	// view and is not needed.
+	_ = lead
+	_ = n.submit(ctx, n.recvc, pb.Message{Type: pb.MsgTransferLeader, From: transferee}, true, false)
+}
+
+func (n *node) ForgetLeader(ctx context.Context) error {
+	return n.submit(ctx, n.recvc, pb.Message{Type: pb.MsgForgetLeader}, true, true)
+}
+
+func (n *node) ReadIndex(ctx context.Context, rctx []byte) error {
+	return n.submit(ctx, n.recvc, pb.Message{Type: pb.MsgReadIndex, Entries: []pb.Entry{{Data: rctx}}}, true, true)
+}
+
+func (n *node) Status() Status {
+	c := make(chan Status, 1)
+	select {
+	case n.statusc <- c:
+		return <-c
+	case <-n.done:
+		return Status{}
+	}
+}
+
+func (n *node) ReportUnreachable(id uint64) {
+	_ = n.submit(context.Background(), n.recvc, pb.Message{Type: pb.MsgUnreachable, From: id}, true, false)
+}
+
+func (n *node) ReportSnapshot(id uint64, status SnapshotStatus) {
+	m := pb.Message{Type: pb.MsgSnapStatus, From: id, Reject: status == SnapshotFailure}
+	_ = n.submit(context.Background(), n.recvc, m, true, false)
+}
+
+func (n *node) Stop() {
+	select {
+	case n.stop <- struct{}{}:
+	case <-n.done:
+	}
+	<-n.done
+}

@@ -1,0 +1,394 @@
+package raft
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// requireNoNodeGoroutines fails if a node's goroutine is still running a
+// moment after every node was stopped.
+func requireNoNodeGoroutines(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if !bytes.Contains(buf[:n], []byte("raft.(*node).run")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a node goroutine is still running:\n%s", buf[:n])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// liveNode is a Node with a real driver goroutine: it ticks every
+// millisecond and follows the Ready contract.
+type liveNode struct {
+	id      uint64
+	cfg     *Config
+	storage *MemoryStorage
+	node    Node
+	inbox   chan pb.Message // kept across restarts
+	stopc   chan struct{}
+	wg      sync.WaitGroup
+
+	mu        sync.Mutex
+	applied   []pb.Entry
+	confState pb.ConfState
+}
+
+// liveCluster connects liveNodes through buffered inboxes (a full inbox
+// drops, like a lossy network).
+type liveCluster struct {
+	t     testing.TB
+	mu    sync.Mutex
+	nodes map[uint64]*liveNode
+}
+
+func newLiveCluster(t testing.TB, size int) *liveCluster {
+	c := &liveCluster{t: t, nodes: map[uint64]*liveNode{}}
+	var peers []Peer
+	for i := 1; i <= size; i++ {
+		peers = append(peers, Peer{ID: uint64(i)})
+	}
+	for _, p := range peers {
+		s := NewMemoryStorage()
+		cfg := testConfig(p.ID, s)
+		cfg.MaxSizePerMsg = 1 << 20
+		ln := &liveNode{id: p.ID, cfg: cfg, storage: s, inbox: make(chan pb.Message, 4096)}
+		ln.node = StartNode(cfg, peers)
+		c.nodes[p.ID] = ln
+	}
+	for _, ln := range c.nodes {
+		c.run(ln)
+	}
+	return c
+}
+
+func (c *liveCluster) node(id uint64) *liveNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id]
+}
+
+func (c *liveCluster) send(msgs []pb.Message) {
+	for _, m := range msgs {
+		to := c.node(m.To)
+		if to == nil {
+			continue
+		}
+		select {
+		case to.inbox <- m:
+		default: // dropped
+		}
+	}
+}
+
+// run starts ln's driver and delivery goroutines.
+func (c *liveCluster) run(ln *liveNode) {
+	ln.stopc = make(chan struct{})
+	ln.wg.Add(2)
+	go func() { // delivery
+		defer ln.wg.Done()
+		for {
+			select {
+			case m := <-ln.inbox:
+				_ = ln.node.Step(context.Background(), m)
+			case <-ln.stopc:
+				return
+			}
+		}
+	}()
+	go func() { // the Ready loop
+		defer ln.wg.Done()
+		ticker := time.NewTicker(time.Millisecond)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				ln.node.Tick()
+			case rd := <-ln.node.Ready():
+				if !IsEmptySnap(rd.Snapshot) {
+					_ = ln.storage.ApplySnapshot(rd.Snapshot)
+				}
+				_ = ln.storage.Append(rd.Entries)
+				if !IsEmptyHardState(rd.HardState) {
+					_ = ln.storage.SetHardState(rd.HardState)
+				}
+				c.send(rd.Messages)
+				for _, e := range rd.CommittedEntries {
+					if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
+						cc, err := pb.UnmarshalConfChange(e)
+						if err == nil {
+							if cs := ln.node.ApplyConfChange(cc); cs != nil {
+								ln.mu.Lock()
+								ln.confState = *cs
+								ln.mu.Unlock()
+							}
+						}
+					}
+					ln.mu.Lock()
+					ln.applied = append(ln.applied, e)
+					ln.mu.Unlock()
+				}
+				ln.node.Advance()
+			case <-ln.stopc:
+				return
+			}
+		}
+	}()
+}
+
+// stop stops ln's goroutines and its node.
+func (ln *liveNode) stop() {
+	close(ln.stopc)
+	ln.wg.Wait()
+	ln.node.Stop()
+}
+
+func (ln *liveNode) appliedData() [][]byte {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	var out [][]byte
+	for _, e := range ln.applied {
+		if e.Type == pb.EntryNormal && len(e.Data) > 0 {
+			out = append(out, e.Data)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A 3-node cluster of Nodes with real goroutines elects a leader, commits
+// proposals made through any node, survives a node's stop and restart from
+// its storage, and leaves no goroutine behind.
+func TestNodeClusterCommitsAndRestarts(t *testing.T) {
+	c := newLiveCluster(t, 3)
+	var want [][]byte
+	propose := func(through uint64, k int) {
+		for i := 0; i < k; i++ {
+			data := []byte(fmt.Sprintf("cmd-%d", len(want)))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			require.NoError(t, c.node(through).node.Propose(ctx, data))
+			cancel()
+			want = append(want, data)
+		}
+	}
+	converged := func(ids ...uint64) func() bool {
+		return func() bool {
+			for _, id := range ids {
+				if len(c.node(id).appliedData()) < len(want) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	propose(1, 50)
+	propose(2, 50) // through a follower, or the leader: either works
+	waitFor(t, "all nodes to apply 100 entries", converged(1, 2, 3))
+	for _, id := range []uint64{1, 2, 3} {
+		require.Equal(t, want, c.node(id).appliedData(), "node %d", id)
+	}
+
+	// Stop node 3, commit more without it, restart it from its storage.
+	n3 := c.node(3)
+	n3.stop()
+	propose(1, 30)
+	waitFor(t, "nodes 1 and 2 to apply", converged(1, 2))
+	n3.mu.Lock()
+	applied := n3.applied[len(n3.applied)-1].Index
+	cs := n3.confState
+	n3.mu.Unlock()
+	_, err := n3.storage.CreateSnapshot(applied, &cs, nil)
+	require.NoError(t, err)
+	cfg := *n3.cfg
+	cfg.Applied = applied
+	n3.node = RestartNode(&cfg)
+	c.run(n3)
+	propose(3, 10)
+	waitFor(t, "the restarted node to catch up", converged(1, 2, 3))
+	for _, id := range []uint64{1, 2, 3} {
+		require.Equal(t, want, c.node(id).appliedData(), "node %d", id)
+	}
+
+	st := c.node(1).node.Status()
+	require.NotZero(t, st.Lead)
+	for _, id := range []uint64{1, 2, 3} {
+		c.node(id).stop()
+	}
+	requireNoNodeGoroutines(t)
+}
+
+// Blocking calls give up when their context ends, Stop unblocks them with
+// ErrStopped, and every method is safe to call after Stop.
+func TestNodeContextAndStop(t *testing.T) {
+	s := NewMemoryStorage()
+	n := StartNode(testConfig(1, s), []Peer{{ID: 1}, {ID: 2}, {ID: 3}})
+
+	// No leader (the peers never run): Propose waits, until ctx ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	err := n.Propose(ctx, []byte("x"))
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	// A message refused by the node comes back as an error.
+	require.ErrorIs(t, n.Step(context.Background(), pb.Message{Type: pb.MsgHup, From: 2, To: 1}), ErrStepLocalMsg)
+
+	// Stop unblocks a waiting Propose.
+	errc := make(chan error, 1)
+	go func() { errc <- n.Propose(context.Background(), []byte("y")) }()
+	time.Sleep(10 * time.Millisecond)
+	n.Stop()
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, ErrStopped)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not unblock Propose")
+	}
+
+	bg := context.Background()
+	require.ErrorIs(t, n.Campaign(bg), ErrStopped)
+	require.ErrorIs(t, n.Propose(bg, nil), ErrStopped)
+	require.ErrorIs(t, n.ProposeConfChange(bg, pb.ConfChange{Type: pb.ConfChangeAddNode, NodeID: 4}), ErrStopped)
+	require.ErrorIs(t, n.Step(bg, pb.Message{Type: pb.MsgHeartbeat, From: 2, To: 1, Term: 1}), ErrStopped)
+	require.ErrorIs(t, n.ReadIndex(bg, []byte("r")), ErrStopped)
+	require.ErrorIs(t, n.ForgetLeader(bg), ErrStopped)
+	require.Nil(t, n.ApplyConfChange(pb.ConfChange{}))
+	require.Equal(t, Status{}, n.Status())
+	n.Tick()
+	n.Advance()
+	n.ReportUnreachable(2)
+	n.ReportSnapshot(2, SnapshotFinish)
+	n.TransferLeadership(bg, 1, 2)
+	n.Stop() // twice is fine
+	requireNoNodeGoroutines(t)
+}
+
+// Ticks are not lost while the application holds a Ready: they queue (up
+// to a bound) and the node goes on ticking.
+func TestNodeTicksWhileReadyPending(t *testing.T) {
+	s := NewMemoryStorage()
+	n := StartNode(testConfig(1, s), []Peer{{ID: 1}})
+	defer func() {
+		n.Stop()
+		requireNoNodeGoroutines(t)
+	}()
+	// Handle the bootstrap Ready, then tick without reading Readys: the
+	// single voter must still time out and campaign.
+	rd := <-n.Ready()
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	for _, e := range rd.CommittedEntries {
+		cc, err := pb.UnmarshalConfChange(e)
+		require.NoError(t, err)
+		n.ApplyConfChange(cc)
+	}
+	n.Advance()
+	start := time.Now()
+	for i := 0; i < 3*maxPendingTicks; i++ {
+		n.Tick() // never blocks
+	}
+	require.Less(t, time.Since(start), 5*time.Second)
+	waitFor(t, "the campaign", func() bool { return n.Status().RaftState != StateFollower })
+
+	// Now follow the Ready loop until it leads.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for n.Status().RaftState != StateLeader {
+		select {
+		case rd := <-n.Ready():
+			require.NoError(t, s.Append(rd.Entries))
+			if !IsEmptyHardState(rd.HardState) {
+				require.NoError(t, s.SetHardState(rd.HardState))
+			}
+			n.Advance()
+		case <-ctx.Done():
+			t.Fatal("no leader")
+		}
+	}
+}
+
+// StartNode refuses to start without peers; both constructors refuse an
+// invalid config.
+func TestNodeConstructorsPanicOnMisuse(t *testing.T) {
+	require.Panics(t, func() { StartNode(testConfig(1, NewMemoryStorage()), nil) })
+	bad := testConfig(0, NewMemoryStorage())
+	require.Panics(t, func() { RestartNode(bad) })
+	require.True(t, errors.Is(bad.Validate(), ErrConfigZeroID))
+}
+
+// BenchmarkNodePropose measures Node throughput: proposals through the
+// leader of a 1- or 3-node cluster of Nodes with real goroutines and an
+// in-memory transport, until every node applied them. Proposals are made
+// from 8 goroutines at once, as a server with concurrent clients would.
+func BenchmarkNodePropose(b *testing.B) {
+	for _, size := range []int{1, 3} {
+		b.Run(fmt.Sprintf("nodes=%d", size), func(b *testing.B) {
+			c := newLiveCluster(b, size)
+			defer func() {
+				for _, ln := range c.nodes {
+					ln.stop()
+				}
+			}()
+			var lead uint64
+			waitFor(b, "a leader", func() bool {
+				lead = c.node(1).node.Status().Lead
+				return lead != 0
+			})
+			leader := c.node(lead).node
+			data := make([]byte, 128)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := (b.N + 7) / 8
+			for w := 0; w < 8; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < per; i++ {
+						if err := leader.Propose(context.Background(), data); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			total := 8 * per
+			waitFor(b, "every node to apply", func() bool {
+				for _, ln := range c.nodes {
+					if len(ln.appliedData()) < total {
+						return false
+					}
+				}
+				return true
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "proposals/s")
+		})
+	}
+}
