@@ -153,9 +153,6 @@ var (
 	ErrConfigReadOnlyOption    = errors.New("raft: config: unknown ReadOnlyOption")
 	ErrConfigElectionTickLimit = errors.New("raft: config: ElectionTick is too large")
 	ErrConfigSnapshotTimeout   = errors.New("raft: config: SnapshotTimeout must not be negative")
-	// ErrConfigAsyncUnsupported: AsyncStorageWrites is not implemented in
-	// this version; drive the node with Ready and Advance.
-	ErrConfigAsyncUnsupported = errors.New("raft: config: AsyncStorageWrites is not supported yet")
 )
 
 // Validate returns an error for every impossible setting (wrapping one of
@@ -204,8 +201,6 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w (%d)", ErrConfigReadOnlyOption, int(c.ReadOnlyOption))
 	case c.ReadOnlyOption == ReadOnlyLeaseBased && !c.CheckQuorum:
 		return ErrConfigLeaseNeedsQuorum
-	case c.AsyncStorageWrites:
-		return ErrConfigAsyncUnsupported
 	}
 	return nil
 }

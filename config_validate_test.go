@@ -28,7 +28,7 @@ func TestConfigValidate(t *testing.T) {
 		{"lease reads without check quorum", func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased }, ErrConfigLeaseNeedsQuorum},
 		{"lease reads with check quorum", func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased; c.CheckQuorum = true }, nil},
 		{"negative snapshot timeout", func(c *Config) { c.SnapshotTimeout = -1 }, ErrConfigSnapshotTimeout},
-		{"async storage writes", func(c *Config) { c.AsyncStorageWrites = true }, ErrConfigAsyncUnsupported},
+		{"async storage writes", func(c *Config) { c.AsyncStorageWrites = true }, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig(1, NewMemoryStorage())

@@ -142,20 +142,22 @@ func describeMessage(b *strings.Builder, m pb.Message, f EntryFormatter) {
 	}
 }
 
-// localAppendThread and localApplyThread are the pseudo node IDs that
-// address a node's own storage goroutines (AsyncStorageWrites).
+// LocalAppendThread and LocalApplyThread address the application's storage
+// threads in the MsgStorageAppend and MsgStorageApply messages of
+// AsyncStorageWrites; their responses come From them. (The values match
+// etcd raft's, for mixed tooling.)
 const (
-	localAppendThread uint64 = ^uint64(0)
-	localApplyThread  uint64 = ^uint64(0) - 1
+	LocalAppendThread uint64 = ^uint64(0)
+	LocalApplyThread  uint64 = ^uint64(0) - 1
 )
 
 func describeTarget(id uint64) string {
 	switch id {
 	case None:
 		return "_"
-	case localAppendThread:
+	case LocalAppendThread:
 		return "AppendThread"
-	case localApplyThread:
+	case LocalApplyThread:
 		return "ApplyThread"
 	}
 	return fmt.Sprintf("%x", id)

@@ -330,15 +330,6 @@ func TestLearnerDoesNotCampaign(t *testing.T) {
 	require.Equal(t, uint64(0), n.r().Term)
 }
 
-// Until asynchronous storage writes exist, asking for them is an error
-// rather than a node that can never advance.
-func TestAsyncStorageWritesRefused(t *testing.T) {
-	cfg := testConfig(1, NewMemoryStorage())
-	cfg.AsyncStorageWrites = true
-	_, err := NewRawNode(cfg)
-	require.ErrorIs(t, err, ErrConfigAsyncUnsupported)
-}
-
 // Learners' votes never count toward an election.
 func TestLearnerVotesDoNotCount(t *testing.T) {
 	n := newTestNode(t, 1, []uint64{1, 2, 3})

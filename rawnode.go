@@ -217,6 +217,19 @@ func (rn *RawNode) ProposeConfChange(cc pb.ConfChangeI) error {
 // messages with an error wrapping ErrInvalidMessage; a refused message
 // changes nothing.
 func (rn *RawNode) Step(m pb.Message) error {
+	if rn.asyncWrite && m.To == rn.raft.id {
+		// With AsyncStorageWrites the application steps back the
+		// responses of its storage threads and the node's messages to
+		// itself.
+		switch {
+		case m.From == LocalAppendThread && m.Type == pb.MsgStorageAppendResp,
+			m.From == LocalApplyThread && m.Type == pb.MsgStorageApplyResp:
+			rn.raft.handleStorageResponse(m)
+			return nil
+		case m.From == rn.raft.id && (m.Type == pb.MsgAppResp || m.Type == pb.MsgVoteResp || m.Type == pb.MsgPreVoteResp):
+			return rn.raft.Step(m)
+		}
+	}
 	if err := validateMessage(rn.raft.id, &m); err != nil {
 		return err
 	}
@@ -275,12 +288,16 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 		rd.Snapshot = *s
 	}
 	rd.MustSync = MustSync(r.hardState(), rn.prevHardSt, len(rd.Entries))
-	// Acknowledgements and votes travel with the Ready too: the contract
-	// sends Messages only after persisting. Those to ourselves wait for
-	// Advance (see accept).
-	for _, m := range r.msgsAfterAppend {
-		if m.To != r.id {
-			rd.Messages = append(rd.Messages, m)
+	if rn.asyncWrite {
+		rd.Messages = rn.appendStorageMessages(rd)
+	} else {
+		// Acknowledgements and votes travel with the Ready too: the
+		// contract sends Messages only after persisting. Those to
+		// ourselves wait for Advance (see accept).
+		for _, m := range r.msgsAfterAppend {
+			if m.To != r.id {
+				rd.Messages = append(rd.Messages, m)
+			}
 		}
 	}
 	if len(rd.Messages) == 0 {
@@ -289,15 +306,65 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 	return rd
 }
 
+// appendStorageMessages adds, with AsyncStorageWrites, the work for the
+// local storage threads to rd's messages: a MsgStorageAppend with what to
+// write (entries, hard state, snapshot) whose Responses are delivered once
+// the write is durable (the node's own acknowledgement, and the
+// acknowledgements and votes that promise the write to peers), and a
+// MsgStorageApply with the committed entries to apply.
+func (rn *RawNode) appendStorageMessages(rd Ready) []pb.Message {
+	r := rn.raft
+	msgs := rd.Messages
+	if len(rd.Entries) > 0 || !IsEmptyHardState(rd.HardState) || !IsEmptySnap(rd.Snapshot) || len(r.msgsAfterAppend) > 0 {
+		m := pb.Message{
+			Type:    pb.MsgStorageAppend,
+			To:      LocalAppendThread,
+			From:    r.id,
+			Term:    rd.HardState.Term,
+			Vote:    rd.HardState.Vote,
+			Commit:  rd.HardState.Commit,
+			Entries: rd.Entries,
+		}
+		resp := pb.Message{Type: pb.MsgStorageAppendResp, To: r.id, From: LocalAppendThread}
+		if n := len(rd.Entries); n > 0 {
+			resp.Index, resp.LogTerm = rd.Entries[n-1].Index, rd.Entries[n-1].Term
+		}
+		if !IsEmptySnap(rd.Snapshot) {
+			snap := rd.Snapshot
+			m.Snapshot = &snap
+			resp.Snapshot = &pb.Snapshot{Metadata: snap.Metadata}
+		}
+		m.Responses = append(append(m.Responses, resp), r.msgsAfterAppend...)
+		msgs = append(msgs, m)
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		msgs = append(msgs, pb.Message{
+			Type:    pb.MsgStorageApply,
+			To:      LocalApplyThread,
+			From:    r.id,
+			Entries: rd.CommittedEntries,
+			Responses: []pb.Message{{
+				Type:    pb.MsgStorageApplyResp,
+				To:      r.id,
+				From:    LocalApplyThread,
+				Entries: rd.CommittedEntries,
+			}},
+		})
+	}
+	return msgs
+}
+
 // accept records what rd hands out, to be acknowledged at Advance.
 func (rn *RawNode) accept(rd *Ready) {
 	r := rn.raft
 	if rd.SoftState != nil {
 		rn.prevSoftSt = *rd.SoftState
 	}
-	for _, m := range r.msgsAfterAppend {
-		if m.To == r.id {
-			rn.ack.steps = append(rn.ack.steps, m)
+	if !rn.asyncWrite {
+		for _, m := range r.msgsAfterAppend {
+			if m.To == r.id {
+				rn.ack.steps = append(rn.ack.steps, m)
+			}
 		}
 	}
 	r.msgs = nil
@@ -308,6 +375,13 @@ func (rn *RawNode) accept(rd *Ready) {
 	r.raftLog.acceptUnstable()
 	if !IsEmptyHardState(rd.HardState) {
 		rn.prevHardSt = rd.HardState
+	}
+	if rn.asyncWrite {
+		// Acknowledged by the storage threads' responses, not Advance.
+		if n := len(rd.CommittedEntries); n > 0 {
+			r.raftLog.acceptApplying(rd.CommittedEntries[n-1].Index, pb.EntriesSize(rd.CommittedEntries), false)
+		}
+		return
 	}
 	if n := len(rd.Entries); n > 0 {
 		last := rd.Entries[n-1]
@@ -321,9 +395,30 @@ func (rn *RawNode) accept(rd *Ready) {
 		rn.ack.applied = rd.CommittedEntries[n-1].Index
 		rn.ack.appliedSize += size
 		rn.ack.appliedPayloadsSize += pb.PayloadsSize(rd.CommittedEntries)
-		r.raftLog.acceptApplying(rn.ack.applied, size, !rn.asyncWrite)
+		r.raftLog.acceptApplying(rn.ack.applied, size, true)
 	}
 	rn.outstanding = true
+}
+
+// handleStorageResponse takes a storage thread's response (with
+// AsyncStorageWrites): a durable append or a finished apply.
+func (r *raft) handleStorageResponse(m pb.Message) {
+	switch m.Type {
+	case pb.MsgStorageAppendResp:
+		if m.Snapshot != nil {
+			r.raftLog.stableSnapTo(m.Snapshot.Metadata.Index)
+			r.appliedSnapshot(m.Snapshot.Metadata.Index)
+		}
+		if m.Index != 0 {
+			// Ignored if the entry was overwritten meanwhile (its term
+			// differs): that write no longer matters.
+			r.raftLog.stableTo(entryID{term: m.LogTerm, index: m.Index})
+		}
+	case pb.MsgStorageApplyResp:
+		if n := len(m.Entries); n > 0 {
+			r.appliedTo(m.Entries[n-1].Index, pb.EntriesSize(m.Entries), pb.PayloadsSize(m.Entries))
+		}
+	}
 }
 
 // Advance tells the node that the last Ready was handled: its entries,
