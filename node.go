@@ -32,7 +32,9 @@ type Node interface {
 	// Ready returns the channel of Readys. Handle each as RawNode.Ready
 	// says, then call Advance.
 	Ready() <-chan Ready
-	// Advance tells the node the last Ready was handled.
+	// Advance tells the node the last Ready was handled. With
+	// AsyncStorageWrites it does nothing: step the storage threads'
+	// responses back in instead.
 	Advance()
 	// ApplyConfChange applies a committed conf change and returns the new
 	// configuration (nil once the node is stopped).
@@ -177,7 +179,11 @@ func (n *node) run() {
 		case readyc <- rd:
 			n.rn.accept(&rd)
 			rd = Ready{}
-			advancec = n.advancec
+			if !n.rn.asyncWrite {
+				// With AsyncStorageWrites the storage threads' responses,
+				// stepped back in, take the place of Advance.
+				advancec = n.advancec
+			}
 		case <-advancec:
 			n.rn.Advance()
 			advancec = nil
@@ -254,6 +260,9 @@ func (n *node) Step(ctx context.Context, m pb.Message) error {
 func (n *node) Ready() <-chan Ready { return n.readyc }
 
 func (n *node) Advance() {
+	if n.rn.asyncWrite {
+		return // not used with AsyncStorageWrites
+	}
 	select {
 	case n.advancec <- struct{}{}:
 	case <-n.done:

@@ -392,3 +392,63 @@ func BenchmarkNodePropose(b *testing.B) {
 		})
 	}
 }
+
+// A Node in AsyncStorageWrites mode: the application handles the storage
+// messages and steps their responses back in; no Advance.
+func TestNodeAsyncStorageWrites(t *testing.T) {
+	s := NewMemoryStorage()
+	cfg := testConfig(1, s)
+	cfg.AsyncStorageWrites = true
+	n := StartNode(cfg, []Peer{{ID: 1}})
+	defer func() {
+		n.Stop()
+		requireNoNodeGoroutines(t)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var applied [][]byte
+	handle := func(rd Ready) {
+		for _, m := range rd.Messages {
+			switch m.To {
+			case LocalAppendThread:
+				require.NoError(t, s.Append(m.Entries))
+				if m.Term != 0 || m.Vote != 0 || m.Commit != 0 {
+					require.NoError(t, s.SetHardState(pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}))
+				}
+			case LocalApplyThread:
+				for _, e := range m.Entries {
+					if e.Type == pb.EntryConfChange {
+						cc, err := pb.UnmarshalConfChange(e)
+						require.NoError(t, err)
+						n.ApplyConfChange(cc)
+					} else if len(e.Data) > 0 {
+						applied = append(applied, e.Data)
+					}
+				}
+			}
+			for _, resp := range m.Responses {
+				require.NoError(t, n.Step(ctx, resp))
+			}
+		}
+		n.Advance() // a no-op in this mode
+	}
+	go func() { _ = n.Campaign(ctx) }()
+	ticker := time.NewTicker(time.Millisecond)
+	defer ticker.Stop()
+	proposed := false
+	for len(applied) < 1 {
+		select {
+		case rd := <-n.Ready():
+			handle(rd)
+		case <-ticker.C:
+			n.Tick()
+			if !proposed && n.Status().RaftState == StateLeader {
+				proposed = true
+				go func() { _ = n.Propose(ctx, []byte("async")) }()
+			}
+		case <-ctx.Done():
+			t.Fatal("nothing applied")
+		}
+	}
+	require.Equal(t, [][]byte{[]byte("async")}, applied)
+}
