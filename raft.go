@@ -189,8 +189,17 @@ func newRaft(c *Config) (*raft, error) {
 		r.startupLease = c.CheckQuorum && c.ReadOnlyOption == ReadOnlyLeaseBased && hs.Term > 0
 	}
 	if c.Applied > 0 {
+		if last := r.raftLog.lastIndex(); c.Applied > last {
+			return nil, fmt.Errorf("raft: config: Applied %d is past the last index %d in storage", c.Applied, last)
+		}
 		if c.Applied > r.raftLog.committed {
-			return nil, fmt.Errorf("raft: config: Applied %d is past the committed index %d in storage", c.Applied, r.raftLog.committed)
+			// The state machine applied entries whose commit the storage
+			// had not recorded yet (with AsyncStorageWrites the commit
+			// index is written after the entries, and applying needs only
+			// the entries): they were committed, so take the state
+			// machine's word.
+			r.logger.Infof("node %x: applied index %d is past the stored commit %d; committing to it", c.ID, c.Applied, r.raftLog.committed)
+			r.raftLog.commitTo(c.Applied)
 		}
 		if c.Applied < r.raftLog.applied {
 			return nil, fmt.Errorf("raft: config: Applied %d is before the storage's snapshot index %d", c.Applied, r.raftLog.applied)
@@ -208,11 +217,15 @@ func newRaft(c *Config) (*raft, error) {
 // loadState restores the hard state read from storage. A commit index past
 // the stored log means the storage lost entries it had acknowledged.
 func (r *raft) loadState(hs pb.HardState) error {
-	if hs.Commit < r.raftLog.committed || hs.Commit > r.raftLog.lastIndex() {
-		return fmt.Errorf("raft: storage is corrupt: hard state commit %d out of range [%d, %d]",
-			hs.Commit, r.raftLog.committed, r.raftLog.lastIndex())
+	if hs.Commit > r.raftLog.lastIndex() {
+		return fmt.Errorf("raft: storage is corrupt: hard state commit %d past the last index %d",
+			hs.Commit, r.raftLog.lastIndex())
 	}
-	r.raftLog.committed = hs.Commit
+	// A commit index below the snapshot's is merely stale (the snapshot
+	// was taken of applied, hence committed, state after the hard state was
+	// last written, as can happen with AsyncStorageWrites): keep the
+	// snapshot's.
+	r.raftLog.committed = max(r.raftLog.committed, hs.Commit)
 	r.Term = hs.Term
 	r.Vote = hs.Vote
 	return nil

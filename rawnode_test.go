@@ -211,7 +211,7 @@ func TestRawNodeRestartFromApplied(t *testing.T) {
 		{applied: 3, wantFirst: 4},
 		{applied: 6, wantFirst: 7},
 		{applied: 10},
-		{applied: 11, wantErr: true}, // past the commit index
+		{applied: 11, wantErr: true}, // past the last index
 		{applied: 2, wantErr: true},  // before the snapshot
 	} {
 		t.Run(fmt.Sprint(tt.applied), func(t *testing.T) {
@@ -351,4 +351,38 @@ func TestRawNodeStepTakesProposalForwardedBack(t *testing.T) {
 	before := leader.r().raftLog.lastIndex()
 	require.NoError(t, leader.rn.Step(pb.Message{Type: pb.MsgProp, From: 1, To: 1, Entries: []pb.Entry{{Data: []byte("back")}}}))
 	require.Equal(t, before+1, leader.r().raftLog.lastIndex())
+}
+
+// A state machine may have applied entries whose commit index the storage
+// had not recorded yet (AsyncStorageWrites writes the commit index after
+// the entries); on restart the node commits up to Config.Applied instead
+// of refusing to start.
+func TestRawNodeRestartAppliedPastStoredCommit(t *testing.T) {
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 2, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1}}}}))
+	require.NoError(t, s.Append(entsFrom(3, 1, 1, 1)))
+	require.NoError(t, s.SetHardState(pb.HardState{Term: 1, Commit: 3}))
+	cfg := testConfig(1, s)
+	cfg.Applied = 4
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), rn.raft.raftLog.committed)
+	require.Equal(t, uint64(4), rn.raft.raftLog.applied)
+}
+
+// A stored commit index below the snapshot's index is stale, not corrupt
+// (the snapshot holds committed state); one past the last index is
+// corrupt storage and refused.
+func TestRawNodeRestartStoredCommitRange(t *testing.T) {
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 5, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1}}}}))
+	require.NoError(t, s.Append(entsFrom(6, 1)))
+	require.NoError(t, s.SetHardState(pb.HardState{Term: 1, Commit: 3}))
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), rn.raft.raftLog.committed)
+
+	require.NoError(t, s.SetHardState(pb.HardState{Term: 1, Commit: 7}))
+	_, err = NewRawNode(testConfig(1, s))
+	require.ErrorContains(t, err, "storage is corrupt")
 }

@@ -60,6 +60,10 @@ type SimConfig struct {
 	// LeaseReads makes the nodes answer read-index requests from the
 	// leader's lease (ReadOnlyLeaseBased, with CheckQuorum).
 	LeaseReads bool
+	// Async runs the nodes with AsyncStorageWrites: their writes complete
+	// up to MaxDelay ticks later, in order, and a crash loses the writes
+	// not yet complete.
+	Async bool
 
 	// LivenessTicks bounds the final phase: after healing everything, a
 	// leader must emerge and every client operation complete within it.
@@ -103,6 +107,7 @@ func RandomSimConfig(seed uint64) SimConfig {
 	if cfg.CheckQuorum && r.IntN(2) == 0 {
 		cfg.LeaseReads = true
 	}
+	cfg.Async = r.IntN(3) == 0
 	if r.IntN(2) == 0 {
 		cfg.CompactEvery = uint64(5 + r.IntN(20))
 		cfg.SnapshotTimeout = 20 + r.IntN(40)
@@ -112,9 +117,9 @@ func RandomSimConfig(seed uint64) SimConfig {
 }
 
 func (c SimConfig) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v",
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v",
 		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
-		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval, c.LeaseReads)
+		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval, c.LeaseReads, c.Async)
 }
 
 // SimResult is what a run found.
@@ -227,9 +232,17 @@ type simNode struct {
 	persisted pb.HardState
 	// commit is the highest commit index the node reported.
 	commit uint64
+	// writes are the MsgStorageAppend messages not yet complete (Async),
+	// in order, with the tick each completes at.
+	writes []simWrite
 	// removed is set while the node is out of the latest configuration
 	// (it keeps running: membership changes run with CheckQuorum).
 	removed bool
+}
+
+type simWrite struct {
+	m   pb.Message
+	due int64
 }
 
 // simClient issues operations one at a time and retries them until they
@@ -389,19 +402,20 @@ func (s *Sim) start() error {
 	for _, p := range peers {
 		n := &simNode{id: p.ID, storage: raft.NewMemoryStorage(), sm: newKVState()}
 		n.config = raft.Config{
-			ID:                p.ID,
-			ElectionTick:      10,
-			HeartbeatTick:     1,
-			Storage:           n.storage,
-			MaxSizePerMsg:     s.cfg.MaxSizePerMsg,
-			MaxInflightMsgs:   s.cfg.MaxInflightMsgs,
-			PreVote:           s.cfg.PreVote,
-			CheckQuorum:       s.cfg.CheckQuorum,
-			SnapshotTimeout:   s.cfg.SnapshotTimeout,
-			StepDownOnRemoval: s.cfg.StepDownOnRemoval,
-			ReadOnlyOption:    map[bool]raft.ReadOnlyOption{false: raft.ReadOnlySafe, true: raft.ReadOnlyLeaseBased}[s.cfg.LeaseReads],
-			Logger:            simLogger,
-			RandomSource:      rand.NewPCG(s.cfg.Seed, p.ID),
+			ID:                 p.ID,
+			ElectionTick:       10,
+			HeartbeatTick:      1,
+			Storage:            n.storage,
+			MaxSizePerMsg:      s.cfg.MaxSizePerMsg,
+			MaxInflightMsgs:    s.cfg.MaxInflightMsgs,
+			PreVote:            s.cfg.PreVote,
+			CheckQuorum:        s.cfg.CheckQuorum,
+			SnapshotTimeout:    s.cfg.SnapshotTimeout,
+			StepDownOnRemoval:  s.cfg.StepDownOnRemoval,
+			AsyncStorageWrites: s.cfg.Async,
+			ReadOnlyOption:     map[bool]raft.ReadOnlyOption{false: raft.ReadOnlySafe, true: raft.ReadOnlyLeaseBased}[s.cfg.LeaseReads],
+			Logger:             simLogger,
+			RandomSource:       rand.NewPCG(s.cfg.Seed, p.ID),
 		}
 		rn, err := raft.NewRawNode(&n.config)
 		if err != nil {
@@ -629,9 +643,10 @@ func (s *Sim) crash(n *simNode) {
 		kept = append(kept, sm)
 	}
 	s.queue = kept
-	lost := n.rn.HasReady()
+	lost := n.rn.HasReady() || len(n.writes) > 0
 	n.rn = nil
-	s.event("node %d crashed (unpersisted Ready lost: %v)", n.id, lost)
+	n.writes = nil
+	s.event("node %d crashed (unpersisted state lost: %v)", n.id, lost)
 }
 
 // restart rebuilds n from its storage and durable state machine.
@@ -667,9 +682,10 @@ func (s *Sim) restart(n *simNode) {
 	}
 	n.rn = rn
 	st := rn.BasicStatus()
-	if st.Commit < n.commit {
-		s.violate("node %d: commit went back from %d to %d across a restart", n.id, n.commit, st.Commit)
+	if st.Commit < n.persisted.Commit {
+		s.violate("node %d: commit went back from %d to %d across a restart", n.id, n.persisted.Commit, st.Commit)
 	}
+	n.commit = st.Commit // what was not persisted is gone
 	s.event("node %d restarted (term %d commit %d applied %d)", n.id, st.Term, st.Commit, n.sm.Applied)
 }
 
@@ -686,6 +702,9 @@ func (s *Sim) runTick() {
 			if n.rn != nil && n.rn.HasReady() {
 				busy = true
 				s.handleReady(n)
+			}
+			if n.rn != nil && s.completeWrites(n) {
+				busy = true
 			}
 		}
 
@@ -758,6 +777,10 @@ func (s *Sim) send(msgs []pb.Message) {
 
 // handleReady follows the Ready contract and checks what the node writes.
 func (s *Sim) handleReady(n *simNode) {
+	if s.cfg.Async {
+		s.handleReadyAsync(n)
+		return
+	}
 	rd := n.rn.Ready()
 	if rd.SoftState != nil && rd.RaftState == raft.StateLeader {
 		s.newLeader(n)
@@ -782,6 +805,17 @@ func (s *Sim) handleReady(n *simNode) {
 		n.persisted = rd.HardState
 	}
 	s.send(rd.Messages)
+	s.takeReadStates(n, rd)
+	for _, e := range rd.CommittedEntries {
+		s.apply(n, e)
+	}
+	n.rn.Advance()
+	s.maybeCompact(n)
+	s.checkNode(n)
+}
+
+// takeReadStates gives the read states in rd to the clients waiting.
+func (s *Sim) takeReadStates(n *simNode, rd raft.Ready) {
 	for _, rs := range rd.ReadStates {
 		c, ok := s.readers[string(rs.RequestCtx)]
 		switch {
@@ -791,15 +825,90 @@ func (s *Sim) handleReady(n *simNode) {
 			s.violate("node %d: read state for %q, which it was not asked", n.id, rs.RequestCtx)
 		default:
 			c.pending.index = rs.Index
-
 		}
 	}
-	for _, e := range rd.CommittedEntries {
-		s.apply(n, e)
+}
+
+// handleReadyAsync handles a Ready with AsyncStorageWrites: writes are
+// queued to complete later, applies done at once, other messages sent.
+func (s *Sim) handleReadyAsync(n *simNode) {
+	rd := n.rn.Ready()
+	if rd.SoftState != nil && rd.RaftState == raft.StateLeader {
+		s.newLeader(n)
 	}
-	n.rn.Advance()
+	s.takeReadStates(n, rd)
+	var peers []pb.Message
+	for _, m := range rd.Messages {
+		switch m.To {
+		case raft.LocalAppendThread:
+			due := s.now
+			if s.chaos && s.cfg.MaxDelay > 0 {
+				due += int64(s.rnd.IntN(s.cfg.MaxDelay + 1))
+			}
+			if k := len(n.writes); k > 0 && n.writes[k-1].due > due {
+				due = n.writes[k-1].due // in order
+			}
+			n.writes = append(n.writes, simWrite{m: m, due: due})
+		case raft.LocalApplyThread:
+			for _, e := range m.Entries {
+				s.apply(n, e)
+			}
+			for _, resp := range m.Responses {
+				if err := n.rn.Step(resp); err != nil {
+					s.violate("node %d refused its apply response: %v", n.id, err)
+				}
+			}
+		default:
+			peers = append(peers, m)
+		}
+	}
+	s.send(peers)
 	s.maybeCompact(n)
 	s.checkNode(n)
+}
+
+// completeWrites finishes n's queued writes that are due, in order, and
+// delivers their responses. It reports whether it did anything.
+func (s *Sim) completeWrites(n *simNode) bool {
+	done := 0
+	for _, w := range n.writes {
+		if w.due > s.now || n.rn == nil {
+			break
+		}
+		done++
+		m := w.m
+		if m.Snapshot != nil {
+			s.installSnapshot(n, *m.Snapshot)
+		}
+		if len(m.Entries) > 0 {
+			if first := m.Entries[0].Index; first <= n.persisted.Commit {
+				s.violate("node %d overwrites committed entries: writes from %d, commit %d", n.id, first, n.persisted.Commit)
+			}
+			if err := n.storage.Append(m.Entries); err != nil {
+				s.violate("node %d: append: %v", n.id, err)
+			}
+		}
+		if hs := (pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}); !raft.IsEmptyHardState(hs) {
+			s.checkHardState(n, hs)
+			if err := n.storage.SetHardState(hs); err != nil {
+				s.violate("node %d: set hard state: %v", n.id, err)
+			}
+			n.persisted = hs
+		}
+		var peers []pb.Message
+		for _, resp := range m.Responses {
+			if resp.To == n.id {
+				if err := n.rn.Step(resp); err != nil {
+					s.violate("node %d refused its own write's response %s: %v", n.id, raft.DescribeMessage(resp, nil), err)
+				}
+			} else {
+				peers = append(peers, resp)
+			}
+		}
+		s.send(peers)
+	}
+	n.writes = n.writes[done:]
+	return done > 0
 }
 
 func (s *Sim) installSnapshot(n *simNode, snap pb.Snapshot) {
@@ -980,7 +1089,9 @@ func (s *Sim) checkNode(n *simNode) {
 func (s *Sim) checkTick() {
 	for _, n := range s.running() {
 		first, _ := n.storage.FirstIndex()
-		hi := min(n.commit, s.lastIndex)
+		// What the storage itself claims committed: with Async the node may
+		// know more than it has written yet.
+		hi := min(n.persisted.Commit, s.lastIndex)
 		lo := max(first, hi-min(hi, 64))
 		for i := lo; i <= hi && i > 0; i++ {
 			rec, ok := s.committed[i]
