@@ -1,0 +1,250 @@
+package raft
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"math"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// validConfig is a config that passes Validate with every limit left at its
+// zero value, so that the defaults can be observed.
+func validConfig() *Config {
+	return &Config{
+		ID:              1,
+		ElectionTick:    10,
+		HeartbeatTick:   2,
+		Storage:         NewMemoryStorage(),
+		MaxInflightMsgs: 4,
+		Logger:          DiscardLogger,
+	}
+}
+
+// configErrorCase is one impossible setting and the error it must produce.
+type configErrorCase struct {
+	name   string
+	errVar string // the name of the ErrConfig variable, to check coverage
+	want   error
+	change func(*Config)
+	// detail is text the error message must carry (the offending value),
+	// or "" when the sentinel is returned bare.
+	detail string
+}
+
+func configErrorCases() []configErrorCase {
+	return []configErrorCase{
+		{"zero ID", "ErrConfigZeroID", ErrConfigZeroID,
+			func(c *Config) { c.ID = None }, ""},
+		{"zero heartbeat", "ErrConfigHeartbeatTick", ErrConfigHeartbeatTick,
+			func(c *Config) { c.HeartbeatTick = 0 }, "(got 0)"},
+		{"negative heartbeat", "ErrConfigHeartbeatTick", ErrConfigHeartbeatTick,
+			func(c *Config) { c.HeartbeatTick = -3 }, "(got -3)"},
+		{"election tick equal to heartbeat", "ErrConfigElectionTick", ErrConfigElectionTick,
+			func(c *Config) { c.ElectionTick = 2 }, "ElectionTick 2, HeartbeatTick 2"},
+		{"zero election tick", "ErrConfigElectionTick", ErrConfigElectionTick,
+			func(c *Config) { c.ElectionTick = 0 }, "ElectionTick 0, HeartbeatTick 2"},
+		{"election tick over the limit", "ErrConfigElectionTickLimit", ErrConfigElectionTickLimit,
+			func(c *Config) { c.ElectionTick = math.MaxInt32/2 + 1 }, "(got 1073741824)"},
+		{"nil storage", "ErrConfigNilStorage", ErrConfigNilStorage,
+			func(c *Config) { c.Storage = nil }, ""},
+		{"negative snapshot timeout", "ErrConfigSnapshotTimeout", ErrConfigSnapshotTimeout,
+			func(c *Config) { c.SnapshotTimeout = -1 }, "(got -1)"},
+		{"zero inflight messages", "ErrConfigMaxInflightMsgs", ErrConfigMaxInflightMsgs,
+			func(c *Config) { c.MaxInflightMsgs = 0 }, "(got 0)"},
+		{"negative inflight messages", "ErrConfigMaxInflightMsgs", ErrConfigMaxInflightMsgs,
+			func(c *Config) { c.MaxInflightMsgs = -1 }, "(got -1)"},
+		{"inflight bytes below message size", "ErrConfigMaxInflightBytes", ErrConfigMaxInflightBytes,
+			func(c *Config) { c.MaxSizePerMsg = 4096; c.MaxInflightBytes = 4095 },
+			"MaxInflightBytes 4095, MaxSizePerMsg 4096"},
+		{"inflight bytes with unlimited message size", "ErrConfigMaxInflightBytes", ErrConfigMaxInflightBytes,
+			func(c *Config) { c.MaxSizePerMsg = math.MaxUint64; c.MaxInflightBytes = 1 << 30 }, ""},
+		{"read-only option out of range", "ErrConfigReadOnlyOption", ErrConfigReadOnlyOption,
+			func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased + 1 }, "(2)"},
+		{"negative read-only option", "ErrConfigReadOnlyOption", ErrConfigReadOnlyOption,
+			func(c *Config) { c.ReadOnlyOption = -1; c.CheckQuorum = true }, "(-1)"},
+		{"lease-based reads without check quorum", "ErrConfigLeaseNeedsQuorum", ErrConfigLeaseNeedsQuorum,
+			func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased }, ""},
+	}
+}
+
+// configErrorVars lists the ErrConfig variables declared in config.go, so
+// that a new one without a case here fails the table test.
+func configErrorVars(t *testing.T) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "config.go", nil, 0)
+	require.NoError(t, err)
+	var names []string
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.VAR {
+			continue
+		}
+		for _, s := range gd.Specs {
+			for _, n := range s.(*ast.ValueSpec).Names {
+				if strings.HasPrefix(n.Name, "ErrConfig") {
+					names = append(names, n.Name)
+				}
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Every impossible setting is refused with its own ErrConfig error (checked
+// with errors.Is), wrapped with the offending value where there is one, and
+// a refused config is left as it was: no defaults are filled in.
+func TestConfigValidateRefusesEachImpossibleSetting(t *testing.T) {
+	cases := configErrorCases()
+	covered := map[string]bool{}
+	for _, tt := range cases {
+		covered[tt.errVar] = true
+	}
+	var coveredNames []string
+	for n := range covered {
+		coveredNames = append(coveredNames, n)
+	}
+	sort.Strings(coveredNames)
+	require.Equal(t, configErrorVars(t), coveredNames, "every ErrConfig error needs a case")
+
+	all := []error{
+		ErrConfigZeroID, ErrConfigHeartbeatTick, ErrConfigElectionTick, ErrConfigElectionTickLimit,
+		ErrConfigNilStorage, ErrConfigSnapshotTimeout, ErrConfigMaxInflightMsgs, ErrConfigMaxInflightBytes,
+		ErrConfigReadOnlyOption, ErrConfigLeaseNeedsQuorum,
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			c.Logger = nil
+			tt.change(c)
+			before := *c
+			err := c.Validate()
+			require.ErrorIs(t, err, tt.want)
+			for _, other := range all {
+				if other != tt.want {
+					require.NotErrorIs(t, err, other, "only one error is reported")
+				}
+			}
+			require.Contains(t, err.Error(), tt.want.Error())
+			if tt.detail != "" {
+				require.Contains(t, err.Error(), tt.detail)
+			}
+			require.Equal(t, before, *c, "a refused config is not modified")
+		})
+	}
+}
+
+// Settings at the edge of what is allowed pass.
+func TestConfigValidateAcceptsBoundaries(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(*Config)
+	}{
+		{"defaults", func(*Config) {}},
+		{"election tick one above heartbeat", func(c *Config) { c.HeartbeatTick = 1; c.ElectionTick = 2 }},
+		{"election tick at the limit", func(c *Config) { c.ElectionTick = math.MaxInt32 / 2 }},
+		{"inflight bytes equal to message size", func(c *Config) { c.MaxSizePerMsg = 4096; c.MaxInflightBytes = 4096 }},
+		{"unlimited inflight bytes with unlimited messages", func(c *Config) { c.MaxSizePerMsg = math.MaxUint64 }},
+		{"inflight bytes with one entry per message", func(c *Config) { c.MaxSizePerMsg = 0; c.MaxInflightBytes = 1 }},
+		{"lease-based reads with check quorum", func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased; c.CheckQuorum = true }},
+		{"one inflight message", func(c *Config) { c.MaxInflightMsgs = 1 }},
+		{"explicit snapshot timeout", func(c *Config) { c.SnapshotTimeout = 1 }},
+		{"async storage writes", func(c *Config) { c.AsyncStorageWrites = true }},
+		{"every option", func(c *Config) {
+			c.PreVote, c.CheckQuorum, c.StepDownOnRemoval = true, true, true
+			c.DisableProposalForwarding, c.DisableConfChangeValidation = true, true
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.change(c)
+			require.NoError(t, c.Validate())
+			// A validated config validates again, unchanged.
+			after := *c
+			require.NoError(t, c.Validate())
+			require.Equal(t, after, *c)
+		})
+	}
+}
+
+// Validate fills in every default its documentation names for a zero value,
+// and leaves the limits whose zero value has a meaning of its own alone.
+func TestConfigValidateFillsDocumentedDefaults(t *testing.T) {
+	c := validConfig()
+	c.Logger = nil
+	require.NoError(t, c.Validate())
+
+	require.Equal(t, uint64(math.MaxUint64), c.MaxUncommittedEntriesSize, "0 means no limit")
+	require.Equal(t, uint64(math.MaxUint64), c.MaxCommittedSizePerReady, "0 means no limit")
+	require.Equal(t, 50*c.ElectionTick, c.SnapshotTimeout, "50 election timeouts")
+	require.NotNil(t, c.Logger)
+	require.Same(t, getLogger(), c.Logger, "the package logger")
+
+	// Zero values with a documented meaning of their own stay zero.
+	require.Zero(t, c.MaxSizePerMsg, "0 means one entry per message")
+	require.Zero(t, c.MaxInflightBytes, "0 means no limit")
+	require.Zero(t, c.Applied)
+	require.Equal(t, ReadOnlySafe, c.ReadOnlyOption)
+	require.Nil(t, c.RandomSource)
+
+	// The node is built with the filled-in values.
+	c = validConfig()
+	rn, err := NewRawNode(c)
+	require.NoError(t, err)
+	require.Equal(t, uint64(noLimit), rn.raft.maxUncommittedSize)
+	require.Equal(t, 500, rn.raft.snapshotTimeout)
+	require.Equal(t, uint64(noLimit), rn.raft.raftLog.maxApplyingEntsSize)
+}
+
+// Limits that were set are kept as they are.
+func TestConfigValidateKeepsSetValues(t *testing.T) {
+	c := validConfig()
+	c.MaxUncommittedEntriesSize = 7
+	c.MaxCommittedSizePerReady = 11
+	c.SnapshotTimeout = 13
+	c.MaxSizePerMsg = 17
+	c.MaxInflightBytes = 19
+	c.Logger = DiscardLogger
+	require.NoError(t, c.Validate())
+	require.Equal(t, uint64(7), c.MaxUncommittedEntriesSize)
+	require.Equal(t, uint64(11), c.MaxCommittedSizePerReady)
+	require.Equal(t, 13, c.SnapshotTimeout)
+	require.Equal(t, uint64(17), c.MaxSizePerMsg)
+	require.Equal(t, uint64(19), c.MaxInflightBytes)
+	require.Same(t, DiscardLogger, c.Logger)
+}
+
+// The default snapshot timeout of the largest allowed ElectionTick is a
+// positive tick count on every platform: it must not overflow int.
+func TestConfigValidateSnapshotTimeoutDefaultAtElectionLimit(t *testing.T) {
+	c := validConfig()
+	c.ElectionTick = math.MaxInt32 / 2
+	require.NoError(t, c.Validate())
+	require.Positive(t, c.SnapshotTimeout)
+	require.GreaterOrEqual(t, c.SnapshotTimeout, c.ElectionTick)
+}
+
+// NewRawNode refuses a bad config with the error of Validate and a nil node,
+// without panicking, even when the config has no storage to read.
+func TestNewRawNodeReturnsConfigValidateError(t *testing.T) {
+	for _, tt := range configErrorCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.change(c)
+			wantMsg := c.Validate().Error()
+			c = validConfig()
+			tt.change(c)
+			var rn *RawNode
+			var err error
+			require.NotPanics(t, func() { rn, err = NewRawNode(c) })
+			require.ErrorIs(t, err, tt.want)
+			require.EqualError(t, err, wantMsg)
+			require.Nil(t, rn)
+		})
+	}
+}
