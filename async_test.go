@@ -23,8 +23,6 @@ type asyncNode struct {
 	hold   bool
 }
 
-func withAsync(c *Config) { c.AsyncStorageWrites = true }
-
 func newAsyncNode(t *testing.T, id uint64, peers []Peer, opts ...func(*Config)) *asyncNode {
 	s := NewMemoryStorage()
 	cfg := testConfig(id, s)
