@@ -64,3 +64,10 @@ func TestConfigValidateDefaults(t *testing.T) {
 	require.Equal(t, uint64(20), c.MaxCommittedSizePerReady)
 	require.Equal(t, DiscardLogger, c.Logger)
 }
+
+// A nil config is an error, not a nil dereference.
+func TestNewRawNodeNilConfig(t *testing.T) {
+	rn, err := NewRawNode(nil)
+	require.Error(t, err)
+	require.Nil(t, rn)
+}

@@ -174,7 +174,11 @@ func DescribeReady(rd Ready, f EntryFormatter) string {
 		fmt.Fprintf(&b, "HardState %s\n", DescribeHardState(rd.HardState))
 	}
 	if len(rd.ReadStates) > 0 {
-		fmt.Fprintf(&b, "ReadStates %v\n", rd.ReadStates)
+		b.WriteString("ReadStates:")
+		for _, rs := range rd.ReadStates {
+			fmt.Fprintf(&b, " %d:%q", rs.Index, rs.RequestCtx)
+		}
+		b.WriteByte('\n')
 	}
 	if len(rd.Entries) > 0 {
 		b.WriteString("Entries:\n")

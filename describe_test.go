@@ -272,7 +272,7 @@ func TestDescribeReadyContents(t *testing.T) {
 // byte values, not as text.
 func TestDescribeReadyReadStates(t *testing.T) {
 	rd := Ready{ReadStates: []ReadState{{Index: 5, RequestCtx: []byte("req")}}}
-	require.Equal(t, "ReadStates [{5 [114 101 113]}]\n", DescribeReady(rd, nil))
+	require.Equal(t, "ReadStates: 5:\"req\"\n", DescribeReady(rd, nil))
 }
 
 // The Readys of a real node render in full: a single voter that campaigns

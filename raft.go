@@ -143,6 +143,9 @@ type raft struct {
 // newRaft builds the protocol state from a validated config, restoring the
 // hard state and configuration from Storage.
 func newRaft(c *Config) (*raft, error) {
+	if c == nil {
+		return nil, errors.New("raft: config: nil Config")
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
