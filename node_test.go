@@ -456,47 +456,7 @@ func TestNodeConstructorsPanicOnMisuse(t *testing.T) {
 func BenchmarkNodePropose(b *testing.B) {
 	for _, size := range []int{1, 3} {
 		b.Run(fmt.Sprintf("nodes=%d", size), func(b *testing.B) {
-			c := newLiveCluster(b, size)
-			defer func() {
-				for _, ln := range c.nodes {
-					ln.stop()
-				}
-			}()
-			var lead uint64
-			waitFor(b, "a leader", func() bool {
-				lead = c.node(1).node.Status().Lead
-				return lead != 0
-			})
-			leader := c.node(lead).node
-			data := make([]byte, 128)
-			b.ReportAllocs()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + 7) / 8
-			for w := 0; w < 8; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < per; i++ {
-						if err := leader.Propose(context.Background(), data); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			total := 8 * per
-			waitFor(b, "every node to apply", func() bool {
-				for _, ln := range c.nodes {
-					if len(ln.appliedData()) < total {
-						return false
-					}
-				}
-				return true
-			})
-			b.StopTimer()
-			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "proposals/s")
+			benchProposals(b, newLiveCluster(b, size))
 		})
 	}
 }
@@ -571,47 +531,7 @@ func BenchmarkNodeFsync(b *testing.B) {
 			name = "async"
 		}
 		b.Run(name, func(b *testing.B) {
-			c := newLiveClusterWith(b, 3, time.Millisecond, async)
-			defer func() {
-				for _, ln := range c.nodes {
-					ln.stop()
-				}
-			}()
-			var lead uint64
-			waitFor(b, "a leader", func() bool {
-				lead = c.node(1).node.Status().Lead
-				return lead != 0
-			})
-			leader := c.node(lead).node
-			data := make([]byte, 128)
-			b.ReportAllocs()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + 7) / 8
-			for w := 0; w < 8; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < per; i++ {
-						if err := leader.Propose(context.Background(), data); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			total := 8 * per
-			waitFor(b, "every node to apply", func() bool {
-				for _, ln := range c.nodes {
-					if len(ln.appliedData()) < total {
-						return false
-					}
-				}
-				return true
-			})
-			b.StopTimer()
-			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "proposals/s")
+			benchProposals(b, newLiveClusterWith(b, 3, time.Millisecond, async))
 		})
 	}
 }
@@ -645,4 +565,50 @@ func TestNodeClusterAsync(t *testing.T) {
 		ln.stop()
 	}
 	requireNoNodeGoroutines(t)
+}
+
+// benchProposals makes b.N proposals of 128 bytes through c's leader from
+// 8 goroutines, waits until every node applied them, reports proposals/s,
+// and stops the cluster.
+func benchProposals(b *testing.B, c *liveCluster) {
+	defer func() {
+		for _, ln := range c.nodes {
+			ln.stop()
+		}
+	}()
+	var lead uint64
+	waitFor(b, "a leader", func() bool {
+		lead = c.node(1).node.Status().Lead
+		return lead != 0
+	})
+	leader := c.node(lead).node
+	data := make([]byte, 128)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := (b.N + 7) / 8
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				if err := leader.Propose(context.Background(), data); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	total := 8 * per
+	waitFor(b, "every node to apply", func() bool {
+		for _, ln := range c.nodes {
+			if len(ln.appliedData()) < total {
+				return false
+			}
+		}
+		return true
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "proposals/s")
 }

@@ -21,22 +21,25 @@ func (rn *RawNode) ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState {
 }
 
 func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
-	changer := confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}
-	var cfg tracker.Config
-	var prs tracker.ProgressMap
-	var err error
-	if cc.LeaveJoint() {
-		cfg, prs, err = changer.LeaveJoint()
-	} else if autoLeave, ok := cc.EnterJoint(); ok {
-		cfg, prs, err = changer.EnterJoint(autoLeave, cc.Changes...)
-	} else {
-		cfg, prs, err = changer.Simple(cc.Changes...)
-	}
+	cfg, prs, err := r.nextConfig(cc)
 	if err != nil {
 		r.logger.Errorf("%x: ignoring invalid conf change %s: %v", r.id, pb.ConfChangesToString(cc.Changes), err)
 		return r.trk.ConfState()
 	}
 	return r.switchToConfig(cfg, prs)
+}
+
+// nextConfig computes the configuration and progress that cc would lead to
+// from the current one, without installing them.
+func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressMap, error) {
+	changer := confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}
+	if cc.LeaveJoint() {
+		return changer.LeaveJoint()
+	}
+	if autoLeave, ok := cc.EnterJoint(); ok {
+		return changer.EnterJoint(autoLeave, cc.Changes...)
+	}
+	return changer.Simple(cc.Changes...)
 }
 
 // switchToConfig installs a new configuration and progress map and deals

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/raftcore/raft/confchange"
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/tracker"
 )
@@ -72,16 +71,7 @@ func (r *raft) vetConfChange(e *pb.Entry, index uint64) {
 // leaves this node out of the incoming voters (removed, demoted, or left in
 // the outgoing half of a joint configuration only).
 func (r *raft) excludesSelf(cc pb.ConfChangeV2) bool {
-	changer := confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}
-	var cfg tracker.Config
-	var err error
-	if cc.LeaveJoint() {
-		cfg, _, err = changer.LeaveJoint()
-	} else if autoLeave, ok := cc.EnterJoint(); ok {
-		cfg, _, err = changer.EnterJoint(autoLeave, cc.Changes...)
-	} else {
-		cfg, _, err = changer.Simple(cc.Changes...)
-	}
+	cfg, _, err := r.nextConfig(cc)
 	if err != nil {
 		return false
 	}
