@@ -1,0 +1,270 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// Open opens the Storage in dir, creating the directory and an empty log
+// if there is none, and locks it against other processes (an error
+// wrapping ErrLocked if one has it).
+//
+// Opening replays the log into memory (an index from entry to file and
+// offset, with each entry's term): a write that a crash left unfinished at
+// the end of the log is cut off; damage anywhere else returns an error
+// wrapping ErrCorrupt that names the file and offset.
+func Open(dir string, opts Options) (*Storage, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	lock, err := fileutil.TryLockFile(filepath.Join(dir, lockName), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		if errors.Is(err, fileutil.ErrLocked) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
+	}
+	s := &Storage{dir: dir, opts: o, lock: lock}
+	if err := s.recover(); err != nil {
+		for _, seg := range s.segs {
+			seg.f.Close()
+		}
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// recover loads the newest snapshot and replays the segments.
+func (s *Storage) recover() error {
+	if err := removeTemporaries(s.dir); err != nil {
+		return err
+	}
+	snaps, err := listNumbered(s.dir, snapshotExt)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	if len(snaps) > 0 {
+		newest := snaps[len(snaps)-1]
+		if s.snap, err = readSnapshotFile(s.dir, newest); err != nil {
+			return err
+		}
+		for _, old := range snaps[:len(snaps)-1] {
+			removeFile(filepath.Join(s.dir, snapshotName(old)))
+		}
+	}
+	seqs, err := listNumbered(s.dir, segmentExt)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	if len(seqs) == 0 {
+		if len(snaps) > 0 {
+			return corruptf(s.dir, 0, "a snapshot but no log segments")
+		}
+		seg, off, err := createSegment(s.dir, 1, s.opts.SegmentSize, pb.HardState{})
+		if err != nil {
+			return err
+		}
+		s.segs, s.tailOff = []*segment{seg}, off
+		s.cacheFirst = 1
+		return nil
+	}
+	for i, seq := range seqs {
+		if i > 0 && seq != seqs[i-1]+1 {
+			return corruptf(filepath.Join(s.dir, segmentName(seqs[i-1]+1)), 0, "missing segment between %d and %d", seqs[i-1], seq)
+		}
+	}
+	r := replay{snapIndex: s.snap.Metadata.Index}
+	for i, seq := range seqs {
+		if err := s.replaySegment(&r, seq, i == len(seqs)-1); err != nil {
+			return err
+		}
+	}
+	return s.reconcile(&r)
+}
+
+func removeTemporaries(dir string) error {
+	names, err := fileutil.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, tmpExt) {
+			if err := removeFile(filepath.Join(dir, n)); err != nil {
+				return fmt.Errorf("wal: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// replay rebuilds the live log from the records, in the order they were
+// written: an entry at index i replaces the entries at i and after.
+type replay struct {
+	snapIndex uint64 // of the newest snapshot file
+	hs        pb.HardState
+	// The live log is start ... start+len(locs)-1. prevKnown says the term
+	// of start-1 is prevTerm (after a snapshot record); otherwise the log
+	// begins with the first entry replayed, whose predecessors were in
+	// segments deleted after a snapshot covered them.
+	start     uint64
+	prevKnown bool
+	prevTerm  uint64
+	locs      []loc
+}
+
+func (r *replay) entry(l loc, index uint64) error {
+	last := r.start + uint64(len(r.locs)) - 1
+	switch {
+	case len(r.locs) == 0 && !r.prevKnown:
+		r.start = index
+	case len(r.locs) == 0 && index != r.start:
+		return fmt.Errorf("entry %d does not follow the snapshot at %d", index, r.start-1)
+	case index == last+1:
+	case index >= r.start && index <= last:
+		r.locs = r.locs[:index-r.start]
+	case index < r.start && !r.prevKnown:
+		r.start, r.locs = index, r.locs[:0]
+	default:
+		return fmt.Errorf("entry %d does not fit a log of %d...%d", index, r.start, last)
+	}
+	r.locs = append(r.locs, l)
+	return nil
+}
+
+func (r *replay) snapshot(index, term uint64) error {
+	if index > r.snapIndex {
+		return fmt.Errorf("snapshot %d applied but the newest snapshot file is %d", index, r.snapIndex)
+	}
+	r.start, r.prevKnown, r.prevTerm, r.locs = index+1, true, term, r.locs[:0]
+	return nil
+}
+
+// replaySegment reads one segment and feeds its records to r. The last
+// segment is opened for writing, with a torn tail cut off.
+func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
+	path := filepath.Join(s.dir, segmentName(seq))
+	flag := os.O_RDONLY
+	if last {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	s.segs = append(s.segs, &segment{seq: seq, path: path, f: f})
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	end, torn, err := scanSegment(data, path, last, func(t recType, p []byte, off int) error {
+		if off == 0 {
+			if t != recSegmentHeader {
+				return fmt.Errorf("segment does not start with a header")
+			}
+			hseq, hs, err := parseSegmentHeader(p)
+			if err == nil && hseq != seq {
+				err = fmt.Errorf("header of segment %d in the file of segment %d", hseq, seq)
+			}
+			r.hs = hs
+			return err
+		}
+		return r.record(t, p, seq, off)
+	})
+	if err != nil {
+		return err
+	}
+	if end == 0 {
+		return corruptf(path, 0, "segment without a header")
+	}
+	if last {
+		s.tailOff = int64(end)
+		if torn || int64(len(data)) < s.opts.SegmentSize {
+			return s.resetTail(f, int64(end))
+		}
+	}
+	return nil
+}
+
+func (r *replay) record(t recType, p []byte, seq uint64, off int) error {
+	switch t {
+	case recEntry:
+		var e pb.Entry
+		if err := decodeEntry(p, &e); err != nil {
+			return err
+		}
+		return r.entry(loc{term: e.Term, seq: seq, off: uint32(off), size: uint32(len(p))}, e.Index)
+	case recHardState:
+		return r.hs.Unmarshal(p)
+	case recSnapshot:
+		if len(p) != 16 {
+			return fmt.Errorf("snapshot record of %d bytes", len(p))
+		}
+		return r.snapshot(binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]))
+	}
+	return fmt.Errorf("unexpected record")
+}
+
+// resetTail zeroes the last segment after the end of its intact data (a
+// torn write must not be read back later, after new records) and
+// preallocates it again.
+func (s *Storage) resetTail(f *os.File, end int64) error {
+	err := f.Truncate(end)
+	if err == nil {
+		err = fileutil.Preallocate(f, s.opts.SegmentSize, true)
+	}
+	if err == nil {
+		err = fileutil.Fsync(f)
+	}
+	if err != nil {
+		return fmt.Errorf("wal: cut the torn tail of %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// reconcile joins the replayed log with the newest snapshot: entries the
+// snapshot covers are dropped; entries that do not continue it (left from
+// a history the snapshot replaced, when a crash came between writing the
+// snapshot file and its record in the log) are dropped too.
+func (s *Storage) reconcile(r *replay) error {
+	snapIndex, snapTerm := s.snap.Metadata.Index, s.snap.Metadata.Term
+	tail := s.segs[len(s.segs)-1].path
+	s.hs = r.hs
+	s.base, s.baseTerm = snapIndex, snapTerm
+	first, n := r.start, uint64(len(r.locs))
+	switch {
+	case r.prevKnown && first-1 == snapIndex && r.prevTerm != snapTerm:
+		return corruptf(tail, 0, "log continues a snapshot at %d of term %d, the snapshot file has term %d", snapIndex, r.prevTerm, snapTerm)
+	case n == 0 || first+n-1 < snapIndex:
+		// Everything replayed is covered by the snapshot.
+	case first <= snapIndex:
+		if r.locs[snapIndex-first].term == snapTerm {
+			s.locs = r.locs[snapIndex-first+1:]
+		}
+	case first == snapIndex+1:
+		s.locs = r.locs
+	default:
+		return corruptf(segmentPath(s, r.locs[0].seq), int64(r.locs[0].off),
+			"log starts at %d but the snapshot ends at %d", first, snapIndex)
+	}
+	s.locs = append([]loc(nil), s.locs...)
+	s.cacheFirst = s.lastIndex() + 1
+	if s.hs.Commit > s.lastIndex() {
+		return corruptf(tail, 0, "hard state commits %d past the last index %d", s.hs.Commit, s.lastIndex())
+	}
+	return nil
+}
+
+func segmentPath(s *Storage, seq uint64) string { return filepath.Join(s.dir, segmentName(seq)) }

@@ -1,0 +1,260 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"slices"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// A record on disk is
+//
+//	length  uint32, little endian: bytes in the body (type + payload)
+//	crc     uint32, little endian: CRC-32C of the 4 length bytes and the body
+//	type    1 byte
+//	payload length-1 bytes
+//	padding zero bytes up to the next multiple of 8
+//
+// Records start at multiples of 8, so a record's 8-byte header never
+// straddles a disk sector: after a crash a header is either written whole or
+// not at all (zero, since segments are preallocated). A length that is
+// zero with a zero CRC is the end of the written data.
+const (
+	headerSize = 8
+	recAlign   = 8
+	// maxBody bounds the length field: anything larger is damage, not a
+	// record (entries are bounded far below this by the application).
+	maxBody = 1 << 30
+	// sectorSize is the unit a disk writes atomically; a torn write leaves
+	// whole sectors unwritten.
+	sectorSize = 512
+)
+
+type recType byte
+
+const (
+	// recSegmentHeader opens every segment: its sequence number and the
+	// hard state when the segment was created, so that older segments can
+	// be deleted without losing the hard state.
+	recSegmentHeader recType = 1 + iota
+	// recEntry holds one marshaled raftpb.Entry.
+	recEntry
+	// recHardState holds a marshaled raftpb.HardState.
+	recHardState
+	// recSnapshot marks that a snapshot (index, term) was applied: the log
+	// restarts after it. The snapshot itself is in its own file.
+	recSnapshot
+	// recSnapshotFile is the single record of a snapshot file: a
+	// marshaled raftpb.Snapshot.
+	recSnapshotFile
+)
+
+func (t recType) String() string {
+	switch t {
+	case recSegmentHeader:
+		return "segment-header"
+	case recEntry:
+		return "entry"
+	case recHardState:
+		return "hard-state"
+	case recSnapshot:
+		return "snapshot"
+	case recSnapshotFile:
+		return "snapshot-file"
+	}
+	return fmt.Sprintf("type-%d", byte(t))
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// frameSize is the bytes a record with an n-byte payload takes on disk.
+func frameSize(n int) int {
+	return (headerSize + 1 + n + recAlign - 1) &^ (recAlign - 1)
+}
+
+// appendFrame appends an unsealed record of type t with an n-byte payload to
+// buf and returns the new buf and the payload to fill; seal(buf, start, n)
+// then writes the header.
+func appendFrame(buf []byte, t recType, n int) (out []byte, start int, payload []byte) {
+	start = len(buf)
+	size := frameSize(n)
+	buf = slices.Grow(buf, size)[:start+size]
+	clear(buf[start+headerSize+1+n:]) // padding
+	buf[start+headerSize] = byte(t)
+	return buf, start, buf[start+headerSize+1 : start+headerSize+1+n]
+}
+
+// appendRecord appends a whole record with the given payload.
+func appendRecord(buf []byte, t recType, payload []byte) []byte {
+	buf, start, p := appendFrame(buf, t, len(payload))
+	copy(p, payload)
+	return seal(buf, start, len(payload))
+}
+
+// seal writes the header of the record at buf[start:] whose payload is n
+// bytes long.
+func seal(buf []byte, start, n int) []byte {
+	binary.LittleEndian.PutUint32(buf[start:], uint32(1+n))
+	crc := crc32.Checksum(buf[start:start+4], castagnoli)
+	crc = crc32.Update(crc, castagnoli, buf[start+headerSize:start+headerSize+1+n])
+	binary.LittleEndian.PutUint32(buf[start+4:], crc)
+	return buf
+}
+
+// appendEntry appends e as a recEntry record, marshaled in place.
+func appendEntry(buf []byte, e *pb.Entry) []byte {
+	n := e.Size()
+	buf, start, p := appendFrame(buf, recEntry, n)
+	if _, err := e.MarshalToSizedBuffer(p); err != nil {
+		panic(fmt.Sprintf("wal: marshal entry %d: %v", e.Index, err)) // sized above: cannot fail
+	}
+	return seal(buf, start, n)
+}
+
+// frameStatus is what readFrame found at an offset.
+type frameStatus int
+
+const (
+	frameOK frameStatus = iota
+	// frameEnd: a zero header, the end of the written data (if nothing
+	// follows it).
+	frameEnd
+	// frameShort: the record runs past the end of the data.
+	frameShort
+	// frameBad: the length is impossible or the CRC does not match.
+	frameBad
+)
+
+// readFrame decodes the record at data[off:]. It returns the record's type
+// and payload (aliasing data) and the offset of the next record.
+func readFrame(data []byte, off int) (t recType, payload []byte, next int, st frameStatus) {
+	if off+headerSize > len(data) {
+		if allZero(data[off:]) {
+			return 0, nil, off, frameEnd
+		}
+		return 0, nil, off, frameShort
+	}
+	length := binary.LittleEndian.Uint32(data[off:])
+	crc := binary.LittleEndian.Uint32(data[off+4:])
+	if length == 0 {
+		if crc == 0 {
+			return 0, nil, off, frameEnd
+		}
+		return 0, nil, off, frameBad
+	}
+	if length > maxBody {
+		return 0, nil, off, frameBad
+	}
+	end := off + headerSize + int(length)
+	if end > len(data) {
+		return 0, nil, off, frameShort
+	}
+	got := crc32.Checksum(data[off:off+4], castagnoli)
+	got = crc32.Update(got, castagnoli, data[off+headerSize:end])
+	if got != crc {
+		return 0, nil, off, frameBad
+	}
+	next = off + frameSize(int(length)-1)
+	if next > len(data) {
+		next = len(data) // the padding of the last record may be cut off
+	}
+	return recType(data[off+headerSize]), data[off+headerSize+1 : end], next, frameOK
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// tornAt reports whether the damaged record at data[off:] looks like a
+// write that did not finish, rather than damage to data that was written:
+// its header is unwritten (zero) or the data ends inside it, or a sector of
+// it, from a sector boundary on, is still zero; and no intact record
+// follows it. Writes that did not finish leave unwritten sectors zero
+// (segments are preallocated) and nothing after them.
+func tornAt(data []byte, off int, st frameStatus) bool {
+	if validFrameAfter(data, off) {
+		return false
+	}
+	switch st {
+	case frameEnd, frameShort:
+		return true
+	}
+	length := int(binary.LittleEndian.Uint32(data[off:]))
+	if length == 0 || length > maxBody {
+		return false // headers are written whole: this is damage
+	}
+	end := min(off+headerSize+length, len(data))
+	for s := (off/sectorSize + 1) * sectorSize; s < end; s += sectorSize {
+		if allZero(data[s:min(s+sectorSize, end)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// validFrameAfter reports whether an intact record starts anywhere after
+// off (at a record boundary).
+func validFrameAfter(data []byte, off int) bool {
+	for p := off + recAlign; p+headerSize <= len(data); p += recAlign {
+		if binary.LittleEndian.Uint64(data[p:]) == 0 {
+			continue
+		}
+		if _, _, _, st := readFrame(data, p); st == frameOK {
+			return true
+		}
+	}
+	return false
+}
+
+// errBadEntry is returned by peekEntry and decodeEntry for a payload that
+// is not a well-formed entry.
+var errBadEntry = errors.New("malformed entry")
+
+// decodeEntry decodes a marshaled raftpb.Entry into e without copying: Data
+// aliases b. It reads the fields gogo protobuf writes (type 1, term 2,
+// index 3, data 4) in any order and refuses anything else.
+func decodeEntry(b []byte, e *pb.Entry) error {
+	*e = pb.Entry{}
+	for len(b) > 0 {
+		tag, n := binary.Uvarint(b)
+		if n <= 0 {
+			return errBadEntry
+		}
+		b = b[n:]
+		field, wire := tag>>3, tag&7
+		switch {
+		case wire == 0 && field >= 1 && field <= 3:
+			v, n := binary.Uvarint(b)
+			if n <= 0 {
+				return errBadEntry
+			}
+			b = b[n:]
+			switch field {
+			case 1:
+				e.Type = pb.EntryType(v)
+			case 2:
+				e.Term = v
+			case 3:
+				e.Index = v
+			}
+		case wire == 2 && field == 4:
+			l, n := binary.Uvarint(b)
+			if n <= 0 || l > uint64(len(b)-n) {
+				return errBadEntry
+			}
+			e.Data = b[n : n+int(l) : n+int(l)]
+			b = b[n+int(l):]
+		default:
+			return errBadEntry
+		}
+	}
+	return nil
+}
