@@ -131,6 +131,9 @@ const (
 // readFrame decodes the record at data[off:]. It returns the record's type
 // and payload (aliasing data) and the offset of the next record.
 func readFrame(data []byte, off int) (t recType, payload []byte, next int, st frameStatus) {
+	if off >= len(data) {
+		return 0, nil, off, frameEnd
+	}
 	if off+headerSize > len(data) {
 		if allZero(data[off:]) {
 			return 0, nil, off, frameEnd
@@ -157,10 +160,9 @@ func readFrame(data []byte, off int) (t recType, payload []byte, next int, st fr
 	if got != crc {
 		return 0, nil, off, frameBad
 	}
+	// The padding of the last record may be cut off: next may be past the
+	// end of data.
 	next = off + frameSize(int(length)-1)
-	if next > len(data) {
-		next = len(data) // the padding of the last record may be cut off
-	}
 	return recType(data[off+headerSize]), data[off+headerSize+1 : end], next, frameOK
 }
 

@@ -141,7 +141,7 @@ func scanSegment(data []byte, path string, last bool, fn func(t recType, payload
 			off = next
 			continue
 		}
-		if st == frameEnd && allZero(data[off:]) {
+		if st == frameEnd && allZero(data[min(off, len(data)):]) {
 			return off, false, nil
 		}
 		if last && tornAt(data, off, st) {
