@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -209,10 +208,11 @@ func (r *replay) record(t recType, p []byte, seq uint64, off int) error {
 	case recHardState:
 		return r.hs.Unmarshal(p)
 	case recSnapshot:
-		if len(p) != 16 {
-			return fmt.Errorf("snapshot record of %d bytes", len(p))
+		index, term, err := parseSnapshotRecord(p)
+		if err != nil {
+			return err
 		}
-		return r.snapshot(binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]))
+		return r.snapshot(index, term)
 	}
 	return fmt.Errorf("unexpected record")
 }
