@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/wal"
 )
 
 // SimConfig describes one run of the chaos simulation. Everything random
@@ -64,6 +66,12 @@ type SimConfig struct {
 	// up to MaxDelay ticks later, in order, and a crash loses the writes
 	// not yet complete.
 	Async bool
+	// WALDir, when set, gives every node a durable wal.Storage in a
+	// directory of its own under it instead of a MemoryStorage; a restart
+	// then closes the storage and opens it again, recovering the node from
+	// its files. The writes are not synced (NoSync): the simulated crashes
+	// stop the node, not the machine.
+	WALDir string
 
 	// LivenessTicks bounds the final phase: after healing everything, a
 	// leader must emerge and every client operation complete within it.
@@ -220,11 +228,22 @@ type simOp struct {
 	Value  string `json:"v,omitempty"`
 }
 
+// simStorage is what a simulated node persists to: a MemoryStorage or a
+// wal.Storage.
+type simStorage interface {
+	raft.Storage
+	Append([]pb.Entry) error
+	SetHardState(pb.HardState) error
+	ApplySnapshot(pb.Snapshot) error
+	CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Snapshot, error)
+	Compact(compactIndex uint64) error
+}
+
 // simNode is one node: storage and state machine are durable; the RawNode
 // is nil while crashed.
 type simNode struct {
 	id      uint64
-	storage *raft.MemoryStorage
+	storage simStorage
 	rn      *raft.RawNode
 	config  raft.Config
 	sm      *kvState
@@ -379,6 +398,7 @@ func RunSim(cfg SimConfig) *SimResult {
 			s.violate("client history is not linearizable (%d operations)", len(s.history))
 		}
 	}
+	s.closeStorages()
 	res.Violations = s.violations
 	res.Events = s.events
 	for _, n := range s.nodes {
@@ -400,7 +420,10 @@ func (s *Sim) start() error {
 	}
 	s.peers = peers
 	for _, p := range peers {
-		n := &simNode{id: p.ID, storage: raft.NewMemoryStorage(), sm: newKVState()}
+		n := &simNode{id: p.ID, sm: newKVState()}
+		if err := s.openStorage(n); err != nil {
+			return err
+		}
 		n.config = raft.Config{
 			ID:                 p.ID,
 			ElectionTick:       10,
@@ -649,8 +672,45 @@ func (s *Sim) crash(n *simNode) {
 	s.event("node %d crashed (unpersisted state lost: %v)", n.id, lost)
 }
 
+// openStorage gives n its storage: a fresh MemoryStorage, or its WAL
+// directory opened (again).
+func (s *Sim) openStorage(n *simNode) error {
+	if s.cfg.WALDir == "" {
+		n.storage = raft.NewMemoryStorage()
+		return nil
+	}
+	if w, ok := n.storage.(*wal.Storage); ok {
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	w, err := wal.Open(filepath.Join(s.cfg.WALDir, fmt.Sprint("node-", n.id)), wal.Options{SegmentSize: 16 << 10, CacheSize: 4 << 10, NoSync: true})
+	if err != nil {
+		return err
+	}
+	n.storage = w
+	n.config.Storage = w
+	return nil
+}
+
+func (s *Sim) closeStorages() {
+	for _, n := range s.nodes {
+		if w, ok := n.storage.(*wal.Storage); ok {
+			if err := w.Close(); err != nil {
+				s.violate("node %d: close storage: %v", n.id, err)
+			}
+		}
+	}
+}
+
 // restart rebuilds n from its storage and durable state machine.
 func (s *Sim) restart(n *simNode) {
+	if s.cfg.WALDir != "" {
+		if err := s.openStorage(n); err != nil {
+			s.violate("node %d: reopen storage: %v", n.id, err)
+			return
+		}
+	}
 	snap, err := n.storage.Snapshot()
 	if err != nil {
 		s.violate("node %d: reading snapshot: %v", n.id, err)

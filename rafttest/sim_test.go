@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -17,6 +18,7 @@ var (
 	simSeedsFlag  = flag.Int("sim.seeds", 0, "TestSim: number of seeds (default 200, 30 with -short)")
 	soakFlag      = flag.Bool("soak", false, "run TestSimSoak")
 	soakSeedsFlag = flag.Int("soak.seeds", 5000, "TestSimSoak: number of seeds")
+	soakWALFlag   = flag.Bool("soak.wal", false, "TestSimSoak: run every node on a wal.Storage")
 	simLogFlag    = flag.Bool("sim.log", false, "TestSim with -seed: also print the nodes' own logs (to stderr)")
 )
 
@@ -96,7 +98,14 @@ func TestSimSoak(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for seed := range seeds {
-				results <- RunSim(RandomSimConfig(seed))
+				cfg := RandomSimConfig(seed)
+				if *soakWALFlag {
+					cfg.WALDir = t.TempDir()
+				}
+				results <- RunSim(cfg)
+				if cfg.WALDir != "" {
+					os.RemoveAll(cfg.WALDir)
+				}
 			}
 		}()
 	}
@@ -124,4 +133,34 @@ func TestSimSoak(t *testing.T) {
 		}
 		t.Error(r.Report())
 	}
+}
+
+// TestSimOnWAL runs the simulation with every node on a wal.Storage: each
+// restart recovers the node from its files, after snapshots, compactions
+// and replaced suffixes written by real Raft traffic.
+func TestSimOnWAL(t *testing.T) {
+	n := 40
+	if testing.Short() {
+		n = 8
+	}
+	var tot simTotals
+	restarts := 0
+	for seed := uint64(1); seed <= uint64(n); seed++ {
+		cfg := RandomSimConfig(5000 + seed)
+		cfg.WALDir = t.TempDir()
+		res := RunSim(cfg)
+		tot.add(res)
+		if res.Failed() {
+			t.Fatal(res.Report())
+		}
+		for _, e := range res.Events {
+			if strings.Contains(e, "restarted") {
+				restarts++
+			}
+		}
+	}
+	if restarts < n {
+		t.Fatalf("only %d restarts in %d seeds: the WAL's recovery was hardly exercised", restarts, n)
+	}
+	t.Logf("%s, %d restarts from disk", tot, restarts)
 }
