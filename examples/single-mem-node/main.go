@@ -5,10 +5,18 @@
 // status, and exits.
 //
 //	go run ./examples/single-mem-node
+//
+// With -wal DIR the log lives durably in DIR (package wal) instead: run it
+// again with the same DIR and the node recovers its log, re-applies what
+// was committed, and goes on from there.
+//
+//	go run ./examples/single-mem-node -wal /tmp/raftcore-example
 package main
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sort"
@@ -17,6 +25,7 @@ import (
 
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/wal"
 )
 
 const (
@@ -26,6 +35,7 @@ const (
 
 // kvStore is the replicated state machine: commands are "set key=value".
 type kvStore struct {
+	out      io.Writer
 	data     map[string]string
 	applied  uint64
 	commands int // commands applied
@@ -39,27 +49,71 @@ func (s *kvStore) apply(e pb.Entry) {
 	cmd := string(e.Data)
 	kv, ok := strings.CutPrefix(cmd, "set ")
 	if !ok {
-		fmt.Printf("  %3d: ignoring unknown command %q\n", e.Index, cmd)
+		fmt.Fprintf(s.out, "  %3d: ignoring unknown command %q\n", e.Index, cmd)
 		return
 	}
 	key, value, _ := strings.Cut(kv, "=")
 	s.data[key] = value
 	s.commands++
-	fmt.Printf("  %3d: %s\n", e.Index, cmd)
+	fmt.Fprintf(s.out, "  %3d: %s\n", e.Index, cmd)
 }
 
 func main() {
-	if err := run(); err != nil {
+	walDir := flag.String("wal", "", "keep the log durably in this directory (package wal) instead of in memory")
+	flag.Parse()
+	if _, err := run(*walDir, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "single-mem-node:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// nodeStorage is what the loop reads through (the core) and writes to
+// (persist): either MemoryStorage or the durable wal.Storage.
+type nodeStorage struct {
+	raft.Storage
+	persist func(rd raft.Ready) error
+	close   func() error
+}
+
+func openStorage(walDir string) (nodeStorage, error) {
+	if walDir == "" {
+		ms := raft.NewMemoryStorage()
+		return nodeStorage{Storage: ms, close: func() error { return nil }, persist: func(rd raft.Ready) error {
+			if !raft.IsEmptySnap(rd.Snapshot) {
+				if err := ms.ApplySnapshot(rd.Snapshot); err != nil {
+					return err
+				}
+			}
+			if err := ms.Append(rd.Entries); err != nil {
+				return err
+			}
+			if !raft.IsEmptyHardState(rd.HardState) {
+				return ms.SetHardState(rd.HardState)
+			}
+			return nil
+		}}, nil
+	}
+	ws, err := wal.Open(walDir, wal.Options{})
+	if err != nil {
+		return nodeStorage{}, err
+	}
+	// One write per Ready, synced when rd.MustSync says so.
+	return nodeStorage{Storage: ws, close: ws.Close, persist: func(rd raft.Ready) error {
+		return ws.Save(rd.HardState, rd.Entries, rd.Snapshot)
+	}}, nil
+}
+
+// run proposes 30 commands, waits until they are applied, prints the state
+// to out and returns it.
+func run(walDir string, out io.Writer) (*kvStore, error) {
 	// Only warnings and errors from the core, to keep the output readable.
 	raft.SetLogger(raft.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 
-	storage := raft.NewMemoryStorage()
+	storage, err := openStorage(walDir)
+	if err != nil {
+		return nil, err
+	}
+	defer storage.close()
 	node, err := raft.NewRawNode(&raft.Config{
 		ID:              nodeID,
 		ElectionTick:    10,
@@ -71,19 +125,25 @@ func run() error {
 		PreVote:         true,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := node.Bootstrap([]raft.Peer{{ID: nodeID}}); err != nil {
-		return err
+	if last, _ := storage.LastIndex(); last == 0 {
+		// A new node: bootstrap the one-member cluster.
+		if err := node.Bootstrap([]raft.Peer{{ID: nodeID}}); err != nil {
+			return nil, err
+		}
+	} else {
+		hs, _, _ := storage.InitialState()
+		fmt.Fprintf(out, "recovered a log of %d entries from %s (term %d, commit %d); re-applying:\n", last, walDir, hs.Term, hs.Commit)
 	}
 
-	kv := &kvStore{data: map[string]string{}}
+	kv := &kvStore{out: out, data: map[string]string{}}
 	ticker := time.NewTicker(10 * time.Millisecond)
 	defer ticker.Stop()
 	deadline := time.After(10 * time.Second)
 
 	proposed := 0
-	for kv.commands < proposals {
+	for proposed < proposals || kv.applied < node.BasicStatus().Commit || node.HasReady() {
 		if node.BasicStatus().RaftState == raft.StateLeader && proposed < proposals {
 			cmd := fmt.Sprintf("set k%d=v%d", proposed%7, proposed)
 			if err := node.Propose([]byte(cmd)); err == nil {
@@ -92,7 +152,7 @@ func run() error {
 		}
 		if node.HasReady() {
 			if err := handleReady(node, storage, kv); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
@@ -101,41 +161,31 @@ func run() error {
 		case <-ticker.C:
 			node.Tick()
 		case <-deadline:
-			return fmt.Errorf("gave up after 10s: %s", node.Status())
+			return nil, fmt.Errorf("gave up after 10s: %s", node.Status())
 		}
 	}
 
-	fmt.Println("final state:")
+	fmt.Fprintln(out, "final state:")
 	keys := make([]string, 0, len(kv.data))
 	for k := range kv.data {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Printf("  %s = %s\n", k, kv.data[k])
+		fmt.Fprintf(out, "  %s = %s\n", k, kv.data[k])
 	}
-	fmt.Println("status:", node.Status())
-	return nil
+	fmt.Fprintln(out, "status:", node.Status())
+	return kv, nil
 }
 
 // handleReady follows the Ready contract: persist, send, apply, advance.
-func handleReady(node *raft.RawNode, storage *raft.MemoryStorage, kv *kvStore) error {
+func handleReady(node *raft.RawNode, storage nodeStorage, kv *kvStore) error {
 	rd := node.Ready()
 
-	// 1. Persist the snapshot, entries and hard state. A disk-backed
-	//    storage would fsync here when rd.MustSync.
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := storage.ApplySnapshot(rd.Snapshot); err != nil {
-			return err
-		}
-	}
-	if err := storage.Append(rd.Entries); err != nil {
+	// 1. Persist the snapshot, entries and hard state (wal.Storage syncs
+	//    when rd.MustSync).
+	if err := storage.persist(rd); err != nil {
 		return err
-	}
-	if !raft.IsEmptyHardState(rd.HardState) {
-		if err := storage.SetHardState(rd.HardState); err != nil {
-			return err
-		}
 	}
 
 	// 2. Send messages. A single node has no peers, so there are none.
