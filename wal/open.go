@@ -76,7 +76,7 @@ func (s *Storage) recover() error {
 		if err != nil {
 			return err
 		}
-		s.segs, s.tailOff = []*segment{seg}, off
+		s.segs, s.tailOff, s.tailHdr = []*segment{seg}, off, off
 		s.cacheFirst = 1
 		return nil
 	}
@@ -173,6 +173,7 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 			if t != recSegmentHeader {
 				return fmt.Errorf("segment does not start with a header")
 			}
+			s.tailHdr = int64(frameSize(len(p)))
 			hseq, hs, err := parseSegmentHeader(p)
 			if err == nil && hseq != seq {
 				err = fmt.Errorf("header of segment %d in the file of segment %d", hseq, seq)

@@ -199,7 +199,7 @@ func (s *Storage) appendLocked(ents []pb.Entry, seq uint64, off int64, offs []ui
 // one (unless it holds nothing but its header).
 func (s *Storage) rotateIfFull(n int) error {
 	tail := s.segs[len(s.segs)-1]
-	if s.tailOff+int64(n) <= s.opts.SegmentSize || s.tailOff <= int64(frameSize(len(segmentHeader(tail.seq, s.hs)))) {
+	if s.tailOff+int64(n) <= s.opts.SegmentSize || s.tailOff == s.tailHdr {
 		return nil
 	}
 	if s.dirty {
@@ -214,7 +214,7 @@ func (s *Storage) rotateIfFull(n int) error {
 	s.mu.Lock()
 	s.segs = append(s.segs, seg)
 	s.mu.Unlock()
-	s.tailOff, s.dirty = off, false
+	s.tailOff, s.tailHdr, s.dirty = off, off, false
 	return nil
 }
 

@@ -111,6 +111,7 @@ type Storage struct {
 	wmu sync.Mutex
 	// The fields below up to mu are the writer's own, under wmu.
 	tailOff int64    // end of the written data in the last segment
+	tailHdr int64    // end of the last segment's header: it holds no records yet if tailOff == tailHdr
 	dirty   bool     // the last segment has writes not yet synced
 	buf     []byte   // reused for encoding
 	offs    []uint32 // reused: record offsets of a Save's entries
