@@ -12,6 +12,9 @@ SHELL       := /bin/bash
 
 # The invariants tag turns on expensive self-checks (see invariants/).
 TEST_TAGS := -tags invariants
+# examples/kvstore is a module of its own (go.work joins it to the root)
+# so that its dependencies (Prometheus) stay out of the library's.
+KVSTORE := examples/kvstore
 
 .PHONY: help test test-short mutation-check soak bench fuzz proto proto-check lint verify cover example tools
 
@@ -29,6 +32,7 @@ help:
 
 test:
 	$(GO) test -race $(TEST_TAGS) -count=1 $(PKGS)
+	cd $(KVSTORE) && $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory mutation-check
 
 # The simulation must catch deliberately broken protocol rules (the
@@ -81,10 +85,12 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(TEST_TAGS) $(PKGS)
+	cd $(KVSTORE) && $(GO) vet ./...
 	@mkdir -p $(GOBIN)
 	@test -x $(GOBIN)/staticcheck || GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VER) || echo "staticcheck unavailable; skipped"
-	@if [ -x $(GOBIN)/staticcheck ]; then $(GOBIN)/staticcheck $(PKGS); fi
+	@if [ -x $(GOBIN)/staticcheck ]; then $(GOBIN)/staticcheck $(PKGS) && cd $(KVSTORE) && $(GOBIN)/staticcheck ./...; fi
 
 verify: lint proto
 	$(GO) mod tidy
-	@git diff --exit-code -- go.mod go.sum raftpb/raft.pb.go || { echo "go mod tidy or make proto changed tracked files"; exit 1; }
+	cd $(KVSTORE) && $(GO) mod tidy
+	@git diff --exit-code -- go.mod go.sum $(KVSTORE)/go.mod $(KVSTORE)/go.sum raftpb/raft.pb.go || { echo "go mod tidy or make proto changed tracked files"; exit 1; }

@@ -1,0 +1,549 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftcore/raft"
+	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/wal"
+)
+
+// memberConfig is one member's configuration (the command-line flags).
+type memberConfig struct {
+	ID             uint64
+	DataDir        string
+	InMemory       bool // MemoryStorage instead of the WAL: nothing survives a restart
+	ListenClient   string
+	ListenPeer     string
+	InitialCluster map[uint64]string // member ID -> peer address
+	Join           bool              // a member added later: no bootstrap
+	SnapshotEvery  uint64            // applied entries between snapshots
+	MaxKeySize     int
+	MaxValueSize   int
+	RequestTimeout time.Duration
+	TickInterval   time.Duration
+	Logger         *slog.Logger
+}
+
+// storage is what the member persists to: the WAL, or MemoryStorage.
+type storage interface {
+	raft.Storage
+	Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
+	CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Snapshot, error)
+	Compact(i uint64) error
+	Close() error
+}
+
+// memStorage gives MemoryStorage the WAL's write side.
+type memStorage struct{ *raft.MemoryStorage }
+
+func (m memStorage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error {
+	if !raft.IsEmptySnap(snap) {
+		if err := m.ApplySnapshot(snap); err != nil {
+			return err
+		}
+	}
+	if err := m.Append(ents); err != nil {
+		return err
+	}
+	if !raft.IsEmptyHardState(hs) {
+		return m.SetHardState(hs)
+	}
+	return nil
+}
+
+func (memStorage) Close() error { return nil }
+
+var (
+	errNoLeader = errors.New("no leader: an election is under way or a majority of members is unreachable")
+	errTimeout  = errors.New("timed out; a write may still be applied later")
+	errStopped  = errors.New("member is shutting down")
+)
+
+// waiter is an HTTP request waiting for its entry to be applied, or for a
+// read index to be reached.
+type waiter struct {
+	done     chan error // buffered: the loop never blocks on it
+	result   applyResult
+	index    uint64 // for reads: the read index, once known
+	deadline time.Time
+}
+
+func (w *waiter) finish(err error) {
+	select {
+	case w.done <- err:
+	default:
+	}
+}
+
+// memberStatus is a member's state as the loop last published it.
+type memberStatus struct {
+	ID       uint64                   `json:"id"`
+	State    string                   `json:"state"`
+	Term     uint64                   `json:"term"`
+	Lead     uint64                   `json:"leader"`
+	Commit   uint64                   `json:"commit"`
+	Applied  uint64                   `json:"applied"`
+	Progress map[uint64]progressState `json:"progress,omitempty"` // the leader's view of each member
+}
+
+type progressState struct {
+	Match uint64 `json:"match"`
+	State string `json:"state"`
+}
+
+// member is one kvstore server: a RawNode driven by one goroutine (run),
+// its storage, state machine, peer transport and HTTP API.
+type member struct {
+	cfg     memberConfig
+	log     *slog.Logger
+	metrics *metrics
+	store   storage
+	sm      *stateMachine
+	tr      *transport
+	httpSrv *http.Server
+	clientL net.Listener
+
+	// Owned by the run goroutine.
+	rn       *raft.RawNode
+	waiters  map[string]*waiter // writes and conf changes, by request id
+	reads    map[string]*waiter // reads waiting for their read state
+	indexed  []*waiter          // reads waiting for the applied index
+	lastSnap uint64
+	lead     uint64
+
+	inbox   chan func() // work for the loop, from HTTP handlers
+	recvC   chan pb.Message
+	reports chan report
+	stopC   chan struct{}
+	doneC   chan struct{}
+	status  atomic.Pointer[memberStatus]
+	reqSeq  atomic.Uint64
+	started time.Time
+}
+
+// startMember opens the storage, recovers the state machine, and starts
+// the loop, the peer transport and the HTTP API.
+func startMember(cfg memberConfig) (*member, error) {
+	m := &member{
+		cfg: cfg, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(), sm: newStateMachine(),
+		waiters: map[string]*waiter{}, reads: map[string]*waiter{},
+		inbox: make(chan func(), 4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
+		stopC: make(chan struct{}), doneC: make(chan struct{}), started: time.Now(),
+	}
+	if err := m.openStorage(); err != nil {
+		return nil, err
+	}
+	if err := m.startRaft(); err != nil {
+		m.store.Close()
+		return nil, err
+	}
+	if err := m.listen(); err != nil {
+		m.store.Close()
+		return nil, err
+	}
+	go m.run()
+	return m, nil
+}
+
+func (m *member) openStorage() error {
+	if m.cfg.InMemory {
+		m.store = memStorage{raft.NewMemoryStorage()}
+		return nil
+	}
+	st, err := wal.Open(filepath.Join(m.cfg.DataDir, "raft"), wal.Options{})
+	if err != nil {
+		return err
+	}
+	m.store = st
+	return nil
+}
+
+func (m *member) startRaft() error {
+	snap, err := m.store.Snapshot()
+	if err != nil {
+		return err
+	}
+	if !raft.IsEmptySnap(snap) {
+		if err := m.sm.restore(snap); err != nil {
+			return err
+		}
+		m.lastSnap = snap.Metadata.Index
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                m.cfg.ID,
+		ElectionTick:      10,
+		HeartbeatTick:     1,
+		Storage:           m.store,
+		Applied:           snap.Metadata.Index,
+		MaxSizePerMsg:     1 << 20,
+		MaxInflightMsgs:   256,
+		CheckQuorum:       true,
+		PreVote:           true,
+		StepDownOnRemoval: true,
+		Logger:            raft.NewSlogLogger(m.log.With("component", "raft")),
+	})
+	if err != nil {
+		return err
+	}
+	m.rn = rn
+	last, err := m.store.LastIndex()
+	if err != nil {
+		return err
+	}
+	if last == 0 && !m.cfg.Join {
+		var peers []raft.Peer
+		for id, addr := range m.cfg.InitialCluster {
+			peers = append(peers, raft.Peer{ID: id, Context: mustJSON(confContext{Peer: addr})})
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return err
+		}
+		m.log.Info("bootstrapped a new cluster", "members", len(peers))
+	} else if last > 0 {
+		hs, _, _ := m.store.InitialState()
+		m.log.Info("recovered from disk", "snapshot", snap.Metadata.Index, "last_index", last, "term", hs.Term, "commit", hs.Commit)
+	}
+	return nil
+}
+
+func (m *member) listen() error {
+	peerL, err := net.Listen("tcp", m.cfg.ListenPeer)
+	if err != nil {
+		return err
+	}
+	clientL, err := net.Listen("tcp", m.cfg.ListenClient)
+	if err != nil {
+		peerL.Close()
+		return err
+	}
+	m.clientL = clientL
+	m.tr = newTransport(m.cfg.ID, clientL.Addr().String(), peerL, m.deliver, m.reports, m.metrics, m.log.With("component", "transport"))
+	for id, addr := range m.cfg.InitialCluster {
+		m.tr.setPeer(id, addr)
+	}
+	_, peers := m.sm.members()
+	for id, addr := range peers {
+		m.tr.setPeer(id, addr)
+	}
+	m.httpSrv = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := m.httpSrv.Serve(clientL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("http server", "err", err)
+		}
+	}()
+	m.publishStatus()
+	m.log.Info("serving", "client", clientL.Addr().String(), "peer", peerL.Addr().String())
+	return nil
+}
+
+// deliver hands an incoming peer message to the loop.
+func (m *member) deliver(msg pb.Message) {
+	select {
+	case m.recvC <- msg:
+	case <-m.stopC:
+	}
+}
+
+// do runs f on the loop goroutine; false if the member is stopping.
+func (m *member) do(ctx context.Context, f func()) bool {
+	select {
+	case m.inbox <- f:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-m.stopC:
+		return false
+	}
+}
+
+func (m *member) newRequestID() string {
+	return strconv.FormatUint(m.cfg.ID, 10) + "-" + strconv.FormatInt(m.started.UnixNano(), 36) + "-" + strconv.FormatUint(m.reqSeq.Add(1), 10)
+}
+
+// run is the Ready loop: the only goroutine that touches the RawNode.
+func (m *member) run() {
+	defer close(m.doneC)
+	ticker := time.NewTicker(m.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			m.rn.Tick()
+			m.expire(time.Now())
+		case f := <-m.inbox:
+			f()
+		case msg := <-m.recvC:
+			m.step(msg)
+		case r := <-m.reports:
+			m.handleReport(r)
+		case <-m.stopC:
+			m.failAll(errStopped)
+			return
+		}
+		// Take whatever else is waiting, so that one Ready (one fsync)
+		// carries many proposals.
+	drain:
+		for range 1024 {
+			select {
+			case f := <-m.inbox:
+				f()
+			case msg := <-m.recvC:
+				m.step(msg)
+			case r := <-m.reports:
+				m.handleReport(r)
+			default:
+				break drain
+			}
+		}
+		for m.rn.HasReady() {
+			m.handleReady()
+		}
+		m.publishStatus()
+	}
+}
+
+func (m *member) step(msg pb.Message) {
+	if err := m.rn.Step(msg); err != nil {
+		m.log.Debug("dropped message", "from", msg.From, "type", msg.Type.String(), "err", err)
+	}
+}
+
+func (m *member) handleReport(r report) {
+	if r.unreachable {
+		m.rn.ReportUnreachable(r.to)
+	}
+	if r.snapshot != nil {
+		m.rn.ReportSnapshot(r.to, *r.snapshot)
+	}
+}
+
+// handleReady follows the Ready contract: persist, send, apply, advance.
+func (m *member) handleReady() {
+	start := time.Now()
+	rd := m.rn.Ready()
+	if rd.SoftState != nil {
+		m.softStateChanged(rd.SoftState)
+	}
+	// 1. Persist: one write, synced when rd.MustSync.
+	if err := m.store.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+		m.fatal("persisting a Ready failed; the member cannot go on safely", err)
+	}
+	// 2. Send.
+	m.tr.send(rd.Messages)
+	// 3. Apply.
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := m.sm.restore(rd.Snapshot); err != nil {
+			m.fatal("restoring a snapshot failed", err)
+		}
+		_, peers := m.sm.members()
+		for id, addr := range peers {
+			m.tr.setPeer(id, addr)
+		}
+		m.lastSnap = rd.Snapshot.Metadata.Index
+		m.log.Info("installed snapshot", "index", rd.Snapshot.Metadata.Index)
+	}
+	for _, e := range rd.CommittedEntries {
+		m.apply(e)
+	}
+	m.metrics.committed.Add(float64(len(rd.CommittedEntries)))
+	for _, rs := range rd.ReadStates {
+		if w, ok := m.reads[string(rs.RequestCtx)]; ok {
+			delete(m.reads, string(rs.RequestCtx))
+			w.index = rs.Index
+			m.indexed = append(m.indexed, w)
+		}
+	}
+	// 4. Advance.
+	m.rn.Advance()
+	m.releaseReads()
+	m.maybeSnapshot()
+	m.metrics.readyLatency.Observe(time.Since(start).Seconds())
+}
+
+func (m *member) softStateChanged(ss *raft.SoftState) {
+	if ss.Lead != m.lead {
+		m.metrics.leaderChanges.Inc()
+		m.log.Info("leader changed", "leader", ss.Lead, "state", ss.RaftState.String())
+		m.lead = ss.Lead
+	}
+	if ss.RaftState == raft.StateLeader {
+		m.metrics.isLeader.Set(1)
+	} else {
+		m.metrics.isLeader.Set(0)
+	}
+}
+
+func (m *member) apply(e pb.Entry) {
+	switch e.Type {
+	case pb.EntryNormal:
+		id, res, err := m.sm.apply(e)
+		if err != nil {
+			m.log.Error("skipping an entry the state machine cannot apply", "index", e.Index, "err", err)
+		}
+		if w, ok := m.waiters[id]; ok && id != "" {
+			delete(m.waiters, id)
+			w.result = res
+			w.finish(err)
+		}
+	case pb.EntryConfChange, pb.EntryConfChangeV2:
+		m.applyConfChange(e)
+	}
+	m.metrics.applied.Set(float64(e.Index))
+}
+
+func (m *member) applyConfChange(e pb.Entry) {
+	cc, err := pb.UnmarshalConfChange(e)
+	if err != nil {
+		m.fatal("a committed conf change does not decode", err)
+	}
+	v2 := cc.AsV2()
+	var ctx confContext
+	if len(v2.Context) > 0 {
+		if err := json.Unmarshal(v2.Context, &ctx); err != nil {
+			m.log.Warn("conf change with an unreadable context", "index", e.Index, "err", err)
+		}
+	}
+	cs := m.rn.ApplyConfChange(cc)
+	added := map[uint64]string{}
+	var removed []uint64
+	for _, c := range v2.Changes {
+		switch c.Type {
+		case pb.ConfChangeAddNode, pb.ConfChangeAddLearnerNode:
+			added[c.NodeID] = ctx.Peer
+			m.tr.setPeer(c.NodeID, ctx.Peer)
+		case pb.ConfChangeRemoveNode:
+			removed = append(removed, c.NodeID)
+			m.tr.removePeer(c.NodeID)
+			if c.NodeID == m.cfg.ID {
+				m.log.Warn("this member was removed from the cluster; it keeps serving stale reads only")
+			}
+		}
+	}
+	m.sm.applyConf(e.Index, *cs, added, removed)
+	m.log.Info("membership changed", "index", e.Index, "voters", cs.Voters, "learners", cs.Learners)
+	if w, ok := m.waiters[ctx.RequestID]; ok && ctx.RequestID != "" {
+		delete(m.waiters, ctx.RequestID)
+		w.result = applyResult{index: e.Index}
+		w.finish(nil)
+	}
+}
+
+// releaseReads answers the reads whose index the state machine reached.
+func (m *member) releaseReads() {
+	applied := m.sm.appliedIndex()
+	kept := m.indexed[:0]
+	for _, w := range m.indexed {
+		if w.index <= applied {
+			w.finish(nil)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(m.indexed[len(kept):])
+	m.indexed = kept
+}
+
+// maybeSnapshot snapshots the state machine every SnapshotEvery applied
+// entries and compacts the log, keeping some entries for slow followers.
+func (m *member) maybeSnapshot() {
+	applied := m.sm.appliedIndex()
+	if m.cfg.SnapshotEvery == 0 || applied < m.lastSnap+m.cfg.SnapshotEvery {
+		return
+	}
+	data, cs, index, err := m.sm.snapshot()
+	if err != nil {
+		m.fatal("encoding a snapshot failed", err)
+	}
+	if _, err := m.store.CreateSnapshot(index, &cs, data); err != nil {
+		m.log.Error("snapshot failed", "index", index, "err", err)
+		return
+	}
+	m.lastSnap = index
+	m.metrics.snapshots.Inc()
+	keep := m.cfg.SnapshotEvery / 2
+	if index > keep {
+		if err := m.store.Compact(index - keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			m.log.Error("compaction failed", "index", index-keep, "err", err)
+		}
+	}
+	m.log.Info("snapshot taken", "index", index, "bytes", len(data))
+}
+
+// expire fails the requests whose deadline passed (their entries may still
+// be applied later; nobody waits for them any more).
+func (m *member) expire(now time.Time) {
+	for id, w := range m.waiters {
+		if now.After(w.deadline) {
+			delete(m.waiters, id)
+			w.finish(errTimeout)
+		}
+	}
+	for id, w := range m.reads {
+		if now.After(w.deadline) {
+			delete(m.reads, id)
+			w.finish(errTimeout)
+		}
+	}
+}
+
+func (m *member) failAll(err error) {
+	for _, w := range m.waiters {
+		w.finish(err)
+	}
+	for _, w := range m.reads {
+		w.finish(err)
+	}
+	for _, w := range m.indexed {
+		w.finish(err)
+	}
+}
+
+func (m *member) publishStatus() {
+	st := m.rn.Status()
+	ms := &memberStatus{
+		ID: m.cfg.ID, State: st.RaftState.String(), Term: st.Term, Lead: st.Lead,
+		Commit: st.Commit, Applied: m.sm.appliedIndex(),
+	}
+	if len(st.Progress) > 0 {
+		ms.Progress = map[uint64]progressState{}
+		for id, pr := range st.Progress {
+			ms.Progress[id] = progressState{Match: pr.Match, State: pr.State.String()}
+		}
+	}
+	m.metrics.term.Set(float64(st.Term))
+	m.status.Store(ms)
+}
+
+func (m *member) fatal(msg string, err error) {
+	m.log.Error(msg, "err", err)
+	panic(fmt.Sprintf("kvstore member %d: %s: %v", m.cfg.ID, msg, err))
+}
+
+// stop shuts the member down: the loop first (requests waiting on it fail
+// with 503), then HTTP (waiting for in-flight requests), the transport and
+// the storage.
+func (m *member) stop() {
+	close(m.stopC)
+	<-m.doneC
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.httpSrv.Shutdown(ctx); err != nil {
+		m.log.Warn("http shutdown", "err", err)
+	}
+	m.tr.close()
+	if err := m.store.Close(); err != nil {
+		m.log.Error("closing storage", "err", err)
+	}
+	m.log.Info("stopped")
+}

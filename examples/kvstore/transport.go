@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/raftcore/raft"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// The peer protocol: a TCP connection per direction and peer. The dialing
+// member sends a hello frame, then raftpb.Message frames; each frame is a
+// 4-byte big-endian length and that many bytes. Nothing is sent back.
+const (
+	helloMagic = "raftcore-kvstore/1"
+	// maxFrame bounds a frame: large enough for a snapshot of the example's
+	// state, small enough that a garbage length cannot exhaust memory.
+	maxFrame = 256 << 20
+	// queueSize is how many batches wait per peer; when a peer is that far
+	// behind, new batches are dropped and the peer reported unreachable
+	// (Raft retransmits).
+	queueSize = 1024
+)
+
+type hello struct {
+	Magic  string `json:"magic"`
+	From   uint64 `json:"from"`
+	Client string `json:"client"` // the sender's client (HTTP) address
+}
+
+// report is what the transport tells the Ready loop about a peer.
+type report struct {
+	to          uint64
+	unreachable bool
+	snapshot    *raft.SnapshotStatus
+}
+
+// transport moves messages between members.
+type transport struct {
+	id      uint64
+	client  string // own client address, announced in hellos
+	log     *slog.Logger
+	recv    func(pb.Message) // delivers an incoming message to the loop
+	reports chan<- report
+	metrics *metrics
+
+	mu      sync.Mutex
+	peers   map[uint64]*peer
+	clients map[uint64]string // peers' client addresses, from their hellos
+	conns   map[net.Conn]struct{}
+	ln      net.Listener
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// peer is the outgoing side to one member: a queue and a goroutine that
+// keeps a connection open and writes batches.
+type peer struct {
+	id    uint64
+	addr  string
+	queue chan []pb.Message
+	stop  chan struct{}
+}
+
+func newTransport(id uint64, client string, ln net.Listener, recv func(pb.Message), reports chan<- report, m *metrics, log *slog.Logger) *transport {
+	t := &transport{
+		id: id, client: client, ln: ln, recv: recv, reports: reports, metrics: m, log: log,
+		peers: map[uint64]*peer{}, clients: map[uint64]string{}, conns: map[net.Conn]struct{}{},
+	}
+	t.wg.Add(1)
+	go t.accept()
+	return t
+}
+
+// setPeer adds a peer or changes its address.
+func (t *transport) setPeer(id uint64, addr string) {
+	if id == t.id || addr == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	if p, ok := t.peers[id]; ok {
+		if p.addr == addr {
+			return
+		}
+		close(p.stop)
+	}
+	p := &peer{id: id, addr: addr, queue: make(chan []pb.Message, queueSize), stop: make(chan struct{})}
+	t.peers[id] = p
+	t.wg.Add(1)
+	go t.run(p)
+}
+
+func (t *transport) removePeer(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.peers[id]; ok {
+		close(p.stop)
+		delete(t.peers, id)
+	}
+}
+
+func (t *transport) peerClients() map[uint64]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[uint64]string, len(t.clients))
+	for id, a := range t.clients {
+		out[id] = a
+	}
+	return out
+}
+
+// send queues one Ready's messages, a batch per peer.
+func (t *transport) send(msgs []pb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	byPeer := map[uint64][]pb.Message{}
+	for _, m := range msgs {
+		byPeer[m.To] = append(byPeer[m.To], m)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for to, batch := range byPeer {
+		p, ok := t.peers[to]
+		if !ok {
+			t.reportFailure(to, batch)
+			continue
+		}
+		select {
+		case p.queue <- batch:
+		default:
+			t.reportFailure(to, batch)
+		}
+	}
+}
+
+// reportFailure tells the loop that batch did not reach its peer.
+func (t *transport) reportFailure(to uint64, batch []pb.Message) {
+	t.metrics.peerSendFailures.Inc()
+	t.report(report{to: to, unreachable: true})
+	for _, m := range batch {
+		if m.Type == pb.MsgSnap {
+			st := raft.SnapshotFailure
+			t.report(report{to: to, snapshot: &st})
+		}
+	}
+}
+
+func (t *transport) report(r report) {
+	select {
+	case t.reports <- r:
+	default: // the loop is behind: Raft recovers without this report
+	}
+}
+
+// run keeps a connection to p and writes its batches, reconnecting with
+// backoff. It connects at once, so that the peer learns this member's
+// client address (the hello) even before there is anything to send.
+func (t *transport) run(p *peer) {
+	defer t.wg.Done()
+	var conn net.Conn
+	var w *bufio.Writer
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	connect := func() error {
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(c, 64<<10)
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		err = writeFrame(bw, mustJSON(hello{Magic: helloMagic, From: t.id, Client: t.client}))
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			c.Close()
+			return err
+		}
+		conn, w = c, bw
+		return nil
+	}
+	_ = connect()
+	backoff := 50 * time.Millisecond
+	for {
+		var batch []pb.Message
+		select {
+		case <-p.stop:
+			return
+		case batch = <-p.queue:
+		}
+		if conn == nil {
+			if err := connect(); err != nil {
+				t.log.Debug("peer unreachable", "peer", p.id, "addr", p.addr, "err", err)
+				t.reportFailure(p.id, batch)
+				select {
+				case <-p.stop:
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 2*time.Second)
+				continue
+			}
+		}
+		if err := t.writeBatch(conn, w, batch); err != nil {
+			t.log.Debug("peer write failed", "peer", p.id, "err", err)
+			conn.Close()
+			conn = nil
+			t.reportFailure(p.id, batch)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		for _, m := range batch {
+			if m.Type == pb.MsgSnap {
+				st := raft.SnapshotFinish
+				t.report(report{to: p.id, snapshot: &st})
+			}
+		}
+	}
+}
+
+// writeBatch writes a batch and flushes it.
+func (t *transport) writeBatch(conn net.Conn, w *bufio.Writer, batch []pb.Message) error {
+	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	var buf []byte
+	for _, m := range batch {
+		size := m.Size()
+		if cap(buf) < size {
+			buf = make([]byte, size)
+		}
+		n, err := m.MarshalTo(buf[:size])
+		if err != nil {
+			return err
+		}
+		if err := writeFrame(w, buf[:n]); err != nil {
+			return err
+		}
+		t.metrics.peerMessagesSent.Inc()
+	}
+	return w.Flush()
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+var errFrameTooLarge = errors.New("frame too large")
+
+func readFrame(r io.Reader, buf []byte) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxFrame {
+		return nil, fmt.Errorf("%w: %d bytes", errFrameTooLarge, n)
+	}
+	if uint32(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	_, err := io.ReadFull(r, buf)
+	return buf, err
+}
+
+func (t *transport) accept() {
+	defer t.wg.Done()
+	for {
+		conn, err := t.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			conn.Close()
+			return
+		}
+		t.conns[conn] = struct{}{}
+		t.wg.Add(1)
+		t.mu.Unlock()
+		go t.serve(conn)
+	}
+}
+
+// serve reads one incoming connection. Anything malformed closes it and
+// is logged; nothing else happens.
+func (t *transport) serve(conn net.Conn) {
+	defer t.wg.Done()
+	defer func() {
+		conn.Close()
+		t.mu.Lock()
+		delete(t.conns, conn)
+		t.mu.Unlock()
+	}()
+	r := bufio.NewReaderSize(conn, 64<<10)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := readFrame(r, nil)
+	var h hello
+	if err == nil {
+		err = json.Unmarshal(b, &h)
+	}
+	if err == nil && (h.Magic != helloMagic || h.From == 0) {
+		err = errors.New("not a raftcore-kvstore peer")
+	}
+	if err != nil {
+		t.log.Warn("closing peer connection: bad hello", "remote", conn.RemoteAddr().String(), "err", err)
+		t.metrics.peerBadFrames.Inc()
+		return
+	}
+	t.mu.Lock()
+	t.clients[h.From] = h.Client
+	t.mu.Unlock()
+	conn.SetReadDeadline(time.Time{})
+	var buf []byte
+	for {
+		b, err := readFrame(r, buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				t.log.Warn("closing peer connection", "peer", h.From, "err", err)
+				if errors.Is(err, errFrameTooLarge) {
+					t.metrics.peerBadFrames.Inc()
+				}
+			}
+			return
+		}
+		buf = b
+		var m pb.Message
+		if err := m.Unmarshal(b); err != nil {
+			t.log.Warn("closing peer connection: malformed message", "peer", h.From, "err", err)
+			t.metrics.peerBadFrames.Inc()
+			return
+		}
+		if m.To != t.id || m.From != h.From {
+			t.log.Warn("closing peer connection: message not from the peer to this member", "peer", h.From, "from", m.From, "to", m.To)
+			t.metrics.peerBadFrames.Inc()
+			return
+		}
+		t.recv(m)
+	}
+}
+
+func (t *transport) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.ln.Close()
+	for _, p := range t.peers {
+		close(p.stop)
+	}
+	t.peers = map[uint64]*peer{}
+	for c := range t.conns {
+		c.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
