@@ -299,7 +299,7 @@ func mustMarshal(t *testing.T, to uint64) []byte {
 func TestRestartResumesFromDisk(t *testing.T) {
 	c := newTestCluster(t, 3)
 	lead := c.waitLeader()
-	down := lead%3 + 1 // a follower
+	down := lead%3 + 1   // a follower
 	for i := range 300 { // past SnapshotEvery: snapshots and compaction
 		put(t, c.url(lead, fmt.Sprint("/kv/k", i%50)), fmt.Sprint("v", i))
 	}
