@@ -66,6 +66,8 @@ func writeUnavailable(w http.ResponseWriter, err error) {
 		code = "timeout"
 	case errors.Is(err, errStopped):
 		code = "shutting_down"
+	case errors.Is(err, errLeaderChanged):
+		code = "leader_changed"
 	}
 	writeError(w, http.StatusServiceUnavailable, code, err.Error())
 }

@@ -137,15 +137,17 @@ func do(t *testing.T, method, url string, body string) response {
 // the same value is idempotent).
 func put(t *testing.T, url, value string) {
 	t.Helper()
-	for range 5 {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
 		r := do(t, "PUT", url, value)
 		if r.status == 200 {
 			return
 		}
 		require.Equal(t, 503, r.status, r.body)
 		require.Equal(t, "1", r.header.Get("Retry-After"))
+		time.Sleep(100 * time.Millisecond) // sooner than Retry-After: tests are impatient
 	}
-	t.Fatalf("PUT %s failed 5 times", url)
+	t.Fatalf("PUT %s failed for 10s", url)
 }
 
 // errorCode returns the "code" of a JSON error body.

@@ -68,6 +68,10 @@ var (
 	errNoLeader = errors.New("no leader: an election is under way or a majority of members is unreachable")
 	errTimeout  = errors.New("timed out; a write may still be applied later")
 	errStopped  = errors.New("member is shutting down")
+	// errLeaderChanged: a request was in flight (perhaps forwarded to the
+	// old leader) when the leader changed; a write may or may not be
+	// applied.
+	errLeaderChanged = errors.New("the leader changed while the request was in flight; a write may or may not be applied: retry")
 )
 
 // waiter is an HTTP request waiting for its entry to be applied, or for a
@@ -375,6 +379,11 @@ func (m *member) softStateChanged(ss *raft.SoftState) {
 	if ss.Lead != m.lead {
 		m.metrics.leaderChanges.Inc()
 		m.log.Info("leader changed", "leader", ss.Lead, "state", ss.RaftState.String())
+		if m.lead != 0 {
+			// Whatever was forwarded to the old leader may be lost: answer
+			// now rather than at the timeout, so clients retry sooner.
+			m.failAll(errLeaderChanged)
+		}
 		m.lead = ss.Lead
 	}
 	if ss.RaftState == raft.StateLeader {
@@ -507,6 +516,9 @@ func (m *member) failAll(err error) {
 	for _, w := range m.indexed {
 		w.finish(err)
 	}
+	clear(m.waiters)
+	clear(m.reads)
+	m.indexed = m.indexed[:0]
 }
 
 func (m *member) publishStatus() {
