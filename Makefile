@@ -23,7 +23,7 @@ help:
 	@echo "make example  run examples/single-mem-node"
 	@echo "make bench    run the benchmarks (ns/op, B/op, allocs/op)"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default $(FUZZTIME))"
-	@echo "make soak     the chaos simulation over SOAK_SEEDS seeds (default $(SOAK_SEEDS)), all cores"
+	@echo "make soak     long runs: the chaos simulation over SOAK_SEEDS seeds (default $(SOAK_SEEDS)), also on the WAL, and the WAL crash loop"
 	@echo "make mutation-check  show the simulation catching deliberately broken rules"
 	@echo "make lint     gofmt, go vet, staticcheck"
 	@echo "make verify   lint + go mod tidy and make proto leave no diff"
@@ -41,10 +41,14 @@ mutation-check:
 	$(GO) test -tags raftmutation -count=1 -run 'TestSimCatchesMutation' -v ./rafttest/ | grep -E 'seeds caught|^(ok|FAIL|---)'
 
 # Thousands of simulation seeds across cluster sizes, PreVote and
-# CheckQuorum, on every core. SOAK_SEEDS sets how many.
+# CheckQuorum, on every core; then the simulation on the WAL storage and
+# the WAL's SIGKILL crash loop. SOAK_SEEDS sets how many seeds.
 SOAK_SEEDS ?= 5000
+SOAK_WAL_ROUNDS ?= 500
 soak:
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.seeds=$(SOAK_SEEDS) | grep -vE '^(=== RUN|--- PASS|PASS)'
+	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.wal -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
+	$(GO) test -count=1 -timeout 2h -run 'TestCrashSafety' ./wal/ -wal.crash.rounds=$(SOAK_WAL_ROUNDS)
 
 test-short:
 	$(GO) test $(TEST_TAGS) -short -count=1 $(PKGS)
