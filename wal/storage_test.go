@@ -154,3 +154,53 @@ func TestReadsDuringSaves(t *testing.T) {
 }
 
 func entryData(index, term uint64) string { return fmt.Sprintf("entry %d of term %d", index, term) }
+
+// TestCompactDeletesSegments: once the snapshot and the compaction point
+// cover them, whole segments are deleted, and the log reopens at the
+// snapshot with everything after it.
+func TestCompactDeletesSegments(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 4096}
+	s, err := Open(dir, opts)
+	require.NoError(t, err)
+	var all []pb.Entry
+	for i := uint64(1); i <= 300; i++ {
+		e := pb.Entry{Index: i, Term: 1, Data: []byte(entryData(i, 1))}
+		all = append(all, e)
+		require.NoError(t, s.Save(pb.HardState{Term: 1, Commit: i}, []pb.Entry{e}, pb.Snapshot{}))
+	}
+	before, err := listNumbered(dir, segmentExt)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(before), 5)
+
+	// Compacting without a snapshot deletes nothing: a restart replays
+	// the log from its start.
+	require.NoError(t, s.Compact(100))
+	segs, _ := listNumbered(dir, segmentExt)
+	require.Equal(t, before, segs)
+
+	_, err = s.CreateSnapshot(250, &pb.ConfState{Voters: []uint64{1}}, []byte("state at 250"))
+	require.NoError(t, err)
+	require.NoError(t, s.Compact(240))
+	after, _ := listNumbered(dir, segmentExt)
+	require.Less(t, len(after), len(before))
+	require.Equal(t, before[len(before)-1], after[len(after)-1], "the last segment stays")
+	first, _ := s.FirstIndex()
+	require.Equal(t, uint64(241), first)
+	got, err := s.Entries(241, 301, math.MaxUint64)
+	require.NoError(t, err)
+	require.Equal(t, all[240:], got)
+	require.NoError(t, s.Close())
+
+	s, err = Open(dir, opts)
+	require.NoError(t, err)
+	defer s.Close()
+	first, _ = s.FirstIndex()
+	require.Equal(t, uint64(251), first, "the log reopens at the snapshot")
+	got, err = s.Entries(251, 301, math.MaxUint64)
+	require.NoError(t, err)
+	require.Equal(t, all[250:], got)
+	snap, err := s.Snapshot()
+	require.NoError(t, err)
+	require.Equal(t, []byte("state at 250"), snap.Data)
+}
