@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,6 +329,53 @@ func TestMembershipThroughTheAPI(t *testing.T) {
 		t.Helper()
 		put(t, c.url(from, fmt.Sprint("/kv/m", k)), fmt.Sprint("v", k))
 	}
+	// Load all along: a writer through whichever members are running,
+	// recording the writes acknowledged.
+	var mu sync.Mutex
+	urls := []string{c.url(1, ""), c.url(2, ""), c.url(3, "")}
+	var acked []int
+	stopLoad := make(chan struct{})
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		client := &http.Client{Timeout: 2 * time.Second}
+		for n := 0; ; n++ {
+			select {
+			case <-stopLoad:
+				return
+			default:
+			}
+			mu.Lock()
+			u := urls[n%len(urls)]
+			mu.Unlock()
+			req, _ := http.NewRequest("PUT", fmt.Sprint(u, "/kv/load-", n), strings.NewReader(fmt.Sprint(n)))
+			resp, err := client.Do(req)
+			if err != nil {
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				mu.Lock()
+				acked = append(acked, n)
+				mu.Unlock()
+			}
+		}
+	}()
+	setURLs := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		urls = urls[:0]
+		for id := range c.members {
+			urls = append(urls, c.url(id, ""))
+		}
+	}
+	// retire stops a removed member, out of the load's reach first.
+	retire := func(id uint64) {
+		m := c.members[id]
+		delete(c.members, id)
+		setURLs()
+		m.stop()
+	}
 	for k := range 20 {
 		write(1, k)
 	}
@@ -336,6 +384,7 @@ func TestMembershipThroughTheAPI(t *testing.T) {
 	require.Equal(t, 201, r.status, r.body)
 	require.Contains(t, r.body, `"learners":[4]`)
 	c.start(4, true)
+	setURLs()
 	for k := 20; k < 40; k++ {
 		write(3, k)
 	}
@@ -350,13 +399,13 @@ func TestMembershipThroughTheAPI(t *testing.T) {
 
 	r = do(t, "DELETE", c.url(1, "/cluster/members/2"), "")
 	require.Equal(t, 200, r.status, r.body)
-	c.stop(2)
+	retire(2)
 	write(4, 40)
 
 	lead := c.waitLeader()
 	r = do(t, "DELETE", c.url(lead, fmt.Sprint("/cluster/members/", lead)), "")
 	require.Equal(t, 200, r.status, r.body)
-	c.stop(lead)
+	retire(lead)
 	newLead := c.waitLeader()
 	require.NotEqual(t, lead, newLead)
 	for id := range c.members {
@@ -364,6 +413,17 @@ func TestMembershipThroughTheAPI(t *testing.T) {
 	}
 	r = do(t, "GET", c.url(newLead, "/kv/m40"), "")
 	require.Equal(t, "v40", r.body)
+
+	close(stopLoad)
+	<-loadDone
+	require.Greater(t, len(acked), 10, "the load ran")
+	for id := range c.members {
+		for _, n := range acked {
+			r := do(t, "GET", c.url(id, fmt.Sprint("/kv/load-", n)), "")
+			require.Equal(t, 200, r.status, "acknowledged write %d missing on member %d: %s", n, id, r.body)
+			require.Equal(t, fmt.Sprint(n), r.body)
+		}
+	}
 }
 
 // TestTransferLeadership moves leadership through the API.
