@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,6 +123,26 @@ type replay struct {
 	prevKnown bool
 	prevTerm  uint64
 	locs      []loc
+	// buf is reused for every segment: nothing keeps a reference to a
+	// segment's data once it is replayed.
+	buf []byte
+}
+
+// read returns the whole of f, in r.buf.
+func (r *replay) read(f *os.File) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := int(fi.Size())
+	if cap(r.buf) < n {
+		r.buf = make([]byte, n)
+	}
+	r.buf = r.buf[:n]
+	if _, err := f.ReadAt(r.buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return r.buf, nil
 }
 
 func (r *replay) entry(l loc, index uint64) error {
@@ -164,9 +185,9 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 		return fmt.Errorf("wal: %w", err)
 	}
 	s.segs = append(s.segs, &segment{seq: seq, path: path, f: f})
-	data, err := os.ReadFile(path)
+	data, err := r.read(f)
 	if err != nil {
-		return fmt.Errorf("wal: %w", err)
+		return fmt.Errorf("wal: read %s: %w", path, err)
 	}
 	end, torn, err := scanSegment(data, path, last, func(t recType, p []byte, off int) error {
 		if off == 0 {
@@ -260,7 +281,9 @@ func (s *Storage) reconcile(r *replay) error {
 		return corruptf(segmentPath(s, r.locs[0].seq), int64(r.locs[0].off),
 			"log starts at %d but the snapshot ends at %d", first, snapIndex)
 	}
-	s.locs = append([]loc(nil), s.locs...)
+	if len(s.locs) < len(r.locs) {
+		s.locs = append([]loc(nil), s.locs...) // let the prefix go
+	}
 	s.cacheFirst = s.lastIndex() + 1
 	if s.hs.Commit > s.lastIndex() {
 		return corruptf(tail, 0, "hard state commits %d past the last index %d", s.hs.Commit, s.lastIndex())

@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 
@@ -291,7 +292,7 @@ func (s *Storage) readEntries(ents []pb.Entry, lo, hi uint64) ([]pb.Entry, error
 // limitSize returns the longest prefix of ents within maxSize bytes, but at
 // least one entry.
 func limitSize(ents []pb.Entry, maxSize uint64) []pb.Entry {
-	if len(ents) == 0 {
+	if len(ents) == 0 || maxSize == math.MaxUint64 {
 		return ents
 	}
 	size := uint64(ents[0].Size())
