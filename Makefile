@@ -41,14 +41,16 @@ mutation-check:
 	$(GO) test -tags raftmutation -count=1 -run 'TestSimCatchesMutation' -v ./rafttest/ | grep -E 'seeds caught|^(ok|FAIL|---)'
 
 # Thousands of simulation seeds across cluster sizes, PreVote and
-# CheckQuorum, on every core; then the simulation on the WAL storage and
-# the WAL's SIGKILL crash loop. SOAK_SEEDS sets how many seeds.
+# CheckQuorum, on every core; then the simulation on the WAL storage, the
+# WAL's SIGKILL crash loop, and the kvstore example's kill-and-restart
+# linearizability run with real processes. SOAK_SEEDS sets how many seeds.
 SOAK_SEEDS ?= 5000
 SOAK_WAL_ROUNDS ?= 500
 soak:
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.seeds=$(SOAK_SEEDS) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.wal -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestCrashSafety' ./wal/ -wal.crash.rounds=$(SOAK_WAL_ROUNDS)
+	cd $(KVSTORE) && $(GO) test -count=1 -timeout 1h -run 'TestE2ELinearizable' -v . -e2e.soak | grep -vE '^(=== RUN|PASS)'
 
 test-short:
 	$(GO) test $(TEST_TAGS) -short -count=1 $(PKGS)

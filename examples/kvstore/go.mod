@@ -4,6 +4,8 @@ go 1.24.0
 
 require github.com/raftcore/raft v0.0.0
 
+require github.com/anishathalye/porcupine v1.3.1
+
 require (
 	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/stretchr/testify v1.12.1

@@ -548,10 +548,13 @@ func (m *member) fatal(msg string, err error) {
 func (m *member) stop() {
 	close(m.stopC)
 	<-m.doneC
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Requests waiting on the loop have their answers now; a second is
+	// plenty for them to be written. Idle keep-alive connections that never
+	// sent a request would hold Shutdown for longer: close them.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := m.httpSrv.Shutdown(ctx); err != nil {
-		m.log.Warn("http shutdown", "err", err)
+		m.httpSrv.Close()
 	}
 	m.tr.close()
 	if err := m.store.Close(); err != nil {
