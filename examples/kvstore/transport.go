@@ -28,6 +28,9 @@ const (
 	// behind, new batches are dropped and the peer reported unreachable
 	// (Raft retransmits).
 	queueSize = 1024
+	// maxConns bounds the incoming connections open at once (a member
+	// needs one per peer; reconnects overlap briefly).
+	maxConns = 64
 )
 
 type hello struct {
@@ -296,6 +299,12 @@ func (t *transport) accept() {
 			t.mu.Unlock()
 			conn.Close()
 			return
+		}
+		if len(t.conns) >= maxConns {
+			t.mu.Unlock()
+			t.log.Warn("refusing a peer connection: too many open", "remote", conn.RemoteAddr().String(), "open", maxConns)
+			conn.Close()
+			continue
 		}
 		t.conns[conn] = struct{}{}
 		t.wg.Add(1)
