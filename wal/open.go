@@ -122,7 +122,7 @@ type replay struct {
 	start     uint64
 	prevKnown bool
 	prevTerm  uint64
-	locs      []loc
+	locs      locIndex
 	// buf is reused for every segment: nothing keeps a reference to a
 	// segment's data once it is replayed.
 	buf []byte
@@ -146,21 +146,22 @@ func (r *replay) read(f *os.File) ([]byte, error) {
 }
 
 func (r *replay) entry(l loc, index uint64) error {
-	last := r.start + uint64(len(r.locs)) - 1
+	last := r.start + uint64(r.locs.len()) - 1
 	switch {
-	case len(r.locs) == 0 && !r.prevKnown:
+	case r.locs.len() == 0 && !r.prevKnown:
 		r.start = index
-	case len(r.locs) == 0 && index != r.start:
+	case r.locs.len() == 0 && index != r.start:
 		return fmt.Errorf("entry %d does not follow the snapshot at %d", index, r.start-1)
 	case index == last+1:
 	case index >= r.start && index <= last:
-		r.locs = r.locs[:index-r.start]
+		r.locs.truncate(int(index - r.start))
 	case index < r.start && !r.prevKnown:
-		r.start, r.locs = index, r.locs[:0]
+		r.start = index
+		r.locs.reset()
 	default:
 		return fmt.Errorf("entry %d does not fit a log of %d...%d", index, r.start, last)
 	}
-	r.locs = append(r.locs, l)
+	r.locs.append(l)
 	return nil
 }
 
@@ -168,7 +169,8 @@ func (r *replay) snapshot(index, term uint64) error {
 	if index > r.snapIndex {
 		return fmt.Errorf("snapshot %d applied but the newest snapshot file is %d", index, r.snapIndex)
 	}
-	r.start, r.prevKnown, r.prevTerm, r.locs = index+1, true, term, r.locs[:0]
+	r.start, r.prevKnown, r.prevTerm = index+1, true, term
+	r.locs.reset()
 	return nil
 }
 
@@ -265,24 +267,22 @@ func (s *Storage) reconcile(r *replay) error {
 	tail := s.segs[len(s.segs)-1].path
 	s.hs = r.hs
 	s.base, s.baseTerm = snapIndex, snapTerm
-	first, n := r.start, uint64(len(r.locs))
+	first, n := r.start, uint64(r.locs.len())
 	switch {
 	case r.prevKnown && first-1 == snapIndex && r.prevTerm != snapTerm:
 		return corruptf(tail, 0, "log continues a snapshot at %d of term %d, the snapshot file has term %d", snapIndex, r.prevTerm, snapTerm)
 	case n == 0 || first+n-1 < snapIndex:
 		// Everything replayed is covered by the snapshot.
 	case first <= snapIndex:
-		if r.locs[snapIndex-first].term == snapTerm {
-			s.locs = r.locs[snapIndex-first+1:]
+		if r.locs.at(int(snapIndex-first)).term == snapTerm {
+			r.locs.dropFront(int(snapIndex - first + 1))
+			s.locs = r.locs
 		}
 	case first == snapIndex+1:
 		s.locs = r.locs
 	default:
-		return corruptf(segmentPath(s, r.locs[0].seq), int64(r.locs[0].off),
+		return corruptf(segmentPath(s, r.locs.at(0).seq), int64(r.locs.at(0).off),
 			"log starts at %d but the snapshot ends at %d", first, snapIndex)
-	}
-	if len(s.locs) < len(r.locs) {
-		s.locs = append([]loc(nil), s.locs...) // let the prefix go
 	}
 	s.cacheFirst = s.lastIndex() + 1
 	if s.hs.Commit > s.lastIndex() {

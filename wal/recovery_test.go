@@ -238,7 +238,7 @@ func TestOpenRefusesMissingPieces(t *testing.T) {
 		}
 		_, err = s.CreateSnapshot(50, &pb.ConfState{Voters: []uint64{1}}, []byte("state"))
 		require.NoError(t, err)
-		seq := s.locs[51].seq
+		seq := s.loc(52).seq
 		require.NoError(t, s.Close())
 		return dir, seq
 	}

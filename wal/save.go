@@ -87,7 +87,7 @@ func (s *Storage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
 	if hasSnap {
 		s.snap = snap
 		s.base, s.baseTerm = snap.Metadata.Index, snap.Metadata.Term
-		s.locs = s.locs[:0]
+		s.locs.reset()
 		s.cache, s.cacheFirst, s.cacheBytes = nil, s.base+1, 0
 	}
 	if len(ents) > 0 {
@@ -158,9 +158,9 @@ func (s *Storage) encode(hs pb.HardState, hasHS bool, ents []pb.Entry, snap pb.S
 // relative to off) in the index and the cache. Holds mu.
 func (s *Storage) appendLocked(ents []pb.Entry, seq uint64, off int64, offs []uint32) {
 	first := ents[0].Index
-	s.locs = s.locs[:first-s.base-1]
+	s.locs.truncate(int(first - s.base - 1))
 	for i := range ents {
-		s.locs = append(s.locs, loc{
+		s.locs.append(loc{
 			term: ents[i].Term,
 			seq:  seq,
 			off:  uint32(off) + offs[i],
@@ -184,11 +184,11 @@ func (s *Storage) appendLocked(ents []pb.Entry, seq uint64, off int64, offs []ui
 	}
 	s.cache = append(s.cache, ents...)
 	for i := range ents {
-		s.cacheBytes += int(s.locs[ents[i].Index-s.base-1].size)
+		s.cacheBytes += int(s.loc(ents[i].Index).size)
 	}
 	drop := 0
 	for drop < len(s.cache) && s.cacheBytes > s.opts.CacheSize {
-		s.cacheBytes -= int(s.locs[s.cacheFirst+uint64(drop)-s.base-1].size)
+		s.cacheBytes -= int(s.loc(s.cacheFirst + uint64(drop)).size)
 		drop++
 	}
 	s.cache = s.cache[drop:]
@@ -281,7 +281,7 @@ func (s *Storage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Sn
 	}
 	snap := pb.Snapshot{Data: data, Metadata: pb.SnapshotMetadata{Index: i, Term: s.baseTerm, ConfState: s.snap.Metadata.ConfState}}
 	if i > s.base {
-		snap.Metadata.Term = s.locs[i-s.base-1].term
+		snap.Metadata.Term = s.loc(i).term
 	}
 	if cs != nil {
 		snap.Metadata.ConfState = *cs
@@ -325,12 +325,12 @@ func (s *Storage) Compact(compactIndex uint64) error {
 	if need := min(compactIndex, s.snap.Metadata.Index) + 1; need <= s.base {
 		keepSeq = s.segs[0].seq // located before an earlier compaction: keep all
 	} else if need <= s.lastIndex() {
-		keepSeq = s.locs[need-s.base-1].seq
+		keepSeq = s.loc(need).seq
 	}
 
 	s.mu.Lock()
-	s.baseTerm = s.locs[compactIndex-s.base-1].term
-	s.locs = slices.Clone(s.locs[compactIndex-s.base:])
+	s.baseTerm = s.loc(compactIndex).term
+	s.locs.dropFront(int(compactIndex - s.base))
 	s.base = compactIndex
 	if s.cacheFirst <= compactIndex {
 		drop := compactIndex + 1 - s.cacheFirst

@@ -132,7 +132,7 @@ type Storage struct {
 	// with the entries up to the snapshot still on disk.
 	base     uint64
 	baseTerm uint64
-	locs     []loc // locs[i] is the entry at base+1+i
+	locs     locIndex // locs.at(i) is the entry at base+1+i
 	// cache holds the entries cacheFirst ... lastIndex, the most recently
 	// written ones, as they were saved. cacheBytes is their payload size.
 	cache      []pb.Entry
@@ -145,7 +145,10 @@ var _ raft.Storage = (*Storage)(nil)
 // Dir returns the directory the Storage keeps its files in.
 func (s *Storage) Dir() string { return s.dir }
 
-func (s *Storage) lastIndex() uint64 { return s.base + uint64(len(s.locs)) }
+func (s *Storage) lastIndex() uint64 { return s.base + uint64(s.locs.len()) }
+
+// loc returns where the entry at index i is. Holds mu or wmu.
+func (s *Storage) loc(i uint64) loc { return s.locs.at(int(i - s.base - 1)) }
 
 // InitialState implements raft.Storage: the saved hard state and the
 // configuration of the newest snapshot.
@@ -199,7 +202,7 @@ func (s *Storage) Term(i uint64) (uint64, error) {
 	case i > s.lastIndex():
 		return 0, raft.ErrUnavailable
 	}
-	return s.locs[i-s.base-1].term, nil
+	return s.loc(i).term, nil
 }
 
 // Snapshot implements raft.Storage: the newest snapshot (empty if none).
@@ -234,9 +237,9 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 		return limitSize(s.cache[lo-s.cacheFirst:hi-s.cacheFirst:hi-s.cacheFirst], maxSize), nil
 	}
 	// How many entries fit in maxSize (at least one), from the index alone.
-	n, size := uint64(1), uint64(s.locs[lo-s.base-1].size)
+	n, size := uint64(1), uint64(s.loc(lo).size)
 	for ; lo+n < hi; n++ {
-		size += uint64(s.locs[lo+n-s.base-1].size)
+		size += uint64(s.loc(lo + n).size)
 		if size > maxSize {
 			break
 		}
@@ -258,16 +261,16 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 // mu (read).
 func (s *Storage) readEntries(ents []pb.Entry, lo, hi uint64) ([]pb.Entry, error) {
 	for lo < hi {
-		first := s.locs[lo-s.base-1]
+		first := s.loc(lo)
 		// The run of entries in the same segment, at increasing offsets.
 		j := lo + 1
 		for ; j < hi; j++ {
-			l := s.locs[j-s.base-1]
+			l := s.loc(j)
 			if l.seq != first.seq || l.off < first.off {
 				break
 			}
 		}
-		last := s.locs[j-1-s.base-1]
+		last := s.loc(j - 1)
 		seg := s.segs[first.seq-s.segs[0].seq]
 		end := int64(last.off) + int64(frameSize(int(last.size)))
 		buf := make([]byte, end-int64(first.off))
@@ -275,7 +278,7 @@ func (s *Storage) readEntries(ents []pb.Entry, lo, hi uint64) ([]pb.Entry, error
 			return nil, fmt.Errorf("wal: read %s at %d: %w", seg.path, first.off, err)
 		}
 		for i := lo; i < j; i++ {
-			l := s.locs[i-s.base-1]
+			l := s.loc(i)
 			rel := int(l.off - first.off)
 			t, payload, _, st := readFrame(buf, rel)
 			var e pb.Entry
