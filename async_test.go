@@ -123,7 +123,7 @@ func TestAsyncSingleNode(t *testing.T) {
 	last, err := n.s.LastIndex()
 	require.NoError(t, err)
 	require.Equal(t, n.rn.raft.raftLog.lastIndex(), last)
-	require.Panics(t, n.rn.Advance, "Advance is not used in async mode")
+	require.Panics(t, func() { n.rn.Advance(Ready{}) }, "Advance is not used in async mode")
 }
 
 // The leader counts its own entry toward commit only once its append is

@@ -57,7 +57,7 @@ func (n *benchNode) pump(b *testing.B) bool {
 			}
 			n.applied = e.Index
 		}
-		n.rn.Advance()
+		n.rn.Advance(rd)
 		if n.applied >= n.compacted+8192 {
 			if err := n.s.Compact(n.applied); err != nil {
 				b.Fatal(err)

@@ -289,7 +289,7 @@ func TestDescribeReadyOfSingleNodeElection(t *testing.T) {
 		if !IsEmptyHardState(rd.HardState) {
 			require.NoError(t, n.storage.SetHardState(rd.HardState))
 		}
-		n.rn.Advance()
+		n.rn.Advance(rd)
 	}
 	require.Equal(t, []string{
 		"SoftState Lead:0 State:StateCandidate\nHardState Term:1 Vote:1 Commit:0\nMustSync\n",

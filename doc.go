@@ -63,7 +63,7 @@
 //				apply(e)
 //			}
 //			// 4. Acknowledge.
-//			node.Advance()
+//			node.Advance(rd)
 //		}
 //	}
 //

@@ -50,7 +50,7 @@ func ExampleRawNode() {
 					fmt.Printf("applied %d: %s\n", e.Index, e.Data)
 				}
 			}
-			rn.Advance()
+			rn.Advance(rd)
 		}
 	}
 

@@ -88,7 +88,7 @@ func (n *testNode) ready() []pb.Message {
 			}
 			n.applied = append(n.applied, e)
 		}
-		n.rn.Advance()
+		n.rn.Advance(rd)
 	}
 	return msgs
 }

@@ -185,7 +185,7 @@ func (n *node) run() {
 				advancec = n.advancec
 			}
 		case <-advancec:
-			n.rn.Advance()
+			n.rn.Advance(Ready{})
 			advancec = nil
 		case c := <-n.statusc:
 			c <- getStatus(r)

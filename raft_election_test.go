@@ -91,7 +91,7 @@ func TestFollowerStartsElectionAfterTimeout(t *testing.T) {
 		to = append(to, m.To)
 	}
 	require.ElementsMatch(t, []uint64{2, 3}, to)
-	n.rn.Advance()
+	n.rn.Advance(rd)
 }
 
 // Raft §5.2: the election timeout is drawn from [et, 2et), and different

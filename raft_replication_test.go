@@ -55,7 +55,7 @@ func TestLeaderReplicatesProposal(t *testing.T) {
 		require.Equal(t, []pb.Entry{want}, m.Entries)
 	}
 	require.NoError(t, leader.storage.Append(rd.Entries))
-	leader.rn.Advance()
+	leader.rn.Advance(rd)
 }
 
 // Raft §5.3: an entry is committed once the leader has it replicated on a
@@ -631,7 +631,7 @@ func TestMaxCommittedSizePerReady(t *testing.T) {
 	// Persist the proposals; they commit at Advance.
 	rd := n.rn.Ready()
 	require.NoError(t, n.storage.Append(rd.Entries))
-	n.rn.Advance()
+	n.rn.Advance(rd)
 
 	var batches int
 	next := start + 1
@@ -646,7 +646,7 @@ func TestMaxCommittedSizePerReady(t *testing.T) {
 			}
 		}
 		require.NoError(t, n.storage.Append(rd.Entries))
-		n.rn.Advance()
+		n.rn.Advance(rd)
 	}
 	require.Equal(t, start+11, next, "all ten applied")
 	require.GreaterOrEqual(t, batches, 5, "two 100-byte entries per 250-byte Ready")

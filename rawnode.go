@@ -423,14 +423,17 @@ func (r *raft) handleStorageResponse(m pb.Message) {
 
 // Advance tells the node that the last Ready was handled: its entries,
 // hard state and snapshot are persisted, its messages sent, its snapshot and
-// committed entries applied. It panics if no Ready is outstanding, or with
-// AsyncStorageWrites (which acknowledges through messages instead).
-func (rn *RawNode) Advance() {
+// committed entries applied. The argument is not used (the node remembers
+// what it handed out); it is there so that code written for etcd raft,
+// which passes the Ready back, compiles unchanged. Calling Advance when no
+// Ready is outstanding does nothing. It panics with AsyncStorageWrites,
+// which acknowledges through storage messages instead.
+func (rn *RawNode) Advance(_ Ready) {
 	if rn.asyncWrite {
 		panic("raft: Advance must not be called with AsyncStorageWrites")
 	}
 	if !rn.outstanding {
-		panic("raft: Advance called without a preceding Ready")
+		return
 	}
 	ack := rn.ack
 	rn.ack = readyAck{}

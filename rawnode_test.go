@@ -41,7 +41,7 @@ func handle(t *testing.T, rn *RawNode, s *MemoryStorage, rd Ready) {
 			rn.ApplyConfChange(cc)
 		}
 	}
-	rn.Advance()
+	rn.Advance(rd)
 }
 
 // The Ready contract, step by step on a single voter: SoftState only when
@@ -240,9 +240,21 @@ func TestRawNodeRestartFromApplied(t *testing.T) {
 	}
 }
 
-func TestRawNodeAdvanceWithoutReadyPanics(t *testing.T) {
+// As with etcd raft, Advance with no Ready outstanding (before the first
+// Ready, or a second time for one Ready) does nothing.
+func TestRawNodeAdvanceWithoutReadyIsHarmless(t *testing.T) {
 	rn, _ := newBootstrapped(t, 1, 1)
-	require.Panics(t, rn.Advance)
+	before := rn.Status()
+	hadReady := rn.HasReady()
+	rn.Advance(Ready{})
+	require.Equal(t, before, rn.Status())
+	require.Equal(t, hadReady, rn.HasReady())
+
+	rd := rn.Ready()
+	rn.Advance(rd)
+	after := rn.Status()
+	rn.Advance(rd)
+	require.Equal(t, after, rn.Status(), "a second Advance for the same Ready changes nothing")
 }
 
 // Every malformed, inconsistent or misdirected message is refused with an

@@ -23,12 +23,12 @@ func TestReadIndexSafeOnLeader(t *testing.T) {
 	hbs := filterMsgs(rd.Messages, pb.MsgHeartbeat, 0)
 	require.Len(t, hbs, 2)
 	require.Equal(t, []byte("r1"), hbs[0].Context)
-	leader.rn.Advance()
+	leader.rn.Advance(rd)
 	// One acknowledgement plus the leader's own make a quorum.
 	require.NoError(t, leader.rn.Step(pb.Message{From: 2, To: 1, Type: pb.MsgHeartbeatResp, Term: 1, Context: []byte("r1")}))
 	rd = leader.rn.Ready()
 	require.Equal(t, []ReadState{{Index: written, RequestCtx: []byte("r1")}}, rd.ReadStates)
-	leader.rn.Advance()
+	leader.rn.Advance(rd)
 }
 
 // A read on a follower goes to the leader and comes back with the leader's
@@ -73,7 +73,7 @@ func TestReadIndexLeaseBased(t *testing.T) {
 	rd := leader.rn.Ready()
 	require.Equal(t, []ReadState{{Index: leader.r().raftLog.committed, RequestCtx: []byte("lease")}}, rd.ReadStates)
 	require.Empty(t, filterMsgs(rd.Messages, pb.MsgHeartbeat, 0), "no round needed")
-	leader.rn.Advance()
+	leader.rn.Advance(rd)
 
 	// Cut off, the leader's lease runs out within an election timeout,
 	// before the others may elect anyone; reads then need a round, which
@@ -185,7 +185,7 @@ func TestReadIndexSingleVoterAndNoLeader(t *testing.T) {
 	n.rn.ReadIndex([]byte("solo"))
 	rd := n.rn.Ready()
 	require.Equal(t, []ReadState{{Index: n.r().raftLog.committed, RequestCtx: []byte("solo")}}, rd.ReadStates)
-	n.rn.Advance()
+	n.rn.Advance(rd)
 
 	f := newTestNode(t, 2, []uint64{1, 2, 3})
 	f.rn.ReadIndex([]byte("nobody"))

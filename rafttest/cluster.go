@@ -185,7 +185,7 @@ func (n *Node) handleReady() []pb.Message {
 		}
 		n.Applied = append(n.Applied, e)
 	}
-	n.RawNode.Advance()
+	n.RawNode.Advance(rd)
 	return rd.Messages
 }
 

@@ -869,7 +869,7 @@ func (s *Sim) handleReady(n *simNode) {
 	for _, e := range rd.CommittedEntries {
 		s.apply(n, e)
 	}
-	n.rn.Advance()
+	n.rn.Advance(rd)
 	s.maybeCompact(n)
 	s.checkNode(n)
 }

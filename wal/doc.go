@@ -18,7 +18,7 @@
 //		}
 //		// 2. Send rd.Messages. 3. Apply rd.Snapshot and
 //		// rd.CommittedEntries. 4. Advance.
-//		rn.Advance()
+//		rn.Advance(rd)
 //	}
 //
 // To compact, snapshot the state machine at its applied index and drop the

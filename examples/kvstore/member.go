@@ -369,7 +369,7 @@ func (m *member) handleReady() {
 		}
 	}
 	// 4. Advance.
-	m.rn.Advance()
+	m.rn.Advance(rd)
 	m.releaseReads()
 	m.maybeSnapshot()
 	m.metrics.readyLatency.Observe(time.Since(start).Seconds())

@@ -206,6 +206,6 @@ func handleReady(node *raft.RawNode, storage nodeStorage, kv *kvStore) error {
 	}
 
 	// 4. Tell the node this Ready is done.
-	node.Advance()
+	node.Advance(rd)
 	return nil
 }
