@@ -292,3 +292,220 @@ func TestAsyncOwnAckAfterTermChange(t *testing.T) {
 	require.Equal(t, commit, n.rn.raft.raftLog.committed)
 	require.Equal(t, StateFollower, n.rn.raft.state)
 }
+
+// takeAsync returns the Ready's MsgStorageAppend and MsgStorageApply (either
+// may be zero) and the messages for peers.
+func takeAsync(rd Ready) (appendMsg, applyMsg pb.Message, peers []pb.Message) {
+	for _, m := range rd.Messages {
+		switch m.To {
+		case LocalAppendThread:
+			appendMsg = m
+		case LocalApplyThread:
+			applyMsg = m
+		default:
+			peers = append(peers, m)
+		}
+	}
+	return appendMsg, applyMsg, peers
+}
+
+// The append and apply threads answer independently: a follower slow to
+// apply may have a leader's snapshot persisted (and its responses stepped)
+// before the apply thread reports a batch handed out before the snapshot.
+// That report is superseded, not a reason to panic, and the node goes on.
+func TestAsyncSnapshotOvertakesLaggingApply(t *testing.T) {
+	n := newAsyncNode(t, 2, []Peer{{ID: 1}, {ID: 2}, {ID: 3}})
+	// The bootstrap entries 1-3 are written, then handed to the apply
+	// thread, which holds them.
+	rd := n.rn.Ready()
+	appendMsg, _, _ := takeAsync(rd)
+	n.queued = append(n.queued, appendMsg)
+	n.flush(1)
+	rd = n.rn.Ready()
+	_, lagging, _ := takeAsync(rd)
+	require.NotEmpty(t, lagging.Entries, "entries 1-3 are handed to the apply thread")
+	require.Equal(t, uint64(3), lagging.Entries[len(lagging.Entries)-1].Index)
+
+	// The leader sends a snapshot at index 10; the append thread persists
+	// it and its responses are stepped first.
+	snap := pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 10, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}}}}
+	require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgSnap, From: 1, To: 2, Term: 1, Snapshot: &snap}))
+	rd = n.rn.Ready()
+	appendMsg, _, _ = takeAsync(rd)
+	require.NotNil(t, appendMsg.Snapshot)
+	n.queued = append(n.queued, appendMsg)
+	out := n.flush(1)
+	require.Equal(t, uint64(10), n.rn.Status().Applied)
+	require.Len(t, out, 1)
+	require.Equal(t, pb.MsgAppResp, out[0].Type)
+	require.Equal(t, uint64(10), out[0].Index)
+
+	// Now the apply thread reports the batch it was given before.
+	for _, resp := range lagging.Responses {
+		require.NotPanics(t, func() { require.NoError(t, n.rn.Step(resp)) })
+	}
+	st := n.rn.Status()
+	require.Equal(t, uint64(10), st.Applied, "the snapshot, not the stale batch, sets applied")
+	require.Equal(t, uint64(10), st.Commit)
+
+	// Entries after the snapshot still commit and reach the apply thread
+	// (the stale batch gave its size budget back).
+	require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgApp, From: 1, To: 2, Term: 1, Index: 10, LogTerm: 1, Commit: 11,
+		Entries: []pb.Entry{{Index: 11, Term: 1, Data: []byte("after")}}}))
+	n.process()
+	require.Equal(t, [][]byte{[]byte("after")}, n.appliedData())
+	require.Equal(t, uint64(11), n.rn.Status().Applied)
+}
+
+// asyncCluster routes messages between asyncNodes and records who led
+// which term, in which incarnation (restarts count up).
+type asyncCluster struct {
+	t           *testing.T
+	nodes       map[uint64]*asyncNode
+	incarnation map[uint64]int
+	// led maps a term to the leaderships seen in it.
+	led map[uint64][]string
+	// cut drops messages from one node to another.
+	cut map[[2]uint64]bool
+}
+
+func newAsyncCluster(t *testing.T, ids ...uint64) *asyncCluster {
+	c := &asyncCluster{t: t, nodes: map[uint64]*asyncNode{}, incarnation: map[uint64]int{},
+		led: map[uint64][]string{}, cut: map[[2]uint64]bool{}}
+	var peers []Peer
+	for _, id := range ids {
+		peers = append(peers, Peer{ID: id})
+	}
+	for _, id := range ids {
+		c.nodes[id] = newAsyncNode(t, id, peers)
+	}
+	return c
+}
+
+// noteLeader records n's leadership the first time this incarnation shows
+// it.
+func (c *asyncCluster) noteLeader(id uint64) {
+	st := c.nodes[id].rn.BasicStatus()
+	if st.RaftState != StateLeader {
+		return
+	}
+	who := fmt.Sprintf("node %d incarnation %d", id, c.incarnation[id])
+	for _, w := range c.led[st.Term] {
+		if w == who {
+			return
+		}
+	}
+	c.led[st.Term] = append(c.led[st.Term], who)
+}
+
+// run delivers msgs, and everything they cause, until the cluster is quiet.
+func (c *asyncCluster) run(msgs []pb.Message) {
+	for len(msgs) > 0 {
+		var next []pb.Message
+		for _, m := range msgs {
+			if c.cut[[2]uint64{m.From, m.To}] {
+				continue
+			}
+			n := c.nodes[m.To]
+			_ = n.rn.Step(m)
+			c.noteLeader(m.To)
+			next = append(next, n.process()...)
+			c.noteLeader(m.To)
+		}
+		msgs = next
+	}
+}
+
+func (c *asyncCluster) process(id uint64) []pb.Message {
+	out := c.nodes[id].process()
+	c.noteLeader(id)
+	return out
+}
+
+// crash loses id's writes not yet done and restarts it from its storage.
+func (c *asyncCluster) crash(id uint64) {
+	old := c.nodes[id]
+	cfg := testConfig(id, old.s)
+	cfg.AsyncStorageWrites = true
+	rn, err := NewRawNode(cfg)
+	require.NoError(c.t, err)
+	c.nodes[id] = &asyncNode{t: c.t, rn: rn, s: old.s}
+	c.incarnation[id]++
+	c.run(c.process(id)) // apply what it had committed
+}
+
+// With AsyncStorageWrites, a candidate's vote requests leave only once its
+// new term and its vote for itself are durable. Otherwise (as in etcd raft)
+// this sequence makes node 1 lead term 2 twice: it wins term 2 on the
+// votes of 2 and 3 while its own write is pending, puts "x" at (index 5,
+// term 2) on node 2 only, crashes before its write lands and restarts in
+// term 1; cut off from node 2 it wins term 2 again with node 3 and puts
+// "z" at (index 5, term 2). Node 2 would then keep "x" where the others
+// have "z" under the same index and term, and no conflict is ever seen.
+func TestAsyncCandidateAsksVotesOnlyOnceItsTermIsDurable(t *testing.T) {
+	c := newAsyncCluster(t, 1, 2, 3)
+	for id := uint64(1); id <= 3; id++ {
+		c.process(id)
+	}
+	n1 := c.nodes[1]
+	n1.hold = true // node 1's writes stay pending
+	require.NoError(t, n1.rn.Campaign())
+	out := c.process(1)
+	for _, m := range out {
+		require.NotEqual(t, pb.MsgVote, m.Type, "a vote request left before the candidate's term was durable")
+	}
+	// Nodes 2 and 3 answer whatever reached them; from then on node 1
+	// reaches only node 2.
+	var replies []pb.Message
+	for _, m := range out {
+		require.NoError(t, c.nodes[m.To].rn.Step(m))
+		replies = append(replies, c.process(m.To)...)
+	}
+	c.cut[[2]uint64{1, 3}] = true
+	c.run(replies)
+	if n1.rn.BasicStatus().RaftState == StateLeader {
+		require.NoError(t, n1.rn.Propose([]byte("x")))
+		c.run(c.process(1))
+	}
+	delete(c.cut, [2]uint64{1, 3})
+	require.NotEmpty(t, n1.queued, "node 1's term and vote are still being written")
+
+	// Node 1 crashes before its write lands, cut off from node 2.
+	c.crash(1)
+	c.cut[[2]uint64{1, 2}], c.cut[[2]uint64{2, 1}] = true, true
+	require.NoError(t, c.nodes[1].rn.Campaign())
+	c.run(c.process(1))
+	require.Equal(t, StateLeader, c.nodes[1].rn.BasicStatus().RaftState)
+	require.NoError(t, c.nodes[1].rn.Propose([]byte("z")))
+	c.run(c.process(1))
+
+	// Heal and let heartbeats bring node 2 in line.
+	clear(c.cut)
+	for i := 0; i < 5; i++ {
+		for id := uint64(1); id <= 3; id++ {
+			c.nodes[id].rn.Tick()
+			c.run(c.process(id))
+		}
+	}
+
+	for term, who := range c.led {
+		require.Len(t, who, 1, "term %d was led more than once: %v", term, who)
+	}
+	// Log Matching: an index and term name one entry on every node.
+	logs := map[uint64][]pb.Entry{}
+	for id, n := range c.nodes {
+		logs[id] = n.rn.raft.raftLog.allEntries()
+	}
+	for a := uint64(1); a <= 3; a++ {
+		for b := a + 1; b <= 3; b++ {
+			for _, ea := range logs[a] {
+				for _, eb := range logs[b] {
+					if ea.Index == eb.Index && ea.Term == eb.Term {
+						require.Equal(t, ea.Data, eb.Data, "nodes %d and %d hold different entries at index %d term %d", a, b, ea.Index, ea.Term)
+					}
+				}
+			}
+		}
+	}
+	require.Equal(t, c.nodes[1].rn.raft.raftLog.lastEntryID(), c.nodes[2].rn.raft.raftLog.lastEntryID())
+}

@@ -11,4 +11,6 @@ const (
 	mutationDoubleVote         = false
 	mutationAnyLog             = false
 	mutationReadWithoutConfirm = false
+	mutationEarlyVoteRequest   = false
+	mutationStaleApplyPanics   = false
 )

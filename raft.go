@@ -260,7 +260,7 @@ func (r *raft) send(m pb.Message) {
 		m.Term = r.Term
 	}
 	switch {
-	case m.Type == pb.MsgAppResp || m.Type == pb.MsgVoteResp || m.Type == pb.MsgPreVoteResp:
+	case m.Type == pb.MsgAppResp || m.Type == pb.MsgVoteResp || m.Type == pb.MsgPreVoteResp || mustPersistBeforeVoteRequest(m):
 		// Acknowledgements and votes promise something about durable
 		// state: they leave only once the current write is done.
 		r.msgsAfterAppend = append(r.msgsAfterAppend, m)
@@ -269,6 +269,16 @@ func (r *raft) send(m pb.Message) {
 	default:
 		r.msgs = append(r.msgs, m)
 	}
+}
+
+// mustPersistBeforeVoteRequest reports whether m is a vote request, which
+// leaves only once the candidate's term and self-vote are durable. Sent
+// earlier (as AsyncStorageWrites would otherwise allow), a candidate could
+// win on its peers' votes, crash before its own write landed, restart in
+// the previous term and win the same term a second time, with a different
+// log: two entries under one index and term.
+func mustPersistBeforeVoteRequest(m pb.Message) bool {
+	return m.Type == pb.MsgVote && !mutationEarlyVoteRequest
 }
 
 // reset prepares the node for a new role in term.

@@ -461,15 +461,18 @@ func (rn *RawNode) Advance(_ Ready) {
 
 // appliedSnapshot records that the snapshot at index was applied.
 func (r *raft) appliedSnapshot(index uint64) {
-	if index > r.raftLog.applied {
-		r.raftLog.appliedTo(index, 0)
-	}
+	r.raftLog.appliedSnapshotTo(index)
 }
 
 // appliedTo records that entries up to index were applied; size is their
-// encoded size and payloads their payload size.
+// encoded size and payloads their payload size. A batch a snapshot has
+// superseded meanwhile (the apply thread lagging the append thread) only
+// returns its size budget.
 func (r *raft) appliedTo(index, size, payloads uint64) {
-	r.raftLog.appliedTo(index, size)
+	if !r.raftLog.appliedTo(index, size) {
+		r.logger.Debugf("node %x: applied batch up to %d superseded by the snapshot at %d", r.id, index, r.raftLog.snapApplied)
+		return
+	}
 	r.reduceUncommittedSize(payloads)
 	r.maybeAutoLeave()
 }
