@@ -9,12 +9,21 @@ import (
 	pb "github.com/raftcore/raft/raftpb"
 )
 
-// fuzzRoles are the roles a node is put in before a fuzzed message.
-var fuzzRoles = []StateType{StateFollower, StatePreCandidate, StateCandidate, StateLeader}
+// fuzzRoles are the roles a node is put in before a fuzzed message, and
+// one start besides: fuzzTermZero.
+var fuzzRoles = []StateType{StateFollower, StatePreCandidate, StateCandidate, StateLeader, fuzzTermZero}
+
+// fuzzTermZero stands for a follower still at term 0: its storage holds a
+// snapshot (index 5, term 3) but no HardState, as when an application
+// seeds a new member from a snapshot.
+const fuzzTermZero StateType = 100
 
 // newFuzzNode builds node 1 of voters {1, 2, 3} and learner 4, with a log
 // of terms [1 1 2 3 3] committed to 2, in the given role at term 5 or 6.
 func newFuzzNode(t testing.TB, role StateType) *testNode {
+	if role == fuzzTermZero {
+		return newTermZeroNode(t)
+	}
 	n := newTestNode(t, 1, []uint64{1, 2, 3}, withLog(5, 1, 1, 2, 3, 3), withPreVote)
 	require.NoError(t, n.r().restoreConfState(pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}))
 	n.r().raftLog.commitTo(2)
@@ -34,6 +43,24 @@ func newFuzzNode(t testing.TB, role StateType) *testNode {
 	return n
 }
 
+// newTermZeroNode builds node 1 of voters {1, 2, 3} from a storage that
+// holds a snapshot at index 5, term 3, and no HardState: it starts at term
+// 0 with PreVote.
+func newTermZeroNode(t testing.TB) *testNode {
+	t.Helper()
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{
+		Index: 5, Term: 3, ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}},
+	}}))
+	cfg := testConfig(1, s)
+	withPreVote(cfg)
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	n := &testNode{t: t, rn: rn, storage: s}
+	t.Cleanup(func() { checkNodeInvariants(t, n) })
+	return n
+}
+
 // checkStep delivers m to a node in role and checks that nothing breaks:
 // no panic; a refused message changes nothing; otherwise the term and
 // commit index never move back, a vote is never changed within a term,
@@ -42,7 +69,10 @@ func checkStep(t testing.TB, role StateType, m pb.Message) {
 	n := newFuzzNode(t, role)
 	r := n.r()
 	before := nodeState(n)
-	committed := r.raftLog.allEntries()[:r.raftLog.committed]
+	var committed []pb.Entry
+	if first := r.raftLog.firstIndex(); r.raftLog.committed >= first {
+		committed = r.raftLog.allEntries()[:r.raftLog.committed-first+1]
+	}
 
 	err := n.rn.Step(m)
 	if err != nil {

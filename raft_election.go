@@ -114,6 +114,13 @@ func (r *raft) handleVoteRequest(m pb.Message) {
 	}
 	r.logger.Infof("node %x (last term %d index %d, vote %x): refusing %s to %x (last term %d index %d) at term %d",
 		r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
+	if r.Term == 0 {
+		// Only a pre-vote reaches a node still at term 0 (storage with a
+		// snapshot or entries but no HardState) without raising its term.
+		// A refusal carries the refuser's term, and one below the
+		// pre-candidate's is ignored there anyway; term 0 cannot be sent.
+		return
+	}
 	r.send(pb.Message{To: m.From, Term: r.Term, Type: voteRespMsgType(m.Type), Reject: true})
 }
 

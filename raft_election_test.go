@@ -357,3 +357,24 @@ func TestLearnerAcksDoNotCommit(t *testing.T) {
 	n.step(pb.Message{From: 3, To: 1, Type: pb.MsgAppResp, Term: n.r().Term, Index: last})
 	require.Equal(t, last, n.r().raftLog.committed)
 }
+
+// A node whose storage holds a snapshot but no HardState starts at term 0.
+// A pre-vote from a candidate with an older log is refused there without
+// a reply (a refusal cannot carry term 0), and nothing changes.
+func TestTermZeroNodeRefusesStalePreVote(t *testing.T) {
+	n := newTermZeroNode(t)
+	require.Equal(t, uint64(0), n.r().Term)
+	require.NotPanics(t, func() {
+		require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgPreVote, From: 2, To: 1, Term: 1, Index: 3, LogTerm: 1}))
+	})
+	require.Empty(t, n.ready(), "no refusal at term 0")
+	require.Equal(t, uint64(0), n.r().Term)
+
+	// A pre-vote from an up-to-date candidate is granted at its term.
+	require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgPreVote, From: 2, To: 1, Term: 4, Index: 5, LogTerm: 3}))
+	msgs := n.ready()
+	require.Len(t, msgs, 1)
+	require.Equal(t, pb.MsgPreVoteResp, msgs[0].Type)
+	require.False(t, msgs[0].Reject)
+	require.Equal(t, uint64(4), msgs[0].Term)
+}
