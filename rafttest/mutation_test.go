@@ -14,7 +14,7 @@ import (
 // simulation must notice each: a checker that passes a broken protocol
 // proves nothing. Run with make mutation-check.
 func TestSimCatchesMutation(t *testing.T) {
-	for _, mutation := range []string{"double-vote", "any-log", "read-without-confirm"} {
+	for _, mutation := range []string{"double-vote", "any-log", "read-without-confirm", "early-vote-request", "stale-apply-panics"} {
 		t.Run(mutation, func(t *testing.T) {
 			raft.SetMutation(mutation)
 			defer raft.SetMutation("")

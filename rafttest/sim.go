@@ -64,8 +64,21 @@ type SimConfig struct {
 	LeaseReads bool
 	// Async runs the nodes with AsyncStorageWrites: their writes complete
 	// up to MaxDelay ticks later, in order, and a crash loses the writes
-	// not yet complete.
-	Async bool
+	// not yet complete. The apply thread is independent of the append
+	// thread: its batches complete up to ApplyDelay ticks later, in order,
+	// before or after writes handed out after them, and a crash loses
+	// them too.
+	Async      bool
+	ApplyDelay int
+	// FreshLeaderCrashRate (Async) is the probability that a node that
+	// has just become leader while writes of its own are still pending
+	// crashes at once, and restarts within two ticks (calling Campaign at
+	// once, half the time, as servers that want their leadership back
+	// quickly do). SlowDisk, when not
+	// zero, is a node whose writes (Async) each take up to slowDiskTicks
+	// longer: a degraded disk.
+	FreshLeaderCrashRate float64
+	SlowDisk             uint64
 	// WALDir, when set, gives every node a durable wal.Storage in a
 	// directory of its own under it instead of a MemoryStorage; a restart
 	// then closes the storage and opens it again, recovering the node from
@@ -121,13 +134,23 @@ func RandomSimConfig(seed uint64) SimConfig {
 		cfg.SnapshotTimeout = 20 + r.IntN(40)
 		cfg.ForgetReports = []float64{0, 0.5}[r.IntN(2)]
 	}
+	// Drawn last, so that the fields above keep the values earlier
+	// versions gave each seed.
+	if cfg.Async {
+		cfg.ApplyDelay = r.IntN(8)
+		cfg.FreshLeaderCrashRate = []float64{0, 0.2, 0.5}[r.IntN(3)]
+		if r.IntN(2) == 0 {
+			cfg.SlowDisk = uint64(1 + r.IntN(cfg.Nodes))
+		}
+	}
 	return cfg
 }
 
 func (c SimConfig) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v",
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v applydelay=%d leadercrash=%.1f slowdisk=%d",
 		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
-		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval, c.LeaseReads, c.Async)
+		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval, c.LeaseReads, c.Async,
+		c.ApplyDelay, c.FreshLeaderCrashRate, c.SlowDisk)
 }
 
 // SimResult is what a run found.
@@ -252,8 +275,16 @@ type simNode struct {
 	// commit is the highest commit index the node reported.
 	commit uint64
 	// writes are the MsgStorageAppend messages not yet complete (Async),
-	// in order, with the tick each completes at.
-	writes []simWrite
+	// in order, with the tick each completes at; applies the same for
+	// MsgStorageApply.
+	writes  []simWrite
+	applies []simWrite
+	// incarnation counts the node's restarts; restartAt, when not zero,
+	// is the tick of a restart already decided.
+	incarnation int
+	restartAt   int64
+	// campaignOnRestart makes the next restart call Campaign at once.
+	campaignOnRestart bool
 	// removed is set while the node is out of the latest configuration
 	// (it keeps running: membership changes run with CheckQuorum).
 	removed bool
@@ -304,6 +335,12 @@ type entryRecord struct {
 	seenTerm uint64
 }
 
+// leadership is who led a term: a node, in one of its incarnations.
+type leadership struct {
+	id          uint64
+	incarnation int
+}
+
 // Sim is a deterministic chaos simulation of a cluster with clients. Use
 // RunSim; the type is exported for its documentation.
 type Sim struct {
@@ -328,8 +365,8 @@ type Sim struct {
 	confIndex uint64
 	conf      pb.ConfState
 
-	leaders   map[uint64]uint64 // term -> leader
-	maxTerm   uint64            // highest term any node has reached
+	leaders   map[uint64]leadership // term -> leader
+	maxTerm   uint64                // highest term any node has reached
 	committed map[uint64]entryRecord
 	lastIndex uint64 // highest index in committed
 	// chaos is false in the final, fault-free phase.
@@ -366,7 +403,7 @@ func RunSim(cfg SimConfig) *SimResult {
 		rnd:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed*0x9e3779b97f4a7c15+1)),
 		blocked:   map[link]bool{},
 		done:      map[[2]uint64]string{},
-		leaders:   map[uint64]uint64{},
+		leaders:   map[uint64]leadership{},
 		committed: map[uint64]entryRecord{},
 		readers:   map[string]*simClient{},
 		chaos:     true,
@@ -378,13 +415,7 @@ func RunSim(cfg SimConfig) *SimResult {
 	for i := 0; i < cfg.Clients; i++ {
 		s.clients = append(s.clients, &simClient{id: i})
 	}
-	for s.now = 0; s.now < int64(cfg.ChaosTicks) && len(s.violations) == 0; s.now++ {
-		s.chaosStep()
-		s.runTick()
-	}
-	if len(s.violations) == 0 {
-		s.liveness()
-	}
+	s.run()
 	res.Ticks = s.now
 	res.Ops = len(s.history)
 	for _, h := range s.history {
@@ -411,6 +442,23 @@ func RunSim(cfg SimConfig) *SimResult {
 			n.id, st.RaftState, st.Term, st.Vote, st.Lead, st.Commit, st.Applied, st.Config))
 	}
 	return res
+}
+
+// run runs the chaos phase and then the liveness phase. A node that
+// panics is a finding like any other: it is reported with the seed.
+func (s *Sim) run() {
+	defer func() {
+		if p := recover(); p != nil {
+			s.violate("panic at tick %d: %v", s.now, p)
+		}
+	}()
+	for s.now = 0; s.now < int64(s.cfg.ChaosTicks) && len(s.violations) == 0; s.now++ {
+		s.chaosStep()
+		s.runTick()
+	}
+	if len(s.violations) == 0 {
+		s.liveness()
+	}
 }
 
 func (s *Sim) start() error {
@@ -482,7 +530,7 @@ func (s *Sim) chaosStep() {
 		}
 	}
 	for _, n := range s.nodes {
-		if n.rn == nil && s.rnd.Float64() < cfg.RestartRate {
+		if n.rn == nil && ((n.restartAt != 0 && n.restartAt <= s.now) || s.rnd.Float64() < cfg.RestartRate) {
 			s.restart(n)
 		}
 	}
@@ -666,9 +714,10 @@ func (s *Sim) crash(n *simNode) {
 		kept = append(kept, sm)
 	}
 	s.queue = kept
-	lost := n.rn.HasReady() || len(n.writes) > 0
+	lost := n.rn.HasReady() || len(n.writes) > 0 || len(n.applies) > 0
 	n.rn = nil
 	n.writes = nil
+	n.applies = nil
 	s.event("node %d crashed (unpersisted state lost: %v)", n.id, lost)
 }
 
@@ -741,6 +790,14 @@ func (s *Sim) restart(n *simNode) {
 		}
 	}
 	n.rn = rn
+	n.incarnation++
+	n.restartAt = 0
+	if n.campaignOnRestart {
+		n.campaignOnRestart = false
+		if err := rn.Campaign(); err != nil {
+			s.violate("node %d: campaign after restart: %v", n.id, err)
+		}
+	}
 	st := rn.BasicStatus()
 	if st.Commit < n.persisted.Commit {
 		s.violate("node %d: commit went back from %d to %d across a restart", n.id, n.persisted.Commit, st.Commit)
@@ -764,6 +821,9 @@ func (s *Sim) runTick() {
 				s.handleReady(n)
 			}
 			if n.rn != nil && s.completeWrites(n) {
+				busy = true
+			}
+			if n.rn != nil && s.completeApplies(n) {
 				busy = true
 			}
 		}
@@ -889,11 +949,13 @@ func (s *Sim) takeReadStates(n *simNode, rd raft.Ready) {
 	}
 }
 
-// handleReadyAsync handles a Ready with AsyncStorageWrites: writes are
-// queued to complete later, applies done at once, other messages sent.
+// handleReadyAsync handles a Ready with AsyncStorageWrites: writes and
+// applies are queued to complete later, each queue in order; other
+// messages are sent.
 func (s *Sim) handleReadyAsync(n *simNode) {
 	rd := n.rn.Ready()
-	if rd.SoftState != nil && rd.RaftState == raft.StateLeader {
+	becameLeader := rd.SoftState != nil && rd.RaftState == raft.StateLeader
+	if becameLeader {
 		s.newLeader(n)
 	}
 	s.takeReadStates(n, rd)
@@ -901,30 +963,80 @@ func (s *Sim) handleReadyAsync(n *simNode) {
 	for _, m := range rd.Messages {
 		switch m.To {
 		case raft.LocalAppendThread:
-			due := s.now
-			if s.chaos && s.cfg.MaxDelay > 0 {
-				due += int64(s.rnd.IntN(s.cfg.MaxDelay + 1))
+			minDelay, maxDelay := 0, s.cfg.MaxDelay
+			if n.id == s.cfg.SlowDisk {
+				minDelay, maxDelay = slowDiskTicks, maxDelay+2*slowDiskTicks
 			}
-			if k := len(n.writes); k > 0 && n.writes[k-1].due > due {
-				due = n.writes[k-1].due // in order
-			}
-			n.writes = append(n.writes, simWrite{m: m, due: due})
+			n.writes = s.enqueue(n.writes, m, minDelay, maxDelay)
 		case raft.LocalApplyThread:
-			for _, e := range m.Entries {
-				s.apply(n, e)
-			}
-			for _, resp := range m.Responses {
-				if err := n.rn.Step(resp); err != nil {
-					s.violate("node %d refused its apply response: %v", n.id, err)
-				}
-			}
+			n.applies = s.enqueue(n.applies, m, 0, s.cfg.ApplyDelay)
 		default:
 			peers = append(peers, m)
 		}
 	}
+	// A leader whose own term is not durable yet is the window where a
+	// crash does the most harm; a correct node is never in it.
+	termPending := n.persisted.Term < rd.HardState.Term || n.persisted.Term < n.rn.BasicStatus().Term
+	if becameLeader && s.chaos && len(n.writes) > 0 && (termPending || s.rnd.Float64() < s.cfg.FreshLeaderCrashRate) {
+		// A new leader whose own writes (its term and vote among them,
+		// perhaps) are not durable yet dies at once, before or after
+		// sending its first appends, and comes back soon.
+		if !termPending && s.rnd.IntN(2) == 0 {
+			s.send(peers)
+		}
+		s.crash(n)
+		n.restartAt = s.now + 1 + int64(s.rnd.IntN(2))
+		n.campaignOnRestart = termPending || s.rnd.IntN(2) == 0
+		return
+	}
 	s.send(peers)
 	s.maybeCompact(n)
 	s.checkNode(n)
+}
+
+// slowDiskTicks is the least a write on the slow disk takes.
+const slowDiskTicks = 3
+
+// enqueue adds m to a storage thread's queue, due minDelay to maxDelay
+// ticks from now but not before the work queued ahead of it.
+func (s *Sim) enqueue(q []simWrite, m pb.Message, minDelay, maxDelay int) []simWrite {
+	due := s.now
+	if s.chaos && maxDelay > 0 {
+		due += int64(minDelay + s.rnd.IntN(maxDelay-minDelay+1))
+	}
+	if k := len(q); k > 0 && q[k-1].due > due {
+		due = q[k-1].due // in order
+	}
+	return append(q, simWrite{m: m, due: due})
+}
+
+// completeApplies runs n's queued apply batches that are due, in order,
+// and steps their responses. Entries a snapshot installed meanwhile (by
+// the append thread) already covers are skipped, as a server's apply
+// thread skips what its state machine holds. It reports whether it did
+// anything.
+func (s *Sim) completeApplies(n *simNode) bool {
+	done := 0
+	for _, w := range n.applies {
+		if w.due > s.now || n.rn == nil {
+			break
+		}
+		done++
+		for _, e := range w.m.Entries {
+			if e.Index > n.sm.Applied {
+				s.apply(n, e)
+			}
+		}
+		for _, resp := range w.m.Responses {
+			if err := n.rn.Step(resp); err != nil {
+				s.violate("node %d refused its apply response: %v", n.id, err)
+			}
+		}
+		s.maybeCompact(n)
+		s.checkNode(n)
+	}
+	n.applies = n.applies[done:]
+	return done > 0
 }
 
 // completeWrites finishes n's queued writes that are due, in order, and
@@ -1082,11 +1194,20 @@ func (s *Sim) apply(n *simNode, e pb.Entry) {
 // Completeness).
 func (s *Sim) newLeader(n *simNode) {
 	st := n.rn.BasicStatus()
-	if prev, ok := s.leaders[st.Term]; ok && prev != n.id {
-		s.violate("two leaders in term %d: %d and %d", st.Term, prev, n.id)
-		return
+	if prev, ok := s.leaders[st.Term]; ok {
+		if prev.id != n.id {
+			s.violate("two leaders in term %d: %d and %d", st.Term, prev.id, n.id)
+			return
+		}
+		if prev.incarnation != n.incarnation {
+			// Its first leadership was lost in a crash: two leaderships
+			// of one term may put different entries under one index and
+			// term (Log Matching breaks).
+			s.violate("node %d leads term %d a second time, after a restart", n.id, st.Term)
+			return
+		}
 	}
-	s.leaders[st.Term] = n.id
+	s.leaders[st.Term] = leadership{id: n.id, incarnation: n.incarnation}
 	s.event("node %d leads term %d", n.id, st.Term)
 	first, _ := n.storage.FirstIndex()
 	last, _ := n.storage.LastIndex()
@@ -1130,10 +1251,12 @@ func (s *Sim) checkNode(n *simNode) {
 	st := n.rn.BasicStatus()
 	s.maxTerm = max(s.maxTerm, st.Term)
 	if st.RaftState == raft.StateLeader {
-		if prev, ok := s.leaders[st.Term]; ok && prev != n.id {
-			s.violate("two leaders in term %d: %d and %d", st.Term, prev, n.id)
+		if prev, ok := s.leaders[st.Term]; ok && prev.id != n.id {
+			s.violate("two leaders in term %d: %d and %d", st.Term, prev.id, n.id)
 		}
-		s.leaders[st.Term] = n.id
+		if _, ok := s.leaders[st.Term]; !ok {
+			s.leaders[st.Term] = leadership{id: n.id, incarnation: n.incarnation}
+		}
 	}
 	if st.Commit < n.commit {
 		s.violate("node %d: commit went back from %d to %d", n.id, n.commit, st.Commit)
