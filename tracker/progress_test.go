@@ -312,6 +312,12 @@ func TestStateTypeString(t *testing.T) {
 	require.Equal(t, "StateType(7)", StateType(7).String())
 }
 
+// TestStateTypeValues pins the numbers behind the states, which match etcd
+// raft's.
+func TestStateTypeValues(t *testing.T) {
+	require.Equal(t, []StateType{0, 1, 2}, []StateType{StateProbe, StateReplicate, StateSnapshot})
+}
+
 func TestProgressSentCommit(t *testing.T) {
 	tests := []struct {
 		name  string
