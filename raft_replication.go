@@ -205,7 +205,7 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 		Commit:  r.raftLog.committed,
 	})
 	pr.SentEntries(len(ents), pb.PayloadsSize(ents))
-	pr.SentCommit = max(pr.SentCommit, r.raftLog.committed)
+	pr.SentCommit(r.raftLog.committed)
 	return true
 }
 
@@ -268,7 +268,7 @@ func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
 func (r *raft) sendHeartbeat(to uint64, ctx []byte) {
 	pr := r.trk.Progress[to]
 	commit := min(pr.Match, r.raftLog.committed)
-	pr.SentCommit = max(pr.SentCommit, commit)
+	pr.SentCommit(commit)
 	r.send(pb.Message{To: to, Type: pb.MsgHeartbeat, Commit: commit, Context: ctx})
 }
 
@@ -425,7 +425,7 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 		for r.maybeSendAppend(m.From, false) {
 		}
 	}
-	if m.From != r.id && pr.SentCommit < r.raftLog.committed {
+	if m.From != r.id && pr.CanBumpCommit(r.raftLog.committed) {
 		// The peer missed the current commit index (it was paused when the
 		// index moved): tell it now rather than at the next heartbeat.
 		r.sendAppend(m.From)

@@ -20,6 +20,12 @@ func TestVoteResultString(t *testing.T) {
 	require.Equal(t, "VoteResult(0)", VoteResult(0).String())
 }
 
+// TestVoteResultValues pins the numbers behind the results, which match
+// etcd raft's (the zero value is not a result).
+func TestVoteResultValues(t *testing.T) {
+	require.Equal(t, []VoteResult{1, 2, 3}, []VoteResult{VotePending, VoteLost, VoteWon})
+}
+
 func TestDescribe(t *testing.T) {
 	tests := []struct {
 		name string

@@ -24,10 +24,6 @@ type Progress struct {
 	// Meaningful only in StateSnapshot; 0 in the other states.
 	PendingSnapshot uint64
 
-	// Inflights holds the unacknowledged appends. Used in StateReplicate and
-	// empty in the other states. Invariant: non-nil.
-	Inflights *Inflights
-
 	// RecentActive is true if the leader heard from the peer during the
 	// current check-quorum interval. The leader clears it at the start of
 	// each interval.
@@ -39,6 +35,10 @@ type Progress struct {
 	// the flag cannot disagree with the window.
 	MsgAppFlowPaused bool
 
+	// Inflights holds the unacknowledged appends. Used in StateReplicate and
+	// empty in the other states. Invariant: non-nil.
+	Inflights *Inflights
+
 	// IsLearner is true if the peer is a learner: it receives the log but
 	// neither votes nor counts toward commit.
 	IsLearner bool
@@ -48,10 +48,27 @@ type Progress struct {
 	// ReportSnapshot cannot stall the peer forever.
 	SnapshotTicks int
 
-	// SentCommit is the highest commit index the leader has sent the peer
-	// in an append or heartbeat this term. A peer that was paused when the
-	// commit index moved is told it once it answers.
-	SentCommit uint64
+	// sentCommit is the highest commit index the leader has sent the peer
+	// in an append or heartbeat since this Progress was created; see
+	// SentCommit and CanBumpCommit.
+	sentCommit uint64
+}
+
+// SentCommit records that a message carrying commit index commit was just
+// sent to the peer. The Progress keeps the highest index sent, so a message
+// with a lower commit index (a heartbeat only carries what the peer is known
+// to hold) does not lower it.
+func (pr *Progress) SentCommit(commit uint64) {
+	pr.sentCommit = max(pr.sentCommit, commit)
+}
+
+// CanBumpCommit reports whether sending commit index index could move the
+// peer's commit index forward, i.e. whether index is above every commit index
+// already sent to it. A leader whose commit index moved while the peer was
+// paused uses it to decide that the peer needs an append carrying the new
+// index now, rather than waiting for the next heartbeat.
+func (pr *Progress) CanBumpCommit(index uint64) bool {
+	return index > pr.sentCommit
 }
 
 // ResetState moves the peer to state and forgets everything tied to the

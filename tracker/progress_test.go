@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -309,4 +310,55 @@ func TestStateTypeString(t *testing.T) {
 	require.Equal(t, "StateReplicate", StateReplicate.String())
 	require.Equal(t, "StateSnapshot", StateSnapshot.String())
 	require.Equal(t, "StateType(7)", StateType(7).String())
+}
+
+// TestStateTypeValues pins the numbers behind the states, which match etcd
+// raft's.
+func TestStateTypeValues(t *testing.T) {
+	require.Equal(t, []StateType{0, 1, 2}, []StateType{StateProbe, StateReplicate, StateSnapshot})
+}
+
+func TestProgressSentCommit(t *testing.T) {
+	tests := []struct {
+		name  string
+		sent  []uint64 // commit indexes sent, in order
+		index uint64
+		want  bool
+	}{
+		{"nothing sent, zero index", nil, 0, false},
+		{"nothing sent", nil, 1, true},
+		{"same index already sent", []uint64{7}, 7, false},
+		{"lower index already sent", []uint64{7}, 5, false},
+		{"higher index", []uint64{7}, 8, true},
+		{"a lower heartbeat commit does not lower it", []uint64{7, 3}, 5, false},
+		{"the highest of several", []uint64{2, 9, 4}, 9, false},
+		{"above the highest of several", []uint64{2, 9, 4}, 10, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pr := newProgressForTest(t, StateReplicate, 5, 6, 0)
+			for _, c := range tt.sent {
+				pr.SentCommit(c)
+			}
+			require.Equal(t, tt.want, pr.CanBumpCommit(tt.index))
+		})
+	}
+}
+
+// TestProgressFieldOrder pins the order of Progress's exported fields to
+// etcd raft's, followed by raftcore's additions: code that prints or walks a
+// Progress by field position sees the same layout.
+func TestProgressFieldOrder(t *testing.T) {
+	var got []string
+	typ := reflect.TypeOf(Progress{})
+	for i := 0; i < typ.NumField(); i++ {
+		if f := typ.Field(i); f.IsExported() {
+			got = append(got, f.Name)
+		}
+	}
+	require.Equal(t, []string{
+		"Match", "Next", "State", "PendingSnapshot", "RecentActive",
+		"MsgAppFlowPaused", "Inflights", "IsLearner",
+		"SnapshotTicks",
+	}, got)
 }

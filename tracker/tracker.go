@@ -49,7 +49,7 @@ func (c Config) String() string {
 }
 
 // Clone returns a deep copy that shares no maps with c. Nil maps stay nil.
-func (c Config) Clone() Config {
+func (c *Config) Clone() Config {
 	return Config{
 		Voters:       quorum.JointConfig{cloneSet(c.Voters[0]), cloneSet(c.Voters[1])},
 		AutoLeave:    c.AutoLeave,

@@ -112,7 +112,23 @@ func TestConfigClone(t *testing.T) {
 	c.LearnersNext[9] = struct{}{}
 	require.Equal(t, "voters=(1 2 3)&&(1 2 4) learners=(5) learners_next=(4) autoleave", orig.String())
 
-	require.Equal(t, Config{}, Config{}.Clone(), "nil maps stay nil")
+	require.Equal(t, Config{}, (&Config{}).Clone(), "nil maps stay nil")
+}
+
+// TestConfigCloneMethodValue: Clone has a pointer receiver, so a method
+// value taken from a Config clones the Config as it is when called, not a
+// copy made when the method value was taken.
+func TestConfigCloneMethodValue(t *testing.T) {
+	c := Config{Voters: quorum.JointConfig{set(1), nil}}
+	clone := c.Clone
+	c.AutoLeave = true
+	c.Learners = set(2)
+	require.Equal(t, c, clone())
+
+	var pt ProgressTracker
+	ptClone := pt.Clone
+	pt.Voters = quorum.JointConfig{set(3), nil}
+	require.Equal(t, pt.Config, ptClone(), "ProgressTracker promotes Config.Clone")
 }
 
 func TestCommitted(t *testing.T) {
