@@ -773,7 +773,29 @@ func TestE2EKillLeader(t *testing.T) {
 	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopWriters)
 
-	time.Sleep(700 * time.Millisecond)
+	// ackedSince counts the acknowledged writes sent after since.
+	ackedSince := func(since time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, a := range acked {
+			if a.call.After(since) {
+				n++
+			}
+		}
+		return n
+	}
+	waitAcked := func(what string, since time.Time, n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for ackedSince(since) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d writes sent since then acknowledged in 20s, want %d", what, ackedSince(since), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitAcked("before the kill", c.began, 20)
 	lead := c.mustLeader()
 	now := time.Now()
 	killedAt.Store(&now)
@@ -781,11 +803,12 @@ func TestE2EKillLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("killed leader %d (SIGKILL) at +%v", lead, time.Since(c.began).Round(time.Millisecond))
-	time.Sleep(1500 * time.Millisecond)
-	newLead, err := c.waitLeader(5 * time.Second)
+	newLead, err := c.waitLeader(10 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitAcked(fmt.Sprintf("after killing the leader %d", lead), now, 20)
+	restarted := time.Now()
 	if err := c.member(lead).start(); err != nil {
 		t.Fatal(err)
 	}
@@ -793,7 +816,7 @@ func TestE2EKillLeader(t *testing.T) {
 	if out := c.member(lead).currentLog(); !strings.Contains(out, "recovered from disk") {
 		t.Errorf("restarted member %d does not say it recovered from disk:\n%s", lead, out)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitAcked(fmt.Sprintf("after restarting member %d", lead), restarted, 20)
 	stopWriters()
 
 	var (
@@ -1219,7 +1242,26 @@ func TestE2ELinearizable(t *testing.T) {
 		pause(300*time.Millisecond, 800*time.Millisecond)
 	}
 	c.mustLeader()
-	time.Sleep(300 * time.Millisecond)
+	// The clients go on until the cluster, whole again, has answered some
+	// more operations, and enough of each kind for the history to say
+	// something.
+	answered := func() (gets, puts, all int) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.ok[e2eGet], h.ok[e2ePut], h.ok[e2eGet] + h.ok[e2ePut] + h.ok[e2eDelete]
+	}
+	_, _, before := answered()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gets, puts, all := answered()
+		if gets >= 50 && puts >= 50 && all >= before+30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the last restart the cluster answered %d operations in 30s (%d gets, %d puts in all)", all-before, gets, puts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	stopClients()
 
 	h.mu.Lock()
