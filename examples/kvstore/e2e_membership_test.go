@@ -32,7 +32,7 @@ func TestE2EMembershipProcesses(t *testing.T) {
 
 	// The fourth member: prepared like the others, started with --join.
 	dir := t.TempDir()
-	m4 := &e2eMember{c: c, id: 4, peer: e2eFreeAddr(t), client: e2eFreeAddr(t), logPath: filepath.Join(dir, "member-4.log")}
+	m4 := &e2eMember{c: c, id: 4, peer: c.freeAddr(), client: c.freeAddr(), logPath: filepath.Join(dir, "member-4.log")}
 	var initial []string
 	for _, m := range c.members {
 		initial = append(initial, fmt.Sprintf("%d=%s", m.id, m.peer))

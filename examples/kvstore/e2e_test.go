@@ -120,6 +120,8 @@ type e2eCluster struct {
 	members []*e2eMember // members[i] has id i+1
 	client  *http.Client
 	began   time.Time
+
+	usedAddrs map[string]bool // given to members; only the test's goroutine uses it
 }
 
 // e2eMember is one member: its addresses and flags, fixed for the test,
@@ -159,18 +161,9 @@ func newE2ECluster(t *testing.T, n int, extra ...string) *e2eCluster {
 			},
 		},
 	}
-	used := map[string]bool{}
-	free := func() string {
-		for {
-			if a := e2eFreeAddr(t); !used[a] {
-				used[a] = true
-				return a
-			}
-		}
-	}
 	var initial []string
 	for i := 1; i <= n; i++ {
-		m := &e2eMember{c: c, id: i, peer: free(), client: free(), logPath: filepath.Join(dir, fmt.Sprintf("member-%d.log", i))}
+		m := &e2eMember{c: c, id: i, peer: c.freeAddr(), client: c.freeAddr(), logPath: filepath.Join(dir, fmt.Sprintf("member-%d.log", i))}
 		c.members = append(c.members, m)
 		initial = append(initial, fmt.Sprintf("%d=%s", i, m.peer))
 	}
@@ -189,6 +182,37 @@ func newE2ECluster(t *testing.T, n int, extra ...string) *e2eCluster {
 	}
 	t.Cleanup(c.cleanup)
 	return c
+}
+
+// freeAddr returns a loopback address that was free a moment ago and that
+// no member of c was given before (the kernel may hand a port it just
+// freed out again).
+func (c *e2eCluster) freeAddr() string {
+	if c.usedAddrs == nil {
+		c.usedAddrs = map[string]bool{}
+	}
+	return e2eUnusedAddr(c.usedAddrs, func() string { return e2eFreeAddr(c.t) })
+}
+
+// e2eUnusedAddr returns the first address from next not in used, and adds
+// it to used.
+func e2eUnusedAddr(used map[string]bool, next func() string) string {
+	for {
+		if a := next(); !used[a] {
+			used[a] = true
+			return a
+		}
+	}
+}
+
+// TestE2EUnusedAddr: an address handed out again is skipped.
+func TestE2EUnusedAddr(t *testing.T) {
+	from := []string{"127.0.0.1:1", "127.0.0.1:1", "127.0.0.1:2"}
+	next := func() string { a := from[0]; from = from[1:]; return a }
+	used := map[string]bool{}
+	if a, b := e2eUnusedAddr(used, next), e2eUnusedAddr(used, next); a == b {
+		t.Fatalf("two members were given %s", a)
+	}
 }
 
 func (c *e2eCluster) member(id int) *e2eMember { return c.members[id-1] }
