@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,27 @@ func requireNoNodeGoroutines(t testing.TB) {
 			t.Fatalf("a node goroutine is still running:\n%s", buf[:n])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitBlockedIn waits until some goroutine is blocked in a select or a
+// channel operation inside fn (as a stack trace names it).
+func waitBlockedIn(t testing.TB, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			header, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(g, fn) && (strings.Contains(header, "[select") || strings.Contains(header, "[chan ")) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine blocked in %s:\n%s", fn, buf[:n])
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -369,7 +391,7 @@ func TestNodeContextAndStop(t *testing.T) {
 	// Stop unblocks a waiting Propose.
 	errc := make(chan error, 1)
 	go func() { errc <- n.Propose(context.Background(), []byte("y")) }()
-	time.Sleep(10 * time.Millisecond)
+	waitBlockedIn(t, "raft.(*node).Propose(")
 	n.Stop()
 	select {
 	case err := <-errc:

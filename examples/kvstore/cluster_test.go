@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -60,9 +61,11 @@ func (c *testCluster) config(id uint64, join bool) memberConfig {
 	if os.Getenv("KVSTORE_TEST_LOG") != "" {
 		level = slog.LevelDebug
 	}
+	// Each member gets its own copy of the peers: tests add to c.peers
+	// while members run.
 	return memberConfig{
 		ID: id, DataDir: filepath.Join(c.dir, fmt.Sprint("member-", id)),
-		ListenClient: "127.0.0.1:0", ListenPeer: c.peers[id], InitialCluster: c.peers, Join: join,
+		ListenClient: "127.0.0.1:0", ListenPeer: c.peers[id], InitialCluster: maps.Clone(c.peers), Join: join,
 		SnapshotEvery: 200, MaxKeySize: 64, MaxValueSize: 1024,
 		RequestTimeout: time.Second, TickInterval: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
@@ -350,24 +353,35 @@ func TestMembershipThroughTheAPI(t *testing.T) {
 			mu.Unlock()
 			req, _ := http.NewRequest("PUT", fmt.Sprint(u, "/kv/load-", n), strings.NewReader(fmt.Sprint(n)))
 			resp, err := client.Do(req)
-			if err != nil {
+			if err == nil {
+				resp.Body.Close()
+			}
+			if err != nil || resp.StatusCode != 200 {
+				// A member on its way out, or no leader for a moment:
+				// back off rather than spin on a refused connection.
+				time.Sleep(10 * time.Millisecond)
 				continue
 			}
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				mu.Lock()
-				acked = append(acked, n)
-				mu.Unlock()
-			}
+			mu.Lock()
+			acked = append(acked, n)
+			mu.Unlock()
 		}
 	}()
-	setURLs := func() {
+	stopLoader := sync.OnceFunc(func() { close(stopLoad); <-loadDone })
+	t.Cleanup(stopLoader) // also when a check below fails
+	ackedLen := func() int {
 		mu.Lock()
 		defer mu.Unlock()
-		urls = urls[:0]
+		return len(acked)
+	}
+	setURLs := func() {
+		next := make([]string, 0, len(c.members))
 		for id := range c.members {
-			urls = append(urls, c.url(id, ""))
+			next = append(next, c.url(id, ""))
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		urls = next
 	}
 	// retire stops a removed member, out of the load's reach first.
 	retire := func(id uint64) {
@@ -414,9 +428,8 @@ func TestMembershipThroughTheAPI(t *testing.T) {
 	r = do(t, "GET", c.url(newLead, "/kv/m40"), "")
 	require.Equal(t, "v40", r.body)
 
-	close(stopLoad)
-	<-loadDone
-	require.Greater(t, len(acked), 10, "the load ran")
+	require.Eventually(t, func() bool { return ackedLen() > 10 }, 10*time.Second, 10*time.Millisecond, "the load runs")
+	stopLoader()
 	for id := range c.members {
 		for _, n := range acked {
 			r := do(t, "GET", c.url(id, fmt.Sprint("/kv/load-", n)), "")

@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -29,7 +32,7 @@ func TestE2EMembershipProcesses(t *testing.T) {
 
 	// The fourth member: prepared like the others, started with --join.
 	dir := t.TempDir()
-	m4 := &e2eMember{c: c, id: 4, peer: e2eFreeAddr(t), client: e2eFreeAddr(t), logPath: filepath.Join(dir, "member-4.log")}
+	m4 := &e2eMember{c: c, id: 4, peer: c.freeAddr(), client: c.freeAddr(), logPath: filepath.Join(dir, "member-4.log")}
 	var initial []string
 	for _, m := range c.members {
 		initial = append(initial, fmt.Sprintf("%d=%s", m.id, m.peer))
@@ -47,9 +50,9 @@ func TestE2EMembershipProcesses(t *testing.T) {
 	c.members = append(c.members, m4)
 
 	// The members the load may use, and what it got acknowledged.
-	var mu sync.Mutex
-	live := []int{1, 2, 3}
-	acked := map[string]string{}
+	var targets e2eTargets
+	targets.set(1, 2, 3)
+	var acked e2eAckedWrites
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 3 {
@@ -62,45 +65,34 @@ func TestE2EMembershipProcesses(t *testing.T) {
 					return
 				default:
 				}
-				mu.Lock()
-				id := live[(n+w)%len(live)]
-				mu.Unlock()
+				id := targets.pick(n + w)
 				key, value := fmt.Sprintf("load-%d-%d", w, n), fmt.Sprint(n)
 				status, _, err := c.request(http.MethodPut, id, e2eKeyPath(key), value)
 				if err == nil && status == http.StatusOK {
-					mu.Lock()
-					acked[key] = value
-					mu.Unlock()
+					acked.add(key, value)
 				} else {
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
 		}()
 	}
-	setLive := func(ids ...int) {
-		mu.Lock()
-		live = ids
-		mu.Unlock()
-	}
-	time.Sleep(300 * time.Millisecond)
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopLoad)
+	acked.waitMore(t, "before the first change", 10)
 
 	// Add member 4 as a learner, start it, let it catch up.
-	body := fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, m4.peer)
-	if status, b := memRequest(t, c, http.MethodPost, 2, "/cluster/members", body); status != http.StatusCreated {
-		t.Fatalf("adding member 4: %d %s", status, b)
-	}
+	memChange(t, c, http.MethodPost, 2, "/cluster/members", fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, m4.peer), http.StatusCreated,
+		func(v memView) bool { return slices.Contains(v.role("learner"), 4) })
 	if err := m4.start(); err != nil {
 		t.Fatal(err)
 	}
 	leader := c.mustLeader()
-	target, _ := c.status(leader)
-	memWaitApplied(t, c, []int{4}, target.Commit)
-	setLive(1, 2, 3, 4)
+	memWaitApplied(t, c, []int{4}, memStatus(t, c, leader).Commit)
+	targets.set(1, 2, 3, 4)
 
 	// Promote it.
-	if status, b := memRequest(t, c, http.MethodPost, 4, "/cluster/members/4/promote", ""); status != http.StatusOK || !strings.Contains(string(b), `"voters":[1,2,3,4]`) {
-		t.Fatalf("promoting member 4: %d %s", status, b)
-	}
+	memChange(t, c, http.MethodPost, 4, "/cluster/members/4/promote", "", http.StatusOK,
+		func(v memView) bool { return slices.Equal(v.role("voter"), []int{1, 2, 3, 4}) })
 
 	// Remove a follower, then stop it.
 	leader = c.mustLeader()
@@ -108,30 +100,27 @@ func TestE2EMembershipProcesses(t *testing.T) {
 	for follower == leader || follower == 4 {
 		follower++
 	}
-	if status, b := memRequest(t, c, http.MethodDelete, leader, fmt.Sprint("/cluster/members/", follower), ""); status != http.StatusOK {
-		t.Fatalf("removing member %d: %d %s", follower, status, b)
-	}
 	remaining := slices.DeleteFunc([]int{1, 2, 3, 4}, func(id int) bool { return id == follower })
-	setLive(remaining...)
+	memChange(t, c, http.MethodDelete, leader, fmt.Sprint("/cluster/members/", follower), "", http.StatusOK,
+		func(v memView) bool { return slices.Equal(v.role("voter"), remaining) })
+	targets.set(remaining...)
 	if err := c.member(follower).stop(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	acked.waitMore(t, fmt.Sprintf("after removing member %d", follower), 10)
 
 	// Remove the leader through itself; it steps down once the removal
 	// is applied, and the others elect a new one.
-	if status, b := memRequest(t, c, http.MethodDelete, leader, fmt.Sprint("/cluster/members/", leader), ""); status != http.StatusOK {
-		t.Fatalf("removing the leader %d: %d %s", leader, status, b)
-	}
 	remaining = slices.DeleteFunc(remaining, func(id int) bool { return id == leader })
-	setLive(remaining...)
+	memChange(t, c, http.MethodDelete, leader, fmt.Sprint("/cluster/members/", leader), "", http.StatusOK,
+		func(v memView) bool { return slices.Equal(v.role("voter"), remaining) })
+	targets.set(remaining...)
 	newLeader := memWaitLeader(t, c, remaining)
 	if err := c.member(leader).stop(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	acked.waitMore(t, fmt.Sprintf("after removing the leader %d", leader), 10)
+	stopLoad()
 
 	// Garbage on a peer port: the member closes that connection and
 	// serves on.
@@ -151,59 +140,264 @@ func TestE2EMembershipProcesses(t *testing.T) {
 
 	// Every acknowledged write, on every remaining member.
 	memWaitApplied(t, c, remaining, index)
-	if len(acked) < 20 {
-		t.Fatalf("only %d writes acknowledged: the load hardly ran", len(acked))
+	written := acked.snapshot()
+	if len(written) < 30 {
+		t.Fatalf("only %d writes acknowledged: the load hardly ran", len(written))
 	}
 	for _, id := range remaining {
-		for key, want := range acked {
+		for key, want := range written {
 			if got, ok := c.mustGet(id, key, true); !ok || got != want {
 				t.Fatalf("acknowledged write %s=%s reads %q, %v on member %d", key, want, got, ok, id)
 			}
 		}
 	}
-	status, b := memRequest(t, c, http.MethodGet, remaining[0], "/cluster", "")
-	var cl struct {
-		Members []struct {
-			ID   int    `json:"id"`
-			Role string `json:"role"`
-		} `json:"members"`
-	}
-	if status != http.StatusOK || json.Unmarshal(b, &cl) != nil {
-		t.Fatalf("GET /cluster: %d %s", status, b)
-	}
-	var voters []int
-	for _, m := range cl.Members {
-		if m.Role == "voter" {
-			voters = append(voters, m.ID)
-		}
-	}
-	if !slices.Equal(voters, remaining) {
+	if voters := memCluster(t, c, remaining[0]).role("voter"); !slices.Equal(voters, remaining) {
 		t.Fatalf("voters %v, want %v", voters, remaining)
 	}
-	t.Logf("%d writes acknowledged; removed %d (follower) and %d (leader); new leader %d", len(acked), follower, leader, newLeader)
+	t.Logf("%d writes acknowledged; removed %d (follower) and %d (leader); new leader %d", len(written), follower, leader, newLeader)
+}
+
+// e2eTargets is the set of members a load sends to. set publishes a copy
+// of ids that nobody writes again, so the caller may go on changing its
+// slice (slices.DeleteFunc, append) while the load's goroutines pick from
+// the published one.
+type e2eTargets struct {
+	ids atomic.Pointer[[]int]
+}
+
+func (s *e2eTargets) set(ids ...int) {
+	published := slices.Clone(ids)
+	s.ids.Store(&published)
+}
+
+// pick returns the n-th member of the set, cyclically.
+func (s *e2eTargets) pick(n int) int {
+	ids := *s.ids.Load()
+	return ids[n%len(ids)]
+}
+
+// TestE2ETargetsPublishesACopy: what the load picks from does not change
+// when the caller edits the slice it published, as slices.DeleteFunc does
+// in place (it shifts the kept elements and zeroes the tail).
+func TestE2ETargetsPublishesACopy(t *testing.T) {
+	var s e2eTargets
+	ids := []int{1, 2, 3, 4}
+	s.set(ids...)
+	ids = slices.DeleteFunc(ids, func(id int) bool { return id == 2 })
+	s2 := e2eTargets{}
+	s2.set(ids...)
+	ids[0] = 9
+	for n, want := range []int{1, 2, 3, 4} {
+		if got := s.pick(n); got != want {
+			t.Fatalf("pick(%d) = %d after the caller edited its slice, want %d", n, got, want)
+		}
+	}
+	for n, want := range []int{1, 3, 4} {
+		if got := s2.pick(n); got != want {
+			t.Fatalf("pick(%d) = %d after the caller edited its slice, want %d", n, got, want)
+		}
+	}
+}
+
+// TestE2EMemChangeUnknownOutcome: a change answered 503 that was applied
+// all the same is refused when sent again (409); memChange then finds it
+// in the member's view instead of failing the test.
+func TestE2EMemChangeUnknownOutcome(t *testing.T) {
+	var mu sync.Mutex
+	added, posts := false, 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /cluster/members", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		posts++
+		if added {
+			writeError(w, http.StatusConflict, "member_exists", "member 4 is already in the cluster")
+			return
+		}
+		// Applied, but after the request timed out.
+		added = true
+		writeError(w, http.StatusServiceUnavailable, "timeout", "request timed out")
+	})
+	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		members := []map[string]any{{"id": 1, "role": "voter"}}
+		if added {
+			members = append(members, map[string]any{"id": 4, "role": "learner"})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"leader": 1, "members": members})
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := &e2eCluster{t: t, client: srv.Client()}
+	c.members = []*e2eMember{{c: c, id: 1, client: strings.TrimPrefix(srv.URL, "http://")}}
+
+	memChange(t, c, http.MethodPost, 1, "/cluster/members", `{"id":4,"peer":"127.0.0.1:1","learner":true}`, http.StatusCreated,
+		func(v memView) bool { return slices.Contains(v.role("learner"), 4) })
+	if posts != 2 {
+		t.Fatalf("%d POSTs, want 2 (the first answered 503, the repeat 409)", posts)
+	}
+}
+
+// e2eAckedWrites records the writes a load got acknowledged; any
+// goroutine may use it.
+type e2eAckedWrites struct {
+	mu     sync.Mutex
+	writes map[string]string
+}
+
+func (a *e2eAckedWrites) add(key, value string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.writes == nil {
+		a.writes = map[string]string{}
+	}
+	a.writes[key] = value
+}
+
+func (a *e2eAckedWrites) len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.writes)
+}
+
+// snapshot returns a copy of the acknowledged writes.
+func (a *e2eAckedWrites) snapshot() map[string]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.writes)
+}
+
+// waitMore waits until n more writes than now are acknowledged: the load
+// got through in the cluster's current shape.
+func (a *e2eAckedWrites) waitMore(t *testing.T, when string, n int) {
+	t.Helper()
+	from := a.len()
+	deadline := time.Now().Add(20 * time.Second)
+	for a.len() < from+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d writes acknowledged in 20s, want %d", when, a.len()-from, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // memRequest sends one request, retrying on 503 and transport errors for
-// up to 10 s (membership changes answer once applied).
+// up to 10 s. Use it for requests that may be repeated (reads); changes
+// go through memChange.
 func memRequest(t *testing.T, c *e2eCluster, method string, id int, path, body string) (int, []byte) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		req, err := http.NewRequest(method, c.member(id).url(path), strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
+		status, b, err := memDo(c, method, id, path, body)
+		if err == nil && (status != http.StatusServiceUnavailable || time.Now().After(deadline)) {
+			return status, b
 		}
-		resp, err := c.client.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-				return resp.StatusCode, b
-			}
-		} else if time.Now().After(deadline) {
+		if err != nil && time.Now().After(deadline) {
 			t.Fatalf("%s %s via member %d: %v", method, path, id, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// memDo sends one request with body to member id.
+func memDo(c *e2eCluster, method string, id int, path, body string) (int, []byte, error) {
+	req, err := http.NewRequest(method, c.member(id).url(path), strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// memChange asks member via for a membership change and waits until it
+// answers want, which it does once the change is applied there: done must
+// then hold for via's view of the cluster. A 503 or
+// a lost connection leaves the outcome unknown (the change may still be
+// applied), so the request is sent again; when a repeat is refused
+// because the change is already in (409, 404), done, given via's view of
+// the cluster, decides whether an earlier attempt made it.
+func memChange(t *testing.T, c *e2eCluster, method string, via int, path, body string, want int, done func(memView) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	unknown := false
+	for {
+		status, b, err := memDo(c, method, via, path, body)
+		switch {
+		case err == nil && status == want:
+			if v := memCluster(t, c, via); !done(v) {
+				t.Fatalf("%s %s via member %d: answered %d %s, but the member's view is %+v", method, path, via, status, b, v)
+			}
+			return
+		case err != nil || status == http.StatusServiceUnavailable:
+			unknown = true
+		case unknown && (status == http.StatusConflict || status == http.StatusNotFound):
+			v := memCluster(t, c, via)
+			if done(v) {
+				return
+			}
+			t.Fatalf("%s %s via member %d: %d %s after an unknown outcome, and the change is not in: %+v", method, path, via, status, b, v)
+		default:
+			t.Fatalf("%s %s via member %d: %d %s", method, path, via, status, b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s via member %d: still unavailable after 20s: %d %s %v", method, path, via, status, b, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// memView is GET /cluster: the configuration a member has applied.
+type memView struct {
+	Leader  int `json:"leader"`
+	Members []struct {
+		ID   int    `json:"id"`
+		Role string `json:"role"`
+	} `json:"members"`
+}
+
+// role returns the ids of the members in role ("voter", "learner"), in
+// increasing order.
+func (v memView) role(role string) []int {
+	var ids []int
+	for _, m := range v.Members {
+		if m.Role == role {
+			ids = append(ids, m.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// memCluster returns member id's GET /cluster.
+func memCluster(t *testing.T, c *e2eCluster, id int) memView {
+	t.Helper()
+	status, b := memRequest(t, c, http.MethodGet, id, "/cluster", "")
+	var v memView
+	if status != http.StatusOK || json.Unmarshal(b, &v) != nil {
+		t.Fatalf("GET /cluster via member %d: %d %s", id, status, b)
+	}
+	return v
+}
+
+// memStatus returns member id's /status, retrying for up to 10 s.
+func memStatus(t *testing.T, c *e2eCluster, id int) e2eStatus {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.status(id)
+		if err == nil {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /status of member %d: %v", id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -120,6 +120,8 @@ type e2eCluster struct {
 	members []*e2eMember // members[i] has id i+1
 	client  *http.Client
 	began   time.Time
+
+	usedAddrs map[string]bool // given to members; only the test's goroutine uses it
 }
 
 // e2eMember is one member: its addresses and flags, fixed for the test,
@@ -159,18 +161,9 @@ func newE2ECluster(t *testing.T, n int, extra ...string) *e2eCluster {
 			},
 		},
 	}
-	used := map[string]bool{}
-	free := func() string {
-		for {
-			if a := e2eFreeAddr(t); !used[a] {
-				used[a] = true
-				return a
-			}
-		}
-	}
 	var initial []string
 	for i := 1; i <= n; i++ {
-		m := &e2eMember{c: c, id: i, peer: free(), client: free(), logPath: filepath.Join(dir, fmt.Sprintf("member-%d.log", i))}
+		m := &e2eMember{c: c, id: i, peer: c.freeAddr(), client: c.freeAddr(), logPath: filepath.Join(dir, fmt.Sprintf("member-%d.log", i))}
 		c.members = append(c.members, m)
 		initial = append(initial, fmt.Sprintf("%d=%s", i, m.peer))
 	}
@@ -189,6 +182,37 @@ func newE2ECluster(t *testing.T, n int, extra ...string) *e2eCluster {
 	}
 	t.Cleanup(c.cleanup)
 	return c
+}
+
+// freeAddr returns a loopback address that was free a moment ago and that
+// no member of c was given before (the kernel may hand a port it just
+// freed out again).
+func (c *e2eCluster) freeAddr() string {
+	if c.usedAddrs == nil {
+		c.usedAddrs = map[string]bool{}
+	}
+	return e2eUnusedAddr(c.usedAddrs, func() string { return e2eFreeAddr(c.t) })
+}
+
+// e2eUnusedAddr returns the first address from next not in used, and adds
+// it to used.
+func e2eUnusedAddr(used map[string]bool, next func() string) string {
+	for {
+		if a := next(); !used[a] {
+			used[a] = true
+			return a
+		}
+	}
+}
+
+// TestE2EUnusedAddr: an address handed out again is skipped.
+func TestE2EUnusedAddr(t *testing.T) {
+	from := []string{"127.0.0.1:1", "127.0.0.1:1", "127.0.0.1:2"}
+	next := func() string { a := from[0]; from = from[1:]; return a }
+	used := map[string]bool{}
+	if a, b := e2eUnusedAddr(used, next), e2eUnusedAddr(used, next); a == b {
+		t.Fatalf("two members were given %s", a)
+	}
 }
 
 func (c *e2eCluster) member(id int) *e2eMember { return c.members[id-1] }
@@ -773,7 +797,29 @@ func TestE2EKillLeader(t *testing.T) {
 	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopWriters)
 
-	time.Sleep(700 * time.Millisecond)
+	// ackedSince counts the acknowledged writes sent after since.
+	ackedSince := func(since time.Time) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, a := range acked {
+			if a.call.After(since) {
+				n++
+			}
+		}
+		return n
+	}
+	waitAcked := func(what string, since time.Time, n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for ackedSince(since) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d writes sent since then acknowledged in 20s, want %d", what, ackedSince(since), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitAcked("before the kill", c.began, 20)
 	lead := c.mustLeader()
 	now := time.Now()
 	killedAt.Store(&now)
@@ -781,11 +827,12 @@ func TestE2EKillLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("killed leader %d (SIGKILL) at +%v", lead, time.Since(c.began).Round(time.Millisecond))
-	time.Sleep(1500 * time.Millisecond)
-	newLead, err := c.waitLeader(5 * time.Second)
+	newLead, err := c.waitLeader(10 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitAcked(fmt.Sprintf("after killing the leader %d", lead), now, 20)
+	restarted := time.Now()
 	if err := c.member(lead).start(); err != nil {
 		t.Fatal(err)
 	}
@@ -793,7 +840,7 @@ func TestE2EKillLeader(t *testing.T) {
 	if out := c.member(lead).currentLog(); !strings.Contains(out, "recovered from disk") {
 		t.Errorf("restarted member %d does not say it recovered from disk:\n%s", lead, out)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitAcked(fmt.Sprintf("after restarting member %d", lead), restarted, 20)
 	stopWriters()
 
 	var (
@@ -1219,7 +1266,26 @@ func TestE2ELinearizable(t *testing.T) {
 		pause(300*time.Millisecond, 800*time.Millisecond)
 	}
 	c.mustLeader()
-	time.Sleep(300 * time.Millisecond)
+	// The clients go on until the cluster, whole again, has answered some
+	// more operations, and enough of each kind for the history to say
+	// something.
+	answered := func() (gets, puts, all int) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.ok[e2eGet], h.ok[e2ePut], h.ok[e2eGet] + h.ok[e2ePut] + h.ok[e2eDelete]
+	}
+	_, _, before := answered()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gets, puts, all := answered()
+		if gets >= 50 && puts >= 50 && all >= before+30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the last restart the cluster answered %d operations in 30s (%d gets, %d puts in all)", all-before, gets, puts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	stopClients()
 
 	h.mu.Lock()
