@@ -10,7 +10,8 @@ BENCHTIME ?= 1s
 SHELL       := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-# The invariants tag turns on expensive self-checks (see invariants/).
+# The invariants tag turns on the self-checks of the log, the hard state
+# and the leader's per-peer progress (listed in invariants/doc.go).
 TEST_TAGS := -tags invariants
 # examples/kvstore is a module of its own (go.work joins it to the root)
 # so that its dependencies (Prometheus) stay out of the library's.

@@ -3,6 +3,7 @@ package raft
 import (
 	"slices"
 
+	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -157,6 +158,9 @@ func (u *unstable) restore(s pb.Snapshot) {
 // after the snapshot (if any) and at most one past the last index.
 func (u *unstable) truncateAndAppend(ents []pb.Entry) {
 	from := ents[0].Index
+	if invariants.Enabled {
+		u.checkAppend(ents)
+	}
 	switch {
 	case from == u.offset+uint64(len(u.entries)):
 		// The common case: ents continue the tail.
@@ -186,4 +190,50 @@ func (u *unstable) slice(lo, hi uint64) []pb.Entry {
 	}
 	// Capped, so an append by the caller cannot overwrite later entries.
 	return u.entries[lo-u.offset : hi-u.offset : hi-u.offset]
+}
+
+// checkInvariants panics, naming the invariant, if the tail's fields
+// disagree. It takes constant time.
+func (u *unstable) checkInvariants() {
+	if u.snapshot != nil && u.offset != u.snapshot.Metadata.Index+1 {
+		u.logger.Panicf("raft: invariant: unstable offset(%d) != snapshot index(%d)+1",
+			u.offset, u.snapshot.Metadata.Index)
+	}
+	if u.snapshotInProgress && u.snapshot == nil {
+		u.logger.Panicf("raft: invariant: unstable snapshot in progress but no snapshot")
+	}
+	n := uint64(len(u.entries))
+	if u.offsetInProgress < u.offset || u.offsetInProgress > u.offset+n {
+		u.logger.Panicf("raft: invariant: unstable offsetInProgress(%d) outside [offset(%d), offset+len(entries)(%d)]",
+			u.offsetInProgress, u.offset, u.offset+n)
+	}
+	if n > 0 && (u.entries[0].Index != u.offset || u.entries[n-1].Index != u.offset+n-1) {
+		u.logger.Panicf("raft: invariant: unstable entries not contiguous from offset(%d): first index %d, last index %d, len %d",
+			u.offset, u.entries[0].Index, u.entries[n-1].Index, n)
+	}
+}
+
+// checkAppend panics, naming the invariant, if ents (about to be appended
+// to the tail) are not contiguous with non-decreasing terms, leave a gap
+// after the tail, or carry a lower term than the entry they follow. It
+// takes time in len(ents).
+func (u *unstable) checkAppend(ents []pb.Entry) {
+	for i := 1; i < len(ents); i++ {
+		if prev, e := ents[i-1], ents[i]; e.Index != prev.Index+1 || e.Term < prev.Term {
+			u.logger.Panicf("raft: invariant: appended entries not contiguous: (index %d, term %d) followed by (index %d, term %d)",
+				prev.Index, prev.Term, e.Index, e.Term)
+		}
+	}
+	from, next := ents[0].Index, u.offset+uint64(len(u.entries))
+	if from > next {
+		u.logger.Panicf("raft: invariant: appended entries start at %d, leaving a gap after the last index %d",
+			from, next-1)
+	}
+	if from <= u.offset {
+		return // replaces the whole tail; what it follows is in Storage
+	}
+	if prev := u.entries[from-u.offset-1]; ents[0].Term < prev.Term {
+		u.logger.Panicf("raft: invariant: appended entry (index %d, term %d) follows (index %d, term %d): terms must not decrease",
+			from, ents[0].Term, prev.Index, prev.Term)
+	}
 }

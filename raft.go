@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/tracker"
 )
@@ -283,6 +284,9 @@ func mustPersistBeforeVoteRequest(m pb.Message) bool {
 
 // reset prepares the node for a new role in term.
 func (r *raft) reset(term uint64) {
+	if invariants.Enabled && term < r.Term {
+		r.logger.Panicf("raft: invariant: term(%d) going back to %d", r.Term, term)
+	}
 	if r.Term != term {
 		r.Term = term
 		r.Vote = None

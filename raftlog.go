@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -140,6 +141,9 @@ func (l *raftLog) append(ents ...pb.Entry) uint64 {
 		l.logger.Panicf("raft: append after index %d would replace committed entries (committed %d)", after, l.committed)
 	}
 	l.unstable.truncateAndAppend(ents)
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
 	return l.lastIndex()
 }
 
@@ -355,6 +359,9 @@ func (l *raftLog) commitTo(tocommit uint64) {
 		l.logger.Panicf("raft: commit index %d is past the last index %d; was the log corrupted, truncated or lost?", tocommit, last)
 	}
 	l.committed = tocommit
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
 }
 
 // acceptApplying records that entries up to index i, of total size size,
@@ -371,6 +378,9 @@ func (l *raftLog) acceptApplying(i, size uint64, allowUnstable bool) {
 	// second rule every Ready would hand out one more entry over the budget.
 	l.applyingEntsPaused = l.applyingEntsSize >= l.maxApplyingEntsSize ||
 		i < l.maxAppliableIndex(allowUnstable)
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
 }
 
 // appliedTo records that the application applied every entry up to index i;
@@ -390,6 +400,9 @@ func (l *raftLog) appliedTo(i, size uint64) bool {
 	l.applying = max(l.applying, i)
 	l.applyingEntsSize -= min(size, l.applyingEntsSize)
 	l.applyingEntsPaused = l.applyingEntsSize >= l.maxApplyingEntsSize
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
 	return true
 }
 
@@ -402,14 +415,29 @@ func (l *raftLog) appliedSnapshotTo(i uint64) {
 }
 
 // stableTo records that entries up to id are durable.
-func (l *raftLog) stableTo(id entryID) { l.unstable.stableTo(id) }
+func (l *raftLog) stableTo(id entryID) {
+	l.unstable.stableTo(id)
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
+}
 
 // stableSnapTo records that the snapshot at index i is durable.
-func (l *raftLog) stableSnapTo(i uint64) { l.unstable.stableSnapTo(i) }
+func (l *raftLog) stableSnapTo(i uint64) {
+	l.unstable.stableSnapTo(i)
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
+}
 
 // acceptUnstable records that everything returned by nextUnstableEnts and
 // nextUnstableSnapshot was handed out for writing.
-func (l *raftLog) acceptUnstable() { l.unstable.acceptInProgress() }
+func (l *raftLog) acceptUnstable() {
+	l.unstable.acceptInProgress()
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
+}
 
 // restore resets the log to snapshot s: the log now starts after it, and
 // the commit index moves to its index.
@@ -417,6 +445,32 @@ func (l *raftLog) restore(s pb.Snapshot) {
 	l.logger.Infof("log (%s): restoring snapshot index %d term %d", l, s.Metadata.Index, s.Metadata.Term)
 	l.committed = s.Metadata.Index
 	l.unstable.restore(s)
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
+}
+
+// checkInvariants panics, naming the invariant, if the log's indexes
+// disagree: committed <= lastIndex, applied <= applying <= committed, the
+// unstable tail consistent in itself and, when it holds no snapshot,
+// continuing the stable log without a gap. It takes constant time (and one
+// call to Storage).
+func (l *raftLog) checkInvariants() {
+	l.unstable.checkInvariants()
+	if last := l.lastIndex(); l.committed > last {
+		l.logger.Panicf("raft: invariant: committed(%d) > lastIndex(%d)", l.committed, last)
+	}
+	if l.applied > l.applying || l.applying > l.committed {
+		l.logger.Panicf("raft: invariant: applied(%d) <= applying(%d) <= committed(%d) does not hold",
+			l.applied, l.applying, l.committed)
+	}
+	if l.unstable.snapshot == nil {
+		stableLast, err := l.storage.LastIndex()
+		if err == nil && l.unstable.offset > stableLast+1 {
+			l.logger.Panicf("raft: invariant: unstable offset(%d) > stable lastIndex(%d)+1: a gap between the stable and unstable entries",
+				l.unstable.offset, stableLast)
+		}
+	}
 }
 
 // entries returns the entries from index i to the end, limited to maxSize

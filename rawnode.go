@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -374,6 +375,9 @@ func (rn *RawNode) accept(rd *Ready) {
 	r.msgsAfterAppend = r.msgsAfterAppend[:0]
 	r.raftLog.acceptUnstable()
 	if !IsEmptyHardState(rd.HardState) {
+		if invariants.Enabled {
+			checkHardStateSuccession(r.logger, rn.prevHardSt, rd.HardState)
+		}
 		rn.prevHardSt = rd.HardState
 	}
 	if rn.asyncWrite {
@@ -541,4 +545,19 @@ func (rn *RawNode) TransferLeader(transferee uint64) {
 // grant votes at once. It does nothing on leaders and candidates.
 func (rn *RawNode) ForgetLeader() error {
 	return rn.raft.Step(pb.Message{Type: pb.MsgForgetLeader})
+}
+
+// checkHardStateSuccession panics, naming the invariant, if next cannot
+// follow prev as the persisted hard state: the term never decreases, the
+// vote of a term never changes once cast, and the commit index never
+// decreases.
+func checkHardStateSuccession(logger Logger, prev, next pb.HardState) {
+	switch {
+	case next.Term < prev.Term:
+		logger.Panicf("raft: invariant: hard state term(%d) < previous term(%d)", next.Term, prev.Term)
+	case next.Term == prev.Term && prev.Vote != None && next.Vote != prev.Vote:
+		logger.Panicf("raft: invariant: vote changed from %x to %x within term %d", prev.Vote, next.Vote, next.Term)
+	case next.Commit < prev.Commit:
+		logger.Panicf("raft: invariant: hard state commit(%d) < previous commit(%d)", next.Commit, prev.Commit)
+	}
 }

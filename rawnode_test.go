@@ -243,7 +243,7 @@ func TestRawNodeRestartFromApplied(t *testing.T) {
 // As with etcd raft, Advance with no Ready outstanding (before the first
 // Ready, or a second time for one Ready) does nothing.
 func TestRawNodeAdvanceWithoutReadyIsHarmless(t *testing.T) {
-	rn, _ := newBootstrapped(t, 1, 1)
+	rn, s := newBootstrapped(t, 1, 1)
 	before := rn.Status()
 	hadReady := rn.HasReady()
 	rn.Advance(Ready{})
@@ -251,6 +251,8 @@ func TestRawNodeAdvanceWithoutReadyIsHarmless(t *testing.T) {
 	require.Equal(t, hadReady, rn.HasReady())
 
 	rd := rn.Ready()
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
 	rn.Advance(rd)
 	after := rn.Status()
 	rn.Advance(rd)

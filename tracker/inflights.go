@@ -1,6 +1,10 @@
 package tracker
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/raftcore/raft/invariants"
+)
 
 // Inflights is a bounded FIFO of the appends sent to one peer and not yet
 // acknowledged, each recorded by the last log index it carried and its size
@@ -76,6 +80,9 @@ func (in *Inflights) Add(index, bytes uint64) {
 	in.count++
 	in.bytes += bytes
 	in.last = index
+	if invariants.Enabled {
+		in.checkInvariants()
+	}
 }
 
 // grow doubles the buffer, capped at size, and unwraps the ring so that the
@@ -105,6 +112,9 @@ func (in *Inflights) FreeLE(index uint64) {
 	if in.count == 0 {
 		in.start = 0 // keeps the ring unwrapped while traffic is light
 	}
+	if invariants.Enabled {
+		in.checkInvariants()
+	}
 }
 
 // FreeFirstOne forgets the oldest append in flight, if any. A leader uses
@@ -131,4 +141,32 @@ func (in *Inflights) Count() int { return in.count }
 // that indexes may start lower again. The buffer is kept for reuse.
 func (in *Inflights) Reset() {
 	in.start, in.count, in.bytes, in.last = 0, 0, 0, 0
+}
+
+// checkInvariants panics, naming the invariant, if the ring disagrees with
+// its count, byte total or newest index. It takes time in the number of
+// appends in flight (at most the window size).
+func (in *Inflights) checkInvariants() {
+	if in.count < 0 || in.count > len(in.buffer) || len(in.buffer) > in.size {
+		panic(fmt.Sprintf("raft: invariant: inflights count(%d) <= len(buffer)(%d) <= size(%d) does not hold",
+			in.count, len(in.buffer), in.size))
+	}
+	if in.count > 0 && in.start >= len(in.buffer) {
+		panic(fmt.Sprintf("raft: invariant: inflights start(%d) outside the buffer (len %d)", in.start, len(in.buffer)))
+	}
+	var sum, prev uint64
+	for i := 0; i < in.count; i++ {
+		f := in.buffer[(in.start+i)%len(in.buffer)]
+		if i > 0 && f.index <= prev {
+			panic(fmt.Sprintf("raft: invariant: inflights indexes not increasing: %d after %d", f.index, prev))
+		}
+		sum += f.bytes
+		prev = f.index
+	}
+	if sum != in.bytes {
+		panic(fmt.Sprintf("raft: invariant: inflights bytes(%d) != sum of the appends in flight(%d)", in.bytes, sum))
+	}
+	if in.count > 0 && prev != in.last {
+		panic(fmt.Sprintf("raft: invariant: inflights last(%d) != newest index in flight(%d)", in.last, prev))
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/raftcore/raft/invariants"
 )
 
 // Progress is the leader's view of one peer's log and how replication to it
@@ -92,21 +94,39 @@ func (pr *Progress) BecomeProbe() {
 	}
 	pr.ResetState(StateProbe)
 	pr.Next = next
+	if invariants.Enabled {
+		pr.checkInvariants()
+	}
 }
 
 // BecomeReplicate moves the peer to StateReplicate, streaming from Match+1.
 func (pr *Progress) BecomeReplicate() {
+	if invariants.Enabled && pr.State == StateReplicate {
+		// Restarting the stream would forget the appends in flight.
+		pr.panicTransition(StateReplicate)
+	}
 	pr.ResetState(StateReplicate)
 	pr.Next = pr.Match + 1
+	if invariants.Enabled {
+		pr.checkInvariants()
+	}
 }
 
 // BecomeSnapshot moves the peer to StateSnapshot for a snapshot at
 // snapshotIndex that the caller is about to send; after it, replication
 // resumes at snapshotIndex+1.
 func (pr *Progress) BecomeSnapshot(snapshotIndex uint64) {
+	if invariants.Enabled && pr.State == StateSnapshot {
+		// A snapshot is already in flight: no append or snapshot may be
+		// sent until it is answered.
+		pr.panicTransition(StateSnapshot)
+	}
 	pr.ResetState(StateSnapshot)
 	pr.PendingSnapshot = snapshotIndex
 	pr.Next = snapshotIndex + 1
+	if invariants.Enabled {
+		pr.checkInvariants()
+	}
 }
 
 // SentEntries records that an append carrying entries entries (starting at
@@ -131,6 +151,9 @@ func (pr *Progress) SentEntries(entries int, bytes uint64) {
 	default:
 		panic(fmt.Sprintf("raft: SentEntries in %s: no appends may be sent while a snapshot is in flight", pr.State))
 	}
+	if invariants.Enabled {
+		pr.checkInvariants()
+	}
 }
 
 // MaybeUpdate handles the peer's acknowledgement of index n. It returns true
@@ -145,6 +168,9 @@ func (pr *Progress) MaybeUpdate(n uint64) bool {
 		pr.Inflights.FreeLE(n)
 	}
 	pr.Next = max(pr.Next, n+1)
+	if invariants.Enabled {
+		pr.checkInvariants()
+	}
 	return updated
 }
 
@@ -180,6 +206,9 @@ func (pr *Progress) MaybeDecrTo(rejected, matchHint uint64) bool {
 		}
 		pr.Next = max(next, pr.Match+1)
 		pr.MsgAppFlowPaused = false
+		if invariants.Enabled {
+			pr.checkInvariants()
+		}
 		return true
 	default:
 		return false
@@ -245,4 +274,39 @@ func (m ProgressMap) String() string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// checkInvariants panics, naming the invariant, if the fields disagree:
+// Match < Next, a pending snapshot (and its tick count) exactly in
+// StateSnapshot, appends in flight only in StateReplicate, and a
+// consistent Inflights. It takes time in the number of appends in flight.
+func (pr *Progress) checkInvariants() {
+	if pr.Match >= pr.Next {
+		panic(fmt.Sprintf("raft: invariant: progress match(%d) >= next(%d) (%s)", pr.Match, pr.Next, pr))
+	}
+	switch pr.State {
+	case StateProbe, StateReplicate:
+		if pr.PendingSnapshot != 0 || pr.SnapshotTicks != 0 {
+			panic(fmt.Sprintf("raft: invariant: pending snapshot(%d) or snapshot ticks(%d) outside StateSnapshot (%s)",
+				pr.PendingSnapshot, pr.SnapshotTicks, pr))
+		}
+	case StateSnapshot:
+		if pr.PendingSnapshot == 0 {
+			panic(fmt.Sprintf("raft: invariant: StateSnapshot without a pending snapshot (%s)", pr))
+		}
+	default:
+		panic(fmt.Sprintf("raft: invariant: progress in unknown %s", pr.State))
+	}
+	if pr.Inflights == nil {
+		panic(fmt.Sprintf("raft: invariant: progress without Inflights (%s)", pr))
+	}
+	if pr.State != StateReplicate && pr.Inflights.Count() != 0 {
+		panic(fmt.Sprintf("raft: invariant: %d appends in flight outside StateReplicate (%s)", pr.Inflights.Count(), pr))
+	}
+	pr.Inflights.checkInvariants()
+}
+
+// panicTransition panics for a state change the protocol never makes.
+func (pr *Progress) panicTransition(to StateType) {
+	panic(fmt.Sprintf("raft: invariant: illegal progress transition %s -> %s (%s)", pr.State, to, pr))
 }
