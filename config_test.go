@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
 )
 
 // validConfig is a config that passes Validate with every limit left at its
@@ -40,6 +42,10 @@ func configErrorCases() []configErrorCase {
 	return []configErrorCase{
 		{"zero ID", "ErrConfigZeroID", ErrConfigZeroID,
 			func(c *Config) { c.ID = None }, ""},
+		{"ID of the local append thread", "ErrConfigLocalThreadID", ErrConfigLocalThreadID,
+			func(c *Config) { c.ID = LocalAppendThread }, "(got 0xffffffffffffffff)"},
+		{"ID of the local apply thread", "ErrConfigLocalThreadID", ErrConfigLocalThreadID,
+			func(c *Config) { c.ID = LocalApplyThread }, "(got 0xfffffffffffffffe)"},
 		{"zero heartbeat", "ErrConfigHeartbeatTick", ErrConfigHeartbeatTick,
 			func(c *Config) { c.HeartbeatTick = 0 }, "(got 0)"},
 		{"negative heartbeat", "ErrConfigHeartbeatTick", ErrConfigHeartbeatTick,
@@ -48,8 +54,6 @@ func configErrorCases() []configErrorCase {
 			func(c *Config) { c.ElectionTick = 2 }, "ElectionTick 2, HeartbeatTick 2"},
 		{"zero election tick", "ErrConfigElectionTick", ErrConfigElectionTick,
 			func(c *Config) { c.ElectionTick = 0 }, "ElectionTick 0, HeartbeatTick 2"},
-		{"election tick over the limit", "ErrConfigElectionTickLimit", ErrConfigElectionTickLimit,
-			func(c *Config) { c.ElectionTick = math.MaxInt32/2 + 1 }, "(got 1073741824)"},
 		{"nil storage", "ErrConfigNilStorage", ErrConfigNilStorage,
 			func(c *Config) { c.Storage = nil }, ""},
 		{"negative snapshot timeout", "ErrConfigSnapshotTimeout", ErrConfigSnapshotTimeout,
@@ -113,7 +117,7 @@ func TestConfigValidateRefusesEachImpossibleSetting(t *testing.T) {
 	require.Equal(t, configErrorVars(t), coveredNames, "every ErrConfig error needs a case")
 
 	all := []error{
-		ErrConfigZeroID, ErrConfigHeartbeatTick, ErrConfigElectionTick, ErrConfigElectionTickLimit,
+		ErrConfigZeroID, ErrConfigLocalThreadID, ErrConfigHeartbeatTick, ErrConfigElectionTick,
 		ErrConfigNilStorage, ErrConfigSnapshotTimeout, ErrConfigMaxInflightMsgs, ErrConfigMaxInflightBytes,
 		ErrConfigReadOnlyOption, ErrConfigLeaseNeedsQuorum,
 	}
@@ -180,7 +184,7 @@ func TestConfigValidateFillsDocumentedDefaults(t *testing.T) {
 	require.NoError(t, c.Validate())
 
 	require.Equal(t, uint64(math.MaxUint64), c.MaxUncommittedEntriesSize, "0 means no limit")
-	require.Equal(t, uint64(math.MaxUint64), c.MaxCommittedSizePerReady, "0 means no limit")
+	require.Equal(t, c.MaxSizePerMsg, c.MaxCommittedSizePerReady, "0 means MaxSizePerMsg")
 	require.Equal(t, 50*c.ElectionTick, c.SnapshotTimeout, "50 election timeouts")
 	require.NotNil(t, c.Logger)
 	require.Same(t, getLogger(), c.Logger, "the package logger")
@@ -198,7 +202,43 @@ func TestConfigValidateFillsDocumentedDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(noLimit), rn.raft.maxUncommittedSize)
 	require.Equal(t, 500, rn.raft.snapshotTimeout)
-	require.Equal(t, uint64(noLimit), rn.raft.raftLog.maxApplyingEntsSize)
+	require.Equal(t, uint64(0), rn.raft.raftLog.maxApplyingEntsSize)
+
+	c = validConfig()
+	c.MaxSizePerMsg = 4096
+	require.NoError(t, c.Validate())
+	require.Equal(t, uint64(4096), c.MaxCommittedSizePerReady)
+}
+
+// With MaxCommittedSizePerReady left 0, the committed entries handed out
+// at once are limited by MaxSizePerMsg, as in etcd raft (not unlimited).
+func TestMaxCommittedSizePerReadyDefaultsToMaxSizePerMsg(t *testing.T) {
+	const payload = 100
+	n := newTestNode(t, 1, []uint64{1}, func(c *Config) { c.MaxSizePerMsg = 3 * payload })
+	require.NoError(t, n.rn.Campaign())
+	n.ready()
+	require.Equal(t, StateLeader, n.r().state)
+	for i := 0; i < 10; i++ {
+		require.NoError(t, n.rn.Propose(make([]byte, payload)))
+	}
+	// Persist the proposals; Advance acknowledges them, which commits them.
+	rd := n.rn.Ready()
+	require.Len(t, rd.Entries, 10)
+	require.NoError(t, n.storage.Append(rd.Entries))
+	n.rn.Advance(rd)
+	require.Equal(t, rd.Entries[9].Index, n.r().raftLog.committed)
+
+	var batches []int
+	for n.rn.HasReady() {
+		rd := n.rn.Ready()
+		if len(rd.CommittedEntries) > 0 {
+			batches = append(batches, len(rd.CommittedEntries))
+			require.LessOrEqual(t, pb.EntriesSize(rd.CommittedEntries), uint64(3*payload),
+				"committed entries within MaxSizePerMsg")
+		}
+		n.rn.Advance(rd)
+	}
+	require.Greater(t, len(batches), 3, "ten entries take several Readys: %v", batches)
 }
 
 // Limits that were set are kept as they are.
@@ -219,14 +259,28 @@ func TestConfigValidateKeepsSetValues(t *testing.T) {
 	require.Same(t, DiscardLogger, c.Logger)
 }
 
-// The default snapshot timeout of the largest allowed ElectionTick is a
-// positive tick count on every platform: it must not overflow int.
-func TestConfigValidateSnapshotTimeoutDefaultAtElectionLimit(t *testing.T) {
-	c := validConfig()
-	c.ElectionTick = math.MaxInt32 / 2
-	require.NoError(t, c.Validate())
-	require.Positive(t, c.SnapshotTimeout)
-	require.GreaterOrEqual(t, c.SnapshotTimeout, c.ElectionTick)
+// A very large ElectionTick is accepted (idle groups are kept quiet that
+// way), and the timeouts derived from it saturate instead of overflowing
+// int: the default snapshot timeout stays positive and the randomized
+// election timeout stays at least ElectionTick.
+func TestConfigVeryLargeElectionTick(t *testing.T) {
+	for _, et := range []int{1 << 30, math.MaxInt32, math.MaxInt / 2, math.MaxInt} {
+		c := validConfig()
+		c.ElectionTick = et
+		require.NoError(t, c.Validate(), "ElectionTick %d", et)
+		require.GreaterOrEqual(t, c.SnapshotTimeout, c.ElectionTick, "ElectionTick %d", et)
+
+		rn, err := NewRawNode(c)
+		require.NoError(t, err)
+		r := rn.raft
+		for i := 0; i < 100; i++ {
+			r.resetRandomizedElectionTimeout()
+			require.GreaterOrEqual(t, r.randomizedElectionTimeout, et, "ElectionTick %d", et)
+		}
+		if et <= math.MaxInt/2 {
+			require.Less(t, r.randomizedElectionTimeout, 2*et)
+		}
+	}
 }
 
 // NewRawNode refuses a bad config with the error of Validate and a nil node,
