@@ -1,10 +1,12 @@
 package raft
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -300,5 +302,47 @@ func TestNewRawNodeReturnsConfigValidateError(t *testing.T) {
 			require.EqualError(t, err, wantMsg)
 			require.Nil(t, rn)
 		})
+	}
+}
+
+// Config starts with etcd raft v3.6's fields, in its order and with its
+// types, so that code written for etcd raft (even an unkeyed literal of
+// them) means the same here; raftcore's own fields come after.
+func TestConfigFieldsFollowEtcd(t *testing.T) {
+	etcd := []string{
+		"ID uint64", "ElectionTick int", "HeartbeatTick int", "Storage raft.Storage", "Applied uint64",
+		"AsyncStorageWrites bool", "MaxSizePerMsg uint64", "MaxCommittedSizePerReady uint64",
+		"MaxUncommittedEntriesSize uint64", "MaxInflightMsgs int", "MaxInflightBytes uint64",
+		"CheckQuorum bool", "PreVote bool", "ReadOnlyOption raft.ReadOnlyOption", "Logger raft.Logger",
+		"DisableProposalForwarding bool", "DisableConfChangeValidation bool", "StepDownOnRemoval bool",
+		"TraceLogger raft.TraceLogger",
+	}
+	typ := reflect.TypeOf(Config{})
+	var fields []string
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		fields = append(fields, fmt.Sprintf("%s %s", f.Name, f.Type))
+	}
+	require.GreaterOrEqual(t, len(fields), len(etcd))
+	require.Equal(t, etcd, fields[:len(etcd)])
+	require.Equal(t, []string{"SnapshotTimeout int", "RandomSource rand.Source"}, fields[len(etcd):])
+}
+
+// A node whose ElectionTick is very large (as applications give idle
+// groups) works: ticks do not make it campaign, an explicit campaign
+// elects it, and it replicates.
+func TestVeryLargeElectionTickCluster(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ElectionTick = 1 << 30 })
+	c.tickAll(100)
+	require.Empty(t, c.leaders())
+	c.campaign(2)
+	require.Equal(t, []uint64{2}, c.leaders())
+	c.tickAll(5) // heartbeats
+	require.NoError(t, c.nodes[2].rn.Propose([]byte("x")))
+	c.stabilize()
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		require.Equal(t, []byte("x"), n.applied[len(n.applied)-1].Data, "node %d", id)
+		require.GreaterOrEqual(t, n.r().randomizedElectionTimeout, 1<<30)
 	}
 }

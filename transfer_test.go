@@ -174,3 +174,24 @@ func TestForgetLeaderNoOpOnLeaderAndCandidate(t *testing.T) {
 	require.NoError(t, n.rn.ForgetLeader())
 	require.Equal(t, StateCandidate, n.r().state)
 }
+
+// The transferee's vote requests carry the transfer CampaignType in their
+// Context, the value etcd raft nodes look for too, so that voters in a
+// mixed cluster grant them within a leader lease.
+func TestTransferVoteCarriesCampaignType(t *testing.T) {
+	c := newTestCluster(t, 3, withCheckQuorum)
+	c.campaign(1)
+	var contexts []string
+	c.intercept = func(m *pb.Message) bool {
+		if m.Type == pb.MsgVote {
+			contexts = append(contexts, string(m.Context))
+		}
+		return true
+	}
+	c.nodes[1].rn.TransferLeader(3)
+	c.stabilize()
+	require.Equal(t, []uint64{3}, c.leaders())
+	require.Equal(t, []string{"CampaignTransfer", "CampaignTransfer"}, contexts)
+	var typ CampaignType = campaignTransfer
+	require.Equal(t, CampaignType("CampaignTransfer"), typ)
+}
