@@ -612,6 +612,14 @@ func (r *raft) forgetLeader() {
 	if r.state != StateFollower {
 		return
 	}
+	if r.readOnly.option == ReadOnlyLeaseBased {
+		// The leader serves reads from its lease, trusting that no
+		// follower votes within an election timeout of hearing from it:
+		// forgetting it would let a new leader be elected behind its
+		// back.
+		r.logger.Infof("node %x: not forgetting leader %x with lease-based reads", r.id, r.lead)
+		return
+	}
 	r.startupLease = false
 	if r.lead == None {
 		return

@@ -556,7 +556,9 @@ func (rn *RawNode) TransferLeader(transferee uint64) {
 
 // ForgetLeader makes a follower forget its current leader, e.g. when the
 // application knows it is gone; with CheckQuorum the follower may then
-// grant votes at once. It does nothing on leaders and candidates.
+// grant votes at once. It does nothing on leaders and candidates, and
+// nothing with ReadOnlyLeaseBased, whose leases it would break. See
+// Node.ForgetLeader.
 func (rn *RawNode) ForgetLeader() error {
 	return rn.raft.Step(pb.Message{Type: pb.MsgForgetLeader})
 }
