@@ -68,15 +68,6 @@ type Config struct {
 	// reflect them (store the ConfState with the state machine).
 	Applied uint64
 
-	// SnapshotTimeout is how many ticks a leader waits, after sending a
-	// snapshot to a follower, for the follower to acknowledge it or for the
-	// application to call ReportSnapshot. Past it the leader gives up on
-	// that snapshot and probes the follower again (sending a new snapshot
-	// if it still needs one), so a lost MsgSnap or a forgotten
-	// ReportSnapshot cannot stall the follower forever. Set it well above
-	// the time a snapshot takes to transfer. 0 means 50*ElectionTick.
-	SnapshotTimeout int
-
 	// AsyncStorageWrites lets the application persist and apply on its own
 	// goroutines: Ready then carries MsgStorageAppend and MsgStorageApply
 	// messages instead of asking for synchronous writes, and Advance must
@@ -88,8 +79,10 @@ type Config struct {
 	// is due. 0 means one entry per message; math.MaxUint64 means no limit.
 	MaxSizePerMsg uint64
 	// MaxCommittedSizePerReady caps the total size of the committed
-	// entries handed out for applying and not yet applied. At least one
-	// entry is always handed out. 0 means no limit.
+	// entries handed out for applying and not yet applied (with
+	// AsyncStorageWrites, across every MsgStorageApply not yet answered).
+	// At least one entry is always handed out. 0 means MaxSizePerMsg, as
+	// in etcd raft; math.MaxUint64 means no limit.
 	MaxCommittedSizePerReady uint64
 	// MaxUncommittedEntriesSize caps the total payload size of the
 	// leader's uncommitted entries; a proposal that would exceed it is
@@ -133,6 +126,24 @@ type Config struct {
 	// removes it (or demotes it to learner) is applied.
 	StepDownOnRemoval bool
 
+	// TraceLogger is accepted for compatibility with etcd raft, where it
+	// receives state-machine tracing events in builds made with a tracing
+	// tag. raftcore has no such build (StateTraceDeployed is false): the
+	// value is kept in the Config and never called.
+	TraceLogger TraceLogger
+
+	// The fields below are raftcore's own; etcd raft's come first, in
+	// etcd's order, so that code written against either compiles.
+
+	// SnapshotTimeout is how many ticks a leader waits, after sending a
+	// snapshot to a follower, for the follower to acknowledge it or for the
+	// application to call ReportSnapshot. Past it the leader gives up on
+	// that snapshot and probes the follower again (sending a new snapshot
+	// if it still needs one), so a lost MsgSnap or a forgotten
+	// ReportSnapshot cannot stall the follower forever. Set it well above
+	// the time a snapshot takes to transfer. 0 means 50*ElectionTick.
+	SnapshotTimeout int
+
 	// RandomSource drives the randomized election timeout. Nil draws a
 	// source seeded from the runtime's random generator. Tests set a
 	// seeded source (e.g. rand.NewPCG(seed, id)) to make a whole cluster
@@ -143,23 +154,24 @@ type Config struct {
 // Errors returned by Config.Validate. Each is wrapped with the offending
 // value.
 var (
-	ErrConfigZeroID            = errors.New("raft: config: ID must not be 0 (None)")
-	ErrConfigHeartbeatTick     = errors.New("raft: config: HeartbeatTick must be greater than 0")
-	ErrConfigElectionTick      = errors.New("raft: config: ElectionTick must be greater than HeartbeatTick")
-	ErrConfigNilStorage        = errors.New("raft: config: Storage must not be nil")
-	ErrConfigMaxInflightMsgs   = errors.New("raft: config: MaxInflightMsgs must be greater than 0")
-	ErrConfigMaxInflightBytes  = errors.New("raft: config: MaxInflightBytes must be 0 or at least MaxSizePerMsg")
-	ErrConfigLeaseNeedsQuorum  = errors.New("raft: config: ReadOnlyLeaseBased requires CheckQuorum")
-	ErrConfigReadOnlyOption    = errors.New("raft: config: unknown ReadOnlyOption")
-	ErrConfigElectionTickLimit = errors.New("raft: config: ElectionTick is too large")
-	ErrConfigSnapshotTimeout   = errors.New("raft: config: SnapshotTimeout must not be negative")
+	ErrConfigZeroID           = errors.New("raft: config: ID must not be 0 (None)")
+	ErrConfigLocalThreadID    = errors.New("raft: config: ID must not be LocalAppendThread or LocalApplyThread")
+	ErrConfigHeartbeatTick    = errors.New("raft: config: HeartbeatTick must be greater than 0")
+	ErrConfigElectionTick     = errors.New("raft: config: ElectionTick must be greater than HeartbeatTick")
+	ErrConfigNilStorage       = errors.New("raft: config: Storage must not be nil")
+	ErrConfigMaxInflightMsgs  = errors.New("raft: config: MaxInflightMsgs must be greater than 0")
+	ErrConfigMaxInflightBytes = errors.New("raft: config: MaxInflightBytes must be 0 or at least MaxSizePerMsg")
+	ErrConfigLeaseNeedsQuorum = errors.New("raft: config: ReadOnlyLeaseBased requires CheckQuorum")
+	ErrConfigReadOnlyOption   = errors.New("raft: config: unknown ReadOnlyOption")
+	ErrConfigSnapshotTimeout  = errors.New("raft: config: SnapshotTimeout must not be negative")
 )
 
 // Validate returns an error for every impossible setting (wrapping one of
 // the ErrConfig errors) and fills in the defaults for limits left 0:
-// MaxUncommittedEntriesSize and MaxCommittedSizePerReady become unlimited,
-// SnapshotTimeout becomes 50*ElectionTick, and a nil Logger becomes the
-// package logger.
+// MaxUncommittedEntriesSize becomes unlimited, MaxCommittedSizePerReady
+// becomes MaxSizePerMsg, SnapshotTimeout becomes 50*ElectionTick (or the
+// largest int, should that overflow), and a nil Logger becomes the package
+// logger.
 func (c *Config) Validate() error {
 	if err := c.check(); err != nil {
 		return err
@@ -168,27 +180,47 @@ func (c *Config) Validate() error {
 		c.MaxUncommittedEntriesSize = noLimit
 	}
 	if c.MaxCommittedSizePerReady == 0 {
-		c.MaxCommittedSizePerReady = noLimit
+		c.MaxCommittedSizePerReady = c.MaxSizePerMsg
 	}
 	if c.Logger == nil {
 		c.Logger = getLogger()
 	}
 	if c.SnapshotTimeout == 0 {
-		c.SnapshotTimeout = 50 * c.ElectionTick
+		c.SnapshotTimeout = saturatingMul(50, c.ElectionTick)
 	}
 	return nil
+}
+
+// saturatingMul returns a*b for positive a and b, or math.MaxInt when the
+// product does not fit: a very large ElectionTick (idle groups are
+// sometimes given 1<<30 or more) must not wrap a derived timeout around to
+// a negative or tiny value.
+func saturatingMul(a, b int) int {
+	if b > math.MaxInt/a {
+		return math.MaxInt
+	}
+	return a * b
+}
+
+// saturatingAdd returns a+b for non-negative a and b, or math.MaxInt when
+// the sum does not fit.
+func saturatingAdd(a, b int) int {
+	if a > math.MaxInt-b {
+		return math.MaxInt
+	}
+	return a + b
 }
 
 func (c *Config) check() error {
 	switch {
 	case c.ID == None:
 		return ErrConfigZeroID
+	case IsLocalMsgTarget(c.ID):
+		return fmt.Errorf("%w (got %#x)", ErrConfigLocalThreadID, c.ID)
 	case c.HeartbeatTick <= 0:
 		return fmt.Errorf("%w (got %d)", ErrConfigHeartbeatTick, c.HeartbeatTick)
 	case c.ElectionTick <= c.HeartbeatTick:
 		return fmt.Errorf("%w (got ElectionTick %d, HeartbeatTick %d)", ErrConfigElectionTick, c.ElectionTick, c.HeartbeatTick)
-	case c.ElectionTick > math.MaxInt32/2:
-		return fmt.Errorf("%w (got %d)", ErrConfigElectionTickLimit, c.ElectionTick)
 	case c.Storage == nil:
 		return ErrConfigNilStorage
 	case c.SnapshotTimeout < 0:

@@ -1,15 +1,19 @@
 package raft
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
 )
 
 // validConfig is a config that passes Validate with every limit left at its
@@ -40,6 +44,10 @@ func configErrorCases() []configErrorCase {
 	return []configErrorCase{
 		{"zero ID", "ErrConfigZeroID", ErrConfigZeroID,
 			func(c *Config) { c.ID = None }, ""},
+		{"ID of the local append thread", "ErrConfigLocalThreadID", ErrConfigLocalThreadID,
+			func(c *Config) { c.ID = LocalAppendThread }, "(got 0xffffffffffffffff)"},
+		{"ID of the local apply thread", "ErrConfigLocalThreadID", ErrConfigLocalThreadID,
+			func(c *Config) { c.ID = LocalApplyThread }, "(got 0xfffffffffffffffe)"},
 		{"zero heartbeat", "ErrConfigHeartbeatTick", ErrConfigHeartbeatTick,
 			func(c *Config) { c.HeartbeatTick = 0 }, "(got 0)"},
 		{"negative heartbeat", "ErrConfigHeartbeatTick", ErrConfigHeartbeatTick,
@@ -48,8 +56,6 @@ func configErrorCases() []configErrorCase {
 			func(c *Config) { c.ElectionTick = 2 }, "ElectionTick 2, HeartbeatTick 2"},
 		{"zero election tick", "ErrConfigElectionTick", ErrConfigElectionTick,
 			func(c *Config) { c.ElectionTick = 0 }, "ElectionTick 0, HeartbeatTick 2"},
-		{"election tick over the limit", "ErrConfigElectionTickLimit", ErrConfigElectionTickLimit,
-			func(c *Config) { c.ElectionTick = math.MaxInt32/2 + 1 }, "(got 1073741824)"},
 		{"nil storage", "ErrConfigNilStorage", ErrConfigNilStorage,
 			func(c *Config) { c.Storage = nil }, ""},
 		{"negative snapshot timeout", "ErrConfigSnapshotTimeout", ErrConfigSnapshotTimeout,
@@ -113,7 +119,7 @@ func TestConfigValidateRefusesEachImpossibleSetting(t *testing.T) {
 	require.Equal(t, configErrorVars(t), coveredNames, "every ErrConfig error needs a case")
 
 	all := []error{
-		ErrConfigZeroID, ErrConfigHeartbeatTick, ErrConfigElectionTick, ErrConfigElectionTickLimit,
+		ErrConfigZeroID, ErrConfigLocalThreadID, ErrConfigHeartbeatTick, ErrConfigElectionTick,
 		ErrConfigNilStorage, ErrConfigSnapshotTimeout, ErrConfigMaxInflightMsgs, ErrConfigMaxInflightBytes,
 		ErrConfigReadOnlyOption, ErrConfigLeaseNeedsQuorum,
 	}
@@ -180,7 +186,7 @@ func TestConfigValidateFillsDocumentedDefaults(t *testing.T) {
 	require.NoError(t, c.Validate())
 
 	require.Equal(t, uint64(math.MaxUint64), c.MaxUncommittedEntriesSize, "0 means no limit")
-	require.Equal(t, uint64(math.MaxUint64), c.MaxCommittedSizePerReady, "0 means no limit")
+	require.Equal(t, c.MaxSizePerMsg, c.MaxCommittedSizePerReady, "0 means MaxSizePerMsg")
 	require.Equal(t, 50*c.ElectionTick, c.SnapshotTimeout, "50 election timeouts")
 	require.NotNil(t, c.Logger)
 	require.Same(t, getLogger(), c.Logger, "the package logger")
@@ -198,7 +204,43 @@ func TestConfigValidateFillsDocumentedDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(noLimit), rn.raft.maxUncommittedSize)
 	require.Equal(t, 500, rn.raft.snapshotTimeout)
-	require.Equal(t, uint64(noLimit), rn.raft.raftLog.maxApplyingEntsSize)
+	require.Equal(t, uint64(0), rn.raft.raftLog.maxApplyingEntsSize)
+
+	c = validConfig()
+	c.MaxSizePerMsg = 4096
+	require.NoError(t, c.Validate())
+	require.Equal(t, uint64(4096), c.MaxCommittedSizePerReady)
+}
+
+// With MaxCommittedSizePerReady left 0, the committed entries handed out
+// at once are limited by MaxSizePerMsg, as in etcd raft (not unlimited).
+func TestMaxCommittedSizePerReadyDefaultsToMaxSizePerMsg(t *testing.T) {
+	const payload = 100
+	n := newTestNode(t, 1, []uint64{1}, func(c *Config) { c.MaxSizePerMsg = 3 * payload })
+	require.NoError(t, n.rn.Campaign())
+	n.ready()
+	require.Equal(t, StateLeader, n.r().state)
+	for i := 0; i < 10; i++ {
+		require.NoError(t, n.rn.Propose(make([]byte, payload)))
+	}
+	// Persist the proposals; Advance acknowledges them, which commits them.
+	rd := n.rn.Ready()
+	require.Len(t, rd.Entries, 10)
+	require.NoError(t, n.storage.Append(rd.Entries))
+	n.rn.Advance(rd)
+	require.Equal(t, rd.Entries[9].Index, n.r().raftLog.committed)
+
+	var batches []int
+	for n.rn.HasReady() {
+		rd := n.rn.Ready()
+		if len(rd.CommittedEntries) > 0 {
+			batches = append(batches, len(rd.CommittedEntries))
+			require.LessOrEqual(t, pb.EntriesSize(rd.CommittedEntries), uint64(3*payload),
+				"committed entries within MaxSizePerMsg")
+		}
+		n.rn.Advance(rd)
+	}
+	require.Greater(t, len(batches), 3, "ten entries take several Readys: %v", batches)
 }
 
 // Limits that were set are kept as they are.
@@ -219,14 +261,28 @@ func TestConfigValidateKeepsSetValues(t *testing.T) {
 	require.Same(t, DiscardLogger, c.Logger)
 }
 
-// The default snapshot timeout of the largest allowed ElectionTick is a
-// positive tick count on every platform: it must not overflow int.
-func TestConfigValidateSnapshotTimeoutDefaultAtElectionLimit(t *testing.T) {
-	c := validConfig()
-	c.ElectionTick = math.MaxInt32 / 2
-	require.NoError(t, c.Validate())
-	require.Positive(t, c.SnapshotTimeout)
-	require.GreaterOrEqual(t, c.SnapshotTimeout, c.ElectionTick)
+// A very large ElectionTick is accepted (idle groups are kept quiet that
+// way), and the timeouts derived from it saturate instead of overflowing
+// int: the default snapshot timeout stays positive and the randomized
+// election timeout stays at least ElectionTick.
+func TestConfigVeryLargeElectionTick(t *testing.T) {
+	for _, et := range []int{1 << 30, math.MaxInt32, math.MaxInt / 2, math.MaxInt} {
+		c := validConfig()
+		c.ElectionTick = et
+		require.NoError(t, c.Validate(), "ElectionTick %d", et)
+		require.GreaterOrEqual(t, c.SnapshotTimeout, c.ElectionTick, "ElectionTick %d", et)
+
+		rn, err := NewRawNode(c)
+		require.NoError(t, err)
+		r := rn.raft
+		for i := 0; i < 100; i++ {
+			r.resetRandomizedElectionTimeout()
+			require.GreaterOrEqual(t, r.randomizedElectionTimeout, et, "ElectionTick %d", et)
+		}
+		if et <= math.MaxInt/2 {
+			require.Less(t, r.randomizedElectionTimeout, 2*et)
+		}
+	}
 }
 
 // NewRawNode refuses a bad config with the error of Validate and a nil node,
@@ -246,5 +302,47 @@ func TestNewRawNodeReturnsConfigValidateError(t *testing.T) {
 			require.EqualError(t, err, wantMsg)
 			require.Nil(t, rn)
 		})
+	}
+}
+
+// Config starts with etcd raft v3.6's fields, in its order and with its
+// types, so that code written for etcd raft (even an unkeyed literal of
+// them) means the same here; raftcore's own fields come after.
+func TestConfigFieldsFollowEtcd(t *testing.T) {
+	etcd := []string{
+		"ID uint64", "ElectionTick int", "HeartbeatTick int", "Storage raft.Storage", "Applied uint64",
+		"AsyncStorageWrites bool", "MaxSizePerMsg uint64", "MaxCommittedSizePerReady uint64",
+		"MaxUncommittedEntriesSize uint64", "MaxInflightMsgs int", "MaxInflightBytes uint64",
+		"CheckQuorum bool", "PreVote bool", "ReadOnlyOption raft.ReadOnlyOption", "Logger raft.Logger",
+		"DisableProposalForwarding bool", "DisableConfChangeValidation bool", "StepDownOnRemoval bool",
+		"TraceLogger raft.TraceLogger",
+	}
+	typ := reflect.TypeOf(Config{})
+	var fields []string
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		fields = append(fields, fmt.Sprintf("%s %s", f.Name, f.Type))
+	}
+	require.GreaterOrEqual(t, len(fields), len(etcd))
+	require.Equal(t, etcd, fields[:len(etcd)])
+	require.Equal(t, []string{"SnapshotTimeout int", "RandomSource rand.Source"}, fields[len(etcd):])
+}
+
+// A node whose ElectionTick is very large (as applications give idle
+// groups) works: ticks do not make it campaign, an explicit campaign
+// elects it, and it replicates.
+func TestVeryLargeElectionTickCluster(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ElectionTick = 1 << 30 })
+	c.tickAll(100)
+	require.Empty(t, c.leaders())
+	c.campaign(2)
+	require.Equal(t, []uint64{2}, c.leaders())
+	c.tickAll(5) // heartbeats
+	require.NoError(t, c.nodes[2].rn.Propose([]byte("x")))
+	c.stabilize()
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		require.Equal(t, []byte("x"), n.applied[len(n.applied)-1].Data, "node %d", id)
+		require.GreaterOrEqual(t, n.r().randomizedElectionTimeout, 1<<30)
 	}
 }

@@ -19,7 +19,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative heartbeat", func(c *Config) { c.HeartbeatTick = -1 }, ErrConfigHeartbeatTick},
 		{"election equals heartbeat", func(c *Config) { c.ElectionTick = 1 }, ErrConfigElectionTick},
 		{"election below heartbeat", func(c *Config) { c.HeartbeatTick = 5; c.ElectionTick = 3 }, ErrConfigElectionTick},
-		{"election tick too large", func(c *Config) { c.ElectionTick = 1 << 30 }, ErrConfigElectionTickLimit},
+		{"ID of a local storage thread", func(c *Config) { c.ID = LocalApplyThread }, ErrConfigLocalThreadID},
+		{"very large election tick", func(c *Config) { c.ElectionTick = 1 << 30 }, nil},
 		{"nil storage", func(c *Config) { c.Storage = nil }, ErrConfigNilStorage},
 		{"zero inflight msgs", func(c *Config) { c.MaxInflightMsgs = 0 }, ErrConfigMaxInflightMsgs},
 		{"inflight bytes below msg size", func(c *Config) { c.MaxSizePerMsg = 1000; c.MaxInflightBytes = 999 }, ErrConfigMaxInflightBytes},
@@ -53,7 +54,7 @@ func TestConfigValidateDefaults(t *testing.T) {
 	c := &Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: NewMemoryStorage(), MaxInflightMsgs: 1}
 	require.NoError(t, c.Validate())
 	require.Equal(t, uint64(noLimit), c.MaxUncommittedEntriesSize)
-	require.Equal(t, uint64(noLimit), c.MaxCommittedSizePerReady)
+	require.Equal(t, c.MaxSizePerMsg, c.MaxCommittedSizePerReady, "MaxSizePerMsg")
 	require.Equal(t, 500, c.SnapshotTimeout, "50 election timeouts")
 	require.NotNil(t, c.Logger)
 

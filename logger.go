@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"os"
 	"sync"
@@ -29,9 +30,13 @@ type Logger interface {
 	Panicf(format string, v ...any)
 }
 
+// packageLogger is the logger nodes use by default: one on log/slog's
+// default logger.
+var packageLogger Logger = NewSlogLogger(slog.Default())
+
 var (
 	defaultLoggerMu sync.Mutex
-	defaultLogger   Logger = NewSlogLogger(slog.Default())
+	defaultLogger   = packageLogger
 )
 
 // SetLogger replaces the Logger used by nodes whose Config.Logger is nil.
@@ -41,6 +46,10 @@ func SetLogger(l Logger) {
 	defer defaultLoggerMu.Unlock()
 	defaultLogger = l
 }
+
+// ResetDefaultLogger undoes SetLogger: nodes created afterwards with a nil
+// Config.Logger log to log/slog's default logger again.
+func ResetDefaultLogger() { SetLogger(packageLogger) }
 
 // getLogger returns the logger set with SetLogger.
 func getLogger() Logger {
@@ -110,3 +119,103 @@ func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false 
 func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
 func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
 func (d discardHandler) WithGroup(string) slog.Handler           { return d }
+
+// DefaultLogger is a Logger that writes through a standard library
+// *log.Logger, one line per call, each line labelled with its level.
+// Debug output is dropped until EnableDebug is called. Build one around
+// any *log.Logger, e.g.
+//
+//	&raft.DefaultLogger{Logger: log.New(os.Stderr, "raft ", 0)}
+//
+// and pass it as Config.Logger or to SetLogger. A DefaultLogger whose
+// Logger is nil writes to log.Default(). Like *log.Logger it is safe for
+// concurrent use, except that EnableDebug and EnableTimestamps must not
+// race with logging.
+type DefaultLogger struct {
+	*log.Logger
+	debug bool
+}
+
+// EnableTimestamps adds the date and time to every line.
+func (l *DefaultLogger) EnableTimestamps() {
+	out := l.out()
+	out.SetFlags(out.Flags() | log.Ldate | log.Ltime)
+}
+
+// EnableDebug makes Debug and Debugf write their lines.
+func (l *DefaultLogger) EnableDebug() { l.debug = true }
+
+func (l *DefaultLogger) out() *log.Logger {
+	if l.Logger == nil {
+		return log.Default()
+	}
+	return l.Logger
+}
+
+// write logs msg with its level label; depth 3 attributes the line to the
+// caller of the exported method when the logger prints file names.
+func (l *DefaultLogger) write(level, msg string) {
+	_ = l.out().Output(3, level+": "+msg)
+}
+
+// Debug logs at debug level, if enabled (see EnableDebug).
+func (l *DefaultLogger) Debug(v ...any) {
+	if l.debug {
+		l.write("DEBUG", fmt.Sprint(v...))
+	}
+}
+
+// Debugf logs at debug level, if enabled (see EnableDebug).
+func (l *DefaultLogger) Debugf(format string, v ...any) {
+	if l.debug {
+		l.write("DEBUG", fmt.Sprintf(format, v...))
+	}
+}
+
+// Info logs at info level.
+func (l *DefaultLogger) Info(v ...any) { l.write("INFO", fmt.Sprint(v...)) }
+
+// Infof logs at info level.
+func (l *DefaultLogger) Infof(format string, v ...any) { l.write("INFO", fmt.Sprintf(format, v...)) }
+
+// Warning logs at warning level.
+func (l *DefaultLogger) Warning(v ...any) { l.write("WARN", fmt.Sprint(v...)) }
+
+// Warningf logs at warning level.
+func (l *DefaultLogger) Warningf(format string, v ...any) {
+	l.write("WARN", fmt.Sprintf(format, v...))
+}
+
+// Error logs at error level.
+func (l *DefaultLogger) Error(v ...any) { l.write("ERROR", fmt.Sprint(v...)) }
+
+// Errorf logs at error level.
+func (l *DefaultLogger) Errorf(format string, v ...any) {
+	l.write("ERROR", fmt.Sprintf(format, v...))
+}
+
+// Fatal logs at fatal level and exits the process with status 1.
+func (l *DefaultLogger) Fatal(v ...any) {
+	l.write("FATAL", fmt.Sprint(v...))
+	os.Exit(1)
+}
+
+// Fatalf logs at fatal level and exits the process with status 1.
+func (l *DefaultLogger) Fatalf(format string, v ...any) {
+	l.write("FATAL", fmt.Sprintf(format, v...))
+	os.Exit(1)
+}
+
+// Panic logs at panic level, then panics with the message.
+func (l *DefaultLogger) Panic(v ...any) {
+	msg := fmt.Sprint(v...)
+	l.write("PANIC", msg)
+	panic(msg)
+}
+
+// Panicf logs at panic level, then panics with the message.
+func (l *DefaultLogger) Panicf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.write("PANIC", msg)
+	panic(msg)
+}

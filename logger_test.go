@@ -2,7 +2,11 @@ package raft
 
 import (
 	"bytes"
+	"errors"
+	"log"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -42,6 +46,86 @@ func TestSetLogger(t *testing.T) {
 	_, err := NewRawNode(cfg)
 	require.NoError(t, err)
 	require.Contains(t, buf.String(), "node 1 starting")
+}
+
+// ResetDefaultLogger undoes SetLogger: nodes created afterwards use the
+// package's default logger again.
+func TestResetDefaultLogger(t *testing.T) {
+	var buf bytes.Buffer
+	t.Cleanup(ResetDefaultLogger)
+	SetLogger(NewSlogLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	ResetDefaultLogger()
+	require.Same(t, packageLogger, getLogger())
+	cfg := testConfig(1, NewMemoryStorage())
+	cfg.Logger = nil
+	_, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	require.Same(t, packageLogger, cfg.Logger)
+	require.Empty(t, buf.String(), "the replaced logger gets nothing")
+}
+
+// DefaultLogger writes one labelled line per call through its *log.Logger,
+// drops debug output until EnableDebug, adds timestamps on request, and
+// panics from Panic and Panicf after logging.
+func TestDefaultLogger(t *testing.T) {
+	var buf bytes.Buffer
+	l := &DefaultLogger{Logger: log.New(&buf, "raft ", 0)}
+	var _ Logger = l
+
+	l.Debug("hidden")
+	l.Debugf("hidden %d", 1)
+	require.Empty(t, buf.String(), "debug is off by default")
+
+	l.EnableDebug()
+	l.Debugf("d %d", 1)
+	l.Info("i", 2)
+	l.Infof("i %d", 3)
+	l.Warning("w")
+	l.Warningf("w %s", "x")
+	l.Error("e")
+	l.Errorf("e %d", 4)
+	require.PanicsWithValue(t, "p 5", func() { l.Panicf("p %d", 5) })
+	require.PanicsWithValue(t, "p6", func() { l.Panic("p", 6) })
+	require.Equal(t, strings.Join([]string{
+		"raft DEBUG: d 1", "raft INFO: i2", "raft INFO: i 3", "raft WARN: w", "raft WARN: w x",
+		"raft ERROR: e", "raft ERROR: e 4", "raft PANIC: p 5", "raft PANIC: p6",
+	}, "\n")+"\n", buf.String())
+
+	buf.Reset()
+	l.EnableTimestamps()
+	require.Equal(t, log.Ldate|log.Ltime, l.Flags())
+	l.Info("stamped")
+	require.Regexp(t, `^raft \d{4}/\d\d/\d\d \d\d:\d\d:\d\d INFO: stamped\n$`, buf.String())
+
+	// The line is attributed to the caller of the logging method.
+	buf.Reset()
+	l.SetFlags(log.Lshortfile)
+	l.Warning("here")
+	require.True(t, strings.HasPrefix(buf.String(), "raft logger_test.go:"), buf.String())
+}
+
+// DefaultLogger's Fatal and Fatalf log, then exit with status 1. They run
+// in a child process (this test binary, told so by an environment
+// variable).
+func TestDefaultLoggerFatalExits(t *testing.T) {
+	if method := os.Getenv("RAFT_TEST_FATAL"); method != "" {
+		l := &DefaultLogger{Logger: log.New(os.Stderr, "", 0)}
+		if method == "Fatalf" {
+			l.Fatalf("bye %d", 1)
+		} else {
+			l.Fatal("bye", 1)
+		}
+		return // not reached
+	}
+	for _, method := range []string{"Fatal", "Fatalf"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDefaultLoggerFatalExits$")
+		cmd.Env = append(os.Environ(), "RAFT_TEST_FATAL="+method)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "%s: %v", method, err)
+		require.Equal(t, 1, exit.ExitCode(), method)
+		require.Contains(t, string(out), "FATAL: bye", method)
+	}
 }
 
 // The per-node random source makes election timeouts reproducible.

@@ -379,3 +379,33 @@ func TestLeaderWithPendingRemovalTakesNoProposals(t *testing.T) {
 	require.NoError(t, c2.nodes[1].rn.ProposeConfChange(v1(pb.ConfChangeRemoveNode, 3)))
 	require.NoError(t, c2.nodes[1].rn.Propose([]byte("x")))
 }
+
+// A leader contacts a member as soon as the conf change adding it is
+// applied: the next Ready carries an append to it, without waiting for a
+// tick (and the heartbeat it would bring).
+func TestLeaderContactsNewMemberAtOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		typ  pb.ConfChangeType
+	}{
+		{"voter", pb.ConfChangeAddNode},
+		{"learner", pb.ConfChangeAddLearnerNode},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newTestCluster(t, 3)
+			c.campaign(1)
+			leader := c.nodes[1]
+			require.False(t, leader.rn.HasReady())
+
+			leader.rn.ApplyConfChange(pb.ConfChange{Type: tt.typ, NodeID: 4})
+			require.True(t, leader.rn.HasReady())
+			rd := leader.rn.Ready()
+			apps := filterMsgs(rd.Messages, pb.MsgApp, 4)
+			require.Len(t, apps, 1, "messages: %v", rd.Messages)
+			last := leader.r().raftLog.lastIndex()
+			require.Equal(t, last, apps[0].Index, "a probe at the leader's last index")
+			require.Empty(t, filterMsgs(rd.Messages, pb.MsgApp, 2), "caught-up peers get nothing new")
+			leader.rn.Advance(rd)
+		})
+	}
+}

@@ -37,7 +37,8 @@ type Node interface {
 	// responses back in instead.
 	Advance()
 	// ApplyConfChange applies a committed conf change and returns the new
-	// configuration (nil once the node is stopped).
+	// configuration, never nil (an empty ConfState once the node is
+	// stopped).
 	ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState
 	// TransferLeadership asks the leader (lead, as far as the caller
 	// knows) to hand leadership to transferee.
@@ -273,13 +274,13 @@ func (n *node) ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState {
 	select {
 	case n.confc <- cc.AsV2():
 	case <-n.done:
-		return nil
+		return &pb.ConfState{}
 	}
 	select {
 	case cs := <-n.confstatec:
 		return &cs
 	case <-n.done:
-		return nil
+		return &pb.ConfState{}
 	}
 }
 

@@ -408,7 +408,7 @@ func TestNodeContextAndStop(t *testing.T) {
 	require.ErrorIs(t, n.Step(bg, pb.Message{Type: pb.MsgHeartbeat, From: 2, To: 1, Term: 1}), ErrStopped)
 	require.ErrorIs(t, n.ReadIndex(bg, []byte("r")), ErrStopped)
 	require.ErrorIs(t, n.ForgetLeader(bg), ErrStopped)
-	require.Nil(t, n.ApplyConfChange(pb.ConfChange{}))
+	require.Equal(t, &pb.ConfState{}, n.ApplyConfChange(pb.ConfChange{}), "never nil, as etcd raft documents")
 	require.Equal(t, Status{}, n.Status())
 	n.Tick()
 	n.Advance()

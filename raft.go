@@ -42,18 +42,23 @@ func (st StateType) MarshalJSON() ([]byte, error) {
 // The application may retry later.
 var ErrProposalDropped = errors.New("raft: proposal dropped")
 
-// campaignType tells how an election was started.
-type campaignType string
+// CampaignType tells how an election was started. It is a string so that
+// it can ride in a vote request's Context as is: a vote request whose
+// Context is the transfer campaign's name was started by a leader transfer.
+type CampaignType string
+
+// campaignType is the name the election code uses for CampaignType.
+type campaignType = CampaignType
 
 const (
 	// campaignPreElection runs a pre-vote round first (PreVote).
-	campaignPreElection campaignType = "CampaignPreElection"
+	campaignPreElection CampaignType = "CampaignPreElection"
 	// campaignElection is a normal election.
-	campaignElection campaignType = "CampaignElection"
+	campaignElection CampaignType = "CampaignElection"
 	// campaignTransfer is an election forced by a leader transfer: voters
 	// grant it even within a leader lease. The type rides in the vote
 	// request's Context.
-	campaignTransfer campaignType = "CampaignTransfer"
+	campaignTransfer CampaignType = "CampaignTransfer"
 )
 
 type stepFunc func(r *raft, m pb.Message) error
@@ -448,7 +453,8 @@ func (r *raft) pastElectionTimeout() bool {
 }
 
 func (r *raft) resetRandomizedElectionTimeout() {
-	r.randomizedElectionTimeout = r.electionTimeout + r.rand.IntN(r.electionTimeout)
+	// Saturating: ElectionTick may be close to the largest int.
+	r.randomizedElectionTimeout = saturatingAdd(r.electionTimeout, r.rand.IntN(r.electionTimeout))
 }
 
 // promotable reports whether this node may campaign: it is a voter in the
@@ -618,6 +624,14 @@ func (r *raft) forwardProposal(m pb.Message) error {
 // to run out.
 func (r *raft) forgetLeader() {
 	if r.state != StateFollower {
+		return
+	}
+	if r.readOnly.option == ReadOnlyLeaseBased {
+		// The leader serves reads from its lease, trusting that no
+		// follower votes within an election timeout of hearing from it:
+		// forgetting it would let a new leader be elected behind its
+		// back.
+		r.logger.Infof("node %x: not forgetting leader %x with lease-based reads", r.id, r.lead)
 		return
 	}
 	r.startupLease = false

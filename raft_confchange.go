@@ -47,6 +47,7 @@ func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressM
 // commit index may move under the new quorum, new peers are contacted, and a
 // transfer to a removed node is abandoned.
 func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.ConfState {
+	prev := r.trk.Progress
 	r.trk.Config = cfg
 	r.trk.Progress = prs
 	r.logger.Infof("%x: switched to configuration %s", r.id, r.trk.Config)
@@ -70,11 +71,15 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 		// The new quorum committed more: tell everyone.
 		r.bcastAppend()
 	} else {
-		// Contact new peers without waiting for the next heartbeat.
+		// Send what is new to peers that lack it, and probe peers that
+		// were just added at once: they learn of the leader and start
+		// catching up now rather than at the next heartbeat.
 		r.trk.Visit(func(id uint64, _ *tracker.Progress) {
-			if id != r.id {
-				r.maybeSendAppend(id, false)
+			if id == r.id {
+				return
 			}
+			_, known := prev[id]
+			r.maybeSendAppend(id, !known)
 		})
 	}
 	if _, ok := r.trk.Progress[r.leadTransferee]; !ok && r.leadTransferee != None {

@@ -180,6 +180,27 @@ func (rn *RawNode) Tick() {
 	rn.raft.tick()
 }
 
+// TickQuiesced advances the node's logical clock by one tick and does
+// nothing else: no heartbeat, no election, no quorum check. It lets an
+// application keep a group quiet (no periodic messages) while it knows
+// every member to be in the same state, calling Tick when the group is
+// active and TickQuiesced when it is quiesced.
+//
+// The clock still moves: the ticks count toward the election timeout (a
+// follower that is ticked normally again campaigns as soon as the timeout
+// has passed, counting the quiesced ticks) and toward the expiry of a
+// leader's lease for ReadOnlyLeaseBased reads, which therefore never
+// outlives the followers' view of time.
+//
+// Use it with care: it suspends what keeps the group live.
+//
+// Deprecated: kept for code written for etcd raft, which deprecates it
+// too. Use Tick.
+func (rn *RawNode) TickQuiesced() {
+	rn.raft.ticks++
+	rn.raft.electionElapsed = saturatingAdd(rn.raft.electionElapsed, 1)
+}
+
 // Campaign makes this node start an election now (a pre-election first,
 // with PreVote).
 func (rn *RawNode) Campaign() error {
@@ -234,7 +255,7 @@ func (rn *RawNode) Step(m pb.Message) error {
 	if err := validateMessage(rn.raft.id, &m); err != nil {
 		return err
 	}
-	if isResponseMsg(m.Type) && rn.raft.trk.Progress[m.From] == nil {
+	if IsResponseMsg(m.Type) && rn.raft.trk.Progress[m.From] == nil {
 		return ErrStepPeerNotFound
 	}
 	if last := rn.raft.raftLog.lastIndex(); m.Type == pb.MsgHeartbeat && m.Commit > last {
@@ -542,7 +563,9 @@ func (rn *RawNode) TransferLeader(transferee uint64) {
 
 // ForgetLeader makes a follower forget its current leader, e.g. when the
 // application knows it is gone; with CheckQuorum the follower may then
-// grant votes at once. It does nothing on leaders and candidates.
+// grant votes at once. It does nothing on leaders and candidates, and
+// nothing with ReadOnlyLeaseBased, whose leases it would break. See
+// Node.ForgetLeader.
 func (rn *RawNode) ForgetLeader() error {
 	return rn.raft.Step(pb.Message{Type: pb.MsgForgetLeader})
 }

@@ -400,3 +400,40 @@ func TestRawNodeRestartStoredCommitRange(t *testing.T) {
 	_, err = NewRawNode(testConfig(1, s))
 	require.ErrorContains(t, err, "storage is corrupt")
 }
+
+// TickQuiesced moves the election clock and does nothing else: a
+// follower does not campaign however long it is quiesced, but once ticked
+// normally it campaigns at once, the quiesced ticks having counted toward
+// its election timeout. A leader sends no heartbeats while quiesced.
+func TestRawNodeTickQuiesced(t *testing.T) {
+	t.Run("follower", func(t *testing.T) {
+		n := newTestNode(t, 2, []uint64{1, 2, 3})
+		n.ready()
+		term := n.r().Term
+		for i := 0; i < 3*n.r().electionTimeout; i++ {
+			n.rn.TickQuiesced()
+		}
+		require.False(t, n.rn.HasReady(), "nothing to do while quiesced")
+		require.Equal(t, StateFollower, n.r().state)
+		require.Equal(t, term, n.r().Term)
+
+		n.rn.Tick()
+		require.Equal(t, StateCandidate, n.r().state, "the quiesced ticks counted")
+		require.Len(t, filterMsgs(n.ready(), pb.MsgVote, 0), 2)
+	})
+	t.Run("leader", func(t *testing.T) {
+		c := newTestCluster(t, 3, withCheckQuorum, func(cfg *Config) { cfg.ReadOnlyOption = ReadOnlyLeaseBased })
+		c.campaign(1)
+		c.tickAll(1) // a heartbeat round starts the lease
+		leader := c.nodes[1]
+		require.True(t, leader.r().leaseValid())
+		for i := 0; i < 3*leader.r().electionTimeout; i++ {
+			leader.rn.TickQuiesced()
+		}
+		require.False(t, leader.rn.HasReady(), "no heartbeats while quiesced")
+		require.Equal(t, StateLeader, leader.r().state, "no quorum check while quiesced")
+		// The followers' election clocks may have run on: the lease must
+		// not outlive them.
+		require.False(t, leader.r().leaseValid(), "the lease expires with quiesced ticks")
+	})
+}

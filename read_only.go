@@ -184,7 +184,8 @@ func (r *raft) committedEntryInCurrentTerm() bool {
 // carry their send tick in their context to measure this (followers echo
 // the context back unchanged). The lease assumes that ticks advance at the
 // same rate on every node, and it does not hold against a leader transfer
-// (whose campaign ignores leases) or a follower's ForgetLeader.
+// (whose campaign ignores leases); ForgetLeader does nothing with
+// lease-based reads for this reason.
 
 // leaseCtxPrefix marks a heartbeat context that carries a send tick; read
 // request contexts are never this long with this prefix by accident in

@@ -63,6 +63,34 @@ func (rn *RawNode) Status() Status { return getStatus(rn.raft) }
 // progress; it does not allocate.
 func (rn *RawNode) BasicStatus() BasicStatus { return getBasicStatus(rn.raft) }
 
+// ProgressType tells whether a Progress visited by WithProgress belongs to
+// a voter or to a learner.
+type ProgressType byte
+
+const (
+	// ProgressTypePeer marks the Progress of a voter.
+	ProgressTypePeer ProgressType = iota
+	// ProgressTypeLearner marks the Progress of a learner.
+	ProgressTypeLearner
+)
+
+// WithProgress calls visitor with the Progress of every member of the
+// configuration, this node included, in increasing ID order; it does not
+// allocate for configurations of up to seven members. Each pr is a copy whose Inflights is nil (call Status for
+// in-flight counts). Only a leader maintains these values; on other nodes
+// they are whatever the node last held and mean little.
+func (rn *RawNode) WithProgress(visitor func(id uint64, typ ProgressType, pr tracker.Progress)) {
+	rn.raft.trk.Visit(func(id uint64, pr *tracker.Progress) {
+		typ := ProgressTypePeer
+		if pr.IsLearner {
+			typ = ProgressTypeLearner
+		}
+		p := *pr
+		p.Inflights = nil
+		visitor(id, typ, p)
+	})
+}
+
 type progressJSON struct {
 	Match           uint64 `json:"match"`
 	Next            uint64 `json:"next"`

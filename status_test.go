@@ -242,3 +242,44 @@ func TestStatusJSONRoleNames(t *testing.T) {
 		require.Equal(t, tt.want, got["raftState"])
 	}
 }
+
+// WithProgress visits every member's progress in ID order, marking
+// learners, with the values Status reports (without the Inflights), and
+// without allocating.
+func TestWithProgress(t *testing.T) {
+	c := statusCluster(t)
+	leader := c.nodes[1]
+	leader.rn.ApplyConfChange(pb.ConfChange{Type: pb.ConfChangeAddLearnerNode, NodeID: 4})
+	leader.ready()
+	st := leader.rn.Status()
+
+	type visit struct {
+		id  uint64
+		typ ProgressType
+	}
+	var visits []visit
+	leader.rn.WithProgress(func(id uint64, typ ProgressType, pr tracker.Progress) {
+		visits = append(visits, visit{id, typ})
+		require.Nil(t, pr.Inflights, "peer %d", id)
+		want := st.Progress[id]
+		want.Inflights = nil
+		require.Equal(t, want, pr, "peer %d", id)
+		// The visitor has a copy.
+		pr.Match = 99
+	})
+	require.Equal(t, []visit{{1, ProgressTypePeer}, {2, ProgressTypePeer}, {3, ProgressTypePeer}, {4, ProgressTypeLearner}}, visits)
+	require.Equal(t, uint64(2), leader.r().trk.Progress[3].Match)
+	require.Equal(t, ProgressType(0), ProgressTypePeer)
+	require.Equal(t, ProgressType(1), ProgressTypeLearner)
+
+	var n int
+	visitor := func(uint64, ProgressType, tracker.Progress) { n++ }
+	allocs := testing.AllocsPerRun(50, func() { leader.rn.WithProgress(visitor) })
+	require.Zero(t, allocs)
+	require.Equal(t, 4*51, n)
+
+	// Followers hold a progress entry for every member as well.
+	var ids []uint64
+	c.nodes[2].rn.WithProgress(func(id uint64, _ ProgressType, _ tracker.Progress) { ids = append(ids, id) })
+	require.Equal(t, []uint64{1, 2, 3}, ids)
+}

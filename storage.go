@@ -80,7 +80,11 @@ type Storage interface {
 // ApplySnapshot) and compacts it (CreateSnapshot, Compact). It is safe for
 // concurrent use.
 type MemoryStorage struct {
-	mu sync.Mutex
+	// Mutex guards every field; each method holds it while it runs. A
+	// caller may hold it too (Lock, Unlock, TryLock), e.g. to make several
+	// reads see one state: the methods then wait until it is released, so
+	// do not call them while holding it.
+	sync.Mutex
 
 	hardState pb.HardState
 	snapshot  pb.Snapshot
@@ -102,15 +106,15 @@ func NewMemoryStorage() *MemoryStorage {
 
 // InitialState implements Storage.
 func (ms *MemoryStorage) InitialState() (pb.HardState, pb.ConfState, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	return ms.hardState, ms.snapshot.Metadata.ConfState, nil
 }
 
 // SetHardState saves the hard state.
 func (ms *MemoryStorage) SetHardState(st pb.HardState) error {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	ms.hardState = st
 	return nil
 }
@@ -123,8 +127,8 @@ func (ms *MemoryStorage) lastIndex() uint64 {
 // Entries implements Storage. The returned slice is shared with the storage
 // but capped: appending to it never writes into the storage.
 func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	switch {
 	case lo > hi:
 		return nil, fmt.Errorf("%w: invalid range [%d,%d)", ErrUnavailable, lo, hi)
@@ -140,8 +144,8 @@ func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 
 // Term implements Storage.
 func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	off := ms.ents[0].Index
 	if i < off {
 		return 0, ErrCompacted
@@ -154,22 +158,22 @@ func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
 
 // LastIndex implements Storage.
 func (ms *MemoryStorage) LastIndex() (uint64, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	return ms.lastIndex(), nil
 }
 
 // FirstIndex implements Storage.
 func (ms *MemoryStorage) FirstIndex() (uint64, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	return ms.firstIndex(), nil
 }
 
 // Snapshot implements Storage.
 func (ms *MemoryStorage) Snapshot() (pb.Snapshot, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	if ms.snapshotUnavailable {
 		return pb.Snapshot{}, ErrSnapshotTemporarilyUnavailable
 	}
@@ -179,8 +183,8 @@ func (ms *MemoryStorage) Snapshot() (pb.Snapshot, error) {
 // SetSnapshotUnavailableForTest makes Snapshot return
 // ErrSnapshotTemporarilyUnavailable while unavailable is true.
 func (ms *MemoryStorage) SetSnapshotUnavailableForTest(unavailable bool) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	ms.snapshotUnavailable = unavailable
 }
 
@@ -188,8 +192,8 @@ func (ms *MemoryStorage) SetSnapshotUnavailableForTest(unavailable bool) {
 // starts after it. It returns ErrSnapOutOfDate for a snapshot that is not
 // newer than the current one.
 func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	if snap.Metadata.Index <= ms.snapshot.Metadata.Index {
 		return ErrSnapOutOfDate
 	}
@@ -204,8 +208,8 @@ func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
 // ErrSnapOutOfDate when i is not newer than the current snapshot, and an
 // error wrapping ErrUnavailable when i is past the last index.
 func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Snapshot, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	if i <= ms.snapshot.Metadata.Index {
 		return pb.Snapshot{}, ErrSnapOutOfDate
 	}
@@ -230,8 +234,8 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte)
 // ErrCompacted when compactIndex is not past the current compaction point
 // and an error wrapping ErrUnavailable when it is past the last index.
 func (ms *MemoryStorage) Compact(compactIndex uint64) error {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	off := ms.ents[0].Index
 	if compactIndex <= off {
 		return ErrCompacted
@@ -260,8 +264,8 @@ func (ms *MemoryStorage) Append(entries []pb.Entry) error {
 			return fmt.Errorf("raft: append: entries not contiguous: index %d follows %d", entries[i].Index, entries[i-1].Index)
 		}
 	}
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
+	ms.Lock()
+	defer ms.Unlock()
 	first := ms.firstIndex()
 	last := entries[len(entries)-1].Index
 	if last < first {

@@ -174,3 +174,41 @@ func TestForgetLeaderNoOpOnLeaderAndCandidate(t *testing.T) {
 	require.NoError(t, n.rn.ForgetLeader())
 	require.Equal(t, StateCandidate, n.r().state)
 }
+
+// The transferee's vote requests carry the transfer CampaignType in their
+// Context, the value etcd raft nodes look for too, so that voters in a
+// mixed cluster grant them within a leader lease.
+func TestTransferVoteCarriesCampaignType(t *testing.T) {
+	c := newTestCluster(t, 3, withCheckQuorum)
+	c.campaign(1)
+	var contexts []string
+	c.intercept = func(m *pb.Message) bool {
+		if m.Type == pb.MsgVote {
+			contexts = append(contexts, string(m.Context))
+		}
+		return true
+	}
+	c.nodes[1].rn.TransferLeader(3)
+	c.stabilize()
+	require.Equal(t, []uint64{3}, c.leaders())
+	require.Equal(t, []string{"CampaignTransfer", "CampaignTransfer"}, contexts)
+	var typ CampaignType = campaignTransfer
+	require.Equal(t, CampaignType("CampaignTransfer"), typ)
+}
+
+// With ReadOnlyLeaseBased, ForgetLeader does nothing: the leader answers
+// reads from its lease, which relies on followers refusing votes for an
+// election timeout after hearing from it.
+func TestForgetLeaderKeepsLeaseBasedReadsSafe(t *testing.T) {
+	c := newTestCluster(t, 3, withPreVote, withCheckQuorum, func(cfg *Config) { cfg.ReadOnlyOption = ReadOnlyLeaseBased })
+	c.campaign(1)
+	c.tickAll(1) // a heartbeat round starts the lease
+	require.True(t, c.nodes[1].r().leaseValid())
+
+	c.isolate(1)
+	require.NoError(t, c.nodes[2].rn.ForgetLeader())
+	require.Equal(t, uint64(1), c.nodes[2].r().lead, "the leader is not forgotten")
+	c.campaign(3)
+	require.NotEqual(t, StateLeader, c.nodes[3].r().state, "no new leader while the old one's lease may hold")
+	require.True(t, c.nodes[1].r().leaseValid())
+}
