@@ -755,7 +755,6 @@ func Example_membership() {
 		// readme:end
 		return nil
 	})
-	step("heartbeat", func() error { node.Tick(); return nil }) // the learner catches up
 	step("promote", func() error {
 		// readme:begin conf-promote
 		// Promote the learner to a voter.
@@ -783,8 +782,7 @@ func Example_membership() {
 	// Output:
 	// start: voters=(1 2 3); node 4 has 0 entries, node 5 has 0
 	// elect: voters=(1 2 3); node 4 has 0 entries, node 5 has 0
-	// add learner: voters=(1 2 3) learners=(4); node 4 has 0 entries, node 5 has 0
-	// heartbeat: voters=(1 2 3) learners=(4); node 4 has 5 entries, node 5 has 0
+	// add learner: voters=(1 2 3) learners=(4); node 4 has 5 entries, node 5 has 0
 	// promote: voters=(1 2 3 4); node 4 has 6 entries, node 5 has 0
 	// replace: voters=(1 2 4 5); node 4 has 8 entries, node 5 has 8
 	// node 5's configuration: [1 2 4 5]

@@ -17,6 +17,7 @@ import (
 
 	raft "github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/confchange"
 	"github.com/raftcore/raft/tracker"
 )
 
@@ -222,8 +223,14 @@ func (c *cluster) progress(lead uint64) map[uint64]raft.ProgressType {
 	out := map[uint64]raft.ProgressType{}
 	last, err := c.members[lead].storage.LastIndex()
 	require.NoError(c.t, err)
+	commit := c.members[lead].rn.Status().Commit
 	c.members[lead].rn.WithProgress(func(id uint64, typ raft.ProgressType, pr tracker.Progress) {
 		require.Equal(c.t, last, pr.Match, "member %d caught up", id)
+		if id != lead {
+			// The leader has told every caught-up follower the commit
+			// index: sending it again would not move theirs.
+			require.False(c.t, pr.CanBumpCommit(commit), "member %d already knows commit %d", id, commit)
+		}
 		out[id] = typ
 	})
 	return out
@@ -482,4 +489,29 @@ func TestNode(t *testing.T) {
 	n.Stop()
 	require.ErrorIs(t, n.Propose(ctx, []byte("late")), raft.ErrStopped)
 	require.NotZero(t, logs.Len(), "nodes without a Logger use the one set with SetLogger")
+}
+
+// The subpackages' helpers: describing conf changes, and a copy of a
+// tracker configuration that does not share its maps.
+func TestSubpackageHelpers(t *testing.T) {
+	ccs, err := pb.ConfChangesFromString("v1 v2 l3 r4")
+	require.NoError(t, err)
+	again, err := pb.ConfChangesFromString(confchange.Describe(ccs...))
+	require.NoError(t, err)
+	require.Equal(t, ccs, again)
+
+	tr := tracker.MakeProgressTracker(16, 0)
+	cfg, prs, err := confchange.Restore(confchange.Changer{Tracker: tr, LastIndex: 10}, pb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{3}})
+	require.NoError(t, err)
+	tr.Config, tr.Progress = cfg, prs
+	clone := tr.Clone()
+	clone.Learners[9] = struct{}{}
+	require.NotContains(t, tr.Learners, uint64(9), "a clone shares nothing with the tracker")
+	require.Equal(t, []uint64{1, 2}, tr.VoterNodes())
+
+	pr := tr.Progress[2]
+	require.True(t, pr.CanBumpCommit(5))
+	pr.SentCommit(5)
+	require.False(t, pr.CanBumpCommit(5))
+	require.True(t, pr.CanBumpCommit(6))
 }
