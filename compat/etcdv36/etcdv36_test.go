@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	raft "github.com/raftcore/raft"
-	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/confchange"
+	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/tracker"
 )
 
