@@ -307,6 +307,7 @@ func TestRawNodeCluster(t *testing.T) {
 	// normally again campaigns at once, before hearing from the leader.
 	for i := 0; i < 50; i++ {
 		for _, id := range c.ids {
+			//lint:ignore SA1019 etcd raft programs call the deprecated TickQuiesced; it must work
 			c.members[id].rn.TickQuiesced()
 		}
 	}
