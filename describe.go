@@ -142,15 +142,6 @@ func describeMessage(b *strings.Builder, m pb.Message, f EntryFormatter) {
 	}
 }
 
-// LocalAppendThread and LocalApplyThread address the application's storage
-// threads in the MsgStorageAppend and MsgStorageApply messages of
-// AsyncStorageWrites; their responses come From them. (The values match
-// etcd raft's, for mixed tooling.)
-const (
-	LocalAppendThread uint64 = ^uint64(0)
-	LocalApplyThread  uint64 = ^uint64(0) - 1
-)
-
 func describeTarget(id uint64) string {
 	switch id {
 	case None:

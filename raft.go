@@ -42,25 +42,6 @@ func (st StateType) MarshalJSON() ([]byte, error) {
 // The application may retry later.
 var ErrProposalDropped = errors.New("raft: proposal dropped")
 
-// CampaignType tells how an election was started. It is a string so that
-// it can ride in a vote request's Context as is: a vote request whose
-// Context is the transfer campaign's name was started by a leader transfer.
-type CampaignType string
-
-// campaignType is the name the election code uses for CampaignType.
-type campaignType = CampaignType
-
-const (
-	// campaignPreElection runs a pre-vote round first (PreVote).
-	campaignPreElection CampaignType = "CampaignPreElection"
-	// campaignElection is a normal election.
-	campaignElection CampaignType = "CampaignElection"
-	// campaignTransfer is an election forced by a leader transfer: voters
-	// grant it even within a leader lease. The type rides in the vote
-	// request's Context.
-	campaignTransfer CampaignType = "CampaignTransfer"
-)
-
 type stepFunc func(r *raft, m pb.Message) error
 
 // raft is the protocol state of one node. It is not safe for concurrent
@@ -427,27 +408,6 @@ func (r *raft) tickHeartbeat() {
 	}
 }
 
-// checkSnapshotStalls gives up on snapshots that got no answer within the
-// snapshot timeout: the MsgSnap was lost or the application never called
-// ReportSnapshot. The peer is probed again, which sends a new snapshot if it
-// still needs one.
-func (r *raft) checkSnapshotStalls() {
-	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
-		if pr.State != tracker.StateSnapshot {
-			return
-		}
-		pr.SnapshotTicks++
-		if pr.SnapshotTicks < r.snapshotTimeout {
-			return
-		}
-		r.logger.Warningf("node %x: no news of the snapshot at %d sent to %x for %d ticks, probing it again",
-			r.id, pr.PendingSnapshot, id, pr.SnapshotTicks)
-		pr.PendingSnapshot = 0 // it may never have arrived
-		pr.BecomeProbe()
-		r.sendAppend(id)
-	})
-}
-
 func (r *raft) pastElectionTimeout() bool {
 	return r.electionElapsed >= r.randomizedElectionTimeout
 }
@@ -463,8 +423,6 @@ func (r *raft) promotable() bool {
 	pr := r.trk.Progress[r.id]
 	return pr != nil && !pr.IsLearner && !r.raftLog.hasNextOrInProgressSnapshot()
 }
-
-func (r *raft) abortLeaderTransfer() { r.leadTransferee = None }
 
 // Step is the entry point of every message, local or from a peer. It
 // applies the term rules (Raft §5.1) and hands the message to the current
@@ -604,44 +562,6 @@ func stepFollower(r *raft, m pb.Message) error {
 	return nil
 }
 
-// forwardProposal sends a follower's proposal to the leader.
-func (r *raft) forwardProposal(m pb.Message) error {
-	if r.lead == None {
-		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
-		return ErrProposalDropped
-	}
-	if r.disableProposalForwarding {
-		r.logger.Infof("node %x: forwarding disabled (leader %x, term %d), dropping proposal", r.id, r.lead, r.Term)
-		return ErrProposalDropped
-	}
-	m.To = r.lead
-	r.send(m)
-	return nil
-}
-
-// forgetLeader makes a follower forget its leader, so that (with
-// CheckQuorum) it may grant votes at once instead of waiting for the lease
-// to run out.
-func (r *raft) forgetLeader() {
-	if r.state != StateFollower {
-		return
-	}
-	if r.readOnly.option == ReadOnlyLeaseBased {
-		// The leader serves reads from its lease, trusting that no
-		// follower votes within an election timeout of hearing from it:
-		// forgetting it would let a new leader be elected behind its
-		// back.
-		r.logger.Infof("node %x: not forgetting leader %x with lease-based reads", r.id, r.lead)
-		return
-	}
-	r.startupLease = false
-	if r.lead == None {
-		return
-	}
-	r.logger.Infof("node %x: forgetting leader %x at term %d", r.id, r.lead, r.Term)
-	r.lead = None
-}
-
 // stepCandidate is the step function of candidates and pre-candidates.
 func stepCandidate(r *raft, m pb.Message) error {
 	switch m.Type {
@@ -720,41 +640,4 @@ func (r *raft) checkQuorumActive() {
 			pr.RecentActive = false
 		}
 	})
-}
-
-// handleTransferLeader starts a leadership transfer to m.From (the
-// transferee), or restarts one aimed elsewhere.
-func (r *raft) handleTransferLeader(m pb.Message, pr *tracker.Progress) {
-	if pr.IsLearner {
-		r.logger.Debugf("node %x: learners cannot take leadership, ignoring transfer", r.id)
-		return
-	}
-	transferee := m.From
-	if last := r.leadTransferee; last != None {
-		if last == transferee {
-			r.logger.Infof("node %x (term %d): transfer to %x already under way (request for %x)",
-				r.id, r.Term, transferee, transferee)
-			return
-		}
-		r.abortLeaderTransfer()
-		r.logger.Infof("node %x (term %d): abandoning transfer to %x for a new one", r.id, r.Term, last)
-	}
-	if transferee == r.id {
-		r.logger.Debugf("node %x: transfer to the current leader itself, nothing to do", r.id)
-		return
-	}
-	r.logger.Infof("node %x (term %d): handing leadership to %x", r.id, r.Term, transferee)
-	// The transfer must finish within an election timeout.
-	r.electionElapsed = 0
-	r.leadTransferee = transferee
-	if pr.Match == r.raftLog.lastIndex() {
-		r.sendTimeoutNow(transferee)
-		r.logger.Infof("node %x: %x is caught up, sending it timeout-now", r.id, transferee)
-	} else {
-		r.sendAppend(transferee)
-	}
-}
-
-func (r *raft) sendTimeoutNow(to uint64) {
-	r.send(pb.Message{To: to, Type: pb.MsgTimeoutNow})
 }

@@ -1,24 +1,12 @@
 package raft
 
 import (
+	"fmt"
+
 	"github.com/raftcore/raft/confchange"
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/tracker"
 )
-
-// ApplyConfChange applies a committed conf change entry's change to the
-// node's configuration and returns the resulting ConfState, which the
-// application stores with its next snapshot. Call it for every conf change
-// entry in CommittedEntries, in order.
-//
-// A change that is invalid for the current configuration (e.g. it would
-// remove every voter) is ignored and the unchanged ConfState returned:
-// every node reaches the same decision from the same log, so ignoring it
-// keeps them consistent.
-func (rn *RawNode) ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState {
-	cs := rn.raft.applyConfChange(cc.AsV2())
-	return &cs
-}
 
 func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
 	cfg, prs, err := r.nextConfig(cc)
@@ -103,4 +91,164 @@ func (r *raft) restoreConfState(cs pb.ConfState) error {
 	pr, member := prs[r.id]
 	r.isLearner = member && pr.IsLearner
 	return nil
+}
+
+// vetConfChange turns a conf change entry that may not be proposed now into
+// an empty normal entry (keeping its index so the proposer sees it fail):
+// one is already pending, or it does not fit the joint-config state. index
+// is where the entry will land.
+func (r *raft) vetConfChange(e *pb.Entry, index uint64) {
+	if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
+		return
+	}
+	cc, err := pb.UnmarshalConfChange(*e)
+	if err != nil {
+		r.logger.Warningf("node %x: conf change proposal does not decode, proposing an empty entry instead: %v", r.id, err)
+		*e = pb.Entry{Type: pb.EntryNormal}
+		return
+	}
+	if reason := r.confChangeRefusal(cc); reason != "" {
+		r.logger.Infof("node %x: conf change %v refused at config %s (%s), proposing an empty entry instead", r.id, cc, r.trk.Config, reason)
+		*e = pb.Entry{Type: pb.EntryNormal}
+		return
+	}
+	r.pendingConfIndex = index
+	if r.excludesSelf(cc.AsV2()) {
+		r.pendingLeaveIndex = index
+	}
+}
+
+// excludesSelf reports whether applying cc to the current configuration
+// leaves this node out of the incoming voters (removed, demoted, or left in
+// the outgoing half of a joint configuration only).
+func (r *raft) excludesSelf(cc pb.ConfChangeV2) bool {
+	cfg, _, err := r.nextConfig(cc)
+	if err != nil {
+		return false
+	}
+	_, in := cfg.Voters[0][r.id]
+	return !in
+}
+
+// leavingConfig reports whether this leader is on its way out of the
+// configuration: a change that excludes it from the incoming voters is
+// pending, or already applied (it leads a joint configuration from the
+// outgoing half, or was demoted).
+func (r *raft) leavingConfig() bool {
+	if r.pendingLeaveIndex > r.raftLog.applied {
+		return true
+	}
+	_, in := r.trk.Config.Voters[0][r.id]
+	return !in
+}
+
+// acceptableLeaveJoint reports whether ents is exactly one leave-joint
+// change that may be proposed now (a refused one would only append an
+// empty entry).
+func (r *raft) acceptableLeaveJoint(ents []pb.Entry) bool {
+	if len(ents) != 1 || ents[0].Type != pb.EntryConfChangeV2 {
+		return false
+	}
+	cc, err := pb.UnmarshalConfChange(ents[0])
+	return err == nil && cc.AsV2().LeaveJoint() && r.confChangeRefusal(cc) == ""
+}
+
+// confChangeRefusal returns why cc may not be proposed now, or "".
+func (r *raft) confChangeRefusal(cc pb.ConfChangeI) string {
+	if r.disableConfChangeValid {
+		return ""
+	}
+	alreadyJoint := len(r.trk.Config.Voters[1]) > 0
+	v2 := cc.AsV2()
+	_, wantsJoint := v2.EnterJoint()
+	switch {
+	case r.pendingConfIndex > r.raftLog.applied:
+		return fmt.Sprintf("possible unapplied conf change at index %d (applied to %d)", r.pendingConfIndex, r.raftLog.applied)
+	case alreadyJoint && !v2.LeaveJoint():
+		return "must transition out of joint config first"
+	case !alreadyJoint && v2.LeaveJoint():
+		return "not in joint state; refusing empty conf change"
+	case alreadyJoint && wantsJoint:
+		return "already in a joint config"
+	}
+	return ""
+}
+
+// maybeAutoLeave proposes leaving a joint configuration entered with
+// auto-leave (ConfChangeTransitionAuto or JointImplicit) once the entry
+// that entered it is applied. Only the leader proposes it; a new leader
+// does so once it has applied everything up to its own first entry.
+func (r *raft) maybeAutoLeave() {
+	if r.state != StateLeader || !r.trk.Config.AutoLeave || r.raftLog.applied < r.pendingConfIndex {
+		return
+	}
+	data, err := (&pb.ConfChangeV2{}).Marshal()
+	if err != nil {
+		r.logger.Panicf("raft: encoding the leave-joint change: %v", err)
+	}
+	m := pb.Message{Type: pb.MsgProp, From: r.id, Entries: []pb.Entry{{Type: pb.EntryConfChangeV2, Data: data}}}
+	if err := r.Step(m); err != nil {
+		r.logger.Debugf("node %x: proposing to leave the joint config %s failed (will retry): %v", r.id, r.trk.Config, err)
+		return
+	}
+	r.logger.Infof("node %x: proposed leaving the joint config %s", r.id, r.trk.Config)
+}
+
+// validateConfState checks that cs describes a possible configuration:
+// no node ID 0, no node listed twice, voters and learners disjoint,
+// learners-next drawn from the outgoing voters, auto-leave only when joint.
+func validateConfState(cs pb.ConfState) error {
+	incoming, err := idSet("voters", cs.Voters)
+	if err != nil {
+		return err
+	}
+	outgoing, err := idSet("voters_outgoing", cs.VotersOutgoing)
+	if err != nil {
+		return err
+	}
+	learners, err := idSet("learners", cs.Learners)
+	if err != nil {
+		return err
+	}
+	next, err := idSet("learners_next", cs.LearnersNext)
+	if err != nil {
+		return err
+	}
+	for id := range learners {
+		if _, ok := incoming[id]; ok {
+			return fmt.Errorf("raft: conf state: %d is both voter and learner", id)
+		}
+		if _, ok := outgoing[id]; ok {
+			return fmt.Errorf("raft: conf state: %d is both outgoing voter and learner", id)
+		}
+	}
+	for id := range next {
+		if _, ok := outgoing[id]; !ok {
+			return fmt.Errorf("raft: conf state: learner-next %d is not an outgoing voter", id)
+		}
+		if _, ok := incoming[id]; ok {
+			return fmt.Errorf("raft: conf state: learner-next %d is an incoming voter", id)
+		}
+	}
+	if len(outgoing) > 0 && len(incoming) == 0 {
+		return fmt.Errorf("raft: conf state: joint config without incoming voters")
+	}
+	if cs.AutoLeave && len(outgoing) == 0 {
+		return fmt.Errorf("raft: conf state: auto-leave set outside a joint config")
+	}
+	return nil
+}
+
+func idSet(name string, ids []uint64) (map[uint64]struct{}, error) {
+	set := make(map[uint64]struct{}, len(ids))
+	for _, id := range ids {
+		if id == None {
+			return nil, fmt.Errorf("raft: conf state: node ID 0 in %s", name)
+		}
+		if _, dup := set[id]; dup {
+			return nil, fmt.Errorf("raft: conf state: %d listed twice in %s", id, name)
+		}
+		set[id] = struct{}{}
+	}
+	return set, nil
 }

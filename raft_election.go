@@ -151,3 +151,22 @@ func (r *raft) handleVoteResponse(m pb.Message) {
 		r.becomeFollower(r.Term, None)
 	}
 }
+
+// CampaignType tells how an election was started. It is a string so that
+// it can ride in a vote request's Context as is: a vote request whose
+// Context is the transfer campaign's name was started by a leader transfer.
+type CampaignType string
+
+// campaignType is the name the election code uses for CampaignType.
+type campaignType = CampaignType
+
+const (
+	// campaignPreElection runs a pre-vote round first (PreVote).
+	campaignPreElection CampaignType = "CampaignPreElection"
+	// campaignElection is a normal election.
+	campaignElection CampaignType = "CampaignElection"
+	// campaignTransfer is an election forced by a leader transfer: voters
+	// grant it even within a leader lease. The type rides in the vote
+	// request's Context.
+	campaignTransfer CampaignType = "CampaignTransfer"
+)

@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 
 	pb "github.com/raftcore/raft/raftpb"
@@ -40,87 +39,6 @@ func (r *raft) handleProposal(m pb.Message) error {
 	}
 	r.bcastAppend()
 	return nil
-}
-
-// vetConfChange turns a conf change entry that may not be proposed now into
-// an empty normal entry (keeping its index so the proposer sees it fail):
-// one is already pending, or it does not fit the joint-config state. index
-// is where the entry will land.
-func (r *raft) vetConfChange(e *pb.Entry, index uint64) {
-	if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
-		return
-	}
-	cc, err := pb.UnmarshalConfChange(*e)
-	if err != nil {
-		r.logger.Warningf("node %x: conf change proposal does not decode, proposing an empty entry instead: %v", r.id, err)
-		*e = pb.Entry{Type: pb.EntryNormal}
-		return
-	}
-	if reason := r.confChangeRefusal(cc); reason != "" {
-		r.logger.Infof("node %x: conf change %v refused at config %s (%s), proposing an empty entry instead", r.id, cc, r.trk.Config, reason)
-		*e = pb.Entry{Type: pb.EntryNormal}
-		return
-	}
-	r.pendingConfIndex = index
-	if r.excludesSelf(cc.AsV2()) {
-		r.pendingLeaveIndex = index
-	}
-}
-
-// excludesSelf reports whether applying cc to the current configuration
-// leaves this node out of the incoming voters (removed, demoted, or left in
-// the outgoing half of a joint configuration only).
-func (r *raft) excludesSelf(cc pb.ConfChangeV2) bool {
-	cfg, _, err := r.nextConfig(cc)
-	if err != nil {
-		return false
-	}
-	_, in := cfg.Voters[0][r.id]
-	return !in
-}
-
-// leavingConfig reports whether this leader is on its way out of the
-// configuration: a change that excludes it from the incoming voters is
-// pending, or already applied (it leads a joint configuration from the
-// outgoing half, or was demoted).
-func (r *raft) leavingConfig() bool {
-	if r.pendingLeaveIndex > r.raftLog.applied {
-		return true
-	}
-	_, in := r.trk.Config.Voters[0][r.id]
-	return !in
-}
-
-// acceptableLeaveJoint reports whether ents is exactly one leave-joint
-// change that may be proposed now (a refused one would only append an
-// empty entry).
-func (r *raft) acceptableLeaveJoint(ents []pb.Entry) bool {
-	if len(ents) != 1 || ents[0].Type != pb.EntryConfChangeV2 {
-		return false
-	}
-	cc, err := pb.UnmarshalConfChange(ents[0])
-	return err == nil && cc.AsV2().LeaveJoint() && r.confChangeRefusal(cc) == ""
-}
-
-// confChangeRefusal returns why cc may not be proposed now, or "".
-func (r *raft) confChangeRefusal(cc pb.ConfChangeI) string {
-	if r.disableConfChangeValid {
-		return ""
-	}
-	alreadyJoint := len(r.trk.Config.Voters[1]) > 0
-	v2 := cc.AsV2()
-	_, wantsJoint := v2.EnterJoint()
-	switch {
-	case r.pendingConfIndex > r.raftLog.applied:
-		return fmt.Sprintf("possible unapplied conf change at index %d (applied to %d)", r.pendingConfIndex, r.raftLog.applied)
-	case alreadyJoint && !v2.LeaveJoint():
-		return "must transition out of joint config first"
-	case !alreadyJoint && v2.LeaveJoint():
-		return "not in joint state; refusing empty conf change"
-	case alreadyJoint && wantsJoint:
-		return "already in a joint config"
-	}
-	return ""
 }
 
 // appendEntry appends entries of the current term to the leader's log. It
@@ -209,31 +127,6 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	return true
 }
 
-// maybeSendSnapshot sends the storage's snapshot to a peer whose entries
-// were compacted away. It reports whether it sent one.
-func (r *raft) maybeSendSnapshot(to uint64, pr *tracker.Progress) bool {
-	if !pr.RecentActive {
-		r.logger.Debugf("node %x: %x has been silent, holding its snapshot back", r.id, to)
-		return false
-	}
-	snap, err := r.raftLog.snapshot()
-	if errors.Is(err, ErrSnapshotTemporarilyUnavailable) {
-		r.logger.Debugf("node %x: storage has no snapshot for %x yet, will retry", r.id, to)
-		return false
-	}
-	if err != nil {
-		r.logger.Panicf("raft: reading the snapshot for %x: %v", to, err)
-	}
-	if IsEmptySnap(snap) {
-		r.logger.Panicf("raft: need a non-empty snapshot for %x", to)
-	}
-	r.logger.Infof("node %x (first %d, commit %d): entries compacted, sending snapshot index %d term %d to %x (%s)",
-		r.id, r.raftLog.firstIndex(), r.raftLog.committed, snap.Metadata.Index, snap.Metadata.Term, to, pr)
-	pr.BecomeSnapshot(snap.Metadata.Index)
-	r.send(pb.Message{To: to, Type: pb.MsgSnap, Snapshot: &snap})
-	return true
-}
-
 // bcastHeartbeat sends heartbeats to every peer. A leader that is no
 // longer a voter (its removal or demotion was applied, without
 // StepDownOnRemoval) sends none: the change is committed, and letting the
@@ -309,82 +202,12 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 }
 
 // handleHeartbeat advances a follower's commit index and answers.
+// RawNode.Step has refused a commit past our last index
+// (validateAgainstLog).
 func (r *raft) handleHeartbeat(m pb.Message) error {
-	if last := r.raftLog.lastIndex(); m.Commit > last {
-		// A correct leader caps the commit at what we acknowledged; a
-		// larger one is a faulty peer or a sign that we lost entries we
-		// acknowledged. Either way, committing blindly is unsafe.
-		return fmt.Errorf("%w: heartbeat from %x commits %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
-	}
 	r.raftLog.commitTo(m.Commit)
 	r.send(pb.Message{To: m.From, Type: pb.MsgHeartbeatResp, Context: m.Context})
 	return nil
-}
-
-// handleSnapshot installs a snapshot from the leader if it moves this node
-// forward, and acknowledges where the log now ends.
-func (r *raft) handleSnapshot(m pb.Message) {
-	s := *m.Snapshot
-	sindex, sterm := s.Metadata.Index, s.Metadata.Term
-	if r.restore(s) {
-		r.logger.Infof("node %x: installed snapshot, commit now %d (snapshot index %d term %d)", r.id, r.raftLog.committed, sindex, sterm)
-		r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: r.raftLog.lastIndex()})
-		return
-	}
-	r.logger.Infof("node %x: snapshot no newer than commit %d, keeping the log (snapshot index %d term %d)", r.id, r.raftLog.committed, sindex, sterm)
-	r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: r.raftLog.committed})
-}
-
-// restore installs snapshot s if it is ahead of the commit index. If the
-// log already holds the snapshot's last entry, only the commit index moves
-// (the log after it is kept). It reports whether the log was replaced.
-func (r *raft) restore(s pb.Snapshot) bool {
-	if s.Metadata.Index <= r.raftLog.committed {
-		return false
-	}
-	if r.state != StateFollower {
-		// Only followers install snapshots (a candidate that receives one
-		// becomes a follower first, and a leader never receives one for
-		// its own term).
-		r.logger.Warningf("node %x: not installing a snapshot as %s", r.id, r.state)
-		return false
-	}
-	if !isMember(s.Metadata.ConfState, r.id) {
-		// The snapshot predates this node's addition (or follows its
-		// removal). Installing it is still right: the node holds the
-		// committed state, stays out of elections, and learns of its
-		// membership from the entries after the snapshot. Refusing it
-		// would make the leader resend it forever.
-		r.logger.Infof("node %x: snapshot at %d has config %s without this node; installing it, membership comes with later entries",
-			r.id, s.Metadata.Index, s.Metadata.ConfState.Describe())
-	}
-	id := entryID{term: s.Metadata.Term, index: s.Metadata.Index}
-	if r.raftLog.matchTerm(id) {
-		// We have the snapshot's last entry: fast-forward the commit index
-		// and keep the log after it.
-		r.logger.Infof("node %x: log already holds the snapshot point, commit %d -> %d (term %d)",
-			r.id, r.raftLog.committed, id.index, id.term)
-		r.raftLog.commitTo(id.index)
-		return false
-	}
-	r.raftLog.restore(s)
-	if err := r.restoreConfState(s.Metadata.ConfState); err != nil {
-		// The snapshot came over the network with an invalid config, but
-		// the log is already replaced: this cannot be undone safely.
-		r.logger.Panicf("raft: unable to restore config %s: %v", s.Metadata.ConfState.Describe(), err)
-	}
-	return true
-}
-
-func isMember(cs pb.ConfState, id uint64) bool {
-	for _, set := range [][]uint64{cs.Voters, cs.Learners, cs.VotersOutgoing} {
-		for _, m := range set {
-			if m == id {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // handleAppendResponse updates a follower's progress from its answer to an
@@ -486,25 +309,30 @@ func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
 	}
 }
 
-// handleSnapStatus takes the application's report on a snapshot it sent.
-func (r *raft) handleSnapStatus(m pb.Message, pr *tracker.Progress) {
-	if pr.State != tracker.StateSnapshot {
-		return
+// forwardProposal sends a follower's proposal to the leader.
+func (r *raft) forwardProposal(m pb.Message) error {
+	if r.lead == None {
+		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
+		return ErrProposalDropped
 	}
-	if m.Reject {
-		// The snapshot did not arrive: forget it and probe from scratch.
-		pr.PendingSnapshot = 0
+	if r.disableProposalForwarding {
+		r.logger.Infof("node %x: forwarding disabled (leader %x, term %d), dropping proposal", r.id, r.lead, r.Term)
+		return ErrProposalDropped
 	}
-	pr.BecomeProbe()
-	r.logger.Debugf("node %x: snapshot to %x %s, probing again (%s)", r.id, m.From, snapStatusWord(m.Reject), pr)
-	// Wait for the next heartbeat response before probing, so a slow
-	// follower still applying the snapshot is not flooded.
-	pr.MsgAppFlowPaused = true
+	m.To = r.lead
+	r.send(m)
+	return nil
 }
 
-func snapStatusWord(reject bool) string {
-	if reject {
-		return "failed"
+// appliedTo records that entries up to index were applied; size is their
+// encoded size and payloads their payload size. A batch a snapshot has
+// superseded meanwhile (the apply thread lagging the append thread) only
+// returns its size budget.
+func (r *raft) appliedTo(index, size, payloads uint64) {
+	if !r.raftLog.appliedTo(index, size) {
+		r.logger.Debugf("node %x: applied batch up to %d superseded by the snapshot at %d", r.id, index, r.raftLog.snapApplied)
+		return
 	}
-	return "succeeded"
+	r.reduceUncommittedSize(payloads)
+	r.maybeAutoLeave()
 }

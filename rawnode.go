@@ -2,7 +2,6 @@ package raft
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
@@ -258,10 +257,8 @@ func (rn *RawNode) Step(m pb.Message) error {
 	if IsResponseMsg(m.Type) && rn.raft.trk.Progress[m.From] == nil {
 		return ErrStepPeerNotFound
 	}
-	if last := rn.raft.raftLog.lastIndex(); m.Type == pb.MsgHeartbeat && m.Commit > last {
-		// A leader caps a heartbeat's commit at what this node holds;
-		// refuse before the heartbeat's term or leader is taken in.
-		return fmt.Errorf("%w: heartbeat from %x commits %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
+	if err := rn.raft.validateAgainstLog(&m); err != nil {
+		return err
 	}
 	return rn.raft.Step(m)
 }
@@ -328,54 +325,6 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 	return rd
 }
 
-// appendStorageMessages adds, with AsyncStorageWrites, the work for the
-// local storage threads to rd's messages: a MsgStorageAppend with what to
-// write (entries, hard state, snapshot) whose Responses are delivered once
-// the write is durable (the node's own acknowledgement, and the
-// acknowledgements and votes that promise the write to peers), and a
-// MsgStorageApply with the committed entries to apply.
-func (rn *RawNode) appendStorageMessages(rd Ready) []pb.Message {
-	r := rn.raft
-	msgs := rd.Messages
-	if len(rd.Entries) > 0 || !IsEmptyHardState(rd.HardState) || !IsEmptySnap(rd.Snapshot) || len(r.msgsAfterAppend) > 0 {
-		m := pb.Message{
-			Type:    pb.MsgStorageAppend,
-			To:      LocalAppendThread,
-			From:    r.id,
-			Term:    rd.HardState.Term,
-			Vote:    rd.HardState.Vote,
-			Commit:  rd.HardState.Commit,
-			Entries: rd.Entries,
-		}
-		resp := pb.Message{Type: pb.MsgStorageAppendResp, To: r.id, From: LocalAppendThread}
-		if n := len(rd.Entries); n > 0 {
-			resp.Index, resp.LogTerm = rd.Entries[n-1].Index, rd.Entries[n-1].Term
-		}
-		if !IsEmptySnap(rd.Snapshot) {
-			snap := rd.Snapshot
-			m.Snapshot = &snap
-			resp.Snapshot = &pb.Snapshot{Metadata: snap.Metadata}
-		}
-		m.Responses = append(append(m.Responses, resp), r.msgsAfterAppend...)
-		msgs = append(msgs, m)
-	}
-	if n := len(rd.CommittedEntries); n > 0 {
-		msgs = append(msgs, pb.Message{
-			Type:    pb.MsgStorageApply,
-			To:      LocalApplyThread,
-			From:    r.id,
-			Entries: rd.CommittedEntries,
-			Responses: []pb.Message{{
-				Type:    pb.MsgStorageApplyResp,
-				To:      r.id,
-				From:    LocalApplyThread,
-				Entries: rd.CommittedEntries,
-			}},
-		})
-	}
-	return msgs
-}
-
 // accept records what rd hands out, to be acknowledged at Advance.
 func (rn *RawNode) accept(rd *Ready) {
 	r := rn.raft
@@ -425,27 +374,6 @@ func (rn *RawNode) accept(rd *Ready) {
 	rn.outstanding = true
 }
 
-// handleStorageResponse takes a storage thread's response (with
-// AsyncStorageWrites): a durable append or a finished apply.
-func (r *raft) handleStorageResponse(m pb.Message) {
-	switch m.Type {
-	case pb.MsgStorageAppendResp:
-		if m.Snapshot != nil {
-			r.raftLog.stableSnapTo(m.Snapshot.Metadata.Index)
-			r.appliedSnapshot(m.Snapshot.Metadata.Index)
-		}
-		if m.Index != 0 {
-			// Ignored if the entry was overwritten meanwhile (its term
-			// differs): that write no longer matters.
-			r.raftLog.stableTo(entryID{term: m.LogTerm, index: m.Index})
-		}
-	case pb.MsgStorageApplyResp:
-		if n := len(m.Entries); n > 0 {
-			r.appliedTo(m.Entries[n-1].Index, pb.EntriesSize(m.Entries), pb.PayloadsSize(m.Entries))
-		}
-	}
-}
-
 // Advance tells the node that the last Ready was handled: its entries,
 // hard state and snapshot are persisted, its messages sent, its snapshot and
 // committed entries applied. The argument is not used (the node remembers
@@ -482,44 +410,6 @@ func (rn *RawNode) Advance(_ Ready) {
 	// Keep the array for the next Ready's own messages.
 	clear(ack.steps)
 	rn.ack.steps = ack.steps[:0]
-}
-
-// appliedSnapshot records that the snapshot at index was applied.
-func (r *raft) appliedSnapshot(index uint64) {
-	r.raftLog.appliedSnapshotTo(index)
-}
-
-// appliedTo records that entries up to index were applied; size is their
-// encoded size and payloads their payload size. A batch a snapshot has
-// superseded meanwhile (the apply thread lagging the append thread) only
-// returns its size budget.
-func (r *raft) appliedTo(index, size, payloads uint64) {
-	if !r.raftLog.appliedTo(index, size) {
-		r.logger.Debugf("node %x: applied batch up to %d superseded by the snapshot at %d", r.id, index, r.raftLog.snapApplied)
-		return
-	}
-	r.reduceUncommittedSize(payloads)
-	r.maybeAutoLeave()
-}
-
-// maybeAutoLeave proposes leaving a joint configuration entered with
-// auto-leave (ConfChangeTransitionAuto or JointImplicit) once the entry
-// that entered it is applied. Only the leader proposes it; a new leader
-// does so once it has applied everything up to its own first entry.
-func (r *raft) maybeAutoLeave() {
-	if r.state != StateLeader || !r.trk.Config.AutoLeave || r.raftLog.applied < r.pendingConfIndex {
-		return
-	}
-	data, err := (&pb.ConfChangeV2{}).Marshal()
-	if err != nil {
-		r.logger.Panicf("raft: encoding the leave-joint change: %v", err)
-	}
-	m := pb.Message{Type: pb.MsgProp, From: r.id, Entries: []pb.Entry{{Type: pb.EntryConfChangeV2, Data: data}}}
-	if err := r.Step(m); err != nil {
-		r.logger.Debugf("node %x: proposing to leave the joint config %s failed (will retry): %v", r.id, r.trk.Config, err)
-		return
-	}
-	r.logger.Infof("node %x: proposed leaving the joint config %s", r.id, r.trk.Config)
 }
 
 // ReadIndex asks for a linearizable read point. The answer comes in a
@@ -583,4 +473,18 @@ func checkHardStateSuccession(logger Logger, prev, next pb.HardState) {
 	case next.Commit < prev.Commit:
 		logger.Panicf("raft: invariant: hard state commit(%d) < previous commit(%d)", next.Commit, prev.Commit)
 	}
+}
+
+// ApplyConfChange applies a committed conf change entry's change to the
+// node's configuration and returns the resulting ConfState, which the
+// application stores with its next snapshot. Call it for every conf change
+// entry in CommittedEntries, in order.
+//
+// A change that is invalid for the current configuration (e.g. it would
+// remove every voter) is ignored and the unchanged ConfState returned:
+// every node reaches the same decision from the same log, so ignoring it
+// keeps them consistent.
+func (rn *RawNode) ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState {
+	cs := rn.raft.applyConfChange(cc.AsV2())
+	return &cs
 }

@@ -180,3 +180,15 @@ func validateSnapshotMsg(m *pb.Message) error {
 	}
 	return nil
 }
+
+// validateAgainstLog checks what a message claims against this node's log,
+// before its term or leader is taken in: a heartbeat never commits past our
+// last index (a correct leader caps the commit at what we acknowledged; a
+// larger one is a faulty peer or a sign that we lost entries we
+// acknowledged, and committing blindly is unsafe).
+func (r *raft) validateAgainstLog(m *pb.Message) error {
+	if last := r.raftLog.lastIndex(); m.Type == pb.MsgHeartbeat && m.Commit > last {
+		return fmt.Errorf("%w: heartbeat from %x commits %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
+	}
+	return nil
+}
