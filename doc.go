@@ -44,13 +44,10 @@
 //		}
 //		for node.HasReady() {
 //			rd := node.Ready()
-//			// 1. Persist (fsync when rd.MustSync).
-//			if !raft.IsEmptySnap(rd.Snapshot) {
-//				storage.ApplySnapshot(rd.Snapshot)
-//			}
-//			storage.Append(rd.Entries)
-//			if !raft.IsEmptyHardState(rd.HardState) {
-//				storage.SetHardState(rd.HardState)
+//			// 1. Persist: the snapshot, the entries, the hard state, in
+//			//    that order (fsync when rd.MustSync).
+//			if err := storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+//				return err
 //			}
 //			// 2. Send, only after persisting.
 //			send(rd.Messages)

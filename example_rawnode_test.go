@@ -32,13 +32,7 @@ func ExampleRawNode() {
 	handleReady := func() {
 		for rn.HasReady() {
 			rd := rn.Ready()
-			if !raft.IsEmptySnap(rd.Snapshot) {
-				_ = storage.ApplySnapshot(rd.Snapshot)
-			}
-			_ = storage.Append(rd.Entries)
-			if !raft.IsEmptyHardState(rd.HardState) {
-				_ = storage.SetHardState(rd.HardState)
-			}
+			_ = storage.Save(rd.HardState, rd.Entries, rd.Snapshot)
 			// (send rd.Messages here)
 			for _, e := range rd.CommittedEntries {
 				switch {

@@ -149,18 +149,8 @@ func Example_readyLoop() {
 			for node.HasReady() {
 				rd := node.Ready()
 				// 1. Persist: snapshot, entries, hard state (fsync if rd.MustSync).
-				if !raft.IsEmptySnap(rd.Snapshot) {
-					if err := storage.ApplySnapshot(rd.Snapshot); err != nil {
-						return err
-					}
-				}
-				if err := storage.Append(rd.Entries); err != nil {
+				if err := storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 					return err
-				}
-				if !raft.IsEmptyHardState(rd.HardState) {
-					if err := storage.SetHardState(rd.HardState); err != nil {
-						return err
-					}
 				}
 				// 2. Send: only after persisting.
 				transport.Send(rd.Messages)
@@ -195,18 +185,8 @@ func Example_readyLoop() {
 
 // handleReady persists, sends and applies rd for n, as the Ready loop does.
 func handleReady(n raft.Node, storage *raft.MemoryStorage, stateMachine *printingMachine, rd raft.Ready) error {
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := storage.ApplySnapshot(rd.Snapshot); err != nil {
-			return err
-		}
-	}
-	if err := storage.Append(rd.Entries); err != nil {
+	if err := storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 		return err
-	}
-	if !raft.IsEmptyHardState(rd.HardState) {
-		if err := storage.SetHardState(rd.HardState); err != nil {
-			return err
-		}
 	}
 	soloTransport{}.Send(rd.Messages)
 	for _, e := range rd.CommittedEntries {
@@ -678,18 +658,8 @@ func (c *rawCluster) stabilize() error {
 			for node.HasReady() {
 				rd := node.Ready()
 				s := c.storages[id]
-				if !raft.IsEmptySnap(rd.Snapshot) {
-					if err := s.ApplySnapshot(rd.Snapshot); err != nil {
-						return err
-					}
-				}
-				if err := s.Append(rd.Entries); err != nil {
+				if err := s.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 					return err
-				}
-				if !raft.IsEmptyHardState(rd.HardState) {
-					if err := s.SetHardState(rd.HardState); err != nil {
-						return err
-					}
 				}
 				msgs = append(msgs, rd.Messages...)
 				for _, e := range rd.CommittedEntries {

@@ -71,13 +71,7 @@ func (n *testNode) ready() []pb.Message {
 	var msgs []pb.Message
 	for n.rn.HasReady() {
 		rd := n.rn.Ready()
-		if !IsEmptySnap(rd.Snapshot) {
-			require.NoError(n.t, n.storage.ApplySnapshot(rd.Snapshot))
-		}
-		require.NoError(n.t, n.storage.Append(rd.Entries))
-		if !IsEmptyHardState(rd.HardState) {
-			require.NoError(n.t, n.storage.SetHardState(rd.HardState))
-		}
+		require.NoError(n.t, n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot))
 		msgs = append(msgs, rd.Messages...)
 		n.reads = append(n.reads, rd.ReadStates...)
 		for _, e := range rd.CommittedEntries {

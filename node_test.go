@@ -163,13 +163,7 @@ func (c *liveCluster) run(ln *liveNode) {
 				if rd.MustSync && c.fsync > 0 {
 					time.Sleep(c.fsync)
 				}
-				if !IsEmptySnap(rd.Snapshot) {
-					_ = ln.storage.ApplySnapshot(rd.Snapshot)
-				}
-				_ = ln.storage.Append(rd.Entries)
-				if !IsEmptyHardState(rd.HardState) {
-					_ = ln.storage.SetHardState(rd.HardState)
-				}
+				_ = ln.storage.Save(rd.HardState, rd.Entries, rd.Snapshot)
 				c.send(rd.Messages)
 				for _, e := range rd.CommittedEntries {
 					if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
@@ -747,13 +741,7 @@ func (nn *nodeNet) collect(id uint64) {
 // handle follows the Ready contract for node id's rd.
 func (nn *nodeNet) handle(id uint64, rd Ready) {
 	n, s := nn.nodes[id], nn.storages[id]
-	if !IsEmptySnap(rd.Snapshot) {
-		require.NoError(nn.t, s.ApplySnapshot(rd.Snapshot))
-	}
-	require.NoError(nn.t, s.Append(rd.Entries))
-	if !IsEmptyHardState(rd.HardState) {
-		require.NoError(nn.t, s.SetHardState(rd.HardState))
-	}
+	require.NoError(nn.t, s.Save(rd.HardState, rd.Entries, rd.Snapshot))
 	nn.inflight = append(nn.inflight, rd.Messages...)
 	for _, e := range rd.CommittedEntries {
 		if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {

@@ -27,13 +27,7 @@ func newBootstrapped(t *testing.T, id uint64, peers ...uint64) (*RawNode, *Memor
 // handle persists and applies rd as the Ready contract says, then advances.
 func handle(t *testing.T, rn *RawNode, s *MemoryStorage, rd Ready) {
 	t.Helper()
-	if !IsEmptySnap(rd.Snapshot) {
-		require.NoError(t, s.ApplySnapshot(rd.Snapshot))
-	}
-	require.NoError(t, s.Append(rd.Entries))
-	if !IsEmptyHardState(rd.HardState) {
-		require.NoError(t, s.SetHardState(rd.HardState))
-	}
+	require.NoError(t, s.Save(rd.HardState, rd.Entries, rd.Snapshot))
 	for _, e := range rd.CommittedEntries {
 		if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
 			cc, err := pb.UnmarshalConfChange(e)

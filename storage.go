@@ -197,8 +197,44 @@ func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
 	if snap.Metadata.Index <= ms.snapshot.Metadata.Index {
 		return ErrSnapOutOfDate
 	}
+	ms.applySnapshot(snap)
+	return nil
+}
+
+func (ms *MemoryStorage) applySnapshot(snap pb.Snapshot) {
 	ms.snapshot = snap
 	ms.ents = []pb.Entry{{Term: snap.Metadata.Term, Index: snap.Metadata.Index}}
+}
+
+// Save persists what a Ready hands out, as the Ready contract orders it:
+// the snapshot (unless empty), then the entries, then the hard state
+// (unless empty). It is the in-memory counterpart of wal.Storage.Save, so a
+// Ready loop written for one works with the other. It returns the error
+// ApplySnapshot or Append would (a snapshot not newer than the stored one,
+// entries not contiguous or leaving a gap), and then changes nothing.
+func (ms *MemoryStorage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error {
+	if err := checkContiguous(ents); err != nil {
+		return err
+	}
+	ms.Lock()
+	defer ms.Unlock()
+	last := ms.lastIndex()
+	if !IsEmptySnap(snap) {
+		if snap.Metadata.Index <= ms.snapshot.Metadata.Index {
+			return ErrSnapOutOfDate
+		}
+		last = snap.Metadata.Index
+	}
+	if n := len(ents); n > 0 && ents[0].Index > last+1 {
+		return fmt.Errorf("%w: save: entry %d leaves a gap after the last index %d", ErrUnavailable, ents[0].Index, last)
+	}
+	if !IsEmptySnap(snap) {
+		ms.applySnapshot(snap)
+	}
+	ms.append(ents)
+	if !IsEmptyHardState(hs) {
+		ms.hardState = hs
+	}
 	return nil
 }
 
@@ -259,31 +295,47 @@ func (ms *MemoryStorage) Append(entries []pb.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	if err := checkContiguous(entries); err != nil {
+		return err
+	}
+	ms.Lock()
+	defer ms.Unlock()
+	if entries[0].Index > ms.lastIndex()+1 {
+		return fmt.Errorf("%w: append: entry %d leaves a gap after the last index %d", ErrUnavailable, entries[0].Index, ms.lastIndex())
+	}
+	ms.append(entries)
+	return nil
+}
+
+// checkContiguous reports entries whose indexes do not follow each other.
+func checkContiguous(entries []pb.Entry) error {
 	for i := 1; i < len(entries); i++ {
 		if entries[i].Index != entries[i-1].Index+1 {
 			return fmt.Errorf("raft: append: entries not contiguous: index %d follows %d", entries[i].Index, entries[i-1].Index)
 		}
 	}
-	ms.Lock()
-	defer ms.Unlock()
+	return nil
+}
+
+// append adds contiguous entries that leave no gap, skipping those already
+// compacted. The caller holds the lock.
+func (ms *MemoryStorage) append(entries []pb.Entry) {
+	if len(entries) == 0 {
+		return
+	}
 	first := ms.firstIndex()
-	last := entries[len(entries)-1].Index
-	if last < first {
-		return nil // all compacted
+	if entries[len(entries)-1].Index < first {
+		return // all compacted
 	}
 	if entries[0].Index < first {
 		entries = entries[first-entries[0].Index:]
-	}
-	if entries[0].Index > ms.lastIndex()+1 {
-		return fmt.Errorf("%w: append: entry %d leaves a gap after the last index %d", ErrUnavailable, entries[0].Index, ms.lastIndex())
 	}
 	keep := entries[0].Index - ms.ents[0].Index
 	if keep < uint64(len(ms.ents)) {
 		// Truncating: copy rather than overwrite entries a reader may
 		// still hold from an earlier Entries call.
 		ms.ents = append(slices.Clip(ms.ents[:keep]), entries...)
-		return nil
+		return
 	}
 	ms.ents = append(ms.ents, entries...)
-	return nil
 }

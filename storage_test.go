@@ -368,3 +368,55 @@ func TestMemoryStorageExportedLockGuardsMethods(t *testing.T) {
 	require.True(t, ms.TryLock())
 	ms.Unlock()
 }
+
+// Save writes a Ready's snapshot, entries and hard state in that order, or
+// changes nothing when any of them is refused.
+func TestMemoryStorageSave(t *testing.T) {
+	snapAt := func(index, term uint64) pb.Snapshot {
+		return pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: index, Term: term, ConfState: pb.ConfState{Voters: []uint64{1}}}}
+	}
+	tests := []struct {
+		name      string
+		hs        pb.HardState
+		ents      []pb.Entry
+		snap      pb.Snapshot
+		wantErr   error
+		wantFirst uint64
+		wantLast  uint64
+		wantHS    pb.HardState
+	}{
+		{name: "nothing", wantFirst: 4, wantLast: 5, wantHS: pb.HardState{Term: 5, Commit: 4}},
+		{name: "entries and hard state", hs: pb.HardState{Term: 6, Vote: 2, Commit: 5}, ents: entsFrom(6, 6, 6),
+			wantFirst: 4, wantLast: 7, wantHS: pb.HardState{Term: 6, Vote: 2, Commit: 5}},
+		{name: "entries replace a suffix", ents: entsFrom(5, 6),
+			wantFirst: 4, wantLast: 5, wantHS: pb.HardState{Term: 5, Commit: 4}},
+		{name: "snapshot then the entries after it", hs: pb.HardState{Term: 7, Commit: 10}, snap: snapAt(10, 7), ents: entsFrom(11, 7),
+			wantFirst: 11, wantLast: 11, wantHS: pb.HardState{Term: 7, Commit: 10}},
+		{name: "stale snapshot", hs: pb.HardState{Term: 9}, snap: snapAt(3, 3), ents: entsFrom(6, 6), wantErr: ErrSnapOutOfDate,
+			wantFirst: 4, wantLast: 5, wantHS: pb.HardState{Term: 5, Commit: 4}},
+		{name: "entries leave a gap after the snapshot", hs: pb.HardState{Term: 9}, snap: snapAt(10, 7), ents: entsFrom(12, 7), wantErr: ErrUnavailable,
+			wantFirst: 4, wantLast: 5, wantHS: pb.HardState{Term: 5, Commit: 4}},
+		{name: "entries leave a gap", hs: pb.HardState{Term: 9}, ents: entsFrom(7, 6), wantErr: ErrUnavailable,
+			wantFirst: 4, wantLast: 5, wantHS: pb.HardState{Term: 5, Commit: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStorageAt(t, entryID{term: 3, index: 3}, 4, 5) // 3@3 | 4:4 5:5
+			require.NoError(t, s.SetHardState(pb.HardState{Term: 5, Commit: 4}))
+			err := s.Save(tt.hs, tt.ents, tt.snap)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+			} else {
+				require.NoError(t, err)
+			}
+			first, _ := s.FirstIndex()
+			last, _ := s.LastIndex()
+			hs, _, _ := s.InitialState()
+			require.Equal(t, tt.wantFirst, first)
+			require.Equal(t, tt.wantLast, last)
+			require.Equal(t, tt.wantHS, hs)
+		})
+	}
+	s := NewMemoryStorage()
+	require.Error(t, s.Save(pb.HardState{}, []pb.Entry{{Index: 1, Term: 1}, {Index: 3, Term: 1}}, pb.Snapshot{}), "entries not contiguous")
+}

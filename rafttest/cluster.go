@@ -167,13 +167,7 @@ func (c *Cluster) Deliver() {
 // handleReady follows the Ready contract and returns the messages to send.
 func (n *Node) handleReady() []pb.Message {
 	rd := n.RawNode.Ready()
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		must(n.Storage.ApplySnapshot(rd.Snapshot))
-	}
-	must(n.Storage.Append(rd.Entries))
-	if !raft.IsEmptyHardState(rd.HardState) {
-		must(n.Storage.SetHardState(rd.HardState))
-	}
+	must(n.Storage.Save(rd.HardState, rd.Entries, rd.Snapshot))
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		n.ConfState = rd.Snapshot.Metadata.ConfState
 	}

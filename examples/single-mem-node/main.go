@@ -79,18 +79,7 @@ func openStorage(walDir string) (nodeStorage, error) {
 	if walDir == "" {
 		ms := raft.NewMemoryStorage()
 		return nodeStorage{Storage: ms, close: func() error { return nil }, persist: func(rd raft.Ready) error {
-			if !raft.IsEmptySnap(rd.Snapshot) {
-				if err := ms.ApplySnapshot(rd.Snapshot); err != nil {
-					return err
-				}
-			}
-			if err := ms.Append(rd.Entries); err != nil {
-				return err
-			}
-			if !raft.IsEmptyHardState(rd.HardState) {
-				return ms.SetHardState(rd.HardState)
-			}
-			return nil
+			return ms.Save(rd.HardState, rd.Entries, rd.Snapshot)
 		}}, nil
 	}
 	ws, err := wal.Open(walDir, wal.Options{})
