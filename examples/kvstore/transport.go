@@ -361,13 +361,36 @@ func (t *transport) serve(conn net.Conn) {
 			t.metrics.peerBadFrames.Inc()
 			return
 		}
-		if m.To != t.id || m.From != h.From {
-			t.log.Warn("closing peer connection: message not from the peer to this member", "peer", h.From, "from", m.From, "to", m.To)
+		if err := checkPeerMessage(t.id, h.From, m); err != nil {
+			t.log.Warn("closing peer connection", "peer", h.From, "type", m.Type.String(), "from", m.From, "to", m.To, "err", err)
 			t.metrics.peerBadFrames.Inc()
 			return
 		}
 		t.recv(m)
 	}
+}
+
+// checkPeerMessage checks what the transport knows about a message that
+// arrived on peer's connection for member self: it is for self, and it
+// speaks for peer. The library sends every message with From = the sending
+// member (forwarded proposals and read-index requests included), except
+// MsgTransferLeader: a follower asked to transfer leadership forwards the
+// request to the leader with From = the transferee, any member. The rest
+// (terms, indexes, whether the sender is a member) is Step's to check.
+func checkPeerMessage(self, peer uint64, m pb.Message) error {
+	if m.To != self {
+		return fmt.Errorf("message for member %d, not this one", m.To)
+	}
+	if m.Type == pb.MsgTransferLeader {
+		if m.From == 0 {
+			return errors.New("leader transfer without a transferee")
+		}
+		return nil
+	}
+	if m.From != peer {
+		return fmt.Errorf("%s from member %d on member %d's connection", m.Type, m.From, peer)
+	}
+	return nil
 }
 
 func (t *transport) close() {
