@@ -2,9 +2,15 @@
 // (package wal), networked (TCP between members, HTTP for clients), with
 // membership changes through its API and linearizable reads.
 //
-// Try it: three members on loopback, data under a temporary directory.
+// Try it: three members on loopback, data under a temporary directory
+// removed at exit (with --data-dir DIR it is kept, and the same command
+// restarts the cluster: the ports are recorded in DIR/local-cluster.json).
 //
 //	go run ./examples/kvstore --local-cluster 3
+//
+// Build it, from the repository root:
+//
+//	go build -o kvstore ./examples/kvstore
 //
 // Deploy it: one process per member.
 //
@@ -24,8 +30,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,7 +61,14 @@ func run(args []string) error {
 		tick           = fs.Duration("tick", 10*time.Millisecond, "Raft tick interval (election timeout is 10-20 ticks)")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 	)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is printed, and asking is no error
+		}
 		return err
 	}
 	var level slog.Level
@@ -100,6 +111,15 @@ func run(args []string) error {
 	return nil
 }
 
+const usage = `Usage:
+  kvstore --local-cluster N [--data-dir DIR]
+	N members in this process on loopback ports, to try it out
+  kvstore --id ID --data-dir DIR --listen-client HOST:PORT --listen-peer HOST:PORT --initial-cluster ID=HOST:PORT,...
+	one member of a cluster (add --join for a member added later)
+
+Flags:
+`
+
 // parseCluster parses "1=host:port,2=host:port".
 func parseCluster(s string) (map[uint64]string, error) {
 	out := map[uint64]string{}
@@ -118,61 +138,4 @@ func parseCluster(s string) (map[uint64]string, error) {
 		out[id] = addr
 	}
 	return out, nil
-}
-
-// runLocalCluster starts n members in this process on loopback ports.
-func runLocalCluster(ctx context.Context, n int, base memberConfig) error {
-	if base.DataDir == "" {
-		dir, err := os.MkdirTemp("", "kvstore-")
-		if err != nil {
-			return err
-		}
-		base.DataDir = dir
-	}
-	// Reserve the peer ports first: every member must know them all.
-	cluster := map[uint64]string{}
-	var listeners []net.Listener
-	for i := 1; i <= n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		listeners = append(listeners, l)
-		cluster[uint64(i)] = l.Addr().String()
-	}
-	for _, l := range listeners {
-		l.Close()
-	}
-	var members []*member
-	defer func() {
-		for _, m := range members {
-			m.stop()
-		}
-	}()
-	for i := 1; i <= n; i++ {
-		cfg := base
-		cfg.ID, cfg.InitialCluster = uint64(i), cluster
-		cfg.ListenPeer = cluster[uint64(i)]
-		cfg.ListenClient = "127.0.0.1:0"
-		cfg.DataDir = filepath.Join(base.DataDir, fmt.Sprint("member-", i))
-		m, err := startMember(cfg)
-		if err != nil {
-			return fmt.Errorf("member %d: %w", i, err)
-		}
-		members = append(members, m)
-	}
-	ids := make([]int, 0, n)
-	for i := range members {
-		ids = append(ids, i)
-	}
-	sort.Ints(ids)
-	fmt.Printf("%d members, data under %s\n", n, base.DataDir)
-	for _, i := range ids {
-		fmt.Printf("  member %d: client http://%s  peer %s\n", i+1, members[i].clientL.Addr(), cluster[uint64(i+1)])
-	}
-	first := members[0].clientL.Addr()
-	fmt.Printf("\ntry:\n  curl -X PUT -d world http://%s/kv/hello && curl http://%s/kv/hello\n  curl http://%s/cluster\n\nCtrl-C stops the cluster.\n", first, members[n-1].clientL.Addr(), first)
-	<-ctx.Done()
-	fmt.Println("\nshutting down")
-	return nil
 }

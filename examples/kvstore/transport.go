@@ -31,6 +31,9 @@ const (
 	// maxConns bounds the incoming connections open at once (a member
 	// needs one per peer; reconnects overlap briefly).
 	maxConns = 64
+	// unreachableWarnEvery is how often, at most, a peer that cannot be
+	// reached is logged at warn level (each failure is logged at debug).
+	unreachableWarnEvery = 10 * time.Second
 )
 
 type hello struct {
@@ -54,6 +57,8 @@ type transport struct {
 	recv    func(pb.Message) // delivers an incoming message to the loop
 	reports chan<- report
 	metrics *metrics
+	// warnEvery rate-limits the "peer unreachable" warning, per peer.
+	warnEvery time.Duration
 
 	mu      sync.Mutex
 	peers   map[uint64]*peer
@@ -75,7 +80,7 @@ type peer struct {
 
 func newTransport(id uint64, client string, ln net.Listener, recv func(pb.Message), reports chan<- report, m *metrics, log *slog.Logger) *transport {
 	t := &transport{
-		id: id, client: client, ln: ln, recv: recv, reports: reports, metrics: m, log: log,
+		id: id, client: client, ln: ln, recv: recv, reports: reports, metrics: m, log: log, warnEvery: unreachableWarnEvery,
 		peers: map[uint64]*peer{}, clients: map[uint64]string{}, conns: map[net.Conn]struct{}{},
 	}
 	t.wg.Add(1)
@@ -198,8 +203,22 @@ func (t *transport) run(p *peer) {
 		conn, w = c, bw
 		return nil
 	}
-	_ = connect()
+	_ = connect() // a peer starting later is not worth a warning yet
 	backoff := 50 * time.Millisecond
+	// A peer that cannot be reached is a warning, once per warnEvery: a
+	// member that never hears from its peers (a wrong address, a port
+	// taken, a refused certificate) must say why.
+	var lastWarn time.Time
+	failures, warned := 0, false
+	unreachable := func(err error) {
+		failures++
+		if now := time.Now(); lastWarn.IsZero() || now.Sub(lastWarn) >= t.warnEvery {
+			t.log.Warn("peer unreachable", "peer", p.id, "addr", p.addr, "err", err, "failures", failures)
+			lastWarn, failures, warned = now, 0, true
+			return
+		}
+		t.log.Debug("peer unreachable", "peer", p.id, "addr", p.addr, "err", err)
+	}
 	for {
 		var batch []pb.Message
 		select {
@@ -209,7 +228,7 @@ func (t *transport) run(p *peer) {
 		}
 		if conn == nil {
 			if err := connect(); err != nil {
-				t.log.Debug("peer unreachable", "peer", p.id, "addr", p.addr, "err", err)
+				unreachable(err)
 				t.reportFailure(p.id, batch)
 				select {
 				case <-p.stop:
@@ -218,6 +237,10 @@ func (t *transport) run(p *peer) {
 				}
 				backoff = min(2*backoff, 2*time.Second)
 				continue
+			}
+			if warned {
+				t.log.Info("peer reachable again", "peer", p.id, "addr", p.addr)
+				lastWarn, failures, warned = time.Time{}, 0, false
 			}
 		}
 		if err := t.writeBatch(conn, w, batch); err != nil {

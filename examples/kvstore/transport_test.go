@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,4 +110,52 @@ func writeMessage(t *testing.T, conn net.Conn, m pb.Message) {
 	w := bufio.NewWriter(conn)
 	require.NoError(t, writeFrame(w, b))
 	require.NoError(t, w.Flush())
+}
+
+// lockedBuffer is a log destination that goroutines may share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestUnreachablePeerIsAWarning: a peer that cannot be reached is logged
+// at warn level with the error, once per interval however often it fails.
+func TestUnreachablePeerIsAWarning(t *testing.T) {
+	var logs lockedBuffer
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	reports := make(chan report, 64)
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tr := newTransport(1, "127.0.0.1:1", ln, func(pb.Message) {}, reports, newMetrics(), log)
+	t.Cleanup(tr.close)
+	tr.warnEvery = time.Hour
+	dead := freeAddr(t) // nobody listens there
+	tr.setPeer(2, dead)
+	for failed := 0; failed < 4; {
+		tr.send([]pb.Message{{Type: pb.MsgHeartbeat, From: 1, To: 2, Term: 1}})
+		select {
+		case r := <-reports:
+			require.Equal(t, uint64(2), r.to)
+			require.True(t, r.unreachable)
+			failed++
+		case <-time.After(10 * time.Second):
+			t.Fatal("no unreachable report for peer 2")
+		}
+	}
+	out := logs.String()
+	require.Equal(t, 1, strings.Count(out, "peer unreachable"), "one warning per interval:\n%s", out)
+	require.Contains(t, out, "level=WARN msg=\"peer unreachable\" peer=2 addr="+dead+" err=")
+	require.Contains(t, out, "connection refused")
 }
