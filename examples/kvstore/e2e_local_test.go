@@ -5,6 +5,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -205,4 +207,39 @@ func TestE2EHelp(t *testing.T) {
 	if err := exec.Command(e2eBinary(t), "--no-such-flag").Run(); err == nil {
 		t.Error("an unknown flag is an error")
 	}
+}
+
+// TestE2ELocalClusterTLS: --local-cluster-tls makes a CA and
+// certificates, and prints how to curl the cluster with them.
+func TestE2ELocalClusterTLS(t *testing.T) {
+	p := startLocalProc(t, []string{"TMPDIR=" + t.TempDir()}, "--local-cluster", "3", "--local-cluster-tls", "--tick", "10ms")
+	m := regexp.MustCompile(`TLS="--cacert (\S+) --cert (\S+) --key (\S+)"`).FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("no curl TLS options printed:\n%s", p.out.String())
+	}
+	caPEM, err := os.ReadFile(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(m[2], m[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.client = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}},
+	}}
+	for id := 1; id <= 3; id++ {
+		if !strings.HasPrefix(p.clients[id], "https://") {
+			t.Fatalf("member %d's client URL is %s", id, p.clients[id])
+		}
+	}
+	if status, body := p.request("PUT", 1, "/kv/hello", "world", 15*time.Second); status != 200 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	if status, body := p.request("GET", 3, "/kv/hello", "", 15*time.Second); status != 200 || body != "world" {
+		t.Fatalf("GET: %d %q", status, body)
+	}
+	p.stop()
 }

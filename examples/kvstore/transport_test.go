@@ -39,7 +39,7 @@ func testTransport(t *testing.T) (*transport, <-chan pb.Message) {
 	require.NoError(t, err)
 	got := make(chan pb.Message, 16)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tr := newTransport(1, "127.0.0.1:1", ln, func(m pb.Message) { got <- m }, make(chan report, 16), newMetrics(), log)
+	tr := newTransport(1, "127.0.0.1:1", ln, nil, func(m pb.Message) { got <- m }, make(chan report, 16), newMetrics(), log)
 	t.Cleanup(tr.close)
 	return tr, got
 }
@@ -138,7 +138,7 @@ func TestUnreachablePeerIsAWarning(t *testing.T) {
 	require.NoError(t, err)
 	reports := make(chan report, 64)
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	tr := newTransport(1, "127.0.0.1:1", ln, func(pb.Message) {}, reports, newMetrics(), log)
+	tr := newTransport(1, "127.0.0.1:1", ln, nil, func(pb.Message) {}, reports, newMetrics(), log)
 	t.Cleanup(tr.close)
 	tr.warnEvery = time.Hour
 	dead := freeAddr(t) // nobody listens there
