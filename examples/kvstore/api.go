@@ -252,18 +252,18 @@ func (m *member) handleCluster(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cm.Status, cm.Problem = fetchStatus(r.Context(), cm.Client)
+			cm.Status, cm.Problem = fetchStatus(r.Context(), m.cfg.TLS.statusClient(), m.cfg.TLS.clientURL(cm.Client))
 		}()
 	}
 	wg.Wait()
 	writeJSON(w, http.StatusOK, map[string]any{"leader": self.Lead, "term": self.Term, "members": out})
 }
 
-func fetchStatus(ctx context.Context, addr string) (*memberStatus, string) {
+func fetchStatus(ctx context.Context, client *http.Client, base string) (*memberStatus, string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/status", nil)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -2,14 +2,26 @@
 // (package wal), networked (TCP between members, HTTP for clients), with
 // membership changes through its API and linearizable reads.
 //
-// Try it: three members on loopback, data under a temporary directory.
+// Try it: three members on loopback, data under a temporary directory
+// removed at exit (with --data-dir DIR it is kept, and the same command
+// restarts the cluster: the ports are recorded in DIR/local-cluster.json).
+// --local-cluster-tls adds TLS with a throwaway CA.
 //
 //	go run ./examples/kvstore --local-cluster 3
 //
-// Deploy it: one process per member.
+// Build it, from the repository root:
+//
+//	go build -o kvstore ./examples/kvstore
+//
+// Deploy it: one process per member, with TLS (mutual TLS between members:
+// a peer certificate names its member with a URI SAN kvstore://member/<id>;
+// HTTPS for clients). Without TLS a member listens on loopback only, unless
+// --insecure.
 //
 //	kvstore --id 1 --data-dir /var/lib/kv1 --listen-client :2379 --listen-peer :2380 \
-//	    --initial-cluster 1=host1:2380,2=host2:2380,3=host3:2380
+//	    --initial-cluster 1=host1:2380,2=host2:2380,3=host3:2380 \
+//	    --peer-cert-file member1.crt --peer-key-file member1.key --peer-trusted-ca-file peer-ca.crt \
+//	    --cert-file server1.crt --key-file server1.key --trusted-ca-file client-ca.crt
 //
 // A member added later (POST /cluster/members on any member first) starts
 // with --join and the addresses of the existing members.
@@ -17,6 +29,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,8 +37,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,8 +67,24 @@ func run(args []string) error {
 		timeout        = fs.Duration("request-timeout", 5*time.Second, "how long a request waits for the cluster before 503")
 		tick           = fs.Duration("tick", 10*time.Millisecond, "Raft tick interval (election timeout is 10-20 ticks)")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
+		localTLS       = fs.Bool("local-cluster-tls", false, "with --local-cluster: TLS on both ports, with a throwaway CA and certificates made in the data directory")
+		insecure       = fs.Bool("insecure", false, "allow a port without TLS on an address other machines can reach")
+		files          tlsFiles
 	)
+	fs.StringVar(&files.PeerCert, "peer-cert-file", "", "this member's certificate for mutual TLS between members (PEM); it must name the member with a URI SAN "+memberURIPrefix+"<id> and allow serverAuth and clientAuth")
+	fs.StringVar(&files.PeerKey, "peer-key-file", "", "the key of --peer-cert-file (PEM)")
+	fs.StringVar(&files.PeerCA, "peer-trusted-ca-file", "", "the CA the other members' certificates must chain to (PEM)")
+	fs.StringVar(&files.Cert, "cert-file", "", "certificate of the client (HTTP) port: HTTPS (PEM)")
+	fs.StringVar(&files.Key, "key-file", "", "the key of --cert-file (PEM)")
+	fs.StringVar(&files.CA, "trusted-ca-file", "", "require client certificates that chain to this CA (PEM) on the client port")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is printed, and asking is no error
+		}
 		return err
 	}
 	var level slog.Level
@@ -73,7 +100,13 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *local > 0 {
-		return runLocalCluster(ctx, *local, base)
+		if files != (tlsFiles{}) {
+			return errors.New("--local-cluster makes its own certificates (--local-cluster-tls): the TLS file flags are for one member")
+		}
+		return runLocalCluster(ctx, *local, base, *localTLS)
+	}
+	if *localTLS {
+		return errors.New("--local-cluster-tls goes with --local-cluster")
 	}
 	if *id == 0 {
 		return errors.New("--id is required (or --local-cluster N)")
@@ -90,6 +123,12 @@ func run(args []string) error {
 	}
 	cfg := base
 	cfg.ID, cfg.InitialCluster = *id, cluster
+	if cfg.TLS, err = files.load(); err != nil {
+		return err
+	}
+	if err := checkTLS(cfg, *insecure); err != nil {
+		return err
+	}
 	m, err := startMember(cfg)
 	if err != nil {
 		return err
@@ -99,6 +138,56 @@ func run(args []string) error {
 	m.stop()
 	return nil
 }
+
+// checkTLS refuses a port without TLS that other machines can reach
+// (unless insecure) and a peer certificate that names another member, and
+// logs how each port is protected.
+func checkTLS(cfg memberConfig, insecure bool) error {
+	if p := cfg.TLS.Peer; p != nil {
+		leaf, err := x509.ParseCertificate(p.cert.Certificate[0])
+		if err != nil {
+			return fmt.Errorf("--peer-cert-file: %w", err)
+		}
+		named, err := memberIDOf(leaf)
+		if err != nil {
+			return fmt.Errorf("--peer-cert-file: %w", err)
+		}
+		if named != cfg.ID {
+			return fmt.Errorf("--peer-cert-file names member %d, but this is member %d (--id)", named, cfg.ID)
+		}
+	}
+	ports := []struct {
+		flag, addr, risk, tlsFlags string
+		tls                        bool
+	}{
+		{"--listen-peer", cfg.ListenPeer, "speak for a member", "--peer-cert-file, --peer-key-file and --peer-trusted-ca-file", cfg.TLS.Peer != nil},
+		{"--listen-client", cfg.ListenClient, "read and write every key", "--cert-file and --key-file (and --trusted-ca-file)", cfg.TLS.Client != nil},
+	}
+	for _, p := range ports {
+		switch {
+		case p.tls:
+			cfg.Logger.Info("TLS on", "port", p.flag, "addr", p.addr)
+		case isLoopback(p.addr):
+			cfg.Logger.Info("no TLS: this machine only", "port", p.flag, "addr", p.addr)
+		default:
+			if err := checkPlainListen(p.flag, p.addr, p.risk, p.tlsFlags, insecure); err != nil {
+				return err
+			}
+			cfg.Logger.Warn("no TLS on an address other machines can reach (--insecure): anyone who reaches it can "+p.risk, "port", p.flag, "addr", p.addr)
+		}
+	}
+	return nil
+}
+
+const usage = `Usage:
+  kvstore --local-cluster N [--data-dir DIR] [--local-cluster-tls]
+	N members in this process on loopback ports, to try it out
+  kvstore --id ID --data-dir DIR --listen-client HOST:PORT --listen-peer HOST:PORT --initial-cluster ID=HOST:PORT,... [TLS flags]
+	one member of a cluster (add --join for a member added later); without
+	TLS it listens on loopback only, unless --insecure
+
+Flags:
+`
 
 // parseCluster parses "1=host:port,2=host:port".
 func parseCluster(s string) (map[uint64]string, error) {
@@ -118,61 +207,4 @@ func parseCluster(s string) (map[uint64]string, error) {
 		out[id] = addr
 	}
 	return out, nil
-}
-
-// runLocalCluster starts n members in this process on loopback ports.
-func runLocalCluster(ctx context.Context, n int, base memberConfig) error {
-	if base.DataDir == "" {
-		dir, err := os.MkdirTemp("", "kvstore-")
-		if err != nil {
-			return err
-		}
-		base.DataDir = dir
-	}
-	// Reserve the peer ports first: every member must know them all.
-	cluster := map[uint64]string{}
-	var listeners []net.Listener
-	for i := 1; i <= n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		listeners = append(listeners, l)
-		cluster[uint64(i)] = l.Addr().String()
-	}
-	for _, l := range listeners {
-		l.Close()
-	}
-	var members []*member
-	defer func() {
-		for _, m := range members {
-			m.stop()
-		}
-	}()
-	for i := 1; i <= n; i++ {
-		cfg := base
-		cfg.ID, cfg.InitialCluster = uint64(i), cluster
-		cfg.ListenPeer = cluster[uint64(i)]
-		cfg.ListenClient = "127.0.0.1:0"
-		cfg.DataDir = filepath.Join(base.DataDir, fmt.Sprint("member-", i))
-		m, err := startMember(cfg)
-		if err != nil {
-			return fmt.Errorf("member %d: %w", i, err)
-		}
-		members = append(members, m)
-	}
-	ids := make([]int, 0, n)
-	for i := range members {
-		ids = append(ids, i)
-	}
-	sort.Ints(ids)
-	fmt.Printf("%d members, data under %s\n", n, base.DataDir)
-	for _, i := range ids {
-		fmt.Printf("  member %d: client http://%s  peer %s\n", i+1, members[i].clientL.Addr(), cluster[uint64(i+1)])
-	}
-	first := members[0].clientL.Addr()
-	fmt.Printf("\ntry:\n  curl -X PUT -d world http://%s/kv/hello && curl http://%s/kv/hello\n  curl http://%s/cluster\n\nCtrl-C stops the cluster.\n", first, members[n-1].clientL.Addr(), first)
-	<-ctx.Done()
-	fmt.Println("\nshutting down")
-	return nil
 }

@@ -32,6 +32,7 @@ type memberConfig struct {
 	MaxValueSize   int
 	RequestTimeout time.Duration
 	TickInterval   time.Duration
+	TLS            tlsSettings // the zero value: plain TCP and HTTP
 	Logger         *slog.Logger
 }
 
@@ -226,13 +227,13 @@ func (m *member) listen() error {
 	if err != nil {
 		return err
 	}
-	clientL, err := net.Listen("tcp", m.cfg.ListenClient)
+	clientL, err := m.cfg.TLS.listenClient(m.cfg.ListenClient)
 	if err != nil {
 		peerL.Close()
 		return err
 	}
 	m.clientL = clientL
-	m.tr = newTransport(m.cfg.ID, clientL.Addr().String(), peerL, m.deliver, m.reports, m.metrics, m.log.With("component", "transport"))
+	m.tr = newTransport(m.cfg.ID, clientL.Addr().String(), peerL, m.cfg.TLS.Peer, m.deliver, m.reports, m.metrics, m.log.With("component", "transport"))
 	for id, addr := range m.cfg.InitialCluster {
 		m.tr.setPeer(id, addr)
 	}
@@ -240,7 +241,7 @@ func (m *member) listen() error {
 	for id, addr := range peers {
 		m.tr.setPeer(id, addr)
 	}
-	m.httpSrv = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 5 * time.Second}
+	m.httpSrv = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(m.log.With("component", "http").Handler(), slog.LevelWarn)}
 	go func() {
 		if err := m.httpSrv.Serve(clientL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.log.Error("http server", "err", err)

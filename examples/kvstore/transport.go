@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,9 +18,11 @@ import (
 	pb "github.com/raftcore/raft/raftpb"
 )
 
-// The peer protocol: a TCP connection per direction and peer. The dialing
-// member sends a hello frame, then raftpb.Message frames; each frame is a
-// 4-byte big-endian length and that many bytes. Nothing is sent back.
+// The peer protocol: a TCP connection per direction and peer, with mutual
+// TLS when configured (see peerTLS: the certificate names the member). The
+// dialing member sends a hello frame, then raftpb.Message frames; each
+// frame is a 4-byte big-endian length and that many bytes. Nothing is sent
+// back.
 const (
 	helloMagic = "raftcore-kvstore/1"
 	// maxFrame bounds a frame: large enough for a snapshot of the example's
@@ -31,6 +35,9 @@ const (
 	// maxConns bounds the incoming connections open at once (a member
 	// needs one per peer; reconnects overlap briefly).
 	maxConns = 64
+	// unreachableWarnEvery is how often, at most, a peer that cannot be
+	// reached is logged at warn level (each failure is logged at debug).
+	unreachableWarnEvery = 10 * time.Second
 )
 
 type hello struct {
@@ -54,6 +61,9 @@ type transport struct {
 	recv    func(pb.Message) // delivers an incoming message to the loop
 	reports chan<- report
 	metrics *metrics
+	tls     *peerTLS // nil: plain TCP
+	// warnEvery rate-limits the "peer unreachable" warning, per peer.
+	warnEvery time.Duration
 
 	mu      sync.Mutex
 	peers   map[uint64]*peer
@@ -73,9 +83,14 @@ type peer struct {
 	stop  chan struct{}
 }
 
-func newTransport(id uint64, client string, ln net.Listener, recv func(pb.Message), reports chan<- report, m *metrics, log *slog.Logger) *transport {
+// newTransport serves the peer listener ln and sends to peers; with pt,
+// both ways over mutual TLS.
+func newTransport(id uint64, client string, ln net.Listener, pt *peerTLS, recv func(pb.Message), reports chan<- report, m *metrics, log *slog.Logger) *transport {
+	if pt != nil {
+		ln = tls.NewListener(ln, pt.serverConfig())
+	}
 	t := &transport{
-		id: id, client: client, ln: ln, recv: recv, reports: reports, metrics: m, log: log,
+		id: id, client: client, ln: ln, tls: pt, recv: recv, reports: reports, metrics: m, log: log, warnEvery: unreachableWarnEvery,
 		peers: map[uint64]*peer{}, clients: map[uint64]string{}, conns: map[net.Conn]struct{}{},
 	}
 	t.wg.Add(1)
@@ -181,7 +196,7 @@ func (t *transport) run(p *peer) {
 		}
 	}()
 	connect := func() error {
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		c, err := t.dial(p)
 		if err != nil {
 			return err
 		}
@@ -198,8 +213,22 @@ func (t *transport) run(p *peer) {
 		conn, w = c, bw
 		return nil
 	}
-	_ = connect()
+	_ = connect() // a peer starting later is not worth a warning yet
 	backoff := 50 * time.Millisecond
+	// A peer that cannot be reached is a warning, once per warnEvery: a
+	// member that never hears from its peers (a wrong address, a port
+	// taken, a refused certificate) must say why.
+	var lastWarn time.Time
+	failures, warned := 0, false
+	unreachable := func(err error) {
+		failures++
+		if now := time.Now(); lastWarn.IsZero() || now.Sub(lastWarn) >= t.warnEvery {
+			t.log.Warn("peer unreachable", "peer", p.id, "addr", p.addr, "err", err, "failures", failures)
+			lastWarn, failures, warned = now, 0, true
+			return
+		}
+		t.log.Debug("peer unreachable", "peer", p.id, "addr", p.addr, "err", err)
+	}
 	for {
 		var batch []pb.Message
 		select {
@@ -209,7 +238,7 @@ func (t *transport) run(p *peer) {
 		}
 		if conn == nil {
 			if err := connect(); err != nil {
-				t.log.Debug("peer unreachable", "peer", p.id, "addr", p.addr, "err", err)
+				unreachable(err)
 				t.reportFailure(p.id, batch)
 				select {
 				case <-p.stop:
@@ -218,6 +247,10 @@ func (t *transport) run(p *peer) {
 				}
 				backoff = min(2*backoff, 2*time.Second)
 				continue
+			}
+			if warned {
+				t.log.Info("peer reachable again", "peer", p.id, "addr", p.addr)
+				lastWarn, failures, warned = time.Time{}, 0, false
 			}
 		}
 		if err := t.writeBatch(conn, w, batch); err != nil {
@@ -235,6 +268,18 @@ func (t *transport) run(p *peer) {
 			}
 		}
 	}
+}
+
+// dial connects to p; with TLS, the handshake checks that p's certificate
+// names p.
+func (t *transport) dial(p *peer) (net.Conn, error) {
+	if t.tls == nil {
+		return net.DialTimeout("tcp", p.addr, time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: t.tls.clientConfig(p.id)}
+	return d.DialContext(ctx, "tcp", p.addr)
 }
 
 // writeBatch writes a batch and flushes it.
@@ -323,6 +368,10 @@ func (t *transport) serve(conn net.Conn) {
 		delete(t.conns, conn)
 		t.mu.Unlock()
 	}()
+	certMember, ok := t.handshake(conn)
+	if !ok {
+		return
+	}
 	r := bufio.NewReaderSize(conn, 64<<10)
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	b, err := readFrame(r, nil)
@@ -335,6 +384,12 @@ func (t *transport) serve(conn net.Conn) {
 	}
 	if err != nil {
 		t.log.Warn("closing peer connection: bad hello", "remote", conn.RemoteAddr().String(), "err", err)
+		t.metrics.peerBadFrames.Inc()
+		return
+	}
+	if certMember != 0 && h.From != certMember {
+		t.log.Warn("refusing peer connection: the hello claims another member than the certificate names",
+			"remote", conn.RemoteAddr().String(), "hello_from", h.From, "certificate_member", certMember)
 		t.metrics.peerBadFrames.Inc()
 		return
 	}
@@ -361,13 +416,61 @@ func (t *transport) serve(conn net.Conn) {
 			t.metrics.peerBadFrames.Inc()
 			return
 		}
-		if m.To != t.id || m.From != h.From {
-			t.log.Warn("closing peer connection: message not from the peer to this member", "peer", h.From, "from", m.From, "to", m.To)
+		if err := checkPeerMessage(t.id, h.From, m); err != nil {
+			t.log.Warn("closing peer connection", "peer", h.From, "type", m.Type.String(), "from", m.From, "to", m.To, "err", err)
 			t.metrics.peerBadFrames.Inc()
 			return
 		}
 		t.recv(m)
 	}
+}
+
+// handshake completes the TLS handshake of an incoming connection (the
+// listener verified the certificate chain) and returns the member its
+// certificate names; 0 without TLS. false: the connection is refused
+// (and logged).
+func (t *transport) handshake(conn net.Conn) (uint64, bool) {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return 0, true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		t.log.Warn("refusing peer connection: TLS handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+		t.metrics.peerBadFrames.Inc()
+		return 0, false
+	}
+	id, err := memberIDOf(tc.ConnectionState().PeerCertificates[0])
+	if err != nil {
+		t.log.Warn("refusing peer connection", "remote", conn.RemoteAddr().String(), "err", err)
+		t.metrics.peerBadFrames.Inc()
+		return 0, false
+	}
+	return id, true
+}
+
+// checkPeerMessage checks what the transport knows about a message that
+// arrived on peer's connection for member self: it is for self, and it
+// speaks for peer. The library sends every message with From = the sending
+// member (forwarded proposals and read-index requests included), except
+// MsgTransferLeader: a follower asked to transfer leadership forwards the
+// request to the leader with From = the transferee, any member. The rest
+// (terms, indexes, whether the sender is a member) is Step's to check.
+func checkPeerMessage(self, peer uint64, m pb.Message) error {
+	if m.To != self {
+		return fmt.Errorf("message for member %d, not this one", m.To)
+	}
+	if m.Type == pb.MsgTransferLeader {
+		if m.From == 0 {
+			return errors.New("leader transfer without a transferee")
+		}
+		return nil
+	}
+	if m.From != peer {
+		return fmt.Errorf("%s from member %d on member %d's connection", m.Type, m.From, peer)
+	}
+	return nil
 }
 
 func (t *transport) close() {
