@@ -95,7 +95,7 @@ func (m *member) handlePut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_body", "reading the value: "+err.Error())
 		return
 	}
-	res, err := m.write(r.Context(), command{Op: "put", Key: key, Value: value})
+	res, err := m.write(r.Context(), command{Op: opPut, Key: key, Value: value})
 	if err != nil {
 		writeUnavailable(w, err)
 		return
@@ -108,7 +108,7 @@ func (m *member) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if !m.checkKey(w, key) {
 		return
 	}
-	res, err := m.write(r.Context(), command{Op: "delete", Key: key})
+	res, err := m.write(r.Context(), command{Op: opDelete, Key: key})
 	if err != nil {
 		writeUnavailable(w, err)
 		return
@@ -145,10 +145,7 @@ func (m *member) handleGet(w http.ResponseWriter, r *http.Request) {
 // write proposes c and waits until it is applied.
 func (m *member) write(ctx context.Context, c command) (applyResult, error) {
 	c.ID = m.newRequestID()
-	data, err := json.Marshal(c)
-	if err != nil {
-		return applyResult{}, err
-	}
+	data := encodeCommand(c)
 	w := m.newWaiter()
 	ok := m.do(ctx, func() {
 		if m.lead == 0 {
@@ -166,7 +163,7 @@ func (m *member) write(ctx context.Context, c command) (applyResult, error) {
 	if !ok {
 		return applyResult{}, errStopped
 	}
-	err = m.wait(ctx, w)
+	err := m.wait(ctx, w)
 	return w.result, err
 }
 

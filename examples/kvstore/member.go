@@ -470,10 +470,7 @@ func (m *member) maybeSnapshot() {
 	if m.cfg.SnapshotEvery == 0 || applied < m.lastSnap+m.cfg.SnapshotEvery {
 		return
 	}
-	data, cs, index, err := m.sm.snapshot()
-	if err != nil {
-		m.fatal("encoding a snapshot failed", err)
-	}
+	data, cs, index := m.sm.snapshot()
 	if _, err := m.store.CreateSnapshot(index, &cs, data); err != nil {
 		m.log.Error("snapshot failed", "index", index, "err", err)
 		return
