@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,22 +27,98 @@ type apiError struct {
 	Code  string `json:"code"`
 }
 
+// methods are one path's handlers by HTTP method.
+type methods map[string]http.HandlerFunc
+
+// allowed is the Allow header for the path: its methods, and HEAD where GET
+// is.
+func (ms methods) allowed() string {
+	var names []string
+	for name := range ms {
+		names = append(names, name)
+	}
+	if ms[http.MethodGet] != nil {
+		names = append(names, http.MethodHead)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// router is the API's routing, by hand rather than with http.ServeMux: a
+// key is everything after /kv/ (slashes, dots and all), which the mux would
+// clean and redirect, and every answer, 404 and 405 included, is JSON.
+// Paths are matched as sent (escaped), so only the key's escapes are
+// decoded, once.
+type router struct {
+	static  map[string]methods // exact paths
+	kv      methods            // /kv/{key}
+	member  methods            // /cluster/members/{id}
+	promote methods            // /cluster/members/{id}/promote
+}
+
 func (m *member) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /kv/{key}", m.handlePut)
-	mux.HandleFunc("GET /kv/{key}", m.handleGet)
-	mux.HandleFunc("DELETE /kv/{key}", m.handleDelete)
-	mux.HandleFunc("GET /cluster", m.handleCluster)
-	mux.HandleFunc("POST /cluster/members", m.handleAddMember)
-	mux.HandleFunc("POST /cluster/members/{id}/promote", m.handlePromote)
-	mux.HandleFunc("DELETE /cluster/members/{id}", m.handleRemoveMember)
-	mux.HandleFunc("POST /cluster/leader", m.handleTransfer)
-	mux.HandleFunc("GET /status", m.handleStatus)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return &router{
+		static: map[string]methods{
+			"/cluster":         {http.MethodGet: m.handleCluster},
+			"/cluster/members": {http.MethodPost: m.handleAddMember},
+			"/cluster/leader":  {http.MethodPost: m.handleTransfer},
+			"/status":          {http.MethodGet: m.handleStatus},
+			"/metrics":         {http.MethodGet: promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP},
+		},
+		kv:      methods{http.MethodPut: m.handlePut, http.MethodGet: m.handleGet, http.MethodDelete: m.handleDelete},
+		member:  methods{http.MethodDelete: m.handleRemoveMember},
+		promote: methods{http.MethodPost: m.handlePromote},
+	}
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ms := rt.match(r)
+	if ms == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.EscapedPath()))
+		return
+	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	h := ms[method]
+	if h == nil {
+		w.Header().Set("Allow", ms.allowed())
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.EscapedPath(), ms.allowed()))
+		return
+	}
+	h(w, r)
+}
+
+// match finds the path's methods and sets its path values ("key", "id").
+func (rt *router) match(r *http.Request) methods {
+	path := r.URL.EscapedPath()
+	if strings.HasPrefix(path, "/kv/") {
+		// r.URL.Path is the escaped path decoded once; "/kv/" holds no
+		// escape, so what follows it there is the key decoded once.
+		r.SetPathValue("key", strings.TrimPrefix(r.URL.Path, "/kv/"))
+		return rt.kv
+	}
+	if ms, ok := rt.static[path]; ok {
+		return ms
+	}
+	rest, ok := strings.CutPrefix(path, "/cluster/members/")
+	if !ok {
+		return nil
+	}
+	id, sub, hasSub := strings.Cut(rest, "/")
+	if id == "" {
+		return nil
+	}
+	r.SetPathValue("id", id)
+	switch {
+	case !hasSub:
+		return rt.member
+	case sub == "promote":
+		return rt.promote
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -226,7 +304,7 @@ func (m *member) handleCluster(w http.ResponseWriter, r *http.Request) {
 	clients := m.tr.peerClients()
 	clients[m.cfg.ID] = m.clientL.Addr().String()
 	self := m.status.Load()
-	var out []clusterMember
+	out := []clusterMember{}
 	add := func(ids []uint64, role string) {
 		for _, id := range ids {
 			out = append(out, clusterMember{ID: id, Role: role, Peer: peers[id], Client: clients[id]})
@@ -253,7 +331,8 @@ func (m *member) handleCluster(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	wg.Wait()
-	writeJSON(w, http.StatusOK, map[string]any{"leader": self.Lead, "term": self.Term, "members": out})
+	voters, learners := memberLists(cs)
+	writeJSON(w, http.StatusOK, map[string]any{"leader": self.Lead, "term": self.Term, "voters": voters, "learners": learners, "members": out})
 }
 
 func fetchStatus(ctx context.Context, addr string) (*memberStatus, string) {
@@ -379,7 +458,14 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 		return
 	}
 	cs, _ := m.sm.members()
-	writeJSON(w, status, map[string]any{"index": wt.result.index, "voters": cs.Voters, "learners": cs.Learners})
+	voters, learners := memberLists(cs)
+	writeJSON(w, status, map[string]any{"index": wt.result.index, "voters": voters, "learners": learners})
+}
+
+// memberLists returns the configuration's voters and learners, never nil:
+// an empty list is [] in JSON, not null.
+func memberLists(cs pb.ConfState) (voters, learners []uint64) {
+	return append([]uint64{}, cs.Voters...), append([]uint64{}, cs.Learners...)
 }
 
 // transferRequest is the body of POST /cluster/leader.
@@ -436,4 +522,78 @@ func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeUnavailable(w, fmt.Errorf("%w: leadership did not move to %d", errTimeout, req.ID))
+}
+
+// jsonServerErrors wraps the client listener so that the errors Go's HTTP
+// server answers by itself, before any handler runs (a request line that
+// does not parse, such as PUT /kv/%zz; headers too large; an unsupported
+// transfer encoding), are JSON like every other error. The server writes
+// those in one Write straight to the connection, as a response of a fixed
+// shape (a status line, Content-Type text/plain, Connection: close, the
+// status as the body) that a handler's response, which always carries a
+// Date, never has.
+type jsonServerErrors struct{ net.Listener }
+
+func (l jsonServerErrors) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &jsonErrorConn{Conn: c}, nil
+}
+
+type jsonErrorConn struct{ net.Conn }
+
+func (c *jsonErrorConn) Write(b []byte) (int, error) {
+	status, text, ok := parseServerError(b)
+	if !ok {
+		return c.Conn.Write(b)
+	}
+	if _, err := c.Conn.Write(serverErrorAsJSON(status, text)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// CloseWrite lets the server half-close the connection as it would the
+// TCP connection underneath.
+func (c *jsonErrorConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+const serverErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+// parseServerError recognizes a response written by the HTTP server
+// itself: its status code and body text.
+func parseServerError(b []byte) (int, string, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte("HTTP/1.1 "))
+	if !ok {
+		return 0, "", false
+	}
+	line, body, ok := bytes.Cut(rest, []byte(serverErrorHeaders))
+	if !ok || len(line) < 3 || bytes.Contains(line, []byte("\r\n")) {
+		return 0, "", false
+	}
+	status, err := strconv.Atoi(string(line[:3]))
+	if err != nil || status < 400 || status > 599 {
+		return 0, "", false
+	}
+	return status, string(body), true
+}
+
+// serverErrorAsJSON is the whole response replacing the server's: the
+// same status, closing the connection as the server does, a JSON error
+// whose code is the status text in snake case ("bad_request").
+func serverErrorAsJSON(status int, text string) []byte {
+	code := strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
+	msg := "the HTTP server refused the request: " + text
+	if status == http.StatusBadRequest {
+		msg += " (a malformed request: in a path, % must start a %XX escape)"
+	}
+	body, _ := json.Marshal(apiError{Error: msg, Code: code})
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s\n",
+		status, http.StatusText(status), len(body)+1, body)
 }

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -38,4 +43,145 @@ func TestKeysAreBytes(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.body), &e))
 	require.Equal(t, "key_not_found", e.Code)
 	require.Contains(t, e.Error, `"k\xea"`)
+}
+
+// TestMethodNotAllowed: a known path with a method it does not take
+// answers 405 with an Allow header and a JSON error.
+func TestMethodNotAllowed(t *testing.T) {
+	c := newTestCluster(t, 1)
+	tests := []struct{ name, method, path, allow string }{
+		{"post a key", "POST", "/kv/a", "DELETE, GET, HEAD, PUT"},
+		{"patch a key with slashes", "PATCH", "/kv/a/b", "DELETE, GET, HEAD, PUT"},
+		{"put status", "PUT", "/status", "GET, HEAD"},
+		{"delete cluster", "DELETE", "/cluster", "GET, HEAD"},
+		{"get members", "GET", "/cluster/members", "POST"},
+		{"post a member", "POST", "/cluster/members/2", "DELETE"},
+		{"get promote", "GET", "/cluster/members/2/promote", "POST"},
+		{"get leader", "GET", "/cluster/leader", "POST"},
+		{"post metrics", "POST", "/metrics", "GET, HEAD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, tt.method, c.url(1, tt.path), "")
+			require.Equal(t, 405, r.status, r.body)
+			require.Equal(t, tt.allow, r.header.Get("Allow"))
+			require.Equal(t, "application/json", r.header.Get("Content-Type"))
+			require.Equal(t, "method_not_allowed", errorCode(t, r))
+		})
+	}
+}
+
+// TestKeysWithSlashes: everything after /kv/ is the key, percent-decoded
+// once; no path cleaning, no redirects.
+func TestKeysWithSlashes(t *testing.T) {
+	c := newTestCluster(t, 1)
+	tests := []struct{ name, path, key string }{
+		{"raw slashes", "/kv/a/b/c", "a/b/c"},
+		{"escaped slashes", "/kv/d%2Fe", "d/e"},
+		{"double slash and dots", "/kv/x//y/../z/.", "x//y/../z/."},
+		{"trailing slash", "/kv/dir/", "dir/"},
+		{"decoded once", "/kv/p%252Fq", "p%2Fq"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := do(t, "PUT", c.url(1, tt.path), tt.name)
+			require.Equal(t, 200, r.status, r.body)
+			v, ok, _ := c.members[1].sm.get(tt.key)
+			require.True(t, ok, "key %q", tt.key)
+			require.Equal(t, tt.name, string(v))
+			r = do(t, "GET", c.url(1, tt.path), "")
+			require.Equal(t, 200, r.status, r.body)
+			require.Equal(t, tt.name, r.body)
+		})
+	}
+	require.Equal(t, "raw slashes", do(t, "GET", c.url(1, "/kv/a%2Fb%2Fc"), "").body)
+	r := do(t, "DELETE", c.url(1, "/kv/a/b/c"), "")
+	require.Equal(t, 200, r.status, r.body)
+	require.Contains(t, r.body, `"deleted":true`)
+}
+
+// TestEveryErrorIsJSON: empty keys, unknown or unclean paths, and requests
+// Go's HTTP server refuses before any handler runs all answer JSON.
+func TestEveryErrorIsJSON(t *testing.T) {
+	c := newTestCluster(t, 1)
+	tests := []struct {
+		name, method, path string
+		status             int
+		code               string
+	}{
+		{"put empty key", "PUT", "/kv/", 400, "bad_key"},
+		{"get empty key", "GET", "/kv/", 400, "bad_key"},
+		{"delete empty key", "DELETE", "/kv/", 400, "bad_key"},
+		{"no key at all", "GET", "/kv", 404, "not_found"},
+		{"unclean path", "GET", "/cluster/", 404, "not_found"},
+		{"double slash", "GET", "//status", 404, "not_found"},
+		{"promote without id", "POST", "/cluster/members//promote", 404, "not_found"},
+		{"below promote", "POST", "/cluster/members/2/promote/x", 404, "not_found"},
+		{"bad escape", "PUT", "/kv/%zz", 400, "bad_request"},
+		{"bad escape elsewhere", "GET", "/status%", 400, "bad_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A raw request: Go's client would refuse the bad escapes.
+			conn, err := net.Dial("tcp", c.members[1].clientL.Addr().String())
+			require.NoError(t, err)
+			defer conn.Close()
+			fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv", tt.method, tt.path)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, tt.status, resp.StatusCode, "%s", b)
+			require.Equal(t, "application/json", resp.Header.Get("Content-Type"), "%s", b)
+			require.Equal(t, tt.code, errorCode(t, response{status: resp.StatusCode, body: string(b)}))
+		})
+	}
+	put(t, c.url(1, "/kv/still"), "serving")
+}
+
+// TestMembershipListsAreArrays: voters and learners are JSON arrays,
+// empty ones included, in every membership answer and in GET /cluster.
+func TestMembershipListsAreArrays(t *testing.T) {
+	c := newTestCluster(t, 3)
+	type lists struct {
+		Voters   *[]uint64 `json:"voters"`
+		Learners *[]uint64 `json:"learners"`
+	}
+	check := func(r response, voters, learners []uint64) {
+		t.Helper()
+		var l lists
+		require.NoError(t, json.Unmarshal([]byte(r.body), &l), r.body)
+		require.NotNil(t, l.Voters, r.body)
+		require.NotNil(t, l.Learners, r.body)
+		require.Equal(t, voters, *l.Voters, r.body)
+		require.Equal(t, learners, *l.Learners, r.body)
+	}
+	check(do(t, "GET", c.url(1, "/cluster"), ""), []uint64{1, 2, 3}, []uint64{})
+	r := do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, freeAddr(t)))
+	require.Equal(t, 201, r.status, r.body)
+	check(r, []uint64{1, 2, 3}, []uint64{4})
+	check(do(t, "GET", c.url(1, "/cluster"), ""), []uint64{1, 2, 3}, []uint64{4})
+	r = do(t, "DELETE", c.url(1, "/cluster/members/4"), "")
+	require.Equal(t, 200, r.status, r.body)
+	check(r, []uint64{1, 2, 3}, []uint64{})
+	check(do(t, "GET", c.url(2, "/cluster"), ""), []uint64{1, 2, 3}, []uint64{})
+}
+
+// TestJSONServerErrorsLeavesHandlersAlone: a handler's own text/plain
+// error, even one that closes the connection, is not taken for one the
+// server wrote by itself.
+func TestJSONServerErrorsLeavesHandlersAlone(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "400 Bad Request", http.StatusBadRequest)
+	})}
+	go srv.Serve(jsonServerErrors{l})
+	defer srv.Close()
+	r := do(t, "GET", "http://"+l.Addr().String()+"/", "")
+	require.Equal(t, 400, r.status)
+	require.Equal(t, "text/plain; charset=utf-8", r.header.Get("Content-Type"))
+	require.Equal(t, "400 Bad Request\n", r.body)
 }

@@ -242,7 +242,7 @@ func (m *member) listen() error {
 	}
 	m.httpSrv = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		if err := m.httpSrv.Serve(clientL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.httpSrv.Serve(jsonServerErrors{clientL}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.log.Error("http server", "err", err)
 		}
 	}()
