@@ -134,8 +134,13 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, apiError{Error: msg, Code: code})
 }
 
-// writeUnavailable answers a request the cluster could not serve now.
-func writeUnavailable(w http.ResponseWriter, err error) {
+// writeFailure answers a request the cluster did not serve: 410 on a
+// member removed from the cluster, otherwise 503 (could not serve now).
+func writeFailure(w http.ResponseWriter, err error) {
+	if errors.Is(err, errRemoved) {
+		writeError(w, http.StatusGone, "member_removed", err.Error())
+		return
+	}
 	code := "unavailable"
 	switch {
 	case errors.Is(err, errNoLeader):
@@ -175,7 +180,7 @@ func (m *member) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := m.write(r.Context(), command{Op: opPut, Key: key, Value: value})
 	if err != nil {
-		writeUnavailable(w, err)
+		writeFailure(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"index": res.index, "created": !res.existed})
@@ -188,7 +193,7 @@ func (m *member) handleDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := m.write(r.Context(), command{Op: opDelete, Key: key})
 	if err != nil {
-		writeUnavailable(w, err)
+		writeFailure(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"index": res.index, "deleted": res.existed})
@@ -202,7 +207,7 @@ func (m *member) handleGet(w http.ResponseWriter, r *http.Request) {
 	switch c := r.URL.Query().Get("consistency"); c {
 	case "", "linearizable":
 		if err := m.linearizableRead(r.Context()); err != nil {
-			writeUnavailable(w, err)
+			writeFailure(w, err)
 			return
 		}
 	case "stale":
@@ -222,10 +227,17 @@ func (m *member) handleGet(w http.ResponseWriter, r *http.Request) {
 
 // write proposes c and waits until it is applied.
 func (m *member) write(ctx context.Context, c command) (applyResult, error) {
+	if m.removed.Load() {
+		return applyResult{}, errRemoved
+	}
 	c.ID = m.newRequestID()
 	data := encodeCommand(c)
 	w := m.newWaiter()
 	ok := m.do(ctx, func() {
+		if m.removed.Load() {
+			w.finish(errRemoved)
+			return
+		}
 		if m.lead == 0 {
 			w.finish(errNoLeader)
 			return
@@ -266,9 +278,16 @@ func (m *member) wait(ctx context.Context, w *waiter) error {
 // linearizableRead returns once the state machine has applied everything
 // committed when the read arrived, confirmed by a quorum (ReadIndex).
 func (m *member) linearizableRead(ctx context.Context) error {
+	if m.removed.Load() {
+		return errRemoved
+	}
 	w := m.newWaiter()
 	rctx := m.newRequestID()
 	ok := m.do(ctx, func() {
+		if m.removed.Load() {
+			w.finish(errRemoved)
+			return
+		}
 		if m.lead == 0 {
 			w.finish(errNoLeader)
 			return
@@ -426,6 +445,10 @@ func (m *member) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 
 // changeMembership proposes cc and answers once it is applied here.
 func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.ConfChange, peer string, status int) {
+	if m.removed.Load() {
+		writeFailure(w, errRemoved)
+		return
+	}
 	reqID := m.newRequestID()
 	if peer == "" {
 		_, peers := m.sm.members()
@@ -434,6 +457,10 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 	cc.Context = mustJSON(confContext{RequestID: reqID, Peer: peer})
 	wt := m.newWaiter()
 	ok := m.do(r.Context(), func() {
+		if m.removed.Load() {
+			wt.finish(errRemoved)
+			return
+		}
 		if m.lead == 0 {
 			wt.finish(errNoLeader)
 			return
@@ -447,14 +474,14 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 		m.waiters[reqID] = wt
 	})
 	if !ok {
-		writeUnavailable(w, errStopped)
+		writeFailure(w, errStopped)
 		return
 	}
 	if err := m.wait(r.Context(), wt); err != nil {
 		if errors.Is(err, errTimeout) {
 			err = fmt.Errorf("%w (another membership change may be in progress: retry)", err)
 		}
-		writeUnavailable(w, err)
+		writeFailure(w, err)
 		return
 	}
 	cs, _ := m.sm.members()
@@ -474,6 +501,10 @@ type transferRequest struct {
 }
 
 func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
+	if m.removed.Load() {
+		writeFailure(w, errRemoved)
+		return
+	}
 	var req transferRequest
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
@@ -486,7 +517,7 @@ func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	cs, _ := m.sm.members()
 	st := m.status.Load()
 	if st.Lead == 0 {
-		writeUnavailable(w, errNoLeader)
+		writeFailure(w, errNoLeader)
 		return
 	}
 	if req.ID == 0 {
@@ -506,7 +537,7 @@ func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !m.do(r.Context(), func() { m.rn.TransferLeader(req.ID) }) {
-		writeUnavailable(w, errStopped)
+		writeFailure(w, errStopped)
 		return
 	}
 	deadline := time.Now().Add(m.cfg.RequestTimeout)
@@ -521,7 +552,7 @@ func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	writeUnavailable(w, fmt.Errorf("%w: leadership did not move to %d", errTimeout, req.ID))
+	writeFailure(w, fmt.Errorf("%w: leadership did not move to %d", errTimeout, req.ID))
 }
 
 // jsonServerErrors wraps the client listener so that the errors Go's HTTP

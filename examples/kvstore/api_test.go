@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -184,4 +187,74 @@ func TestJSONServerErrorsLeavesHandlersAlone(t *testing.T) {
 	require.Equal(t, 400, r.status)
 	require.Equal(t, "text/plain; charset=utf-8", r.header.Get("Content-Type"))
 	require.Equal(t, "400 Bad Request\n", r.body)
+}
+
+// TestRemovedMemberRefuses: once a member has applied its own removal it
+// refuses writes, linearizable reads and membership requests at once with
+// 410, proposes and forwards nothing, says so in /status, and still serves
+// stale reads of what it had.
+func TestRemovedMemberRefuses(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.waitLeader()
+	gone := lead%3 + 1
+	put(t, c.url(lead, "/kv/before"), "1")
+	r := do(t, "DELETE", c.url(lead, fmt.Sprint("/cluster/members/", gone)), "")
+	require.Equal(t, 200, r.status, r.body)
+	require.Eventually(t, func() bool {
+		cs, _ := c.members[gone].sm.members()
+		return !slices.Contains(cs.Voters, gone)
+	}, 5*time.Second, 5*time.Millisecond, "member %d applies its removal", gone)
+
+	proposals := testutil.ToFloat64(c.members[gone].metrics.proposals)
+	reads := testutil.ToFloat64(c.members[gone].metrics.readIndex)
+	tests := []struct{ name, method, path, body string }{
+		{"put", "PUT", "/kv/after", "x"},
+		{"delete", "DELETE", "/kv/before", ""},
+		{"linearizable get", "GET", "/kv/before", ""},
+		{"add member", "POST", "/cluster/members", fmt.Sprintf(`{"id":5,"peer":%q}`, freeAddr(t))},
+		{"remove member", "DELETE", fmt.Sprint("/cluster/members/", lead), ""},
+		{"transfer leadership", "POST", "/cluster/leader", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			r := do(t, tt.method, c.url(gone, tt.path), tt.body)
+			require.Equal(t, 410, r.status, r.body)
+			require.Equal(t, "member_removed", errorCode(t, r))
+			require.Less(t, time.Since(start), 500*time.Millisecond, "refused at once")
+		})
+	}
+	r = do(t, "GET", c.url(gone, "/kv/before?consistency=stale"), "")
+	require.Equal(t, 200, r.status, r.body)
+	require.Equal(t, "1", r.body)
+	var st struct{ Removed bool }
+	require.NoError(t, json.Unmarshal([]byte(do(t, "GET", c.url(gone, "/status"), "").body), &st))
+	require.True(t, st.Removed)
+	require.Equal(t, proposals, testutil.ToFloat64(c.members[gone].metrics.proposals), "nothing proposed")
+	require.Equal(t, reads, testutil.ToFloat64(c.members[gone].metrics.readIndex), "no read index asked")
+	require.Equal(t, 1.0, testutil.ToFloat64(c.members[gone].metrics.removed))
+
+	// Nothing was applied anywhere: a write after the refused ones is,
+	// and they are not.
+	put(t, c.url(lead, "/kv/marker"), "m")
+	for id, m := range c.members {
+		if id == gone {
+			continue
+		}
+		require.Eventually(t, func() bool { _, ok, _ := m.sm.get("marker"); return ok }, 5*time.Second, 5*time.Millisecond)
+		_, ok, _ := m.sm.get("after")
+		require.False(t, ok, "member %d applied a write sent to the removed member", id)
+		_, ok, _ = m.sm.get("before")
+		require.True(t, ok, "member %d applied a delete sent to the removed member", id)
+		cs, _ := m.sm.members()
+		require.Equal(t, []uint64{}, append([]uint64{}, cs.Learners...))
+		require.NotContains(t, cs.Voters, uint64(5))
+	}
+
+	// Restarted from its data directory, it is still removed.
+	c.stop(gone)
+	c.start(gone, false)
+	require.Eventually(t, func() bool { return c.members[gone].removed.Load() }, 5*time.Second, 5*time.Millisecond)
+	r = do(t, "PUT", c.url(gone, "/kv/after"), "x")
+	require.Equal(t, 410, r.status, r.body)
 }

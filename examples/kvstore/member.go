@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -72,6 +73,12 @@ var (
 	// old leader) when the leader changed; a write may or may not be
 	// applied.
 	errLeaderChanged = errors.New("the leader changed while the request was in flight; a write may or may not be applied: retry")
+	// errRemoved: this member applied its own removal. It proposes and
+	// forwards nothing more; only stale reads are served.
+	errRemoved = errors.New("this member was removed from the cluster: send requests to another member")
+	// errRemovedInFlight: a request was waiting when the removal was
+	// applied.
+	errRemovedInFlight = fmt.Errorf("%w (a write in flight may or may not be applied)", errRemoved)
 )
 
 // waiter is an HTTP request waiting for its entry to be applied, or for a
@@ -98,6 +105,7 @@ type memberStatus struct {
 	Lead     uint64                   `json:"leader"`
 	Commit   uint64                   `json:"commit"`
 	Applied  uint64                   `json:"applied"`
+	Removed  bool                     `json:"removed"`            // this member applied its own removal
 	Progress map[uint64]progressState `json:"progress,omitempty"` // the leader's view of each member
 }
 
@@ -125,6 +133,9 @@ type member struct {
 	indexed  []*waiter          // reads waiting for the applied index
 	lastSnap uint64
 	lead     uint64
+	// wasMember: a configuration this member applied held it. Then one
+	// that does not means it was removed.
+	wasMember bool
 
 	inbox   chan func() // work for the loop, from HTTP handlers
 	recvC   chan pb.Message
@@ -133,6 +144,9 @@ type member struct {
 	doneC   chan struct{}
 	status  atomic.Pointer[memberStatus]
 	reqSeq  atomic.Uint64
+	// removed: this member is not in the configuration it applied (set by
+	// the loop; read by HTTP handlers, which refuse all but stale reads).
+	removed atomic.Bool
 	started time.Time
 }
 
@@ -183,6 +197,7 @@ func (m *member) startRaft() error {
 			return err
 		}
 		m.lastSnap = snap.Metadata.Index
+		m.noteRemoval(snap.Metadata.ConfState)
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                m.cfg.ID,
@@ -355,6 +370,7 @@ func (m *member) handleReady() {
 			m.tr.setPeer(id, addr)
 		}
 		m.lastSnap = rd.Snapshot.Metadata.Index
+		m.noteRemoval(rd.Snapshot.Metadata.ConfState)
 		m.log.Info("installed snapshot", "index", rd.Snapshot.Metadata.Index)
 	}
 	for _, e := range rd.CommittedEntries {
@@ -434,9 +450,6 @@ func (m *member) applyConfChange(e pb.Entry) {
 		case pb.ConfChangeRemoveNode:
 			removed = append(removed, c.NodeID)
 			m.tr.removePeer(c.NodeID)
-			if c.NodeID == m.cfg.ID {
-				m.log.Warn("this member was removed from the cluster; it keeps serving stale reads only")
-			}
 		}
 	}
 	m.sm.applyConf(e.Index, *cs, added, removed)
@@ -446,6 +459,39 @@ func (m *member) applyConfChange(e pb.Entry) {
 		w.result = applyResult{index: e.Index}
 		w.finish(nil)
 	}
+	m.noteRemoval(*cs)
+}
+
+// noteRemoval marks this member removed once a configuration it applied
+// (from a conf change or a snapshot) no longer holds it after an earlier
+// one did, and fails the requests still waiting: nothing will answer them
+// here. A configuration without this member before it held it is not a
+// removal: it is the log before this member was added (a member replays
+// the bootstrap entries one by one, a joining one the log up to its own
+// addition). Member ids are not reused.
+func (m *member) noteRemoval(cs pb.ConfState) {
+	if inConfig(m.cfg.ID, cs) {
+		m.wasMember = true
+		return
+	}
+	if !m.wasMember || m.removed.Load() {
+		return
+	}
+	m.removed.Store(true)
+	m.metrics.removed.Set(1)
+	m.failAll(errRemovedInFlight)
+	m.log.Warn("this member was removed from the cluster; it refuses writes and linearizable reads (410) and serves stale reads only")
+}
+
+// inConfig: id is in cs, on its way in or out of a joint configuration
+// included.
+func inConfig(id uint64, cs pb.ConfState) bool {
+	for _, ids := range [][]uint64{cs.Voters, cs.VotersOutgoing, cs.Learners, cs.LearnersNext} {
+		if slices.Contains(ids, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // releaseReads answers the reads whose index the state machine reached.
@@ -465,9 +511,12 @@ func (m *member) releaseReads() {
 
 // maybeSnapshot snapshots the state machine every SnapshotEvery applied
 // entries and compacts the log, keeping some entries for slow followers.
+//
+// A removed member takes no snapshot after its removal: its last snapshot
+// then still holds it, and a restart replays the removal from the log.
 func (m *member) maybeSnapshot() {
 	applied := m.sm.appliedIndex()
-	if m.cfg.SnapshotEvery == 0 || applied < m.lastSnap+m.cfg.SnapshotEvery {
+	if m.cfg.SnapshotEvery == 0 || applied < m.lastSnap+m.cfg.SnapshotEvery || m.removed.Load() {
 		return
 	}
 	data, cs, index := m.sm.snapshot()
@@ -522,7 +571,7 @@ func (m *member) publishStatus() {
 	st := m.rn.Status()
 	ms := &memberStatus{
 		ID: m.cfg.ID, State: st.RaftState.String(), Term: st.Term, Lead: st.Lead,
-		Commit: st.Commit, Applied: m.sm.appliedIndex(),
+		Commit: st.Commit, Applied: m.sm.appliedIndex(), Removed: m.removed.Load(),
 	}
 	if len(st.Progress) > 0 {
 		ms.Progress = map[uint64]progressState{}
