@@ -18,7 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/tracker"
 )
 
 // apiError is every error response's body.
@@ -428,7 +430,90 @@ func (m *member) handlePromote(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "not_a_learner", fmt.Sprintf("member %d is already a voter", id))
 		return
 	}
+	if m.removed.Load() {
+		writeFailure(w, errRemoved)
+		return
+	}
+	lead, err := m.leaderStatus(r.Context())
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	if lag := learnerLagOf(lead, id); !lag.ready() {
+		writeJSON(w, http.StatusConflict, struct {
+			apiError
+			learnerLag
+		}{apiError{Error: lag.String(id), Code: "learner_not_ready"}, lag})
+		return
+	}
 	m.changeMembership(w, r, pb.ConfChange{Type: pb.ConfChangeAddNode, NodeID: id}, "", http.StatusOK)
+}
+
+// promoteMaxLag is how far, in entries, a learner's log may be behind the
+// leader's commit index and still be promoted.
+const promoteMaxLag = 100
+
+// learnerLag is what the leader knows of a learner: whether it may be
+// promoted, and if not, why. A learner is promoted only if the leader
+// streams appends to it (StateReplicate), heard from it within the last
+// election timeout (recently active), and its log matches the leader's up
+// to at most promoteMaxLag entries before the leader's commit index, so
+// that as a voter it can acknowledge new entries at once instead of
+// holding up commits (or, with a dead learner, quorum) while it catches
+// up.
+type learnerLag struct {
+	Match        uint64 `json:"match"`             // the learner's log matches the leader's up to here
+	LeaderCommit uint64 `json:"leader_commit"`     // the leader's commit index
+	LeaderLast   uint64 `json:"leader_last_index"` // the leader's last index
+	MaxLag       uint64 `json:"max_lag"`           // promoteMaxLag
+	State        string `json:"state"`             // the leader's progress state for the learner
+	RecentActive bool   `json:"recent_active"`
+}
+
+func learnerLagOf(lead *memberStatus, id uint64) learnerLag {
+	pr, ok := lead.Progress[id]
+	if !ok {
+		pr.State = "unknown to the leader"
+	}
+	return learnerLag{
+		Match: pr.Match, LeaderCommit: lead.Commit, LeaderLast: lead.Progress[lead.ID].Match,
+		MaxLag: promoteMaxLag, State: pr.State, RecentActive: pr.RecentActive,
+	}
+}
+
+func (l learnerLag) ready() bool {
+	return l.State == tracker.StateReplicate.String() && l.RecentActive && l.Match+l.MaxLag >= l.LeaderCommit
+}
+
+func (l learnerLag) String(id uint64) string {
+	return fmt.Sprintf("member %d is not ready to be promoted: its log matches the leader's up to index %d, "+
+		"the leader's commit index is %d and last index %d (a learner may be at most %d entries behind the commit index), "+
+		"the leader's progress state for it is %s, recently active %t: retry once it has caught up",
+		id, l.Match, l.LeaderCommit, l.LeaderLast, l.MaxLag, l.State, l.RecentActive)
+}
+
+// leaderStatus is the leader's status with its progress of every member:
+// this member's own if it leads, otherwise asked of the leader over HTTP.
+func (m *member) leaderStatus(ctx context.Context) (*memberStatus, error) {
+	self := m.status.Load()
+	if self.Lead == 0 {
+		return nil, errNoLeader
+	}
+	st := self
+	if self.Lead != m.cfg.ID {
+		addr := m.tr.peerClients()[self.Lead]
+		if addr == "" {
+			return nil, fmt.Errorf("%w: the leader's client address is not known here yet", errNoLeader)
+		}
+		var problem string
+		if st, problem = fetchStatus(ctx, addr); st == nil {
+			return nil, fmt.Errorf("%w: asking the leader, member %d: %s", errNoLeader, self.Lead, problem)
+		}
+	}
+	if st.ID != self.Lead || st.State != raft.StateLeader.String() {
+		return nil, fmt.Errorf("%w: member %d no longer leads", errLeaderChanged, self.Lead)
+	}
+	return st, nil
 }
 
 func (m *member) handleRemoveMember(w http.ResponseWriter, r *http.Request) {

@@ -258,3 +258,75 @@ func TestRemovedMemberRefuses(t *testing.T) {
 	r = do(t, "PUT", c.url(gone, "/kv/after"), "x")
 	require.Equal(t, 410, r.status, r.body)
 }
+
+// TestPromoteOnlyACaughtUpLearner: a learner the leader does not replicate
+// to (its address is dead) is refused promotion with 409, through the
+// leader or a follower; once it runs and has caught up, it is promoted.
+func TestPromoteOnlyACaughtUpLearner(t *testing.T) {
+	c := newTestCluster(t, 3)
+	lead := c.waitLeader()
+	follower := lead%3 + 1
+	for i := range 5 {
+		put(t, c.url(lead, fmt.Sprint("/kv/k", i)), "v")
+	}
+	c.peers[4] = freeAddr(t) // nothing listens there yet
+	r := do(t, "POST", c.url(lead, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, c.peers[4]))
+	require.Equal(t, 201, r.status, r.body)
+	for _, via := range []uint64{lead, follower} {
+		r = do(t, "POST", c.url(via, "/cluster/members/4/promote"), "")
+		require.Equal(t, 409, r.status, "via member %d: %s", via, r.body)
+		var body struct {
+			apiError
+			learnerLag
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.body), &body))
+		require.Equal(t, "learner_not_ready", body.Code)
+		require.Zero(t, body.Match, r.body)
+		require.GreaterOrEqual(t, body.LeaderCommit, uint64(8), r.body)
+		require.GreaterOrEqual(t, body.LeaderLast, body.LeaderCommit, r.body)
+		require.Equal(t, uint64(promoteMaxLag), body.MaxLag)
+		require.Contains(t, body.Error, "member 4")
+	}
+	cs, _ := c.members[lead].sm.members()
+	require.Equal(t, []uint64{4}, cs.Learners, "still a learner")
+
+	c.start(4, true)
+	require.Eventually(t, func() bool {
+		st := c.members[c.waitLeader()].status.Load()
+		pr := st.Progress[4]
+		return pr.State == "StateReplicate" && pr.RecentActive && pr.Match >= st.Commit
+	}, 10*time.Second, 5*time.Millisecond, "the learner catches up")
+	r = do(t, "POST", c.url(follower, "/cluster/members/4/promote"), "")
+	require.Equal(t, 200, r.status, r.body)
+	require.Contains(t, r.body, `"voters":[1,2,3,4]`)
+	require.Contains(t, r.body, `"learners":[]`)
+}
+
+func TestLearnerLagReady(t *testing.T) {
+	lead := func(match uint64, state string, active bool) *memberStatus {
+		return &memberStatus{ID: 1, State: "StateLeader", Commit: 500, Progress: map[uint64]progressState{
+			1: {Match: 510, State: "StateReplicate", RecentActive: true},
+			4: {Match: match, State: state, RecentActive: active},
+		}}
+	}
+	tests := []struct {
+		name  string
+		lead  *memberStatus
+		ready bool
+	}{
+		{"caught up", lead(500, "StateReplicate", true), true},
+		{"at most behind", lead(500-promoteMaxLag, "StateReplicate", true), true},
+		{"one more behind", lead(500-promoteMaxLag-1, "StateReplicate", true), false},
+		{"not heard from", lead(500, "StateReplicate", false), false},
+		{"probing", lead(500, "StateProbe", true), false},
+		{"sent a snapshot", lead(0, "StateSnapshot", true), false},
+		{"unknown to the leader", &memberStatus{ID: 1, Commit: 500, Progress: map[uint64]progressState{1: {Match: 510}}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lag := learnerLagOf(tt.lead, 4)
+			require.Equal(t, tt.ready, lag.ready(), "%+v", lag)
+			require.Equal(t, uint64(510), lag.LeaderLast)
+		})
+	}
+}

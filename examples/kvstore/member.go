@@ -110,8 +110,9 @@ type memberStatus struct {
 }
 
 type progressState struct {
-	Match uint64 `json:"match"`
-	State string `json:"state"`
+	Match        uint64 `json:"match"`
+	State        string `json:"state"`
+	RecentActive bool   `json:"recent_active"` // the leader heard from it within the last election timeout
 }
 
 // member is one kvstore server: a RawNode driven by one goroutine (run),
@@ -576,7 +577,7 @@ func (m *member) publishStatus() {
 	if len(st.Progress) > 0 {
 		ms.Progress = map[uint64]progressState{}
 		for id, pr := range st.Progress {
-			ms.Progress[id] = progressState{Match: pr.Match, State: pr.State.String()}
+			ms.Progress[id] = progressState{Match: pr.Match, State: pr.State.String(), RecentActive: pr.RecentActive}
 		}
 	}
 	m.metrics.term.Set(float64(st.Term))
