@@ -434,12 +434,12 @@ func (m *member) handlePromote(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, errRemoved)
 		return
 	}
-	lead, err := m.leaderStatus(r.Context())
+	lag, err := m.learnerLag(r.Context(), id)
 	if err != nil {
 		writeFailure(w, err)
 		return
 	}
-	if lag := learnerLagOf(lead, id); !lag.ready() {
+	if !lag.ready() {
 		writeJSON(w, http.StatusConflict, struct {
 			apiError
 			learnerLag
@@ -490,6 +490,30 @@ func (l learnerLag) String(id uint64) string {
 		"the leader's commit index is %d and last index %d (a learner may be at most %d entries behind the commit index), "+
 		"the leader's progress state for it is %s, recently active %t: retry once it has caught up",
 		id, l.Match, l.LeaderCommit, l.LeaderLast, l.MaxLag, l.State, l.RecentActive)
+}
+
+// learnerLag asks the leader how far behind learner id is. The leader
+// clears every member's RecentActive at the start of each election timeout
+// and sets it again at the member's next response, so one look may catch a
+// live learner inactive: until the learner is ready, look again each tick
+// for up to two election timeouts.
+func (m *member) learnerLag(ctx context.Context, id uint64) (learnerLag, error) {
+	deadline := time.Now().Add(2 * electionTick * m.cfg.TickInterval)
+	for {
+		lead, err := m.leaderStatus(ctx)
+		if err != nil {
+			return learnerLag{}, err
+		}
+		lag := learnerLagOf(lead, id)
+		if lag.ready() || time.Now().After(deadline) {
+			return lag, nil
+		}
+		select {
+		case <-ctx.Done():
+			return learnerLag{}, errTimeout
+		case <-time.After(m.cfg.TickInterval):
+		}
+	}
 }
 
 // leaderStatus is the leader's status with its progress of every member:

@@ -188,6 +188,11 @@ func (m *member) openStorage() error {
 	return nil
 }
 
+// electionTick is the election timeout in ticks (randomized up to twice
+// that); a leader steps down if it has not heard from a quorum for that
+// long (CheckQuorum).
+const electionTick = 10
+
 func (m *member) startRaft() error {
 	snap, err := m.store.Snapshot()
 	if err != nil {
@@ -202,7 +207,7 @@ func (m *member) startRaft() error {
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                m.cfg.ID,
-		ElectionTick:      10,
+		ElectionTick:      electionTick,
 		HeartbeatTick:     1,
 		Storage:           m.store,
 		Applied:           snap.Metadata.Index,
