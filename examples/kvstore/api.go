@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,12 +12,15 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/tracker"
 )
 
 // apiError is every error response's body.
@@ -25,22 +29,98 @@ type apiError struct {
 	Code  string `json:"code"`
 }
 
+// methods are one path's handlers by HTTP method.
+type methods map[string]http.HandlerFunc
+
+// allowed is the Allow header for the path: its methods, and HEAD where GET
+// is.
+func (ms methods) allowed() string {
+	var names []string
+	for name := range ms {
+		names = append(names, name)
+	}
+	if ms[http.MethodGet] != nil {
+		names = append(names, http.MethodHead)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// router is the API's routing, by hand rather than with http.ServeMux: a
+// key is everything after /kv/ (slashes, dots and all), which the mux would
+// clean and redirect, and every answer, 404 and 405 included, is JSON.
+// Paths are matched as sent (escaped), so only the key's escapes are
+// decoded, once.
+type router struct {
+	static  map[string]methods // exact paths
+	kv      methods            // /kv/{key}
+	member  methods            // /cluster/members/{id}
+	promote methods            // /cluster/members/{id}/promote
+}
+
 func (m *member) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /kv/{key}", m.handlePut)
-	mux.HandleFunc("GET /kv/{key}", m.handleGet)
-	mux.HandleFunc("DELETE /kv/{key}", m.handleDelete)
-	mux.HandleFunc("GET /cluster", m.handleCluster)
-	mux.HandleFunc("POST /cluster/members", m.handleAddMember)
-	mux.HandleFunc("POST /cluster/members/{id}/promote", m.handlePromote)
-	mux.HandleFunc("DELETE /cluster/members/{id}", m.handleRemoveMember)
-	mux.HandleFunc("POST /cluster/leader", m.handleTransfer)
-	mux.HandleFunc("GET /status", m.handleStatus)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return &router{
+		static: map[string]methods{
+			"/cluster":         {http.MethodGet: m.handleCluster},
+			"/cluster/members": {http.MethodPost: m.handleAddMember},
+			"/cluster/leader":  {http.MethodPost: m.handleTransfer},
+			"/status":          {http.MethodGet: m.handleStatus},
+			"/metrics":         {http.MethodGet: promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP},
+		},
+		kv:      methods{http.MethodPut: m.handlePut, http.MethodGet: m.handleGet, http.MethodDelete: m.handleDelete},
+		member:  methods{http.MethodDelete: m.handleRemoveMember},
+		promote: methods{http.MethodPost: m.handlePromote},
+	}
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ms := rt.match(r)
+	if ms == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.EscapedPath()))
+		return
+	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	h := ms[method]
+	if h == nil {
+		w.Header().Set("Allow", ms.allowed())
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.EscapedPath(), ms.allowed()))
+		return
+	}
+	h(w, r)
+}
+
+// match finds the path's methods and sets its path values ("key", "id").
+func (rt *router) match(r *http.Request) methods {
+	path := r.URL.EscapedPath()
+	if strings.HasPrefix(path, "/kv/") {
+		// r.URL.Path is the escaped path decoded once; "/kv/" holds no
+		// escape, so what follows it there is the key decoded once.
+		r.SetPathValue("key", strings.TrimPrefix(r.URL.Path, "/kv/"))
+		return rt.kv
+	}
+	if ms, ok := rt.static[path]; ok {
+		return ms
+	}
+	rest, ok := strings.CutPrefix(path, "/cluster/members/")
+	if !ok {
+		return nil
+	}
+	id, sub, hasSub := strings.Cut(rest, "/")
+	if id == "" {
+		return nil
+	}
+	r.SetPathValue("id", id)
+	switch {
+	case !hasSub:
+		return rt.member
+	case sub == "promote":
+		return rt.promote
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -56,8 +136,13 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, apiError{Error: msg, Code: code})
 }
 
-// writeUnavailable answers a request the cluster could not serve now.
-func writeUnavailable(w http.ResponseWriter, err error) {
+// writeFailure answers a request the cluster did not serve: 410 on a
+// member removed from the cluster, otherwise 503 (could not serve now).
+func writeFailure(w http.ResponseWriter, err error) {
+	if errors.Is(err, errRemoved) {
+		writeError(w, http.StatusGone, "member_removed", err.Error())
+		return
+	}
 	code := "unavailable"
 	switch {
 	case errors.Is(err, errNoLeader):
@@ -95,9 +180,9 @@ func (m *member) handlePut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_body", "reading the value: "+err.Error())
 		return
 	}
-	res, err := m.write(r.Context(), command{Op: "put", Key: key, Value: value})
+	res, err := m.write(r.Context(), command{Op: opPut, Key: key, Value: value})
 	if err != nil {
-		writeUnavailable(w, err)
+		writeFailure(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"index": res.index, "created": !res.existed})
@@ -108,9 +193,9 @@ func (m *member) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if !m.checkKey(w, key) {
 		return
 	}
-	res, err := m.write(r.Context(), command{Op: "delete", Key: key})
+	res, err := m.write(r.Context(), command{Op: opDelete, Key: key})
 	if err != nil {
-		writeUnavailable(w, err)
+		writeFailure(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"index": res.index, "deleted": res.existed})
@@ -124,7 +209,7 @@ func (m *member) handleGet(w http.ResponseWriter, r *http.Request) {
 	switch c := r.URL.Query().Get("consistency"); c {
 	case "", "linearizable":
 		if err := m.linearizableRead(r.Context()); err != nil {
-			writeUnavailable(w, err)
+			writeFailure(w, err)
 			return
 		}
 	case "stale":
@@ -144,13 +229,17 @@ func (m *member) handleGet(w http.ResponseWriter, r *http.Request) {
 
 // write proposes c and waits until it is applied.
 func (m *member) write(ctx context.Context, c command) (applyResult, error) {
-	c.ID = m.newRequestID()
-	data, err := json.Marshal(c)
-	if err != nil {
-		return applyResult{}, err
+	if m.removed.Load() {
+		return applyResult{}, errRemoved
 	}
+	c.ID = m.newRequestID()
+	data := encodeCommand(c)
 	w := m.newWaiter()
 	ok := m.do(ctx, func() {
+		if m.removed.Load() {
+			w.finish(errRemoved)
+			return
+		}
 		if m.lead == 0 {
 			w.finish(errNoLeader)
 			return
@@ -166,7 +255,7 @@ func (m *member) write(ctx context.Context, c command) (applyResult, error) {
 	if !ok {
 		return applyResult{}, errStopped
 	}
-	err = m.wait(ctx, w)
+	err := m.wait(ctx, w)
 	return w.result, err
 }
 
@@ -191,9 +280,16 @@ func (m *member) wait(ctx context.Context, w *waiter) error {
 // linearizableRead returns once the state machine has applied everything
 // committed when the read arrived, confirmed by a quorum (ReadIndex).
 func (m *member) linearizableRead(ctx context.Context) error {
+	if m.removed.Load() {
+		return errRemoved
+	}
 	w := m.newWaiter()
 	rctx := m.newRequestID()
 	ok := m.do(ctx, func() {
+		if m.removed.Load() {
+			w.finish(errRemoved)
+			return
+		}
 		if m.lead == 0 {
 			w.finish(errNoLeader)
 			return
@@ -229,7 +325,7 @@ func (m *member) handleCluster(w http.ResponseWriter, r *http.Request) {
 	clients := m.tr.peerClients()
 	clients[m.cfg.ID] = m.clientL.Addr().String()
 	self := m.status.Load()
-	var out []clusterMember
+	out := []clusterMember{}
 	add := func(ids []uint64, role string) {
 		for _, id := range ids {
 			out = append(out, clusterMember{ID: id, Role: role, Peer: peers[id], Client: clients[id]})
@@ -256,7 +352,8 @@ func (m *member) handleCluster(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	wg.Wait()
-	writeJSON(w, http.StatusOK, map[string]any{"leader": self.Lead, "term": self.Term, "members": out})
+	voters, learners := memberLists(cs)
+	writeJSON(w, http.StatusOK, map[string]any{"leader": self.Lead, "term": self.Term, "voters": voters, "learners": learners, "members": out})
 }
 
 func fetchStatus(ctx context.Context, client *http.Client, base string) (*memberStatus, string) {
@@ -333,7 +430,114 @@ func (m *member) handlePromote(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "not_a_learner", fmt.Sprintf("member %d is already a voter", id))
 		return
 	}
+	if m.removed.Load() {
+		writeFailure(w, errRemoved)
+		return
+	}
+	lag, err := m.learnerLag(r.Context(), id)
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	if !lag.ready() {
+		writeJSON(w, http.StatusConflict, struct {
+			apiError
+			learnerLag
+		}{apiError{Error: lag.String(id), Code: "learner_not_ready"}, lag})
+		return
+	}
 	m.changeMembership(w, r, pb.ConfChange{Type: pb.ConfChangeAddNode, NodeID: id}, "", http.StatusOK)
+}
+
+// promoteMaxLag is how far, in entries, a learner's log may be behind the
+// leader's commit index and still be promoted.
+const promoteMaxLag = 100
+
+// learnerLag is what the leader knows of a learner: whether it may be
+// promoted, and if not, why. A learner is promoted only if the leader
+// streams appends to it (StateReplicate), heard from it within the last
+// election timeout (recently active), and its log matches the leader's up
+// to at most promoteMaxLag entries before the leader's commit index, so
+// that as a voter it can acknowledge new entries at once instead of
+// holding up commits (or, with a dead learner, quorum) while it catches
+// up.
+type learnerLag struct {
+	Match        uint64 `json:"match"`             // the learner's log matches the leader's up to here
+	LeaderCommit uint64 `json:"leader_commit"`     // the leader's commit index
+	LeaderLast   uint64 `json:"leader_last_index"` // the leader's last index
+	MaxLag       uint64 `json:"max_lag"`           // promoteMaxLag
+	State        string `json:"state"`             // the leader's progress state for the learner
+	RecentActive bool   `json:"recent_active"`
+}
+
+func learnerLagOf(lead *memberStatus, id uint64) learnerLag {
+	pr, ok := lead.Progress[id]
+	if !ok {
+		pr.State = "unknown to the leader"
+	}
+	return learnerLag{
+		Match: pr.Match, LeaderCommit: lead.Commit, LeaderLast: lead.Progress[lead.ID].Match,
+		MaxLag: promoteMaxLag, State: pr.State, RecentActive: pr.RecentActive,
+	}
+}
+
+func (l learnerLag) ready() bool {
+	return l.State == tracker.StateReplicate.String() && l.RecentActive && l.Match+l.MaxLag >= l.LeaderCommit
+}
+
+func (l learnerLag) String(id uint64) string {
+	return fmt.Sprintf("member %d is not ready to be promoted: its log matches the leader's up to index %d, "+
+		"the leader's commit index is %d and last index %d (a learner may be at most %d entries behind the commit index), "+
+		"the leader's progress state for it is %s, recently active %t: retry once it has caught up",
+		id, l.Match, l.LeaderCommit, l.LeaderLast, l.MaxLag, l.State, l.RecentActive)
+}
+
+// learnerLag asks the leader how far behind learner id is. The leader
+// clears every member's RecentActive at the start of each election timeout
+// and sets it again at the member's next response, so one look may catch a
+// live learner inactive: until the learner is ready, look again each tick
+// for up to two election timeouts.
+func (m *member) learnerLag(ctx context.Context, id uint64) (learnerLag, error) {
+	deadline := time.Now().Add(2 * electionTick * m.cfg.TickInterval)
+	for {
+		lead, err := m.leaderStatus(ctx)
+		if err != nil {
+			return learnerLag{}, err
+		}
+		lag := learnerLagOf(lead, id)
+		if lag.ready() || time.Now().After(deadline) {
+			return lag, nil
+		}
+		select {
+		case <-ctx.Done():
+			return learnerLag{}, errTimeout
+		case <-time.After(m.cfg.TickInterval):
+		}
+	}
+}
+
+// leaderStatus is the leader's status with its progress of every member:
+// this member's own if it leads, otherwise asked of the leader over HTTP.
+func (m *member) leaderStatus(ctx context.Context) (*memberStatus, error) {
+	self := m.status.Load()
+	if self.Lead == 0 {
+		return nil, errNoLeader
+	}
+	st := self
+	if self.Lead != m.cfg.ID {
+		addr := m.tr.peerClients()[self.Lead]
+		if addr == "" {
+			return nil, fmt.Errorf("%w: the leader's client address is not known here yet", errNoLeader)
+		}
+		var problem string
+		if st, problem = fetchStatus(ctx, m.cfg.TLS.statusClient(), m.cfg.TLS.clientURL(addr)); st == nil {
+			return nil, fmt.Errorf("%w: asking the leader, member %d: %s", errNoLeader, self.Lead, problem)
+		}
+	}
+	if st.ID != self.Lead || st.State != raft.StateLeader.String() {
+		return nil, fmt.Errorf("%w: member %d no longer leads", errLeaderChanged, self.Lead)
+	}
+	return st, nil
 }
 
 func (m *member) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
@@ -350,6 +554,10 @@ func (m *member) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 
 // changeMembership proposes cc and answers once it is applied here.
 func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.ConfChange, peer string, status int) {
+	if m.removed.Load() {
+		writeFailure(w, errRemoved)
+		return
+	}
 	reqID := m.newRequestID()
 	if peer == "" {
 		_, peers := m.sm.members()
@@ -358,6 +566,10 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 	cc.Context = mustJSON(confContext{RequestID: reqID, Peer: peer})
 	wt := m.newWaiter()
 	ok := m.do(r.Context(), func() {
+		if m.removed.Load() {
+			wt.finish(errRemoved)
+			return
+		}
 		if m.lead == 0 {
 			wt.finish(errNoLeader)
 			return
@@ -371,18 +583,25 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 		m.waiters[reqID] = wt
 	})
 	if !ok {
-		writeUnavailable(w, errStopped)
+		writeFailure(w, errStopped)
 		return
 	}
 	if err := m.wait(r.Context(), wt); err != nil {
 		if errors.Is(err, errTimeout) {
 			err = fmt.Errorf("%w (another membership change may be in progress: retry)", err)
 		}
-		writeUnavailable(w, err)
+		writeFailure(w, err)
 		return
 	}
 	cs, _ := m.sm.members()
-	writeJSON(w, status, map[string]any{"index": wt.result.index, "voters": cs.Voters, "learners": cs.Learners})
+	voters, learners := memberLists(cs)
+	writeJSON(w, status, map[string]any{"index": wt.result.index, "voters": voters, "learners": learners})
+}
+
+// memberLists returns the configuration's voters and learners, never nil:
+// an empty list is [] in JSON, not null.
+func memberLists(cs pb.ConfState) (voters, learners []uint64) {
+	return append([]uint64{}, cs.Voters...), append([]uint64{}, cs.Learners...)
 }
 
 // transferRequest is the body of POST /cluster/leader.
@@ -391,6 +610,10 @@ type transferRequest struct {
 }
 
 func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
+	if m.removed.Load() {
+		writeFailure(w, errRemoved)
+		return
+	}
 	var req transferRequest
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
@@ -403,7 +626,7 @@ func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	cs, _ := m.sm.members()
 	st := m.status.Load()
 	if st.Lead == 0 {
-		writeUnavailable(w, errNoLeader)
+		writeFailure(w, errNoLeader)
 		return
 	}
 	if req.ID == 0 {
@@ -423,7 +646,7 @@ func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !m.do(r.Context(), func() { m.rn.TransferLeader(req.ID) }) {
-		writeUnavailable(w, errStopped)
+		writeFailure(w, errStopped)
 		return
 	}
 	deadline := time.Now().Add(m.cfg.RequestTimeout)
@@ -438,5 +661,79 @@ func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	writeUnavailable(w, fmt.Errorf("%w: leadership did not move to %d", errTimeout, req.ID))
+	writeFailure(w, fmt.Errorf("%w: leadership did not move to %d", errTimeout, req.ID))
+}
+
+// jsonServerErrors wraps the client listener so that the errors Go's HTTP
+// server answers by itself, before any handler runs (a request line that
+// does not parse, such as PUT /kv/%zz; headers too large; an unsupported
+// transfer encoding), are JSON like every other error. The server writes
+// those in one Write straight to the connection, as a response of a fixed
+// shape (a status line, Content-Type text/plain, Connection: close, the
+// status as the body) that a handler's response, which always carries a
+// Date, never has.
+type jsonServerErrors struct{ net.Listener }
+
+func (l jsonServerErrors) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &jsonErrorConn{Conn: c}, nil
+}
+
+type jsonErrorConn struct{ net.Conn }
+
+func (c *jsonErrorConn) Write(b []byte) (int, error) {
+	status, text, ok := parseServerError(b)
+	if !ok {
+		return c.Conn.Write(b)
+	}
+	if _, err := c.Conn.Write(serverErrorAsJSON(status, text)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// CloseWrite lets the server half-close the connection as it would the
+// TCP connection underneath.
+func (c *jsonErrorConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+const serverErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+// parseServerError recognizes a response written by the HTTP server
+// itself: its status code and body text.
+func parseServerError(b []byte) (int, string, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte("HTTP/1.1 "))
+	if !ok {
+		return 0, "", false
+	}
+	line, body, ok := bytes.Cut(rest, []byte(serverErrorHeaders))
+	if !ok || len(line) < 3 || bytes.Contains(line, []byte("\r\n")) {
+		return 0, "", false
+	}
+	status, err := strconv.Atoi(string(line[:3]))
+	if err != nil || status < 400 || status > 599 {
+		return 0, "", false
+	}
+	return status, string(body), true
+}
+
+// serverErrorAsJSON is the whole response replacing the server's: the
+// same status, closing the connection as the server does, a JSON error
+// whose code is the status text in snake case ("bad_request").
+func serverErrorAsJSON(status int, text string) []byte {
+	code := strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
+	msg := "the HTTP server refused the request: " + text
+	if status == http.StatusBadRequest {
+		msg += " (a malformed request: in a path, % must start a %XX escape)"
+	}
+	body, _ := json.Marshal(apiError{Error: msg, Code: code})
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s\n",
+		status, http.StatusText(status), len(body)+1, body)
 }

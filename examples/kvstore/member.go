@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,12 @@ var (
 	// old leader) when the leader changed; a write may or may not be
 	// applied.
 	errLeaderChanged = errors.New("the leader changed while the request was in flight; a write may or may not be applied: retry")
+	// errRemoved: this member applied its own removal. It proposes and
+	// forwards nothing more; only stale reads are served.
+	errRemoved = errors.New("this member was removed from the cluster: send requests to another member")
+	// errRemovedInFlight: a request was waiting when the removal was
+	// applied.
+	errRemovedInFlight = fmt.Errorf("%w (a write in flight may or may not be applied)", errRemoved)
 )
 
 // waiter is an HTTP request waiting for its entry to be applied, or for a
@@ -99,12 +106,14 @@ type memberStatus struct {
 	Lead     uint64                   `json:"leader"`
 	Commit   uint64                   `json:"commit"`
 	Applied  uint64                   `json:"applied"`
+	Removed  bool                     `json:"removed"`            // this member applied its own removal
 	Progress map[uint64]progressState `json:"progress,omitempty"` // the leader's view of each member
 }
 
 type progressState struct {
-	Match uint64 `json:"match"`
-	State string `json:"state"`
+	Match        uint64 `json:"match"`
+	State        string `json:"state"`
+	RecentActive bool   `json:"recent_active"` // the leader heard from it within the last election timeout
 }
 
 // member is one kvstore server: a RawNode driven by one goroutine (run),
@@ -126,6 +135,9 @@ type member struct {
 	indexed  []*waiter          // reads waiting for the applied index
 	lastSnap uint64
 	lead     uint64
+	// wasMember: a configuration this member applied held it. Then one
+	// that does not means it was removed.
+	wasMember bool
 
 	inbox   chan func() // work for the loop, from HTTP handlers
 	recvC   chan pb.Message
@@ -134,6 +146,9 @@ type member struct {
 	doneC   chan struct{}
 	status  atomic.Pointer[memberStatus]
 	reqSeq  atomic.Uint64
+	// removed: this member is not in the configuration it applied (set by
+	// the loop; read by HTTP handlers, which refuse all but stale reads).
+	removed atomic.Bool
 	started time.Time
 }
 
@@ -174,6 +189,11 @@ func (m *member) openStorage() error {
 	return nil
 }
 
+// electionTick is the election timeout in ticks (randomized up to twice
+// that); a leader steps down if it has not heard from a quorum for that
+// long (CheckQuorum).
+const electionTick = 10
+
 func (m *member) startRaft() error {
 	snap, err := m.store.Snapshot()
 	if err != nil {
@@ -184,10 +204,11 @@ func (m *member) startRaft() error {
 			return err
 		}
 		m.lastSnap = snap.Metadata.Index
+		m.noteRemoval(snap.Metadata.ConfState)
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                m.cfg.ID,
-		ElectionTick:      10,
+		ElectionTick:      electionTick,
 		HeartbeatTick:     1,
 		Storage:           m.store,
 		Applied:           snap.Metadata.Index,
@@ -242,8 +263,16 @@ func (m *member) listen() error {
 		m.tr.setPeer(id, addr)
 	}
 	m.httpSrv = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(m.log.With("component", "http").Handler(), slog.LevelWarn)}
+	// Errors net/http writes itself are rewritten as JSON on a plain
+	// connection only: the server must see a TLS connection as
+	// *tls.Conn (it answers plain HTTP sent to the TLS port that way), so
+	// under TLS they stay net/http's plain text.
+	served := clientL
+	if m.cfg.TLS.Client == nil {
+		served = jsonServerErrors{clientL}
+	}
 	go func() {
-		if err := m.httpSrv.Serve(clientL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.httpSrv.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.log.Error("http server", "err", err)
 		}
 	}()
@@ -356,6 +385,7 @@ func (m *member) handleReady() {
 			m.tr.setPeer(id, addr)
 		}
 		m.lastSnap = rd.Snapshot.Metadata.Index
+		m.noteRemoval(rd.Snapshot.Metadata.ConfState)
 		m.log.Info("installed snapshot", "index", rd.Snapshot.Metadata.Index)
 	}
 	for _, e := range rd.CommittedEntries {
@@ -435,9 +465,6 @@ func (m *member) applyConfChange(e pb.Entry) {
 		case pb.ConfChangeRemoveNode:
 			removed = append(removed, c.NodeID)
 			m.tr.removePeer(c.NodeID)
-			if c.NodeID == m.cfg.ID {
-				m.log.Warn("this member was removed from the cluster; it keeps serving stale reads only")
-			}
 		}
 	}
 	m.sm.applyConf(e.Index, *cs, added, removed)
@@ -447,6 +474,39 @@ func (m *member) applyConfChange(e pb.Entry) {
 		w.result = applyResult{index: e.Index}
 		w.finish(nil)
 	}
+	m.noteRemoval(*cs)
+}
+
+// noteRemoval marks this member removed once a configuration it applied
+// (from a conf change or a snapshot) no longer holds it after an earlier
+// one did, and fails the requests still waiting: nothing will answer them
+// here. A configuration without this member before it held it is not a
+// removal: it is the log before this member was added (a member replays
+// the bootstrap entries one by one, a joining one the log up to its own
+// addition). Member ids are not reused.
+func (m *member) noteRemoval(cs pb.ConfState) {
+	if inConfig(m.cfg.ID, cs) {
+		m.wasMember = true
+		return
+	}
+	if !m.wasMember || m.removed.Load() {
+		return
+	}
+	m.removed.Store(true)
+	m.metrics.removed.Set(1)
+	m.failAll(errRemovedInFlight)
+	m.log.Warn("this member was removed from the cluster; it refuses writes and linearizable reads (410) and serves stale reads only")
+}
+
+// inConfig: id is in cs, on its way in or out of a joint configuration
+// included.
+func inConfig(id uint64, cs pb.ConfState) bool {
+	for _, ids := range [][]uint64{cs.Voters, cs.VotersOutgoing, cs.Learners, cs.LearnersNext} {
+		if slices.Contains(ids, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // releaseReads answers the reads whose index the state machine reached.
@@ -466,15 +526,15 @@ func (m *member) releaseReads() {
 
 // maybeSnapshot snapshots the state machine every SnapshotEvery applied
 // entries and compacts the log, keeping some entries for slow followers.
+//
+// A removed member takes no snapshot after its removal: its last snapshot
+// then still holds it, and a restart replays the removal from the log.
 func (m *member) maybeSnapshot() {
 	applied := m.sm.appliedIndex()
-	if m.cfg.SnapshotEvery == 0 || applied < m.lastSnap+m.cfg.SnapshotEvery {
+	if m.cfg.SnapshotEvery == 0 || applied < m.lastSnap+m.cfg.SnapshotEvery || m.removed.Load() {
 		return
 	}
-	data, cs, index, err := m.sm.snapshot()
-	if err != nil {
-		m.fatal("encoding a snapshot failed", err)
-	}
+	data, cs, index := m.sm.snapshot()
 	if _, err := m.store.CreateSnapshot(index, &cs, data); err != nil {
 		m.log.Error("snapshot failed", "index", index, "err", err)
 		return
@@ -526,12 +586,12 @@ func (m *member) publishStatus() {
 	st := m.rn.Status()
 	ms := &memberStatus{
 		ID: m.cfg.ID, State: st.RaftState.String(), Term: st.Term, Lead: st.Lead,
-		Commit: st.Commit, Applied: m.sm.appliedIndex(),
+		Commit: st.Commit, Applied: m.sm.appliedIndex(), Removed: m.removed.Load(),
 	}
 	if len(st.Progress) > 0 {
 		ms.Progress = map[uint64]progressState{}
 		for id, pr := range st.Progress {
-			ms.Progress[id] = progressState{Match: pr.Match, State: pr.State.String()}
+			ms.Progress[id] = progressState{Match: pr.Match, State: pr.State.String(), RecentActive: pr.RecentActive}
 		}
 	}
 	m.metrics.term.Set(float64(st.Term))

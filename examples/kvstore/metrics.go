@@ -14,6 +14,7 @@ type metrics struct {
 	applied          prometheus.Gauge
 	term             prometheus.Gauge
 	isLeader         prometheus.Gauge
+	removed          prometheus.Gauge
 	leaderChanges    prometheus.Counter
 	readyLatency     prometheus.Histogram
 	readIndex        prometheus.Counter
@@ -44,6 +45,9 @@ func newMetrics() *metrics {
 		isLeader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kvstore_is_leader", Help: "1 when this member is the leader.",
 		}),
+		removed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kvstore_member_removed", Help: "1 once this member has applied its own removal from the cluster.",
+		}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kvstore_leader_changes_total", Help: "Times this member saw the leader change.",
 		}),
@@ -68,7 +72,7 @@ func newMetrics() *metrics {
 			Name: "kvstore_peer_bad_frames_total", Help: "Peer connections closed for malformed input.",
 		}),
 	}
-	m.registry.MustRegister(m.proposals, m.proposalsFailed, m.committed, m.applied, m.term, m.isLeader,
+	m.registry.MustRegister(m.proposals, m.proposalsFailed, m.committed, m.applied, m.term, m.isLeader, m.removed,
 		m.leaderChanges, m.readyLatency, m.readIndex, m.snapshots, m.peerMessagesSent, m.peerSendFailures, m.peerBadFrames)
 	return m
 }

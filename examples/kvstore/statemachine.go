@@ -1,22 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 
 	pb "github.com/raftcore/raft/raftpb"
 )
-
-// command is what a write proposes: the entry's Data, as JSON. ID is unique
-// per request, so the member that took the request knows when it is
-// applied.
-type command struct {
-	ID    string `json:"id"`
-	Op    string `json:"op"` // "put" or "delete"
-	Key   string `json:"key"`
-	Value []byte `json:"value,omitempty"`
-}
 
 // confContext is a conf change's Context.
 type confContext struct {
@@ -55,18 +44,16 @@ func (s *stateMachine) apply(e pb.Entry) (string, applyResult, error) {
 	if len(e.Data) == 0 {
 		return "", applyResult{}, nil
 	}
-	var c command
-	if err := json.Unmarshal(e.Data, &c); err != nil {
+	c, err := decodeCommand(e.Data)
+	if err != nil {
 		return "", applyResult{}, fmt.Errorf("entry %d: %w", e.Index, err)
 	}
 	_, existed := s.data[c.Key]
 	switch c.Op {
-	case "put":
+	case opPut:
 		s.data[c.Key] = c.Value
-	case "delete":
+	case opDelete:
 		delete(s.data, c.Key)
-	default:
-		return c.ID, applyResult{}, fmt.Errorf("entry %d: unknown op %q", e.Index, c.Op)
 	}
 	return c.ID, applyResult{index: e.Index, existed: existed}, nil
 }
@@ -111,33 +98,22 @@ func (s *stateMachine) members() (pb.ConfState, map[uint64]string) {
 	return s.conf, peers
 }
 
-// snapshotData is the state machine as a snapshot stores it.
-type snapshotData struct {
-	Data  map[string][]byte `json:"data"`
-	Peers map[uint64]string `json:"peers"`
-}
-
-func (s *stateMachine) snapshot() ([]byte, pb.ConfState, uint64, error) {
+// snapshot returns the state machine encoded for a snapshot (see
+// encodeSnapshot), with its configuration and applied index.
+func (s *stateMachine) snapshot() ([]byte, pb.ConfState, uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	b, err := json.Marshal(snapshotData{Data: s.data, Peers: s.peers})
-	return b, s.conf, s.applied, err
+	return encodeSnapshot(s.data, s.peers), s.conf, s.applied
 }
 
 func (s *stateMachine) restore(snap pb.Snapshot) error {
-	var d snapshotData
-	if err := json.Unmarshal(snap.Data, &d); err != nil {
+	data, peers, err := decodeSnapshot(snap.Data)
+	if err != nil {
 		return fmt.Errorf("snapshot at %d: %w", snap.Metadata.Index, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.data, s.peers = d.Data, d.Peers
-	if s.data == nil {
-		s.data = map[string][]byte{}
-	}
-	if s.peers == nil {
-		s.peers = map[uint64]string{}
-	}
+	s.data, s.peers = data, peers
 	s.conf = snap.Metadata.ConfState
 	s.applied = snap.Metadata.Index
 	return nil
