@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"go.etcd.io/etcd/client/pkg/v3/fileutil"
-
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -58,7 +56,7 @@ func (s *Storage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
 	mustSync := hasSnap || len(ents) > 0 || (hasHS && (hs.Term != s.hs.Term || hs.Vote != s.hs.Vote))
 
 	if hasSnap {
-		if err := writeSnapshotFile(s.dir, snap); err != nil {
+		if err := writeSnapshotFile(s.fs, s.dir, snap); err != nil {
 			return s.fail(err)
 		}
 	}
@@ -77,7 +75,7 @@ func (s *Storage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
 	s.tailOff += int64(len(buf))
 	s.dirty = true
 	if mustSync {
-		if err := s.sync(); err != nil {
+		if err := s.sync(syncSave); err != nil {
 			return err
 		}
 	}
@@ -99,7 +97,7 @@ func (s *Storage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
 	s.mu.Unlock()
 
 	if hasSnap && oldSnap > 0 {
-		removeFile(filepath.Join(s.dir, snapshotName(oldSnap)))
+		removeFile(s.fs, filepath.Join(s.dir, snapshotName(oldSnap)))
 	}
 	return nil
 }
@@ -203,11 +201,11 @@ func (s *Storage) rotateIfFull(n int) error {
 		return nil
 	}
 	if s.dirty {
-		if err := s.sync(); err != nil {
+		if err := s.sync(syncRotate); err != nil {
 			return err
 		}
 	}
-	seg, off, err := createSegment(s.dir, tail.seq+1, s.opts.SegmentSize, s.hs)
+	seg, off, err := createSegment(s.fs, s.dir, tail.seq+1, s.opts.SegmentSize, s.hs)
 	if err != nil {
 		return s.fail(err)
 	}
@@ -218,10 +216,10 @@ func (s *Storage) rotateIfFull(n int) error {
 	return nil
 }
 
-func (s *Storage) sync() error {
+func (s *Storage) sync(site syncSite) error {
 	if !s.opts.NoSync {
 		tail := s.segs[len(s.segs)-1]
-		if err := fileutil.Fdatasync(tail.f); err != nil {
+		if err := syncData(site, tail.f); err != nil {
 			return s.fail(fmt.Errorf("wal: sync %s: %w", tail.path, err))
 		}
 	}
@@ -286,7 +284,7 @@ func (s *Storage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Sn
 	if cs != nil {
 		snap.Metadata.ConfState = *cs
 	}
-	if err := writeSnapshotFile(s.dir, snap); err != nil {
+	if err := writeSnapshotFile(s.fs, s.dir, snap); err != nil {
 		return pb.Snapshot{}, err
 	}
 	s.mu.Lock()
@@ -294,7 +292,7 @@ func (s *Storage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Sn
 	s.snap = snap
 	s.mu.Unlock()
 	if old > 0 {
-		removeFile(filepath.Join(s.dir, snapshotName(old)))
+		removeFile(s.fs, filepath.Join(s.dir, snapshotName(old)))
 	}
 	return snap, nil
 }
@@ -351,11 +349,11 @@ func (s *Storage) Compact(compactIndex uint64) error {
 	}
 	for _, seg := range gone {
 		seg.f.Close()
-		if err := removeFile(seg.path); err != nil {
+		if err := removeFile(s.fs, seg.path); err != nil {
 			return fmt.Errorf("wal: remove %s: %w", seg.path, err)
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := syncDir(s.fs, syncCompactDir, s.dir); err != nil {
 		return fmt.Errorf("wal: sync %s: %w", s.dir, err)
 	}
 	return nil

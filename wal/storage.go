@@ -3,11 +3,10 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"sync"
-
-	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
@@ -61,6 +60,10 @@ type Options struct {
 	// operating system's page cache: a process crash loses nothing, a power
 	// failure can lose anything. For tests and simulations only.
 	NoSync bool
+	// FS is the file system the files are kept in; nil is the operating
+	// system's. Tests use one that simulates power loss or injects
+	// errors.
+	FS FS
 }
 
 const (
@@ -80,6 +83,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if r.CacheSize == 0 {
 		r.CacheSize = defaultCacheSize
+	}
+	if r.FS == nil {
+		r.FS = osFS{}
 	}
 	return r, nil
 }
@@ -105,8 +111,9 @@ type loc struct {
 // enforces it across processes).
 type Storage struct {
 	dir  string
+	fs   FS
 	opts Options
-	lock *fileutil.LockedFile
+	lock io.Closer
 
 	// wmu serializes writers: Save, Compact, CreateSnapshot, Close.
 	wmu sync.Mutex
@@ -321,7 +328,7 @@ func (s *Storage) Close() error {
 	s.closed = true
 	var err error
 	if s.dirty && s.failed == nil && !s.opts.NoSync {
-		err = fileutil.Fdatasync(s.segs[len(s.segs)-1].f)
+		err = s.segs[len(s.segs)-1].f.Datasync()
 	}
 	for _, seg := range s.segs {
 		if cerr := seg.f.Close(); err == nil {
@@ -337,8 +344,8 @@ func (s *Storage) Close() error {
 // removeFile removes a file the Storage no longer needs; failing to is not
 // an error (Open ignores such leftovers) but is reported to the caller
 // through the returned value for logging.
-func removeFile(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+func removeFile(fs FS, path string) error {
+	if err := fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
