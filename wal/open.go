@@ -294,6 +294,29 @@ func (s *Storage) reconcile(r *replay) error {
 	if s.hs.Commit > s.lastIndex() {
 		return corruptf(tail, 0, "hard state commits %d past the last index %d", s.hs.Commit, s.lastIndex())
 	}
+	if snapIndex > 0 && s.locs.len() == 0 && !(r.prevKnown && first == snapIndex+1) {
+		return s.restartAfterSnapshot(snapIndex, snapTerm)
+	}
+	return nil
+}
+
+// restartAfterSnapshot records in the log that it restarts after the
+// snapshot, when the log does not continue it: a crash came after the
+// snapshot file of a Save was durable but before its record in the log
+// was. Without the record, the entries saved next would not join the log
+// replayed before them. It needs no sync of its own: the next Save's sync
+// makes it durable with the entries that need it.
+func (s *Storage) restartAfterSnapshot(index, term uint64) error {
+	rec := appendSnapshotRecord(nil, index, term)
+	if err := s.rotateIfFull(len(rec)); err != nil {
+		return err
+	}
+	tail := s.segs[len(s.segs)-1]
+	if _, err := tail.f.WriteAt(rec, s.tailOff); err != nil {
+		return fmt.Errorf("wal: write %s: %w", tail.path, err)
+	}
+	s.tailOff += int64(len(rec))
+	s.dirty = true
 	return nil
 }
 

@@ -24,6 +24,14 @@ var ErrCorrupt = errors.New("wal: corrupt data")
 // this or another process, has the directory open.
 var ErrLocked = errors.New("wal: directory is locked by another process")
 
+// ErrFailed is wrapped, with the error that caused it, by the errors every
+// write (Save, CreateSnapshot, Compact) returns once a write, sync,
+// creation, rename or removal of a file has failed: the Storage
+// acknowledges nothing after such a failure. Reads go on serving what was
+// stored before it. Close the Storage and open it again to recover what
+// is durable.
+var ErrFailed = errors.New("wal: storage failed")
+
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("wal: storage is closed")
 
@@ -124,7 +132,7 @@ type Storage struct {
 	buf     []byte   // reused for encoding
 	offs    []uint32 // reused: record offsets of a Save's entries
 	// failed is set when a write or sync failed: what is on disk is then
-	// unknown, and every later write returns this error.
+	// unknown, and every later write returns ErrFailed wrapping it.
 	failed error
 
 	// mu guards the state readers see. Writers hold wmu too when they
