@@ -274,7 +274,8 @@ func (fs *FS) Crash(mode Mode, seed uint64) {
 		}
 	}
 	seen := map[*node]bool{}
-	for _, n := range names {
+	for _, p := range slices.Sorted(maps.Keys(names)) { // in order: rng decides
+		n := names[p]
 		if n.dir || seen[n] {
 			continue
 		}
