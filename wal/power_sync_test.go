@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"testing"
 
+	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/wal"
 	"github.com/raftcore/raft/wal/crashfs"
-	pb "github.com/raftcore/raft/raftpb"
 )
 
 // notNeeded are the sync sites the log does not rely on for safety: a
