@@ -31,7 +31,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/raftcore/raft/wal"
@@ -563,20 +562,4 @@ func (l *lock) Close() error {
 	l.closed = true
 	delete(l.fs.locks, l.name)
 	return nil
-}
-
-// Durable returns the names of the files and directories under dir that a
-// crash with DropUnsynced would keep, sorted: for tests of the model.
-func (fs *FS) Durable(dir string) []string {
-	dir = clean(dir)
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	var names []string
-	for p := range fs.durable {
-		if strings.HasPrefix(p, dir+"/") {
-			names = append(names, p)
-		}
-	}
-	slices.Sort(names)
-	return names
 }
