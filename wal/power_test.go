@@ -46,6 +46,8 @@ type powerRun struct {
 	// corrupt is set when Open refused a log with sectors of unsynced
 	// writes scrambled (allowed only in the last segment).
 	corrupt bool
+	// openCut counts the crashes during Open.
+	openCut int
 }
 
 func (r *powerRun) String() string {
@@ -84,6 +86,8 @@ func (r *powerRun) recover(rng *rand.Rand, fs *crashfs.FS, m *pmodel, inflight *
 		s, err := powerOpen(fs)
 		if err == nil {
 			s.Close()
+		} else if errors.Is(err, crashfs.ErrPowerCut) {
+			r.openCut++
 		}
 		fs.Crash(r.mode, rng.Uint64())
 	}
@@ -228,7 +232,7 @@ func TestPowerLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	corrupt := 0
+	corrupt, openCut := 0, 0
 	for _, r := range runs {
 		if err := r.run(); err != nil {
 			t.Fatalf("%v: %v", r, err)
@@ -236,6 +240,10 @@ func TestPowerLoss(t *testing.T) {
 		if r.corrupt {
 			corrupt++
 		}
+		openCut += r.openCut
 	}
-	t.Logf("%d crash points; %d reopens refused a log whose last segment had scrambled sectors", len(runs), corrupt)
+	if openCut < len(runs)/10 {
+		t.Errorf("only %d crashes during Open in %d runs", openCut, len(runs))
+	}
+	t.Logf("%d crash points, %d more during Open; %d reopens refused a log whose last segment had scrambled sectors", len(runs), openCut, corrupt)
 }
