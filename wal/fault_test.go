@@ -9,6 +9,7 @@ import (
 
 	"github.com/raftcore/raft/wal"
 	"github.com/raftcore/raft/wal/crashfs"
+	pb "github.com/raftcore/raft/raftpb"
 )
 
 // TestInjectedFaults fails, in turn, every call of each kind of file
@@ -177,4 +178,56 @@ func checkFailStop(rng *rand.Rand, s *wal.Storage, m *pmodel, errno error) error
 		}
 	}
 	return nil
+}
+
+// TestSnapshotFileAheadOfLog: a Save of a received snapshot wrote the
+// snapshot's file but failed before its record in the log. After a crash
+// and a reopen, the log restarts after the snapshot, and the entries
+// saved next are there at the next reopen.
+func TestSnapshotFileAheadOfLog(t *testing.T) {
+	fs := crashfs.New()
+	s, err := powerOpen(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &pmodel{}
+	steps := []pstep{
+		{hs: pb.HardState{Term: 1, Vote: 1, Commit: 1}, ents: []pb.Entry{{Term: 1, Index: 1}, {Term: 1, Index: 2}}},
+		{hs: pb.HardState{Term: 2, Vote: 1, Commit: 10}, snap: pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 10, Term: 2}}},
+		{hs: pb.HardState{Term: 2, Vote: 1, Commit: 11}, ents: []pb.Entry{{Term: 2, Index: 11}, {Term: 2, Index: 12}}},
+	}
+	if err := steps[0].run(s); err != nil {
+		t.Fatal(err)
+	}
+	*m = m.after(&steps[0])
+	fs.InjectFault(crashfs.OpWrite, 2, syscall.EIO) // the snapshot file, then the log
+	if err := steps[1].run(s); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("the Save of the snapshot: %v, want EIO", err)
+	}
+	fs.Crash(crashfs.DropUnsynced, 0)
+	if s, err = powerOpen(fs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readView(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.snap.Metadata.Index != 10 || len(got.ents) != 0 {
+		t.Fatalf("reopened: %s, want the snapshot at 10 and no entries", describeView(got))
+	}
+	*m = pmodel{pview: got, base: 10, floor: got.hs.Commit}
+	if err := steps[2].run(s); err != nil {
+		t.Fatal(err)
+	}
+	*m = m.after(&steps[2])
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = powerOpen(fs); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err = readView(s); err != nil || !matches(got, m.pview, m.hs.Commit) {
+		t.Fatalf("reopened: %s (%v), want %s", describeView(got), err, describeView(m.pview))
+	}
 }
