@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"testing"
 
+	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/wal"
 	"github.com/raftcore/raft/wal/crashfs"
-	pb "github.com/raftcore/raft/raftpb"
 )
 
 // TestInjectedFaults fails, in turn, every call of each kind of file
