@@ -24,7 +24,7 @@ help:
 	@echo "make example  run examples/single-mem-node"
 	@echo "make bench    run the benchmarks (ns/op, B/op, allocs/op)"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default $(FUZZTIME))"
-	@echo "make soak     long runs: the chaos simulation over SOAK_SEEDS seeds (default $(SOAK_SEEDS)), also on the WAL, and the WAL crash loop"
+	@echo "make soak     long runs: the chaos simulation over SOAK_SEEDS seeds (default $(SOAK_SEEDS)), also on the WAL, the WAL crash loop and its power-loss crash points"
 	@echo "make mutation-check  show the simulation catching deliberately broken rules"
 	@echo "make lint     gofmt, go vet, staticcheck"
 	@echo "make verify   lint + go mod tidy and make proto leave no diff"
@@ -42,15 +42,20 @@ mutation-check:
 	$(GO) test -tags raftmutation -count=1 -run 'TestSimCatchesMutation' -v ./rafttest/ | grep -E 'seeds caught|^(ok|FAIL|---)'
 
 # Thousands of simulation seeds across cluster sizes, PreVote and
-# CheckQuorum, on every core; then the simulation on the WAL storage, the
-# WAL's SIGKILL crash loop, and the kvstore example's kill-and-restart
-# linearizability run with real processes. SOAK_SEEDS sets how many seeds.
+# CheckQuorum, on every core; then the simulation on the WAL storage (on
+# the real disk, then on a simulated one that loses unsynced writes), the
+# WAL's SIGKILL crash loop, the WAL's power-loss test at SOAK_WAL_POWER_POINTS
+# crash points, and the kvstore example's kill-and-restart linearizability
+# run with real processes. SOAK_SEEDS sets how many seeds.
 SOAK_SEEDS ?= 5000
 SOAK_WAL_ROUNDS ?= 500
+SOAK_WAL_POWER_POINTS ?= 20000
 soak:
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.seeds=$(SOAK_SEEDS) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.wal -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
+	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.walpower -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestCrashSafety' ./wal/ -wal.crash.rounds=$(SOAK_WAL_ROUNDS)
+	$(GO) test -count=1 -timeout 2h -run 'TestPowerLoss$$' -v ./wal/ -wal.power.points=$(SOAK_WAL_POWER_POINTS) | grep -E 'power_test.go|^(ok|FAIL|---)'
 	cd $(KVSTORE) && $(GO) test -count=1 -timeout 1h -run 'TestE2ELinearizable' -v . -e2e.soak | grep -vE '^(=== RUN|PASS)'
 
 test-short:

@@ -12,6 +12,7 @@ import (
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/wal"
+	"github.com/raftcore/raft/wal/crashfs"
 )
 
 // SimConfig describes one run of the chaos simulation. Everything random
@@ -85,6 +86,11 @@ type SimConfig struct {
 	// its files. The writes are not synced (NoSync): the simulated crashes
 	// stop the node, not the machine.
 	WALDir string
+	// WALPowerLoss gives every node a wal.Storage on a simulated disk of
+	// its own (crashfs) that keeps only what was synced, instead of
+	// WALDir, and the WAL syncs for real: a crash is a power failure that
+	// loses the node's unsynced writes, the last of them perhaps torn.
+	WALPowerLoss bool
 
 	// LivenessTicks bounds the final phase: after healing everything, a
 	// leader must emerge and every client operation complete within it.
@@ -283,6 +289,8 @@ type simNode struct {
 	// is the tick of a restart already decided.
 	incarnation int
 	restartAt   int64
+	// disk holds the node's WAL with WALPowerLoss.
+	disk *crashfs.FS
 	// campaignOnRestart makes the next restart call Campaign at once.
 	campaignOnRestart bool
 	// removed is set while the node is out of the latest configuration
@@ -718,22 +726,34 @@ func (s *Sim) crash(n *simNode) {
 	n.rn = nil
 	n.writes = nil
 	n.applies = nil
+	if n.disk != nil {
+		n.disk.Crash(crashfs.TearWrites, s.rnd.Uint64())
+	}
 	s.event("node %d crashed (unpersisted state lost: %v)", n.id, lost)
 }
 
 // openStorage gives n its storage: a fresh MemoryStorage, or its WAL
 // directory opened (again).
 func (s *Sim) openStorage(n *simNode) error {
-	if s.cfg.WALDir == "" {
+	if s.cfg.WALDir == "" && !s.cfg.WALPowerLoss {
 		n.storage = raft.NewMemoryStorage()
 		return nil
 	}
-	if w, ok := n.storage.(*wal.Storage); ok {
+	opts := wal.Options{SegmentSize: 16 << 10, CacheSize: 4 << 10, NoSync: true}
+	dir := filepath.Join(s.cfg.WALDir, fmt.Sprint("node-", n.id))
+	if s.cfg.WALPowerLoss {
+		// The storage a power failure left is not closed: its files are
+		// gone with the machine.
+		if n.disk == nil {
+			n.disk = crashfs.New()
+		}
+		opts.NoSync, opts.FS, dir = false, n.disk, "/wal"
+	} else if w, ok := n.storage.(*wal.Storage); ok {
 		if err := w.Close(); err != nil {
 			return err
 		}
 	}
-	w, err := wal.Open(filepath.Join(s.cfg.WALDir, fmt.Sprint("node-", n.id)), wal.Options{SegmentSize: 16 << 10, CacheSize: 4 << 10, NoSync: true})
+	w, err := wal.Open(dir, opts)
 	if err != nil {
 		return err
 	}
@@ -744,6 +764,9 @@ func (s *Sim) openStorage(n *simNode) error {
 
 func (s *Sim) closeStorages() {
 	for _, n := range s.nodes {
+		if n.disk != nil && n.rn == nil {
+			continue // lost in a power failure
+		}
 		if w, ok := n.storage.(*wal.Storage); ok {
 			if err := w.Close(); err != nil {
 				s.violate("node %d: close storage: %v", n.id, err)
@@ -754,11 +777,16 @@ func (s *Sim) closeStorages() {
 
 // restart rebuilds n from its storage and durable state machine.
 func (s *Sim) restart(n *simNode) {
-	if s.cfg.WALDir != "" {
+	if s.cfg.WALDir != "" || s.cfg.WALPowerLoss {
 		if err := s.openStorage(n); err != nil {
 			s.violate("node %d: reopen storage: %v", n.id, err)
 			return
 		}
+	}
+	if w, ok := n.storage.(*wal.Storage); ok && s.cfg.WALPowerLoss {
+		// A power failure loses a commit index written since the last
+		// sync: Raft does not need it durable.
+		n.persisted.Commit = min(n.persisted.Commit, w.HardState().Commit)
 	}
 	snap, err := n.storage.Snapshot()
 	if err != nil {

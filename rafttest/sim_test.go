@@ -19,6 +19,7 @@ var (
 	soakFlag      = flag.Bool("soak", false, "run TestSimSoak")
 	soakSeedsFlag = flag.Int("soak.seeds", 5000, "TestSimSoak: number of seeds")
 	soakWALFlag   = flag.Bool("soak.wal", false, "TestSimSoak: run every node on a wal.Storage")
+	soakPowerFlag = flag.Bool("soak.walpower", false, "TestSimSoak: run every node on a wal.Storage on a disk that loses unsynced writes at each crash")
 	simLogFlag    = flag.Bool("sim.log", false, "TestSim with -seed: also print the nodes' own logs (to stderr)")
 )
 
@@ -102,6 +103,7 @@ func TestSimSoak(t *testing.T) {
 				if *soakWALFlag {
 					cfg.WALDir = t.TempDir()
 				}
+				cfg.WALPowerLoss = *soakPowerFlag
 				results <- RunSim(cfg)
 				if cfg.WALDir != "" {
 					os.RemoveAll(cfg.WALDir)
@@ -163,4 +165,35 @@ func TestSimOnWAL(t *testing.T) {
 		t.Fatalf("only %d restarts in %d seeds: the WAL's recovery was hardly exercised", restarts, n)
 	}
 	t.Logf("%s, %d restarts from disk", tot, restarts)
+}
+
+// TestSimOnWALPowerLoss runs the simulation with every node's WAL on a
+// simulated disk that keeps only what was synced: every crash is a power
+// failure, losing the node's unsynced writes (the last perhaps torn), and
+// the history must stay linearizable.
+func TestSimOnWALPowerLoss(t *testing.T) {
+	n := 30
+	if testing.Short() {
+		n = 8
+	}
+	var tot simTotals
+	restarts := 0
+	for seed := uint64(1); seed <= uint64(n); seed++ {
+		cfg := RandomSimConfig(7000 + seed)
+		cfg.WALPowerLoss = true
+		res := RunSim(cfg)
+		tot.add(res)
+		if res.Failed() {
+			t.Fatal(res.Report())
+		}
+		for _, e := range res.Events {
+			if strings.Contains(e, "restarted") {
+				restarts++
+			}
+		}
+	}
+	if restarts < n {
+		t.Fatalf("only %d restarts in %d seeds: power failures were hardly exercised", restarts, n)
+	}
+	t.Logf("%s, %d restarts after a power failure", tot, restarts)
 }

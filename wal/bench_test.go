@@ -158,7 +158,7 @@ func (w *bareLog) rotate() error {
 	if err := fileutil.Fsync(f); err != nil {
 		return err
 	}
-	return syncDir(w.dir)
+	return osFS{}.SyncDir(w.dir)
 }
 
 func (w *bareLog) write(p []byte) error {

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"go.etcd.io/etcd/client/pkg/v3/fileutil"
-
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -26,17 +24,25 @@ func Open(dir string, opts Options) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	fs := o.FS
+	created, err := fs.MkdirAll(dir, 0o750)
+	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	lock, err := fileutil.TryLockFile(filepath.Join(dir, lockName), os.O_WRONLY|os.O_CREATE, 0o600)
+	// A new directory is durable once its parent is synced.
+	for _, d := range created {
+		if err := syncDir(fs, syncNewDir, filepath.Dir(d)); err != nil {
+			return nil, fmt.Errorf("wal: sync %s: %w", filepath.Dir(d), err)
+		}
+	}
+	lock, err := fs.Lock(filepath.Join(dir, lockName))
 	if err != nil {
-		if errors.Is(err, fileutil.ErrLocked) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		if errors.Is(err, ErrLocked) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
 	}
-	s := &Storage{dir: dir, opts: o, lock: lock}
+	s := &Storage{dir: dir, fs: fs, opts: o, lock: lock}
 	if err := s.recover(); err != nil {
 		for _, seg := range s.segs {
 			seg.f.Close()
@@ -49,23 +55,23 @@ func Open(dir string, opts Options) (*Storage, error) {
 
 // recover loads the newest snapshot and replays the segments.
 func (s *Storage) recover() error {
-	if err := removeTemporaries(s.dir); err != nil {
+	if err := removeTemporaries(s.fs, s.dir); err != nil {
 		return err
 	}
-	snaps, err := listNumbered(s.dir, snapshotExt)
+	snaps, err := listNumbered(s.fs, s.dir, snapshotExt)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	if len(snaps) > 0 {
 		newest := snaps[len(snaps)-1]
-		if s.snap, err = readSnapshotFile(s.dir, newest); err != nil {
+		if s.snap, err = readSnapshotFile(s.fs, s.dir, newest); err != nil {
 			return err
 		}
 		for _, old := range snaps[:len(snaps)-1] {
-			removeFile(filepath.Join(s.dir, snapshotName(old)))
+			removeFile(s.fs, filepath.Join(s.dir, snapshotName(old)))
 		}
 	}
-	seqs, err := listNumbered(s.dir, segmentExt)
+	seqs, err := listNumbered(s.fs, s.dir, segmentExt)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
@@ -73,7 +79,7 @@ func (s *Storage) recover() error {
 		if len(snaps) > 0 {
 			return corruptf(s.dir, 0, "a snapshot but no log segments")
 		}
-		seg, off, err := createSegment(s.dir, 1, s.opts.SegmentSize, pb.HardState{})
+		seg, off, err := createSegment(s.fs, s.dir, 1, s.opts.SegmentSize, pb.HardState{})
 		if err != nil {
 			return err
 		}
@@ -95,14 +101,14 @@ func (s *Storage) recover() error {
 	return s.reconcile(&r)
 }
 
-func removeTemporaries(dir string) error {
-	names, err := fileutil.ReadDir(dir)
+func removeTemporaries(fs FS, dir string) error {
+	names, err := fs.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	for _, n := range names {
 		if strings.HasSuffix(n, tmpExt) {
-			if err := removeFile(filepath.Join(dir, n)); err != nil {
+			if err := removeFile(fs, filepath.Join(dir, n)); err != nil {
 				return fmt.Errorf("wal: %w", err)
 			}
 		}
@@ -129,12 +135,12 @@ type replay struct {
 }
 
 // read returns the whole of f, in r.buf.
-func (r *replay) read(f *os.File) ([]byte, error) {
-	fi, err := f.Stat()
+func (r *replay) read(f File) ([]byte, error) {
+	size, err := f.Size()
 	if err != nil {
 		return nil, err
 	}
-	n := int(fi.Size())
+	n := int(size)
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n)
 	}
@@ -182,7 +188,7 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 	if last {
 		flag = os.O_RDWR
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := s.fs.OpenFile(path, flag, 0)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
@@ -215,7 +221,7 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 	if last {
 		s.tailOff = int64(end)
 		if torn || int64(len(data)) < s.opts.SegmentSize {
-			return s.resetTail(f, int64(end))
+			return s.resetTail(f, path, int64(end))
 		}
 	}
 	return nil
@@ -244,16 +250,16 @@ func (r *replay) record(t recType, p []byte, seq uint64, off int) error {
 // resetTail zeroes the last segment after the end of its intact data (a
 // torn write must not be read back later, after new records) and
 // preallocates it again.
-func (s *Storage) resetTail(f *os.File, end int64) error {
+func (s *Storage) resetTail(f File, path string, end int64) error {
 	err := f.Truncate(end)
 	if err == nil {
-		err = fileutil.Preallocate(f, s.opts.SegmentSize, true)
+		err = f.Preallocate(s.opts.SegmentSize)
 	}
 	if err == nil {
-		err = fileutil.Fsync(f)
+		err = syncFile(syncRepair, f)
 	}
 	if err != nil {
-		return fmt.Errorf("wal: cut the torn tail of %s: %w", f.Name(), err)
+		return fmt.Errorf("wal: cut the torn tail of %s: %w", path, err)
 	}
 	return nil
 }
@@ -288,6 +294,29 @@ func (s *Storage) reconcile(r *replay) error {
 	if s.hs.Commit > s.lastIndex() {
 		return corruptf(tail, 0, "hard state commits %d past the last index %d", s.hs.Commit, s.lastIndex())
 	}
+	if snapIndex > 0 && s.locs.len() == 0 && !(r.prevKnown && first == snapIndex+1) {
+		return s.restartAfterSnapshot(snapIndex, snapTerm)
+	}
+	return nil
+}
+
+// restartAfterSnapshot records in the log that it restarts after the
+// snapshot, when the log does not continue it: a crash came after the
+// snapshot file of a Save was durable but before its record in the log
+// was. Without the record, the entries saved next would not join the log
+// replayed before them. It needs no sync of its own: the next Save's sync
+// makes it durable with the entries that need it.
+func (s *Storage) restartAfterSnapshot(index, term uint64) error {
+	rec := appendSnapshotRecord(nil, index, term)
+	if err := s.rotateIfFull(len(rec)); err != nil {
+		return err
+	}
+	tail := s.segs[len(s.segs)-1]
+	if _, err := tail.f.WriteAt(rec, s.tailOff); err != nil {
+		return fmt.Errorf("wal: write %s: %w", tail.path, err)
+	}
+	s.tailOff += int64(len(rec))
+	s.dirty = true
 	return nil
 }
 

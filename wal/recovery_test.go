@@ -266,7 +266,7 @@ func TestOpenRefusesMissingPieces(t *testing.T) {
 	})
 	t.Run("snapshot without log", func(t *testing.T) {
 		dir, _ := build(t)
-		seqs, err := listNumbered(dir, segmentExt)
+		seqs, err := listNumbered(osFS{}, dir, segmentExt)
 		require.NoError(t, err)
 		for _, seq := range seqs {
 			require.NoError(t, os.Remove(filepath.Join(dir, segmentName(seq))))

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"go.etcd.io/etcd/client/pkg/v3/fileutil"
-
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -26,9 +24,10 @@ import (
 // raft.ErrUnavailable for entries that leave a gap after the last index;
 // nothing is written then. Entries the log has compacted are skipped.
 //
-// If writing or syncing fails, what is on disk is unknown: that error is
-// returned from then on, by every write. Close the Storage and open it
-// again to recover what was durable.
+// If writing or syncing fails, what is on disk is unknown: Save returns
+// that error, and every later Save, CreateSnapshot and Compact an error
+// wrapping ErrFailed and it. Reads still serve what earlier Saves stored.
+// Close the Storage and open it again to recover what was durable.
 //
 // Save keeps the entries for its cache as they are, sharing their Data:
 // the caller must not modify them afterwards (Ready's entries are never
@@ -58,7 +57,7 @@ func (s *Storage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
 	mustSync := hasSnap || len(ents) > 0 || (hasHS && (hs.Term != s.hs.Term || hs.Vote != s.hs.Vote))
 
 	if hasSnap {
-		if err := writeSnapshotFile(s.dir, snap); err != nil {
+		if err := writeSnapshotFile(s.fs, s.dir, snap); err != nil {
 			return s.fail(err)
 		}
 	}
@@ -77,7 +76,7 @@ func (s *Storage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
 	s.tailOff += int64(len(buf))
 	s.dirty = true
 	if mustSync {
-		if err := s.sync(); err != nil {
+		if err := s.sync(syncSave); err != nil {
 			return err
 		}
 	}
@@ -99,7 +98,7 @@ func (s *Storage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
 	s.mu.Unlock()
 
 	if hasSnap && oldSnap > 0 {
-		removeFile(filepath.Join(s.dir, snapshotName(oldSnap)))
+		removeFile(s.fs, filepath.Join(s.dir, snapshotName(oldSnap)))
 	}
 	return nil
 }
@@ -129,10 +128,7 @@ func checkAppend(ents []pb.Entry, base, last uint64) ([]pb.Entry, error) {
 func (s *Storage) encode(hs pb.HardState, hasHS bool, ents []pb.Entry, snap pb.Snapshot, hasSnap bool) ([]byte, []uint32) {
 	buf := s.buf[:0]
 	if hasSnap {
-		var p [16]byte
-		binary.LittleEndian.PutUint64(p[:], snap.Metadata.Index)
-		binary.LittleEndian.PutUint64(p[8:], snap.Metadata.Term)
-		buf = appendRecord(buf, recSnapshot, p[:])
+		buf = appendSnapshotRecord(buf, snap.Metadata.Index, snap.Metadata.Term)
 	}
 	offs := slices.Grow(s.offs[:0], len(ents))[:len(ents)]
 	s.offs = offs
@@ -152,6 +148,15 @@ func (s *Storage) encode(hs pb.HardState, hasHS bool, ents []pb.Entry, snap pb.S
 	}
 	s.buf = buf
 	return buf, offs
+}
+
+// appendSnapshotRecord appends a recSnapshot record: the log restarts
+// after index, of term.
+func appendSnapshotRecord(buf []byte, index, term uint64) []byte {
+	var p [16]byte
+	binary.LittleEndian.PutUint64(p[:], index)
+	binary.LittleEndian.PutUint64(p[8:], term)
+	return appendRecord(buf, recSnapshot, p[:])
 }
 
 // appendLocked records entries just written at off in segment seq (offs
@@ -203,11 +208,11 @@ func (s *Storage) rotateIfFull(n int) error {
 		return nil
 	}
 	if s.dirty {
-		if err := s.sync(); err != nil {
+		if err := s.sync(syncRotate); err != nil {
 			return err
 		}
 	}
-	seg, off, err := createSegment(s.dir, tail.seq+1, s.opts.SegmentSize, s.hs)
+	seg, off, err := createSegment(s.fs, s.dir, tail.seq+1, s.opts.SegmentSize, s.hs)
 	if err != nil {
 		return s.fail(err)
 	}
@@ -218,10 +223,10 @@ func (s *Storage) rotateIfFull(n int) error {
 	return nil
 }
 
-func (s *Storage) sync() error {
+func (s *Storage) sync(site syncSite) error {
 	if !s.opts.NoSync {
 		tail := s.segs[len(s.segs)-1]
-		if err := fileutil.Fdatasync(tail.f); err != nil {
+		if err := syncData(site, tail.f); err != nil {
 			return s.fail(fmt.Errorf("wal: sync %s: %w", tail.path, err))
 		}
 	}
@@ -229,6 +234,10 @@ func (s *Storage) sync() error {
 	return nil
 }
 
+// fail stops the Storage after a write, sync, create, rename or removal
+// failed: what is on disk is then unknown (a failed fsync may even have
+// dropped the data it was to make durable), so nothing more may be
+// acknowledged. It returns err.
 func (s *Storage) fail(err error) error {
 	s.failed = err
 	return err
@@ -238,7 +247,10 @@ func (s *Storage) writable() error {
 	if s.closed {
 		return ErrClosed
 	}
-	return s.failed
+	if s.failed != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, s.failed)
+	}
+	return nil
 }
 
 // Append saves entries (Save without hard state or snapshot).
@@ -286,15 +298,15 @@ func (s *Storage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Sn
 	if cs != nil {
 		snap.Metadata.ConfState = *cs
 	}
-	if err := writeSnapshotFile(s.dir, snap); err != nil {
-		return pb.Snapshot{}, err
+	if err := writeSnapshotFile(s.fs, s.dir, snap); err != nil {
+		return pb.Snapshot{}, s.fail(err)
 	}
 	s.mu.Lock()
 	old := s.snap.Metadata.Index
 	s.snap = snap
 	s.mu.Unlock()
 	if old > 0 {
-		removeFile(filepath.Join(s.dir, snapshotName(old)))
+		removeFile(s.fs, filepath.Join(s.dir, snapshotName(old)))
 	}
 	return snap, nil
 }
@@ -351,12 +363,12 @@ func (s *Storage) Compact(compactIndex uint64) error {
 	}
 	for _, seg := range gone {
 		seg.f.Close()
-		if err := removeFile(seg.path); err != nil {
-			return fmt.Errorf("wal: remove %s: %w", seg.path, err)
+		if err := removeFile(s.fs, seg.path); err != nil {
+			return s.fail(fmt.Errorf("wal: remove %s: %w", seg.path, err))
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("wal: sync %s: %w", s.dir, err)
+	if err := syncDir(s.fs, syncCompactDir, s.dir); err != nil {
+		return s.fail(fmt.Errorf("wal: sync %s: %w", s.dir, err))
 	}
 	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"go.etcd.io/etcd/client/pkg/v3/fileutil"
-
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -28,7 +26,7 @@ type segment struct {
 	seq  uint64
 	path string
 	// f serves reads (ReadAt) and, for the last segment, writes.
-	f *os.File
+	f File
 }
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%016x%s", seq, segmentExt) }
@@ -45,8 +43,8 @@ func parseHexName(name, ext string) (uint64, bool) {
 
 // listNumbered returns the numbers of the files in dir named like
 // parseHexName wants, ascending.
-func listNumbered(dir, ext string) ([]uint64, error) {
-	names, err := fileutil.ReadDir(dir)
+func listNumbered(fs FS, dir, ext string) ([]uint64, error) {
+	names, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -84,45 +82,33 @@ func parseSegmentHeader(p []byte) (seq uint64, hs pb.HardState, err error) {
 // opened with a header record carrying hs, durably: it is written under a
 // temporary name, synced, renamed and the directory synced, so a segment
 // file always starts with its header.
-func createSegment(dir string, seq uint64, size int64, hs pb.HardState) (*segment, int64, error) {
+func createSegment(fs FS, dir string, seq uint64, size int64, hs pb.HardState) (*segment, int64, error) {
 	path := filepath.Join(dir, segmentName(seq))
 	tmp := path + tmpExt
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("wal: create segment %s: %w", path, err)
 	}
 	hdr := appendRecord(nil, recSegmentHeader, segmentHeader(seq, hs))
-	err = fileutil.Preallocate(f, max(size, int64(len(hdr))), true)
+	err = f.Preallocate(max(size, int64(len(hdr))))
 	if err == nil {
 		_, err = f.WriteAt(hdr, 0)
 	}
 	if err == nil {
-		err = fileutil.Fsync(f)
+		err = syncFile(syncSegmentFile, f)
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fs.Rename(tmp, path)
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = syncDir(fs, syncSegmentDir, dir)
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(tmp)
+		fs.Remove(tmp)
 		return nil, 0, fmt.Errorf("wal: create segment %s: %w", path, err)
 	}
 	return &segment{seq: seq, path: path, f: f}, int64(len(hdr)), nil
-}
-
-func syncDir(dir string) error {
-	d, err := fileutil.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	err = fileutil.Fsync(d)
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // scanSegment calls fn for every intact record of a segment's data, in

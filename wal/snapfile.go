@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"go.etcd.io/etcd/client/pkg/v3/fileutil"
-
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -17,7 +15,7 @@ func snapshotName(index uint64) string { return fmt.Sprintf("%016x%s", index, sn
 
 // writeSnapshotFile stores snap durably: written to a temporary file,
 // synced, renamed into place, and the directory synced.
-func writeSnapshotFile(dir string, snap pb.Snapshot) error {
+func writeSnapshotFile(fs FS, dir string, snap pb.Snapshot) error {
 	b, err := snap.Marshal()
 	if err != nil {
 		return fmt.Errorf("wal: marshal snapshot: %w", err)
@@ -25,34 +23,34 @@ func writeSnapshotFile(dir string, snap pb.Snapshot) error {
 	rec := appendRecord(make([]byte, 0, frameSize(len(b))), recSnapshotFile, b)
 	path := filepath.Join(dir, snapshotName(snap.Metadata.Index))
 	tmp := path + tmpExt
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("wal: write snapshot: %w", err)
 	}
 	_, err = f.Write(rec)
 	if err == nil {
-		err = fileutil.Fsync(f)
+		err = syncFile(syncSnapFile, f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fs.Rename(tmp, path)
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = syncDir(fs, syncSnapDir, dir)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		fs.Remove(tmp)
 		return fmt.Errorf("wal: write snapshot %s: %w", path, err)
 	}
 	return nil
 }
 
 // readSnapshotFile reads and checks the snapshot file for index.
-func readSnapshotFile(dir string, index uint64) (pb.Snapshot, error) {
+func readSnapshotFile(fs FS, dir string, index uint64) (pb.Snapshot, error) {
 	path := filepath.Join(dir, snapshotName(index))
-	data, err := os.ReadFile(path)
+	data, err := readFile(fs, path)
 	if err != nil {
 		return pb.Snapshot{}, fmt.Errorf("wal: read snapshot: %w", err)
 	}

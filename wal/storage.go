@@ -3,11 +3,10 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"sync"
-
-	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
@@ -24,6 +23,14 @@ var ErrCorrupt = errors.New("wal: corrupt data")
 // ErrLocked is wrapped by the error Open returns when another Storage, in
 // this or another process, has the directory open.
 var ErrLocked = errors.New("wal: directory is locked by another process")
+
+// ErrFailed is wrapped, with the error that caused it, by the errors every
+// write (Save, CreateSnapshot, Compact) returns once a write, sync,
+// creation, rename or removal of a file has failed: the Storage
+// acknowledges nothing after such a failure. Reads go on serving what was
+// stored before it. Close the Storage and open it again to recover what
+// is durable.
+var ErrFailed = errors.New("wal: storage failed")
 
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("wal: storage is closed")
@@ -61,6 +68,10 @@ type Options struct {
 	// operating system's page cache: a process crash loses nothing, a power
 	// failure can lose anything. For tests and simulations only.
 	NoSync bool
+	// FS is the file system the files are kept in; nil is the operating
+	// system's. Tests use one that simulates power loss or injects
+	// errors.
+	FS FS
 }
 
 const (
@@ -80,6 +91,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if r.CacheSize == 0 {
 		r.CacheSize = defaultCacheSize
+	}
+	if r.FS == nil {
+		r.FS = osFS{}
 	}
 	return r, nil
 }
@@ -105,8 +119,9 @@ type loc struct {
 // enforces it across processes).
 type Storage struct {
 	dir  string
+	fs   FS
 	opts Options
-	lock *fileutil.LockedFile
+	lock io.Closer
 
 	// wmu serializes writers: Save, Compact, CreateSnapshot, Close.
 	wmu sync.Mutex
@@ -117,7 +132,7 @@ type Storage struct {
 	buf     []byte   // reused for encoding
 	offs    []uint32 // reused: record offsets of a Save's entries
 	// failed is set when a write or sync failed: what is on disk is then
-	// unknown, and every later write returns this error.
+	// unknown, and every later write returns ErrFailed wrapping it.
 	failed error
 
 	// mu guards the state readers see. Writers hold wmu too when they
@@ -321,7 +336,7 @@ func (s *Storage) Close() error {
 	s.closed = true
 	var err error
 	if s.dirty && s.failed == nil && !s.opts.NoSync {
-		err = fileutil.Fdatasync(s.segs[len(s.segs)-1].f)
+		err = s.segs[len(s.segs)-1].f.Datasync()
 	}
 	for _, seg := range s.segs {
 		if cerr := seg.f.Close(); err == nil {
@@ -337,8 +352,8 @@ func (s *Storage) Close() error {
 // removeFile removes a file the Storage no longer needs; failing to is not
 // an error (Open ignores such leftovers) but is reported to the caller
 // through the returned value for logging.
-func removeFile(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+func removeFile(fs FS, path string) error {
+	if err := fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil

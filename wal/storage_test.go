@@ -169,20 +169,20 @@ func TestCompactDeletesSegments(t *testing.T) {
 		all = append(all, e)
 		require.NoError(t, s.Save(pb.HardState{Term: 1, Commit: i}, []pb.Entry{e}, pb.Snapshot{}))
 	}
-	before, err := listNumbered(dir, segmentExt)
+	before, err := listNumbered(osFS{}, dir, segmentExt)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(before), 5)
 
 	// Compacting without a snapshot deletes nothing: a restart replays
 	// the log from its start.
 	require.NoError(t, s.Compact(100))
-	segs, _ := listNumbered(dir, segmentExt)
+	segs, _ := listNumbered(osFS{}, dir, segmentExt)
 	require.Equal(t, before, segs)
 
 	_, err = s.CreateSnapshot(250, &pb.ConfState{Voters: []uint64{1}}, []byte("state at 250"))
 	require.NoError(t, err)
 	require.NoError(t, s.Compact(240))
-	after, _ := listNumbered(dir, segmentExt)
+	after, _ := listNumbered(osFS{}, dir, segmentExt)
 	require.Less(t, len(after), len(before))
 	require.Equal(t, before[len(before)-1], after[len(after)-1], "the last segment stays")
 	first, _ := s.FirstIndex()

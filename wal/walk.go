@@ -3,7 +3,6 @@ package wal
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	pb "github.com/raftcore/raft/raftpb"
@@ -31,12 +30,13 @@ type Record struct {
 // Damage is returned as an error wrapping ErrCorrupt, after the records
 // before it.
 func Walk(dir string, fn func(Record) error) error {
-	snaps, err := listNumbered(dir, snapshotExt)
+	fs := osFS{}
+	snaps, err := listNumbered(fs, dir, snapshotExt)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	for _, idx := range snaps {
-		snap, err := readSnapshotFile(dir, idx)
+		snap, err := readSnapshotFile(fs, dir, idx)
 		if err != nil {
 			return err
 		}
@@ -44,13 +44,13 @@ func Walk(dir string, fn func(Record) error) error {
 			return err
 		}
 	}
-	seqs, err := listNumbered(dir, segmentExt)
+	seqs, err := listNumbered(fs, dir, segmentExt)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	for i, seq := range seqs {
 		name := segmentName(seq)
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		data, err := readFile(fs, filepath.Join(dir, name))
 		if err != nil {
 			return fmt.Errorf("wal: %w", err)
 		}
