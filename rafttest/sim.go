@@ -153,10 +153,10 @@ func RandomSimConfig(seed uint64) SimConfig {
 }
 
 func (c SimConfig) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v applydelay=%d leadercrash=%.1f slowdisk=%d",
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v applydelay=%d leadercrash=%.1f slowdisk=%d walpowerloss=%v",
 		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
 		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval, c.LeaseReads, c.Async,
-		c.ApplyDelay, c.FreshLeaderCrashRate, c.SlowDisk)
+		c.ApplyDelay, c.FreshLeaderCrashRate, c.SlowDisk, c.WALPowerLoss)
 }
 
 // SimResult is what a run found.
