@@ -151,6 +151,8 @@ func writeFailure(w http.ResponseWriter, err error) {
 		code = "timeout"
 	case errors.Is(err, errStopped):
 		code = "shutting_down"
+	case errors.Is(err, errFailed):
+		code = "member_failed"
 	case errors.Is(err, errLeaderChanged):
 		code = "leader_changed"
 	}
@@ -253,7 +255,7 @@ func (m *member) write(ctx context.Context, c command) (applyResult, error) {
 		m.waiters[c.ID] = w
 	})
 	if !ok {
-		return applyResult{}, errStopped
+		return applyResult{}, m.stoppedErr()
 	}
 	err := m.wait(ctx, w)
 	return w.result, err
@@ -270,6 +272,8 @@ func (m *member) wait(ctx context.Context, w *waiter) error {
 	select {
 	case err := <-w.done:
 		return err
+	case <-m.failedC:
+		return errFailed
 	case <-t.C:
 		return errTimeout
 	case <-ctx.Done():
@@ -299,7 +303,7 @@ func (m *member) linearizableRead(ctx context.Context) error {
 		m.rn.ReadIndex([]byte(rctx))
 	})
 	if !ok {
-		return errStopped
+		return m.stoppedErr()
 	}
 	return m.wait(ctx, w)
 }
@@ -583,7 +587,7 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 		m.waiters[reqID] = wt
 	})
 	if !ok {
-		writeFailure(w, errStopped)
+		writeFailure(w, m.stoppedErr())
 		return
 	}
 	if err := m.wait(r.Context(), wt); err != nil {
@@ -646,7 +650,7 @@ func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !m.do(r.Context(), func() { m.rn.TransferLeader(req.ID) }) {
-		writeFailure(w, errStopped)
+		writeFailure(w, m.stoppedErr())
 		return
 	}
 	deadline := time.Now().Add(m.cfg.RequestTimeout)

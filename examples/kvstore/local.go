@@ -84,9 +84,23 @@ func runLocalCluster(ctx context.Context, n int, base memberConfig, useTLS bool)
 		members = append(members, m)
 	}
 	printLocalCluster(lc, base.DataDir, where, certs)
-	<-ctx.Done()
-	fmt.Println("\nshutting down")
-	return nil
+	failed := make(chan *member, len(members))
+	for _, m := range members {
+		go func() {
+			select {
+			case <-m.Failed():
+				failed <- m
+			case <-ctx.Done():
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Println("\nshutting down")
+		return nil
+	case m := <-failed:
+		return fmt.Errorf("member %d stopped: %w; stopping the local cluster", m.cfg.ID, m.Failure())
+	}
 }
 
 // printLocalCluster tells where the cluster is and how to try it.

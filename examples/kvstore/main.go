@@ -133,10 +133,15 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	logger.Info("shutting down")
-	m.stop()
-	return nil
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		m.stop()
+		return nil
+	case <-m.Failed():
+		m.stop()
+		return fmt.Errorf("member %d stopped: %w", cfg.ID, m.Failure())
+	}
 }
 
 // checkTLS refuses a port without TLS that other machines can reach

@@ -35,6 +35,8 @@ type memberConfig struct {
 	TickInterval   time.Duration
 	TLS            tlsSettings // the zero value: plain TCP and HTTP
 	Logger         *slog.Logger
+	// walFS, for tests, is the file system the WAL uses (nil: the OS).
+	walFS wal.FS
 }
 
 // storage is what the member persists to: the WAL, or MemoryStorage.
@@ -48,21 +50,6 @@ type storage interface {
 
 // memStorage gives MemoryStorage the WAL's write side.
 type memStorage struct{ *raft.MemoryStorage }
-
-func (m memStorage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error {
-	if !raft.IsEmptySnap(snap) {
-		if err := m.ApplySnapshot(snap); err != nil {
-			return err
-		}
-	}
-	if err := m.Append(ents); err != nil {
-		return err
-	}
-	if !raft.IsEmptyHardState(hs) {
-		return m.SetHardState(hs)
-	}
-	return nil
-}
 
 func (memStorage) Close() error { return nil }
 
@@ -144,6 +131,10 @@ type member struct {
 	reports chan report
 	stopC   chan struct{}
 	doneC   chan struct{}
+	// failedC is closed when the loop stopped on a failure it cannot go on
+	// from (failure says which): the member then serves nothing.
+	failedC chan struct{}
+	failure error
 	status  atomic.Pointer[memberStatus]
 	reqSeq  atomic.Uint64
 	// removed: this member is not in the configuration it applied (set by
@@ -159,7 +150,7 @@ func startMember(cfg memberConfig) (*member, error) {
 		cfg: cfg, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(), sm: newStateMachine(),
 		waiters: map[string]*waiter{}, reads: map[string]*waiter{},
 		inbox: make(chan func(), 4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
-		stopC: make(chan struct{}), doneC: make(chan struct{}), started: time.Now(),
+		stopC: make(chan struct{}), doneC: make(chan struct{}), failedC: make(chan struct{}), started: time.Now(),
 	}
 	if err := m.openStorage(); err != nil {
 		return nil, err
@@ -181,7 +172,7 @@ func (m *member) openStorage() error {
 		m.store = memStorage{raft.NewMemoryStorage()}
 		return nil
 	}
-	st, err := wal.Open(filepath.Join(m.cfg.DataDir, "raft"), wal.Options{})
+	st, err := wal.Open(filepath.Join(m.cfg.DataDir, "raft"), wal.Options{FS: m.cfg.walFS})
 	if err != nil {
 		return err
 	}
@@ -286,17 +277,26 @@ func (m *member) deliver(msg pb.Message) {
 	select {
 	case m.recvC <- msg:
 	case <-m.stopC:
+	case <-m.failedC:
 	}
 }
 
-// do runs f on the loop goroutine; false if the member is stopping.
+// do runs f on the loop goroutine; false if the member is stopping or
+// stopped on a failure.
 func (m *member) do(ctx context.Context, f func()) bool {
+	select {
+	case <-m.failedC:
+		return false
+	default:
+	}
 	select {
 	case m.inbox <- f:
 		return true
 	case <-ctx.Done():
 		return false
 	case <-m.stopC:
+		return false
+	case <-m.failedC:
 		return false
 	}
 }
@@ -308,6 +308,7 @@ func (m *member) newRequestID() string {
 // run is the Ready loop: the only goroutine that touches the RawNode.
 func (m *member) run() {
 	defer close(m.doneC)
+	defer m.recoverFailure()
 	ticker := time.NewTicker(m.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -599,8 +600,53 @@ func (m *member) publishStatus() {
 }
 
 func (m *member) fatal(msg string, err error) {
-	m.log.Error(msg, "err", err)
-	panic(fmt.Sprintf("kvstore member %d: %s: %v", m.cfg.ID, msg, err))
+	panic(memberFailure{fmt.Errorf("%s: %w", msg, err)})
+}
+
+// memberFailure is what fatal stops the loop with.
+type memberFailure struct{ err error }
+
+// errFailed answers requests once the member stopped on a failure.
+var errFailed = errors.New("member stopped after a failure (see its log); use another member")
+
+// recoverFailure turns a fatal failure in the loop into a clean stop: one
+// error line, every waiting request answered, the member serving nothing
+// more (Failed is closed; main exits). Any other panic is a bug and goes on.
+func (m *member) recoverFailure() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	f, ok := p.(memberFailure)
+	if !ok {
+		panic(p)
+	}
+	m.failure = f.err
+	m.log.Error("member stopped: "+f.err.Error(), "err", f.err)
+	m.failAll(errFailed)
+	close(m.failedC)
+}
+
+// stoppedErr says why the loop no longer takes work.
+func (m *member) stoppedErr() error {
+	if m.Failure() != nil {
+		return errFailed
+	}
+	return errStopped
+}
+
+// Failed is closed when the member stopped on a failure; Failure then
+// says which.
+func (m *member) Failed() <-chan struct{} { return m.failedC }
+
+// Failure is the failure the member stopped on, once Failed is closed.
+func (m *member) Failure() error {
+	select {
+	case <-m.failedC:
+		return m.failure
+	default:
+		return nil
+	}
 }
 
 // stop shuts the member down: the loop first (requests waiting on it fail
@@ -618,7 +664,7 @@ func (m *member) stop() {
 		m.httpSrv.Close()
 	}
 	m.tr.close()
-	if err := m.store.Close(); err != nil {
+	if err := m.store.Close(); err != nil && m.Failure() == nil {
 		m.log.Error("closing storage", "err", err)
 	}
 	m.log.Info("stopped")
