@@ -8,8 +8,8 @@ package main
 //	go test -race -run E2E -v .
 //
 // -short skips them. -e2e.soak (or -e2e.rounds=N) runs TestE2ELinearizable
-// for many more kill/restart rounds; -e2e.race builds the server with the
-// race detector.
+// and TestE2ELinearizableReconfig for many more rounds; -e2e.race builds
+// the server with the race detector.
 
 import (
 	"context"
@@ -38,19 +38,21 @@ import (
 )
 
 var (
-	e2eSoak   = flag.Bool("e2e.soak", false, "TestE2ELinearizable: a soak run, with many kill/restart rounds")
-	e2eRounds = flag.Int("e2e.rounds", 0, "TestE2ELinearizable: this many kill/restart rounds (0: 4, or 200 with -e2e.soak)")
+	e2eSoak   = flag.Bool("e2e.soak", false, "TestE2ELinearizable*: a soak run, with many rounds")
+	e2eRounds = flag.Int("e2e.rounds", 0, "TestE2ELinearizable: this many kill/restart rounds (0: 4, or 200 with -e2e.soak); TestE2ELinearizableReconfig: this many leader transfer and membership change rounds (0: 6, or 100 with -e2e.soak)")
 	e2eRace   = flag.Bool("e2e.race", false, "build the server binary for the end-to-end tests with -race")
 )
 
-func e2eRoundCount() int {
+// e2eRoundCount is -e2e.rounds if given, else soak with -e2e.soak, else
+// normal.
+func e2eRoundCount(normal, soak int) int {
 	switch {
 	case *e2eRounds > 0:
 		return *e2eRounds
 	case *e2eSoak:
-		return 200
+		return soak
 	default:
-		return 4
+		return normal
 	}
 }
 
@@ -460,6 +462,7 @@ type e2eStatus struct {
 	Leader  uint64 `json:"leader"`
 	Commit  uint64 `json:"commit"`
 	Applied uint64 `json:"applied"`
+	Removed bool   `json:"removed"`
 }
 
 // e2eReply is the JSON body of writes and errors.
@@ -1074,9 +1077,12 @@ func (h *e2eHistory) drop(why string) {
 
 // e2eOutcome turns an HTTP exchange into the operation's output. record is
 // false for requests that cannot have had an effect: failed reads, refused
-// connections, and writes answered no_leader (the member proposes nothing
-// without a leader). why says why an outcome is unknown or dropped;
-// problem is set for answers the API must never give.
+// connections, writes answered no_leader (the member proposes nothing
+// without a leader), and writes a removed member refused (410 member_removed
+// without the in-flight note: it proposed nothing). A write that was in
+// flight when its member applied its own removal may or may not be applied.
+// why says why an outcome is unknown or dropped; problem is set for answers
+// the API must never give.
 func e2eOutcome(in e2eInput, status int, body []byte, err error) (out e2eOutput, record bool, why, problem string) {
 	var r e2eReply
 	switch {
@@ -1103,6 +1109,14 @@ func e2eOutcome(in e2eInput, status int, body []byte, err error) (out e2eOutput,
 			return out, false, why, ""
 		}
 		return e2eOutput{unknown: true}, true, why, ""
+	case status == http.StatusGone:
+		if json.Unmarshal(body, &r) != nil || r.Code != "member_removed" {
+			return out, false, "", fmt.Sprintf("410 without code member_removed: %s", body)
+		}
+		if in.op != e2eGet && r.Error == errRemovedInFlight.Error() {
+			return e2eOutput{unknown: true}, true, "410 member_removed in flight", ""
+		}
+		return out, false, "410 member_removed", ""
 	case in.op == e2eGet && status == http.StatusOK:
 		return e2eOutput{found: true, value: string(body)}, true, "", ""
 	case in.op == e2eGet && status == http.StatusNotFound:
@@ -1149,76 +1163,187 @@ func e2eBoundUnknownPuts(ops []porcupine.Operation) int {
 	return n
 }
 
-// TestE2ELinearizable runs clients doing puts, gets and deletes on a few
-// keys through random members while members are killed and restarted, and
-// checks the history for linearizability with porcupine. Keys change every
-// two rounds, so that each key's history (checked on its own) stays small.
-func TestE2ELinearizable(t *testing.T) {
-	const (
-		clients = 6
-		keys    = 4
-	)
-	rounds := e2eRoundCount()
-	c := newE2ECluster(t, 3)
-	c.startAll()
-	c.mustLeader()
+// e2eClients are clients doing puts, gets and deletes on a few keys through
+// members that pick chooses, recording every operation in a history. Keys
+// are named after the epoch, which the test moves on so that each key's
+// history (checked on its own) stays small; values are unique.
+type e2eClients struct {
+	h     e2eHistory
+	epoch atomic.Int64
+	began time.Time
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
 
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d, %d kill/restart rounds", seed, rounds)
-	var (
-		h     e2eHistory
-		epoch atomic.Int64
-		stop  = make(chan struct{})
-		wg    sync.WaitGroup
-	)
-	began := time.Now()
-	now := func() int64 { return int64(time.Since(began)) }
-	for cl := range clients {
-		wg.Add(1)
+// startE2EClients starts n clients on keys keys. pick returns the member a
+// request goes to; seen, if not nil, is shown every exchange (call is the
+// time the request was sent, on the history's clock).
+func startE2EClients(t *testing.T, c *e2eCluster, seed uint64, n, keys int, pick func(*rand.Rand) int,
+	seen func(id int, in e2eInput, call int64, status int, body []byte, err error)) *e2eClients {
+	cl := &e2eClients{began: time.Now(), stop: make(chan struct{})}
+	for client := range n {
+		cl.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(cl)+1))
+			defer cl.wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(client)+1))
 			for seq := 0; ; seq++ {
 				select {
-				case <-stop:
+				case <-cl.stop:
 					return
 				default:
 				}
-				in := e2eInput{key: fmt.Sprintf("e%d-k%d", epoch.Load(), rng.IntN(keys))}
+				in := e2eInput{key: fmt.Sprintf("e%d-k%d", cl.epoch.Load(), rng.IntN(keys))}
 				method := http.MethodGet
 				switch p := rng.IntN(100); {
 				case p < 40:
-					in.op, in.value, method = e2ePut, fmt.Sprintf("c%d-%d", cl, seq), http.MethodPut
+					in.op, in.value, method = e2ePut, fmt.Sprintf("c%d-%d", client, seq), http.MethodPut
 				case p < 85:
 					in.op = e2eGet
 				default:
 					in.op, method = e2eDelete, http.MethodDelete
 				}
-				id := 1 + rng.IntN(len(c.members))
-				call := now()
+				id := pick(rng)
+				call := cl.now()
 				status, body, err := c.request(method, id, e2eKeyPath(in.key), in.value)
-				ret := now()
+				ret := cl.now()
+				if seen != nil {
+					seen(id, in, call, status, body, err)
+				}
 				out, record, why, problem := e2eOutcome(in, status, body, err)
 				if problem != "" {
 					t.Errorf("%s %s via member %d: %s", method, in.key, id, problem)
 				}
 				if !record {
-					h.drop(why)
+					cl.h.drop(why)
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
 				if out.unknown {
 					ret = math.MaxInt64
 				}
-				h.add(porcupine.Operation{ClientId: cl, Input: in, Call: call, Output: out, Return: ret}, why)
+				cl.h.add(porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}, why)
 				if out.unknown {
 					time.Sleep(10 * time.Millisecond)
 				}
 			}
 		}()
 	}
-	stopClients := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopClients)
+	t.Cleanup(cl.stopAll)
+	return cl
+}
+
+// now is the time on the history's clock.
+func (cl *e2eClients) now() int64 { return int64(time.Since(cl.began)) }
+
+// stopAll stops the clients and waits for them; it may be called again.
+func (cl *e2eClients) stopAll() {
+	select {
+	case <-cl.stop:
+	default:
+		close(cl.stop)
+	}
+	cl.wg.Wait()
+}
+
+// answered returns how many gets and puts, and operations in all, got an
+// answer.
+func (cl *e2eClients) answered() (gets, puts, all int) {
+	cl.h.mu.Lock()
+	defer cl.h.mu.Unlock()
+	return cl.h.ok[e2eGet], cl.h.ok[e2ePut], cl.h.ok[e2eGet] + cl.h.ok[e2ePut] + cl.h.ok[e2eDelete]
+}
+
+// finish lets the clients go on until the cluster, in its final shape, has
+// answered some more operations, and enough of each kind for the history
+// to say something; then it stops them and checks the history with
+// porcupine: it must be linearizable, and an inconclusive check fails.
+func (cl *e2eClients) finish(t *testing.T, seed uint64, timeout time.Duration) {
+	t.Helper()
+	_, _, before := cl.answered()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		gets, puts, all := cl.answered()
+		if gets >= 50 && puts >= 50 && all >= before+30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("in its final shape the cluster answered %d operations in 30s (%d gets, %d puts in all)", all-before, gets, puts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cl.stopAll()
+
+	h := &cl.h
+	h.mu.Lock()
+	ops := h.ops
+	bounded := e2eBoundUnknownPuts(ops)
+	t.Logf("history over %v: %d operations: %d gets, %d puts, %d deletes answered; writes with unknown outcome %v (%d puts of them seen by a get); left out %v",
+		time.Since(cl.began).Round(time.Millisecond), len(ops), h.ok[e2eGet], h.ok[e2ePut], h.ok[e2eDelete], h.unknown, bounded, h.dropped)
+	h.mu.Unlock()
+	e2eCheckLinearizable(t, ops, seed, timeout)
+}
+
+// e2eCheckLinearizable fails the test unless porcupine finds ops
+// linearizable within timeout; a history that is not gets a visualization
+// file.
+func e2eCheckLinearizable(t *testing.T, ops []porcupine.Operation, seed uint64, timeout time.Duration) {
+	t.Helper()
+	checkStart := time.Now()
+	switch res := porcupine.CheckOperationsTimeout(e2eKVModel, ops, timeout); res {
+	case porcupine.Ok:
+		t.Logf("linearizable (checked in %v)", time.Since(checkStart).Round(time.Millisecond))
+	case porcupine.Illegal:
+		_, info := porcupine.CheckOperationsVerbose(e2eKVModel, ops, timeout)
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("kvstore-e2e-linearizability-%d.html", seed))
+		if err := porcupine.VisualizePath(e2eKVModel, info, path); err != nil {
+			t.Errorf("writing the visualization: %v", err)
+		} else {
+			t.Errorf("visualization of the history: %s", path)
+		}
+		t.Fatalf("the history is not linearizable (seed %d)", seed)
+	default:
+		// Small key sets keep histories far below this: an unverified
+		// history is a failure, not a pass.
+		t.Fatalf("linearizability check inconclusive: timed out after %v (seed %d)", timeout, seed)
+	}
+}
+
+// e2eCheckTimeout is how long porcupine may take: a minute, ten for soaks.
+func e2eCheckTimeout(rounds int) time.Duration {
+	if *e2eSoak || rounds > 20 {
+		return 10 * time.Minute
+	}
+	return time.Minute
+}
+
+// e2eEpochKeys names every key the clients used up to epoch.
+func e2eEpochKeys(epoch int64, keys int) []string {
+	var all []string
+	for e := range int(epoch) + 1 {
+		for k := range keys {
+			all = append(all, fmt.Sprintf("e%d-k%d", e, k))
+		}
+	}
+	return all
+}
+
+// TestE2ELinearizable runs clients doing puts, gets and deletes on a few
+// keys through random members while members are killed and restarted, and
+// checks the history for linearizability with porcupine. Keys change every
+// two rounds.
+func TestE2ELinearizable(t *testing.T) {
+	const (
+		clients = 6
+		keys    = 4
+	)
+	rounds := e2eRoundCount(4, 200)
+	c := newE2ECluster(t, 3)
+	c.startAll()
+	c.mustLeader()
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d, %d kill/restart rounds", seed, rounds)
+	cl := startE2EClients(t, c, seed, clients, keys, func(rng *rand.Rand) int { return 1 + rng.IntN(len(c.members)) }, nil)
 
 	// Chaos: the rounds cycle through killing the leader, killing two
 	// members (no quorum until they are back), stopping one with SIGTERM,
@@ -1227,7 +1352,7 @@ func TestE2ELinearizable(t *testing.T) {
 	pause := func(lo, hi time.Duration) { time.Sleep(lo + time.Duration(rng.Int64N(int64(hi-lo)))) }
 	pause(300*time.Millisecond, 600*time.Millisecond)
 	for r := range rounds {
-		epoch.Store(int64(r / 2))
+		cl.epoch.Store(int64(r / 2))
 		lead := c.mustLeader()
 		var victims []int
 		graceful := false
@@ -1255,7 +1380,7 @@ func TestE2ELinearizable(t *testing.T) {
 			}
 		}
 		if testing.Verbose() && (rounds <= 8 || r%10 == 0) {
-			t.Logf("round %d at +%v: %s: %v (leader was %d)", r, time.Since(began).Round(time.Millisecond), what, victims, lead)
+			t.Logf("round %d at +%v: %s: %v (leader was %d)", r, time.Since(cl.began).Round(time.Millisecond), what, victims, lead)
 		}
 		pause(300*time.Millisecond, 800*time.Millisecond)
 		for _, v := range victims {
@@ -1266,69 +1391,11 @@ func TestE2ELinearizable(t *testing.T) {
 		pause(300*time.Millisecond, 800*time.Millisecond)
 	}
 	c.mustLeader()
-	// The clients go on until the cluster, whole again, has answered some
-	// more operations, and enough of each kind for the history to say
-	// something.
-	answered := func() (gets, puts, all int) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return h.ok[e2eGet], h.ok[e2ePut], h.ok[e2eGet] + h.ok[e2ePut] + h.ok[e2eDelete]
-	}
-	_, _, before := answered()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		gets, puts, all := answered()
-		if gets >= 50 && puts >= 50 && all >= before+30 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the last restart the cluster answered %d operations in 30s (%d gets, %d puts in all)", all-before, gets, puts)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	stopClients()
-
-	h.mu.Lock()
-	ops := h.ops
-	bounded := e2eBoundUnknownPuts(ops)
-	t.Logf("history over %v: %d operations: %d gets, %d puts, %d deletes answered; writes with unknown outcome %v (%d puts of them seen by a get); left out %v",
-		time.Since(began).Round(time.Millisecond), len(ops), h.ok[e2eGet], h.ok[e2ePut], h.ok[e2eDelete], h.unknown, bounded, h.dropped)
-	h.mu.Unlock()
-	if h.ok[e2eGet] < 50 || h.ok[e2ePut] < 50 {
-		t.Fatalf("too few answered operations to say anything: %v", h.ok)
-	}
-
-	checkStart := time.Now()
-	timeout := time.Minute
-	if *e2eSoak || rounds > 20 {
-		timeout = 10 * time.Minute
-	}
-	switch res := porcupine.CheckOperationsTimeout(e2eKVModel, ops, timeout); res {
-	case porcupine.Ok:
-		t.Logf("linearizable (checked in %v)", time.Since(checkStart).Round(time.Millisecond))
-	case porcupine.Illegal:
-		_, info := porcupine.CheckOperationsVerbose(e2eKVModel, ops, timeout)
-		path := filepath.Join(os.TempDir(), fmt.Sprintf("kvstore-e2e-linearizability-%d.html", seed))
-		if err := porcupine.VisualizePath(e2eKVModel, info, path); err != nil {
-			t.Errorf("writing the visualization: %v", err)
-		} else {
-			t.Errorf("visualization of the history: %s", path)
-		}
-		t.Fatalf("the history is not linearizable (seed %d)", seed)
-	default:
-		// Small key sets keep histories far below this: an unverified
-		// history is a failure, not a pass.
-		t.Fatalf("linearizability check inconclusive: timed out after %v (seed %d)", timeout, seed)
-	}
+	cl.finish(t, seed, e2eCheckTimeout(rounds))
 
 	// The members agree on every key.
 	applied := c.waitConverged(30 * time.Second)
-	var all []string
-	for e := range int(epoch.Load()) + 1 {
-		for k := range keys {
-			all = append(all, fmt.Sprintf("e%d-k%d", e, k))
-		}
-	}
+	all := e2eEpochKeys(cl.epoch.Load(), keys)
 	var first map[string]string
 	for _, m := range c.members {
 		got, err := c.readAll(m.id, all)
