@@ -10,7 +10,7 @@ import (
 // SoftState is volatile state that the application may want to observe:
 // the known leader and this node's role. It is not persisted.
 type SoftState struct {
-	Lead      uint64 // must use atomic operations to access; keep 64-bit aligned.
+	Lead      uint64 // the leader of the current term as far as this node knows, or None
 	RaftState StateType
 }
 
@@ -33,7 +33,7 @@ type Peer struct {
 }
 
 // Ready is a batch of work for the application, returned by RawNode.Ready.
-// Handle it in this order (DESIGN: the Ready contract):
+// Handle it in this order (the package documentation shows the whole loop):
 //
 //  1. Persist Snapshot (if not empty), Entries (an entry at index i replaces
 //     every stored entry at i or later) and HardState (if not empty),

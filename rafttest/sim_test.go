@@ -15,7 +15,7 @@ import (
 
 var (
 	seedFlag      = flag.Uint64("seed", 0, "TestSim: replay this one seed, printing its events")
-	simSeedsFlag  = flag.Int("sim.seeds", 0, "TestSim: number of seeds (default 200, 30 with -short)")
+	simSeedsFlag  = flag.Int("sim.seeds", 0, "TestSim: number of seeds (default 300, 30 with -short)")
 	soakFlag      = flag.Bool("soak", false, "run TestSimSoak")
 	soakSeedsFlag = flag.Int("soak.seeds", 5000, "TestSimSoak: number of seeds")
 	soakWALFlag   = flag.Bool("soak.wal", false, "TestSimSoak: run every node on a wal.Storage")

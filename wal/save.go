@@ -54,7 +54,13 @@ func (s *Storage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
 	if !hasSnap && len(ents) == 0 && !hasHS {
 		return nil
 	}
-	mustSync := hasSnap || len(ents) > 0 || (hasHS && (hs.Term != s.hs.Term || hs.Vote != s.hs.Vote))
+	// The stored hard state stands in for the previous one when this
+	// Save carries none (only the entries then decide).
+	next := s.hs
+	if hasHS {
+		next = hs
+	}
+	mustSync := hasSnap || raft.MustSync(next, s.hs, len(ents))
 
 	if hasSnap {
 		if err := writeSnapshotFile(s.fs, s.dir, snap); err != nil {
