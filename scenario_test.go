@@ -35,6 +35,7 @@ func TestScenarios(t *testing.T) {
 type scenarioNode struct {
 	rn      *RawNode
 	storage *MemoryStorage
+	cfg     Config
 }
 
 // scenarioEnv is the cluster of a transcript: the nodes, the messages sent
@@ -96,6 +97,10 @@ func (env *scenarioEnv) handle(t *testing.T, td *datadriven.TestData) string {
 		env.deliverMsgs(t, env.targets(t, td), env.dropSet(t, td), &b)
 	case "stabilize":
 		env.stabilize(t, env.targets(t, td), &b)
+	case "restart":
+		env.eachNode(t, td, func(id uint64, n *scenarioNode) {
+			env.restart(t, id, &b)
+		})
 	case "partition":
 		env.partition(t, td, &b)
 	case "heal":
@@ -264,7 +269,7 @@ func (env *scenarioEnv) addNodes(t *testing.T, td *datadriven.TestData, b *strin
 		if err != nil {
 			td.Fatalf(t, "add-nodes: %v", err)
 		}
-		env.nodes[id] = &scenarioNode{rn: rn, storage: s}
+		env.nodes[id] = &scenarioNode{rn: rn, storage: s, cfg: *cfg}
 		fmt.Fprintf(b, "node %d: applied %d, config %s\n", id, index, DescribeConfState(cs))
 	}
 }
@@ -328,6 +333,22 @@ func (env *scenarioEnv) processReady(t *testing.T, id uint64, b *strings.Builder
 	}
 	n.rn.Advance(rd)
 	return true
+}
+
+// restart models a crash and restart of node id: everything not in its
+// storage is lost (volatile state, the unsent Ready), and a new RawNode
+// starts from what was persisted.
+func (env *scenarioEnv) restart(t *testing.T, id uint64, b *strings.Builder) {
+	n := env.nodes[id]
+	cfg := n.cfg
+	cfg.RandomSource = rand.NewPCG(1, id)
+	rn, err := NewRawNode(&cfg)
+	if err != nil {
+		t.Fatalf("restart %d: %v", id, err)
+	}
+	n.rn = rn
+	hs, _, _ := n.storage.InitialState()
+	fmt.Fprintf(b, "node %d restarted: %s\n", id, DescribeHardState(hs))
 }
 
 func writeIndented(b *strings.Builder, s string) {
