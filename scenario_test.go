@@ -193,8 +193,8 @@ func (env *scenarioEnv) targets(t *testing.T, td *datadriven.TestData) []uint64 
 	return ids
 }
 
-// eachNode calls f for each named node (all when none is named), with a
-// header line when there are several.
+// eachNode calls f for each named node (all when none is named), in
+// ascending order of ID unless the command names another order.
 func (env *scenarioEnv) eachNode(t *testing.T, td *datadriven.TestData, f func(uint64, *scenarioNode)) {
 	for _, id := range env.targets(t, td) {
 		f(id, env.nodes[id])
