@@ -245,6 +245,8 @@ func (env *scenarioEnv) addNodes(t *testing.T, td *datadriven.TestData, b *strin
 	var preVote, checkQuorum bool
 	td.MaybeScanArgs(t, "prevote", &preVote)
 	td.MaybeScanArgs(t, "checkquorum", &checkQuorum)
+	var async bool
+	td.MaybeScanArgs(t, "async-storage-writes", &async)
 	maxMsgSize := uint64(noLimit)
 	td.MaybeScanArgs(t, "max-msg-size", &maxMsgSize)
 	for id := first; id < first+uint64(n); id++ {
@@ -254,16 +256,17 @@ func (env *scenarioEnv) addNodes(t *testing.T, td *datadriven.TestData, b *strin
 			td.Fatalf(t, "add-nodes: %v", err)
 		}
 		cfg := &Config{
-			ID:              id,
-			ElectionTick:    10,
-			HeartbeatTick:   1,
-			Storage:         s,
-			MaxSizePerMsg:   maxMsgSize,
-			MaxInflightMsgs: 256,
-			PreVote:         preVote,
-			CheckQuorum:     checkQuorum,
-			Logger:          DiscardLogger,
-			RandomSource:    rand.NewPCG(1, id),
+			ID:                 id,
+			ElectionTick:       10,
+			HeartbeatTick:      1,
+			Storage:            s,
+			MaxSizePerMsg:      maxMsgSize,
+			MaxInflightMsgs:    256,
+			PreVote:            preVote,
+			CheckQuorum:        checkQuorum,
+			AsyncStorageWrites: async,
+			Logger:             DiscardLogger,
+			RandomSource:       rand.NewPCG(1, id),
 		}
 		rn, err := NewRawNode(cfg)
 		if err != nil {
@@ -316,11 +319,21 @@ func (env *scenarioEnv) processReady(t *testing.T, id uint64, b *strings.Builder
 	rd := n.rn.Ready()
 	fmt.Fprintf(b, "> %d handling Ready\n", id)
 	writeIndented(b, DescribeReady(rd, quoteData))
+	if n.cfg.AsyncStorageWrites {
+		env.runStorageThreads(t, id, rd.Messages, b)
+		return true
+	}
 	if err := n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 		t.Fatalf("node %d: save: %v", id, err)
 	}
 	env.queue = append(env.queue, rd.Messages...)
-	for _, e := range rd.CommittedEntries {
+	env.applyConfChanges(t, id, rd.CommittedEntries, b)
+	n.rn.Advance(rd)
+	return true
+}
+
+func (env *scenarioEnv) applyConfChanges(t *testing.T, id uint64, ents []pb.Entry, b *strings.Builder) {
+	for _, e := range ents {
 		if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
 			continue
 		}
@@ -328,11 +341,45 @@ func (env *scenarioEnv) processReady(t *testing.T, id uint64, b *strings.Builder
 		if err != nil {
 			t.Fatalf("node %d: %v", id, err)
 		}
-		cs := n.rn.ApplyConfChange(cc)
+		cs := env.nodes[id].rn.ApplyConfChange(cc)
 		fmt.Fprintf(b, "  applied conf change: %s\n", DescribeConfState(*cs))
 	}
-	n.rn.Advance(rd)
-	return true
+}
+
+// runStorageThreads plays the storage threads of an AsyncStorageWrites
+// node at once: it writes each MsgStorageAppend and applies each
+// MsgStorageApply, then releases their responses (the node's own are
+// stepped in, those to peers are queued). Other messages are queued as
+// they are.
+func (env *scenarioEnv) runStorageThreads(t *testing.T, id uint64, msgs []pb.Message, b *strings.Builder) {
+	n := env.nodes[id]
+	for _, m := range msgs {
+		switch m.To {
+		case LocalAppendThread:
+			var snap pb.Snapshot
+			if m.Snapshot != nil {
+				snap = *m.Snapshot
+			}
+			hs := pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+			if err := n.storage.Save(hs, m.Entries, snap); err != nil {
+				t.Fatalf("node %d: save: %v", id, err)
+			}
+		case LocalApplyThread:
+			env.applyConfChanges(t, id, m.Entries, b)
+		default:
+			env.queue = append(env.queue, m)
+			continue
+		}
+		for _, resp := range m.Responses {
+			if resp.To != id {
+				env.queue = append(env.queue, resp)
+				continue
+			}
+			if err := n.rn.Step(resp); err != nil {
+				t.Fatalf("node %d: storage response: %v", id, err)
+			}
+		}
+	}
 }
 
 // restart models a crash and restart of node id: everything not in its
