@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/raftcore/raft/rafttest"
 )
 
 // e2eAck is a write that got 200.
@@ -26,120 +27,6 @@ type e2eAck struct {
 	call, ret  time.Time
 	via        int
 	afterCrash bool
-}
-
-// The linearizability model: each key is a register that may be missing.
-// Puts and deletes report whether the key existed (the API's created and
-// deleted); a write whose outcome the client never learned has an unknown
-// output, and may take effect at any time after its call.
-type e2eOp uint8
-
-const (
-	e2eGet e2eOp = iota
-	e2ePut
-	e2eDelete
-)
-
-type e2eInput struct {
-	op    e2eOp
-	key   string
-	value string // put
-}
-
-type e2eOutput struct {
-	unknown bool   // a write that timed out or failed: it may or may not have happened
-	found   bool   // get: the key exists; put, delete: it existed before
-	value   string // get
-}
-
-type e2eRegister struct {
-	exists bool
-	value  string
-}
-
-var e2eKVModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range history {
-			k := op.Input.(e2eInput).key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return e2eRegister{} },
-	Step: func(state, input, output any) (bool, any) {
-		s, in, out := state.(e2eRegister), input.(e2eInput), output.(e2eOutput)
-		switch in.op {
-		case e2eGet:
-			return out.found == s.exists && out.value == s.value, s
-		case e2ePut:
-			return out.unknown || out.found == s.exists, e2eRegister{exists: true, value: in.value}
-		default:
-			return out.unknown || out.found == s.exists, e2eRegister{}
-		}
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(e2eInput), output.(e2eOutput)
-		switch {
-		case in.op == e2eGet && out.found:
-			return fmt.Sprintf("get(%s) -> %q", in.key, out.value)
-		case in.op == e2eGet:
-			return fmt.Sprintf("get(%s) -> not found", in.key)
-		case out.unknown && in.op == e2ePut:
-			return fmt.Sprintf("put(%s, %q) -> ?", in.key, in.value)
-		case out.unknown:
-			return fmt.Sprintf("delete(%s) -> ?", in.key)
-		case in.op == e2ePut:
-			return fmt.Sprintf("put(%s, %q) -> created %v", in.key, in.value, !out.found)
-		default:
-			return fmt.Sprintf("delete(%s) -> deleted %v", in.key, out.found)
-		}
-	},
-	DescribeState: func(state any) string {
-		if s := state.(e2eRegister); s.exists {
-			return fmt.Sprintf("%q", s.value)
-		}
-		return "(missing)"
-	},
-}
-
-// TestE2EModel checks that the model rejects what it must, so that a pass
-// of TestE2ELinearizable means something.
-func TestE2EModel(t *testing.T) {
-	op := func(client int, call, ret int64, in e2eInput, out e2eOutput) porcupine.Operation {
-		return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: in, Output: out}
-	}
-	put := e2eInput{op: e2ePut, key: "x", value: "a"}
-	get := e2eInput{op: e2eGet, key: "x"}
-	del := e2eInput{op: e2eDelete, key: "x"}
-	tests := []struct {
-		name    string
-		history []porcupine.Operation
-		ok      bool
-	}{
-		{"read your write", []porcupine.Operation{op(0, 0, 10, put, e2eOutput{}), op(1, 20, 30, get, e2eOutput{found: true, value: "a"})}, true},
-		{"stale read", []porcupine.Operation{op(0, 0, 10, put, e2eOutput{}), op(1, 20, 30, get, e2eOutput{})}, false},
-		{"concurrent read may miss", []porcupine.Operation{op(0, 0, 10, put, e2eOutput{}), op(1, 5, 30, get, e2eOutput{})}, true},
-		{"created twice", []porcupine.Operation{op(0, 0, 10, put, e2eOutput{}), op(1, 20, 30, put, e2eOutput{})}, false},
-		{"deleted what existed", []porcupine.Operation{op(0, 0, 10, put, e2eOutput{}), op(1, 20, 30, del, e2eOutput{found: true}), op(0, 40, 50, get, e2eOutput{})}, true},
-		{"read after delete", []porcupine.Operation{op(0, 0, 10, put, e2eOutput{}), op(1, 20, 30, del, e2eOutput{found: true}), op(0, 40, 50, get, e2eOutput{found: true, value: "a"})}, false},
-		{"unknown write seen later", []porcupine.Operation{op(0, 0, math.MaxInt64, put, e2eOutput{unknown: true}), op(1, 20, 30, get, e2eOutput{}), op(1, 40, 50, get, e2eOutput{found: true, value: "a"})}, true},
-		{"unknown write unseen then gone", []porcupine.Operation{op(0, 0, math.MaxInt64, put, e2eOutput{unknown: true}), op(1, 20, 30, get, e2eOutput{found: true, value: "a"}), op(1, 40, 50, get, e2eOutput{})}, false},
-		{"value never written", []porcupine.Operation{op(1, 20, 30, get, e2eOutput{found: true, value: "b"})}, false},
-	}
-	for _, tt := range tests {
-		if got := porcupine.CheckOperations(e2eKVModel, tt.history); got != tt.ok {
-			t.Errorf("%s: linearizable = %v, want %v", tt.name, got, tt.ok)
-		}
-	}
 }
 
 // e2eHistory is the clients' record of operations.
@@ -155,13 +42,13 @@ func (h *e2eHistory) add(op porcupine.Operation, why string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ops = append(h.ops, op)
-	if op.Output.(e2eOutput).unknown {
+	if op.Output.(rafttest.KVOutput).Unknown {
 		if h.unknown == nil {
 			h.unknown = map[string]int{}
 		}
 		h.unknown[why]++
 	} else {
-		h.ok[op.Input.(e2eInput).op]++
+		h.ok[op.Input.(rafttest.KVInput).Op]++
 	}
 }
 
@@ -182,7 +69,7 @@ func (h *e2eHistory) drop(why string) {
 // flight when its member applied its own removal may or may not be applied.
 // why says why an outcome is unknown or dropped; problem is set for answers
 // the API must never give.
-func e2eOutcome(in e2eInput, status int, body []byte, err error) (out e2eOutput, record bool, why, problem string) {
+func e2eOutcome(in rafttest.KVInput, status int, body []byte, err error) (out rafttest.KVOutput, record bool, why, problem string) {
 	var r e2eReply
 	switch {
 	case err != nil:
@@ -195,39 +82,39 @@ func e2eOutcome(in e2eInput, status int, body []byte, err error) (out e2eOutput,
 		default:
 			why = "connection error"
 		}
-		if in.op == e2eGet || errors.Is(err, syscall.ECONNREFUSED) {
+		if in.Op == rafttest.KVGet || errors.Is(err, syscall.ECONNREFUSED) {
 			return out, false, why, ""
 		}
-		return e2eOutput{unknown: true}, true, why, ""
+		return rafttest.KVOutput{Unknown: true}, true, why, ""
 	case status == http.StatusServiceUnavailable:
 		if json.Unmarshal(body, &r) != nil || r.Code == "" {
 			return out, false, "", fmt.Sprintf("503 without an error code: %s", body)
 		}
 		why = "503 " + r.Code
-		if in.op == e2eGet || r.Code == "no_leader" {
+		if in.Op == rafttest.KVGet || r.Code == "no_leader" {
 			return out, false, why, ""
 		}
-		return e2eOutput{unknown: true}, true, why, ""
+		return rafttest.KVOutput{Unknown: true}, true, why, ""
 	case status == http.StatusGone:
 		if json.Unmarshal(body, &r) != nil || r.Code != "member_removed" {
 			return out, false, "", fmt.Sprintf("410 without code member_removed: %s", body)
 		}
-		if in.op != e2eGet && r.Error == errRemovedInFlight.Error() {
-			return e2eOutput{unknown: true}, true, "410 member_removed in flight", ""
+		if in.Op != rafttest.KVGet && r.Error == errRemovedInFlight.Error() {
+			return rafttest.KVOutput{Unknown: true}, true, "410 member_removed in flight", ""
 		}
 		return out, false, "410 member_removed", ""
-	case in.op == e2eGet && status == http.StatusOK:
-		return e2eOutput{found: true, value: string(body)}, true, "", ""
-	case in.op == e2eGet && status == http.StatusNotFound:
+	case in.Op == rafttest.KVGet && status == http.StatusOK:
+		return rafttest.KVOutput{Found: true, Value: string(body)}, true, "", ""
+	case in.Op == rafttest.KVGet && status == http.StatusNotFound:
 		if json.Unmarshal(body, &r) == nil && r.Code == "key_not_found" {
-			return e2eOutput{}, true, "", ""
+			return rafttest.KVOutput{}, true, "", ""
 		}
 	case status == http.StatusOK:
 		if json.Unmarshal(body, &r) == nil && r.Index > 0 {
-			if in.op == e2ePut {
-				return e2eOutput{found: !r.Created}, true, "", ""
+			if in.Op == rafttest.KVPut {
+				return rafttest.KVOutput{Found: !r.Created}, true, "", ""
 			}
-			return e2eOutput{found: r.Deleted}, true, "", ""
+			return rafttest.KVOutput{Found: r.Deleted}, true, "", ""
 		}
 	}
 	return out, false, "", fmt.Sprintf("%d %s", status, body)
@@ -240,9 +127,9 @@ func e2eOutcome(in e2eInput, status int, body []byte, err error) (out e2eOutput,
 func e2eBoundUnknownPuts(ops []porcupine.Operation) int {
 	seen := map[string]int64{} // key NUL value -> earliest return of a get that saw it
 	for _, op := range ops {
-		in, out := op.Input.(e2eInput), op.Output.(e2eOutput)
-		if in.op == e2eGet && out.found {
-			k := in.key + "\x00" + out.value
+		in, out := op.Input.(rafttest.KVInput), op.Output.(rafttest.KVOutput)
+		if in.Op == rafttest.KVGet && out.Found {
+			k := in.Key + "\x00" + out.Value
 			if r, ok := seen[k]; !ok || op.Return < r {
 				seen[k] = op.Return
 			}
@@ -250,11 +137,11 @@ func e2eBoundUnknownPuts(ops []porcupine.Operation) int {
 	}
 	n := 0
 	for i, op := range ops {
-		in, out := op.Input.(e2eInput), op.Output.(e2eOutput)
-		if in.op != e2ePut || !out.unknown {
+		in, out := op.Input.(rafttest.KVInput), op.Output.(rafttest.KVOutput)
+		if in.Op != rafttest.KVPut || !out.Unknown {
 			continue
 		}
-		if r, ok := seen[in.key+"\x00"+in.value]; ok && r > op.Call {
+		if r, ok := seen[in.Key+"\x00"+in.Value]; ok && r > op.Call {
 			ops[i].Return = r
 			n++
 		}
@@ -278,7 +165,7 @@ type e2eClients struct {
 // request goes to; seen, if not nil, is shown every exchange (call is the
 // time the request was sent, on the history's clock).
 func startE2EClients(t *testing.T, c *e2eCluster, seed uint64, n, keys int, pick func(*rand.Rand) int,
-	seen func(id int, in e2eInput, call int64, status int, body []byte, err error)) *e2eClients {
+	seen func(id int, in rafttest.KVInput, call int64, status int, body []byte, err error)) *e2eClients {
 	cl := &e2eClients{began: time.Now(), stop: make(chan struct{})}
 	for client := range n {
 		cl.wg.Add(1)
@@ -291,37 +178,37 @@ func startE2EClients(t *testing.T, c *e2eCluster, seed uint64, n, keys int, pick
 					return
 				default:
 				}
-				in := e2eInput{key: fmt.Sprintf("e%d-k%d", cl.epoch.Load(), rng.IntN(keys))}
+				in := rafttest.KVInput{Key: fmt.Sprintf("e%d-k%d", cl.epoch.Load(), rng.IntN(keys))}
 				method := http.MethodGet
 				switch p := rng.IntN(100); {
 				case p < 40:
-					in.op, in.value, method = e2ePut, fmt.Sprintf("c%d-%d", client, seq), http.MethodPut
+					in.Op, in.Value, method = rafttest.KVPut, fmt.Sprintf("c%d-%d", client, seq), http.MethodPut
 				case p < 85:
-					in.op = e2eGet
+					in.Op = rafttest.KVGet
 				default:
-					in.op, method = e2eDelete, http.MethodDelete
+					in.Op, method = rafttest.KVDelete, http.MethodDelete
 				}
 				id := pick(rng)
 				call := cl.now()
-				status, body, err := c.request(method, id, e2eKeyPath(in.key), in.value)
+				status, body, err := c.request(method, id, e2eKeyPath(in.Key), in.Value)
 				ret := cl.now()
 				if seen != nil {
 					seen(id, in, call, status, body, err)
 				}
 				out, record, why, problem := e2eOutcome(in, status, body, err)
 				if problem != "" {
-					t.Errorf("%s %s via member %d: %s", method, in.key, id, problem)
+					t.Errorf("%s %s via member %d: %s", method, in.Key, id, problem)
 				}
 				if !record {
 					cl.h.drop(why)
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
-				if out.unknown {
+				if out.Unknown {
 					ret = math.MaxInt64
 				}
 				cl.h.add(porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}, why)
-				if out.unknown {
+				if out.Unknown {
 					time.Sleep(10 * time.Millisecond)
 				}
 			}
@@ -349,7 +236,7 @@ func (cl *e2eClients) stopAll() {
 func (cl *e2eClients) answered() (gets, puts, all int) {
 	cl.h.mu.Lock()
 	defer cl.h.mu.Unlock()
-	return cl.h.ok[e2eGet], cl.h.ok[e2ePut], cl.h.ok[e2eGet] + cl.h.ok[e2ePut] + cl.h.ok[e2eDelete]
+	return cl.h.ok[rafttest.KVGet], cl.h.ok[rafttest.KVPut], cl.h.ok[rafttest.KVGet] + cl.h.ok[rafttest.KVPut] + cl.h.ok[rafttest.KVDelete]
 }
 
 // finish lets the clients go on until the cluster, in its final shape, has
@@ -377,7 +264,7 @@ func (cl *e2eClients) finish(t *testing.T, seed uint64, timeout time.Duration) {
 	ops := h.ops
 	bounded := e2eBoundUnknownPuts(ops)
 	t.Logf("history over %v: %d operations: %d gets, %d puts, %d deletes answered; writes with unknown outcome %v (%d puts of them seen by a get); left out %v",
-		time.Since(cl.began).Round(time.Millisecond), len(ops), h.ok[e2eGet], h.ok[e2ePut], h.ok[e2eDelete], h.unknown, bounded, h.dropped)
+		time.Since(cl.began).Round(time.Millisecond), len(ops), h.ok[rafttest.KVGet], h.ok[rafttest.KVPut], h.ok[rafttest.KVDelete], h.unknown, bounded, h.dropped)
 	h.mu.Unlock()
 	e2eCheckLinearizable(t, ops, seed, timeout)
 }
@@ -388,13 +275,13 @@ func (cl *e2eClients) finish(t *testing.T, seed uint64, timeout time.Duration) {
 func e2eCheckLinearizable(t *testing.T, ops []porcupine.Operation, seed uint64, timeout time.Duration) {
 	t.Helper()
 	checkStart := time.Now()
-	switch res := porcupine.CheckOperationsTimeout(e2eKVModel, ops, timeout); res {
+	switch res := porcupine.CheckOperationsTimeout(rafttest.KVModel(), ops, timeout); res {
 	case porcupine.Ok:
 		t.Logf("linearizable (checked in %v)", time.Since(checkStart).Round(time.Millisecond))
 	case porcupine.Illegal:
-		_, info := porcupine.CheckOperationsVerbose(e2eKVModel, ops, timeout)
+		_, info := porcupine.CheckOperationsVerbose(rafttest.KVModel(), ops, timeout)
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("kvstore-e2e-linearizability-%d.html", seed))
-		if err := porcupine.VisualizePath(e2eKVModel, info, path); err != nil {
+		if err := porcupine.VisualizePath(rafttest.KVModel(), info, path); err != nil {
 			t.Errorf("writing the visualization: %v", err)
 		} else {
 			t.Errorf("visualization of the history: %s", path)
