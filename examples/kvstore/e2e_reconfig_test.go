@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/raftcore/raft/rafttest"
 )
 
 // TestE2ELinearizableReconfig runs the clients of TestE2ELinearizable while
@@ -62,7 +64,7 @@ func TestE2ELinearizableReconfig(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d leader transfer and membership change rounds", seed, rounds)
 	cl := startE2EClients(t, c, seed, clients, keys, func(rng *rand.Rand) int { return targets.pick(rng.IntN(1 << 20)) },
-		func(id int, in e2eInput, call int64, status int, body []byte, err error) {
+		func(id int, in rafttest.KVInput, call int64, status int, body []byte, err error) {
 			at := removedAt[id].Load()
 			if at == 0 || call <= at || err != nil {
 				return
@@ -70,7 +72,7 @@ func TestE2ELinearizableReconfig(t *testing.T) {
 			var r e2eReply
 			json.Unmarshal(body, &r)
 			if status != http.StatusGone || r.Error != errRemoved.Error() {
-				t.Errorf("%s via member %d, sent %v after it reported its removal: %d %s", in.key, id, time.Duration(call-at), status, body)
+				t.Errorf("%s via member %d, sent %v after it reported its removal: %d %s", in.Key, id, time.Duration(call-at), status, body)
 				return
 			}
 			late410.Add(1)
@@ -321,16 +323,16 @@ func TestE2EOutcome(t *testing.T) {
 	}
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
-	put := e2eInput{op: e2ePut, key: "x", value: "a"}
-	del := e2eInput{op: e2eDelete, key: "x"}
-	get := e2eInput{op: e2eGet, key: "x"}
+	put := rafttest.KVInput{Op: rafttest.KVPut, Key: "x", Value: "a"}
+	del := rafttest.KVInput{Op: rafttest.KVDelete, Key: "x"}
+	get := rafttest.KVInput{Op: rafttest.KVGet, Key: "x"}
 	const (
 		dropped = iota
 		unknown
 	)
 	tests := []struct {
 		name string
-		in   e2eInput
+		in   rafttest.KVInput
 		err  error // a transport error, or
 		fail error // the member's failure
 		want int   // dropped or unknown
@@ -361,7 +363,7 @@ func TestE2EOutcome(t *testing.T) {
 			t.Errorf("%s: reported as a problem: %s", tt.name, problem)
 		case tt.want == dropped && record:
 			t.Errorf("%s: recorded (%+v), want it left out: it had no effect", tt.name, out)
-		case tt.want == unknown && (!record || !out.unknown):
+		case tt.want == unknown && (!record || !out.Unknown):
 			t.Errorf("%s: recorded %v, output %+v; want an unknown outcome", tt.name, record, out)
 		case why != tt.why:
 			t.Errorf("%s: why %q, want %q", tt.name, why, tt.why)
