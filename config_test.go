@@ -56,6 +56,8 @@ func configErrorCases() []configErrorCase {
 			func(c *Config) { c.ElectionTick = 2 }, "ElectionTick 2, HeartbeatTick 2"},
 		{"zero election tick", "ErrConfigElectionTick", ErrConfigElectionTick,
 			func(c *Config) { c.ElectionTick = 0 }, "ElectionTick 0, HeartbeatTick 2"},
+		{"election tick below heartbeat", "ErrConfigElectionTick", ErrConfigElectionTick,
+			func(c *Config) { c.HeartbeatTick = 5; c.ElectionTick = 3 }, "ElectionTick 3, HeartbeatTick 5"},
 		{"nil storage", "ErrConfigNilStorage", ErrConfigNilStorage,
 			func(c *Config) { c.Storage = nil }, ""},
 		{"negative snapshot timeout", "ErrConfigSnapshotTimeout", ErrConfigSnapshotTimeout,
@@ -345,4 +347,11 @@ func TestVeryLargeElectionTickCluster(t *testing.T) {
 		require.Equal(t, []byte("x"), n.applied[len(n.applied)-1].Data, "node %d", id)
 		require.GreaterOrEqual(t, n.r().randomizedElectionTimeout, 1<<30)
 	}
+}
+
+// A nil config is an error, not a nil dereference.
+func TestNewRawNodeNilConfig(t *testing.T) {
+	rn, err := NewRawNode(nil)
+	require.Error(t, err)
+	require.Nil(t, rn)
 }

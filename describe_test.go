@@ -45,11 +45,15 @@ func TestDescribeStates(t *testing.T) {
 		{"unknown role", DescribeSoftState(SoftState{Lead: 1, RaftState: StateType(7)}), "Lead:1 State:StateType(7)"},
 
 		{"empty conf state", DescribeConfState(pb.ConfState{}), "Voters:[]"},
+		{"voters only", DescribeConfState(pb.ConfState{Voters: []uint64{1, 2, 3}}), "Voters:[1 2 3]"},
 		{"voters and learners", DescribeConfState(pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}),
 			"Voters:[1 2 3] Learners:[4]"},
 		{"joint conf state", DescribeConfState(pb.ConfState{
 			Voters: []uint64{1, 2, 4}, VotersOutgoing: []uint64{1, 2, 3}, LearnersNext: []uint64{3}, AutoLeave: true,
 		}), "Voters:[1 2 4] VotersOutgoing:[1 2 3] LearnersNext:[3] AutoLeave:true"},
+		{"every conf state field", DescribeConfState(pb.ConfState{Voters: []uint64{1, 2}, VotersOutgoing: []uint64{1, 3},
+			Learners: []uint64{4}, LearnersNext: []uint64{3}, AutoLeave: true}),
+			"Voters:[1 2] VotersOutgoing:[1 3] Learners:[4] LearnersNext:[3] AutoLeave:true"},
 
 		{"empty snapshot", DescribeSnapshot(pb.Snapshot{}), "Index:0 Term:0 ConfState:Voters:[]"},
 		{"snapshot", DescribeSnapshot(pb.Snapshot{
@@ -58,7 +62,9 @@ func TestDescribeStates(t *testing.T) {
 				ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{5}}},
 		}), "Index:100 Term:7 ConfState:Voters:[1 2 3] Learners:[5]"},
 	} {
-		require.Equal(t, tt.want, tt.got, tt.name)
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, tt.got)
+		})
 	}
 }
 
@@ -108,7 +114,9 @@ func TestDescribeEntryPayloads(t *testing.T) {
 		{"v2 without data leaves joint", pb.Entry{Term: 2, Index: 6, Type: pb.EntryConfChangeV2}, nil,
 			"2/6 EntryConfChangeV2 leave-joint"},
 	} {
-		require.Equal(t, tt.want, DescribeEntry(tt.e, tt.f), tt.name)
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, DescribeEntry(tt.e, tt.f))
+		})
 	}
 
 	// The formatter sees the entry's own Data, and only for normal
@@ -124,28 +132,31 @@ func TestDescribeEntryPayloads(t *testing.T) {
 // decoding error, by every Describe function, without panicking.
 func TestDescribeUndecodableConfChangePayloads(t *testing.T) {
 	for _, tt := range []struct {
+		name string
 		e    pb.Entry
 		want string
 	}{
-		{pb.Entry{Term: 1, Index: 5, Type: pb.EntryConfChange, Data: []byte{0xff, 0xff, 0xff}},
+		{"v1", pb.Entry{Term: 1, Index: 5, Type: pb.EntryConfChange, Data: []byte{0xff, 0xff, 0xff}},
 			"1/5 EntryConfChange <undecodable conf change: raft: decoding conf change at index 5: "},
-		{pb.Entry{Term: 1, Index: 6, Type: pb.EntryConfChangeV2, Data: []byte{0x0a}},
+		{"v2", pb.Entry{Term: 1, Index: 6, Type: pb.EntryConfChangeV2, Data: []byte{0x0a}},
 			"1/6 EntryConfChangeV2 <undecodable conf change: raft: decoding conf change v2 at index 6: "},
 	} {
-		var got string
-		require.NotPanics(t, func() { got = DescribeEntry(tt.e, quoted) })
-		require.True(t, strings.HasPrefix(got, tt.want), got)
-		require.True(t, strings.HasSuffix(got, ">"), got)
+		t.Run(tt.name, func(t *testing.T) {
+			var got string
+			require.NotPanics(t, func() { got = DescribeEntry(tt.e, quoted) })
+			require.True(t, strings.HasPrefix(got, tt.want), got)
+			require.True(t, strings.HasSuffix(got, ">"), got)
 
-		var ents, msg, rd string
-		require.NotPanics(t, func() {
-			ents = DescribeEntries([]pb.Entry{tt.e}, nil)
-			msg = DescribeMessage(pb.Message{From: 1, To: 2, Type: pb.MsgApp, Entries: []pb.Entry{tt.e}}, nil)
-			rd = DescribeReady(Ready{CommittedEntries: []pb.Entry{tt.e}}, nil)
+			var ents, msg, rd string
+			require.NotPanics(t, func() {
+				ents = DescribeEntries([]pb.Entry{tt.e}, nil)
+				msg = DescribeMessage(pb.Message{From: 1, To: 2, Type: pb.MsgApp, Entries: []pb.Entry{tt.e}}, nil)
+				rd = DescribeReady(Ready{CommittedEntries: []pb.Entry{tt.e}}, nil)
+			})
+			require.Equal(t, got+"\n", ents)
+			require.Equal(t, "1->2 MsgApp Term:0 Log:0/0 Entries:["+got+"]", msg)
+			require.Equal(t, "CommittedEntries:\n"+got+"\n", rd)
 		})
-		require.Equal(t, got+"\n", ents)
-		require.Equal(t, "1->2 MsgApp Term:0 Log:0/0 Entries:["+got+"]", msg)
-		require.Equal(t, "CommittedEntries:\n"+got+"\n", rd)
 	}
 }
 
@@ -188,6 +199,9 @@ func TestDescribeMessages(t *testing.T) {
 		{"rejected append", pb.Message{From: 2, To: 1, Type: pb.MsgAppResp, Term: 4, LogTerm: 3, Index: 10,
 			Reject: true, RejectHint: 7}, nil,
 			"2->1 MsgAppResp Term:4 Log:3/10 Rejected (Hint: 7)"},
+		{"vote with transfer context", pb.Message{From: 3, To: 1, Type: pb.MsgVote, Term: 4, LogTerm: 3, Index: 9,
+			Context: []byte("CampaignTransfer")}, nil,
+			`3->1 MsgVote Term:4 Log:3/9 Context:"CampaignTransfer"`},
 		{"vote request", pb.Message{From: 3, To: 1, Type: pb.MsgPreVote, Term: 6, LogTerm: 5, Index: 20}, nil,
 			"3->1 MsgPreVote Term:6 Log:5/20"},
 		{"heartbeat with read context", pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: 2, Commit: 5,
@@ -216,7 +230,9 @@ func TestDescribeMessages(t *testing.T) {
 			"1->ApplyThread MsgStorageApply Term:0 Log:0/0 Entries:[2/3 EntryNormal (empty)] " +
 				"Responses:[ApplyThread->1 MsgStorageApplyResp Term:0 Log:0/0 Entries:[2/3 EntryNormal (empty)]]"},
 	} {
-		require.Equal(t, tt.want, DescribeMessage(tt.m, tt.f), tt.name)
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, DescribeMessage(tt.m, tt.f))
+		})
 	}
 }
 
@@ -264,7 +280,9 @@ func TestDescribeReadyContents(t *testing.T) {
 				"1->3 MsgSnap Term:2 Log:0/0 Snapshot: Index:4 Term:1 ConfState:Voters:[1 2 3]\n" +
 				"MustSync\n"},
 	} {
-		require.Equal(t, tt.want, DescribeReady(tt.rd, tt.f), tt.name)
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, DescribeReady(tt.rd, tt.f))
+		})
 	}
 }
 

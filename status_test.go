@@ -236,10 +236,12 @@ func TestStatusJSONRoleNames(t *testing.T) {
 		{StatePreCandidate, "StatePreCandidate"},
 		{StateType(9), "StateType(9)"},
 	} {
-		st := Status{BasicStatus: BasicStatus{ID: 1, SoftState: SoftState{RaftState: tt.state}}}
-		var got map[string]any
-		require.NoError(t, json.Unmarshal([]byte(st.String()), &got))
-		require.Equal(t, tt.want, got["raftState"])
+		t.Run(tt.want, func(t *testing.T) {
+			st := Status{BasicStatus: BasicStatus{ID: 1, SoftState: SoftState{RaftState: tt.state}}}
+			var got map[string]any
+			require.NoError(t, json.Unmarshal([]byte(st.String()), &got))
+			require.Equal(t, tt.want, got["raftState"])
+		})
 	}
 }
 

@@ -1,12 +1,12 @@
 package rafttest_test
 
-// These tests complement multinode_test.go (whose helpers they reuse):
-// catch-up over several shapes of lagging or divergent logs with an explicit
-// bound on rejections, crashes that lose unpersisted state, repeated
-// crash/restart cycles, forwarding from every follower, and leader
-// isolation over a sweep of sizes and seeds.
+// Clusters of RawNodes on the simulated network: elections, proposals at
+// volume and from every node, leader isolation, catch-up of lagging and
+// divergent logs with a bound on rejections, crashes that lose unpersisted
+// state, repeated crash/restart cycles, and a lossy network.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -17,6 +17,68 @@ import (
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/rafttest"
 )
+
+func newCluster(t *testing.T, size int, seed uint64, configure func(*raft.Config)) *rafttest.Cluster {
+	t.Helper()
+	c, err := rafttest.NewCluster(rafttest.ClusterConfig{Size: size, Seed: seed, Configure: configure})
+	require.NoError(t, err)
+	return c
+}
+
+func withPreVoteCheckQuorum(c *raft.Config) {
+	c.PreVote = true
+	c.CheckQuorum = true
+}
+
+// tick advances every node k ticks, stabilizing after each.
+func tick(t *testing.T, c *rafttest.Cluster, k int) {
+	t.Helper()
+	for i := 0; i < k; i++ {
+		c.Tick()
+		require.NoError(t, c.Stabilize())
+	}
+}
+
+// requireSameApplied checks that every running node applied the same
+// entries (index, term and data), and returns that sequence of commands.
+func requireSameApplied(t *testing.T, c *rafttest.Cluster) [][]byte {
+	t.Helper()
+	ids := c.IDs()
+	ref := c.Node(ids[0])
+	for _, id := range ids[1:] {
+		n := c.Node(id)
+		require.Equal(t, len(ref.Applied), len(n.Applied), "nodes %d and %d applied different counts", ref.ID, id)
+		for i := range ref.Applied {
+			a, b := ref.Applied[i], n.Applied[i]
+			if a.Index != b.Index || a.Term != b.Term || !bytes.Equal(a.Data, b.Data) {
+				t.Fatalf("nodes %d and %d differ at position %d: %d/%d vs %d/%d", ref.ID, id, i, a.Term, a.Index, b.Term, b.Index)
+			}
+		}
+	}
+	return ref.AppliedData()
+}
+
+// requireOneLeader checks that exactly one running node leads, and that
+// every running node follows it in its term.
+func requireOneLeader(t *testing.T, c *rafttest.Cluster) uint64 {
+	t.Helper()
+	leaders := c.Leaders()
+	require.Len(t, leaders, 1, "leaders: %v", leaders)
+	lead := leaders[0]
+	term := c.Node(lead).RawNode.BasicStatus().Term
+	for _, id := range c.IDs() {
+		n := c.Node(id)
+		if n.RawNode == nil {
+			continue
+		}
+		st := n.RawNode.BasicStatus()
+		require.Equal(t, lead, st.Lead, "node %d's leader", id)
+		require.Equal(t, term, st.Term, "node %d's term", id)
+	}
+	return lead
+}
+
+func cmd(i int) []byte { return []byte(fmt.Sprintf("cmd-%05d", i)) }
 
 // status is shorthand for a running node's basic status.
 func status(c *rafttest.Cluster, id uint64) raft.BasicStatus {
@@ -95,6 +157,174 @@ func lastIndex(t *testing.T, s *raft.MemoryStorage) uint64 {
 	return li
 }
 
+// Clusters of 3 and 5 voters elect exactly one leader that every node
+// follows, whatever the seed.
+func TestClusterElectsExactlyOneLeader(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		for seed := uint64(1); seed <= 5; seed++ {
+			for _, pv := range []bool{false, true} {
+				t.Run(fmt.Sprintf("size=%d/seed=%d/prevote=%v", size, seed, pv), func(t *testing.T) {
+					c := newCluster(t, size, seed, func(cfg *raft.Config) { cfg.PreVote = pv })
+					_, err := c.ElectLeader(100)
+					require.NoError(t, err)
+					tick(t, c, 3) // let heartbeats settle every follower
+					requireOneLeader(t, c)
+					require.Empty(t, c.StepErrors)
+				})
+			}
+		}
+	}
+}
+
+// 10,000 proposals commit, and every node applies the same sequence, in
+// the order proposed.
+func TestClusterTenThousandProposals(t *testing.T) {
+	total := 10000
+	if testing.Short() {
+		total = 1000
+	}
+	c := newCluster(t, 3, 1, nil)
+	lead, err := c.ElectLeader(100)
+	require.NoError(t, err)
+	var want [][]byte
+	for i := 0; i < total; i++ {
+		require.NoError(t, c.Propose(lead, cmd(i)))
+		want = append(want, cmd(i))
+		if i%100 == 99 {
+			require.NoError(t, c.Stabilize())
+		}
+	}
+	require.NoError(t, c.Stabilize())
+	tick(t, c, 2)
+	require.Equal(t, want, requireSameApplied(t, c))
+	require.Empty(t, c.StepErrors)
+}
+
+// Every node, followers included, takes proposals; each commits exactly
+// once on every node. With DisableProposalForwarding a follower refuses.
+func TestClusterProposalsFromEveryNode(t *testing.T) {
+	c := newCluster(t, 5, 41, nil)
+	lead, err := c.ElectLeader(100)
+	require.NoError(t, err)
+	tick(t, c, 2)
+	proposed := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		for _, id := range c.IDs() {
+			data := []byte(fmt.Sprintf("from-%d-%d", id, i))
+			require.NoError(t, c.Propose(id, data))
+			proposed[string(data)] = true
+		}
+		if i%10 == 9 {
+			require.NoError(t, c.Stabilize())
+		}
+	}
+	require.NoError(t, c.Stabilize())
+	tick(t, c, 2)
+	applied := requireSameApplied(t, c)
+	require.Len(t, applied, len(proposed))
+	requireNoRepeats(t, applied)
+	for _, d := range applied {
+		require.True(t, proposed[string(d)], "%q was never proposed", d)
+	}
+	require.Equal(t, lead, requireOneLeader(t, c))
+	require.Empty(t, c.StepErrors)
+
+	c2 := newCluster(t, 3, 42, func(cfg *raft.Config) { cfg.DisableProposalForwarding = true })
+	lead, err = c2.ElectLeader(100)
+	require.NoError(t, err)
+	tick(t, c2, 2)
+	for _, id := range c2.IDs() {
+		err := c2.Propose(id, []byte(fmt.Sprintf("p%d", id)))
+		if id == lead {
+			require.NoError(t, err)
+		} else {
+			require.True(t, errors.Is(err, raft.ErrProposalDropped), "follower %d: %v", id, err)
+		}
+	}
+	require.NoError(t, c2.Stabilize())
+	tick(t, c2, 2)
+	require.Equal(t, [][]byte{[]byte(fmt.Sprintf("p%d", lead))}, requireSameApplied(t, c2))
+	require.Empty(t, c2.StepErrors)
+}
+
+// An isolated leader is replaced, over several sizes and seeds: the
+// majority elects a new leader, CheckQuorum deposes the isolated one within
+// a few election timeouts, left alone for long it campaigns only in
+// pre-elections (its term stays behind), and PreVote keeps it from raising
+// the term when it rejoins.
+func TestClusterLeaderIsolationSweep(t *testing.T) {
+	for _, size := range []int{3, 5} {
+		for _, seed := range []uint64{3, 51, 52, 53, 54} {
+			t.Run(fmt.Sprintf("size=%d/seed=%d", size, seed), func(t *testing.T) {
+				c := newCluster(t, size, seed, withPreVoteCheckQuorum)
+				old, err := c.ElectLeader(100)
+				require.NoError(t, err)
+				tick(t, c, 2)
+				require.NoError(t, c.Propose(old, []byte("before")))
+				require.NoError(t, c.Stabilize())
+				oldTerm := status(c, old).Term
+
+				c.Net.Isolate(old, c.IDs())
+				var lead uint64
+				for i := 0; i < 100 && lead == 0; i++ {
+					tick(t, c, 1)
+					for _, id := range c.Leaders() {
+						if id != old {
+							lead = id
+						}
+					}
+				}
+				require.NotZero(t, lead, "the majority elects a new leader")
+				stepDown := -1
+				for i := 0; i < 25; i++ {
+					if status(c, old).RaftState != raft.StateLeader {
+						stepDown = i
+						break
+					}
+					tick(t, c, 1)
+				}
+				require.GreaterOrEqual(t, stepDown, 0, "CheckQuorum deposes the isolated leader")
+				term := status(c, lead).Term
+				require.Greater(t, term, oldTerm)
+				require.NoError(t, c.Propose(lead, []byte("after")))
+				require.NoError(t, c.Stabilize())
+				tick(t, c, 100)
+				require.LessOrEqual(t, status(c, old).Term, term, "pre-elections only while isolated")
+
+				c.Net.Heal()
+				tick(t, c, 40) // four election timeouts
+				require.Equal(t, lead, requireOneLeader(t, c), "the new leader stays")
+				require.Equal(t, term, status(c, lead).Term, "no term bump on rejoin")
+				require.Equal(t, lead, status(c, old).Lead, "the old leader follows the new one")
+				require.Equal(t, [][]byte{[]byte("before"), []byte("after")}, requireSameApplied(t, c))
+				require.Empty(t, c.StepErrors)
+			})
+		}
+	}
+}
+
+// Without PreVote, the same rejoin forces an election at a higher term:
+// what PreVote is for.
+func TestClusterRejoinWithoutPreVoteBumpsTerm(t *testing.T) {
+	c := newCluster(t, 3, 4, nil)
+	lead, err := c.ElectLeader(100)
+	require.NoError(t, err)
+	tick(t, c, 3)
+	var follower uint64
+	for _, id := range c.IDs() {
+		if id != lead {
+			follower = id
+		}
+	}
+	term := c.Node(lead).RawNode.BasicStatus().Term
+	c.Net.Isolate(follower, c.IDs())
+	tick(t, c, 50)
+	c.Net.Heal()
+	tick(t, c, 30)
+	requireOneLeader(t, c)
+	require.Greater(t, c.Node(lead).RawNode.BasicStatus().Term, term)
+}
+
 type catchUpCase struct {
 	name string
 	size int
@@ -111,6 +341,9 @@ type catchUpCase struct {
 	perTerm int
 	// tailLonger says node 1's log ends past the leader's when it rejoins.
 	tailLonger bool
+	// maxRejections, if set, is a tighter bound on the rejections than
+	// the one every case gets.
+	maxRejections int
 }
 
 // A node that missed up to a thousand entries over several terms, possibly
@@ -121,7 +354,7 @@ type catchUpCase struct {
 func TestClusterCatchUpRejectionsBounded(t *testing.T) {
 	for _, tc := range []catchUpCase{
 		{name: "divergent tail, 3 nodes", size: 3, seed: 11, lostTerms: 1, lost: 100, leaders: []uint64{2, 3, 2, 3, 2}, perTerm: 200},
-		{name: "divergent tail, 5 nodes", size: 5, seed: 12, lostTerms: 1, lost: 100, leaders: []uint64{2, 3, 4, 5, 2}, perTerm: 200},
+		{name: "divergent tail, 5 nodes", size: 5, seed: 12, lostTerms: 1, lost: 100, leaders: []uint64{2, 3, 4, 5, 2}, perTerm: 200, maxRejections: 6},
 		{name: "divergent tail longer than leader log", size: 3, seed: 13, lostTerms: 1, lost: 1000, leaders: []uint64{2, 3, 2, 3}, perTerm: 10, tailLonger: true},
 		{name: "divergent tail over three terms", size: 5, seed: 14, lostTerms: 3, lost: 100, leaders: []uint64{3, 4, 5, 3}, perTerm: 250},
 		{name: "plain lag", size: 5, seed: 15, lostTerms: 0, leaders: []uint64{2, 3, 4, 2}, perTerm: 250},
@@ -232,6 +465,9 @@ func runCatchUp(t *testing.T, tc catchUpCase) {
 	if lostTotal > 0 {
 		require.Less(t, rejections, lostTotal/10)
 	}
+	if tc.maxRejections > 0 {
+		require.LessOrEqual(t, rejections, tc.maxRejections)
+	}
 	require.LessOrEqual(t, appends, len(terms)+4, "few round trips to catch up")
 	require.Empty(t, c.StepErrors)
 }
@@ -242,7 +478,7 @@ func runCatchUp(t *testing.T, tc catchUpCase) {
 // crashes before its Ready is handled loses a proposal that nobody else
 // ever saw: it is never applied anywhere.
 func TestClusterCrashLosesUnpersistedState(t *testing.T) {
-	for _, seed := range []uint64{21, 22, 23} {
+	for _, seed := range []uint64{6, 21, 22, 23} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			c := newCluster(t, 3, seed, withPreVoteCheckQuorum)
 			lead, err := c.ElectLeader(100)
@@ -351,102 +587,43 @@ func TestClusterRepeatedCrashRestart(t *testing.T) {
 	require.Empty(t, c.StepErrors)
 }
 
-// Every node, followers included, takes proposals; each commits exactly
-// once on every node. With DisableProposalForwarding a follower refuses.
-func TestClusterProposalsFromEveryNode(t *testing.T) {
-	c := newCluster(t, 5, 41, nil)
-	lead, err := c.ElectLeader(100)
-	require.NoError(t, err)
-	tick(t, c, 2)
-	proposed := map[string]bool{}
-	for i := 0; i < 50; i++ {
-		for _, id := range c.IDs() {
-			data := []byte(fmt.Sprintf("from-%d-%d", id, i))
-			require.NoError(t, c.Propose(id, data))
-			proposed[string(data)] = true
-		}
-		if i%10 == 9 {
-			require.NoError(t, c.Stabilize())
-		}
-	}
-	require.NoError(t, c.Stabilize())
-	tick(t, c, 2)
-	applied := requireSameApplied(t, c)
-	require.Len(t, applied, len(proposed))
-	requireNoRepeats(t, applied)
-	for _, d := range applied {
-		require.True(t, proposed[string(d)], "%q was never proposed", d)
-	}
-	require.Equal(t, lead, requireOneLeader(t, c))
-	require.Empty(t, c.StepErrors)
-
-	c2 := newCluster(t, 3, 42, func(cfg *raft.Config) { cfg.DisableProposalForwarding = true })
-	lead, err = c2.ElectLeader(100)
-	require.NoError(t, err)
-	tick(t, c2, 2)
-	for _, id := range c2.IDs() {
-		err := c2.Propose(id, []byte(fmt.Sprintf("p%d", id)))
-		if id == lead {
+// On a lossy network, nodes agree on everything they apply, apply nothing
+// twice and nothing that was not proposed; once the network heals, they
+// all converge.
+func TestClusterLossyNetwork(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			c := newCluster(t, 5, seed, withPreVoteCheckQuorum)
+			_, err := c.ElectLeader(100)
 			require.NoError(t, err)
-		} else {
-			require.True(t, errors.Is(err, raft.ErrProposalDropped), "follower %d: %v", id, err)
-		}
-	}
-	require.NoError(t, c2.Stabilize())
-	tick(t, c2, 2)
-	require.Equal(t, [][]byte{[]byte(fmt.Sprintf("p%d", lead))}, requireSameApplied(t, c2))
-	require.Empty(t, c2.StepErrors)
-}
-
-// The isolation scenario of TestClusterLeaderIsolation over several sizes
-// and seeds, waiting on each step rather than for a fixed time: the
-// majority elects a new leader, CheckQuorum deposes the isolated one, and
-// PreVote keeps it from raising the term when it rejoins.
-func TestClusterLeaderIsolationSweep(t *testing.T) {
-	for _, size := range []int{3, 5} {
-		for seed := uint64(51); seed <= 54; seed++ {
-			t.Run(fmt.Sprintf("size=%d/seed=%d", size, seed), func(t *testing.T) {
-				c := newCluster(t, size, seed, withPreVoteCheckQuorum)
-				old, err := c.ElectLeader(100)
-				require.NoError(t, err)
-				tick(t, c, 2)
-				require.NoError(t, c.Propose(old, []byte("before")))
-				require.NoError(t, c.Stabilize())
-				oldTerm := status(c, old).Term
-
-				c.Net.Isolate(old, c.IDs())
-				var lead uint64
-				for i := 0; i < 100 && lead == 0; i++ {
-					tick(t, c, 1)
-					for _, id := range c.Leaders() {
-						if id != old {
-							lead = id
-						}
+			c.Net.SetDropRate(0.2)
+			proposed := map[string]bool{}
+			next := 0
+			for step := 0; step < 400 && next < 200; step++ {
+				if lead := c.Leader(); lead != 0 {
+					data := cmd(next)
+					err := c.Propose(lead, data)
+					if err == nil {
+						proposed[string(data)] = true
+						next++
+					} else {
+						require.True(t, errors.Is(err, raft.ErrProposalDropped), "%v", err)
 					}
 				}
-				require.NotZero(t, lead, "the majority elects a new leader")
-				stepDown := -1
-				for i := 0; i < 100; i++ {
-					if status(c, old).RaftState != raft.StateLeader {
-						stepDown = i
-						break
-					}
-					tick(t, c, 1)
-				}
-				require.GreaterOrEqual(t, stepDown, 0, "CheckQuorum deposes the isolated leader")
-				term := status(c, lead).Term
-				require.Greater(t, term, oldTerm)
-				require.NoError(t, c.Propose(lead, []byte("after")))
+				c.Tick()
 				require.NoError(t, c.Stabilize())
-
-				c.Net.Heal()
-				tick(t, c, 40) // four election timeouts
-				require.Equal(t, lead, requireOneLeader(t, c), "the new leader stays")
-				require.Equal(t, term, status(c, lead).Term, "no term bump on rejoin")
-				require.Equal(t, lead, status(c, old).Lead, "the old leader follows the new one")
-				require.Equal(t, [][]byte{[]byte("before"), []byte("after")}, requireSameApplied(t, c))
-				require.Empty(t, c.StepErrors)
-			})
-		}
+			}
+			c.Net.Heal()
+			tick(t, c, 50)
+			applied := requireSameApplied(t, c)
+			seen := map[string]bool{}
+			for _, d := range applied {
+				require.True(t, proposed[string(d)], "applied %q, never proposed", d)
+				require.False(t, seen[string(d)], "applied %q twice", d)
+				seen[string(d)] = true
+			}
+			require.Greater(t, len(applied), 100, "most proposals survive 20%% loss")
+			requireOneLeader(t, c)
+		})
 	}
 }
