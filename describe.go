@@ -27,24 +27,11 @@ func DescribeSoftState(ss SoftState) string {
 	return fmt.Sprintf("Lead:%d State:%s", ss.Lead, ss.RaftState)
 }
 
-// DescribeConfState renders cs, e.g. "Voters:[1 2 3] VotersOutgoing:[1 2]".
-func DescribeConfState(cs pb.ConfState) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Voters:%v", cs.Voters)
-	if len(cs.VotersOutgoing) > 0 {
-		fmt.Fprintf(&b, " VotersOutgoing:%v", cs.VotersOutgoing)
-	}
-	if len(cs.Learners) > 0 {
-		fmt.Fprintf(&b, " Learners:%v", cs.Learners)
-	}
-	if len(cs.LearnersNext) > 0 {
-		fmt.Fprintf(&b, " LearnersNext:%v", cs.LearnersNext)
-	}
-	if cs.AutoLeave {
-		b.WriteString(" AutoLeave:true")
-	}
-	return b.String()
-}
+// DescribeConfState renders a configuration as the rest of raftcore prints
+// one (ConfState.Describe, tracker.Config.String): "voters=(1 2 3)", with
+// "&&(…)" for the outgoing voters of a joint configuration, then
+// "learners=(…)", "learners_next=(…)" and "autoleave" when present.
+func DescribeConfState(cs pb.ConfState) string { return cs.Describe() }
 
 // DescribeSnapshot renders snap's position and configuration.
 func DescribeSnapshot(snap pb.Snapshot) string {

@@ -44,23 +44,23 @@ func TestDescribeStates(t *testing.T) {
 		{"candidate", DescribeSoftState(SoftState{RaftState: StateCandidate}), "Lead:0 State:StateCandidate"},
 		{"unknown role", DescribeSoftState(SoftState{Lead: 1, RaftState: StateType(7)}), "Lead:1 State:StateType(7)"},
 
-		{"empty conf state", DescribeConfState(pb.ConfState{}), "Voters:[]"},
-		{"voters only", DescribeConfState(pb.ConfState{Voters: []uint64{1, 2, 3}}), "Voters:[1 2 3]"},
+		{"empty conf state", DescribeConfState(pb.ConfState{}), "voters=()"},
+		{"voters only", DescribeConfState(pb.ConfState{Voters: []uint64{1, 2, 3}}), "voters=(1 2 3)"},
 		{"voters and learners", DescribeConfState(pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}),
-			"Voters:[1 2 3] Learners:[4]"},
+			"voters=(1 2 3) learners=(4)"},
 		{"joint conf state", DescribeConfState(pb.ConfState{
 			Voters: []uint64{1, 2, 4}, VotersOutgoing: []uint64{1, 2, 3}, LearnersNext: []uint64{3}, AutoLeave: true,
-		}), "Voters:[1 2 4] VotersOutgoing:[1 2 3] LearnersNext:[3] AutoLeave:true"},
+		}), "voters=(1 2 4)&&(1 2 3) learners_next=(3) autoleave"},
 		{"every conf state field", DescribeConfState(pb.ConfState{Voters: []uint64{1, 2}, VotersOutgoing: []uint64{1, 3},
 			Learners: []uint64{4}, LearnersNext: []uint64{3}, AutoLeave: true}),
-			"Voters:[1 2] VotersOutgoing:[1 3] Learners:[4] LearnersNext:[3] AutoLeave:true"},
+			"voters=(1 2)&&(1 3) learners=(4) learners_next=(3) autoleave"},
 
-		{"empty snapshot", DescribeSnapshot(pb.Snapshot{}), "Index:0 Term:0 ConfState:Voters:[]"},
+		{"empty snapshot", DescribeSnapshot(pb.Snapshot{}), "Index:0 Term:0 ConfState:voters=()"},
 		{"snapshot", DescribeSnapshot(pb.Snapshot{
 			Data: []byte("state machine"),
 			Metadata: pb.SnapshotMetadata{Index: 100, Term: 7,
 				ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{5}}},
-		}), "Index:100 Term:7 ConfState:Voters:[1 2 3] Learners:[5]"},
+		}), "Index:100 Term:7 ConfState:voters=(1 2 3) learners=(5)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Equal(t, tt.want, tt.got)
@@ -208,7 +208,7 @@ func TestDescribeMessages(t *testing.T) {
 			Context: []byte("read-1")}, nil,
 			`1->2 MsgHeartbeat Term:2 Log:0/0 Commit:5 Context:"read-1"`},
 		{"snapshot", pb.Message{From: 1, To: 3, Type: pb.MsgSnap, Term: 2, Snapshot: snap}, nil,
-			"1->3 MsgSnap Term:2 Log:0/0 Snapshot: Index:10 Term:2 ConfState:Voters:[1 2 3]"},
+			"1->3 MsgSnap Term:2 Log:0/0 Snapshot: Index:10 Term:2 ConfState:voters=(1 2 3)"},
 		{"empty snapshot is left out", pb.Message{From: 1, To: 3, Type: pb.MsgSnap, Term: 2, Snapshot: &pb.Snapshot{}}, nil,
 			"1->3 MsgSnap Term:2 Log:0/0"},
 		{"local proposal", pb.Message{Type: pb.MsgProp, Entries: []pb.Entry{{Data: []byte("v")}}}, quoted,
@@ -272,12 +272,12 @@ func TestDescribeReadyContents(t *testing.T) {
 				"HardState Term:2 Vote:1 Commit:5\n" +
 				"Entries:\n" +
 				"2/6 EntryNormal \"put\"\n" +
-				"Snapshot Index:4 Term:1 ConfState:Voters:[1 2 3]\n" +
+				"Snapshot Index:4 Term:1 ConfState:voters=(1 2 3)\n" +
 				"CommittedEntries:\n" +
 				"2/5 EntryConfChangeV2 v4\n" +
 				"Messages:\n" +
 				"1->2 MsgApp Term:2 Log:2/5 Commit:5 Entries:[2/6 EntryNormal \"put\"]\n" +
-				"1->3 MsgSnap Term:2 Log:0/0 Snapshot: Index:4 Term:1 ConfState:Voters:[1 2 3]\n" +
+				"1->3 MsgSnap Term:2 Log:0/0 Snapshot: Index:4 Term:1 ConfState:voters=(1 2 3)\n" +
 				"MustSync\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
