@@ -141,30 +141,7 @@ func TestSimSoak(t *testing.T) {
 // restart recovers the node from its files, after snapshots, compactions
 // and replaced suffixes written by real Raft traffic.
 func TestSimOnWAL(t *testing.T) {
-	n := 40
-	if testing.Short() {
-		n = 8
-	}
-	var tot simTotals
-	restarts := 0
-	for seed := uint64(1); seed <= uint64(n); seed++ {
-		cfg := RandomSimConfig(5000 + seed)
-		cfg.WALDir = t.TempDir()
-		res := RunSim(cfg)
-		tot.add(res)
-		if res.Failed() {
-			t.Fatal(res.Report())
-		}
-		for _, e := range res.Events {
-			if strings.Contains(e, "restarted") {
-				restarts++
-			}
-		}
-	}
-	if restarts < n {
-		t.Fatalf("only %d restarts in %d seeds: the WAL's recovery was hardly exercised", restarts, n)
-	}
-	t.Logf("%s, %d restarts from disk", tot, restarts)
+	runRestartingSeeds(t, 40, 5000, "restarts from disk", func(cfg *SimConfig) { cfg.WALDir = t.TempDir() })
 }
 
 // TestSimOnWALPowerLoss runs the simulation with every node's WAL on a
@@ -172,15 +149,22 @@ func TestSimOnWAL(t *testing.T) {
 // failure, losing the node's unsynced writes (the last perhaps torn), and
 // the history must stay linearizable.
 func TestSimOnWALPowerLoss(t *testing.T) {
-	n := 30
+	runRestartingSeeds(t, 30, 7000, "restarts after a power failure", func(cfg *SimConfig) { cfg.WALPowerLoss = true })
+}
+
+// runRestartingSeeds runs n seeds (8 with -short) from base+1, each
+// configured by configure, fails on the first failed run, and requires at
+// least one restart per seed on average, so that recovery is exercised.
+func runRestartingSeeds(t *testing.T, n int, base uint64, what string, configure func(*SimConfig)) {
+	t.Helper()
 	if testing.Short() {
 		n = 8
 	}
 	var tot simTotals
 	restarts := 0
 	for seed := uint64(1); seed <= uint64(n); seed++ {
-		cfg := RandomSimConfig(7000 + seed)
-		cfg.WALPowerLoss = true
+		cfg := RandomSimConfig(base + seed)
+		configure(&cfg)
 		res := RunSim(cfg)
 		tot.add(res)
 		if res.Failed() {
@@ -193,7 +177,7 @@ func TestSimOnWALPowerLoss(t *testing.T) {
 		}
 	}
 	if restarts < n {
-		t.Fatalf("only %d restarts in %d seeds: power failures were hardly exercised", restarts, n)
+		t.Fatalf("only %d %s in %d seeds: recovery was hardly exercised", restarts, what, n)
 	}
-	t.Logf("%s, %d restarts after a power failure", tot, restarts)
+	t.Logf("%s, %d %s", tot, restarts, what)
 }

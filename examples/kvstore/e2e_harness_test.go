@@ -336,19 +336,29 @@ func (m *e2eMember) wait(cmd *exec.Cmd, exited chan struct{}) {
 	close(exited)
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
-func (m *e2eMember) kill() error {
+// expectExit marks the coming exit as expected and returns the process and
+// its exit channel, or nil if it is not running.
+func (m *e2eMember) expectExit() (*exec.Cmd, chan struct{}) {
 	m.mu.Lock()
 	cmd, exited := m.cmd, m.exited
 	m.expected = true
 	m.mu.Unlock()
 	if cmd == nil {
-		return nil
+		return nil, nil
 	}
 	select {
 	case <-exited:
-		return nil
+		return nil, nil
 	default:
+		return cmd, exited
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (m *e2eMember) kill() error {
+	cmd, exited := m.expectExit()
+	if cmd == nil {
+		return nil
 	}
 	if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
@@ -359,17 +369,9 @@ func (m *e2eMember) kill() error {
 
 // stop sends SIGTERM and waits; the member must exit 0 within 15s.
 func (m *e2eMember) stop() error {
-	m.mu.Lock()
-	cmd, exited := m.cmd, m.exited
-	m.expected = true
-	m.mu.Unlock()
+	cmd, exited := m.expectExit()
 	if cmd == nil {
 		return nil
-	}
-	select {
-	case <-exited:
-		return nil
-	default:
 	}
 	m.c.client.CloseIdleConnections()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
