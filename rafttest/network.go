@@ -152,6 +152,17 @@ func (n *Network) HealLinks() { n.cut = map[link]bool{} }
 // not.
 func (n *Network) Pending() int { return len(n.queue) }
 
+// Due returns the number of messages due for delivery by now.
+func (n *Network) Due() int {
+	due := 0
+	for _, f := range n.queue {
+		if f.due <= n.now {
+			due++
+		}
+	}
+	return due
+}
+
 // Take removes the messages due by now and returns those that survive the
 // network's faults, in send order. Dropped ones are gone for good.
 func (n *Network) Take() []pb.Message { return n.take(0) }
