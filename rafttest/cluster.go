@@ -100,8 +100,10 @@ func (c *Cluster) IDs() []uint64 { return slices.Clone(c.ids) }
 // Node returns the node with the given ID, or nil.
 func (c *Cluster) Node(id uint64) *Node { return c.nodes[id] }
 
-// Tick advances every running node's clock by one tick.
+// Tick advances every running node's clock, and the network's, by one
+// tick.
 func (c *Cluster) Tick() {
+	c.Net.Advance(1)
 	for _, id := range c.ids {
 		if n := c.nodes[id]; n.RawNode != nil {
 			n.RawNode.Tick()
@@ -109,7 +111,7 @@ func (c *Cluster) Tick() {
 	}
 }
 
-// TickNode advances one node's clock.
+// TickNode advances one node's clock (not the network's).
 func (c *Cluster) TickNode(id uint64) {
 	if n := c.nodes[id]; n.RawNode != nil {
 		n.RawNode.Tick()
@@ -120,11 +122,12 @@ func (c *Cluster) TickNode(id uint64) {
 const maxStabilizeRounds = 100000
 
 // Stabilize handles Readys and delivers messages until nothing is left to
-// do. It returns an error if that does not happen within a bound.
+// do; messages the network delays past now wait for later ticks. It
+// returns an error if that does not happen within a bound.
 func (c *Cluster) Stabilize() error {
 	for round := 0; round < maxStabilizeRounds; round++ {
 		busy := c.ProcessReady()
-		if c.Net.Pending() > 0 {
+		if c.Net.Due() > 0 {
 			busy = true
 			c.Deliver()
 		}

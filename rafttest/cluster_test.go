@@ -627,3 +627,30 @@ func TestClusterLossyNetwork(t *testing.T) {
 		})
 	}
 }
+
+// On a network that delays, reorders and duplicates messages, a cluster
+// still agrees, applies nothing twice and makes progress; messages wait
+// for the ticks they are due at.
+func TestClusterDelayingNetwork(t *testing.T) {
+	c := newCluster(t, 5, 4, withPreVoteCheckQuorum)
+	_, err := c.ElectLeader(100)
+	require.NoError(t, err)
+	c.Net.SetDelay(2)
+	c.Net.SetDupRate(0.2)
+	next := 0
+	for step := 0; step < 300 && next < 100; step++ {
+		if lead := c.Leader(); lead != 0 && c.Propose(lead, cmd(next)) == nil {
+			next++
+		}
+		c.Tick()
+		require.NoError(t, c.Stabilize())
+	}
+	require.Greater(t, c.Net.Delivered[pb.MsgApp], c.Net.Sent[pb.MsgApp], "some appends arrived twice")
+	c.Net.SetDelay(0)
+	c.Net.SetDupRate(0)
+	tick(t, c, 20)
+	applied := requireSameApplied(t, c)
+	requireNoRepeats(t, applied)
+	require.Greater(t, len(applied), 50)
+	requireOneLeader(t, c)
+}

@@ -1,8 +1,12 @@
 // Package rafttest helps test raftcore and the programs built on it.
 //
-// Cluster runs a few RawNodes on MemoryStorage over an in-memory Network
-// that can partition, drop and delay messages; a test drives it step by
-// step (Tick, Propose, Stabilize) and looks at what every node applied.
+// Network is the one in-memory network both use: it partitions, drops,
+// delays (and so reorders) and duplicates messages, on a clock in ticks,
+// with every random choice drawn from its seed.
+//
+// Cluster runs a few RawNodes on MemoryStorage over a Network; a test
+// drives it step by step (Tick, Propose, Stabilize) and looks at what
+// every node applied.
 //
 // RunSim is the deterministic chaos simulation: from one seed it builds a
 // cluster of 3, 5 or 7 nodes with clients reading and writing a key-value

@@ -108,3 +108,95 @@ func TestNetworkCountersAndHook(t *testing.T) {
 	require.Empty(t, n.Sent)
 	require.Empty(t, n.Delivered)
 }
+
+// A delayed message waits for the clock; with delays, messages overtake
+// each other, and every one still arrives once.
+func TestNetworkDelayReorders(t *testing.T) {
+	n := NewNetwork(3)
+	n.SetDelay(5)
+	var sent []uint64
+	for i := uint64(1); i <= 50; i++ {
+		n.Send(pb.Message{From: 1, To: 2, Type: pb.MsgApp, Index: i})
+		sent = append(sent, i)
+	}
+	var got []uint64
+	for tick := int64(0); tick <= 5; tick++ {
+		n.SetNow(tick)
+		for _, m := range n.Take() {
+			got = append(got, m.Index)
+		}
+		require.Zero(t, n.Due())
+		if tick == 0 {
+			require.NotZero(t, n.Pending(), "some messages are not due yet")
+			require.Less(t, len(got), 50)
+		}
+	}
+	require.Zero(t, n.Pending())
+	require.ElementsMatch(t, sent, got)
+	require.NotEqual(t, sent, got, "delays reorder messages")
+	require.Equal(t, int64(5), n.Now())
+	n.Advance(2)
+	require.Equal(t, int64(7), n.Now())
+}
+
+// Duplicated messages arrive more than once; Sent counts what was sent.
+func TestNetworkDuplicates(t *testing.T) {
+	n := NewNetwork(4)
+	n.SetDupRate(1)
+	n.Send(msg(1, 2, pb.MsgApp), msg(1, 3, pb.MsgApp))
+	n.Advance(1) // a copy may come a tick late
+	got := n.Take()
+	require.ElementsMatch(t, []pb.Message{msg(1, 2, pb.MsgApp), msg(1, 2, pb.MsgApp), msg(1, 3, pb.MsgApp), msg(1, 3, pb.MsgApp)}, got)
+	require.Equal(t, 2, n.Sent[pb.MsgApp])
+	require.Equal(t, 4, n.Delivered[pb.MsgApp])
+}
+
+// Delays, duplicates and drops are reproducible from the seed.
+func TestNetworkChaosDeterministic(t *testing.T) {
+	run := func(seed uint64) []pb.Message {
+		n := NewNetwork(seed)
+		n.SetDelay(3)
+		n.SetDupRate(0.3)
+		n.SetDropRate(0.2)
+		var got []pb.Message
+		for tick := int64(0); tick < 100; tick++ {
+			n.SetNow(tick)
+			n.Send(pb.Message{From: 1, To: 2, Type: pb.MsgApp, Index: uint64(tick)})
+			got = append(got, n.Take()...)
+		}
+		return got
+	}
+	require.Equal(t, run(9), run(9))
+	require.NotEqual(t, run(9), run(10))
+}
+
+// TakeFor takes the due messages to one node and leaves the rest; OnDrop
+// sees the ones lost.
+func TestNetworkTakeForAndOnDrop(t *testing.T) {
+	n := NewNetwork(1)
+	var dropped []pb.Message
+	n.OnDrop = func(m pb.Message) { dropped = append(dropped, m) }
+	n.CutOneWay(3, 2)
+	n.Send(msg(1, 2, pb.MsgApp), msg(1, 3, pb.MsgApp), msg(3, 2, pb.MsgVote))
+	require.Equal(t, []pb.Message{msg(1, 2, pb.MsgApp)}, n.TakeFor(2))
+	require.Equal(t, []pb.Message{msg(3, 2, pb.MsgVote)}, dropped)
+	require.Equal(t, 1, n.Pending())
+	require.Equal(t, []pb.Message{msg(1, 3, pb.MsgApp)}, n.Take())
+}
+
+// HealLinks restores links and keeps the other faults; Heal keeps delays.
+func TestNetworkHealLinks(t *testing.T) {
+	n := NewNetwork(1)
+	n.Cut(1, 2)
+	n.Ignore(pb.MsgVote)
+	n.HealLinks()
+	n.Send(msg(1, 2, pb.MsgApp), msg(1, 2, pb.MsgVote))
+	require.Equal(t, []pb.Message{msg(1, 2, pb.MsgApp)}, n.Take())
+
+	n.SetDelay(1000)
+	n.Heal()
+	for i := 0; i < 20; i++ {
+		n.Send(msg(1, 2, pb.MsgApp))
+	}
+	require.Less(t, len(n.Take()), 20, "Heal leaves delays")
+}

@@ -53,9 +53,11 @@ type Sim struct {
 	clock int64 // orders history events within a tick
 	nodes []*simNode
 	peers []raft.Peer // the initial members
-	queue []simMsg
-	// blocked links drop every message.
-	blocked map[link]bool
+	// net carries the messages between nodes, with the faults of the
+	// chaos phase.
+	net *Network
+	// lost counts the messages the network has lost.
+	lost int
 
 	clients []*simClient
 	history []histOp
@@ -104,13 +106,17 @@ func RunSim(cfg SimConfig) *SimResult {
 	s := &Sim{
 		cfg:       cfg,
 		rnd:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed*0x9e3779b97f4a7c15+1)),
-		blocked:   map[link]bool{},
+		net:       NewNetwork(cfg.Seed),
 		done:      map[[2]uint64]string{},
 		leaders:   map[uint64]leadership{},
 		committed: map[uint64]entryRecord{},
 		readers:   map[string]*simClient{},
 		chaos:     true,
 	}
+	s.net.SetDropRate(cfg.DropRate)
+	s.net.SetDelay(cfg.MaxDelay)
+	s.net.SetDupRate(cfg.DupRate)
+	s.net.OnDrop = s.netLost
 	res := &SimResult{Config: cfg}
 	if err := s.start(); err != nil {
 		s.violate("start: %v", err)
@@ -156,6 +162,7 @@ func (s *Sim) run() {
 		}
 	}()
 	for s.now = 0; s.now < int64(s.cfg.ChaosTicks) && len(s.violations) == 0; s.now++ {
+		s.net.SetNow(s.now)
 		s.chaosStep()
 		s.runTick()
 	}
@@ -325,7 +332,7 @@ func (s *Sim) handleReady(n *simNode) {
 		}
 		n.persisted = rd.HardState
 	}
-	s.send(rd.Messages)
+	s.net.Send(rd.Messages...)
 	s.takeReadStates(n, rd)
 	for _, e := range rd.CommittedEntries {
 		s.apply(n, e)
@@ -383,14 +390,14 @@ func (s *Sim) handleReadyAsync(n *simNode) {
 		// perhaps) are not durable yet dies at once, before or after
 		// sending its first appends, and comes back soon.
 		if !termPending && s.rnd.IntN(2) == 0 {
-			s.send(peers)
+			s.net.Send(peers...)
 		}
 		s.crash(n)
 		n.restartAt = s.now + 1 + int64(s.rnd.IntN(2))
 		n.campaignOnRestart = termPending || s.rnd.IntN(2) == 0
 		return
 	}
-	s.send(peers)
+	s.net.Send(peers...)
 	s.maybeCompact(n)
 	s.checkNode(n)
 }
@@ -478,7 +485,7 @@ func (s *Sim) completeWrites(n *simNode) bool {
 				peers = append(peers, resp)
 			}
 		}
-		s.send(peers)
+		s.net.Send(peers...)
 	}
 	n.writes = n.writes[done:]
 	return done > 0

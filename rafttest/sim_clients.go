@@ -124,7 +124,9 @@ func (s *Sim) submit(c *simClient, p *simPending) {
 // every client operation, old and new, within LivenessTicks.
 func (s *Sim) liveness() {
 	s.chaos = false
-	s.blocked = map[link]bool{}
+	s.net.Heal()
+	s.net.SetDelay(0)
+	s.net.SetDupRate(0)
 	s.event("liveness phase: network healed, every member restarted")
 	for _, n := range s.nodes {
 		if n.rn == nil {
@@ -150,6 +152,7 @@ func (s *Sim) liveness() {
 			if (s.now-start)%10 == 0 {
 				s.leaveExplicitJoint()
 			}
+			s.net.SetNow(s.now)
 			s.runTick()
 		}
 		if !s.allDone() {

@@ -24,15 +24,9 @@ type simStorage interface {
 // crash stops n. To lose unpersisted state, it first steps the messages
 // due to it without handling the resulting Ready.
 func (s *Sim) crash(n *simNode) {
-	kept := s.queue[:0]
-	for _, sm := range s.queue {
-		if sm.m.To == n.id && sm.due <= s.now && !s.blocked[link{sm.m.From, sm.m.To}] {
-			_ = n.rn.Step(sm.m)
-			continue
-		}
-		kept = append(kept, sm)
+	for _, m := range s.net.TakeFor(n.id) {
+		_ = n.rn.Step(m)
 	}
-	s.queue = kept
 	lost := n.rn.HasReady() || len(n.writes) > 0 || len(n.applies) > 0
 	n.rn = nil
 	n.writes = nil

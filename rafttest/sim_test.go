@@ -181,3 +181,16 @@ func runRestartingSeeds(t *testing.T, n int, base uint64, what string, configure
 	}
 	t.Logf("%s, %d %s", tot, restarts, what)
 }
+
+// The same seed replays the same run, network faults included.
+func TestSimDeterministic(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		a, b := RunSim(RandomSimConfig(seed)), RunSim(RandomSimConfig(seed))
+		if len(a.Events) == 0 {
+			t.Fatalf("seed %d: no events recorded", seed)
+		}
+		if strings.Join(a.Events, "\n") != strings.Join(b.Events, "\n") || a.Ops != b.Ops || a.Ticks != b.Ticks {
+			t.Fatalf("seed %d ran differently twice:\n%s\n---\n%s", seed, strings.Join(a.Events, "\n"), strings.Join(b.Events, "\n"))
+		}
+	}
+}
