@@ -377,7 +377,14 @@ func (s *Sim) handleReadyAsync(n *simNode) {
 			}
 			n.writes = s.enqueue(n.writes, m, minDelay, maxDelay)
 		case raft.LocalApplyThread:
-			n.applies = s.enqueue(n.applies, m, 0, s.cfg.ApplyDelay)
+			lo, hi := 0, s.cfg.ApplyDelay
+			if hi > 0 && s.chaos && s.rnd.Float64() < applyStallRate {
+				// A long apply (a big batch, a slow state machine):
+				// the batches behind it wait too, while the append
+				// thread goes on.
+				lo, hi = applyStallTicks, applyStallTicks+hi
+			}
+			n.applies = s.enqueue(n.applies, m, lo, hi)
 		default:
 			peers = append(peers, m)
 		}
@@ -401,6 +408,14 @@ func (s *Sim) handleReadyAsync(n *simNode) {
 	s.maybeCompact(n)
 	s.checkNode(n)
 }
+
+// applyStallRate is the probability that an apply batch (with ApplyDelay)
+// stalls for applyStallTicks: long enough for a partition to heal and a
+// snapshot to overtake it.
+const (
+	applyStallRate  = 0.05
+	applyStallTicks = 40
+)
 
 // slowDiskTicks is the least a write on the slow disk takes.
 const slowDiskTicks = 3

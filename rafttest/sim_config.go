@@ -58,7 +58,8 @@ type SimConfig struct {
 	// up to MaxDelay ticks later, in order, and a crash loses the writes
 	// not yet complete. The apply thread is independent of the append
 	// thread: its batches complete up to ApplyDelay ticks later, in order,
-	// before or after writes handed out after them, and a crash loses
+	// before or after writes handed out after them (one in
+	// 1/applyStallRate stalls for applyStallTicks more), and a crash loses
 	// them too.
 	Async      bool
 	ApplyDelay int
