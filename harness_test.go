@@ -296,3 +296,11 @@ func (n *testNode) logTerms() []uint64 {
 	}
 	return out
 }
+
+// requireDropped checks that err is the drop reason want and, as every
+// reason is, ErrProposalDropped.
+func requireDropped(t testing.TB, err, want error, msgAndArgs ...any) {
+	t.Helper()
+	require.ErrorIs(t, err, ErrProposalDropped, msgAndArgs...)
+	require.ErrorIs(t, err, want, msgAndArgs...)
+}

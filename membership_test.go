@@ -138,7 +138,7 @@ func TestRemovedLeaderWithoutStepDown(t *testing.T) {
 	c.campaign(1)
 	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 1))
 	require.Equal(t, StateLeader, c.nodes[1].r().state)
-	require.ErrorIs(t, c.nodes[1].rn.Propose([]byte("x")), ErrProposalDropped)
+	requireDropped(t, c.nodes[1].rn.Propose([]byte("x")), ErrProposalNodeRemoved)
 	// The change is committed by the new config {2, 3}: both acked.
 	require.Equal(t, c.nodes[1].r().raftLog.lastIndex(), c.nodes[2].r().raftLog.committed)
 
@@ -350,13 +350,13 @@ func TestLeavingLeaderTakesNoProposals(t *testing.T) {
 	require.Equal(t, []uint64{2, 3, 4}, c.config(1).Voters)
 	require.Equal(t, StateLeader, leader.r().state)
 	last := leader.r().raftLog.lastIndex()
-	require.ErrorIs(t, leader.rn.Propose([]byte("x")), ErrProposalDropped)
-	require.ErrorIs(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeAddLearnerNode, 5)), ErrProposalDropped)
+	requireDropped(t, leader.rn.Propose([]byte("x")), ErrProposalNodeRemoved)
+	requireDropped(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeAddLearnerNode, 5)), ErrProposalNodeRemoved)
 	require.Equal(t, last, leader.r().raftLog.lastIndex(), "nothing appended")
 
 	// Leaving the joint configuration is accepted, once.
 	require.NoError(t, leader.rn.ProposeConfChange(pb.ConfChangeV2{}))
-	require.ErrorIs(t, leader.rn.ProposeConfChange(pb.ConfChangeV2{}), ErrProposalDropped, "a second leave would only be an empty entry")
+	requireDropped(t, leader.rn.ProposeConfChange(pb.ConfChangeV2{}), ErrProposalNodeRemoved, "a second leave would only be an empty entry")
 	require.Equal(t, last+1, leader.r().raftLog.lastIndex())
 	c.stabilize()
 	require.Equal(t, pb.ConfState{Voters: []uint64{2, 3, 4}}, c.config(2))
@@ -369,7 +369,7 @@ func TestLeaderWithPendingRemovalTakesNoProposals(t *testing.T) {
 	c.campaign(1)
 	leader := c.nodes[1]
 	require.NoError(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeRemoveNode, 1)))
-	require.ErrorIs(t, leader.rn.Propose([]byte("x")), ErrProposalDropped)
+	requireDropped(t, leader.rn.Propose([]byte("x")), ErrProposalNodeRemoved)
 	c.stabilize()
 	require.Equal(t, pb.ConfState{Voters: []uint64{2, 3}}, c.config(2))
 

@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -286,4 +287,31 @@ func newSnapshotNeededNet(t *testing.T) (*nodeNet, uint64) {
 	require.NotNil(t, snap)
 	require.Equal(t, uint64(leaderSnap), snap.Metadata.Index)
 	return nn, leaderSnap
+}
+
+// Node.Propose passes on why a proposal was dropped: here a follower with
+// forwarding disabled.
+func TestNodeProposalDropReasons(t *testing.T) {
+	peers := []Peer{{ID: 1}, {ID: 2}, {ID: 3}}
+	nn := newNodeNetWith(t, []uint64{1, 2, 3}, func(id uint64, s *MemoryStorage) Node {
+		cfg := testConfig(id, s)
+		cfg.DisableProposalForwarding = true
+		return StartNode(cfg, peers)
+	})
+	nn.elect(1)
+	requireDropped(t, nn.nodes[2].Propose(nn.ctx, []byte("x")), ErrProposalForwardingDisabled)
+}
+
+func TestProposalDropReasonsAreDistinct(t *testing.T) {
+	reasons := []error{ErrProposalNoLeader, ErrProposalLeaderTransfer, ErrProposalForwardingDisabled, ErrProposalTooLarge, ErrProposalNodeRemoved}
+	for i, r := range reasons {
+		require.ErrorIs(t, r, ErrProposalDropped)
+		require.True(t, strings.HasPrefix(r.Error(), "raft: proposal dropped: "), r.Error())
+		for j, other := range reasons {
+			if i != j {
+				require.NotErrorIs(t, r, other)
+			}
+		}
+		require.NotErrorIs(t, ErrProposalDropped, r, "the general error is no particular reason")
+	}
 }

@@ -36,12 +36,6 @@ func (st StateType) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + st.String() + `"`), nil
 }
 
-// ErrProposalDropped is returned when a proposal is refused: there is no
-// leader to take it, a leader transfer is under way, forwarding is disabled,
-// the uncommitted-size limit would be exceeded, or this node was removed.
-// The application may retry later.
-var ErrProposalDropped = errors.New("raft: proposal dropped")
-
 type stepFunc func(r *raft, m pb.Message) error
 
 // raft is the protocol state of one node. It is not safe for concurrent
@@ -567,7 +561,7 @@ func stepCandidate(r *raft, m pb.Message) error {
 	switch m.Type {
 	case pb.MsgProp:
 		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
-		return ErrProposalDropped
+		return ErrProposalNoLeader
 	case pb.MsgReadIndex:
 		r.logger.Infof("node %x: no leader known at term %d, dropping read-index request", r.id, r.Term)
 	case pb.MsgApp:

@@ -15,11 +15,11 @@ func (r *raft) handleProposal(m pb.Message) error {
 	if r.trk.Progress[r.id] == nil {
 		// This leader was removed from the configuration; it only keeps
 		// leading until the change that removed it is applied.
-		return ErrProposalDropped
+		return ErrProposalNodeRemoved
 	}
 	if r.leadTransferee != None {
 		r.logger.Debugf("node %x (term %d): handing leadership to %x, dropping proposal", r.id, r.Term, r.leadTransferee)
-		return ErrProposalDropped
+		return ErrProposalLeaderTransfer
 	}
 	if r.leavingConfig() && !r.acceptableLeaveJoint(m.Entries) {
 		// A leader on its way out of the configuration takes nothing but
@@ -29,13 +29,13 @@ func (r *raft) handleProposal(m pb.Message) error {
 		// shorter), and once it stops leading it never campaigns: a joint
 		// configuration that still needs its vote would be stuck.
 		r.logger.Debugf("node %x (term %d): leaving the configuration, dropping proposal", r.id, r.Term)
-		return ErrProposalDropped
+		return ErrProposalNodeRemoved
 	}
 	for i := range m.Entries {
 		r.vetConfChange(&m.Entries[i], r.raftLog.lastIndex()+uint64(i)+1)
 	}
 	if !r.appendEntry(m.Entries...) {
-		return ErrProposalDropped
+		return ErrProposalTooLarge
 	}
 	r.bcastAppend()
 	return nil
@@ -313,11 +313,11 @@ func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
 func (r *raft) forwardProposal(m pb.Message) error {
 	if r.lead == None {
 		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
-		return ErrProposalDropped
+		return ErrProposalNoLeader
 	}
 	if r.disableProposalForwarding {
 		r.logger.Infof("node %x: forwarding disabled (leader %x, term %d), dropping proposal", r.id, r.lead, r.Term)
-		return ErrProposalDropped
+		return ErrProposalForwardingDisabled
 	}
 	m.To = r.lead
 	r.send(m)

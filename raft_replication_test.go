@@ -425,7 +425,8 @@ func TestFastBacktrackingRoundTrips(t *testing.T) {
 }
 
 // Proposals: a follower forwards them to its leader; without a leader, or
-// with forwarding disabled, they are dropped with ErrProposalDropped.
+// with forwarding disabled, they are dropped with an error that says why
+// and matches ErrProposalDropped.
 func TestProposalRouting(t *testing.T) {
 	t.Run("forwarded to the leader", func(t *testing.T) {
 		n := newTestNode(t, 2, []uint64{1, 2, 3})
@@ -440,24 +441,24 @@ func TestProposalRouting(t *testing.T) {
 	t.Run("forwarding disabled", func(t *testing.T) {
 		n := newTestNode(t, 2, []uint64{1, 2, 3}, func(c *Config) { c.DisableProposalForwarding = true })
 		n.r().becomeFollower(1, 1)
-		require.ErrorIs(t, n.rn.Propose([]byte("x")), ErrProposalDropped)
+		requireDropped(t, n.rn.Propose([]byte("x")), ErrProposalForwardingDisabled)
 		require.Empty(t, n.ready())
 	})
 	t.Run("follower without leader", func(t *testing.T) {
 		n := newTestNode(t, 2, []uint64{1, 2, 3})
-		require.ErrorIs(t, n.rn.Propose([]byte("x")), ErrProposalDropped)
+		requireDropped(t, n.rn.Propose([]byte("x")), ErrProposalNoLeader)
 	})
 	t.Run("candidate", func(t *testing.T) {
 		n := newTestNode(t, 2, []uint64{1, 2, 3})
 		require.NoError(t, n.rn.Campaign())
 		require.Equal(t, StateCandidate, n.r().state)
-		require.ErrorIs(t, n.rn.Propose([]byte("x")), ErrProposalDropped)
+		requireDropped(t, n.rn.Propose([]byte("x")), ErrProposalNoLeader)
 	})
 	t.Run("pre-candidate", func(t *testing.T) {
 		n := newTestNode(t, 2, []uint64{1, 2, 3}, withPreVote)
 		require.NoError(t, n.rn.Campaign())
 		require.Equal(t, StatePreCandidate, n.r().state)
-		require.ErrorIs(t, n.rn.Propose([]byte("x")), ErrProposalDropped)
+		requireDropped(t, n.rn.Propose([]byte("x")), ErrProposalNoLeader)
 	})
 	t.Run("leader transfer under way", func(t *testing.T) {
 		c := newTestCluster(t, 3)
@@ -466,7 +467,7 @@ func TestProposalRouting(t *testing.T) {
 		c.nodes[1].rn.TransferLeader(2)
 		require.Equal(t, uint64(2), c.nodes[1].r().leadTransferee)
 		before := c.nodes[1].r().raftLog.lastIndex()
-		require.ErrorIs(t, c.nodes[1].rn.Propose([]byte("x")), ErrProposalDropped)
+		requireDropped(t, c.nodes[1].rn.Propose([]byte("x")), ErrProposalLeaderTransfer)
 		require.Equal(t, before, c.nodes[1].r().raftLog.lastIndex())
 	})
 	t.Run("forwarded proposal commits", func(t *testing.T) {
@@ -492,9 +493,9 @@ func TestMaxUncommittedEntriesSize(t *testing.T) {
 	data := make([]byte, 40)
 	require.NoError(t, leader.rn.Propose(data))
 	require.NoError(t, leader.rn.Propose(data))
-	require.ErrorIs(t, leader.rn.Propose(data), ErrProposalDropped, "120 bytes would pass the 100-byte limit")
+	requireDropped(t, leader.rn.Propose(data), ErrProposalTooLarge, "120 bytes would pass the 100-byte limit")
 	require.NoError(t, leader.rn.Propose(data[:20]), "exactly at the limit is allowed")
-	require.ErrorIs(t, leader.rn.Propose(data[:1]), ErrProposalDropped)
+	requireDropped(t, leader.rn.Propose(data[:1]), ErrProposalTooLarge)
 	// An empty proposal carries no payload and is always taken.
 	require.NoError(t, leader.rn.Propose(nil))
 
@@ -513,7 +514,7 @@ func TestMaxUncommittedEntriesSizeLargeProposal(t *testing.T) {
 	n := newTestNode(t, 1, []uint64{1, 2, 3}, func(cfg *Config) { cfg.MaxUncommittedEntriesSize = 10 })
 	n.makeLeader()
 	require.NoError(t, n.rn.Propose(make([]byte, 50)))
-	require.ErrorIs(t, n.rn.Propose(make([]byte, 1)), ErrProposalDropped)
+	requireDropped(t, n.rn.Propose(make([]byte, 1)), ErrProposalTooLarge)
 }
 
 // Probe state: the leader sends one append to a peer whose log position it

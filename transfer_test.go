@@ -45,7 +45,7 @@ func TestTransferToLaggingFollower(t *testing.T) {
 	}
 	leader.rn.TransferLeader(3)
 	require.Equal(t, uint64(3), leader.r().leadTransferee)
-	require.ErrorIs(t, leader.rn.Propose([]byte("x")), ErrProposalDropped, "no proposals during a transfer")
+	requireDropped(t, leader.rn.Propose([]byte("x")), ErrProposalLeaderTransfer, "no proposals during a transfer")
 	c.stabilize()
 	require.Equal(t, []uint64{3}, c.leaders())
 	require.Equal(t, pb.MsgTimeoutNow, order[len(order)-1], "timeout-now only after the catch-up appends")
