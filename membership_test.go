@@ -218,31 +218,47 @@ func TestExplicitJointManualLeave(t *testing.T) {
 	require.Equal(t, []uint64{1, 2, 3}, cs.VotersOutgoing, "still joint")
 	require.False(t, cs.AutoLeave)
 
-	// Entering joint again or a simple change while joint is refused.
-	last := c.nodes[1].r().raftLog.lastIndex()
-	c.proposeCC(1, v1(pb.ConfChangeAddNode, 5))
+	// Entering joint again or a simple change while joint is refused, with
+	// the reason, and nothing is appended.
+	leader := c.nodes[1]
+	last := leader.r().raftLog.lastIndex()
+	err := leader.rn.ProposeConfChange(v1(pb.ConfChangeAddNode, 5))
+	requireDropped(t, err, ErrProposalConfChangeRefused)
+	require.ErrorContains(t, err, "must transition out of joint config first")
+	err = leader.rn.ProposeConfChange(pb.ConfChangeV2{Changes: []pb.ConfChangeSingle{{Type: pb.ConfChangeAddNode, NodeID: 5}}, Transition: pb.ConfChangeTransitionJointExplicit})
+	requireDropped(t, err, ErrProposalConfChangeRefused)
+	require.Equal(t, last, leader.r().raftLog.lastIndex(), "a refused change appends nothing")
+	c.stabilize()
 	require.Equal(t, cs, c.config(1))
-	ents := c.nodes[1].r().raftLog.allEntries()
-	require.Equal(t, pb.EntryNormal, ents[last].Type, "the refused change became an empty entry")
-	require.Empty(t, ents[last].Data)
 
 	c.proposeCC(1, pb.ConfChangeV2{})
 	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 4}}, c.config(1))
 	// Leaving when not joint is refused too.
-	c.proposeCC(1, pb.ConfChangeV2{})
+	err = leader.rn.ProposeConfChange(pb.ConfChangeV2{})
+	requireDropped(t, err, ErrProposalConfChangeRefused)
+	require.ErrorContains(t, err, "not in joint state")
+	c.stabilize()
 	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 4}}, c.config(1))
 }
 
 // A second conf change proposed while the first is not yet applied is
-// refused (turned into an empty entry); DisableConfChangeValidation lets
-// it through.
+// refused with ErrProposalConfChangeRefused (nothing appended);
+// DisableConfChangeValidation lets it through.
 func TestConfChangeWhilePending(t *testing.T) {
 	for _, disable := range []bool{false, true} {
 		c := newBootstrappedCluster(t, 3, func(cfg *Config) { cfg.DisableConfChangeValidation = disable })
 		c.campaign(1)
 		leader := c.nodes[1]
 		require.NoError(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeAddLearnerNode, 4)))
-		require.NoError(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeAddLearnerNode, 5)))
+		last := leader.r().raftLog.lastIndex()
+		err := leader.rn.ProposeConfChange(v1(pb.ConfChangeAddLearnerNode, 5))
+		if disable {
+			require.NoError(t, err)
+		} else {
+			requireDropped(t, err, ErrProposalConfChangeRefused)
+			require.ErrorContains(t, err, "possible unapplied conf change")
+			require.Equal(t, last, leader.r().raftLog.lastIndex(), "a refused change appends nothing")
+		}
 		c.stabilize()
 		want := []uint64{4}
 		if disable {
@@ -406,6 +422,36 @@ func TestLeaderContactsNewMemberAtOnce(t *testing.T) {
 			require.Equal(t, last, apps[0].Index, "a probe at the leader's last index")
 			require.Empty(t, filterMsgs(rd.Messages, pb.MsgApp, 2), "caught-up peers get nothing new")
 			leader.rn.Advance(rd)
+		})
+	}
+}
+
+// A proposal carrying a conf change the leader cannot take is refused
+// whole, with the reason: one that does not decode, or a second conf change
+// in the same proposal.
+func TestConfChangeProposalRefusedWhole(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	leader := c.nodes[1]
+	last := leader.r().raftLog.lastIndex()
+	add := func(id uint64) pb.Entry {
+		data, err := (&pb.ConfChange{Type: pb.ConfChangeAddLearnerNode, NodeID: id}).Marshal()
+		require.NoError(t, err)
+		return pb.Entry{Type: pb.EntryConfChange, Data: data}
+	}
+	for _, tt := range []struct {
+		name string
+		ents []pb.Entry
+		want string
+	}{
+		{"undecodable", []pb.Entry{{Type: pb.EntryConfChangeV2, Data: []byte{0xff, 0xff}}}, "does not decode"},
+		{"two in one proposal", []pb.Entry{{Data: []byte("x")}, add(4), add(5)}, "earlier in the same proposal"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := leader.rn.Step(pb.Message{Type: pb.MsgProp, From: 1, To: 1, Entries: tt.ents})
+			requireDropped(t, err, ErrProposalConfChangeRefused)
+			require.ErrorContains(t, err, tt.want)
+			require.Equal(t, last, leader.r().raftLog.lastIndex(), "nothing of the proposal is appended")
 		})
 	}
 }

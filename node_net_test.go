@@ -303,7 +303,7 @@ func TestNodeProposalDropReasons(t *testing.T) {
 }
 
 func TestProposalDropReasonsAreDistinct(t *testing.T) {
-	reasons := []error{ErrProposalNoLeader, ErrProposalLeaderTransfer, ErrProposalForwardingDisabled, ErrProposalTooLarge, ErrProposalNodeRemoved}
+	reasons := []error{ErrProposalNoLeader, ErrProposalLeaderTransfer, ErrProposalForwardingDisabled, ErrProposalTooLarge, ErrProposalNodeRemoved, ErrProposalConfChangeRefused}
 	for i, r := range reasons {
 		require.ErrorIs(t, r, ErrProposalDropped)
 		require.True(t, strings.HasPrefix(r.Error(), "raft: proposal dropped: "), r.Error())

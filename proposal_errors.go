@@ -27,7 +27,26 @@ var (
 	// configuration it leads (removed, or on its way out); it takes no
 	// proposals but the change that completes its exit.
 	ErrProposalNodeRemoved = proposalDropped("this node is leaving the configuration")
+	// ErrProposalConfChangeRefused: the leader refused a configuration
+	// change that is not safe now (another is pending, the configuration
+	// is joint and the change does not leave it, a leave while not joint,
+	// …); the error's text gives the reason. etcd raft appends an empty
+	// entry instead and returns nil.
+	ErrProposalConfChangeRefused = proposalDropped("configuration change refused")
 )
+
+// confChangeRefused is ErrProposalConfChangeRefused with its reason.
+type confChangeRefused struct{ reason string }
+
+func (e *confChangeRefused) Error() string {
+	return "raft: proposal dropped: configuration change refused: " + e.reason
+}
+
+// Is makes the refusal match ErrProposalConfChangeRefused and
+// ErrProposalDropped.
+func (e *confChangeRefused) Is(target error) bool {
+	return target == ErrProposalConfChangeRefused || target == ErrProposalDropped
+}
 
 // dropReason is one reason a proposal is dropped; it is ErrProposalDropped
 // for errors.Is.

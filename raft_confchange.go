@@ -103,19 +103,37 @@ func (r *raft) vetConfChange(e *pb.Entry, index uint64) {
 	}
 	cc, err := pb.UnmarshalConfChange(*e)
 	if err != nil {
-		r.logger.Warningf("node %x: conf change proposal does not decode, proposing an empty entry instead: %v", r.id, err)
-		*e = pb.Entry{Type: pb.EntryNormal}
-		return
-	}
-	if reason := r.confChangeRefusal(cc); reason != "" {
-		r.logger.Infof("node %x: conf change %v refused at config %s (%s), proposing an empty entry instead", r.id, cc, r.trk.Config, reason)
-		*e = pb.Entry{Type: pb.EntryNormal}
-		return
+		// refuseConfChanges has refused it already.
+		r.logger.Panicf("raft: vetting a conf change that does not decode: %v", err)
 	}
 	r.pendingConfIndex = index
 	if r.excludesSelf(cc.AsV2()) {
 		r.pendingLeaveIndex = index
 	}
+}
+
+// refuseConfChanges returns the refusal (ErrProposalConfChangeRefused, with
+// its reason) of the first conf change in ents that may not be appended
+// now, or nil: nothing of a refused proposal is appended.
+func (r *raft) refuseConfChanges(ents []pb.Entry) error {
+	seen := false
+	for _, e := range ents {
+		if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
+			continue
+		}
+		cc, err := pb.UnmarshalConfChange(e)
+		if err != nil {
+			return &confChangeRefused{reason: fmt.Sprintf("does not decode: %v", err)}
+		}
+		if seen && !r.disableConfChangeValid {
+			return &confChangeRefused{reason: "another conf change comes earlier in the same proposal"}
+		}
+		seen = true
+		if reason := r.confChangeRefusal(cc); reason != "" {
+			return &confChangeRefused{reason: fmt.Sprintf("%v: %s", cc, reason)}
+		}
+	}
+	return nil
 }
 
 // excludesSelf reports whether applying cc to the current configuration

@@ -31,6 +31,10 @@ func (r *raft) handleProposal(m pb.Message) error {
 		r.logger.Debugf("node %x (term %d): leaving the configuration, dropping proposal", r.id, r.Term)
 		return ErrProposalNodeRemoved
 	}
+	if err := r.refuseConfChanges(m.Entries); err != nil {
+		r.logger.Infof("node %x: %v (config %s)", r.id, err, r.trk.Config)
+		return err
+	}
 	for i := range m.Entries {
 		r.vetConfChange(&m.Entries[i], r.raftLog.lastIndex()+uint64(i)+1)
 	}

@@ -143,6 +143,10 @@ func writeFailure(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusGone, "member_removed", err.Error())
 		return
 	}
+	if errors.Is(err, errConfChangeRefused) {
+		writeError(w, http.StatusConflict, "conf_change_refused", err.Error())
+		return
+	}
 	code := "unavailable"
 	switch {
 	case errors.Is(err, errNoLeader):
@@ -556,6 +560,20 @@ func (m *member) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 	m.changeMembership(w, r, pb.ConfChange{Type: pb.ConfChangeRemoveNode, NodeID: id}, "", http.StatusOK)
 }
 
+// errConfChangeRefused: the leader refused a membership change that is not
+// safe now (another is still being applied, …); retry after it.
+var errConfChangeRefused = errors.New("the leader refused the membership change")
+
+// confChangeFailure says why proposing a membership change failed: a
+// refusal by the leader (409, with the library's reason) or no leader to
+// take it (503).
+func confChangeFailure(err error) error {
+	if errors.Is(err, raft.ErrProposalConfChangeRefused) {
+		return fmt.Errorf("%w: %v", errConfChangeRefused, err)
+	}
+	return fmt.Errorf("%w (%v)", errNoLeader, err)
+}
+
 // changeMembership proposes cc and answers once it is applied here.
 func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.ConfChange, peer string, status int) {
 	if m.removed.Load() {
@@ -581,7 +599,7 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 		m.metrics.proposals.Inc()
 		if err := m.rn.ProposeConfChange(cc); err != nil {
 			m.metrics.proposalsFailed.Inc()
-			wt.finish(fmt.Errorf("%w (%v)", errNoLeader, err))
+			wt.finish(confChangeFailure(err))
 			return
 		}
 		m.waiters[reqID] = wt

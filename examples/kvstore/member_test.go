@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -40,6 +45,30 @@ func TestNoteRemoval(t *testing.T) {
 			} else {
 				require.Len(t, m.waiters, 1)
 			}
+		})
+	}
+}
+
+// A membership change the leader refuses (another still being applied) is
+// a 409 with the library's reason; a change no leader could take is a 503.
+func TestConfChangeFailureAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantCode   string
+	}{
+		{"refused", fmt.Errorf("raft says: %w", raft.ErrProposalConfChangeRefused), http.StatusConflict, "conf_change_refused"},
+		{"no leader", raft.ErrProposalNoLeader, http.StatusServiceUnavailable, "no_leader"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			writeFailure(rec, confChangeFailure(tt.err))
+			require.Equal(t, tt.wantStatus, rec.Code)
+			var e apiError
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
+			require.Equal(t, tt.wantCode, e.Code)
+			require.Contains(t, e.Error, tt.err.Error())
 		})
 	}
 }
