@@ -9,6 +9,7 @@ package raft_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -395,13 +396,8 @@ func newSoloRawNode() *soloRawNode {
 func (s *soloRawNode) drive(afterApply func(rd raft.Ready)) {
 	for s.node.HasReady() {
 		rd := s.node.Ready()
-		if err := s.storage.Append(rd.Entries); err != nil {
+		if err := s.storage.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 			panic(err)
-		}
-		if !raft.IsEmptyHardState(rd.HardState) {
-			if err := s.storage.SetHardState(rd.HardState); err != nil {
-				panic(err)
-			}
 		}
 		for _, e := range rd.CommittedEntries {
 			if e.Type == raftpb.EntryConfChange {
@@ -464,6 +460,48 @@ func Example_readIndex() {
 	// applied 3: x=1
 	// read x: 1
 	// pending reads: 0
+}
+
+// waitingWrite is a client write waiting for its entry to apply.
+type waitingWrite struct {
+	term uint64
+	done func(ok bool)
+}
+
+// Proposal feedback on a single member, as README.md shows it.
+func Example_proposalFeedback() {
+	solo := newSoloRawNode()
+	node := solo.node
+	waiting := map[uint64]waitingWrite{}
+	// readme:begin proposal-feedback
+	res, err := node.ProposeWithResult([]byte("x=1"))
+	switch {
+	case errors.Is(err, raft.ErrProposalNoLeader), errors.Is(err, raft.ErrProposalLeaderTransfer):
+		fmt.Println("no leader to take it now: retry soon")
+	case err != nil:
+		fmt.Println("dropped:", err) // the error names the reason
+	case res.Forwarded:
+		fmt.Println("forwarded to leader", res.Leader) // its place is not known here
+	default:
+		waiting[res.Index] = waitingWrite{term: res.Term, done: func(ok bool) {
+			fmt.Println("x=1 committed:", ok) // false: overwritten after a leader change; retry
+		}}
+	}
+	// readme:end
+	solo.drive(func(rd raft.Ready) {
+		// readme:begin proposal-applied
+		// In the Ready loop, for every committed entry:
+		for _, e := range rd.CommittedEntries {
+			if w, ok := waiting[e.Index]; ok {
+				delete(waiting, e.Index)
+				w.done(e.Term == w.term) // the same index with another term is another entry
+			}
+		}
+		// readme:end
+	})
+	// Output:
+	// applied 3: x=1
+	// x=1 committed: true
 }
 
 // Compaction on a single member's MemoryStorage, as README.md shows it.

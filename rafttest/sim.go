@@ -73,6 +73,9 @@ type Sim struct {
 	leaders   map[uint64]leadership // term -> leader
 	maxTerm   uint64                // highest term any node has reached
 	committed map[uint64]entryRecord
+	// proposed maps where leaders reported appending a client's proposal
+	// (ProposeWithResult) to what was proposed.
+	proposed map[[2]uint64]string // (index, term) -> data
 	lastIndex uint64 // highest index in committed
 	// chaos is false in the final, fault-free phase.
 	chaos bool
@@ -110,6 +113,7 @@ func RunSim(cfg SimConfig) *SimResult {
 		done:      map[[2]uint64]string{},
 		leaders:   map[uint64]leadership{},
 		committed: map[uint64]entryRecord{},
+		proposed:  map[[2]uint64]string{},
 		readers:   map[string]*simClient{},
 		chaos:     true,
 	}

@@ -110,7 +110,9 @@ func (s *Sim) submit(c *simClient, p *simPending) {
 	if err != nil {
 		panic(err)
 	}
-	switch err := n.rn.Propose(data); {
+	switch res, err := n.rn.ProposeWithResult(data); {
+	case err == nil && !res.Forwarded:
+		s.proposed[[2]uint64{res.Index, res.Term}] = string(data)
 	case errors.Is(err, raft.ErrProposalDropped):
 		// Refused at once (no leader known, or not a member): a client
 		// tries another node at the next tick.

@@ -114,6 +114,9 @@ func (s *Sim) apply(n *simNode, e pb.Entry) {
 		s.violate("node %d applies index %d after %d", n.id, e.Index, n.sm.Applied)
 	}
 	rec := entryRecord{term: e.Term, data: string(e.Data), seenTerm: s.maxTerm}
+	if want, ok := s.proposed[[2]uint64{e.Index, e.Term}]; ok && want != rec.data {
+		s.violate("node %d applied %q at index %d term %d, where the leader reported appending %q", n.id, rec.data, e.Index, e.Term, want)
+	}
 	if prev, ok := s.committed[e.Index]; ok {
 		if prev.term != rec.term || prev.data != rec.data {
 			s.violate("node %d applied term %d at index %d where another node applied term %d", n.id, e.Term, e.Index, prev.term)

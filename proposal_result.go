@@ -1,0 +1,46 @@
+package raft
+
+import pb "github.com/raftcore/raft/raftpb"
+
+// ProposalResult says where a proposal went.
+//
+// On the leader it was appended at (Index, Term): the proposal is committed
+// when an entry with that index and that term is; if the entry applied at
+// Index has another term, the proposal was overwritten after a leader change
+// and is lost (retry it). On a follower it was forwarded to Leader and its
+// place is not known yet (Forwarded; Index and Term are 0).
+type ProposalResult struct {
+	Index, Term uint64
+	Forwarded   bool
+	Leader      uint64
+}
+
+// ProposeWithResult proposes data, like Propose, and says where the
+// proposal went. The error is Propose's: one of the ErrProposal… reasons,
+// each matching ErrProposalDropped.
+func (rn *RawNode) ProposeWithResult(data []byte) (ProposalResult, error) {
+	return rn.proposeWithResult(pb.Entry{Data: data})
+}
+
+// ProposeConfChangeWithResult proposes a configuration change, like
+// ProposeConfChange, and says where the proposal went.
+func (rn *RawNode) ProposeConfChangeWithResult(cc pb.ConfChangeI) (ProposalResult, error) {
+	typ, data, err := pb.MarshalConfChange(cc)
+	if err != nil {
+		return ProposalResult{}, err
+	}
+	return rn.proposeWithResult(pb.Entry{Type: typ, Data: data})
+}
+
+func (rn *RawNode) proposeWithResult(e pb.Entry) (ProposalResult, error) {
+	r := rn.raft
+	if err := r.Step(pb.Message{Type: pb.MsgProp, From: r.id, Entries: []pb.Entry{e}}); err != nil {
+		return ProposalResult{}, err
+	}
+	if r.state != StateLeader {
+		return ProposalResult{Forwarded: true, Leader: r.lead}, nil
+	}
+	// The leader appended the one entry at the end of its log.
+	last := r.raftLog.lastEntryID()
+	return ProposalResult{Index: last.index, Term: last.term, Leader: r.id}, nil
+}
