@@ -75,8 +75,8 @@ type Sim struct {
 	committed map[uint64]entryRecord
 	// proposed maps where leaders reported appending a client's proposal
 	// (ProposeWithResult) to what was proposed.
-	proposed map[[2]uint64]string // (index, term) -> data
-	lastIndex uint64 // highest index in committed
+	proposed  map[[2]uint64]string // (index, term) -> data
+	lastIndex uint64               // highest index in committed
 	// chaos is false in the final, fault-free phase.
 	chaos bool
 
