@@ -72,6 +72,9 @@ type stepRequest struct {
 	// peers.
 	local  bool
 	result chan error
+	// where, if set, receives where an accepted proposal went (written
+	// before result is sent).
+	where *ProposalResult
 }
 
 type node struct {
@@ -161,7 +164,11 @@ func (n *node) run() {
 		select {
 		case req := <-propc:
 			req.m.From = r.id
-			n.reply(req, r.Step(req.m))
+			err := r.Step(req.m)
+			if err == nil && req.where != nil {
+				*req.where = n.rn.proposalResult()
+			}
+			n.reply(req, err)
 		case req := <-n.recvc:
 			if req.local {
 				n.reply(req, r.Step(req.m))
@@ -205,7 +212,10 @@ func (n *node) reply(req stepRequest, err error) {
 // submit hands req to the node's goroutine on ch and, if wait, waits for
 // the result.
 func (n *node) submit(ctx context.Context, ch chan stepRequest, m pb.Message, local, wait bool) error {
-	req := stepRequest{m: m, local: local}
+	return n.submitRequest(ctx, ch, stepRequest{m: m, local: local}, wait)
+}
+
+func (n *node) submitRequest(ctx context.Context, ch chan stepRequest, req stepRequest, wait bool) error {
 	if wait {
 		req.result = make(chan error, 1)
 	}

@@ -315,3 +315,29 @@ func TestProposalDropReasonsAreDistinct(t *testing.T) {
 		require.NotErrorIs(t, ErrProposalDropped, r, "the general error is no particular reason")
 	}
 }
+
+// ProposeWithResult through a Node: the leader reports the (index, term)
+// the proposal was appended at, and the entry committed there is it; a
+// follower reports that it forwarded the proposal to the leader.
+func TestNodeProposeWithResult(t *testing.T) {
+	nn := newNodeNet(t, 1, 2)
+	nn.elect(1)
+	res, err := ProposeWithResult(nn.ctx, nn.nodes[1], []byte("via the leader"))
+	require.NoError(t, err)
+	require.False(t, res.Forwarded)
+	require.Equal(t, uint64(1), res.Leader)
+	st := nn.nodes[1].Status()
+	require.Equal(t, st.Term, res.Term)
+	nn.runUntil("the proposal to apply", func() bool { return nn.nodes[1].Status().Applied >= res.Index })
+	ents, err := nn.storages[1].Entries(res.Index, res.Index+1, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, res.Term, ents[0].Term)
+	require.Equal(t, []byte("via the leader"), ents[0].Data)
+
+	fres, err := ProposeWithResult(nn.ctx, nn.nodes[2], []byte("via a follower"))
+	require.NoError(t, err)
+	require.Equal(t, ProposalResult{Forwarded: true, Leader: 1}, fres)
+
+	_, err = ProposeWithResult(nn.ctx, nil, nil)
+	require.ErrorIs(t, err, errNotOwnNode)
+}

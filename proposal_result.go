@@ -1,6 +1,11 @@
 package raft
 
-import pb "github.com/raftcore/raft/raftpb"
+import (
+	"context"
+	"errors"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
 
 // ProposalResult says where a proposal went.
 //
@@ -37,10 +42,37 @@ func (rn *RawNode) proposeWithResult(e pb.Entry) (ProposalResult, error) {
 	if err := r.Step(pb.Message{Type: pb.MsgProp, From: r.id, Entries: []pb.Entry{e}}); err != nil {
 		return ProposalResult{}, err
 	}
+	return rn.proposalResult(), nil
+}
+
+// proposalResult says where the one-entry proposal just taken went.
+func (rn *RawNode) proposalResult() ProposalResult {
+	r := rn.raft
 	if r.state != StateLeader {
-		return ProposalResult{Forwarded: true, Leader: r.lead}, nil
+		return ProposalResult{Forwarded: true, Leader: r.lead}
 	}
-	// The leader appended the one entry at the end of its log.
+	// The leader appended the entry at the end of its log.
 	last := r.raftLog.lastEntryID()
-	return ProposalResult{Index: last.index, Term: last.term, Leader: r.id}, nil
+	return ProposalResult{Index: last.index, Term: last.term, Leader: r.id}
+}
+
+// errNotOwnNode is returned by ProposeWithResult for a Node it cannot see
+// into.
+var errNotOwnNode = errors.New("raft: ProposeWithResult needs a Node made by StartNode or RestartNode")
+
+// ProposeWithResult proposes data through n, like n.Propose (waiting for a
+// leader, until ctx is done), and says where the proposal went, as
+// RawNode.ProposeWithResult does. n must come from StartNode or
+// RestartNode. (Node's method set is etcd raft's, so this is a function.)
+func ProposeWithResult(ctx context.Context, n Node, data []byte) (ProposalResult, error) {
+	nd, ok := n.(*node)
+	if !ok {
+		return ProposalResult{}, errNotOwnNode
+	}
+	var where ProposalResult
+	req := stepRequest{m: pb.Message{Type: pb.MsgProp, Entries: []pb.Entry{{Data: data}}}, local: true, where: &where}
+	if err := nd.submitRequest(ctx, nd.propc, req, true); err != nil {
+		return ProposalResult{}, err
+	}
+	return where, nil
 }
