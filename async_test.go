@@ -77,13 +77,7 @@ func (n *asyncNode) flush(k int) []pb.Message {
 	writes := n.queued[:k]
 	n.queued = n.queued[k:]
 	for _, m := range writes {
-		if m.Snapshot != nil {
-			require.NoError(n.t, n.s.ApplySnapshot(*m.Snapshot))
-		}
-		require.NoError(n.t, n.s.Append(m.Entries))
-		if m.Term != 0 || m.Vote != 0 || m.Commit != 0 {
-			require.NoError(n.t, n.s.SetHardState(pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}))
-		}
+		require.NoError(n.t, saveStorageAppend(n.s, m))
 		for _, resp := range m.Responses {
 			if resp.To == n.rn.raft.id {
 				require.NoError(n.t, n.rn.Step(resp))

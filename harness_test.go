@@ -304,3 +304,14 @@ func requireDropped(t testing.TB, err, want error, msgAndArgs ...any) {
 	require.ErrorIs(t, err, ErrProposalDropped, msgAndArgs...)
 	require.ErrorIs(t, err, want, msgAndArgs...)
 }
+
+// saveStorageAppend does what a MsgStorageAppend asks of the append thread:
+// write its snapshot, entries and hard state to s (its responses are the
+// caller's to deliver).
+func saveStorageAppend(s *MemoryStorage, m pb.Message) error {
+	var snap pb.Snapshot
+	if m.Snapshot != nil {
+		snap = *m.Snapshot
+	}
+	return s.Save(pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}, m.Entries, snap)
+}

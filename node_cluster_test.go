@@ -122,19 +122,7 @@ func (c *liveCluster) run(ln *liveNode) {
 				_ = ln.storage.Save(rd.HardState, rd.Entries, rd.Snapshot)
 				c.send(rd.Messages)
 				for _, e := range rd.CommittedEntries {
-					if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
-						cc, err := pb.UnmarshalConfChange(e)
-						if err == nil {
-							if cs := ln.node.ApplyConfChange(cc); cs != nil {
-								ln.mu.Lock()
-								ln.confState = *cs
-								ln.mu.Unlock()
-							}
-						}
-					}
-					ln.mu.Lock()
-					ln.applied = append(ln.applied, e)
-					ln.mu.Unlock()
+					ln.apply(e)
 				}
 				ln.node.Advance()
 			case <-ln.stopc:
@@ -194,14 +182,7 @@ func (c *liveCluster) runAsync(ln *liveNode) {
 						appendc <- m
 					case LocalApplyThread:
 						for _, e := range m.Entries {
-							if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
-								if cc, err := pb.UnmarshalConfChange(e); err == nil {
-									ln.node.ApplyConfChange(cc)
-								}
-							}
-							ln.mu.Lock()
-							ln.applied = append(ln.applied, e)
-							ln.mu.Unlock()
+							ln.apply(e)
 						}
 						for _, resp := range m.Responses {
 							_ = ln.node.Step(context.Background(), resp)
@@ -218,15 +199,25 @@ func (c *liveCluster) runAsync(ln *liveNode) {
 	}()
 }
 
+// apply applies a committed entry: conf changes through the node, and
+// every entry recorded.
+func (ln *liveNode) apply(e pb.Entry) {
+	if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
+		if cc, err := pb.UnmarshalConfChange(e); err == nil {
+			cs := ln.node.ApplyConfChange(cc)
+			ln.mu.Lock()
+			ln.confState = *cs
+			ln.mu.Unlock()
+		}
+	}
+	ln.mu.Lock()
+	ln.applied = append(ln.applied, e)
+	ln.mu.Unlock()
+}
+
 // writeAsync performs one MsgStorageAppend and delivers its responses.
 func (c *liveCluster) writeAsync(ln *liveNode, m pb.Message) {
-	if m.Snapshot != nil {
-		_ = ln.storage.ApplySnapshot(*m.Snapshot)
-	}
-	_ = ln.storage.Append(m.Entries)
-	if m.Term != 0 || m.Vote != 0 || m.Commit != 0 {
-		_ = ln.storage.SetHardState(pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit})
-	}
+	_ = saveStorageAppend(ln.storage, m)
 	for _, resp := range m.Responses {
 		if resp.To == ln.id {
 			_ = ln.node.Step(context.Background(), resp)

@@ -6,7 +6,7 @@ import (
 )
 
 // hup starts an election (or pre-election) if this node may campaign.
-func (r *raft) hup(t campaignType) {
+func (r *raft) hup(t CampaignType) {
 	if r.state == StateLeader {
 		r.logger.Debugf("node %x: already leader, no election needed", r.id)
 		return
@@ -52,7 +52,7 @@ func (r *raft) hasUnappliedConfChanges() bool {
 
 // campaign asks every voter for its vote; this node votes for itself
 // through the same path as the others, once its vote is durable.
-func (r *raft) campaign(t campaignType) {
+func (r *raft) campaign(t CampaignType) {
 	var term uint64
 	var voteMsg pb.MessageType
 	if t == campaignPreElection {
@@ -156,9 +156,6 @@ func (r *raft) handleVoteResponse(m pb.Message) {
 // it can ride in a vote request's Context as is: a vote request whose
 // Context is the transfer campaign's name was started by a leader transfer.
 type CampaignType string
-
-// campaignType is the name the election code uses for CampaignType.
-type campaignType = CampaignType
 
 const (
 	// campaignPreElection runs a pre-vote round first (PreVote).

@@ -395,7 +395,7 @@ func (s *Sim) handleReadyAsync(n *simNode) {
 	}
 	// A leader whose own term is not durable yet is the window where a
 	// crash does the most harm; a correct node is never in it.
-	termPending := n.persisted.Term < rd.HardState.Term || n.persisted.Term < n.rn.BasicStatus().Term
+	termPending := n.persisted.Term < n.rn.BasicStatus().Term
 	if becameLeader && s.chaos && len(n.writes) > 0 && (termPending || s.rnd.Float64() < s.cfg.FreshLeaderCrashRate) {
 		// A new leader whose own writes (its term and vote among them,
 		// perhaps) are not durable yet dies at once, before or after
