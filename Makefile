@@ -17,12 +17,13 @@ TEST_TAGS := -tags invariants
 # so that its dependencies (Prometheus) stay out of the library's.
 KVSTORE := examples/kvstore
 
-.PHONY: help test test-short mutation-check soak bench fuzz proto proto-check lint verify cover example tools
+.PHONY: help test test-short mutation-check soak bench bench-compare fuzz proto proto-check lint verify cover example tools
 
 help:
 	@echo "make test     run every test (race detector, invariant checks on)"
 	@echo "make example  run examples/single-mem-node"
 	@echo "make bench    run the benchmarks (ns/op, B/op, allocs/op)"
+	@echo "make bench-compare  the same workloads on etcd raft and raftcore, side by side (bench/compare)"
 	@echo "make fuzz     run every fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make soak     long runs: the chaos simulation over SOAK_SEEDS seeds (default $(SOAK_SEEDS)), also on the WAL, the WAL crash loop and its power-loss crash points"
 	@echo "make mutation-check  show the simulation catching deliberately broken rules"
@@ -63,6 +64,12 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+# bench/compare is a module of its own (with its own go.work), so that etcd
+# raft, which it measures against, never enters the library's dependencies,
+# go.work or ./... patterns.
+bench-compare:
+	cd bench/compare && $(GO) run . -rounds 5
 
 # Each fuzz target runs on its own: go test -fuzz takes one target at a time.
 fuzz:
