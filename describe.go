@@ -7,8 +7,8 @@ import (
 	pb "github.com/raftcore/raft/raftpb"
 )
 
-// EntryFormatter renders an entry's Data for Describe functions. Nil
-// renders the payload's length only.
+// EntryFormatter renders an entry's Data for the Describe functions. Nil
+// quotes the data as a Go string literal.
 type EntryFormatter func([]byte) string
 
 // DescribeHardState renders hs compactly, e.g. "Term:3 Vote:1 Commit:12".
@@ -27,11 +27,14 @@ func DescribeSoftState(ss SoftState) string {
 	return fmt.Sprintf("Lead:%d State:%s", ss.Lead, ss.RaftState)
 }
 
-// DescribeConfState renders a configuration as the rest of raftcore prints
-// one (ConfState.Describe, tracker.Config.String): "voters=(1 2 3)", with
-// "&&(…)" for the outgoing voters of a joint configuration, then
-// "learners=(…)", "learners_next=(…)" and "autoleave" when present.
-func DescribeConfState(cs pb.ConfState) string { return cs.Describe() }
+// DescribeConfState renders every field of cs, e.g. "Voters:[1 2 3]
+// VotersOutgoing:[] Learners:[] LearnersNext:[] AutoLeave:false", as etcd
+// raft does. ConfState.Describe gives the shorter form the rest of
+// raftcore prints configurations in ("voters=(1 2 3)").
+func DescribeConfState(cs pb.ConfState) string {
+	return fmt.Sprintf("Voters:%v VotersOutgoing:%v Learners:%v LearnersNext:%v AutoLeave:%v",
+		cs.Voters, cs.VotersOutgoing, cs.Learners, cs.LearnersNext, cs.AutoLeave)
+}
 
 // DescribeSnapshot renders snap's position and configuration.
 func DescribeSnapshot(snap pb.Snapshot) string {
@@ -40,36 +43,39 @@ func DescribeSnapshot(snap pb.Snapshot) string {
 }
 
 // DescribeEntry renders e as "term/index type payload", e.g.
-// "2/7 EntryNormal \"put x=1\"" with a formatter that quotes the data.
-// Conf change entries are decoded and shown as their changes.
+// "2/7 EntryNormal \"put x=1\"". A normal entry's payload goes through f
+// (nil quotes it); a conf change entry is decoded and shown as its changes
+// ("v3 r2": add voter 3, remove 2), or as the decoding error; an entry of
+// an unknown type shows no payload.
 func DescribeEntry(e pb.Entry, f EntryFormatter) string {
-	return fmt.Sprintf("%d/%d %s %s", e.Term, e.Index, e.Type, describePayload(e, f))
+	s := fmt.Sprintf("%d/%d %s", e.Term, e.Index, e.Type)
+	if p := describePayload(e, f); p != "" {
+		s += " " + p
+	}
+	return s
 }
 
 func describePayload(e pb.Entry, f EntryFormatter) string {
 	switch e.Type {
-	case pb.EntryConfChange, pb.EntryConfChangeV2:
-		cc, err := pb.UnmarshalConfChange(e)
-		if err != nil {
-			return fmt.Sprintf("<undecodable conf change: %v>", err)
+	case pb.EntryNormal:
+		if f == nil {
+			return fmt.Sprintf("%q", e.Data)
 		}
-		v2 := cc.AsV2()
-		s := pb.ConfChangesToString(v2.Changes)
-		if v2.Transition != pb.ConfChangeTransitionAuto {
-			s += " " + v2.Transition.String()
-		}
-		if v2.LeaveJoint() {
-			s = "leave-joint"
-		}
-		return s
-	}
-	if f != nil {
 		return f(e.Data)
+	case pb.EntryConfChange:
+		var cc pb.ConfChange
+		if err := cc.Unmarshal(e.Data); err != nil {
+			return err.Error()
+		}
+		return pb.ConfChangesToString(cc.AsV2().Changes)
+	case pb.EntryConfChangeV2:
+		var cc pb.ConfChangeV2
+		if err := cc.Unmarshal(e.Data); err != nil {
+			return err.Error()
+		}
+		return pb.ConfChangesToString(cc.Changes)
 	}
-	if len(e.Data) == 0 {
-		return "(empty)"
-	}
-	return fmt.Sprintf("(%d bytes)", len(e.Data))
+	return ""
 }
 
 // DescribeEntries renders ents one per line.
@@ -82,8 +88,10 @@ func DescribeEntries(ents []pb.Entry, f EntryFormatter) string {
 	return b.String()
 }
 
-// DescribeMessage renders m on one line, e.g.
-// "1->2 MsgApp Term:3 Log:2/5 Commit:4 Entries:[3/6 EntryNormal (4 bytes)]".
+// DescribeMessage renders m, e.g.
+// "1->2 MsgApp Term:3 Log:2/5 Commit:4 Entries:[3/6 EntryNormal \"x\"]".
+// Several entries, a snapshot and the responses of a local storage
+// message go on indented lines of their own.
 func DescribeMessage(m pb.Message, f EntryFormatter) string {
 	var b strings.Builder
 	describeMessage(&b, m, f)
@@ -101,38 +109,35 @@ func describeMessage(b *strings.Builder, m pb.Message, f EntryFormatter) {
 	if m.Vote != 0 {
 		fmt.Fprintf(b, " Vote:%d", m.Vote)
 	}
-	if len(m.Entries) > 0 {
+	switch len(m.Entries) {
+	case 0:
+	case 1:
+		fmt.Fprintf(b, " Entries:[%s]", DescribeEntry(m.Entries[0], f))
+	default:
 		b.WriteString(" Entries:[")
-		for i, e := range m.Entries {
-			if i > 0 {
-				b.WriteString(", ")
-			}
+		for _, e := range m.Entries {
+			b.WriteString("\n  ")
 			b.WriteString(DescribeEntry(e, f))
 		}
-		b.WriteByte(']')
-	}
-	if len(m.Context) > 0 {
-		fmt.Fprintf(b, " Context:%q", m.Context)
+		b.WriteString("\n]")
 	}
 	if m.Snapshot != nil && !IsEmptySnap(*m.Snapshot) {
-		fmt.Fprintf(b, " Snapshot: %s", DescribeSnapshot(*m.Snapshot))
+		fmt.Fprintf(b, "\n  Snapshot: %s", DescribeSnapshot(*m.Snapshot))
 	}
 	if len(m.Responses) > 0 {
 		b.WriteString(" Responses:[")
-		for i, r := range m.Responses {
-			if i > 0 {
-				b.WriteString(", ")
-			}
+		for _, r := range m.Responses {
+			b.WriteString("\n  ")
 			describeMessage(b, r, f)
 		}
-		b.WriteByte(']')
+		b.WriteString("\n]")
 	}
 }
 
 func describeTarget(id uint64) string {
 	switch id {
 	case None:
-		return "_"
+		return "None"
 	case LocalAppendThread:
 		return "AppendThread"
 	case LocalApplyThread:
@@ -141,22 +146,20 @@ func describeTarget(id uint64) string {
 	return fmt.Sprintf("%x", id)
 }
 
-// DescribeReady renders everything in rd, one item per line; an empty
-// Ready renders as "".
+// DescribeReady renders everything in rd, one item per line after a
+// "Ready MustSync=…:" header; a Ready with nothing in it renders as
+// "<empty Ready>".
 func DescribeReady(rd Ready, f EntryFormatter) string {
 	var b strings.Builder
 	if rd.SoftState != nil {
-		fmt.Fprintf(&b, "SoftState %s\n", DescribeSoftState(*rd.SoftState))
+		b.WriteString(DescribeSoftState(*rd.SoftState))
+		b.WriteByte('\n')
 	}
 	if !IsEmptyHardState(rd.HardState) {
 		fmt.Fprintf(&b, "HardState %s\n", DescribeHardState(rd.HardState))
 	}
 	if len(rd.ReadStates) > 0 {
-		b.WriteString("ReadStates:")
-		for _, rs := range rd.ReadStates {
-			fmt.Fprintf(&b, " %d:%q", rs.Index, rs.RequestCtx)
-		}
-		b.WriteByte('\n')
+		fmt.Fprintf(&b, "ReadStates %v\n", rd.ReadStates)
 	}
 	if len(rd.Entries) > 0 {
 		b.WriteString("Entries:\n")
@@ -176,8 +179,8 @@ func DescribeReady(rd Ready, f EntryFormatter) string {
 			b.WriteByte('\n')
 		}
 	}
-	if b.Len() > 0 && rd.MustSync {
-		b.WriteString("MustSync\n")
+	if b.Len() == 0 {
+		return "<empty Ready>"
 	}
-	return b.String()
+	return fmt.Sprintf("Ready MustSync=%v:\n%s", rd.MustSync, b.String())
 }

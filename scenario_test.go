@@ -273,7 +273,7 @@ func (env *scenarioEnv) addNodes(t *testing.T, td *datadriven.TestData, b *strin
 			td.Fatalf(t, "add-nodes: %v", err)
 		}
 		env.nodes[id] = &scenarioNode{rn: rn, storage: s, cfg: *cfg}
-		fmt.Fprintf(b, "node %d: applied %d, config %s\n", id, index, DescribeConfState(cs))
+		fmt.Fprintf(b, "node %d: applied %d, config %s\n", id, index, cs.Describe())
 	}
 }
 
@@ -342,7 +342,7 @@ func (env *scenarioEnv) applyConfChanges(t *testing.T, id uint64, ents []pb.Entr
 			t.Fatalf("node %d: %v", id, err)
 		}
 		cs := env.nodes[id].rn.ApplyConfChange(cc)
-		fmt.Fprintf(b, "  applied conf change: %s\n", DescribeConfState(*cs))
+		fmt.Fprintf(b, "  applied conf change: %s\n", cs.Describe())
 	}
 }
 
