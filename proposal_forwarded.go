@@ -18,6 +18,8 @@ import (
 // Entries are told apart by their bytes only, so this holds for the
 // proposal itself only if no other proposal carries the same bytes (put a
 // request id in the data); with identical bytes it may be another copy.
+// It also assumes the transport delivers a message at most once: a
+// forwarded proposal delivered twice could be appended twice.
 //
 // Unknown: the entry did not show up while this node was looking (see
 // RawNode.ForwardedOutcomes). The proposal may have been dropped (a leader
