@@ -472,8 +472,13 @@ type waitingWrite struct {
 func Example_proposalFeedback() {
 	solo := newSoloRawNode()
 	node := solo.node
-	waiting := map[uint64]waitingWrite{}
+	waiting := map[uint64]waitingWrite{}   // by index
+	forwarded := map[uint64]waitingWrite{} // by ForwardID
+	fallBack := func(w waitingWrite) { fmt.Println("unknown: look for the write's request id in the state machine") }
 	// readme:begin proposal-feedback
+	w := waitingWrite{done: func(ok bool) {
+		fmt.Println("x=1 committed:", ok) // false: overwritten after a leader change; retry
+	}}
 	res, err := node.ProposeWithResult([]byte("x=1"))
 	switch {
 	case errors.Is(err, raft.ErrProposalNoLeader), errors.Is(err, raft.ErrProposalLeaderTransfer):
@@ -481,11 +486,23 @@ func Example_proposalFeedback() {
 	case err != nil:
 		fmt.Println("dropped:", err) // the error names the reason
 	case res.Forwarded:
-		fmt.Println("forwarded to leader", res.Leader) // its place is not known here
+		forwarded[res.ForwardID] = w // its place is not known yet: see ForwardedOutcomes
 	default:
-		waiting[res.Index] = waitingWrite{term: res.Term, done: func(ok bool) {
-			fmt.Println("x=1 committed:", ok) // false: overwritten after a leader change; retry
-		}}
+		w.term = res.Term
+		waiting[res.Index] = w
+	}
+	// readme:end
+	// readme:begin proposal-forwarded
+	// After stepping messages, before applying the next Ready:
+	for _, o := range node.ForwardedOutcomes() {
+		w := forwarded[o.ForwardID]
+		delete(forwarded, o.ForwardID)
+		if o.Unknown {
+			fallBack(w) // its entry was not seen here: it may or may not commit
+			continue
+		}
+		w.term = o.Term // the leader of o.Term appended it at o.Index
+		waiting[o.Index] = w
 	}
 	// readme:end
 	solo.drive(func(rd raft.Ready) {

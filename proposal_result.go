@@ -13,11 +13,17 @@ import (
 // when an entry with that index and that term is; if the entry applied at
 // Index has another term, the proposal was overwritten after a leader change
 // and is lost (retry it). On a follower it was forwarded to Leader and its
-// place is not known yet (Forwarded; Index and Term are 0).
+// place is not known yet (Forwarded; Index and Term are 0): the follower
+// looks for its entry among those the leader sends, and
+// RawNode.ForwardedOutcomes reports, under ForwardID, where it was
+// appended, or that this is not known.
 type ProposalResult struct {
 	Index, Term uint64
 	Forwarded   bool
 	Leader      uint64
+	// ForwardID names a forwarded proposal in RawNode.ForwardedOutcomes;
+	// 0 when it is not followed (on the leader, or through a Node).
+	ForwardID uint64
 }
 
 // ProposeWithResult proposes data, like Propose, and says where the
@@ -42,7 +48,11 @@ func (rn *RawNode) proposeWithResult(e pb.Entry) (ProposalResult, error) {
 	if err := r.Step(pb.Message{Type: pb.MsgProp, From: r.id, Entries: []pb.Entry{e}}); err != nil {
 		return ProposalResult{}, err
 	}
-	return rn.proposalResult(), nil
+	res := rn.proposalResult()
+	if res.Forwarded {
+		res.ForwardID = r.watchForwarded(e)
+	}
+	return res, nil
 }
 
 // proposalResult says where the one-entry proposal just taken went.

@@ -29,7 +29,7 @@ func TestProposeWithResult(t *testing.T) {
 
 	fres, err := c.nodes[2].rn.ProposeWithResult([]byte("through a follower"))
 	require.NoError(t, err)
-	require.Equal(t, ProposalResult{Forwarded: true, Leader: 1}, fres)
+	require.Equal(t, ProposalResult{Forwarded: true, Leader: 1, ForwardID: 1}, fres)
 
 	c.stabilize()
 	applied := func(index uint64) pb.Entry {

@@ -94,6 +94,9 @@ type raft struct {
 	// with them are durable: acknowledgements and votes. Those addressed to
 	// this node itself are stepped back in once the write is done.
 	msgsAfterAppend []pb.Message
+	// forwarded watches the proposals this follower forwarded with
+	// ProposeWithResult (nil until the first; see proposal_forwarded.go).
+	forwarded *forwardedProposals
 
 	checkQuorum               bool
 	preVote                   bool

@@ -185,6 +185,7 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 		return fmt.Errorf("%w: %v", ErrInvalidMessage, err)
 	}
 	if ok {
+		r.forwarded.noteAppended(m.Entries)
 		r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: lastNew})
 		return nil
 	}

@@ -37,6 +37,9 @@ type simNode struct {
 	// removed is set while the node is out of the latest configuration
 	// (it keeps running: membership changes run with CheckQuorum).
 	removed bool
+	// forwarded maps the ForwardID of each proposal the running RawNode
+	// forwarded to its data (see takeForwarded).
+	forwarded map[uint64]string
 }
 
 type simWrite struct {
@@ -77,6 +80,9 @@ type Sim struct {
 	// (ProposeWithResult) to what was proposed.
 	proposed  map[[2]uint64]string // (index, term) -> data
 	lastIndex uint64               // highest index in committed
+	// forwardedAppended and forwardedUnknown count the followers'
+	// reports on proposals they forwarded (SimResult).
+	forwardedAppended, forwardedUnknown int
 	// chaos is false in the final, fault-free phase.
 	chaos bool
 
@@ -130,6 +136,7 @@ func RunSim(cfg SimConfig) *SimResult {
 	}
 	s.run()
 	res.Ticks = s.now
+	res.ForwardedAppended, res.ForwardedUnknown = s.forwardedAppended, s.forwardedUnknown
 	res.Ops = len(s.history)
 	for _, h := range s.history {
 		if h.ret != 0 {
@@ -285,6 +292,7 @@ func (s *Sim) runTick() {
 	for round := 0; round < 1000; round++ {
 		busy := false
 		for _, n := range s.nodes {
+			s.takeForwarded(n)
 			if n.rn != nil && n.rn.HasReady() {
 				busy = true
 				s.handleReady(n)

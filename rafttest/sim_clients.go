@@ -113,6 +113,8 @@ func (s *Sim) submit(c *simClient, p *simPending) {
 	switch res, err := n.rn.ProposeWithResult(data); {
 	case err == nil && !res.Forwarded:
 		s.proposed[[2]uint64{res.Index, res.Term}] = string(data)
+	case err == nil && res.ForwardID != 0:
+		s.watchForwarded(n, res.ForwardID, string(data))
 	case errors.Is(err, raft.ErrProposalDropped):
 		// Refused at once (no leader known, or not a member): a client
 		// tries another node at the next tick.

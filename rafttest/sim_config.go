@@ -168,6 +168,10 @@ type SimResult struct {
 	Ticks int64
 	// Nodes describes each node at the end.
 	Nodes []string
+	// ForwardedAppended and ForwardedUnknown count the proposals
+	// followers forwarded whose entry they reported appended (each checked
+	// against what was applied there) or gave up on.
+	ForwardedAppended, ForwardedUnknown int
 }
 
 // Failed reports whether the run found a problem.

@@ -29,6 +29,7 @@ func (s *Sim) crash(n *simNode) {
 	}
 	lost := n.rn.HasReady() || len(n.writes) > 0 || len(n.applies) > 0
 	n.rn = nil
+	n.forwarded = nil
 	n.writes = nil
 	n.applies = nil
 	if n.disk != nil {

@@ -115,7 +115,7 @@ func (s *Sim) apply(n *simNode, e pb.Entry) {
 	}
 	rec := entryRecord{term: e.Term, data: string(e.Data), seenTerm: s.maxTerm}
 	if want, ok := s.proposed[[2]uint64{e.Index, e.Term}]; ok && want != rec.data {
-		s.violate("node %d applied %q at index %d term %d, where the leader reported appending %q", n.id, rec.data, e.Index, e.Term, want)
+		s.violate("node %d applied %q at index %d term %d, where a node reported appending %q", n.id, rec.data, e.Index, e.Term, want)
 	}
 	if prev, ok := s.committed[e.Index]; ok {
 		if prev.term != rec.term || prev.data != rec.data {

@@ -26,6 +26,7 @@ var (
 // simTotals sums up runs for the summary line.
 type simTotals struct {
 	seeds, ops, linearizable, violations int
+	forwardedAppended, forwardedUnknown  int
 }
 
 func (s *simTotals) add(r *SimResult) {
@@ -35,10 +36,13 @@ func (s *simTotals) add(r *SimResult) {
 		s.linearizable++
 	}
 	s.violations += len(r.Violations)
+	s.forwardedAppended += r.ForwardedAppended
+	s.forwardedUnknown += r.ForwardedUnknown
 }
 
 func (s simTotals) String() string {
-	return fmt.Sprintf("sim: seeds=%d ops=%d linearizable=%d/%d violations=%d", s.seeds, s.ops, s.linearizable, s.seeds, s.violations)
+	return fmt.Sprintf("sim: seeds=%d ops=%d linearizable=%d/%d violations=%d forwarded: appended=%d unknown=%d",
+		s.seeds, s.ops, s.linearizable, s.seeds, s.violations, s.forwardedAppended, s.forwardedUnknown)
 }
 
 // TestSim runs the chaos simulation over a range of seeds, each with its
@@ -81,6 +85,9 @@ func TestSim(t *testing.T) {
 	}
 	if tot.ops < 10*n {
 		t.Fatalf("too few operations to mean anything: %s", tot)
+	}
+	if tot.forwardedAppended == 0 {
+		t.Fatalf("no follower reported where a forwarded proposal went: the check of those reports never ran: %s", tot)
 	}
 	t.Log(tot)
 }

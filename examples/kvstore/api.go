@@ -159,6 +159,10 @@ func writeFailure(w http.ResponseWriter, err error) {
 		code = "member_failed"
 	case errors.Is(err, errLeaderChanged):
 		code = "leader_changed"
+	case errors.Is(err, errProposalLost):
+		code = "proposal_lost"
+	case errors.Is(err, errSnapshotted):
+		code = "outcome_unknown"
 	}
 	writeError(w, http.StatusServiceUnavailable, code, err.Error())
 }
@@ -251,12 +255,13 @@ func (m *member) write(ctx context.Context, c command) (applyResult, error) {
 			return
 		}
 		m.metrics.proposals.Inc()
-		if err := m.rn.Propose(data); err != nil {
+		res, err := m.rn.ProposeWithResult(data)
+		if err != nil {
 			m.metrics.proposalsFailed.Inc()
 			w.finish(fmt.Errorf("%w (%v)", errNoLeader, err))
 			return
 		}
-		m.waiters[c.ID] = w
+		m.track(w, c.ID, res)
 	})
 	if !ok {
 		return applyResult{}, m.stoppedErr()
@@ -597,12 +602,13 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 			return
 		}
 		m.metrics.proposals.Inc()
-		if err := m.rn.ProposeConfChange(cc); err != nil {
+		res, err := m.rn.ProposeConfChangeWithResult(cc)
+		if err != nil {
 			m.metrics.proposalsFailed.Inc()
 			wt.finish(confChangeFailure(err))
 			return
 		}
-		m.waiters[reqID] = wt
+		m.track(wt, reqID, res)
 	})
 	if !ok {
 		writeFailure(w, m.stoppedErr())

@@ -29,6 +29,8 @@ type testCluster struct {
 	dir     string
 	peers   map[uint64]string
 	members map[uint64]*member
+	// tweak, if set, adjusts each member's configuration.
+	tweak func(*memberConfig)
 }
 
 func freeAddr(t *testing.T) string {
@@ -39,8 +41,12 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func newTestCluster(t *testing.T, n int) *testCluster {
-	c := &testCluster{t: t, dir: t.TempDir(), peers: map[uint64]string{}, members: map[uint64]*member{}}
+func newTestCluster(t *testing.T, n int) *testCluster { return newTestClusterWith(t, n, nil) }
+
+// newTestClusterWith is newTestCluster with tweak applied to every
+// member's configuration.
+func newTestClusterWith(t *testing.T, n int, tweak func(*memberConfig)) *testCluster {
+	c := &testCluster{t: t, dir: t.TempDir(), peers: map[uint64]string{}, members: map[uint64]*member{}, tweak: tweak}
 	for i := uint64(1); i <= uint64(n); i++ {
 		c.peers[i] = freeAddr(t)
 	}
@@ -63,13 +69,17 @@ func (c *testCluster) config(id uint64, join bool) memberConfig {
 	}
 	// Each member gets its own copy of the peers: tests add to c.peers
 	// while members run.
-	return memberConfig{
+	cfg := memberConfig{
 		ID: id, DataDir: filepath.Join(c.dir, fmt.Sprint("member-", id)),
 		ListenClient: "127.0.0.1:0", ListenPeer: c.peers[id], InitialCluster: maps.Clone(c.peers), Join: join,
 		SnapshotEvery: 200, MaxKeySize: 64, MaxValueSize: 1024,
 		RequestTimeout: time.Second, TickInterval: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	return cfg
 }
 
 func (c *testCluster) start(id uint64, join bool) *member {

@@ -64,8 +64,10 @@ func (h *e2eHistory) drop(why string) {
 // e2eOutcome turns an HTTP exchange into the operation's output. record is
 // false for requests that cannot have had an effect: failed reads, refused
 // connections, writes answered no_leader (the member proposes nothing
-// without a leader), and writes a removed member refused (410 member_removed
-// without the in-flight note: it proposed nothing). A write that was in
+// without a leader) or proposal_lost (another entry was applied where the
+// write's was appended: the history then checks that claim), and writes a
+// removed member refused (410 member_removed without the in-flight note: it
+// proposed nothing). A write that was in
 // flight when its member applied its own removal may or may not be applied.
 // why says why an outcome is unknown or dropped; problem is set for answers
 // the API must never give.
@@ -91,7 +93,7 @@ func e2eOutcome(in rafttest.KVInput, status int, body []byte, err error) (out ra
 			return out, false, "", fmt.Sprintf("503 without an error code: %s", body)
 		}
 		why = "503 " + r.Code
-		if in.Op == rafttest.KVGet || r.Code == "no_leader" {
+		if in.Op == rafttest.KVGet || r.Code == "no_leader" || r.Code == "proposal_lost" {
 			return out, false, why, ""
 		}
 		return rafttest.KVOutput{Unknown: true}, true, why, ""

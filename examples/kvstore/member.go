@@ -37,6 +37,9 @@ type memberConfig struct {
 	Logger         *slog.Logger
 	// walFS, for tests, is the file system the WAL uses (nil: the OS).
 	walFS wal.FS
+	// dropIncoming, for tests, drops the peer messages it returns true
+	// for, as a network partition would.
+	dropIncoming func(pb.Message) bool
 }
 
 // storage is what the member persists to: the WAL, or MemoryStorage.
@@ -67,6 +70,14 @@ var (
 	// errRemovedInFlight: a request was waiting when the removal was
 	// applied.
 	errRemovedInFlight = fmt.Errorf("%w (a write in flight may or may not be applied)", errRemoved)
+	// errProposalLost: the write's entry was appended at an index where
+	// the log now holds, committed, another term's entry (a leader change
+	// replaced it). It was not applied and never will be: retry it.
+	errProposalLost = errors.New("the write was not applied: its log entry was replaced by another leader's after a leader change; retry it")
+	// errSnapshotted: a snapshot from the leader covered the write's index
+	// before this member applied it, so it cannot tell which entry was
+	// there.
+	errSnapshotted = errors.New("a snapshot from the leader replaced the log here before the write was applied; a write may or may not be applied: retry")
 )
 
 // waiter is an HTTP request waiting for its entry to be applied, or for a
@@ -76,6 +87,12 @@ type waiter struct {
 	result   applyResult
 	index    uint64 // for reads: the read index, once known
 	deadline time.Time
+	// For writes: the term of the entry waited for at its index (see
+	// member.atIndex), the request id in the command, and the leader the
+	// write was proposed to.
+	term  uint64
+	reqID string
+	lead  uint64
 }
 
 func (w *waiter) finish(err error) {
@@ -115,13 +132,16 @@ type member struct {
 	httpSrv *http.Server
 	clientL net.Listener
 
-	// Owned by the run goroutine.
-	rn       *raft.RawNode
-	waiters  map[string]*waiter // writes and conf changes, by request id
-	reads    map[string]*waiter // reads waiting for their read state
-	indexed  []*waiter          // reads waiting for the applied index
-	lastSnap uint64
-	lead     uint64
+	// Owned by the run goroutine. A write or conf change waits in one of
+	// atIndex, forwarded or waiters (see track).
+	rn        *raft.RawNode
+	atIndex   map[uint64][]*waiter // by the index its entry was appended at (waiter.term its term)
+	forwarded map[uint64]*waiter   // forwarded to the leader, by ForwardID: where it went is not known yet
+	waiters   map[string]*waiter   // by request id: where it went is not known
+	reads     map[string]*waiter   // reads waiting for their read state
+	indexed   []*waiter            // reads waiting for the applied index
+	lastSnap  uint64
+	lead      uint64
 	// wasMember: a configuration this member applied held it. Then one
 	// that does not means it was removed.
 	wasMember bool
@@ -149,6 +169,7 @@ func startMember(cfg memberConfig) (*member, error) {
 	m := &member{
 		cfg: cfg, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(), sm: newStateMachine(),
 		waiters: map[string]*waiter{}, reads: map[string]*waiter{},
+		atIndex: map[uint64][]*waiter{}, forwarded: map[uint64]*waiter{},
 		inbox: make(chan func(), 4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
 		stopC: make(chan struct{}), doneC: make(chan struct{}), failedC: make(chan struct{}), started: time.Now(),
 	}
@@ -274,6 +295,9 @@ func (m *member) listen() error {
 
 // deliver hands an incoming peer message to the loop.
 func (m *member) deliver(msg pb.Message) {
+	if m.cfg.dropIncoming != nil && m.cfg.dropIncoming(msg) {
+		return
+	}
 	select {
 	case m.recvC <- msg:
 	case <-m.stopC:
@@ -366,6 +390,9 @@ func (m *member) handleReport(r report) {
 // handleReady follows the Ready contract: persist, send, apply, advance.
 func (m *member) handleReady() {
 	start := time.Now()
+	// Where forwarded writes went is learned from the messages stepped
+	// so far: take it before applying.
+	m.takeForwardedOutcomes()
 	rd := m.rn.Ready()
 	if rd.SoftState != nil {
 		m.softStateChanged(rd.SoftState)
@@ -386,6 +413,7 @@ func (m *member) handleReady() {
 			m.tr.setPeer(id, addr)
 		}
 		m.lastSnap = rd.Snapshot.Metadata.Index
+		m.failCoveredBySnapshot(rd.Snapshot.Metadata.Index)
 		m.noteRemoval(rd.Snapshot.Metadata.ConfState)
 		m.log.Info("installed snapshot", "index", rd.Snapshot.Metadata.Index)
 	}
@@ -412,9 +440,12 @@ func (m *member) softStateChanged(ss *raft.SoftState) {
 		m.metrics.leaderChanges.Inc()
 		m.log.Info("leader changed", "leader", ss.Lead, "state", ss.RaftState.String())
 		if m.lead != 0 {
-			// Whatever was forwarded to the old leader may be lost: answer
-			// now rather than at the timeout, so clients retry sooner.
-			m.failAll(errLeaderChanged)
+			// Writes whose place in the log is known, or may still be
+			// learned, wait for it (see track). For the others, and for
+			// reads (the library drops read requests at a leader change),
+			// answer now rather than at the timeout, so clients retry
+			// sooner.
+			m.failUntracked(errLeaderChanged)
 		}
 		m.lead = ss.Lead
 	}
@@ -432,6 +463,7 @@ func (m *member) apply(e pb.Entry) {
 		if err != nil {
 			m.log.Error("skipping an entry the state machine cannot apply", "index", e.Index, "err", err)
 		}
+		m.answerAt(e, res, err)
 		if w, ok := m.waiters[id]; ok && id != "" {
 			delete(m.waiters, id)
 			w.result = res
@@ -470,6 +502,7 @@ func (m *member) applyConfChange(e pb.Entry) {
 	}
 	m.sm.applyConf(e.Index, *cs, added, removed)
 	m.log.Info("membership changed", "index", e.Index, "voters", cs.Voters, "learners", cs.Learners)
+	m.answerAt(e, applyResult{index: e.Index}, nil)
 	if w, ok := m.waiters[ctx.RequestID]; ok && ctx.RequestID != "" {
 		delete(m.waiters, ctx.RequestID)
 		w.result = applyResult{index: e.Index}
@@ -560,6 +593,27 @@ func (m *member) expire(now time.Time) {
 			w.finish(errTimeout)
 		}
 	}
+	for id, w := range m.forwarded {
+		if now.After(w.deadline) {
+			delete(m.forwarded, id)
+			w.finish(errTimeout)
+		}
+	}
+	for index, ws := range m.atIndex {
+		kept := ws[:0]
+		for _, w := range ws {
+			if now.After(w.deadline) {
+				w.finish(errTimeout)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		if len(kept) == 0 {
+			delete(m.atIndex, index)
+		} else {
+			m.atIndex[index] = kept
+		}
+	}
 	for id, w := range m.reads {
 		if now.After(w.deadline) {
 			delete(m.reads, id)
@@ -569,6 +623,22 @@ func (m *member) expire(now time.Time) {
 }
 
 func (m *member) failAll(err error) {
+	for _, w := range m.forwarded {
+		w.finish(err)
+	}
+	for _, ws := range m.atIndex {
+		for _, w := range ws {
+			w.finish(err)
+		}
+	}
+	clear(m.forwarded)
+	clear(m.atIndex)
+	m.failUntracked(err)
+}
+
+// failUntracked fails the writes whose place in the log is not known and
+// every read.
+func (m *member) failUntracked(err error) {
 	for _, w := range m.waiters {
 		w.finish(err)
 	}

@@ -10,6 +10,7 @@ type metrics struct {
 
 	proposals        prometheus.Counter
 	proposalsFailed  prometheus.Counter
+	proposalsLost    prometheus.Counter
 	committed        prometheus.Counter
 	applied          prometheus.Gauge
 	term             prometheus.Gauge
@@ -32,6 +33,9 @@ func newMetrics() *metrics {
 		}),
 		proposalsFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kvstore_proposals_failed_total", Help: "Proposals refused at once (no leader, transfer in progress).",
+		}),
+		proposalsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvstore_proposals_lost_total", Help: "Proposals whose log entry was replaced by another after a leader change (answered proposal_lost).",
 		}),
 		committed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kvstore_committed_entries_total", Help: "Committed entries handed to the state machine.",
@@ -72,7 +76,7 @@ func newMetrics() *metrics {
 			Name: "kvstore_peer_bad_frames_total", Help: "Peer connections closed for malformed input.",
 		}),
 	}
-	m.registry.MustRegister(m.proposals, m.proposalsFailed, m.committed, m.applied, m.term, m.isLeader, m.removed,
+	m.registry.MustRegister(m.proposals, m.proposalsFailed, m.proposalsLost, m.committed, m.applied, m.term, m.isLeader, m.removed,
 		m.leaderChanges, m.readyLatency, m.readIndex, m.snapshots, m.peerMessagesSent, m.peerSendFailures, m.peerBadFrames)
 	return m
 }
