@@ -88,6 +88,11 @@ proto: tools
 	  -I. -I"$$($(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)" \
 	  -I"$$($(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)/protobuf" \
 	  --gogo_out=paths=source_relative:. raft.proto
+	PATH="$(GOBIN):$$PATH" protoc \
+	  -I. -I"$$($(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)" \
+	  -I"$$($(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)/protobuf" \
+	  --gogo_out=paths=source_relative,Mraftpb/raft.proto=github.com/raftcore/raft/raftpb:. \
+	  multiraft/multiraftpb/multiraft.proto
 
 tools:
 	@mkdir -p $(GOBIN)
@@ -105,4 +110,4 @@ lint:
 verify: lint proto
 	$(GO) mod tidy
 	cd $(KVSTORE) && $(GO) mod tidy
-	@git diff --exit-code -- go.mod go.sum $(KVSTORE)/go.mod $(KVSTORE)/go.sum raftpb/raft.pb.go || { echo "go mod tidy or make proto changed tracked files"; exit 1; }
+	@git diff --exit-code -- go.mod go.sum $(KVSTORE)/go.mod $(KVSTORE)/go.sum raftpb/raft.pb.go multiraft/multiraftpb/multiraft.pb.go || { echo "go mod tidy or make proto changed tracked files"; exit 1; }
