@@ -273,4 +273,3 @@ func (c *cluster) appliedData(id, g uint64) []string {
 	}
 	return out
 }
-
