@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/raftcore/raft"
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -37,8 +38,32 @@ type cluster struct {
 	cut func(from, to uint64) bool
 	// onApply sees every entry a node applies.
 	onApply func(n *testNode, group uint64, e pb.Entry)
+	// onReadState sees every ReadState a node is handed.
+	onReadState func(n *testNode, group uint64, rs raft.ReadState)
+	// onBatch sees every batch sent, with its number of group items
+	// (messages, heartbeats, heartbeat responses).
+	onBatch func(from, to uint64, items int)
 	// sent counts batches by (from, to).
 	sent map[[2]uint64]int
+}
+
+// batchView is what a test checks of a batch.
+type batchView struct {
+	messages        int
+	heartbeatGroups []uint64
+	responseGroups  []uint64
+	nodeHeartbeat   bool
+}
+
+func viewOf(b *mrpb.Batch) *batchView {
+	v := &batchView{messages: len(b.Messages), nodeHeartbeat: b.NodeHeartbeat}
+	for _, hb := range b.Heartbeats {
+		v.heartbeatGroups = append(v.heartbeatGroups, hb.GroupID)
+	}
+	for _, r := range b.HeartbeatResponses {
+		v.responseGroups = append(v.responseGroups, r.GroupID)
+	}
+	return v
 }
 
 func groupConfig(seed, node, group uint64, st *raft.MemoryStorage) raft.Config {
@@ -118,12 +143,20 @@ func (c *cluster) handleReady(n *testNode) {
 			c.t.Fatal(err)
 		}
 		c.sent[[2]uint64{b.From, b.To}]++
+		if c.onBatch != nil {
+			c.onBatch(b.From, b.To, len(b.Messages)+len(b.Heartbeats)+len(b.HeartbeatResponses))
+		}
 		c.queue = append(c.queue, envelope{from: b.From, to: b.To, data: data})
 	}
 	for i := range rd.Groups {
 		gr := &rd.Groups[i]
 		for _, e := range gr.CommittedEntries {
 			c.apply(n, gr.GroupID, e)
+		}
+		if c.onReadState != nil {
+			for _, rs := range gr.ReadStates {
+				c.onReadState(n, gr.GroupID, rs)
+			}
 		}
 	}
 	n.host.Advance(rd)

@@ -15,12 +15,15 @@ func (h *Host) Tick() {
 	h.now++
 	var quiesce []*group
 	for _, g := range h.active {
+		if h.mayQuiesce(g) {
+			// Checked before the tick, which would send heartbeats.
+			quiesce = append(quiesce, g)
+			continue
+		}
 		g.rn.Tick()
 		g.idle++
 		if g.rn.HasReady() {
 			h.markWork(g)
-		} else if h.mayQuiesce(g) {
-			quiesce = append(quiesce, g)
 		}
 	}
 	for _, g := range quiesce {
@@ -33,7 +36,7 @@ func (h *Host) Tick() {
 // up: every member's Match at the commit index, everything applied, no
 // transfer or read pending, and no Ready of its own waiting.
 func (h *Host) mayQuiesce(g *group) bool {
-	if !g.canQuiesce || g.idle < g.quiesceAfter || g.inReady || g.hasWork || g.pendingReads > 0 {
+	if !g.canQuiesce || g.idle < g.quiesceAfter || g.inReady || g.hasWork || g.pendingReads > 0 || g.rn.HasReady() {
 		return false
 	}
 	st := g.rn.BasicStatus()
