@@ -185,3 +185,31 @@ func TestHeartbeatsAreCoalesced(t *testing.T) {
 	}
 	h2.Advance(rd2)
 }
+
+// TestLaggingFollowerKeepsLeaderAwake: a leader does not quiesce while a
+// follower's Match is behind the commit index; it keeps sending until the
+// follower catches up.
+func TestLaggingFollowerKeepsLeaderAwake(t *testing.T) {
+	c := newCluster(t, 1, 3, 3, Config{QuiesceAfterTicks: 2})
+	c.electSpread()
+	c.cut = func(from, to uint64) bool { return from == 1 && to == 3 }
+	if err := c.node(1).host.Propose(1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		c.tick()
+	}
+	if got := c.appliedData(2, 1); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("node 2 applied %q", got)
+	}
+	if c.node(1).host.Quiesced(1) {
+		t.Fatal("leader quiesced with node 3 behind")
+	}
+	c.cut = nil
+	for range 3 {
+		c.tick()
+	}
+	if got := c.appliedData(3, 1); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("node 3 applied %q after the heal", got)
+	}
+}
