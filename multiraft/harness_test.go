@@ -38,6 +38,8 @@ type cluster struct {
 	cut func(from, to uint64) bool
 	// onApply sees every entry a node applies.
 	onApply func(n *testNode, group uint64, e pb.Entry)
+	// onPersist sees each group's Ready before it is persisted.
+	onPersist func(n *testNode, gr *GroupReady)
 	// onReadState sees every ReadState a node is handed.
 	onReadState func(n *testNode, group uint64, rs raft.ReadState)
 	// onBatch sees every batch sent, with its number of group items
@@ -132,6 +134,9 @@ func (c *cluster) handleReady(n *testNode) {
 		st := n.storages[gr.GroupID]
 		if st == nil {
 			continue
+		}
+		if c.onPersist != nil {
+			c.onPersist(n, gr)
 		}
 		if err := st.Save(gr.HardState, gr.Entries, gr.Snapshot); err != nil {
 			c.t.Fatalf("node %d group %d: save: %v", n.id, gr.GroupID, err)
