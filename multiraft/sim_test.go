@@ -192,25 +192,50 @@ func (s *simulation) partition() {
 func (s *simulation) checkLiveness() {
 	s.t.Helper()
 	s.cut = nil
-	// One node stays down (crashed now if none is): the groups its leaders
-	// led must wake on the others and elect.
-	var down *testNode
 	for _, n := range s.nodes {
-		if n.down && down == nil {
-			down = n
-		} else if n.down {
+		if n.down {
 			s.restart(n.id)
 			s.applied[n.id] = map[uint64]uint64{}
 		}
 	}
-	if down == nil {
-		down = s.nodes[s.rng.IntN(len(s.nodes))]
-		s.crash(down.id)
+	for range 60 {
+		s.tick()
+		s.checkLeaders()
 	}
+	// A node stops: the groups its leaders led, quiesced or not, must
+	// elect new leaders on the others with no other input.
+	down := s.nodes[s.rng.IntN(len(s.nodes))]
+	s.crash(down.id)
+	s.awaitLeaders()
 	s.awaitProposals("live")
 	s.restart(down.id)
 	s.applied[down.id] = map[uint64]uint64{}
 	s.awaitProposals("back")
+}
+
+// awaitLeaders ticks until every group has a leader on a live node.
+func (s *simulation) awaitLeaders() {
+	s.t.Helper()
+	for tick := 0; tick < 200; tick++ {
+		s.tick()
+		s.checkLeaders()
+		missing := 0
+		for _, g := range s.groups {
+			if s.leader(g) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			s.t.Logf("every group has a live leader within %d ticks", tick)
+			return
+		}
+	}
+	for _, g := range s.groups {
+		if s.leader(g) == 0 {
+			st, _ := s.live()[0].host.BasicStatus(g)
+			s.t.Fatalf("group %d has no leader on a live node: %+v", g, st)
+		}
+	}
 }
 
 // awaitProposals proposes tag<g> to every group g (again every 20 ticks
