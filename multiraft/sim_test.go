@@ -30,11 +30,14 @@ type simulation struct {
 	commit   map[uint64]map[uint64]uint64
 	proposed int
 	steps    int
+	// asleep and awake count, over steps, the live replicas quiesced
+	// and ticking.
+	asleep, awake int
 }
 
 func newSimulation(t *testing.T, seed uint64, nodes, groups int) *simulation {
 	s := &simulation{
-		cluster: newCluster(t, seed, nodes, groups, Config{}),
+		cluster: newCluster(t, seed, nodes, groups, Config{QuiesceAfterTicks: 3}),
 		rng:     rand.New(rand.NewPCG(seed, 0x5eed)),
 		leaders: map[uint64]map[uint64]uint64{},
 		ref:     map[uint64][]pb.Entry{},
@@ -175,6 +178,10 @@ func (s *simulation) step() {
 		}
 	}
 	s.checkLeaders()
+	for _, n := range s.live() {
+		s.awake += n.host.NumActive()
+		s.asleep += n.host.NumGroups() - n.host.NumActive()
+	}
 }
 
 // partition isolates a random node, or heals.
@@ -297,15 +304,22 @@ func runSimulation(t *testing.T, seed uint64, steps int) {
 		elections += len(s.leaders[g])
 		entries += len(s.ref[g])
 	}
-	s.t.Logf("seed %d: %d steps, %d leaders seen, %d entries committed, %d proposals", seed, steps, elections, entries, s.proposed)
+	s.t.Logf("seed %d: %d steps, %d leaders seen, %d entries committed, %d proposals, replicas quiesced %.0f%% of the time",
+		seed, steps, elections, entries, s.proposed, 100*float64(s.asleep)/float64(s.asleep+s.awake))
 	s.checkLiveness()
 }
 
 func TestSimulation(t *testing.T) {
 	for seed := uint64(1); seed <= 3; seed++ {
-		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { runSimulation(t, seed, 5000) })
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			t.Parallel()
+			runSimulation(t, seed, 5000)
+		})
 	}
 	for seed := uint64(100); seed < 100+uint64(*simSeeds); seed++ {
-		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) { runSimulation(t, seed, 5000) })
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			t.Parallel()
+			runSimulation(t, seed, 5000)
+		})
 	}
 }
