@@ -246,9 +246,24 @@ func (h *Host) Tombstones() []uint64 {
 	return ids
 }
 
-// group returns the live group id, waking it and marking it as having work:
-// every caller is about to give it input.
+// touch returns the live group id, waking it and marking it as having
+// work: every caller is about to give it input that may need its timers
+// (a proposal, a read, a campaign, a transfer).
 func (h *Host) touch(id uint64) (*group, error) {
+	g, err := h.mark(id)
+	if err != nil {
+		return nil, err
+	}
+	g.idle = 0
+	h.activate(g)
+	return g, nil
+}
+
+// mark returns the live group id marked as having work, without waking
+// it: its callers report what the application did (applied a conf change,
+// sent a snapshot), which a quiesced group's followers, still applying
+// what was committed before it slept, do too.
+func (h *Host) mark(id uint64) (*group, error) {
 	g, ok := h.groups[id]
 	if !ok {
 		if _, removed := h.tombstones[id]; removed {
@@ -256,8 +271,6 @@ func (h *Host) touch(id uint64) (*group, error) {
 		}
 		return nil, fmt.Errorf("%w: %d", ErrGroupNotFound, id)
 	}
-	g.idle = 0
-	h.activate(g)
 	h.markWork(g)
 	return g, nil
 }
@@ -316,9 +329,9 @@ func (h *Host) TransferLeader(id, transferee uint64) error {
 }
 
 // ApplyConfChange applies a committed conf change entry of group id (see
-// raft.RawNode.ApplyConfChange).
+// raft.RawNode.ApplyConfChange). It does not wake a quiesced group.
 func (h *Host) ApplyConfChange(id uint64, cc pb.ConfChangeI) (*pb.ConfState, error) {
-	g, err := h.touch(id)
+	g, err := h.mark(id)
 	if err != nil {
 		return nil, err
 	}
@@ -326,8 +339,9 @@ func (h *Host) ApplyConfChange(id uint64, cc pb.ConfChangeI) (*pb.ConfState, err
 }
 
 // ReportSnapshot reports how sending a MsgSnap of group id to node to went.
+// It does not wake a quiesced group.
 func (h *Host) ReportSnapshot(id, to uint64, status raft.SnapshotStatus) error {
-	g, err := h.touch(id)
+	g, err := h.mark(id)
 	if err != nil {
 		return err
 	}
@@ -335,9 +349,10 @@ func (h *Host) ReportSnapshot(id, to uint64, status raft.SnapshotStatus) error {
 	return nil
 }
 
-// ReportUnreachable tells group id that a message to node to was lost.
+// ReportUnreachable tells group id that a message to node to was lost. It
+// does not wake a quiesced group.
 func (h *Host) ReportUnreachable(id, to uint64) error {
-	g, err := h.touch(id)
+	g, err := h.mark(id)
 	if err != nil {
 		return err
 	}

@@ -213,3 +213,21 @@ func TestLaggingFollowerKeepsLeaderAwake(t *testing.T) {
 		t.Fatalf("node 3 applied %q after the heal", got)
 	}
 }
+
+// TestReportsDoNotWakeQuiescedGroup: the application's reports (applied
+// conf change, unreachable peer, snapshot status) ask nothing of the
+// group's timers; waking a follower on them would only make it campaign.
+func TestReportsDoNotWakeQuiescedGroup(t *testing.T) {
+	c := quietCluster(t, 3)
+	h := c.node(2).host
+	if err := h.ReportUnreachable(1, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ReportSnapshot(1, 3, raft.SnapshotFinish); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if !h.Quiesced(1) {
+		t.Fatal("a report woke the group")
+	}
+}
