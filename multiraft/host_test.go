@@ -166,3 +166,28 @@ func TestHostSingleNodeGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveGroupWithReadyOutstanding: a group removed between Ready and
+// Advance is skipped by Advance, and its later messages are refused.
+func TestRemoveGroupWithReadyOutstanding(t *testing.T) {
+	c := newCluster(t, 1, 3, 2, Config{DisableQuiescence: true})
+	c.electSpread()
+	h := c.node(1).host
+	if err := h.Propose(1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	rd := h.Ready()
+	if len(rd.Groups) != 1 {
+		t.Fatalf("%d groups in Ready", len(rd.Groups))
+	}
+	if err := h.RemoveGroup(1); err != nil {
+		t.Fatal(err)
+	}
+	h.Advance(rd) // would panic in the group: its entries were never persisted
+	if err := h.Step(2, &mrpb.Batch{From: 2, To: 1, HeartbeatResponses: []mrpb.HeartbeatResponse{{GroupID: 1, Term: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if h.Metrics().RemovedGroup != 1 || h.NumGroups() != 1 {
+		t.Fatalf("metrics %+v, groups %d", h.Metrics(), h.NumGroups())
+	}
+}
