@@ -191,3 +191,22 @@ func TestRemoveGroupWithReadyOutstanding(t *testing.T) {
 		t.Fatalf("metrics %+v, groups %d", h.Metrics(), h.NumGroups())
 	}
 }
+
+// TestRemovedGroupLeavesReady: a group removed after input reached it is
+// not in the next Ready.
+func TestRemovedGroupLeavesReady(t *testing.T) {
+	c := newCluster(t, 1, 3, 2, Config{DisableQuiescence: true})
+	c.electSpread()
+	h := c.node(1).host
+	if err := h.Propose(1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RemoveGroup(1); err != nil {
+		t.Fatal(err)
+	}
+	rd := h.Ready()
+	if len(rd.Groups) != 0 || len(rd.Batches) != 0 {
+		t.Fatalf("Ready of a removed group: %d groups, %d batches", len(rd.Groups), len(rd.Batches))
+	}
+	h.Advance(rd)
+}
