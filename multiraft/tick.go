@@ -35,6 +35,13 @@ func (h *Host) Tick() {
 // mayQuiesce reports whether g is a leader whose group is idle and caught
 // up: every member's Match at the commit index, everything applied, no
 // transfer or read pending, and no Ready of its own waiting.
+//
+// Safety does not depend on this check: a quiesced group is one that is not
+// ticked, and ticks only schedule elections, heartbeats and quorum checks.
+// The check is for liveness: a follower behind, a pending read (answered
+// only through heartbeat rounds) or a transfer (timed in ticks) would
+// otherwise wait for the next wake. Lease-based groups never get here
+// (canQuiesce): a lease assumes the followers' election timers run.
 func (h *Host) mayQuiesce(g *group) bool {
 	if !g.canQuiesce || g.idle < g.quiesceAfter || g.inReady || g.hasWork || g.pendingReads > 0 || g.rn.HasReady() {
 		return false
@@ -122,6 +129,12 @@ func (h *Host) deactivate(g *group) {
 
 // tickLiveness schedules node-level heartbeats and wakes the groups
 // quiesced under a peer that has gone silent for NodeDownTicks.
+//
+// Assumptions: hosts tick at about the same rate, and a batch is delivered
+// within NodeDownTicks - NodeHeartbeatTicks ticks; a host that takes a live
+// peer for down only wakes groups (an election, perhaps needless), and one
+// that is slow to take a dead peer for down only delays their election.
+// Neither affects safety.
 func (h *Host) tickLiveness() {
 	if h.now%uint64(h.cfg.NodeHeartbeatTicks) == 0 && len(h.peers) > 0 {
 		h.nodeHBDue = true
