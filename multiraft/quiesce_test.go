@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/raftcore/raft"
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -229,5 +230,24 @@ func TestReportsDoNotWakeQuiescedGroup(t *testing.T) {
 	c.settle()
 	if !h.Quiesced(1) {
 		t.Fatal("a report woke the group")
+	}
+}
+
+// TestQuiescedLeaderDeposedWakes: a heartbeat response of a higher term
+// (which does not otherwise wake a quiesced leader) deposes it; as a
+// follower it needs its election timer again.
+func TestQuiescedLeaderDeposedWakes(t *testing.T) {
+	c := quietCluster(t, 3)
+	h := c.node(1).host
+	st, _ := h.BasicStatus(1)
+	b := &mrpb.Batch{From: 2, To: 1, HeartbeatResponses: []mrpb.HeartbeatResponse{{GroupID: 1, Term: st.Term + 1}}}
+	if err := h.Step(2, b); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.BasicStatus(1); st.RaftState == raft.StateLeader {
+		t.Fatal("still leader")
+	}
+	if h.Quiesced(1) {
+		t.Fatal("a deposed leader stays quiesced")
 	}
 }
