@@ -35,7 +35,7 @@ type simulation struct {
 	asleep, awake int
 }
 
-func newSimulation(t *testing.T, seed uint64, nodes, groups int) *simulation {
+func newSimulation(t testing.TB, seed uint64, nodes, groups int) *simulation {
 	s := &simulation{
 		cluster: newCluster(t, seed, nodes, groups, Config{QuiesceAfterTicks: 3}),
 		rng:     rand.New(rand.NewPCG(seed, 0x5eed)),
@@ -294,7 +294,7 @@ func (s *simulation) awaitProposals(tag string) {
 	}
 }
 
-func runSimulation(t *testing.T, seed uint64, steps int) {
+func runSimulation(t testing.TB, seed uint64, steps int) {
 	s := newSimulation(t, seed, 3, 50)
 	for range steps {
 		s.step()

@@ -109,6 +109,9 @@ func (h *Host) lookup(id uint64, m *pb.Message) *group {
 
 // stepMessage wakes the group and steps m into it.
 func (h *Host) stepMessage(id uint64, m pb.Message) {
+	if mutationCrossGroup {
+		id++
+	}
 	g := h.lookup(id, &m)
 	if g == nil {
 		return

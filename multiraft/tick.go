@@ -140,10 +140,17 @@ func (h *Host) tickLiveness() {
 		h.nodeHBDue = true
 	}
 	for _, p := range h.peers {
-		if p.down || h.now-p.lastHeard < uint64(h.cfg.NodeDownTicks) {
+		downTicks := uint64(h.cfg.NodeDownTicks)
+		if mutationLateWake {
+			downTicks *= 50
+		}
+		if p.down || h.now-p.lastHeard < downTicks {
 			continue
 		}
 		p.down = true
+		if mutationNeverWake {
+			continue
+		}
 		h.wakeSleepers(p.id)
 	}
 }
