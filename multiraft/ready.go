@@ -22,7 +22,9 @@ type Ready struct {
 	// groups were reached by input.
 	Groups []GroupReady
 	// Batches are the messages to send, one batch per destination node,
-	// sorted by Batch.To. Send them after persisting every group's state.
+	// sorted by Batch.To. Send them after persisting every group's state;
+	// the application owns them. For each MsgSnap among a batch's Messages,
+	// call ReportSnapshot with its group once sent (or failed).
 	Batches []*mrpb.Batch
 }
 
