@@ -40,7 +40,7 @@ test:
 # The simulation must catch deliberately broken protocol rules (the
 # raftmutation build tag switches them on).
 mutation-check:
-	$(GO) test -tags raftmutation -count=1 -run 'TestSimCatchesMutation' -v ./rafttest/ | grep -E 'seeds caught|^(ok|FAIL|---)'
+	$(GO) test -tags raftmutation -count=1 -run 'TestSimCatchesMutation' -v ./rafttest/ ./multiraft/ | grep -E 'seeds caught|^(ok|FAIL|---)'
 
 # Thousands of simulation seeds across cluster sizes, PreVote and
 # CheckQuorum, on every core; then the simulation on the WAL storage (on
@@ -57,6 +57,7 @@ soak:
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.walpower -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestCrashSafety' ./wal/ -wal.crash.rounds=$(SOAK_WAL_ROUNDS)
 	$(GO) test -count=1 -timeout 2h -run 'TestPowerLoss$$' -v ./wal/ -wal.power.points=$(SOAK_WAL_POWER_POINTS) | grep -E 'power_test.go|^(ok|FAIL|---)'
+	$(GO) test -count=1 -timeout 2h -run 'TestSimulation' ./multiraft/ -multiraft.seeds=$$(( $(SOAK_SEEDS) / 10 ))
 	cd $(KVSTORE) && $(GO) test -count=1 -timeout 1h -run 'TestE2ELinearizable' -v . -e2e.soak | grep -vE '^(=== RUN|PASS)'
 
 test-short:
@@ -95,6 +96,11 @@ proto: tools
 	  -I. -I"$$($(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)" \
 	  -I"$$($(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)/protobuf" \
 	  --gogo_out=paths=source_relative:. raft.proto
+	PATH="$(GOBIN):$$PATH" protoc \
+	  -I. -I"$$($(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)" \
+	  -I"$$($(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)/protobuf" \
+	  --gogo_out=paths=source_relative,Mraftpb/raft.proto=github.com/raftcore/raft/raftpb:. \
+	  multiraft/multiraftpb/multiraft.proto
 
 tools:
 	@mkdir -p $(GOBIN)
@@ -112,4 +118,4 @@ lint:
 verify: lint proto
 	$(GO) mod tidy
 	cd $(KVSTORE) && $(GO) mod tidy
-	@git diff --exit-code -- go.mod go.sum $(KVSTORE)/go.mod $(KVSTORE)/go.sum raftpb/raft.pb.go || { echo "go mod tidy or make proto changed tracked files"; exit 1; }
+	@git diff --exit-code -- go.mod go.sum $(KVSTORE)/go.mod $(KVSTORE)/go.sum raftpb/raft.pb.go multiraft/multiraftpb/multiraft.pb.go || { echo "go mod tidy or make proto changed tracked files"; exit 1; }

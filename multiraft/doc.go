@@ -1,0 +1,65 @@
+// Package multiraft hosts many Raft groups on one node, in the ready-driven
+// style of raft.RawNode: the host has no goroutines, clocks or randomness of
+// its own, and the same inputs always give the same outputs.
+//
+// # Node IDs
+//
+// A host is one node, identified by Config.ID. Every group on the host uses
+// that node ID as its raft ID: the replica of any group on node N is raft
+// member N. Messages therefore travel between nodes, and all the groups' traffic
+// from node A to node B goes in one multiraftpb.Batch per host Ready. A group
+// must not be re-created on a node it was removed from (the replica would
+// reuse a raft ID whose votes it has forgotten); the host keeps tombstones of
+// removed groups and refuses them.
+//
+// # The loop
+//
+// Input: Tick (one for the whole host), Step (a batch from a peer node) and
+// the per-group calls Propose, ProposeConfChange, ReadIndex, Campaign and
+// TransferLeader. Output: HasReady and Ready, then Advance:
+//
+//  1. For each GroupReady, persist its Snapshot, Entries and HardState to that
+//     group's storage, as raft.Ready says.
+//  2. Send every Batch to its node (Batch.To). The groups' messages are in
+//     the batches, not in the GroupReady.
+//  3. Apply each group's Snapshot and CommittedEntries (ApplyConfChange for
+//     conf changes), serve its ReadStates.
+//  4. Call Advance with the Ready.
+//
+// The cost of Ready and Advance follows the number of groups that have work:
+// the host keeps the set of groups reached by input since the last Ready.
+//
+// # Heartbeats and quiescence
+//
+// Heartbeats without a read context travel coalesced: a Batch carries one
+// (group, term, commit) triple per group led on the sender with a follower on
+// the receiver, and the receiving host expands each into the group's
+// MsgHeartbeat; responses travel the same way.
+//
+// A group whose leader has seen every member caught up (every Match at the
+// commit index, everything applied) and has nothing pending (no proposal,
+// read, conf change or leadership transfer) for QuiesceAfterTicks ticks is
+// quiesced: the leader sends each follower a last heartbeat marked Quiesce,
+// and leader and followers stop ticking the group. A quiesced group costs
+// nothing per tick. Any proposal or call on the group, and any message for it
+// (other than the followers' answers to that last heartbeat), wakes it. For
+// liveness, every host sends each peer node a node-level heartbeat every
+// NodeHeartbeatTicks; when a peer is silent for NodeDownTicks, every group
+// quiesced here under a leader on that node wakes, so its election timer runs
+// and it elects a new leader if the old one is gone.
+//
+// Quiescence only withholds ticks, and in Raft ticks decide only when
+// elections and heartbeats happen, never what is committed: safety holds for
+// any tick schedule. The assumptions are about liveness and leases:
+//
+//   - Groups using raft.ReadOnlyLeaseBased are never quiesced: a lease relies
+//     on the followers' election timers running at the leader's rate, which
+//     quiescence stops.
+//   - NodeDownTicks must exceed NodeHeartbeatTicks plus the delivery delay of
+//     a batch; otherwise a live leader is taken for dead and its groups elect
+//     needlessly (safe, but churn). All hosts should tick at about the same
+//     rate, as raft itself assumes for its timeouts.
+//   - A message lost on the way to a quiesced group can leave it asleep only
+//     until the next message or wake: a follower that missed the Quiesce
+//     heartbeat keeps ticking, campaigns and wakes the others.
+package multiraft

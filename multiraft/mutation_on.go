@@ -1,0 +1,11 @@
+//go:build raftmutation
+
+package multiraft
+
+// The mutation switches of the raftmutation build, set by
+// TestSimCatchesMutation one at a time (see mutation_off.go).
+var (
+	mutationNeverWake  bool
+	mutationLateWake   bool
+	mutationCrossGroup bool
+)

@@ -1,0 +1,253 @@
+package multiraft
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/raftcore/raft"
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// quietCluster is a cluster of 3 nodes × groups with leaders spread, ticked
+// until every group is quiesced.
+func quietCluster(t *testing.T, groups int) *cluster {
+	t.Helper()
+	c := newCluster(t, 1, 3, groups, Config{})
+	c.electSpread()
+	for range 40 {
+		c.tick()
+	}
+	for _, n := range c.nodes {
+		if a := n.host.NumActive(); a != 0 {
+			t.Fatalf("node %d: %d of %d groups still active", n.id, a, n.host.NumGroups())
+		}
+	}
+	return c
+}
+
+func TestQuiescenceStopsIdleGroups(t *testing.T) {
+	c := quietCluster(t, 6)
+	// From now on only node-level heartbeats travel.
+	c.onBatch = func(from, to uint64, n int) {
+		if n != 0 {
+			t.Fatalf("batch %d->%d carries %d group messages in a quiet cluster", from, to, n)
+		}
+	}
+	before := c.sent[[2]uint64{1, 2}]
+	for range 20 {
+		c.tick()
+	}
+	if got := c.sent[[2]uint64{1, 2}] - before; got != 10 {
+		t.Fatalf("node 1 sent node 2 %d batches in 20 ticks, want 10 node heartbeats", got)
+	}
+}
+
+func TestQuiescedGroupWakesOnProposal(t *testing.T) {
+	c := quietCluster(t, 6)
+	// Group 1 is led by node 1; propose on follower node 3.
+	if err := c.node(3).host.Propose(1, []byte("wake")); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	for _, n := range c.nodes {
+		if got := c.appliedData(n.id, 1); !slices.Equal(got, []string{"wake"}) {
+			t.Fatalf("node %d applied %q", n.id, got)
+		}
+	}
+	for _, g := range c.groups[1:] {
+		if !c.node(1).host.Quiesced(g) {
+			t.Fatalf("group %d woke with group 1", g)
+		}
+	}
+	// Idle again, it quiesces again.
+	for range 40 {
+		c.tick()
+	}
+	for _, n := range c.nodes {
+		if !n.host.Quiesced(1) {
+			t.Fatalf("node %d: group 1 did not quiesce again", n.id)
+		}
+	}
+}
+
+func TestQuiescedGroupsElectWhenLeaderNodeIsDown(t *testing.T) {
+	c := quietCluster(t, 6)
+	c.crash(1)
+	for range 60 {
+		c.tick()
+	}
+	for _, g := range c.groups {
+		l := c.leader(g)
+		if l == 0 || l == 1 {
+			t.Fatalf("group %d: leader %d after node 1 went down", g, l)
+		}
+	}
+	// The groups led elsewhere stayed asleep.
+	if !c.node(2).host.Quiesced(2) || !c.node(3).host.Quiesced(3) {
+		t.Fatal("groups led by live nodes woke")
+	}
+}
+
+func TestLeaseBasedGroupsNeverQuiesce(t *testing.T) {
+	h, err := NewHost(Config{ID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, sent: map[[2]uint64]int{}}
+	n := &testNode{id: 1, host: h, storages: map[uint64]*raft.MemoryStorage{}, applied: map[uint64][]pb.Entry{}}
+	c.nodes = []*testNode{n}
+	for g := uint64(1); g <= 2; g++ {
+		st := raft.NewMemoryStorage()
+		n.storages[g] = st
+		cfg := groupConfig(1, 1, g, st)
+		if g == 2 {
+			cfg.ReadOnlyOption = raft.ReadOnlyLeaseBased
+		}
+		if err := h.CreateGroup(g, cfg, []raft.Peer{{ID: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		c.groups = append(c.groups, g)
+	}
+	c.settle()
+	for _, g := range c.groups {
+		if err := h.Campaign(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 40 {
+		c.tick()
+	}
+	if !h.Quiesced(1) || h.Quiesced(2) {
+		t.Fatalf("quiesced: safe-read group %v, lease-read group %v", h.Quiesced(1), h.Quiesced(2))
+	}
+}
+
+// TestPendingReadKeepsLeaderAwake: a read the leader has not answered
+// (its followers' acknowledgements lost) keeps the group ticking, so the
+// next heartbeat round answers it once the network heals.
+func TestPendingReadKeepsLeaderAwake(t *testing.T) {
+	c := newCluster(t, 1, 3, 3, Config{QuiesceAfterTicks: 2})
+	c.electSpread()
+	var reads []string
+	c.onReadState = func(n *testNode, g uint64, rs raft.ReadState) {
+		reads = append(reads, fmt.Sprintf("%d/%d/%s", n.id, g, rs.RequestCtx))
+	}
+	c.cut = func(from, to uint64) bool { return from != 1 }
+	if err := c.node(1).host.ReadIndex(1, []byte("r1")); err != nil {
+		t.Fatal(err)
+	}
+	// Fewer ticks than the election timeout, so that CheckQuorum keeps
+	// node 1 leader, but more than QuiesceAfterTicks.
+	for range 8 {
+		c.tick()
+	}
+	if c.node(1).host.Quiesced(1) {
+		t.Fatal("leader quiesced with a read pending")
+	}
+	c.cut = nil
+	for range 3 {
+		c.tick()
+	}
+	if !slices.Equal(reads, []string{"1/1/r1"}) {
+		t.Fatalf("reads answered: %q", reads)
+	}
+}
+
+func TestHeartbeatsAreCoalesced(t *testing.T) {
+	c := newCluster(t, 1, 3, 9, Config{DisableQuiescence: true})
+	c.electSpread()
+	h1, h2 := c.node(1).host, c.node(2).host
+	h1.Tick()
+	rd := h1.Ready()
+	var to2 *batchView
+	for _, b := range rd.Batches {
+		if b.To == 2 {
+			to2 = viewOf(b)
+		}
+	}
+	h1.Advance(rd)
+	// Node 1 leads groups 1, 4 and 7, each with a follower on node 2.
+	if to2 == nil || to2.messages != 0 || !slices.Equal(to2.heartbeatGroups, []uint64{1, 4, 7}) {
+		t.Fatalf("batch to node 2: %+v", to2)
+	}
+	b := rd.Batches[0]
+	if err := h2.Step(1, b); err != nil {
+		t.Fatal(err)
+	}
+	rd2 := h2.Ready()
+	if len(rd2.Batches) != 1 || rd2.Batches[0].To != 1 {
+		t.Fatalf("node 2 answers with batches to %v", batchDests(rd2.Batches))
+	}
+	resp := viewOf(rd2.Batches[0])
+	if resp.messages != 0 || !slices.Equal(resp.responseGroups, []uint64{1, 4, 7}) {
+		t.Fatalf("answer: %+v", resp)
+	}
+	h2.Advance(rd2)
+}
+
+// TestLaggingFollowerKeepsLeaderAwake: a leader does not quiesce while a
+// follower's Match is behind the commit index; it keeps sending until the
+// follower catches up.
+func TestLaggingFollowerKeepsLeaderAwake(t *testing.T) {
+	c := newCluster(t, 1, 3, 3, Config{QuiesceAfterTicks: 2})
+	c.electSpread()
+	c.cut = func(from, to uint64) bool { return from == 1 && to == 3 }
+	if err := c.node(1).host.Propose(1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		c.tick()
+	}
+	if got := c.appliedData(2, 1); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("node 2 applied %q", got)
+	}
+	if c.node(1).host.Quiesced(1) {
+		t.Fatal("leader quiesced with node 3 behind")
+	}
+	c.cut = nil
+	for range 3 {
+		c.tick()
+	}
+	if got := c.appliedData(3, 1); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("node 3 applied %q after the heal", got)
+	}
+}
+
+// TestReportsDoNotWakeQuiescedGroup: the application's reports (applied
+// conf change, unreachable peer, snapshot status) ask nothing of the
+// group's timers; waking a follower on them would only make it campaign.
+func TestReportsDoNotWakeQuiescedGroup(t *testing.T) {
+	c := quietCluster(t, 3)
+	h := c.node(2).host
+	if err := h.ReportUnreachable(1, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ReportSnapshot(1, 3, raft.SnapshotFinish); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	if !h.Quiesced(1) {
+		t.Fatal("a report woke the group")
+	}
+}
+
+// TestQuiescedLeaderDeposedWakes: a heartbeat response of a higher term
+// (which does not otherwise wake a quiesced leader) deposes it; as a
+// follower it needs its election timer again.
+func TestQuiescedLeaderDeposedWakes(t *testing.T) {
+	c := quietCluster(t, 3)
+	h := c.node(1).host
+	st, _ := h.BasicStatus(1)
+	b := &mrpb.Batch{From: 2, To: 1, HeartbeatResponses: []mrpb.HeartbeatResponse{{GroupID: 1, Term: st.Term + 1}}}
+	if err := h.Step(2, b); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.BasicStatus(1); st.RaftState == raft.StateLeader {
+		t.Fatal("still leader")
+	}
+	if h.Quiesced(1) {
+		t.Fatal("a deposed leader stays quiesced")
+	}
+}

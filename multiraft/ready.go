@@ -1,0 +1,153 @@
+package multiraft
+
+import (
+	"slices"
+
+	"github.com/raftcore/raft"
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// GroupReady is one group's share of a host Ready: a raft.Ready whose
+// Messages have been moved into the host Ready's batches (Messages is nil).
+type GroupReady struct {
+	GroupID uint64
+	raft.Ready
+}
+
+// Ready is the host's batch of work: handle it as the package
+// documentation says, then call Advance.
+type Ready struct {
+	// Groups hold the work of each group that has some, in the order the
+	// groups were reached by input.
+	Groups []GroupReady
+	// Batches are the messages to send, one batch per destination node,
+	// sorted by Batch.To. Send them after persisting every group's state;
+	// the application owns them. For each MsgSnap among a batch's Messages,
+	// call ReportSnapshot with its group once sent (or failed).
+	Batches []*mrpb.Batch
+}
+
+// HasReady reports whether Ready would return any work. It is true after
+// input reached a group even if the group turns out to have none.
+func (h *Host) HasReady() bool {
+	return len(h.work) > 0 || len(h.quiesceOut) > 0 || h.nodeHBDue
+}
+
+// Ready returns the host's next batch of work. Its cost follows the number
+// of groups reached by input since the last Ready. Call Advance before the
+// next Ready; Ready panics otherwise.
+func (h *Host) Ready() Ready {
+	if h.outstanding {
+		panic("raft: multiraft: Ready called before Advance of the previous Ready")
+	}
+	h.outstanding = true
+	var rd Ready
+	out := make(map[uint64]*mrpb.Batch)
+	batch := func(to uint64) *mrpb.Batch {
+		b := out[to]
+		if b == nil {
+			b = &mrpb.Batch{From: h.id, To: to}
+			out[to] = b
+		}
+		return b
+	}
+	for _, g := range h.work {
+		g.hasWork = false
+		if g.removed || !g.rn.HasReady() {
+			continue
+		}
+		grd := g.rn.Ready()
+		g.inReady = true
+		h.noteReads(g, &grd)
+		for _, m := range grd.Messages {
+			addMessage(batch(m.To), g.id, m)
+		}
+		grd.Messages = nil
+		rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, Ready: grd})
+	}
+	clear(h.work)
+	h.work = h.work[:0]
+	for _, q := range h.quiesceOut {
+		b := batch(q.to)
+		b.Heartbeats = append(b.Heartbeats, q.hb)
+	}
+	h.quiesceOut = h.quiesceOut[:0]
+	if h.nodeHBDue {
+		h.nodeHBDue = false
+		for _, p := range h.peers {
+			batch(p.id).NodeHeartbeat = true
+		}
+	}
+	rd.Batches = make([]*mrpb.Batch, 0, len(out))
+	for _, b := range out {
+		rd.Batches = append(rd.Batches, b)
+	}
+	slices.SortFunc(rd.Batches, func(a, b *mrpb.Batch) int {
+		switch {
+		case a.To < b.To:
+			return -1
+		case a.To > b.To:
+			return 1
+		}
+		return 0
+	})
+	for _, b := range rd.Batches {
+		h.peer(b.To)
+	}
+	return rd
+}
+
+// addMessage puts m into b, coalescing a heartbeat or heartbeat response
+// that carries nothing but its group, term and commit.
+func addMessage(b *mrpb.Batch, group uint64, m pb.Message) {
+	plain := len(m.Context) == 0 && m.Index == 0 && m.LogTerm == 0 && !m.Reject &&
+		m.RejectHint == 0 && len(m.Entries) == 0 && m.Snapshot == nil && len(m.Responses) == 0
+	switch {
+	case plain && m.Type == pb.MsgHeartbeat:
+		b.Heartbeats = append(b.Heartbeats, mrpb.Heartbeat{GroupID: group, Term: m.Term, Commit: m.Commit})
+	case plain && m.Type == pb.MsgHeartbeatResp && m.Commit == 0:
+		b.HeartbeatResponses = append(b.HeartbeatResponses, mrpb.HeartbeatResponse{GroupID: group, Term: m.Term})
+	default:
+		b.Messages = append(b.Messages, mrpb.GroupMessage{GroupID: group, Message: m})
+	}
+}
+
+// noteReads keeps the count of a leader's unanswered reads: losing
+// leadership drops them, answers (local ReadStates, MsgReadIndexResp to a
+// follower) settle them.
+func (h *Host) noteReads(g *group, rd *raft.Ready) {
+	if rd.SoftState != nil && rd.SoftState.RaftState != raft.StateLeader {
+		g.pendingReads = 0
+		return
+	}
+	settled := len(rd.ReadStates)
+	for i := range rd.Messages {
+		if rd.Messages[i].Type == pb.MsgReadIndexResp {
+			settled++
+		}
+	}
+	g.pendingReads = max(0, g.pendingReads-settled)
+}
+
+// Advance acknowledges rd: every group's state is persisted, the batches
+// sent, the committed entries applied. Groups removed since Ready are
+// skipped.
+func (h *Host) Advance(rd Ready) {
+	if !h.outstanding {
+		panic("raft: multiraft: Advance called without an outstanding Ready")
+	}
+	h.outstanding = false
+	for i := range rd.Groups {
+		gr := &rd.Groups[i]
+		g, ok := h.groups[gr.GroupID]
+		if !ok || !g.inReady {
+			continue
+		}
+		g.inReady = false
+		g.rn.Advance(gr.Ready)
+		if g.rn.HasReady() {
+			h.markWork(g)
+		}
+	}
+}

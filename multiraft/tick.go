@@ -1,0 +1,182 @@
+package multiraft
+
+import (
+	"slices"
+
+	"github.com/raftcore/raft"
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
+	"github.com/raftcore/raft/tracker"
+)
+
+// Tick advances the host's clock by one tick: it ticks every group that is
+// not quiesced, quiesces the leaders that qualify, and runs node-level
+// liveness. Its cost follows the number of active groups and peers.
+func (h *Host) Tick() {
+	h.now++
+	var quiesce []*group
+	for _, g := range h.active {
+		if h.mayQuiesce(g) {
+			// Checked before the tick, which would send heartbeats.
+			quiesce = append(quiesce, g)
+			continue
+		}
+		g.rn.Tick()
+		g.idle++
+		if g.rn.HasReady() {
+			h.markWork(g)
+		}
+	}
+	for _, g := range quiesce {
+		h.quiesceLeader(g)
+	}
+	h.tickLiveness()
+}
+
+// mayQuiesce reports whether g is a leader whose group is idle and caught
+// up: every member's Match at the commit index, everything applied, no
+// transfer or read pending, and no Ready of its own waiting.
+//
+// Safety does not depend on this check: a quiesced group is one that is not
+// ticked, and ticks only schedule elections, heartbeats and quorum checks.
+// The check is for liveness: a follower behind, a pending read (answered
+// only through heartbeat rounds) or a transfer (timed in ticks) would
+// otherwise wait for the next wake. Lease-based groups never get here
+// (canQuiesce): a lease assumes the followers' election timers run.
+func (h *Host) mayQuiesce(g *group) bool {
+	if !g.canQuiesce || g.idle < g.quiesceAfter || g.inReady || g.hasWork || g.pendingReads > 0 || g.rn.HasReady() {
+		return false
+	}
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader || st.LeadTransferee != raft.None || st.Applied != st.Commit {
+		return false
+	}
+	caughtUp := true
+	g.rn.WithProgress(func(_ uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if pr.Match != st.Commit {
+			caughtUp = false
+		}
+	})
+	return caughtUp
+}
+
+// quiesceLeader stops ticking leader g and tells each follower to stop too,
+// with a last heartbeat marked Quiesce. The followers' answers to it do not
+// wake g (see stepHeartbeatResponse).
+func (h *Host) quiesceLeader(g *group) {
+	st := g.rn.BasicStatus()
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, _ tracker.Progress) {
+		if id == h.id {
+			return
+		}
+		h.quiesceOut = append(h.quiesceOut, outHeartbeat{to: id, hb: mrpb.Heartbeat{
+			GroupID: g.id, Term: st.Term, Commit: st.Commit, Quiesce: true,
+		}})
+	})
+	h.deactivate(g)
+}
+
+// maybeQuiesceFollower quiesces follower g under leader if the heartbeat it
+// has just stepped left it in the state the leader saw: a follower of
+// leader at term, with commit at the leader's commit.
+func (h *Host) maybeQuiesceFollower(g *group, leader uint64, hb *mrpb.Heartbeat) {
+	if !g.canQuiesce || g.activeIdx < 0 {
+		return
+	}
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateFollower || st.Lead != leader || st.Term != hb.Term || st.Commit != hb.Commit {
+		return
+	}
+	h.deactivate(g)
+	g.leaderNode = leader
+	set := h.sleepers[leader]
+	if set == nil {
+		set = make(map[uint64]*group)
+		h.sleepers[leader] = set
+	}
+	set[g.id] = g
+}
+
+// activate makes g ticked again (wakes it) if it was quiesced.
+func (h *Host) activate(g *group) {
+	if g.activeIdx >= 0 {
+		return
+	}
+	if g.leaderNode != 0 {
+		delete(h.sleepers[g.leaderNode], g.id)
+		g.leaderNode = 0
+	}
+	g.activeIdx = len(h.active)
+	h.active = append(h.active, g)
+}
+
+// deactivate stops ticking g.
+func (h *Host) deactivate(g *group) {
+	if g.activeIdx < 0 {
+		return
+	}
+	last := len(h.active) - 1
+	moved := h.active[last]
+	h.active[g.activeIdx] = moved
+	moved.activeIdx = g.activeIdx
+	h.active[last] = nil
+	h.active = h.active[:last]
+	g.activeIdx = -1
+	if g.leaderNode != 0 {
+		delete(h.sleepers[g.leaderNode], g.id)
+		g.leaderNode = 0
+	}
+}
+
+// tickLiveness schedules node-level heartbeats and wakes the groups
+// quiesced under a peer that has gone silent for NodeDownTicks.
+//
+// Assumptions: hosts tick at about the same rate, and a batch is delivered
+// within NodeDownTicks - NodeHeartbeatTicks ticks; a host that takes a live
+// peer for down only wakes groups (an election, perhaps needless), and one
+// that is slow to take a dead peer for down only delays their election.
+// Neither affects safety.
+func (h *Host) tickLiveness() {
+	if h.now%uint64(h.cfg.NodeHeartbeatTicks) == 0 && len(h.peers) > 0 {
+		h.nodeHBDue = true
+	}
+	for _, p := range h.peers {
+		downTicks := uint64(h.cfg.NodeDownTicks)
+		if mutationLateWake {
+			downTicks *= 50
+		}
+		if p.down || h.now-p.lastHeard < downTicks {
+			continue
+		}
+		p.down = true
+		if mutationNeverWake {
+			continue
+		}
+		h.wakeSleepers(p.id)
+	}
+}
+
+// wakeSleepers wakes every group quiesced under a leader on node, in group
+// ID order (so that the host stays deterministic).
+func (h *Host) wakeSleepers(node uint64) {
+	set := h.sleepers[node]
+	if len(set) == 0 {
+		return
+	}
+	ids := make([]uint64, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		g := set[id]
+		h.activate(g)
+	}
+	delete(h.sleepers, node)
+}
+
+// heard records that node is alive.
+func (h *Host) heard(node uint64) {
+	p := h.peer(node)
+	p.lastHeard = h.now
+	p.down = false
+}
