@@ -104,11 +104,20 @@ func (m *Entry) encode(b []byte) int {
 }
 
 // Size returns the encoded size of m.
-func (m *Message) Size() (n int) {
+func (m *Message) Size() (n int) { return m.sizeWith(nil) }
+
+// sizeWith returns the encoded size of m; sizes, unless nil, holds the
+// size of each entry.
+func (m *Message) sizeWith(sizes []int) (n int) {
 	n = 11 + sovRaft(uint64(m.Type)) + sovRaft(m.To) + sovRaft(m.From) + sovRaft(m.Term) +
 		sovRaft(m.LogTerm) + sovRaft(m.Index) + sovRaft(m.Commit) + sovRaft(m.RejectHint) + sovRaft(m.Vote)
 	for i := range m.Entries {
-		l := m.Entries[i].Size()
+		var l int
+		if sizes != nil {
+			l = sizes[i]
+		} else {
+			l = m.Entries[i].Size()
+		}
 		n += 1 + sovRaft(uint64(l)) + l
 	}
 	if m.Snapshot != nil {
@@ -128,8 +137,19 @@ func (m *Message) Size() (n int) {
 
 // Marshal returns the encoding of m in a new slice.
 func (m *Message) Marshal() (dAtA []byte, err error) {
-	dAtA = make([]byte, m.Size())
-	n, err := m.encode(dAtA)
+	// The entries' sizes are needed twice, for the total and for each
+	// entry's length prefix: keep them (on the stack for a usual batch)
+	// rather than computing them again.
+	var stack [64]int
+	sizes := stack[:0]
+	if len(m.Entries) > len(stack) {
+		sizes = make([]int, 0, len(m.Entries))
+	}
+	for i := range m.Entries {
+		sizes = append(sizes, m.Entries[i].Size())
+	}
+	dAtA = make([]byte, m.sizeWith(sizes))
+	n, err := m.encodeWith(dAtA, sizes)
 	if err != nil {
 		return nil, err
 	}
@@ -150,8 +170,11 @@ func (m *Message) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 }
 
 // encode writes m at the start of b, which holds at least Size() bytes.
-// Each entry's size is computed as it is written, once.
-func (m *Message) encode(b []byte) (int, error) {
+func (m *Message) encode(b []byte) (int, error) { return m.encodeWith(b, nil) }
+
+// encodeWith is encode with the entries' sizes known (sizes) or, if nil,
+// computed as each entry is written.
+func (m *Message) encodeWith(b []byte, sizes []int) (int, error) {
 	b[0] = tagMsgType
 	i := putUvarint(b, 1, uint64(m.Type))
 	b[i] = tagMsgTo
@@ -166,8 +189,14 @@ func (m *Message) encode(b []byte) (int, error) {
 	i = putUvarint(b, i+1, m.Index)
 	for k := range m.Entries {
 		e := &m.Entries[k]
+		var l int
+		if sizes != nil {
+			l = sizes[k]
+		} else {
+			l = e.Size()
+		}
 		b[i] = tagMsgEntries
-		i = putUvarint(b, i+1, uint64(e.Size()))
+		i = putUvarint(b, i+1, uint64(l))
 		i += e.encode(b[i:])
 	}
 	b[i] = tagMsgCommit
@@ -498,10 +527,19 @@ func (m *Message) decodeEntry(b []byte, i, wireType int) (int, error) {
 	if err != nil {
 		return i, err
 	}
-	m.Entries = append(m.Entries, Entry{})
-	e := &m.Entries[len(m.Entries)-1]
-	if e.decodeCanonical(b[start:end]) {
-		return end, nil
+	var e *Entry
+	if n := len(m.Entries); n < cap(m.Entries) {
+		// The slot may hold an old entry (a caller's spare capacity):
+		// decodeCanonical sets every field, decode needs it zeroed.
+		m.Entries = m.Entries[:n+1]
+		e = &m.Entries[n]
+		if e.decodeCanonical(b[start:end]) {
+			return end, nil
+		}
+		*e = Entry{}
+	} else {
+		m.Entries = append(m.Entries, Entry{})
+		e = &m.Entries[n]
 	}
 	data, hasData, err := e.decode(b[start:end])
 	if hasData {

@@ -231,6 +231,21 @@ func checkDecodeAgainstRef(t *testing.T, data []byte) {
 	require.Equal(t, fromRef(t, &ref), &got, "merging a second decode")
 	checkNoAlias(t, &got, input)
 
+	// Spare capacity holding old entries is reused without leaking them.
+	stale := make([]Entry, 80)
+	for i := range stale {
+		stale[i] = Entry{Term: 99, Index: 99, Type: 99, Data: []byte("stale")}
+	}
+	reused := Message{Entries: stale[:0]}
+	require.NoError(t, reused.Unmarshal(input))
+	var fresh raftpbref.Message
+	require.NoError(t, fresh.Unmarshal(data))
+	if want := fromRef(t, &fresh).Entries; len(want) > 0 {
+		require.Equal(t, want, reused.Entries, "decoding into spare capacity")
+	} else {
+		require.Empty(t, reused.Entries)
+	}
+
 	var refEntry raftpbref.Entry
 	refErr = refEntry.Unmarshal(data)
 	var gotEntry Entry
