@@ -24,25 +24,25 @@ import (
 
 // Wire tags (field number << 3 | wire type) of Entry and Message.
 const (
-	tagEntryType  = 1<<3 | 0
-	tagEntryTerm  = 2<<3 | 0
-	tagEntryIndex = 3<<3 | 0
-	tagEntryData  = 4<<3 | 2
+	tagEntryType  = 0x08 // field 1, varint
+	tagEntryTerm  = 0x10 // field 2, varint
+	tagEntryIndex = 0x18 // field 3, varint
+	tagEntryData  = 0x22 // field 4, length-delimited
 
-	tagMsgType       = 1<<3 | 0
-	tagMsgTo         = 2<<3 | 0
-	tagMsgFrom       = 3<<3 | 0
-	tagMsgTerm       = 4<<3 | 0
-	tagMsgLogTerm    = 5<<3 | 0
-	tagMsgIndex      = 6<<3 | 0
-	tagMsgEntries    = 7<<3 | 2
-	tagMsgCommit     = 8<<3 | 0
-	tagMsgSnapshot   = 9<<3 | 2
-	tagMsgReject     = 10<<3 | 0
-	tagMsgRejectHint = 11<<3 | 0
-	tagMsgContext    = 12<<3 | 2
-	tagMsgVote       = 13<<3 | 0
-	tagMsgResponses  = 14<<3 | 2
+	tagMsgType       = 0x08 // field 1, varint
+	tagMsgTo         = 0x10 // field 2, varint
+	tagMsgFrom       = 0x18 // field 3, varint
+	tagMsgTerm       = 0x20 // field 4, varint
+	tagMsgLogTerm    = 0x28 // field 5, varint
+	tagMsgIndex      = 0x30 // field 6, varint
+	tagMsgEntries    = 0x3a // field 7, length-delimited
+	tagMsgCommit     = 0x40 // field 8, varint
+	tagMsgSnapshot   = 0x4a // field 9, length-delimited
+	tagMsgReject     = 0x50 // field 10, varint
+	tagMsgRejectHint = 0x58 // field 11, varint
+	tagMsgContext    = 0x62 // field 12, length-delimited
+	tagMsgVote       = 0x68 // field 13, varint
+	tagMsgResponses  = 0x72 // field 14, length-delimited
 )
 
 // putUvarint writes v as a varint at b[i:] and returns the position after

@@ -172,7 +172,7 @@ func appendUnknown(rng *rand.Rand, b []byte) []byte {
 		return append(appendUvarintForTest(putKey(b, 2), uint64(len(p))), p...)
 	case 3:
 		b = putKey(b, 3)
-		b = appendUvarintForTest(b, 1<<3|0) // a varint inside the group
+		b = appendUvarintForTest(b, 0x08) // field 1, a varint, inside the group
 		b = appendUvarintForTest(b, randUint64(rng))
 		return putKey(b, 4)
 	default:
