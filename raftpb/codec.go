@@ -332,6 +332,17 @@ func varintField(b []byte, i, wireType int, field string) (uint64, int, error) {
 // Unmarshal decodes dAtA into e, merging as generated code does: fields
 // present overwrite e's. Data is copied; dAtA is not retained.
 func (m *Entry) Unmarshal(dAtA []byte) error {
+	var c Entry
+	if c.decodeCanonical(dAtA) {
+		m.Term, m.Index, m.Type = c.Term, c.Index, c.Type
+		if c.Data != nil {
+			m.Data = append(m.Data[:0], c.Data...)
+			if m.Data == nil {
+				m.Data = []byte{}
+			}
+		}
+		return nil
+	}
 	data, hasData, err := m.decode(dAtA)
 	if hasData {
 		m.Data = append(m.Data[:0], data...)

@@ -255,6 +255,14 @@ func checkDecodeAgainstRef(t *testing.T, data []byte) {
 		var want Entry
 		convert(t, reflect.ValueOf(&want).Elem(), reflect.ValueOf(&refEntry).Elem())
 		require.Equal(t, want, gotEntry)
+
+		// Merging into an entry that has fields already.
+		refEntry = raftpbref.Entry{Term: 7, Index: 8, Type: 1, Data: []byte("old")}
+		gotEntry = Entry{Term: 7, Index: 8, Type: 1, Data: []byte("old")}
+		require.NoError(t, refEntry.Unmarshal(data))
+		require.NoError(t, gotEntry.Unmarshal(input))
+		convert(t, reflect.ValueOf(&want).Elem(), reflect.ValueOf(&refEntry).Elem())
+		require.Equal(t, want, gotEntry, "merging into an entry")
 	}
 }
 
