@@ -161,7 +161,6 @@ func newRaft(c *Config) (*raft, error) {
 		stepDownOnRemoval:         c.StepDownOnRemoval,
 		rand:                      rand.New(src),
 		readOnly:                  newReadOnly(c.ReadOnlyOption),
-		leaseAcks:                 map[uint64]uint64{},
 	}
 	if err := r.restoreConfState(cs); err != nil {
 		return nil, fmt.Errorf("raft: restoring the configuration from storage: %w", err)
@@ -282,12 +281,8 @@ func (r *raft) reset(term uint64) {
 	r.trk.ResetVotes()
 	next := r.raftLog.lastIndex() + 1
 	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
-		*pr = tracker.Progress{
-			Match:     0,
-			Next:      next,
-			Inflights: tracker.NewInflights(r.trk.MaxInflight, r.trk.MaxInflightBytes),
-			IsLearner: pr.IsLearner,
-		}
+		// Inflights are leader-only: becomeLeader creates them.
+		*pr = tracker.Progress{Match: 0, Next: next, IsLearner: pr.IsLearner}
 	})
 	// Reads in progress are dropped: their requesters retry. A lease
 	// starts afresh with the next leadership.
@@ -340,6 +335,9 @@ func (r *raft) becomeLeader() {
 	}
 	r.step = stepLeader
 	r.reset(r.Term)
+	r.trk.Visit(func(_ uint64, pr *tracker.Progress) {
+		pr.Inflights = tracker.NewInflights(r.trk.MaxInflight, r.trk.MaxInflightBytes)
+	})
 	r.tick = r.tickHeartbeat
 	r.lead = r.id
 	r.state = StateLeader

@@ -23,13 +23,14 @@ type readRequest struct {
 type readOnly struct {
 	option ReadOnlyOption
 	// pending maps a request context to its request; queue holds the
-	// contexts in arrival order.
+	// contexts in arrival order. Both are nil until the first request, and
+	// again after reset, so that a follower holds neither.
 	pending map[string]*readRequest
 	queue   []string
 }
 
 func newReadOnly(option ReadOnlyOption) *readOnly {
-	return &readOnly{option: option, pending: map[string]*readRequest{}}
+	return &readOnly{option: option}
 }
 
 // add queues m, to be answered with index. A retried request (same
@@ -40,6 +41,9 @@ func (ro *readOnly) add(index uint64, m pb.Message) {
 	ctx := string(m.Entries[0].Data)
 	if _, ok := ro.pending[ctx]; ok {
 		ro.remove(ctx)
+	}
+	if ro.pending == nil {
+		ro.pending = map[string]*readRequest{}
 	}
 	ro.pending[ctx] = &readRequest{req: m, index: index, acks: map[uint64]bool{}}
 	ro.queue = append(ro.queue, ctx)
@@ -96,8 +100,8 @@ func (ro *readOnly) last() []byte {
 // reset forgets every pending request (leadership changed; the
 // requesters retry).
 func (ro *readOnly) reset() {
-	clear(ro.pending)
-	ro.queue = ro.queue[:0]
+	ro.pending = nil
+	ro.queue = nil
 }
 
 // handleReadIndex is the leader's handling of a read request, local or
@@ -216,6 +220,9 @@ func parseLeaseCtx(ctx []byte) (uint64, bool) {
 // its context carries.
 func (r *raft) leaseAcked(m pb.Message) {
 	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] {
+		if r.leaseAcks == nil {
+			r.leaseAcks = map[uint64]uint64{}
+		}
 		r.leaseAcks[m.From] = t
 	}
 }

@@ -87,7 +87,9 @@ type MemoryStorage struct {
 	sync.Mutex
 
 	hardState pb.HardState
-	snapshot  pb.Snapshot
+	// snapshot is the latest snapshot applied or created, nil until there
+	// is one: a group that never had one does not carry an empty Snapshot.
+	snapshot *pb.Snapshot
 	// ents[0] is a placeholder that holds the index and term of the
 	// compaction point (the last entry folded into a snapshot or
 	// discarded); ents[i] has index ents[0].Index+i.
@@ -104,11 +106,27 @@ func NewMemoryStorage() *MemoryStorage {
 	return &MemoryStorage{ents: make([]pb.Entry, 1)}
 }
 
+// snapshotValue returns the latest snapshot, or an empty one.
+func (ms *MemoryStorage) snapshotValue() pb.Snapshot {
+	if ms.snapshot == nil {
+		return pb.Snapshot{}
+	}
+	return *ms.snapshot
+}
+
+// snapshotIndex returns the index of the latest snapshot, 0 if none.
+func (ms *MemoryStorage) snapshotIndex() uint64 {
+	if ms.snapshot == nil {
+		return 0
+	}
+	return ms.snapshot.Metadata.Index
+}
+
 // InitialState implements Storage.
 func (ms *MemoryStorage) InitialState() (pb.HardState, pb.ConfState, error) {
 	ms.Lock()
 	defer ms.Unlock()
-	return ms.hardState, ms.snapshot.Metadata.ConfState, nil
+	return ms.hardState, ms.snapshotValue().Metadata.ConfState, nil
 }
 
 // SetHardState saves the hard state.
@@ -177,7 +195,7 @@ func (ms *MemoryStorage) Snapshot() (pb.Snapshot, error) {
 	if ms.snapshotUnavailable {
 		return pb.Snapshot{}, ErrSnapshotTemporarilyUnavailable
 	}
-	return ms.snapshot, nil
+	return ms.snapshotValue(), nil
 }
 
 // SetSnapshotUnavailableForTest makes Snapshot return
@@ -194,7 +212,7 @@ func (ms *MemoryStorage) SetSnapshotUnavailableForTest(unavailable bool) {
 func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
 	ms.Lock()
 	defer ms.Unlock()
-	if snap.Metadata.Index <= ms.snapshot.Metadata.Index {
+	if snap.Metadata.Index <= ms.snapshotIndex() {
 		return ErrSnapOutOfDate
 	}
 	ms.applySnapshot(snap)
@@ -202,7 +220,7 @@ func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
 }
 
 func (ms *MemoryStorage) applySnapshot(snap pb.Snapshot) {
-	ms.snapshot = snap
+	ms.snapshot = &snap
 	ms.ents = []pb.Entry{{Term: snap.Metadata.Term, Index: snap.Metadata.Index}}
 }
 
@@ -220,7 +238,7 @@ func (ms *MemoryStorage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot
 	defer ms.Unlock()
 	last := ms.lastIndex()
 	if !IsEmptySnap(snap) {
-		if snap.Metadata.Index <= ms.snapshot.Metadata.Index {
+		if snap.Metadata.Index <= ms.snapshotIndex() {
 			return ErrSnapOutOfDate
 		}
 		last = snap.Metadata.Index
@@ -246,7 +264,7 @@ func (ms *MemoryStorage) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot
 func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Snapshot, error) {
 	ms.Lock()
 	defer ms.Unlock()
-	if i <= ms.snapshot.Metadata.Index {
+	if i <= ms.snapshotIndex() {
 		return pb.Snapshot{}, ErrSnapOutOfDate
 	}
 	if i > ms.lastIndex() {
@@ -255,13 +273,16 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte)
 	if i < ms.ents[0].Index {
 		return pb.Snapshot{}, ErrCompacted
 	}
+	if ms.snapshot == nil {
+		ms.snapshot = &pb.Snapshot{}
+	}
 	ms.snapshot.Metadata.Index = i
 	ms.snapshot.Metadata.Term = ms.ents[i-ms.ents[0].Index].Term
 	if cs != nil {
 		ms.snapshot.Metadata.ConfState = *cs
 	}
 	ms.snapshot.Data = data
-	return ms.snapshot, nil
+	return *ms.snapshot, nil
 }
 
 // Compact discards the entries before compactIndex; the term of

@@ -229,6 +229,20 @@ func (c Changer) finish(s state, needVoters bool) (tracker.Config, tracker.Progr
 	if err := check(s.cfg, s.prs); err != nil {
 		return fail(err)
 	}
+	// copyState made every set writable; the sets left empty go back to nil
+	// so that a group outside a joint change with no learners keeps no empty
+	// maps alive.
+	for i, set := range s.cfg.Voters {
+		if len(set) == 0 {
+			s.cfg.Voters[i] = nil
+		}
+	}
+	if len(s.cfg.Learners) == 0 {
+		s.cfg.Learners = nil
+	}
+	if len(s.cfg.LearnersNext) == 0 {
+		s.cfg.LearnersNext = nil
+	}
 	return s.cfg, s.prs, nil
 }
 

@@ -210,3 +210,18 @@ func TestRandomChangeSequences(t *testing.T) {
 	}
 	require.Greater(t, accepted, 1000, "the generator should reach many configurations")
 }
+
+// A configuration outside a joint change, without learners, keeps no empty
+// sets: every group holds its configuration for its whole life.
+func TestResultKeepsNoEmptySets(t *testing.T) {
+	trk := trackerFrom(t, pb.ConfState{Voters: []uint64{1, 2, 3}})
+	require.Nil(t, trk.Voters[1])
+	require.Nil(t, trk.Learners)
+	require.Nil(t, trk.LearnersNext)
+
+	cfg, _, err := Changer{Tracker: trk, LastIndex: 10}.Simple(ccs(t, "l4")...)
+	require.NoError(t, err)
+	require.Len(t, cfg.Learners, 1)
+	require.Nil(t, cfg.Voters[1])
+	require.Nil(t, cfg.LearnersNext)
+}

@@ -11,7 +11,10 @@ import (
 // in bytes. A leader in StateReplicate stops sending when it is Full.
 //
 // The ring buffer is allocated lazily and grows by doubling up to size, so a
-// peer that is idle or in StateProbe costs no buffer at all.
+// peer that is idle or in StateProbe costs no buffer at all. A nil
+// *Inflights is an empty window that nothing can be added to: a follower's
+// Progress carries none (the leader creates them when it takes office), and
+// every method but Add accepts it.
 type Inflights struct {
 	// start is the buffer position of the oldest in-flight append.
 	// Invariant: 0 <= start < len(buffer) whenever count > 0.
@@ -50,8 +53,11 @@ func NewInflights(size int, maxBytes uint64) *Inflights {
 	return &Inflights{size: size, maxBytes: maxBytes}
 }
 
-// Clone returns an independent deep copy.
+// Clone returns an independent deep copy (nil for nil).
 func (in *Inflights) Clone() *Inflights {
+	if in == nil {
+		return nil
+	}
 	c := *in
 	c.buffer = append([]inflight(nil), in.buffer...)
 	return &c
@@ -59,8 +65,12 @@ func (in *Inflights) Clone() *Inflights {
 
 // Add records an append whose last entry has the given index and whose
 // entries total bytes. The caller must check Full first, and indexes must
-// increase strictly between Resets; Add panics otherwise.
+// increase strictly between Resets; Add panics otherwise, and on a nil
+// Inflights.
 func (in *Inflights) Add(index, bytes uint64) {
+	if in == nil {
+		panic(fmt.Sprintf("raft: Inflights.Add(%d) on a nil Inflights; the leader creates them with NewInflights", index))
+	}
 	if in.Full() {
 		panic(fmt.Sprintf("raft: Inflights.Add(%d) while full (count=%d size=%d bytes=%d maxBytes=%d); check Full first",
 			index, in.count, in.size, in.bytes, in.maxBytes))
@@ -98,6 +108,9 @@ func (in *Inflights) grow() {
 // FreeLE forgets every append whose index is at most index: the peer has
 // acknowledged them. It never allocates.
 func (in *Inflights) FreeLE(index uint64) {
+	if in == nil {
+		return
+	}
 	freed := 0
 	pos := in.start
 	for freed < in.count && in.buffer[pos].index <= index {
@@ -122,24 +135,36 @@ func (in *Inflights) FreeLE(index uint64) {
 // acknowledgements may have been lost, and one more append lets the peer
 // either acknowledge everything or reject the gap.
 func (in *Inflights) FreeFirstOne() {
-	if in.count == 0 {
+	if in == nil || in.count == 0 {
 		return
 	}
 	in.FreeLE(in.buffer[in.start].index)
 }
 
 // Full reports whether no further append may be added: size appends are in
-// flight, or maxBytes > 0 and at least maxBytes are.
+// flight, or maxBytes > 0 and at least maxBytes are. A nil Inflights is
+// full: nothing may be added to it.
 func (in *Inflights) Full() bool {
+	if in == nil {
+		return true
+	}
 	return in.count == in.size || (in.maxBytes > 0 && in.bytes >= in.maxBytes)
 }
 
 // Count returns the number of appends in flight.
-func (in *Inflights) Count() int { return in.count }
+func (in *Inflights) Count() int {
+	if in == nil {
+		return 0
+	}
+	return in.count
+}
 
 // Reset forgets every append in flight, including the last added index, so
 // that indexes may start lower again. The buffer is kept for reuse.
 func (in *Inflights) Reset() {
+	if in == nil {
+		return
+	}
 	in.start, in.count, in.bytes, in.last = 0, 0, 0, 0
 }
 

@@ -285,3 +285,29 @@ func BenchmarkInflightsFillDrain(b *testing.B) {
 		in.FreeLE(next - 1)
 	}
 }
+
+// A nil Inflights (a follower's Progress) behaves as an empty window that
+// nothing can be added to; only Add panics.
+func TestInflightsNil(t *testing.T) {
+	var in *Inflights
+	require.Equal(t, 0, in.Count())
+	require.True(t, in.Full(), "nothing may be added to a nil window")
+	require.NotPanics(t, func() {
+		in.FreeLE(10)
+		in.FreeFirstOne()
+		in.Reset()
+	})
+	require.Nil(t, in.Clone())
+	require.PanicsWithValue(t,
+		"raft: Inflights.Add(1) on a nil Inflights; the leader creates them with NewInflights",
+		func() { in.Add(1, 1) })
+
+	pr := &Progress{Next: 1, State: StateProbe}
+	require.NotPanics(t, func() {
+		pr.BecomeProbe()
+		pr.MaybeUpdate(3)
+		_ = pr.IsPaused()
+		_ = pr.String()
+		pr.checkInvariants()
+	}, "a Progress without Inflights works outside StateReplicate")
+}

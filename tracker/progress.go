@@ -38,7 +38,9 @@ type Progress struct {
 	MsgAppFlowPaused bool
 
 	// Inflights holds the unacknowledged appends. Used in StateReplicate and
-	// empty in the other states. Invariant: non-nil.
+	// empty in the other states. Only a leader needs them: a follower's or
+	// candidate's Progress has nil, and the leader creates them when it
+	// takes office. Invariant: non-nil in StateReplicate.
 	Inflights *Inflights
 
 	// IsLearner is true if the peer is a learner: it receives the log but
@@ -298,7 +300,10 @@ func (pr *Progress) checkInvariants() {
 		panic(fmt.Sprintf("raft: invariant: progress in unknown %s", pr.State))
 	}
 	if pr.Inflights == nil {
-		panic(fmt.Sprintf("raft: invariant: progress without Inflights (%s)", pr))
+		if pr.State == StateReplicate {
+			panic(fmt.Sprintf("raft: invariant: StateReplicate without Inflights (%s)", pr))
+		}
+		return
 	}
 	if pr.State != StateReplicate && pr.Inflights.Count() != 0 {
 		panic(fmt.Sprintf("raft: invariant: %d appends in flight outside StateReplicate (%s)", pr.Inflights.Count(), pr))

@@ -84,7 +84,8 @@ type ProgressTracker struct {
 	// LearnersNext; the confchange package keeps it in step with Config.
 	Progress ProgressMap
 
-	// Votes holds the first vote received from each peer this election.
+	// Votes holds the first vote received from each peer this election;
+	// nil until the first one.
 	Votes map[uint64]bool
 
 	// MaxInflight and MaxInflightBytes size the Inflights of new Progress
@@ -100,7 +101,6 @@ func MakeProgressTracker(maxInflight int, maxBytes uint64) ProgressTracker {
 	return ProgressTracker{
 		Config:           Config{Voters: quorum.JointConfig{quorum.MajorityConfig{}, nil}},
 		Progress:         ProgressMap{},
-		Votes:            map[uint64]bool{},
 		MaxInflight:      maxInflight,
 		MaxInflightBytes: maxBytes,
 	}

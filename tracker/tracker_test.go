@@ -241,10 +241,14 @@ func TestResetVotes(t *testing.T) {
 	_, _, result := p.TallyVotes()
 	require.Equal(t, quorum.VoteWon, result)
 
+	p.ResetVotes()
+	require.Nil(t, p.Votes, "between elections a group holds no vote map")
+
 	var zero ProgressTracker
 	zero.ResetVotes()
 	zero.RecordVote(1, true)
 	require.Equal(t, map[uint64]bool{1: true}, zero.Votes)
+	require.Nil(t, MakeProgressTracker(8, 0).Votes)
 }
 
 func TestVisit(t *testing.T) {

@@ -29,13 +29,10 @@ func (p *ProgressTracker) LearnerNodes() []uint64 {
 	return sortedIDs(p.Learners)
 }
 
-// ResetVotes forgets the votes of the previous election.
+// ResetVotes forgets the votes of the previous election. It drops the map
+// rather than clearing it, so that a group between elections holds none.
 func (p *ProgressTracker) ResetVotes() {
-	if p.Votes == nil {
-		p.Votes = map[uint64]bool{}
-		return
-	}
-	clear(p.Votes)
+	p.Votes = nil
 }
 
 // RecordVote records a vote from id. Only the first vote a node casts in an

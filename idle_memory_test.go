@@ -1,0 +1,148 @@
+package raft
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// idleGroups is how many groups the idle-memory measurement builds: enough
+// that per-group bytes dwarf the noise of the heap statistics.
+const idleGroups = 10_000
+
+// idleFollower is one idle group as a multi-group host keeps it: a RawNode
+// and its own MemoryStorage.
+type idleFollower struct {
+	rn *RawNode
+	s  *MemoryStorage
+}
+
+// newIdleFollower builds node 1 of a bootstrapped 3-voter group and settles
+// it as a follower of node 2: it hears one heartbeat in term 2, persists and
+// answers it, and has nothing left to do.
+func newIdleFollower(tb testing.TB) idleFollower {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(&Config{
+		ID:              1,
+		ElectionTick:    10,
+		HeartbeatTick:   1,
+		Storage:         s,
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 256,
+		Logger:          DiscardLogger,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}, {ID: 3}}); err != nil {
+		tb.Fatal(err)
+	}
+	settle := func() {
+		for rn.HasReady() {
+			rd := rn.Ready()
+			if err := s.Append(rd.Entries); err != nil {
+				tb.Fatal(err)
+			}
+			if !IsEmptyHardState(rd.HardState) {
+				_ = s.SetHardState(rd.HardState)
+			}
+			for _, e := range rd.CommittedEntries {
+				if e.Type == pb.EntryConfChange {
+					cc, err := pb.UnmarshalConfChange(e)
+					if err != nil {
+						tb.Fatal(err)
+					}
+					rn.ApplyConfChange(cc)
+				}
+			}
+			rn.Advance(rd)
+		}
+	}
+	settle()
+	if err := rn.Step(pb.Message{Type: pb.MsgHeartbeat, From: 2, To: 1, Term: 2, Commit: 3}); err != nil {
+		tb.Fatal(err)
+	}
+	settle()
+	if st := rn.BasicStatus(); st.RaftState != StateFollower || st.Lead != 2 || st.Commit != 3 {
+		tb.Fatalf("group not settled: state %v lead %d commit %d", st.RaftState, st.Lead, st.Commit)
+	}
+	return idleFollower{rn: rn, s: s}
+}
+
+// idleFollowerHeap builds n idle followers and returns the live heap they
+// hold, in bytes per group: HeapAlloc after a GC, before and after.
+func idleFollowerHeap(tb testing.TB, n int) float64 {
+	groups := make([]idleFollower, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range groups {
+		groups[i] = newIdleFollower(tb)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(groups)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+}
+
+// BenchmarkIdleFollowerHeap reports the live heap of one idle follower
+// group (RawNode + MemoryStorage, 3 voters) as B/group; ns/op is the time
+// to build idleGroups of them and is not the point.
+func BenchmarkIdleFollowerHeap(b *testing.B) {
+	var perGroup float64
+	for b.Loop() {
+		perGroup = idleFollowerHeap(b, idleGroups)
+	}
+	b.ReportMetric(perGroup, "B/group")
+}
+
+// idleFollowerHeapCeiling is the most an idle follower group may hold. It
+// leaves a margin over the measured figure for runtime and size-class
+// differences; growing past it means something is allocated eagerly that
+// an idle follower does not need.
+const idleFollowerHeapCeiling = 1850
+
+func TestIdleFollowerHeap(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation sizes")
+	}
+	got := idleFollowerHeap(t, idleGroups)
+	t.Logf("idle follower group: %.0f B", got)
+	if got > idleFollowerHeapCeiling {
+		t.Fatalf("idle follower group holds %.0f B of heap, ceiling %d B", got, idleFollowerHeapCeiling)
+	}
+}
+
+// Leader-only state (Inflights, read-index queue, lease acknowledgements,
+// votes) does not exist on a follower: the leader creates it when it
+// takes office, and stepping down drops it again.
+func TestLeaderOnlyStateIsLazy(t *testing.T) {
+	requireNoLeaderState := func(t *testing.T, r *raft) {
+		t.Helper()
+		for id, pr := range r.trk.Progress {
+			require.Nil(t, pr.Inflights, "peer %d", id)
+		}
+		require.Nil(t, r.readOnly.pending)
+		require.Nil(t, r.readOnly.queue)
+		require.Nil(t, r.trk.Votes)
+	}
+	f := newIdleFollower(t)
+	requireNoLeaderState(t, f.rn.raft)
+	require.Nil(t, f.rn.raft.leaseAcks)
+
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	lead := c.nodes[1].r()
+	for id, pr := range lead.trk.Progress {
+		require.NotNil(t, pr.Inflights, "leader's progress of peer %d", id)
+	}
+	requireNoLeaderState(t, c.nodes[2].r())
+	c.nodes[1].rn.ReadIndex([]byte("r1"))
+	require.NotNil(t, lead.readOnly.pending)
+
+	lead.becomeFollower(lead.Term+1, None)
+	requireNoLeaderState(t, lead)
+}
