@@ -91,6 +91,13 @@ type ServerEnv struct {
 	Storage *raft.MemoryStorage
 	// Restarts counts the node's earlier crashes: 0 on its first start.
 	Restarts int
+	// Durable is what the node's previous incarnation left in its
+	// ServerEnv's Durable (nil at the first start): a server keeps there
+	// what its disk would hold besides Storage, e.g. a durable state
+	// machine or a storage of its own. It survives the node's crashes
+	// (only what was written to it, so write there only what the server
+	// makes durable) and nothing else: every run starts without it.
+	Durable any
 
 	run *chaosRun
 }

@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -85,7 +86,12 @@ func (r *chaosRun) liveness() {
 				waiting = append(waiting, c.id)
 			}
 		}
-		r.violate("liveness: after %d fault-free ticks, clients %v have had no answer", r.cfg.LivenessTicks, waiting)
+		var nodes []string
+		for _, n := range r.nodes {
+			st := n.rn.BasicStatus()
+			nodes = append(nodes, fmt.Sprintf("%d: %s term %d lead %d commit %d applied %d", n.id, st.RaftState, st.Term, st.Lead, st.Commit, st.Applied))
+		}
+		r.violate("liveness: after %d fault-free ticks, clients %v have had no answer; nodes %s", r.cfg.LivenessTicks, waiting, strings.Join(nodes, ", "))
 	}
 }
 

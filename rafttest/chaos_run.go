@@ -196,7 +196,11 @@ func (r *chaosRun) run() {
 // start starts n's server, at the beginning or after a crash, and checks
 // that it recovered what it had persisted.
 func (r *chaosRun) start(n *chaosNode) {
-	n.env = &ServerEnv{ID: n.id, Peers: r.peers, Storage: n.storage, Restarts: n.restarts, run: r}
+	env := &ServerEnv{ID: n.id, Peers: r.peers, Storage: n.storage, Restarts: n.restarts, run: r}
+	if n.env != nil {
+		env.Durable = n.env.Durable
+	}
+	n.env = env
 	srv, err := r.cfg.Start(n.env)
 	if err == nil && (srv == nil || srv.RawNode() == nil) {
 		err = errors.New("no Server or no RawNode")
@@ -333,9 +337,12 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 	if !raft.IsEmptyHardState(rd.HardState) {
 		n.persisted = rd.HardState
 	}
-	if n.srv != nil {
-		r.observe(n)
+	if k := len(rd.CommittedEntries); k > 0 {
+		if applied := n.rn.BasicStatus().Applied; applied < rd.CommittedEntries[k-1].Index {
+			r.violate("node %d: HandleReady returned without calling Advance (applied %d, handed entries up to %d)", n.id, applied, rd.CommittedEntries[k-1].Index)
+		}
 	}
+	r.observe(n)
 }
 
 // checkCommitted checks a committed entry handed to n: in order, never

@@ -16,6 +16,7 @@ type mapServer struct {
 	rn      *raft.RawNode
 	env     *rafttest.ServerEnv
 	data    map[string]string
+	applied map[uint64]bool      // operation IDs: a proposal may arrive twice
 	waiting map[uint64]func(any) // operation ID -> answer
 }
 
@@ -29,7 +30,7 @@ func startMap(env *rafttest.ServerEnv) (rafttest.Server, error) {
 	if last, _ := env.Storage.LastIndex(); err == nil && last == 0 {
 		err = rn.Bootstrap(env.Peers)
 	}
-	return &mapServer{rn: rn, env: env, data: map[string]string{}, waiting: map[uint64]func(any){}}, err
+	return &mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]bool{}, waiting: map[uint64]func(any){}}, err
 }
 
 func (s *mapServer) RawNode() *raft.RawNode { return s.rn }
@@ -51,9 +52,10 @@ func (s *mapServer) HandleReady(rd raft.Ready) error {
 			continue
 		}
 		var en mapEntry
-		if json.Unmarshal(e.Data, &en) != nil {
-			continue // the empty entry of a new leader
+		if json.Unmarshal(e.Data, &en) != nil || s.applied[en.ID] {
+			continue // the empty entry of a new leader, or a duplicate
 		}
+		s.applied[en.ID] = true
 		old, found := s.data[en.In.Key]
 		out := rafttest.KVOutput{Found: found, Value: old}
 		if en.In.Op == rafttest.KVPut {
