@@ -395,7 +395,10 @@ func (r *chaosRun) send(e *ServerEnv, msgs []pb.Message) {
 		return // a server of an earlier incarnation
 	}
 	for _, m := range msgs {
-		if m.From != e.ID {
+		// A follower forwards a proposal or a read request to the leader
+		// as it came, from the node that made it.
+		forwarded := m.Type == pb.MsgProp || m.Type == pb.MsgReadIndex
+		if m.From != e.ID && !forwarded {
 			r.violate("node %d sent a message from %d: %s", e.ID, m.From, raft.DescribeMessage(m, nil))
 			return
 		}
