@@ -2,9 +2,11 @@ package rafttest_test
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -385,7 +387,7 @@ func TestRunReportsReplayAndPicture(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no picture in the report:\n%s", tb.failed)
 	}
-	defer os.Remove(m[1])
+	defer os.RemoveAll(filepath.Dir(m[1]))
 	html, err := os.ReadFile(m[1])
 	if err != nil {
 		t.Fatal(err)
@@ -465,3 +467,61 @@ func (f forger) HandleReady(rd raft.Ready) error {
 	}
 	return f.Server.HandleReady(rd)
 }
+
+// A server that panics is reported like any other violation, with the
+// seed, instead of crashing the test binary.
+func TestRunChaosReportsPanic(t *testing.T) {
+	cfg := counterConfig(counterBugs{})
+	start := cfg.Start
+	cfg.Start = func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+		s, err := start(env)
+		return panicker{s}, err
+	}
+	res := rafttest.RunChaos(cfg, 1)
+	if !res.Failed() || !strings.Contains(res.Report(), "panic: the state machine is broken") {
+		t.Fatalf("a panicking server went unreported:\n%s", res.Report())
+	}
+}
+
+// panicker panics on its first committed entry.
+type panicker struct{ rafttest.Server }
+
+func (p panicker) HandleReady(rd raft.Ready) error {
+	if len(rd.CommittedEntries) > 0 {
+		panic("the state machine is broken")
+	}
+	return p.Server.HandleReady(rd)
+}
+
+// -rafttest.seed runs that seed alone and logs its events.
+func TestRunSeedFlag(t *testing.T) {
+	if err := flag.Set("rafttest.seed", "7"); err != nil {
+		t.Fatal(err)
+	}
+	defer flag.Set("rafttest.seed", "0")
+	var seeds []uint64
+	cfg := counterConfig(counterBugs{})
+	start := cfg.Start
+	cfg.Start = func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+		if env.ID == 1 && env.Restarts == 0 {
+			seeds = append(seeds, 0)
+		}
+		return start(env)
+	}
+	tb := &logTB{fatalTB: fatalTB{name: "TestX"}}
+	rafttest.Run(tb, cfg)
+	if len(seeds) != 1 {
+		t.Fatalf("-rafttest.seed=7 ran %d seeds", len(seeds))
+	}
+	if tb.logs == 0 || tb.failed != "" {
+		t.Fatalf("logged %d events, failed %q", tb.logs, tb.failed)
+	}
+}
+
+// logTB counts Log calls.
+type logTB struct {
+	fatalTB
+	logs int
+}
+
+func (l *logTB) Log(args ...any) { l.logs++ }
