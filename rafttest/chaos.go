@@ -41,7 +41,11 @@ var (
 //
 // A Server is used from one goroutine at a time and must not start
 // goroutines that touch its RawNode: everything happens in the simulator's
-// steps, so that a seed replays exactly.
+// steps, so that a seed replays exactly. A crash comes between two of
+// those steps (never inside HandleReady); if the Server is an io.Closer,
+// Close is called then, to release what it holds (files, a storage), and
+// must not make anything more durable. RawNode is driven without
+// AsyncStorageWrites.
 type Server interface {
 	// RawNode returns the node's RawNode, built by the server when it
 	// started (see ServerEnv.Config). The simulator calls Tick, Step,
