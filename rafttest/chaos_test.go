@@ -524,3 +524,29 @@ type logTB struct {
 }
 
 func (l *logTB) Log(args ...any) { l.logs++ }
+
+// A server that is an io.Closer is closed at each of its crashes.
+func TestRunChaosClosesCrashedServers(t *testing.T) {
+	cfg := counterConfig(counterBugs{})
+	start := cfg.Start
+	closed := 0
+	cfg.Start = func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+		s, err := start(env)
+		return closer{s, &closed}, err
+	}
+	res := rafttest.RunChaos(cfg, 1)
+	crashes := strings.Count(strings.Join(res.Events, "\n"), "crashed")
+	if res.Failed() || crashes == 0 || closed < crashes {
+		t.Fatalf("%d crashes in the last events, %d closes (failed %v)", crashes, closed, res.Failed())
+	}
+}
+
+type closer struct {
+	rafttest.Server
+	closed *int
+}
+
+func (c closer) Close() error {
+	*c.closed++
+	return nil
+}
