@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -250,6 +251,12 @@ func Run(t testing.TB, cfg ChaosConfig) {
 			seeds = append(seeds, uint64(s))
 		}
 	}
+	// The replay command runs in the directory of the test that called
+	// Run.
+	cd := ""
+	if _, file, _, ok := runtime.Caller(1); ok {
+		cd = "cd " + filepath.Dir(file) + " && "
+	}
 	ops := 0
 	for _, seed := range seeds {
 		res := RunChaos(cfg, seed)
@@ -265,7 +272,7 @@ func Run(t testing.TB, cfg ChaosConfig) {
 		}
 		if res.Failed() {
 			rep := res.Report()
-			rep += fmt.Sprintf("replay: go test -run '^%s$' -rafttest.seed=%d -v\n", regexp.QuoteMeta(t.Name()), seed)
+			rep += fmt.Sprintf("replay: %sgo test -run '^%s$' -rafttest.seed=%d -v\n", cd, regexp.QuoteMeta(t.Name()), seed)
 			if picture != "" {
 				rep += "picture of the run: " + picture + "\n"
 			}
@@ -337,7 +344,9 @@ func (r *ChaosResult) Failed() bool { return len(r.Violations) > 0 || !r.Lineari
 // the violations and the last events.
 func (r *ChaosResult) Report() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rafttest: seed %d failed: %s\n", r.Seed, r.Faults)
+	f := r.Faults
+	fmt.Fprintf(&b, "rafttest: seed %d failed: nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f restart=%.2f transfer=%.2f\n",
+		r.Seed, f.Nodes, f.PreVote, f.CheckQuorum, f.MaxSizePerMsg, f.MaxInflightMsgs, f.DropRate, f.DupRate, f.MaxDelay, f.PartitionRate, f.CrashRate, f.RestartRate, f.TransferRate)
 	if !r.Linearizable && len(r.Violations) == 0 {
 		b.WriteString("the clients' history is not linearizable\n")
 	}

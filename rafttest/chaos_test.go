@@ -378,7 +378,7 @@ func TestRunReportsReplayAndPicture(t *testing.T) {
 	if tb.failed == "" {
 		t.Fatal("Run passed a server that answers reads from its own state")
 	}
-	replay := regexp.MustCompile(`replay: go test -run '\^TestMyServer/stale_reads\$' -rafttest.seed=(\d+) -v`)
+	replay := regexp.MustCompile(`replay: cd \S+/rafttest && go test -run '\^TestMyServer/stale_reads\$' -rafttest.seed=(\d+) -v`)
 	if !replay.MatchString(tb.failed) {
 		t.Fatalf("no replay command in the report:\n%s", tb.failed)
 	}
