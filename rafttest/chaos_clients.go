@@ -156,3 +156,27 @@ func (r *chaosRun) mark(tag, what, details, color string) {
 		Tag: tag, Start: r.now * 1000, Description: what, Details: details, BackgroundColor: color,
 	})
 }
+
+// closeWindow puts the window of windowTicks ending now on the timeline:
+// the messages delivered and lost, and each running node's commit and
+// applied indexes.
+func (r *chaosRun) closeWindow() {
+	start := (r.now + 1 - windowTicks) * 1000
+	end := (r.now+1)*1000 - 1
+	r.timeline = append(r.timeline, porcupine.Annotation{
+		Tag: "messages", Start: start, End: end,
+		Description: fmt.Sprintf("%d/%d lost", r.window.lost, r.window.delivered+r.window.lost),
+		Details:     fmt.Sprintf("ticks %d to %d: %d messages delivered, %d lost", r.now+1-windowTicks, r.now, r.window.delivered, r.window.lost),
+	})
+	r.window.delivered, r.window.lost = 0, 0
+	for _, n := range r.nodes {
+		if n.srv == nil {
+			continue
+		}
+		r.timeline = append(r.timeline, porcupine.Annotation{
+			Tag: fmt.Sprintf("node %d log", n.id), Start: start, End: end,
+			Description: fmt.Sprintf("c%d a%d", n.commit, n.applied),
+			Details:     fmt.Sprintf("node %d at tick %d: commit %d, applied %d", n.id, r.now, n.commit, n.applied),
+		})
+	}
+}

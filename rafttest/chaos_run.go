@@ -83,7 +83,14 @@ type chaosRun struct {
 	violations []string
 	events     []string
 	timeline   []porcupine.Annotation
+	// window counts the messages delivered and lost since the timeline's
+	// last window of windowTicks.
+	window struct{ delivered, lost int }
 }
+
+// windowTicks is the width of the timeline's windows of message counts
+// and commit indexes.
+const windowTicks = 10
 
 // RunChaos runs cfg once, on seed, and returns what it found; Run runs it
 // over many seeds from a test. The same cfg and seed replay the same run.
@@ -313,6 +320,9 @@ func (r *chaosRun) tick() {
 			break
 		}
 	}
+	if (r.now+1)%windowTicks == 0 {
+		r.closeWindow()
+	}
 }
 
 // handleReady hands n's next Ready to its server, checking what it is
@@ -416,6 +426,7 @@ func (r *chaosRun) deliverDue() bool {
 			r.lost(m)
 			continue
 		}
+		r.window.delivered++
 		r.reportSnapshot(m, raft.SnapshotFinish)
 		if err := to.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			r.violate("node %d refused %s: %v", to.id, raft.DescribeMessage(m, nil), err)
@@ -426,7 +437,10 @@ func (r *chaosRun) deliverDue() bool {
 }
 
 // lost tells the sender of a lost snapshot, as a transport does.
-func (r *chaosRun) lost(m pb.Message) { r.reportSnapshot(m, raft.SnapshotFailure) }
+func (r *chaosRun) lost(m pb.Message) {
+	r.window.lost++
+	r.reportSnapshot(m, raft.SnapshotFailure)
+}
 
 func (r *chaosRun) reportSnapshot(m pb.Message, status raft.SnapshotStatus) {
 	if from := r.node(m.From); m.Type == pb.MsgSnap && from != nil && from.srv != nil {

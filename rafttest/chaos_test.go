@@ -405,9 +405,14 @@ func checkPicture(t *testing.T, html string, nodes int) {
 		}
 	}
 	for id := 1; id <= nodes; id++ {
-		if want := fmt.Sprintf(`"Tag":"node %d"`, id); !strings.Contains(html, want) {
-			t.Errorf("the picture lacks node %d's row (%s)", id, want)
+		for _, want := range []string{fmt.Sprintf(`"Tag":"node %d"`, id), fmt.Sprintf(`"Tag":"node %d log"`, id)} {
+			if !strings.Contains(html, want) {
+				t.Errorf("the picture lacks node %d's row (%s)", id, want)
+			}
 		}
+	}
+	if !regexp.MustCompile(`"Tag":"messages","Start":\d+,"End":\d+,"Description":"\d+/\d+ lost"`).MatchString(html) {
+		t.Error("the picture lacks the row of messages")
 	}
 }
 
