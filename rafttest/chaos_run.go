@@ -60,12 +60,12 @@ type chaosClient struct {
 
 // chaosRun is one run of RunChaos.
 type chaosRun struct {
+	simLog
 	cfg   ChaosConfig
 	fault SimConfig
 	rnd   *rand.Rand
 	opRnd *rand.Rand
 	net   *Network
-	now   int64
 	clock int64
 	nodes []*chaosNode
 	peers []raft.Peer
@@ -80,9 +80,7 @@ type chaosRun struct {
 	committed map[uint64]entryRecord
 	chaos     bool
 
-	violations []string
-	events     []string
-	timeline   []porcupine.Annotation
+	timeline []porcupine.Annotation
 	// window counts the messages delivered and lost since the timeline's
 	// last window of windowTicks.
 	window struct{ delivered, lost int }
@@ -141,20 +139,10 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	return res
 }
 
-func (r *chaosRun) event(format string, args ...any) {
-	e := fmt.Sprintf("t=%d ", r.now) + fmt.Sprintf(format, args...)
-	if len(r.events) == simEventLog {
-		copy(r.events, r.events[1:])
-		r.events = r.events[:simEventLog-1]
-	}
-	r.events = append(r.events, e)
-}
-
+// violate records a violation, on the timeline too.
 func (r *chaosRun) violate(format string, args ...any) {
-	v := fmt.Sprintf("t=%d ", r.now) + fmt.Sprintf(format, args...)
-	r.violations = append(r.violations, v)
-	r.event("VIOLATION %s", v)
-	r.mark("violations", "violation", v, "#f66")
+	r.simLog.violate(format, args...)
+	r.mark("violations", "violation", r.violations[len(r.violations)-1], "#f66")
 }
 
 // stamp returns a time for the history, after every earlier one: ticks
