@@ -231,7 +231,8 @@ func (c ChaosConfig) validate() error {
 // (-rafttest.seed=N runs that seed alone and logs its events). A picture
 // of the failed run, the clients' operations beside the nodes' roles,
 // crashes and partitions, is written to an HTML file whose path the
-// report gives (-rafttest.html=DIR writes one for every run).
+// report gives (-rafttest.html=DIR writes one for every run). The first
+// seed runs twice: a run that does not replay fails the test.
 func Run(t testing.TB, cfg ChaosConfig) {
 	t.Helper()
 	cfg = cfg.withDefaults()
@@ -258,9 +259,12 @@ func Run(t testing.TB, cfg ChaosConfig) {
 		cd = "cd " + filepath.Dir(file) + " && "
 	}
 	ops := 0
-	for _, seed := range seeds {
+	for i, seed := range seeds {
 		res := RunChaos(cfg, seed)
 		ops += res.Ops
+		if i == 0 && !res.sameRun(RunChaos(cfg, seed)) {
+			t.Fatalf("rafttest: seed %d ran differently twice, so no seed would replay: does the server build its RawNode from ServerEnv.Config (keeping its RandomSource), NextOp draw only from its r, and nothing start goroutines or read the clock?", seed)
+		}
 		if *chaosSeedFlag != 0 {
 			for _, e := range res.Events {
 				t.Log(e)
@@ -335,6 +339,13 @@ type ChaosResult struct {
 	model    porcupine.Model
 	history  []porcupine.Operation
 	timeline []porcupine.Annotation
+}
+
+// sameRun reports whether r and o went the same way, as runs of one
+// seed must.
+func (r *ChaosResult) sameRun(o *ChaosResult) bool {
+	return r.Ticks == o.Ticks && r.Ops == o.Ops && r.Answered == o.Answered &&
+		fmt.Sprint(r.Events, r.Violations, r.history) == fmt.Sprint(o.Events, o.Violations, o.history)
 }
 
 // Failed reports whether the run found a problem.

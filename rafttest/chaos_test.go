@@ -555,3 +555,29 @@ func (c closer) Close() error {
 	*c.closed++
 	return nil
 }
+
+// A server whose runs do not replay (its RawNode draws its election
+// timeouts from the global source) fails Run at once.
+func TestRunRequiresReplay(t *testing.T) {
+	cfg := counterConfig(counterBugs{})
+	cfg.Start = func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+		c := env.Config()
+		c.RandomSource = nil
+		rn, err := raft.NewRawNode(c)
+		if last, _ := env.Storage.LastIndex(); err == nil && last == 0 {
+			err = rn.Bootstrap(env.Peers)
+		}
+		return &mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]bool{}, waiting: map[uint64]func(any){}}, err
+	}
+	cfg.Model, cfg.NextOp, cfg.Unanswered = rafttest.KVModel(), func(r *rand.Rand) any { return rafttest.KVInput{Op: rafttest.KVGet, Key: "x"} }, rafttest.KVUnanswered
+	tb := &fatalTB{name: "TestX"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rafttest.Run(tb, cfg)
+	}()
+	<-done
+	if !strings.Contains(tb.failed, "ran differently twice") {
+		t.Fatalf("a run that does not replay went unnoticed: %q", tb.failed)
+	}
+}
