@@ -514,8 +514,8 @@ func TestRunSeedFlag(t *testing.T) {
 	}
 	tb := &logTB{fatalTB: fatalTB{name: "TestX"}}
 	rafttest.Run(tb, cfg)
-	if len(seeds) != 1 {
-		t.Fatalf("-rafttest.seed=7 ran %d seeds", len(seeds))
+	if len(seeds) != 2 { // the seed, and again to check that it replays
+		t.Fatalf("-rafttest.seed=7 made %d runs, not 2", len(seeds))
 	}
 	if tb.logs == 0 || tb.failed != "" {
 		t.Fatalf("logged %d events, failed %q", tb.logs, tb.failed)
