@@ -1,6 +1,7 @@
 package rafttest
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/anishathalye/porcupine"
@@ -19,4 +20,57 @@ func (r *ChaosResult) WriteHTML(w io.Writer) error {
 	_, info := porcupine.CheckOperationsVerbose(r.model, r.history, 0)
 	info.AddAnnotations(r.timeline)
 	return porcupine.Visualize(r.model, info, w)
+}
+
+// closeSpan puts n's current stretch on the timeline.
+func (r *chaosRun) closeSpan(n *chaosNode) {
+	if n.span.what == "" {
+		return
+	}
+	color := map[bool]string{true: "#cde", false: "#eee"}[n.span.what != "down"]
+	if len(n.span.what) > 6 && n.span.what[:6] == "Leader" {
+		color = "#9c9"
+	} else if n.span.what == "down" {
+		color = "#e99"
+	}
+	r.timeline = append(r.timeline, porcupine.Annotation{
+		Tag:             fmt.Sprintf("node %d", n.id),
+		Start:           n.span.start * 1000,
+		End:             max(r.now*1000, n.span.start*1000+1),
+		Description:     n.span.what,
+		Details:         fmt.Sprintf("node %d %s from tick %d to %d; commit %d, applied %d", n.id, n.span.what, n.span.start, r.now, n.commit, n.applied),
+		BackgroundColor: color,
+	})
+	n.span = nodeSpan{}
+}
+
+// mark puts a point event on the timeline under tag.
+func (r *chaosRun) mark(tag, what, details, color string) {
+	r.timeline = append(r.timeline, porcupine.Annotation{
+		Tag: tag, Start: r.now * 1000, Description: what, Details: details, BackgroundColor: color,
+	})
+}
+
+// closeWindow puts the window of windowTicks ending now on the timeline:
+// the messages delivered and lost, and each running node's commit and
+// applied indexes.
+func (r *chaosRun) closeWindow() {
+	start := (r.now + 1 - windowTicks) * 1000
+	end := (r.now+1)*1000 - 1
+	r.timeline = append(r.timeline, porcupine.Annotation{
+		Tag: "messages", Start: start, End: end,
+		Description: fmt.Sprintf("%d/%d lost", r.window.lost, r.window.delivered+r.window.lost),
+		Details:     fmt.Sprintf("ticks %d to %d: %d messages delivered, %d lost", r.now+1-windowTicks, r.now, r.window.delivered, r.window.lost),
+	})
+	r.window.delivered, r.window.lost = 0, 0
+	for _, n := range r.nodes {
+		if n.srv == nil {
+			continue
+		}
+		r.timeline = append(r.timeline, porcupine.Annotation{
+			Tag: fmt.Sprintf("node %d log", n.id), Start: start, End: end,
+			Description: fmt.Sprintf("c%d a%d", n.commit, n.applied),
+			Details:     fmt.Sprintf("node %d at tick %d: commit %d, applied %d", n.id, r.now, n.commit, n.applied),
+		})
+	}
 }

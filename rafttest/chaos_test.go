@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -234,8 +236,9 @@ func (s *counterServer) HandleReady(rd raft.Ready) error {
 			r.index = rs.Index
 		}
 	}
-	for ctx, r := range s.reads {
-		if r.index != 0 && s.disk.applied >= r.index {
+	// In the order of the contexts, not the map's: a run must replay.
+	for _, ctx := range slices.Sorted(maps.Keys(s.reads)) {
+		if r := s.reads[ctx]; r.index != 0 && s.disk.applied >= r.index {
 			r.done(s.disk.state.Counters[r.key])
 			delete(s.reads, ctx)
 		}
@@ -364,17 +367,23 @@ func (f *fatalTB) Fatal(args ...any) {
 	runtime.Goexit()
 }
 
+// runAside runs Run on tb in a goroutine of its own, which tb's Fatal
+// ends.
+func runAside(tb testing.TB, cfg rafttest.ChaosConfig) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rafttest.Run(tb, cfg)
+	}()
+	<-done
+}
+
 // Run fails the test on a broken server with the seed, the command that
 // replays it and the path of the run's picture, an HTML page that shows
 // the nodes' timelines and the clients' operations.
 func TestRunReportsReplayAndPicture(t *testing.T) {
 	tb := &fatalTB{name: "TestMyServer/stale_reads"}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		rafttest.Run(tb, counterConfig(counterBugs{localReads: true}))
-	}()
-	<-done
+	runAside(tb, counterConfig(counterBugs{localReads: true}))
 	if tb.failed == "" {
 		t.Fatal("Run passed a server that answers reads from its own state")
 	}
@@ -513,7 +522,7 @@ func TestRunSeedFlag(t *testing.T) {
 		return start(env)
 	}
 	tb := &logTB{fatalTB: fatalTB{name: "TestX"}}
-	rafttest.Run(tb, cfg)
+	runAside(tb, cfg)
 	if len(seeds) != 2 { // the seed, and again to check that it replays
 		t.Fatalf("-rafttest.seed=7 made %d runs, not 2", len(seeds))
 	}
@@ -571,12 +580,7 @@ func TestRunRequiresReplay(t *testing.T) {
 	}
 	cfg.Model, cfg.NextOp, cfg.Unanswered = rafttest.KVModel(), func(r *rand.Rand) any { return rafttest.KVInput{Op: rafttest.KVGet, Key: "x"} }, rafttest.KVUnanswered
 	tb := &fatalTB{name: "TestX"}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		rafttest.Run(tb, cfg)
-	}()
-	<-done
+	runAside(tb, cfg)
 	if !strings.Contains(tb.failed, "ran differently twice") {
 		t.Fatalf("a run that does not replay went unnoticed: %q", tb.failed)
 	}
