@@ -18,4 +18,9 @@
 // the clients' history for linearizability, and reports a failing run with
 // its seed, configuration and last events. The same seed replays the same
 // run: go test ./rafttest -run 'TestSim$' -seed=N -v.
+//
+// Run (and RunChaos, one seed) puts a program's own server code under the
+// same faults: its Ready handling, state machine and storage, as a
+// Server, with its clients' operations checked against its own porcupine
+// model. ExampleRunChaos tests a replicated map in about forty lines.
 package rafttest

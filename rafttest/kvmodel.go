@@ -116,3 +116,10 @@ func describeKVOperation(input, output any) string {
 		return fmt.Sprintf("delete(%s) -> deleted %v", in.Key, out.Found)
 	}
 }
+
+// KVUnanswered is ChaosConfig.Unanswered for KVModel: a read that got no
+// answer is left out of the history, a write is kept with an unknown
+// output (it may have taken effect at any time after its call).
+func KVUnanswered(input any) (output any, keep bool) {
+	return KVOutput{Unknown: true}, input.(KVInput).Op != KVGet
+}

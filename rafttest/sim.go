@@ -50,9 +50,9 @@ type simWrite struct {
 // Sim is a deterministic chaos simulation of a cluster with clients. Use
 // RunSim; the type is exported for its documentation.
 type Sim struct {
+	simLog
 	cfg   SimConfig
 	rnd   *rand.Rand
-	now   int64
 	clock int64 // orders history events within a tick
 	nodes []*simNode
 	peers []raft.Peer // the initial members
@@ -85,7 +85,12 @@ type Sim struct {
 	forwardedAppended, forwardedUnknown int
 	// chaos is false in the final, fault-free phase.
 	chaos bool
+}
 
+// simLog is a simulation's clock and what it found: the violations, and
+// the last simEventLog events for diagnosis.
+type simLog struct {
+	now        int64
 	violations []string
 	events     []string
 }
@@ -95,7 +100,7 @@ const simEventLog = 60
 // simLogger is the nodes' logger (replaced when debugging).
 var simLogger = raft.DiscardLogger
 
-func (s *Sim) event(format string, args ...any) {
+func (s *simLog) event(format string, args ...any) {
 	e := fmt.Sprintf("t=%d ", s.now) + fmt.Sprintf(format, args...)
 	if len(s.events) == simEventLog {
 		copy(s.events, s.events[1:])
@@ -104,7 +109,7 @@ func (s *Sim) event(format string, args ...any) {
 	s.events = append(s.events, e)
 }
 
-func (s *Sim) violate(format string, args ...any) {
+func (s *simLog) violate(format string, args ...any) {
 	v := fmt.Sprintf("t=%d ", s.now) + fmt.Sprintf(format, args...)
 	s.violations = append(s.violations, v)
 	s.event("VIOLATION %s", v)

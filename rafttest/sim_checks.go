@@ -1,6 +1,8 @@
 package rafttest
 
 import (
+	"fmt"
+
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -64,15 +66,23 @@ func (s *Sim) newLeader(n *simNode) {
 // last one: term and commit never go back, a vote is never changed
 // within a term.
 func (s *Sim) checkHardState(n *simNode, hs pb.HardState) {
-	p := n.persisted
-	switch {
-	case hs.Term < p.Term:
-		s.violate("node %d: persisted term goes back from %d to %d", n.id, p.Term, hs.Term)
-	case hs.Term == p.Term && p.Vote != raft.None && hs.Vote != p.Vote:
-		s.violate("node %d: vote changed within term %d from %d to %d", n.id, hs.Term, p.Vote, hs.Vote)
-	case hs.Commit < p.Commit:
-		s.violate("node %d: persisted commit goes back from %d to %d", n.id, p.Commit, hs.Commit)
+	if v := hardStateRegression(n.id, n.persisted, hs); v != "" {
+		s.violate("%s", v)
 	}
+}
+
+// hardStateRegression describes what is wrong with node id persisting hs
+// after prev, or returns "".
+func hardStateRegression(id uint64, prev, hs pb.HardState) string {
+	switch {
+	case hs.Term < prev.Term:
+		return fmt.Sprintf("node %d: persisted term goes back from %d to %d", id, prev.Term, hs.Term)
+	case hs.Term == prev.Term && prev.Vote != raft.None && hs.Vote != prev.Vote:
+		return fmt.Sprintf("node %d: vote changed within term %d from %d to %d", id, hs.Term, prev.Vote, hs.Vote)
+	case hs.Commit < prev.Commit:
+		return fmt.Sprintf("node %d: persisted commit goes back from %d to %d", id, prev.Commit, hs.Commit)
+	}
+	return ""
 }
 
 // checkNode checks n's leader and commit index after a step.

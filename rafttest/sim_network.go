@@ -3,41 +3,48 @@ package rafttest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
 func (s *Sim) repartition() {
-	s.net.HealLinks()
-	ids := make([]uint64, len(s.nodes))
+	s.event("%s", repartition(s.rnd, s.net, len(s.nodes)))
+}
+
+// repartition replaces the partition of net over nodes 1..nodes with a
+// random one (healed, split in two, one node isolated, or links cut one
+// way) and describes it.
+func repartition(rnd *rand.Rand, net *Network, nodes int) string {
+	net.HealLinks()
+	ids := make([]uint64, nodes)
 	for i := range ids {
 		ids[i] = uint64(i + 1)
 	}
-	switch s.rnd.IntN(4) {
-	case 0:
-		s.event("network healed")
+	switch rnd.IntN(4) {
 	case 1:
-		s.rnd.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		k := 1 + s.rnd.IntN(len(ids)-1)
+		rnd.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		k := 1 + rnd.IntN(len(ids)-1)
 		a, b := ids[:k], ids[k:]
-		s.net.Partition(a, b)
-		s.event("partition %v | %v", a, b)
+		net.Partition(a, b)
+		return fmt.Sprintf("partition %v | %v", a, b)
 	case 2:
-		x := ids[s.rnd.IntN(len(ids))]
-		s.net.Isolate(x, ids)
-		s.event("node %d isolated", x)
+		x := ids[rnd.IntN(len(ids))]
+		net.Isolate(x, ids)
+		return fmt.Sprintf("node %d isolated", x)
 	case 3:
 		var cuts []string
-		for i := 0; i < 1+s.rnd.IntN(len(ids)); i++ {
-			x, y := ids[s.rnd.IntN(len(ids))], ids[s.rnd.IntN(len(ids))]
+		for i := 0; i < 1+rnd.IntN(len(ids)); i++ {
+			x, y := ids[rnd.IntN(len(ids))], ids[rnd.IntN(len(ids))]
 			if x != y {
-				s.net.CutOneWay(x, y)
+				net.CutOneWay(x, y)
 				cuts = append(cuts, fmt.Sprintf("%d->%d", x, y))
 			}
 		}
-		s.event("one-way cuts %v", cuts)
+		return fmt.Sprintf("one-way cuts %v", cuts)
 	}
+	return "network healed"
 }
 
 // deliverDue delivers the messages due now, and reports whether the

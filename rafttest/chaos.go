@@ -1,0 +1,373 @@
+package rafttest
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/raftcore/raft"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// Flags of Run, for go test: replay one seed, change how many seeds run,
+// or write a picture of every run.
+var (
+	chaosSeedFlag  = flag.Uint64("rafttest.seed", 0, "rafttest.Run: run only this seed, logging its events")
+	chaosSeedsFlag = flag.Int("rafttest.seeds", 0, "rafttest.Run: number of seeds to run (default ChaosConfig.Seeds)")
+	chaosHTMLFlag  = flag.String("rafttest.html", "", "rafttest.Run: write a picture of every run (not only failed ones) to this directory")
+)
+
+// Server is one incarnation of a program's own server code on one node, as
+// Run drives it in place of the server's event loop: Run owns time (it
+// ticks the RawNode), the network (it steps into the RawNode what the
+// network delivers, late, twice or never) and crashes (it drops the
+// Server and starts a new one from what the node's storage holds).
+//
+// The Server keeps what the server's loop does with a Ready: HandleReady
+// is meant to be the server's own Ready handling, unchanged, with its
+// transport's send pointed at ServerEnv.Send. That is why the simulator
+// hands the Server a Ready rather than asking it for what it persisted
+// and applied: the code under test is the code that runs in production,
+// including its mistakes (forgetting to persist the HardState, applying an
+// entry twice after a restart, answering a read before ReadIndex), and
+// the simulator checks what comes out of it.
+//
+// A Server is used from one goroutine at a time and must not start
+// goroutines that touch its RawNode: everything happens in the simulator's
+// steps, so that a seed replays exactly. A crash comes between two of
+// those steps (never inside HandleReady); if the Server is an io.Closer,
+// Close is called then, to release what it holds (files, a storage), and
+// must not make anything more durable. RawNode is driven without
+// AsyncStorageWrites.
+type Server interface {
+	// RawNode returns the node's RawNode, built by the server when it
+	// started (see ServerEnv.Config). The simulator calls Tick, Step,
+	// Ready, ReportSnapshot, TransferLeader and Status on it; it never
+	// proposes through it.
+	RawNode() *raft.RawNode
+	// HandleReady handles one Ready as the server's loop does: persist
+	// rd.Snapshot, rd.Entries and rd.HardState; send rd.Messages through
+	// ServerEnv.Send; apply rd.Snapshot and rd.CommittedEntries and
+	// answer the operations they complete (Op.Done); serve rd.ReadStates;
+	// call Advance. Once it returns, what it persisted must survive a
+	// crash. An error stops the run and is reported as a violation.
+	HandleReady(rd raft.Ready) error
+	// Submit starts a client's operation on this node, as the server's
+	// request handler does: propose it, or ask for a read index. The
+	// server calls op.Done with the operation's output once it knows it,
+	// typically while applying in HandleReady. The client gives up
+	// after ChaosConfig.OpTimeout ticks; an operation whose answer never
+	// came may still take effect later, and the history says so.
+	Submit(op Op)
+}
+
+// Op is a client's operation handed to Server.Submit.
+type Op struct {
+	// ID is unique within a run: a server that puts it in the proposed
+	// entry can tell, when applying, which operation it completes.
+	ID uint64
+	// Input is what ChaosConfig.NextOp returned.
+	Input any
+	// Done answers the client with the operation's output, for the
+	// Model. Only the first call counts, and only while the client still
+	// waits; Done is never nil.
+	Done func(output any)
+}
+
+// ServerEnv is what ChaosConfig.Start gets to start a node's server: who
+// it is, its durable storage, and the simulated network.
+type ServerEnv struct {
+	// ID is the node's ID, 1 to the number of nodes.
+	ID uint64
+	// Peers are the initial members: a server whose storage is empty
+	// (LastIndex is 0) bootstraps its RawNode with them.
+	Peers []raft.Peer
+	// Storage is the node's own MemoryStorage. It survives the node's
+	// crashes: everything written to it is durable. A server with a
+	// storage of its own (a WAL in a directory per ID) may ignore it.
+	Storage *raft.MemoryStorage
+	// Restarts counts the node's earlier crashes: 0 on its first start.
+	Restarts int
+	// Durable is what the node's previous incarnation left in its
+	// ServerEnv's Durable (nil at the first start): a server keeps there
+	// what its disk would hold besides Storage, e.g. a durable state
+	// machine or a storage of its own. It survives the node's crashes
+	// (only what was written to it, so write there only what the server
+	// makes durable) and nothing else: every run starts without it.
+	Durable any
+
+	run *chaosRun
+}
+
+// Config returns the raft.Config for the node's RawNode: ID, Storage
+// (ServerEnv.Storage), tick counts, PreVote and CheckQuorum as the seed
+// chose, and a RandomSource drawn from the seed, so that the run replays.
+// Set Applied (to what the state machine holds) and change other fields
+// as the server does, but keep RandomSource.
+func (e *ServerEnv) Config() *raft.Config {
+	c := e.run.fault
+	return &raft.Config{
+		ID:              e.ID,
+		ElectionTick:    10,
+		HeartbeatTick:   1,
+		Storage:         e.Storage,
+		MaxSizePerMsg:   c.MaxSizePerMsg,
+		MaxInflightMsgs: c.MaxInflightMsgs,
+		PreVote:         c.PreVote,
+		CheckQuorum:     c.CheckQuorum,
+		Logger:          simLogger,
+		RandomSource:    rand.NewPCG(c.Seed, e.ID<<16|uint64(e.Restarts)),
+	}
+}
+
+// Send hands messages to the simulated network, which delivers them to
+// their recipients' RawNodes later, perhaps twice, perhaps never. Every
+// message must be from this node. Call it from HandleReady after
+// persisting, as a transport is.
+func (e *ServerEnv) Send(msgs ...pb.Message) {
+	e.run.send(e, msgs)
+}
+
+// ChaosConfig is a chaos test of a program's own server: how to start it,
+// the clients' operations and the model their history must be
+// linearizable against.
+type ChaosConfig struct {
+	// Start starts the server of one node: at the beginning of a run, and
+	// again after each of the node's crashes, from what env.Storage (or
+	// the server's own storage) holds. It typically builds a RawNode
+	// from env.Config(), bootstraps it with env.Peers if the storage is
+	// empty, and restores its state machine from the storage's snapshot.
+	Start func(env *ServerEnv) (Server, error)
+
+	// Model is the sequential specification the clients' history is
+	// checked against (KVModel for a key-value store).
+	Model porcupine.Model
+	// NextOp returns the Input of a client's next operation, drawing
+	// from r only (not from other randomness), so that a seed replays.
+	NextOp func(r *rand.Rand) any
+	// Unanswered returns the Output to record for an operation whose
+	// answer never came (the client gave up, or the node crashed), and
+	// whether to keep it in the history. An operation that changes
+	// nothing (a read) is best left out (keep false); one that may have
+	// taken effect must be kept (keep true), with an output the Model
+	// accepts in any state (KVOutput{Unknown: true} with KVModel): it is
+	// checked as if it returned at the end of time.
+	Unanswered func(input any) (output any, keep bool)
+
+	// Nodes is the cluster size; 0 lets each seed choose 3, 5 or 7.
+	Nodes int
+	// Clients is how many clients run operations, one at a time each
+	// (default 3).
+	Clients int
+	// ChaosTicks is how long faults are injected (default 300); then the
+	// network heals, every node restarts and each client's last operation
+	// must complete within LivenessTicks (default 400).
+	ChaosTicks, LivenessTicks int
+	// OpTimeout is how many ticks a client waits for an answer before it
+	// gives up on an operation and starts another (default 20).
+	OpTimeout int
+	// Seeds is how many seeds Run runs (default 20; the flag
+	// -rafttest.seeds overrides it).
+	Seeds int
+}
+
+func (c ChaosConfig) withDefaults() ChaosConfig {
+	if c.Clients == 0 {
+		c.Clients = 3
+	}
+	if c.ChaosTicks == 0 {
+		c.ChaosTicks = 300
+	}
+	if c.LivenessTicks == 0 {
+		c.LivenessTicks = 400
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = 20
+	}
+	if c.Seeds == 0 {
+		c.Seeds = 20
+	}
+	return c
+}
+
+func (c ChaosConfig) validate() error {
+	switch {
+	case c.Start == nil:
+		return fmt.Errorf("rafttest: ChaosConfig.Start is nil")
+	case c.Model.Step == nil && c.Model.StepContext == nil:
+		return fmt.Errorf("rafttest: ChaosConfig.Model has no Step")
+	case c.NextOp == nil:
+		return fmt.Errorf("rafttest: ChaosConfig.NextOp is nil")
+	case c.Unanswered == nil:
+		return fmt.Errorf("rafttest: ChaosConfig.Unanswered is nil (an unanswered write may have taken effect: say how to record it)")
+	case c.Nodes != 0 && c.Nodes < 1:
+		return fmt.Errorf("rafttest: ChaosConfig.Nodes is %d", c.Nodes)
+	}
+	return nil
+}
+
+// Run chaos-tests a program's server code from a test: it runs cfg over
+// seeds 1 to cfg.Seeds (or the -rafttest.seeds flag), each seed choosing
+// the cluster size (unless cfg.Nodes), PreVote and CheckQuorum and the
+// faults: messages delayed, reordered, duplicated and lost, partitions,
+// crashes and restarts, leader transfers. It checks after every step
+// that there is at most one leader per term, that no node's term, vote or
+// commit goes back (across restarts too: what HandleReady persisted must
+// survive), that every node is handed the same entry at each committed
+// index and no entry twice, and that no server panics; at the end, that
+// the cluster recovers once the faults stop and that the clients'
+// history is linearizable against cfg.Model.
+//
+// The first failing seed fails t with a report: the violations, the
+// seed's faults, the last events and the command that replays it
+// (-rafttest.seed=N runs that seed alone and logs its events). A picture
+// of the failed run, the clients' operations beside the nodes' roles,
+// crashes and partitions, is written to an HTML file whose path the
+// report gives (-rafttest.html=DIR writes one for every run). The first
+// seed runs twice: a run that does not replay fails the test.
+func Run(t testing.TB, cfg ChaosConfig) {
+	t.Helper()
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	seeds := make([]uint64, 0, cfg.Seeds)
+	switch {
+	case *chaosSeedFlag != 0:
+		seeds = append(seeds, *chaosSeedFlag)
+	default:
+		n := cfg.Seeds
+		if *chaosSeedsFlag > 0 {
+			n = *chaosSeedsFlag
+		}
+		for s := 1; s <= n; s++ {
+			seeds = append(seeds, uint64(s))
+		}
+	}
+	// The replay command runs in the directory of the test that called
+	// Run.
+	cd := ""
+	if _, file, _, ok := runtime.Caller(1); ok {
+		cd = "cd " + filepath.Dir(file) + " && "
+	}
+	ops := 0
+	for i, seed := range seeds {
+		res := RunChaos(cfg, seed)
+		ops += res.Ops
+		if i == 0 && !res.sameRun(RunChaos(cfg, seed)) {
+			t.Fatalf("rafttest: seed %d ran differently twice, so no seed would replay: does the server build its RawNode from ServerEnv.Config (keeping its RandomSource), NextOp draw only from its r, and nothing start goroutines or read the clock?", seed)
+		}
+		if *chaosSeedFlag != 0 {
+			for _, e := range res.Events {
+				t.Log(e)
+			}
+		}
+		var picture string
+		if res.Failed() || *chaosHTMLFlag != "" {
+			picture = writePicture(t, res)
+		}
+		if res.Failed() {
+			rep := res.Report()
+			rep += fmt.Sprintf("replay: %sgo test -run '^%s$' -rafttest.seed=%d -v\n", cd, regexp.QuoteMeta(t.Name()), seed)
+			if picture != "" {
+				rep += "picture of the run: " + picture + "\n"
+			}
+			t.Fatal(rep)
+		}
+	}
+	if *chaosSeedFlag == 0 {
+		t.Logf("rafttest: %d seeds, %d client operations, no violation", len(seeds), ops)
+	}
+}
+
+// writePicture writes res's HTML picture to -rafttest.html or a new
+// temporary directory (kept after the test) and returns its path, or ""
+// if it could not.
+func writePicture(t testing.TB, res *ChaosResult) string {
+	dir := *chaosHTMLFlag
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "rafttest-"); err != nil {
+			t.Logf("rafttest: no picture: %v", err)
+			return ""
+		}
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	path := filepath.Join(dir, fmt.Sprintf("%s-seed%d.html", name, res.Seed))
+	f, err := os.Create(path)
+	if err == nil {
+		err = res.WriteHTML(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Logf("rafttest: no picture: %v", err)
+		return ""
+	}
+	return path
+}
+
+// ChaosResult is what one run of RunChaos found.
+type ChaosResult struct {
+	// Seed is the run's seed; Faults the configuration it chose (only
+	// its cluster size, PreVote, CheckQuorum, flow-control and fault
+	// fields apply).
+	Seed   uint64
+	Faults SimConfig
+	// Ops is the number of client operations; Answered how many got an
+	// answer.
+	Ops, Answered int
+	// Linearizable is the verdict on the history (false when a violation
+	// stopped the run before the check).
+	Linearizable bool
+	// Violations lists every broken invariant; empty on success.
+	Violations []string
+	// Events are the last things that happened, for diagnosis.
+	Events []string
+	// Ticks is the virtual time the run took.
+	Ticks int64
+
+	model    porcupine.Model
+	history  []porcupine.Operation
+	timeline []porcupine.Annotation
+}
+
+// sameRun reports whether r and o went the same way, as runs of one
+// seed must.
+func (r *ChaosResult) sameRun(o *ChaosResult) bool {
+	return r.Ticks == o.Ticks && r.Ops == o.Ops && r.Answered == o.Answered &&
+		fmt.Sprint(r.Events, r.Violations, r.history) == fmt.Sprint(o.Events, o.Violations, o.history)
+}
+
+// Failed reports whether the run found a problem.
+func (r *ChaosResult) Failed() bool { return len(r.Violations) > 0 || !r.Linearizable }
+
+// Report renders the result for a test failure: the seed and its faults,
+// the violations and the last events.
+func (r *ChaosResult) Report() string {
+	var b strings.Builder
+	f := r.Faults
+	fmt.Fprintf(&b, "rafttest: seed %d failed: nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f restart=%.2f transfer=%.2f\n",
+		r.Seed, f.Nodes, f.PreVote, f.CheckQuorum, f.MaxSizePerMsg, f.MaxInflightMsgs, f.DropRate, f.DupRate, f.MaxDelay, f.PartitionRate, f.CrashRate, f.RestartRate, f.TransferRate)
+	if !r.Linearizable && len(r.Violations) == 0 {
+		b.WriteString("the clients' history is not linearizable\n")
+	}
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "violation: %s\n", v)
+	}
+	fmt.Fprintf(&b, "%d operations, %d answered, %d ticks\n", r.Ops, r.Answered, r.Ticks)
+	b.WriteString("last events:\n")
+	for _, e := range r.Events {
+		fmt.Fprintf(&b, "  %s\n", e)
+	}
+	return b.String()
+}

@@ -1,0 +1,437 @@
+package rafttest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/raftcore/raft"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// chaosNode is one node of a RunChaos run: its durable storage, and its
+// server while it runs (nil while crashed).
+type chaosNode struct {
+	id      uint64
+	storage *raft.MemoryStorage
+	srv     Server
+	rn      *raft.RawNode
+	env     *ServerEnv
+	// restarts counts the node's crashes.
+	restarts int
+	// persisted is the last HardState handed to a HandleReady that
+	// returned: it must survive a crash.
+	persisted pb.HardState
+	// commit is the highest commit index of this incarnation; applied
+	// the last committed index handed to it.
+	commit, applied uint64
+	// span is the node's current stretch on the timeline.
+	span nodeSpan
+}
+
+// nodeSpan is a stretch of a node's timeline in one role and term (or
+// down).
+type nodeSpan struct {
+	start int64
+	what  string
+}
+
+// chaosOp is a client's operation while its client waits for it.
+type chaosOp struct {
+	id       uint64
+	hist     int // index in chaosRun.history
+	deadline int64
+	client   *chaosClient
+	// live marks an operation started in the liveness phase.
+	live bool
+}
+
+type chaosClient struct {
+	id      int
+	pending *chaosOp
+	// liveDone is set once an operation started in the liveness phase
+	// was answered.
+	liveDone bool
+}
+
+// chaosRun is one run of RunChaos.
+type chaosRun struct {
+	simLog
+	cfg   ChaosConfig
+	fault SimConfig
+	rnd   *rand.Rand
+	opRnd *rand.Rand
+	net   *Network
+	clock int64
+	nodes []*chaosNode
+	peers []raft.Peer
+
+	clients  []*chaosClient
+	history  []porcupine.Operation
+	answered []bool
+	pending  map[uint64]*chaosOp
+	nextOpID uint64
+
+	leaders   map[uint64]leadership
+	committed map[uint64]entryRecord
+	chaos     bool
+
+	timeline []porcupine.Annotation
+	// window counts the messages delivered and lost since the timeline's
+	// last window of windowTicks.
+	window struct{ delivered, lost int }
+}
+
+// windowTicks is the width of the timeline's windows of message counts
+// and commit indexes.
+const windowTicks = 10
+
+// RunChaos runs cfg once, on seed, and returns what it found; Run runs it
+// over many seeds from a test. The same cfg and seed replay the same run.
+func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
+	cfg = cfg.withDefaults()
+	fault := RandomSimConfig(seed)
+	if cfg.Nodes != 0 {
+		fault.Nodes = cfg.Nodes
+	}
+	// What the server does itself (compaction, membership, async
+	// storage, lease reads) is its own business here.
+	fault.Clients, fault.ChaosTicks, fault.LivenessTicks = cfg.Clients, cfg.ChaosTicks, cfg.LivenessTicks
+	fault.ConfChangeRate, fault.StepDownOnRemoval, fault.CompactEvery, fault.SnapshotTimeout, fault.ForgetReports = 0, false, 0, 0, 0
+	fault.LeaseReads, fault.Async, fault.ApplyDelay, fault.FreshLeaderCrashRate, fault.SlowDisk = false, false, 0, 0, 0
+	r := &chaosRun{
+		cfg:       cfg,
+		fault:     fault,
+		rnd:       rand.New(rand.NewPCG(seed, 0xc4a05)),
+		opRnd:     rand.New(rand.NewPCG(seed, 0x0905)),
+		net:       NewNetwork(seed),
+		pending:   map[uint64]*chaosOp{},
+		leaders:   map[uint64]leadership{},
+		committed: map[uint64]entryRecord{},
+		chaos:     true,
+	}
+	res := &ChaosResult{Seed: seed, Faults: fault, model: cfg.Model}
+	if err := cfg.validate(); err != nil {
+		r.violate("%v", err)
+	} else {
+		r.run()
+	}
+	res.Ticks = r.now
+	r.closeHistory()
+	res.Ops = len(r.history)
+	for _, a := range r.answered {
+		if a {
+			res.Answered++
+		}
+	}
+	if len(r.violations) == 0 {
+		res.Linearizable = porcupine.CheckOperations(cfg.Model, r.history)
+		if !res.Linearizable {
+			r.event("the clients' history is not linearizable")
+		}
+	}
+	res.Violations, res.Events = r.violations, r.events
+	res.history, res.timeline = r.history, r.timeline
+	return res
+}
+
+// violate records a violation, on the timeline too.
+func (r *chaosRun) violate(format string, args ...any) {
+	r.simLog.violate(format, args...)
+	r.mark("violations", "violation", r.violations[len(r.violations)-1], "#f66")
+}
+
+// stamp returns a time for the history, after every earlier one: ticks
+// are 1000 units apart.
+func (r *chaosRun) stamp() int64 {
+	r.clock = max(r.clock+1, r.now*1000)
+	return r.clock
+}
+
+// run starts the nodes, runs the chaos phase, then the liveness phase. A
+// server that panics is a finding like any other.
+func (r *chaosRun) run() {
+	defer func() {
+		if p := recover(); p != nil {
+			r.violate("panic: %v", p)
+		}
+	}()
+	for i := 1; i <= r.fault.Nodes; i++ {
+		r.peers = append(r.peers, raft.Peer{ID: uint64(i)})
+	}
+	for _, p := range r.peers {
+		n := &chaosNode{id: p.ID, storage: raft.NewMemoryStorage()}
+		r.nodes = append(r.nodes, n)
+		r.start(n)
+	}
+	r.net.SetDropRate(r.fault.DropRate)
+	r.net.SetDelay(r.fault.MaxDelay)
+	r.net.SetDupRate(r.fault.DupRate)
+	r.net.OnDrop = r.lost
+	for i := 0; i < r.cfg.Clients; i++ {
+		r.clients = append(r.clients, &chaosClient{id: i})
+	}
+	for ; r.now < int64(r.cfg.ChaosTicks) && len(r.violations) == 0; r.now++ {
+		r.net.SetNow(r.now)
+		r.chaosStep()
+		r.tick()
+	}
+	if len(r.violations) == 0 {
+		r.liveness()
+	}
+	for _, n := range r.nodes {
+		r.closeSpan(n)
+	}
+}
+
+// start starts n's server, at the beginning or after a crash, and checks
+// that it recovered what it had persisted.
+func (r *chaosRun) start(n *chaosNode) {
+	env := &ServerEnv{ID: n.id, Peers: r.peers, Storage: n.storage, Restarts: n.restarts, run: r}
+	if n.env != nil {
+		env.Durable = n.env.Durable
+	}
+	n.env = env
+	srv, err := r.cfg.Start(n.env)
+	if err == nil && (srv == nil || srv.RawNode() == nil) {
+		err = errors.New("no Server or no RawNode")
+	}
+	if err != nil {
+		r.violate("node %d: start: %v", n.id, err)
+		return
+	}
+	n.srv, n.rn = srv, srv.RawNode()
+	st := n.rn.BasicStatus()
+	p := n.persisted
+	if st.Term < p.Term || (st.Term == p.Term && p.Vote != raft.None && st.Vote != p.Vote) {
+		r.violate("node %d restarted at term %d vote %d, but its HandleReady had persisted term %d vote %d", n.id, st.Term, st.Vote, p.Term, p.Vote)
+	}
+	if st.Commit < p.Commit {
+		r.violate("node %d restarted with commit %d, but its HandleReady had persisted commit %d", n.id, st.Commit, p.Commit)
+	}
+	n.commit, n.applied = st.Commit, st.Applied
+	if n.restarts > 0 {
+		r.event("node %d restarted (term %d commit %d applied %d)", n.id, st.Term, st.Commit, st.Applied)
+	}
+	r.observe(n)
+}
+
+// crash stops n's server: the messages due to it are stepped into its
+// RawNode and their Ready is never handled, so what they changed and
+// was not persisted is lost.
+func (r *chaosRun) crash(n *chaosNode) {
+	for _, m := range r.net.TakeFor(n.id) {
+		_ = n.rn.Step(m)
+	}
+	if c, ok := n.srv.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			r.violate("node %d: close: %v", n.id, err)
+		}
+	}
+	n.srv, n.rn = nil, nil
+	n.restarts++
+	r.event("node %d crashed", n.id)
+	r.closeSpan(n)
+	n.span = nodeSpan{start: r.now, what: "down"}
+}
+
+func (r *chaosRun) running() []*chaosNode {
+	var out []*chaosNode
+	for _, n := range r.nodes {
+		if n.srv != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (r *chaosRun) node(id uint64) *chaosNode {
+	if id == 0 || id > uint64(len(r.nodes)) {
+		return nil
+	}
+	return r.nodes[id-1]
+}
+
+// chaosStep injects this tick's faults.
+func (r *chaosRun) chaosStep() {
+	f := r.fault
+	if r.rnd.Float64() < f.PartitionRate {
+		what := repartition(r.rnd, r.net, len(r.nodes))
+		r.event("%s", what)
+		r.mark("network", what, "", "#fd8")
+	}
+	if r.rnd.Float64() < f.CrashRate {
+		if run := r.running(); len(run) > 0 {
+			r.crash(run[r.rnd.IntN(len(run))])
+		}
+	}
+	for _, n := range r.nodes {
+		if n.srv == nil && r.rnd.Float64() < f.RestartRate {
+			r.start(n)
+		}
+	}
+	if r.rnd.Float64() < f.TransferRate {
+		for _, n := range r.running() {
+			if n.rn.BasicStatus().RaftState == raft.StateLeader {
+				to := uint64(1 + r.rnd.IntN(len(r.nodes)))
+				r.event("leader %d asked to transfer to %d", n.id, to)
+				n.rn.TransferLeader(to)
+			}
+		}
+	}
+}
+
+// tick runs one tick: clients act, nodes tick, and Readys and due
+// messages are handled until the tick is quiet.
+func (r *chaosRun) tick() {
+	r.clientsStep()
+	for _, n := range r.running() {
+		n.rn.Tick()
+		r.observe(n)
+	}
+	for round := 0; round < 1000 && len(r.violations) == 0; round++ {
+		busy := false
+		for _, n := range r.nodes {
+			if n.srv != nil && n.rn.HasReady() {
+				busy = true
+				r.handleReady(n)
+			}
+		}
+		if r.deliverDue() {
+			busy = true
+		}
+		if !busy {
+			break
+		}
+	}
+	if (r.now+1)%windowTicks == 0 {
+		r.closeWindow()
+	}
+}
+
+// handleReady hands n's next Ready to its server, checking what it is
+// asked to persist and apply.
+func (r *chaosRun) handleReady(n *chaosNode) {
+	rd := n.rn.Ready()
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if v := hardStateRegression(n.id, n.persisted, rd.HardState); v != "" {
+			r.violate("%s", v)
+		}
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		n.applied = max(n.applied, rd.Snapshot.Metadata.Index)
+	}
+	for _, e := range rd.CommittedEntries {
+		r.checkCommitted(n, e)
+	}
+	if err := n.srv.HandleReady(rd); err != nil {
+		r.violate("node %d: HandleReady: %v", n.id, err)
+		return
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		n.persisted = rd.HardState
+	}
+	if k := len(rd.CommittedEntries); k > 0 {
+		if applied := n.rn.BasicStatus().Applied; applied < rd.CommittedEntries[k-1].Index {
+			r.violate("node %d: HandleReady returned without calling Advance (applied %d, handed entries up to %d)", n.id, applied, rd.CommittedEntries[k-1].Index)
+		}
+	}
+	r.observe(n)
+}
+
+// checkCommitted checks a committed entry handed to n: in order, never
+// twice, and the same on every node.
+func (r *chaosRun) checkCommitted(n *chaosNode, e pb.Entry) {
+	if e.Index <= n.applied {
+		r.violate("node %d is handed committed entry %d again (applied %d): does HandleReady call Advance?", n.id, e.Index, n.applied)
+	} else if e.Index != n.applied+1 {
+		r.violate("node %d is handed committed entry %d after %d", n.id, e.Index, n.applied)
+	}
+	n.applied = e.Index
+	rec := entryRecord{term: e.Term, data: string(e.Data)}
+	if prev, ok := r.committed[e.Index]; !ok {
+		r.committed[e.Index] = rec
+	} else if prev.term != rec.term || prev.data != rec.data {
+		r.violate("node %d committed term %d at index %d where another node committed term %d (different entries)", n.id, e.Term, e.Index, prev.term)
+	}
+}
+
+// observe checks n's role and commit index after a step, and draws its
+// timeline.
+func (r *chaosRun) observe(n *chaosNode) {
+	st := n.rn.BasicStatus()
+	if st.RaftState == raft.StateLeader {
+		l := leadership{id: n.id, incarnation: n.restarts}
+		if prev, ok := r.leaders[st.Term]; !ok {
+			r.leaders[st.Term] = l
+			r.event("node %d leads term %d", n.id, st.Term)
+		} else if prev.id != n.id {
+			r.violate("two leaders in term %d: %d and %d", st.Term, prev.id, n.id)
+		} else if prev.incarnation != l.incarnation {
+			r.violate("node %d leads term %d a second time, after a restart (its vote was not persisted?)", n.id, st.Term)
+		}
+	}
+	if st.Commit < n.commit {
+		r.violate("node %d: commit went back from %d to %d", n.id, n.commit, st.Commit)
+	}
+	n.commit = max(n.commit, st.Commit)
+	what := fmt.Sprintf("%s t%d", strings.TrimPrefix(st.RaftState.String(), "State"), st.Term)
+	if what != n.span.what {
+		r.closeSpan(n)
+		n.span = nodeSpan{start: r.now, what: what}
+	}
+}
+
+// send queues messages a node's server sends.
+func (r *chaosRun) send(e *ServerEnv, msgs []pb.Message) {
+	n := r.node(e.ID)
+	if n == nil || n.env != e || n.srv == nil {
+		return // a server of an earlier incarnation
+	}
+	for _, m := range msgs {
+		// A follower forwards a proposal or a read request to the leader
+		// as it came, from the node that made it.
+		forwarded := m.Type == pb.MsgProp || m.Type == pb.MsgReadIndex
+		if m.From != e.ID && !forwarded {
+			r.violate("node %d sent a message from %d: %s", e.ID, m.From, raft.DescribeMessage(m, nil))
+			return
+		}
+	}
+	r.net.Send(msgs...)
+}
+
+// deliverDue delivers the messages due now, and reports whether the
+// network delivered any.
+func (r *chaosRun) deliverDue() bool {
+	due := r.net.Take()
+	for _, m := range due {
+		to := r.node(m.To)
+		if to == nil || to.srv == nil {
+			r.lost(m)
+			continue
+		}
+		r.window.delivered++
+		r.reportSnapshot(m, raft.SnapshotFinish)
+		if err := to.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			r.violate("node %d refused %s: %v", to.id, raft.DescribeMessage(m, nil), err)
+		}
+		r.observe(to)
+	}
+	return len(due) > 0
+}
+
+// lost tells the sender of a lost snapshot, as a transport does.
+func (r *chaosRun) lost(m pb.Message) {
+	r.window.lost++
+	r.reportSnapshot(m, raft.SnapshotFailure)
+}
+
+func (r *chaosRun) reportSnapshot(m pb.Message, status raft.SnapshotStatus) {
+	if from := r.node(m.From); m.Type == pb.MsgSnap && from != nil && from.srv != nil {
+		from.rn.ReportSnapshot(m.To, status)
+	}
+}
