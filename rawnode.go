@@ -298,7 +298,9 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 		ReadStates: r.readStates,
 	}
 	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
-		rd.SoftState = &ss
+		// Allocated only when it changed: a SoftState taken by address
+		// on every Ready would escape to the heap each time.
+		rd.SoftState = &SoftState{Lead: ss.Lead, RaftState: ss.RaftState}
 	}
 	if hs := r.hardState(); hs != rn.prevHardSt {
 		rd.HardState = hs
