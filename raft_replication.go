@@ -48,18 +48,14 @@ func (r *raft) handleProposal(m pb.Message) error {
 // appendEntry appends entries of the current term to the leader's log. It
 // returns false (and appends nothing) if they would exceed the
 // uncommitted-size limit. The leader acknowledges the entries to itself
-// once they are durable.
+// once they are durable. es is not written: the log's copies get their
+// index and term.
 func (r *raft) appendEntry(es ...pb.Entry) bool {
-	last := r.raftLog.lastIndex()
-	for i := range es {
-		es[i].Term = r.Term
-		es[i].Index = last + 1 + uint64(i)
-	}
 	if !r.increaseUncommittedSize(es) {
 		r.logger.Warningf("node %x: uncommitted-size limit reached, dropping proposal", r.id)
 		return false
 	}
-	last = r.raftLog.append(es...)
+	last := r.raftLog.appendNew(r.Term, es)
 	r.send(pb.Message{To: r.id, Type: pb.MsgAppResp, Index: last})
 	return true
 }
