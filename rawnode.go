@@ -121,6 +121,8 @@ type RawNode struct {
 	// outstanding is true between Ready and Advance.
 	outstanding bool
 	ack         readyAck
+	// arena holds the memory of the messages Readys hand out.
+	arena messageArena
 }
 
 // NewRawNode builds a node from c, restoring its state from c.Storage. A
@@ -287,15 +289,14 @@ func (rn *RawNode) Ready() Ready {
 }
 
 // readyWithoutAccept builds the next Ready without handing it out: it
-// changes nothing, so Node can rebuild it until the application takes it.
+// changes nothing the node would miss, so Node can rebuild it until the
+// application takes it.
 func (rn *RawNode) readyWithoutAccept() Ready {
 	r := rn.raft
 	rd := Ready{
 		Entries:          r.raftLog.nextUnstableEnts(),
 		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
-		// Capped, so that appending below never writes into r.msgs.
-		Messages:   r.msgs[:len(r.msgs):len(r.msgs)],
-		ReadStates: r.readStates,
+		ReadStates:       r.readStates,
 	}
 	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
 		// Allocated only when it changed: a SoftState taken by address
@@ -310,21 +311,47 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 	}
 	rd.MustSync = MustSync(r.hardState(), rn.prevHardSt, len(rd.Entries))
 	if rn.asyncWrite {
-		rd.Messages = rn.appendStorageMessages(rd)
+		rd.Messages = rn.storageMessages(&rd)
 	} else {
-		// Acknowledgements and votes travel with the Ready too: the
-		// contract sends Messages only after persisting. Those to
-		// ourselves wait for Advance (see accept).
-		for _, m := range r.msgsAfterAppend {
-			if m.To != r.id {
-				rd.Messages = append(rd.Messages, m)
-			}
-		}
-	}
-	if len(rd.Messages) == 0 {
-		rd.Messages = nil
+		rd.Messages = rn.readyMessages()
 	}
 	return rd
+}
+
+// readyMessages returns the messages of a Ready without
+// AsyncStorageWrites, in arena memory (see messageArena): r.msgs, then the
+// acknowledgements and votes to peers. The contract sends Messages only
+// after persisting, so those travel with the Ready; the ones to this node
+// itself wait for Advance (see accept).
+func (rn *RawNode) readyMessages() []pb.Message {
+	r := rn.raft
+	n := len(r.msgs)
+	for i := range r.msgsAfterAppend {
+		if r.msgsAfterAppend[i].To != r.id {
+			n++
+		}
+	}
+	out := rn.arena.peek(n)
+	k := copy(out, r.msgs)
+	for i := range r.msgsAfterAppend {
+		if m := &r.msgsAfterAppend[i]; m.To != r.id {
+			out[k] = *m
+			k++
+		}
+	}
+	return out
+}
+
+// arenaUsed is how many arena slots rd's messages (and their Responses,
+// with AsyncStorageWrites) took.
+func arenaUsed(rd *Ready) int {
+	n := len(rd.Messages)
+	for i := range rd.Messages {
+		if t := rd.Messages[i].Type; t == pb.MsgStorageAppend || t == pb.MsgStorageApply {
+			n += len(rd.Messages[i].Responses)
+		}
+	}
+	return n
 }
 
 // accept records what rd hands out, to be acknowledged at Advance.
@@ -340,11 +367,14 @@ func (rn *RawNode) accept(rd *Ready) {
 			}
 		}
 	}
-	r.msgs = nil
-	r.readStates = nil
-	// msgsAfterAppend was copied out (into rd.Messages or ack.steps): its
-	// array can be reused.
+	// The messages were copied out (into the arena, or ack.steps): the
+	// node's own arrays are reused, emptied so they pin nothing.
+	rn.arena.take(arenaUsed(rd))
+	clear(r.msgs)
+	r.msgs = r.msgs[:0]
+	clear(r.msgsAfterAppend)
 	r.msgsAfterAppend = r.msgsAfterAppend[:0]
+	r.readStates = nil
 	r.raftLog.acceptUnstable()
 	if !IsEmptyHardState(rd.HardState) {
 		if invariants.Enabled {
