@@ -192,3 +192,26 @@ func runHandoutSim(t *testing.T, seed uint64, steps int) {
 	}
 	rec.check()
 }
+
+// A follower's proposals are forwarded to the leader in messages the
+// application keeps: each carries its own entries, not the memory
+// RawNode.Propose uses while stepping.
+func TestForwardedProposalsKeepTheirEntries(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	f := c.nodes[2]
+	require.NoError(t, f.rn.Propose([]byte("first")))
+	require.NoError(t, f.rn.Propose([]byte("second")))
+	rd := f.rn.Ready()
+	var got []string
+	for _, m := range rd.Messages {
+		if m.Type == pb.MsgProp {
+			require.Equal(t, uint64(1), m.To)
+			for _, e := range m.Entries {
+				got = append(got, string(e.Data))
+			}
+		}
+	}
+	f.rn.Advance(rd)
+	require.Equal(t, []string{"first", "second"}, got)
+}

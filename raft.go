@@ -90,6 +90,11 @@ type raft struct {
 
 	// msgs are messages that may be sent at once.
 	msgs []pb.Message
+	// propScratch holds the entry of a local proposal (RawNode.Propose)
+	// while it is stepped, so that proposing allocates nothing. Nothing
+	// keeps a proposal's Entries after Step except forwarding, which
+	// copies them (forwardProposal).
+	propScratch [1]pb.Entry
 	// msgsAfterAppend must wait until the entries and hard state written
 	// with them are durable: acknowledgements and votes. Those addressed to
 	// this node itself are stepped back in once the write is done.

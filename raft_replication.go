@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"slices"
 
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/tracker"
@@ -320,6 +321,10 @@ func (r *raft) forwardProposal(m pb.Message) error {
 		return ErrProposalForwardingDisabled
 	}
 	m.To = r.lead
+	if len(m.Entries) > 0 && &m.Entries[0] == &r.propScratch[0] {
+		// The message is handed out: it needs entries of its own.
+		m.Entries = slices.Clone(m.Entries)
+	}
 	r.send(m)
 	return nil
 }

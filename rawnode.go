@@ -213,11 +213,15 @@ func (rn *RawNode) Campaign() error {
 // does not mean the proposal will commit (leadership may change): watch
 // CommittedEntries.
 func (rn *RawNode) Propose(data []byte) error {
-	return rn.raft.Step(pb.Message{
+	r := rn.raft
+	r.propScratch[0] = pb.Entry{Data: data}
+	err := r.Step(pb.Message{
 		Type:    pb.MsgProp,
-		From:    rn.raft.id,
-		Entries: []pb.Entry{{Data: data}},
+		From:    r.id,
+		Entries: r.propScratch[:1:1],
 	})
+	r.propScratch[0] = pb.Entry{}
+	return err
 }
 
 // ProposeConfChange proposes a configuration change (ConfChange or
