@@ -1,0 +1,7 @@
+//go:build !race
+
+package raft
+
+// raceEnabled is true when the tests run under the race detector, whose
+// instrumentation allocates: allocation counts are not meaningful then.
+const raceEnabled = false
