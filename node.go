@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -90,6 +91,9 @@ type node struct {
 	statusc    chan chan Status
 	stop       chan struct{}
 	done       chan struct{}
+
+	// readyBuilds counts the Readys built, for tests.
+	readyBuilds atomic.Uint64
 }
 
 // StartNode starts a node for a new cluster whose initial members are
@@ -147,12 +151,20 @@ func (n *node) run() {
 		readyc   chan Ready
 		advancec chan struct{}
 		rd       Ready
+		// built is true while rd is the Ready of the current state: it
+		// is rebuilt only after something changed the node, not on every
+		// round while the application is busy.
+		built bool
 	)
 	for {
-		if advancec == nil && n.rn.HasReady() {
-			// Rebuilt every round: what the application receives is the
-			// state when it takes it.
+		if advancec == nil && !built && n.rn.HasReady() {
+			// What the application receives is the state when it takes
+			// it.
 			rd = n.rn.readyWithoutAccept()
+			n.readyBuilds.Add(1)
+			built = true
+		}
+		if advancec == nil && built {
 			readyc = n.readyc
 		} else {
 			readyc = nil
@@ -163,6 +175,7 @@ func (n *node) run() {
 		}
 		select {
 		case req := <-propc:
+			built = false
 			req.m.From = r.id
 			err := r.Step(req.m)
 			if err == nil && req.where != nil {
@@ -170,12 +183,14 @@ func (n *node) run() {
 			}
 			n.reply(req, err)
 		case req := <-n.recvc:
+			built = false
 			if req.local {
 				n.reply(req, r.Step(req.m))
 			} else {
 				n.reply(req, n.rn.Step(req.m))
 			}
 		case cc := <-n.confc:
+			built = false
 			cs := n.rn.ApplyConfChange(cc)
 			select {
 			case n.confstatec <- *cs:
@@ -183,16 +198,18 @@ func (n *node) run() {
 				return
 			}
 		case <-n.tickc:
+			built = false
 			n.rn.Tick()
 		case readyc <- rd:
 			n.rn.accept(&rd)
-			rd = Ready{}
+			rd, built = Ready{}, false
 			if !n.rn.asyncWrite {
 				// With AsyncStorageWrites the storage threads' responses,
 				// stepped back in, take the place of Advance.
 				advancec = n.advancec
 			}
 		case <-advancec:
+			built = false
 			n.rn.Advance(Ready{})
 			advancec = nil
 		case c := <-n.statusc:

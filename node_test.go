@@ -222,3 +222,53 @@ func TestNodeAsyncStorageWrites(t *testing.T) {
 	}
 	require.Equal(t, [][]byte{[]byte("async")}, applied)
 }
+
+// While the application is slow to take a Ready, the node builds it once
+// and keeps it until something changes the node: a loop round that
+// changes nothing (a Status call) does not rebuild it, and the Ready
+// taken after a change shows the change.
+func TestNodeReadyBuiltOncePerChange(t *testing.T) {
+	s := NewMemoryStorage()
+	n := StartNode(testConfig(1, s), []Peer{{ID: 1}}).(*node)
+	defer func() {
+		n.Stop()
+		requireNoNodeGoroutines(t)
+	}()
+	idle := func() {
+		for i := 0; i < 50; i++ {
+			n.Status() // a loop round each, with a Ready pending
+		}
+	}
+	idle()
+	require.Equal(t, uint64(1), n.readyBuilds.Load(), "Ready builds with nothing changed")
+	rd := <-n.Ready()
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	for _, e := range rd.CommittedEntries {
+		cc, err := pb.UnmarshalConfChange(e)
+		require.NoError(t, err)
+		n.ApplyConfChange(cc)
+	}
+	n.Advance()
+
+	require.NoError(t, n.Campaign(context.Background()))
+	for n.Status().RaftState != StateLeader {
+		rd := <-n.Ready()
+		require.NoError(t, s.Append(rd.Entries))
+		require.NoError(t, s.SetHardState(rd.HardState))
+		n.Advance()
+	}
+	require.NoError(t, n.Propose(context.Background(), []byte("x")))
+	idle()
+	builds := n.readyBuilds.Load()
+	idle()
+	require.Equal(t, builds, n.readyBuilds.Load(), "Ready builds with nothing changed")
+	require.NoError(t, n.Propose(context.Background(), []byte("y")))
+	idle()
+	require.Equal(t, builds+1, n.readyBuilds.Load(), "Ready builds after one change")
+	rd = <-n.Ready()
+	require.Equal(t, []byte("y"), rd.Entries[len(rd.Entries)-1].Data, "the Ready taken shows the last proposal")
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	n.Advance()
+}
