@@ -126,7 +126,14 @@ func RestartNode(c *Config) Node {
 }
 
 func startNode(rn *RawNode) *node {
-	n := &node{
+	n := newNode(rn)
+	go n.run()
+	return n
+}
+
+// newNode returns a node around rn whose goroutine is not started.
+func newNode(rn *RawNode) *node {
+	return &node{
 		rn:         rn,
 		propc:      make(chan stepRequest),
 		recvc:      make(chan stepRequest),
@@ -139,8 +146,6 @@ func startNode(rn *RawNode) *node {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	go n.run()
-	return n
 }
 
 // run is the node's goroutine: the only one touching the RawNode.
@@ -155,6 +160,9 @@ func (n *node) run() {
 		// is rebuilt only after something changed the node, not on every
 		// round while the application is busy.
 		built bool
+		// drained is true once waiting requests were taken in before
+		// offering the current Ready.
+		drained bool
 	)
 	for {
 		if advancec == nil && !built && n.rn.HasReady() {
@@ -173,22 +181,25 @@ func (n *node) run() {
 		if r.lead == None {
 			propc = nil // proposals wait for a leader
 		}
+		if readyc != nil && !drained {
+			// Before a Ready is offered, take the requests already
+			// waiting: they join this Ready rather than each making a
+			// small one of its own (with AsyncStorageWrites, nothing else
+			// paces the Readys). Once per Ready, so a steady stream of
+			// requests cannot hold it back.
+			drained = true
+			if n.drain(propc) {
+				built = false
+				continue
+			}
+		}
 		select {
 		case req := <-propc:
 			built = false
-			req.m.From = r.id
-			err := r.Step(req.m)
-			if err == nil && req.where != nil {
-				*req.where = n.rn.proposalResult()
-			}
-			n.reply(req, err)
+			n.propose(req)
 		case req := <-n.recvc:
 			built = false
-			if req.local {
-				n.reply(req, r.Step(req.m))
-			} else {
-				n.reply(req, n.rn.Step(req.m))
-			}
+			n.receive(req)
 		case cc := <-n.confc:
 			built = false
 			cs := n.rn.ApplyConfChange(cc)
@@ -202,7 +213,7 @@ func (n *node) run() {
 			n.rn.Tick()
 		case readyc <- rd:
 			n.rn.accept(&rd)
-			rd, built = Ready{}, false
+			rd, built, drained = Ready{}, false, false
 			if !n.rn.asyncWrite {
 				// With AsyncStorageWrites the storage threads' responses,
 				// stepped back in, take the place of Advance.
@@ -217,6 +228,49 @@ func (n *node) run() {
 		case <-n.stop:
 			return
 		}
+	}
+}
+
+// maxDrain bounds the requests drain takes in at once.
+const maxDrain = 64
+
+// drain steps the proposals (from propc, nil while no leader is known) and
+// messages already waiting, up to maxDrain, without blocking. It reports
+// whether it took any.
+func (n *node) drain(propc chan stepRequest) bool {
+	for i := 0; i < maxDrain; i++ {
+		select {
+		case req := <-propc:
+			n.propose(req)
+			if n.rn.raft.lead == None {
+				propc = nil
+			}
+		case req := <-n.recvc:
+			n.receive(req)
+		default:
+			return i > 0
+		}
+	}
+	return true
+}
+
+// propose steps a proposal and answers it.
+func (n *node) propose(req stepRequest) {
+	r := n.rn.raft
+	req.m.From = r.id
+	err := r.Step(req.m)
+	if err == nil && req.where != nil {
+		*req.where = n.rn.proposalResult()
+	}
+	n.reply(req, err)
+}
+
+// receive steps a message (local, or from a peer) and answers it.
+func (n *node) receive(req stepRequest) {
+	if req.local {
+		n.reply(req, n.rn.raft.Step(req.m))
+	} else {
+		n.reply(req, n.rn.Step(req.m))
 	}
 }
 

@@ -272,3 +272,50 @@ func TestNodeReadyBuiltOncePerChange(t *testing.T) {
 	require.NoError(t, s.SetHardState(rd.HardState))
 	n.Advance()
 }
+
+// Requests already waiting when a Ready is offered join that Ready
+// instead of each making a Ready of their own: ten proposals queued
+// behind the first come out in one Ready even though the application is
+// waiting for Readys all along.
+func TestNodeReadyTakesWaitingRequests(t *testing.T) {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}}))
+	for i := 0; rn.HasReady() || rn.raft.state != StateLeader; i++ {
+		require.Less(t, i, 10, "no leader")
+		if !rn.HasReady() {
+			require.NoError(t, rn.Campaign())
+			continue
+		}
+		rd := rn.Ready()
+		require.NoError(t, s.Append(rd.Entries))
+		require.NoError(t, s.SetHardState(rd.HardState))
+		for _, e := range rd.CommittedEntries {
+			if e.Type == pb.EntryConfChange {
+				cc, err := pb.UnmarshalConfChange(e)
+				require.NoError(t, err)
+				rn.ApplyConfChange(cc)
+			}
+		}
+		rn.Advance(rd)
+	}
+	n := newNode(rn)
+	const queued = 10
+	n.propc = make(chan stepRequest, queued)
+	for i := 0; i < queued; i++ {
+		n.propc <- stepRequest{m: pb.Message{Type: pb.MsgProp, Entries: []pb.Entry{{Data: []byte{byte(i)}}}}}
+	}
+	got := make(chan Ready)
+	go func() { got <- <-n.Ready() }()
+	waitBlockedIn(t, "TestNodeReadyTakesWaitingRequests.func1")
+	go n.run()
+	defer func() {
+		n.Stop()
+		requireNoNodeGoroutines(t)
+	}()
+	rd := <-got
+	require.Len(t, rd.Entries, queued, "entries in the first Ready")
+	require.NoError(t, s.Append(rd.Entries))
+	n.Advance()
+}
