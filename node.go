@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	pb "github.com/raftcore/raft/raftpb"
@@ -286,9 +287,13 @@ func (n *node) submit(ctx context.Context, ch chan stepRequest, m pb.Message, lo
 	return n.submitRequest(ctx, ch, stepRequest{m: m, local: local}, wait)
 }
 
+// resultChans holds result channels for reuse, so that a call waiting for
+// the node's answer allocates none.
+var resultChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+
 func (n *node) submitRequest(ctx context.Context, ch chan stepRequest, req stepRequest, wait bool) error {
 	if wait {
-		req.result = make(chan error, 1)
+		req.result = resultChans.Get().(chan error)
 	}
 	select {
 	case ch <- req:
@@ -302,6 +307,9 @@ func (n *node) submitRequest(ctx context.Context, ch chan stepRequest, req stepR
 	}
 	select {
 	case err := <-req.result:
+		// Answered and emptied: the channel can serve another call. (One
+		// abandoned below may still be written to, so it is not reused.)
+		resultChans.Put(req.result)
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -319,3 +319,23 @@ func TestNodeReadyTakesWaitingRequests(t *testing.T) {
 	require.NoError(t, s.Append(rd.Entries))
 	n.Advance()
 }
+
+// A call that waits for the node's answer allocates nothing of its own:
+// its result channel is reused.
+func TestNodeStepAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	n := StartNode(testConfig(1, NewMemoryStorage()), []Peer{{ID: 1}})
+	defer func() {
+		n.Stop()
+		requireNoNodeGoroutines(t)
+	}()
+	// A response from a node outside the configuration: refused, and
+	// nothing changes.
+	m := pb.Message{Type: pb.MsgHeartbeatResp, From: 9, To: 1, Term: 1}
+	ctx := context.Background()
+	require.ErrorIs(t, n.Step(ctx, m), ErrStepPeerNotFound)
+	allocs := testing.AllocsPerRun(100, func() { _ = n.Step(ctx, m) })
+	require.Zero(t, allocs, "allocations per Step")
+}
