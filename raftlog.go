@@ -316,7 +316,10 @@ func (l *raftLog) term(i uint64) (uint64, error) {
 	if i+1 < l.firstIndex() {
 		return 0, ErrCompacted
 	}
-	if i > l.lastIndex() {
+	// Below the unstable offset the index is at most the last index (the
+	// stable log reaches offset-1): asking Storage for its last index,
+	// under its lock, would only confirm it.
+	if i >= l.unstable.offset && i > l.lastIndex() {
 		return 0, ErrUnavailable
 	}
 	t, err := l.storage.Term(i)
