@@ -215,3 +215,16 @@ func TestForwardedProposalsKeepTheirEntries(t *testing.T) {
 	f.rn.Advance(rd)
 	require.Equal(t, []string{"first", "second"}, got)
 }
+
+// The node's internal message buffers are reused between Readys, emptied
+// so they pin no entries, unless a burst made one large: that one is
+// dropped rather than kept for the node's lifetime.
+func TestReuseMessages(t *testing.T) {
+	small := make([]pb.Message, 2, 8)
+	small[1].Entries = []pb.Entry{{Data: []byte("x")}}
+	got := reuseMessages(small)
+	require.Empty(t, got)
+	require.Equal(t, 8, cap(got))
+	require.Nil(t, small[1].Entries, "an emptied buffer still pins entries")
+	require.Nil(t, reuseMessages(make([]pb.Message, maxReusedMessages+1)), "a large buffer is kept")
+}

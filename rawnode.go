@@ -346,6 +346,21 @@ func (rn *RawNode) readyMessages() []pb.Message {
 	return out
 }
 
+// maxReusedMessages bounds the internal message buffers kept between
+// Readys: one that grew past it in a burst is dropped rather than pinned
+// for the node's lifetime.
+const maxReusedMessages = 256
+
+// reuseMessages empties an internal message buffer for reuse (cleared, so
+// it pins nothing), or drops it if it is large.
+func reuseMessages(ms []pb.Message) []pb.Message {
+	if cap(ms) > maxReusedMessages {
+		return nil
+	}
+	clear(ms)
+	return ms[:0]
+}
+
 // arenaUsed is how many arena slots rd's messages (and their Responses,
 // with AsyncStorageWrites) took.
 func arenaUsed(rd *Ready) int {
@@ -374,10 +389,8 @@ func (rn *RawNode) accept(rd *Ready) {
 	// The messages were copied out (into the arena, or ack.steps): the
 	// node's own arrays are reused, emptied so they pin nothing.
 	rn.arena.take(arenaUsed(rd))
-	clear(r.msgs)
-	r.msgs = r.msgs[:0]
-	clear(r.msgsAfterAppend)
-	r.msgsAfterAppend = r.msgsAfterAppend[:0]
+	r.msgs = reuseMessages(r.msgs)
+	r.msgsAfterAppend = reuseMessages(r.msgsAfterAppend)
 	r.readStates = nil
 	r.raftLog.acceptUnstable()
 	if !IsEmptyHardState(rd.HardState) {
