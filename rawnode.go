@@ -47,8 +47,8 @@ type Peer struct {
 //
 // Every slice in a Ready belongs to the application once handed out, except
 // that the entries' Data may be shared with the node's log: do not modify
-// it. The node never writes into what it handed out, and hands each slice
-// out with no spare capacity (an append to it reallocates), so the
+// it. The node never writes into what it handed out, and an append to a
+// handed-out slice cannot reach memory the node still uses, so the
 // application may keep any of them for as long as it likes.
 type Ready struct {
 	// SoftState is set when the leader or role changed since the last
