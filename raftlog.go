@@ -154,7 +154,7 @@ func (l *raftLog) appendNew(term uint64, ents []pb.Entry) uint64 {
 	if len(ents) == 0 {
 		return l.lastIndex()
 	}
-	if l.unstable.snapshot == nil && len(l.unstable.entries) == 0 {
+	if invariants.Enabled && l.unstable.snapshot == nil && len(l.unstable.entries) == 0 {
 		// The tail is empty: the next index follows the stable log.
 		if last := l.lastIndex(); l.unstable.offset != last+1 {
 			l.logger.Panicf("raft: unstable offset %d does not follow the last index %d", l.unstable.offset, last)
