@@ -34,6 +34,7 @@ help:
 
 test:
 	$(GO) test -race $(TEST_TAGS) -count=1 $(PKGS)
+	$(GO) test $(TEST_TAGS) -count=1 -run '^(TestAllocsPerEntry|TestIdleFollowerHeap)$$' .
 	cd $(KVSTORE) && $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory mutation-check
 

@@ -11,16 +11,31 @@ const (
 	LocalApplyThread  uint64 = ^uint64(0) - 1
 )
 
-// appendStorageMessages adds, with AsyncStorageWrites, the work for the
-// local storage threads to rd's messages: a MsgStorageAppend with what to
-// write (entries, hard state, snapshot) whose Responses are delivered once
-// the write is durable (the node's own acknowledgement, and the
-// acknowledgements and votes that promise the write to peers), and a
-// MsgStorageApply with the committed entries to apply.
-func (rn *RawNode) appendStorageMessages(rd Ready) []pb.Message {
+// storageMessages returns, with AsyncStorageWrites, rd's messages: the
+// node's messages to peers, then the work for the local storage threads: a
+// MsgStorageAppend with what to write (entries, hard state, snapshot) whose
+// Responses are delivered once the write is durable (the node's own
+// acknowledgement, and the acknowledgements and votes that promise the
+// write to peers), and a MsgStorageApply with the committed entries to
+// apply. Messages and Responses share one stretch of arena memory (see
+// messageArena), each capped.
+func (rn *RawNode) storageMessages(rd *Ready) []pb.Message {
 	r := rn.raft
-	msgs := rd.Messages
-	if len(rd.Entries) > 0 || !IsEmptyHardState(rd.HardState) || !IsEmptySnap(rd.Snapshot) || len(r.msgsAfterAppend) > 0 {
+	needAppend := len(rd.Entries) > 0 || !IsEmptyHardState(rd.HardState) || !IsEmptySnap(rd.Snapshot) || len(r.msgsAfterAppend) > 0
+	needApply := len(rd.CommittedEntries) > 0
+	nmsgs, nresps := len(r.msgs), 0
+	if needAppend {
+		nmsgs++
+		nresps += 1 + len(r.msgsAfterAppend)
+	}
+	if needApply {
+		nmsgs++
+		nresps++
+	}
+	out := rn.arena.peek(nmsgs + nresps)
+	msgs, resps := out[:nmsgs:nmsgs], out[nmsgs:]
+	k := copy(msgs, r.msgs)
+	if needAppend {
 		m := pb.Message{
 			Type:    pb.MsgStorageAppend,
 			To:      LocalAppendThread,
@@ -39,22 +54,32 @@ func (rn *RawNode) appendStorageMessages(rd Ready) []pb.Message {
 			m.Snapshot = &snap
 			resp.Snapshot = &pb.Snapshot{Metadata: snap.Metadata}
 		}
-		m.Responses = append(append(m.Responses, resp), r.msgsAfterAppend...)
-		msgs = append(msgs, m)
+		n := 1 + len(r.msgsAfterAppend)
+		m.Responses = resps[:n:n]
+		m.Responses[0] = resp
+		copy(m.Responses[1:], r.msgsAfterAppend)
+		resps = resps[n:]
+		msgs[k] = m
+		k++
 	}
-	if n := len(rd.CommittedEntries); n > 0 {
-		msgs = append(msgs, pb.Message{
-			Type:    pb.MsgStorageApply,
-			To:      LocalApplyThread,
-			From:    r.id,
+	if needApply {
+		m := pb.Message{
+			Type:      pb.MsgStorageApply,
+			To:        LocalApplyThread,
+			From:      r.id,
+			Entries:   rd.CommittedEntries,
+			Responses: resps[:1:1],
+		}
+		m.Responses[0] = pb.Message{
+			Type:    pb.MsgStorageApplyResp,
+			To:      r.id,
+			From:    LocalApplyThread,
 			Entries: rd.CommittedEntries,
-			Responses: []pb.Message{{
-				Type:    pb.MsgStorageApplyResp,
-				To:      r.id,
-				From:    LocalApplyThread,
-				Entries: rd.CommittedEntries,
-			}},
-		})
+		}
+		msgs[k] = m
+	}
+	if nmsgs == 0 {
+		return nil
 	}
 	return msgs
 }

@@ -1,7 +1,7 @@
 package raft
 
 import (
-	"fmt"
+	"runtime"
 	"testing"
 
 	pb "github.com/raftcore/raft/raftpb"
@@ -19,29 +19,29 @@ type benchNode struct {
 	out       []pb.Message
 }
 
-func newBenchNode(b *testing.B, id uint64, peers []Peer) *benchNode {
+func newBenchNode(tb testing.TB, id uint64, peers []Peer) *benchNode {
 	s := NewMemoryStorage()
 	cfg := testConfig(id, s)
 	cfg.MaxSizePerMsg = 1 << 20
 	cfg.MaxInflightMsgs = 4096
 	rn, err := NewRawNode(cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := rn.Bootstrap(peers); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return &benchNode{rn: rn, s: s}
 }
 
 // pump handles every pending Ready, appending outgoing messages to n.out.
-func (n *benchNode) pump(b *testing.B) bool {
+func (n *benchNode) pump(tb testing.TB) bool {
 	busy := false
 	for n.rn.HasReady() {
 		busy = true
 		rd := n.rn.Ready()
 		if err := n.s.Append(rd.Entries); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if !IsEmptyHardState(rd.HardState) {
 			_ = n.s.SetHardState(rd.HardState)
@@ -51,7 +51,7 @@ func (n *benchNode) pump(b *testing.B) bool {
 			if e.Type == pb.EntryConfChange {
 				cc, err := pb.UnmarshalConfChange(e)
 				if err != nil {
-					b.Fatal(err)
+					tb.Fatal(err)
 				}
 				n.rn.ApplyConfChange(cc)
 			}
@@ -60,7 +60,7 @@ func (n *benchNode) pump(b *testing.B) bool {
 		n.rn.Advance(rd)
 		if n.applied >= n.compacted+8192 {
 			if err := n.s.Compact(n.applied); err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 			n.compacted = n.applied
 		}
@@ -68,97 +68,143 @@ func (n *benchNode) pump(b *testing.B) bool {
 	return busy
 }
 
-// BenchmarkRawNodeSingleVoter measures the propose -> Ready -> persist ->
-// Advance -> apply loop of one voter on MemoryStorage, per committed
-// entry, with one proposal or a batch of proposals per Ready.
-func BenchmarkRawNodeSingleVoter(b *testing.B) {
-	for _, batch := range []int{1, 16} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			n := newBenchNode(b, 1, []Peer{{ID: 1}})
-			n.pump(b)
-			if err := n.rn.Campaign(); err != nil {
-				b.Fatal(err)
+// benchCluster is a cluster of benchNodes on an in-memory network, run in
+// one goroutine: messages are delivered as values, or marshaled and
+// unmarshaled as a transport would (into one reused buffer on the sending
+// side; the receiver gets a fresh message, which it may keep).
+type benchCluster struct {
+	nodes   []*benchNode // nodes[i] has ID i+1
+	marshal bool
+	buf     []byte
+	data    []byte
+}
+
+// newBenchCluster builds a cluster of voters nodes whose node 1 leads.
+func newBenchCluster(tb testing.TB, voters int, marshal bool) *benchCluster {
+	peers := make([]Peer, voters)
+	for i := range peers {
+		peers[i] = Peer{ID: uint64(i + 1)}
+	}
+	c := &benchCluster{marshal: marshal, data: make([]byte, 128)}
+	for _, p := range peers {
+		c.nodes = append(c.nodes, newBenchNode(tb, p.ID, peers))
+	}
+	c.settle(tb)
+	if err := c.nodes[0].rn.Campaign(); err != nil {
+		tb.Fatal(err)
+	}
+	c.settle(tb)
+	if c.nodes[0].rn.BasicStatus().RaftState != StateLeader {
+		tb.Fatal("node 1 did not become leader")
+	}
+	return c
+}
+
+// settle runs Ready loops and delivers messages until nothing moves.
+func (c *benchCluster) settle(tb testing.TB) {
+	for {
+		busy := false
+		for _, n := range c.nodes {
+			if n.pump(tb) {
+				busy = true
 			}
-			n.pump(b)
-			data := make([]byte, 128)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += batch {
-				for j := 0; j < batch; j++ {
-					if err := n.rn.Propose(data); err != nil {
-						b.Fatal(err)
-					}
+		}
+		for _, n := range c.nodes {
+			msgs := n.out
+			n.out = n.out[:0]
+			for i := range msgs {
+				busy = true
+				m := msgs[i]
+				if c.marshal {
+					m = c.wire(tb, &msgs[i])
 				}
-				n.pump(b)
+				if err := c.nodes[m.To-1].rn.Step(m); err != nil {
+					tb.Fatal(err)
+				}
 			}
-			b.StopTimer()
-			if got := n.rn.BasicStatus().Commit; got < uint64(b.N) {
-				b.Fatalf("committed %d of %d", got, b.N)
-			}
-		})
+			clear(msgs)
+		}
+		if !busy {
+			return
+		}
 	}
 }
 
-// BenchmarkCluster3Voters measures a 3-voter cluster on an in-memory
-// network: a proposal on the leader until every node applied it, per
-// committed entry.
-func BenchmarkCluster3Voters(b *testing.B) {
-	for _, batch := range []int{1, 16} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			peers := []Peer{{ID: 1}, {ID: 2}, {ID: 3}}
-			nodes := map[uint64]*benchNode{}
-			for _, p := range peers {
-				nodes[p.ID] = newBenchNode(b, p.ID, peers)
+// wire returns m as the receiving end of a transport would see it.
+func (c *benchCluster) wire(tb testing.TB, m *pb.Message) pb.Message {
+	size := m.Size()
+	if cap(c.buf) < size {
+		c.buf = make([]byte, size)
+	}
+	b := c.buf[:size]
+	if _, err := m.MarshalTo(b); err != nil {
+		tb.Fatal(err)
+	}
+	var out pb.Message
+	if err := out.Unmarshal(b); err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// round proposes batch entries on the leader (node 1) and settles: every
+// node has applied them when it returns.
+func (c *benchCluster) round(tb testing.TB, batch int) {
+	leader := c.nodes[0].rn
+	for j := 0; j < batch; j++ {
+		if err := leader.Propose(c.data); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	c.settle(tb)
+}
+
+// benchWorkload is one of the loops whose cost per committed entry the
+// benchmarks report and TestAllocsPerEntry bounds.
+type benchWorkload struct {
+	name    string
+	voters  int
+	batch   int // proposals per Ready (per round)
+	marshal bool
+}
+
+var benchWorkloads = []benchWorkload{
+	{"SingleVoter/batch=1", 1, 1, false},
+	{"SingleVoter/batch=64", 1, 64, false},
+	{"ThreeVoters/value/batch=1", 3, 1, false},
+	{"ThreeVoters/value/batch=64", 3, 64, false},
+	{"ThreeVoters/marshaled/batch=1", 3, 1, true},
+	{"ThreeVoters/marshaled/batch=64", 3, 64, true},
+}
+
+// BenchmarkRawNode measures the propose -> Ready -> persist -> send ->
+// Advance -> apply loop on MemoryStorage, per committed entry (b.N counts
+// entries), of one voter and of three voters in one goroutine (every
+// node's work and the delivery of every message included). allocs/entry
+// is the exact allocation count per committed entry.
+func BenchmarkRawNode(b *testing.B) {
+	for _, w := range benchWorkloads {
+		b.Run(w.name, func(b *testing.B) {
+			c := newBenchCluster(b, w.voters, w.marshal)
+			// Warm up, so that the internal buffers have grown.
+			for i := 0; i < 4; i++ {
+				c.round(b, w.batch)
 			}
-			ids := []uint64{1, 2, 3}
-			settle := func() {
-				for {
-					busy := false
-					for _, id := range ids {
-						if nodes[id].pump(b) {
-							busy = true
-						}
-					}
-					for _, id := range ids {
-						n := nodes[id]
-						msgs := n.out
-						n.out = n.out[:0]
-						for _, m := range msgs {
-							busy = true
-							if err := nodes[m.To].rn.Step(m); err != nil {
-								b.Fatal(err)
-							}
-						}
-					}
-					if !busy {
-						return
-					}
-				}
-			}
-			settle()
-			if err := nodes[1].rn.Campaign(); err != nil {
-				b.Fatal(err)
-			}
-			settle()
-			leader := nodes[1].rn
-			if leader.BasicStatus().RaftState != StateLeader {
-				b.Fatal("no leader")
-			}
-			data := make([]byte, 128)
+			var before, after runtime.MemStats
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; i += batch {
-				for j := 0; j < batch; j++ {
-					if err := leader.Propose(data); err != nil {
-						b.Fatal(err)
-					}
-				}
-				settle()
+			runtime.ReadMemStats(&before)
+			entries := 0
+			for entries < b.N {
+				c.round(b, w.batch)
+				entries += w.batch
 			}
+			runtime.ReadMemStats(&after)
 			b.StopTimer()
-			for _, id := range ids {
-				if nodes[id].applied < uint64(b.N) {
-					b.Fatalf("node %d applied %d of %d", id, nodes[id].applied, b.N)
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(entries), "allocs/entry")
+			for _, n := range c.nodes {
+				if n.applied < uint64(entries) {
+					b.Fatalf("node %d applied %d of %d", n.rn.raft.id, n.applied, entries)
 				}
 			}
 		})

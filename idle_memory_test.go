@@ -22,7 +22,9 @@ type idleFollower struct {
 
 // newIdleFollower builds node 1 of a bootstrapped 3-voter group and settles
 // it as a follower of node 2: it hears one heartbeat in term 2, persists and
-// answers it, and has nothing left to do.
+// answers it, and has nothing left to do. Then it is ticked twice, as an
+// idle group is (well short of an election timeout): a whole tick without
+// a Ready releases the buffers a busy node keeps.
 func newIdleFollower(tb testing.TB) idleFollower {
 	s := NewMemoryStorage()
 	rn, err := NewRawNode(&Config{
@@ -66,6 +68,11 @@ func newIdleFollower(tb testing.TB) idleFollower {
 		tb.Fatal(err)
 	}
 	settle()
+	rn.Tick()
+	rn.Tick()
+	if rn.HasReady() {
+		tb.Fatal("an idle follower has a Ready after two ticks")
+	}
 	if st := rn.BasicStatus(); st.RaftState != StateFollower || st.Lead != 2 || st.Commit != 3 {
 		tb.Fatalf("group not settled: state %v lead %d commit %d", st.RaftState, st.Lead, st.Commit)
 	}

@@ -1,8 +1,6 @@
 package raft
 
 import (
-	"slices"
-
 	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -25,6 +23,9 @@ type unstable struct {
 	// offset is the index of entries[0], or of the next entry to arrive
 	// when entries is empty.
 	offset uint64
+	// arrayLen is the length of the array entries lives in (0 when nil);
+	// entries starts arrayLen-cap(entries) elements into it.
+	arrayLen int
 
 	// snapshotInProgress is true while the snapshot has been handed out for
 	// writing and the write is not yet acknowledged.
@@ -120,17 +121,66 @@ func (u *unstable) stableTo(id entryID) {
 	u.shrinkEntries()
 }
 
-// shrinkEntries releases the backing array once most of it lies before the
-// live entries, so a long-lived node does not pin every entry it ever
-// appended. The live entries are copied; payloads are shared.
-func (u *unstable) shrinkEntries() {
-	const lenMultiple = 2
-	if len(u.entries) == 0 {
-		u.entries = nil
+// The backing array of the tail. Entries are appended into its spare
+// capacity, which was never handed out (every path that replaces entries
+// moves to a new array), and handed out capped; stable entries leave from
+// the front. A new array is allocated only when the spare capacity runs
+// out, twice as large as what it must hold and at least
+// minUnstableEntries long, so that a node appending one entry per Ready
+// allocates once per minUnstableEntries Readys rather than every time.
+//
+// The array also pins the stable entries before the live ones (and their
+// payloads) until it is dropped: an array longer than maxRetainedEntries is
+// dropped as soon as most of it is dead, so only a small one is kept
+// for reuse.
+const (
+	minUnstableEntries = 32
+	maxRetainedEntries = 256
+)
+
+// reserve makes room for k more entries after the live ones, moving them
+// to a new array if the spare capacity is short.
+func (u *unstable) reserve(k int) {
+	if cap(u.entries)-len(u.entries) >= k {
 		return
 	}
-	if len(u.entries)*lenMultiple < cap(u.entries) {
-		u.entries = slices.Clone(u.entries)
+	u.reallocate(len(u.entries) + k)
+}
+
+// reallocate moves the live entries to a new array with room for n in all.
+func (u *unstable) reallocate(n int) {
+	c := max(2*n, minUnstableEntries)
+	ents := make([]pb.Entry, len(u.entries), c)
+	copy(ents, u.entries)
+	u.entries = ents
+	u.arrayLen = c
+}
+
+// shrinkEntries releases a large backing array once most of it lies
+// before the live entries, so a long-lived node does not pin every entry
+// it ever appended. The live entries are copied; payloads are shared.
+func (u *unstable) shrinkEntries() {
+	if u.arrayLen <= maxRetainedEntries {
+		return // small: kept, its spare capacity takes the next entries
+	}
+	dead := u.arrayLen - cap(u.entries)
+	if dead <= len(u.entries) {
+		return
+	}
+	if len(u.entries) == 0 {
+		u.entries = nil
+		u.arrayLen = 0
+		return
+	}
+	u.reallocate(len(u.entries))
+}
+
+// release drops the backing array when no live entry is in it, so an idle
+// node pins neither the array nor the stable entries' payloads.
+func (u *unstable) release() {
+	if len(u.entries) == 0 {
+		u.entries = nil
+		u.arrayLen = 0
 	}
 }
 
@@ -148,6 +198,7 @@ func (u *unstable) restore(s pb.Snapshot) {
 	u.offset = s.Metadata.Index + 1
 	u.offsetInProgress = u.offset
 	u.entries = nil
+	u.arrayLen = 0
 	u.snapshot = &s
 	u.snapshotInProgress = false
 }
@@ -164,21 +215,44 @@ func (u *unstable) truncateAndAppend(ents []pb.Entry) {
 	switch {
 	case from == u.offset+uint64(len(u.entries)):
 		// The common case: ents continue the tail.
+		u.reserve(len(ents))
 		u.entries = append(u.entries, ents...)
 	case from <= u.offset:
 		// Everything unstable is replaced. Entries before offset are in
 		// Storage; the application truncates them when it writes ents.
+		// A new array: the old one may have been handed out.
 		u.offset = from
 		u.offsetInProgress = from
-		u.entries = slices.Clone(ents)
+		u.entries = nil
+		u.reallocate(len(ents))
+		u.entries = append(u.entries, ents...)
 	default:
-		// Keep [offset, from) and replace the rest. Clip first so that
-		// append copies rather than overwriting entries a Ready may still
-		// be handing to the application.
-		keep := slices.Clip(u.entries[:from-u.offset])
-		u.entries = append(keep, ents...)
+		// Keep [offset, from) and replace the rest, in a new array: the
+		// entries replaced may have been handed out.
+		u.entries = u.entries[:from-u.offset]
+		u.reallocate(len(u.entries) + len(ents))
+		u.entries = append(u.entries, ents...)
 		u.offsetInProgress = min(u.offsetInProgress, from)
 	}
+}
+
+// appendNew appends ents as the leader's new entries of term, right after
+// the last index, and returns the index of the last one. The index and
+// term are set on the tail's copies: ents itself (which may be a message's,
+// and so the application's) is not written.
+func (u *unstable) appendNew(term uint64, ents []pb.Entry) uint64 {
+	from := u.offset + uint64(len(u.entries))
+	if invariants.Enabled && len(u.entries) > 0 && u.entries[len(u.entries)-1].Term > term {
+		u.logger.Panicf("raft: invariant: appending entries of term %d after term %d", term, u.entries[len(u.entries)-1].Term)
+	}
+	u.reserve(len(ents))
+	n := len(u.entries)
+	u.entries = append(u.entries, ents...)
+	for i := range ents {
+		u.entries[n+i].Term = term
+		u.entries[n+i].Index = from + uint64(i)
+	}
+	return from + uint64(len(ents)) - 1
 }
 
 // slice returns entries [lo, hi) of the tail. The caller guarantees

@@ -242,13 +242,43 @@ func TestUnstableSnapshotLifecycle(t *testing.T) {
 	require.Equal(t, uint64(12), u.offset)
 }
 
+// A large backing array is released once most of it holds stable
+// entries, so a node does not pin every entry it appended in a burst.
 func TestUnstableShrinkReleasesMemory(t *testing.T) {
 	u := unstable{offset: 1, offsetInProgress: 1, logger: DiscardLogger}
-	u.truncateAndAppend(entsFrom(1, make([]uint64, 64)...))
+	u.truncateAndAppend(entsFrom(1, make([]uint64, 1024)...))
 	u.acceptInProgress()
-	u.stableTo(entryID{term: 0, index: 60})
+	u.stableTo(entryID{term: 0, index: 1020})
 	require.Len(t, u.entries, 4)
-	require.LessOrEqual(t, cap(u.entries), 8, "backing array of stable entries should be released")
-	u.stableTo(entryID{term: 0, index: 64})
-	require.Nil(t, u.entries)
+	require.LessOrEqual(t, cap(u.entries), 2*minUnstableEntries, "backing array of stable entries should be released")
+	u.stableTo(entryID{term: 0, index: 1024})
+	require.Empty(t, u.entries)
+	require.LessOrEqual(t, u.arrayLen, maxRetainedEntries)
+}
+
+// A small backing array is reused: appending one entry at a time, written
+// and acknowledged in between, allocates once per many entries, and what
+// was handed out is never written again.
+func TestUnstableReusesSmallArray(t *testing.T) {
+	u := unstable{offset: 1, offsetInProgress: 1, logger: DiscardLogger}
+	const runs = minUnstableEntries * 4
+	handed := make([][]pb.Entry, 0, runs+2)
+	appends := make([][]pb.Entry, runs+2)
+	for i := range appends {
+		appends[i] = entsFrom(uint64(i+1), 1)
+	}
+	idx := uint64(1)
+	step := func() {
+		u.truncateAndAppend(appends[idx-1])
+		handed = append(handed, u.nextEntries())
+		u.acceptInProgress()
+		u.stableTo(entryID{term: 1, index: idx})
+		idx++
+	}
+	step()
+	allocs := testing.AllocsPerRun(runs, step)
+	require.Less(t, allocs, 0.5, "allocations per appended entry")
+	for i, h := range handed {
+		require.Equal(t, entsFrom(uint64(i+1), 1), h, "handed-out entry %d was written", i+1)
+	}
 }

@@ -3,6 +3,8 @@ package raft
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -90,6 +92,9 @@ type node struct {
 	statusc    chan chan Status
 	stop       chan struct{}
 	done       chan struct{}
+
+	// readyBuilds counts the Readys built, for tests.
+	readyBuilds atomic.Uint64
 }
 
 // StartNode starts a node for a new cluster whose initial members are
@@ -122,7 +127,14 @@ func RestartNode(c *Config) Node {
 }
 
 func startNode(rn *RawNode) *node {
-	n := &node{
+	n := newNode(rn)
+	go n.run()
+	return n
+}
+
+// newNode returns a node around rn whose goroutine is not started.
+func newNode(rn *RawNode) *node {
+	return &node{
 		rn:         rn,
 		propc:      make(chan stepRequest),
 		recvc:      make(chan stepRequest),
@@ -135,8 +147,6 @@ func startNode(rn *RawNode) *node {
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	go n.run()
-	return n
 }
 
 // run is the node's goroutine: the only one touching the RawNode.
@@ -147,12 +157,23 @@ func (n *node) run() {
 		readyc   chan Ready
 		advancec chan struct{}
 		rd       Ready
+		// built is true while rd is the Ready of the current state: it
+		// is rebuilt only after something changed the node, not on every
+		// round while the application is busy.
+		built bool
+		// drained is true once waiting requests were taken in before
+		// offering the current Ready.
+		drained bool
 	)
 	for {
-		if advancec == nil && n.rn.HasReady() {
-			// Rebuilt every round: what the application receives is the
-			// state when it takes it.
+		if advancec == nil && !built && n.rn.HasReady() {
+			// What the application receives is the state when it takes
+			// it.
 			rd = n.rn.readyWithoutAccept()
+			n.readyBuilds.Add(1)
+			built = true
+		}
+		if advancec == nil && built {
 			readyc = n.readyc
 		} else {
 			readyc = nil
@@ -161,21 +182,27 @@ func (n *node) run() {
 		if r.lead == None {
 			propc = nil // proposals wait for a leader
 		}
+		if readyc != nil && !drained {
+			// Before a Ready is offered, take the requests already
+			// waiting: they join this Ready rather than each making a
+			// small one of its own (with AsyncStorageWrites, nothing else
+			// paces the Readys). Once per Ready, so a steady stream of
+			// requests cannot hold it back.
+			drained = true
+			if n.drain(propc) {
+				built = false
+				continue
+			}
+		}
 		select {
 		case req := <-propc:
-			req.m.From = r.id
-			err := r.Step(req.m)
-			if err == nil && req.where != nil {
-				*req.where = n.rn.proposalResult()
-			}
-			n.reply(req, err)
+			built = false
+			n.propose(req)
 		case req := <-n.recvc:
-			if req.local {
-				n.reply(req, r.Step(req.m))
-			} else {
-				n.reply(req, n.rn.Step(req.m))
-			}
+			built = false
+			n.receive(req)
 		case cc := <-n.confc:
+			built = false
 			cs := n.rn.ApplyConfChange(cc)
 			select {
 			case n.confstatec <- *cs:
@@ -183,16 +210,18 @@ func (n *node) run() {
 				return
 			}
 		case <-n.tickc:
+			built = false
 			n.rn.Tick()
 		case readyc <- rd:
 			n.rn.accept(&rd)
-			rd = Ready{}
+			rd, built, drained = Ready{}, false, false
 			if !n.rn.asyncWrite {
 				// With AsyncStorageWrites the storage threads' responses,
 				// stepped back in, take the place of Advance.
 				advancec = n.advancec
 			}
 		case <-advancec:
+			built = false
 			n.rn.Advance(Ready{})
 			advancec = nil
 		case c := <-n.statusc:
@@ -200,6 +229,49 @@ func (n *node) run() {
 		case <-n.stop:
 			return
 		}
+	}
+}
+
+// maxDrain bounds the requests drain takes in at once.
+const maxDrain = 64
+
+// drain steps the proposals (from propc, nil while no leader is known) and
+// messages already waiting, up to maxDrain, without blocking. It reports
+// whether it took any.
+func (n *node) drain(propc chan stepRequest) bool {
+	for i := 0; i < maxDrain; i++ {
+		select {
+		case req := <-propc:
+			n.propose(req)
+			if n.rn.raft.lead == None {
+				propc = nil
+			}
+		case req := <-n.recvc:
+			n.receive(req)
+		default:
+			return i > 0
+		}
+	}
+	return true
+}
+
+// propose steps a proposal and answers it.
+func (n *node) propose(req stepRequest) {
+	r := n.rn.raft
+	req.m.From = r.id
+	err := r.Step(req.m)
+	if err == nil && req.where != nil {
+		*req.where = n.rn.proposalResult()
+	}
+	n.reply(req, err)
+}
+
+// receive steps a message (local, or from a peer) and answers it.
+func (n *node) receive(req stepRequest) {
+	if req.local {
+		n.reply(req, n.rn.raft.Step(req.m))
+	} else {
+		n.reply(req, n.rn.Step(req.m))
 	}
 }
 
@@ -215,9 +287,13 @@ func (n *node) submit(ctx context.Context, ch chan stepRequest, m pb.Message, lo
 	return n.submitRequest(ctx, ch, stepRequest{m: m, local: local}, wait)
 }
 
+// resultChans holds result channels for reuse, so that a call waiting for
+// the node's answer allocates none.
+var resultChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+
 func (n *node) submitRequest(ctx context.Context, ch chan stepRequest, req stepRequest, wait bool) error {
 	if wait {
-		req.result = make(chan error, 1)
+		req.result = resultChans.Get().(chan error)
 	}
 	select {
 	case ch <- req:
@@ -231,6 +307,9 @@ func (n *node) submitRequest(ctx context.Context, ch chan stepRequest, req stepR
 	}
 	select {
 	case err := <-req.result:
+		// Answered and emptied: the channel can serve another call. (One
+		// abandoned below may still be written to, so it is not reused.)
+		resultChans.Put(req.result)
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

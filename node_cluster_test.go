@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,8 @@ type liveNode struct {
 	mu        sync.Mutex
 	applied   []pb.Entry
 	confState pb.ConfState
+	// readys counts the Readys the node handed out.
+	readys atomic.Uint64
 }
 
 // liveCluster connects liveNodes through buffered inboxes (a full inbox
@@ -116,6 +119,7 @@ func (c *liveCluster) run(ln *liveNode) {
 			case <-ticker.C:
 				ln.node.Tick()
 			case rd := <-ln.node.Ready():
+				ln.readys.Add(1)
 				if rd.MustSync && c.fsync > 0 {
 					time.Sleep(c.fsync)
 				}
@@ -175,6 +179,7 @@ func (c *liveCluster) runAsync(ln *liveNode) {
 			case <-ticker.C:
 				ln.node.Tick()
 			case rd := <-ln.node.Ready():
+				ln.readys.Add(1)
 				var peers []pb.Message
 				for _, m := range rd.Messages {
 					switch m.To {
@@ -430,4 +435,9 @@ func benchProposals(b *testing.B, c *liveCluster) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "proposals/s")
+	var readys uint64
+	for _, ln := range c.nodes {
+		readys += ln.readys.Load()
+	}
+	b.ReportMetric(float64(readys)/float64(total), "readys/proposal")
 }

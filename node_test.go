@@ -222,3 +222,120 @@ func TestNodeAsyncStorageWrites(t *testing.T) {
 	}
 	require.Equal(t, [][]byte{[]byte("async")}, applied)
 }
+
+// While the application is slow to take a Ready, the node builds it once
+// and keeps it until something changes the node: a loop round that
+// changes nothing (a Status call) does not rebuild it, and the Ready
+// taken after a change shows the change.
+func TestNodeReadyBuiltOncePerChange(t *testing.T) {
+	s := NewMemoryStorage()
+	n := StartNode(testConfig(1, s), []Peer{{ID: 1}}).(*node)
+	defer func() {
+		n.Stop()
+		requireNoNodeGoroutines(t)
+	}()
+	idle := func() {
+		for i := 0; i < 50; i++ {
+			n.Status() // a loop round each, with a Ready pending
+		}
+	}
+	idle()
+	require.Equal(t, uint64(1), n.readyBuilds.Load(), "Ready builds with nothing changed")
+	rd := <-n.Ready()
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	for _, e := range rd.CommittedEntries {
+		cc, err := pb.UnmarshalConfChange(e)
+		require.NoError(t, err)
+		n.ApplyConfChange(cc)
+	}
+	n.Advance()
+
+	require.NoError(t, n.Campaign(context.Background()))
+	for n.Status().RaftState != StateLeader {
+		rd := <-n.Ready()
+		require.NoError(t, s.Append(rd.Entries))
+		require.NoError(t, s.SetHardState(rd.HardState))
+		n.Advance()
+	}
+	require.NoError(t, n.Propose(context.Background(), []byte("x")))
+	idle()
+	builds := n.readyBuilds.Load()
+	idle()
+	require.Equal(t, builds, n.readyBuilds.Load(), "Ready builds with nothing changed")
+	require.NoError(t, n.Propose(context.Background(), []byte("y")))
+	idle()
+	require.Equal(t, builds+1, n.readyBuilds.Load(), "Ready builds after one change")
+	rd = <-n.Ready()
+	require.Equal(t, []byte("y"), rd.Entries[len(rd.Entries)-1].Data, "the Ready taken shows the last proposal")
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	n.Advance()
+}
+
+// Requests already waiting when a Ready is offered join that Ready
+// instead of each making a Ready of their own: ten proposals queued
+// behind the first come out in one Ready even though the application is
+// waiting for Readys all along.
+func TestNodeReadyTakesWaitingRequests(t *testing.T) {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}}))
+	for i := 0; rn.HasReady() || rn.raft.state != StateLeader; i++ {
+		require.Less(t, i, 10, "no leader")
+		if !rn.HasReady() {
+			require.NoError(t, rn.Campaign())
+			continue
+		}
+		rd := rn.Ready()
+		require.NoError(t, s.Append(rd.Entries))
+		require.NoError(t, s.SetHardState(rd.HardState))
+		for _, e := range rd.CommittedEntries {
+			if e.Type == pb.EntryConfChange {
+				cc, err := pb.UnmarshalConfChange(e)
+				require.NoError(t, err)
+				rn.ApplyConfChange(cc)
+			}
+		}
+		rn.Advance(rd)
+	}
+	n := newNode(rn)
+	const queued = 10
+	n.propc = make(chan stepRequest, queued)
+	for i := 0; i < queued; i++ {
+		n.propc <- stepRequest{m: pb.Message{Type: pb.MsgProp, Entries: []pb.Entry{{Data: []byte{byte(i)}}}}}
+	}
+	got := make(chan Ready)
+	go func() { got <- <-n.Ready() }()
+	waitBlockedIn(t, "TestNodeReadyTakesWaitingRequests.func1")
+	go n.run()
+	defer func() {
+		n.Stop()
+		requireNoNodeGoroutines(t)
+	}()
+	rd := <-got
+	require.Len(t, rd.Entries, queued, "entries in the first Ready")
+	require.NoError(t, s.Append(rd.Entries))
+	n.Advance()
+}
+
+// A call that waits for the node's answer allocates nothing of its own:
+// its result channel is reused.
+func TestNodeStepAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	n := StartNode(testConfig(1, NewMemoryStorage()), []Peer{{ID: 1}})
+	defer func() {
+		n.Stop()
+		requireNoNodeGoroutines(t)
+	}()
+	// A response from a node outside the configuration: refused, and
+	// nothing changes.
+	m := pb.Message{Type: pb.MsgHeartbeatResp, From: 9, To: 1, Term: 1}
+	ctx := context.Background()
+	require.ErrorIs(t, n.Step(ctx, m), ErrStepPeerNotFound)
+	allocs := testing.AllocsPerRun(100, func() { _ = n.Step(ctx, m) })
+	require.Zero(t, allocs, "allocations per Step")
+}

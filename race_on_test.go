@@ -2,6 +2,7 @@
 
 package raft
 
-// raceEnabled reports whether the race detector is on; it changes heap
-// sizes, so byte-count assertions skip under it.
+// raceEnabled reports whether the tests run under the race detector,
+// whose instrumentation allocates and changes heap sizes: allocation and
+// byte-count assertions skip under it.
 const raceEnabled = true

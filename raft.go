@@ -90,6 +90,12 @@ type raft struct {
 
 	// msgs are messages that may be sent at once.
 	msgs []pb.Message
+	// propScratch holds the entry of a local proposal (RawNode.Propose)
+	// while it is stepped, so that proposing allocates nothing. Nothing
+	// keeps a proposal's Entries after Step except forwarding, which
+	// copies them (forwardProposal). Allocated at the first proposal, so a
+	// follower that never proposes carries none.
+	propScratch *[1]pb.Entry
 	// msgsAfterAppend must wait until the entries and hard state written
 	// with them are durable: acknowledgements and votes. Those addressed to
 	// this node itself are stepped back in once the write is done.
@@ -118,9 +124,11 @@ type raft struct {
 	electionElapsed  int
 	heartbeatElapsed int
 
-	tick   func()
-	step   stepFunc
-	rand   *rand.Rand
+	step stepFunc
+	// rand draws the randomized election timeouts, from Config.RandomSource
+	// or, by default, from pcg (both held by value: no allocation per group).
+	rand   rand.Rand
+	pcg    rand.PCG
 	logger Logger
 }
 
@@ -137,10 +145,6 @@ func newRaft(c *Config) (*raft, error) {
 	hs, cs, err := c.Storage.InitialState()
 	if err != nil {
 		return nil, fmt.Errorf("raft: reading the initial state from storage: %w", err)
-	}
-	src := c.RandomSource
-	if src == nil {
-		src = rand.NewPCG(rand.Uint64(), rand.Uint64())
 	}
 	r := &raft{
 		id:                        c.ID,
@@ -159,9 +163,14 @@ func newRaft(c *Config) (*raft, error) {
 		disableProposalForwarding: c.DisableProposalForwarding,
 		disableConfChangeValid:    c.DisableConfChangeValidation,
 		stepDownOnRemoval:         c.StepDownOnRemoval,
-		rand:                      rand.New(src),
 		readOnly:                  newReadOnly(c.ReadOnlyOption),
 	}
+	src := c.RandomSource
+	if src == nil {
+		r.pcg.Seed(rand.Uint64(), rand.Uint64())
+		src = &r.pcg
+	}
+	r.rand = *rand.New(src)
 	if err := r.restoreConfState(cs); err != nil {
 		return nil, fmt.Errorf("raft: restoring the configuration from storage: %w", err)
 	}
@@ -297,7 +306,6 @@ func (r *raft) reset(term uint64) {
 func (r *raft) becomeFollower(term, lead uint64) {
 	r.step = stepFollower
 	r.reset(term)
-	r.tick = r.tickElection
 	r.lead = lead
 	r.state = StateFollower
 	r.logger.Infof("node %x: follower at term %d", r.id, r.Term)
@@ -309,7 +317,6 @@ func (r *raft) becomeCandidate() {
 	}
 	r.step = stepCandidate
 	r.reset(r.Term + 1)
-	r.tick = r.tickElection
 	r.Vote = r.id
 	r.state = StateCandidate
 	r.logger.Infof("node %x: candidate at term %d", r.id, r.Term)
@@ -323,7 +330,6 @@ func (r *raft) becomePreCandidate() {
 	// until the pre-election is won.
 	r.step = stepCandidate
 	r.trk.ResetVotes()
-	r.tick = r.tickElection
 	r.lead = None
 	r.state = StatePreCandidate
 	r.logger.Infof("node %x: pre-candidate at term %d", r.id, r.Term)
@@ -338,7 +344,6 @@ func (r *raft) becomeLeader() {
 	r.trk.Visit(func(_ uint64, pr *tracker.Progress) {
 		pr.Inflights = tracker.NewInflights(r.trk.MaxInflight, r.trk.MaxInflightBytes)
 	})
-	r.tick = r.tickHeartbeat
 	r.lead = r.id
 	r.state = StateLeader
 	// The leader replicates to itself through its own storage writes; its
@@ -361,6 +366,18 @@ func (r *raft) becomeLeader() {
 
 // tickElection is the tick of followers and candidates: campaign once the
 // randomized election timeout has passed without hearing from a leader.
+// tick advances the role's clock: the leader's heartbeat (and quorum
+// check), everyone else's election timeout. A switch rather than a
+// function field set at each role change: the method value would be an
+// allocation per group and per change of role.
+func (r *raft) tick() {
+	if r.state == StateLeader {
+		r.tickHeartbeat()
+		return
+	}
+	r.tickElection()
+}
+
 func (r *raft) tickElection() {
 	r.electionElapsed++
 	if r.electionElapsed >= r.electionTimeout {

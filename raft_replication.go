@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"slices"
 
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/tracker"
@@ -48,18 +49,14 @@ func (r *raft) handleProposal(m pb.Message) error {
 // appendEntry appends entries of the current term to the leader's log. It
 // returns false (and appends nothing) if they would exceed the
 // uncommitted-size limit. The leader acknowledges the entries to itself
-// once they are durable.
+// once they are durable. es is not written: the log's copies get their
+// index and term.
 func (r *raft) appendEntry(es ...pb.Entry) bool {
-	last := r.raftLog.lastIndex()
-	for i := range es {
-		es[i].Term = r.Term
-		es[i].Index = last + 1 + uint64(i)
-	}
 	if !r.increaseUncommittedSize(es) {
 		r.logger.Warningf("node %x: uncommitted-size limit reached, dropping proposal", r.id)
 		return false
 	}
-	last = r.raftLog.append(es...)
+	last := r.raftLog.appendNew(r.Term, es)
 	r.send(pb.Message{To: r.id, Type: pb.MsgAppResp, Index: last})
 	return true
 }
@@ -325,6 +322,10 @@ func (r *raft) forwardProposal(m pb.Message) error {
 		return ErrProposalForwardingDisabled
 	}
 	m.To = r.lead
+	if len(m.Entries) > 0 && r.propScratch != nil && &m.Entries[0] == &r.propScratch[0] {
+		// The message is handed out: it needs entries of its own.
+		m.Entries = slices.Clone(m.Entries)
+	}
 	r.send(m)
 	return nil
 }

@@ -147,6 +147,26 @@ func (l *raftLog) append(ents ...pb.Entry) uint64 {
 	return l.lastIndex()
 }
 
+// appendNew appends ents as the leader's new entries of term after the
+// last index, setting their index and term on the log's copies (ents is
+// not written), and returns the new last index.
+func (l *raftLog) appendNew(term uint64, ents []pb.Entry) uint64 {
+	if len(ents) == 0 {
+		return l.lastIndex()
+	}
+	if invariants.Enabled && l.unstable.snapshot == nil && len(l.unstable.entries) == 0 {
+		// The tail is empty: the next index follows the stable log.
+		if last := l.lastIndex(); l.unstable.offset != last+1 {
+			l.logger.Panicf("raft: unstable offset %d does not follow the last index %d", l.unstable.offset, last)
+		}
+	}
+	last := l.unstable.appendNew(term, ents)
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
+	return last
+}
+
 // findConflict returns the index of the first entry of ents that is not in
 // the log (a different term at its index, or past the end), or 0 when every
 // entry of ents is already in the log. ents must be contiguous.
@@ -296,7 +316,10 @@ func (l *raftLog) term(i uint64) (uint64, error) {
 	if i+1 < l.firstIndex() {
 		return 0, ErrCompacted
 	}
-	if i > l.lastIndex() {
+	// Below the unstable offset the index is at most the last index (the
+	// stable log reaches offset-1): asking Storage for its last index,
+	// under its lock, would only confirm it.
+	if i >= l.unstable.offset && i > l.lastIndex() {
 		return 0, ErrUnavailable
 	}
 	t, err := l.storage.Term(i)

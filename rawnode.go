@@ -47,7 +47,9 @@ type Peer struct {
 //
 // Every slice in a Ready belongs to the application once handed out, except
 // that the entries' Data may be shared with the node's log: do not modify
-// it.
+// it. The node never writes into what it handed out, and an append to a
+// handed-out slice cannot reach memory the node still uses, so the
+// application may keep any of them for as long as it likes.
 type Ready struct {
 	// SoftState is set when the leader or role changed since the last
 	// Ready, nil otherwise.
@@ -121,6 +123,11 @@ type RawNode struct {
 	// outstanding is true between Ready and Advance.
 	outstanding bool
 	ack         readyAck
+	// arena holds the memory of the messages Readys hand out.
+	arena messageArena
+	// busy records that a Ready was handed out since the last Tick; a
+	// node that stays idle for a whole tick releases its buffers.
+	busy bool
 }
 
 // NewRawNode builds a node from c, restoring its state from c.Storage. A
@@ -177,6 +184,29 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 func (rn *RawNode) Tick() {
 	rn.raft.ticks++
 	rn.raft.tick()
+	if !rn.busy {
+		rn.ReleaseMemory()
+	}
+	rn.busy = false
+}
+
+// ReleaseMemory drops the buffers a busy node keeps for reuse between
+// Readys: the spare room of its unstable entry array once every entry is
+// stable, and its spare message slots. The next Ready allocates them again.
+// A node does this by itself at a Tick when no Ready was handed out since
+// the previous one, so an idle group holds only its state; an application
+// that stops ticking an idle group (to quiesce it) may call it then. It
+// changes nothing the node will do.
+func (rn *RawNode) ReleaseMemory() {
+	rn.arena = messageArena{}
+	r := rn.raft
+	if len(r.msgs) == 0 {
+		r.msgs = nil
+	}
+	if len(r.msgsAfterAppend) == 0 {
+		r.msgsAfterAppend = nil
+	}
+	r.raftLog.unstable.release()
 }
 
 // TickQuiesced advances the node's logical clock by one tick and does
@@ -211,11 +241,18 @@ func (rn *RawNode) Campaign() error {
 // does not mean the proposal will commit (leadership may change): watch
 // CommittedEntries.
 func (rn *RawNode) Propose(data []byte) error {
-	return rn.raft.Step(pb.Message{
+	r := rn.raft
+	if r.propScratch == nil {
+		r.propScratch = new([1]pb.Entry)
+	}
+	r.propScratch[0] = pb.Entry{Data: data}
+	err := r.Step(pb.Message{
 		Type:    pb.MsgProp,
-		From:    rn.raft.id,
-		Entries: []pb.Entry{{Data: data}},
+		From:    r.id,
+		Entries: r.propScratch[:1:1],
 	})
+	r.propScratch[0] = pb.Entry{}
+	return err
 }
 
 // ProposeConfChange proposes a configuration change (ConfChange or
@@ -287,18 +324,19 @@ func (rn *RawNode) Ready() Ready {
 }
 
 // readyWithoutAccept builds the next Ready without handing it out: it
-// changes nothing, so Node can rebuild it until the application takes it.
+// changes nothing the node would miss, so Node can rebuild it until the
+// application takes it.
 func (rn *RawNode) readyWithoutAccept() Ready {
 	r := rn.raft
 	rd := Ready{
 		Entries:          r.raftLog.nextUnstableEnts(),
 		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
-		// Capped, so that appending below never writes into r.msgs.
-		Messages:   r.msgs[:len(r.msgs):len(r.msgs)],
-		ReadStates: r.readStates,
+		ReadStates:       r.readStates,
 	}
 	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
-		rd.SoftState = &ss
+		// Allocated only when it changed: a SoftState taken by address
+		// on every Ready would escape to the heap each time.
+		rd.SoftState = &SoftState{Lead: ss.Lead, RaftState: ss.RaftState}
 	}
 	if hs := r.hardState(); hs != rn.prevHardSt {
 		rd.HardState = hs
@@ -308,21 +346,62 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 	}
 	rd.MustSync = MustSync(r.hardState(), rn.prevHardSt, len(rd.Entries))
 	if rn.asyncWrite {
-		rd.Messages = rn.appendStorageMessages(rd)
+		rd.Messages = rn.storageMessages(&rd)
 	} else {
-		// Acknowledgements and votes travel with the Ready too: the
-		// contract sends Messages only after persisting. Those to
-		// ourselves wait for Advance (see accept).
-		for _, m := range r.msgsAfterAppend {
-			if m.To != r.id {
-				rd.Messages = append(rd.Messages, m)
-			}
-		}
-	}
-	if len(rd.Messages) == 0 {
-		rd.Messages = nil
+		rd.Messages = rn.readyMessages()
 	}
 	return rd
+}
+
+// readyMessages returns the messages of a Ready without
+// AsyncStorageWrites, in arena memory (see messageArena): r.msgs, then the
+// acknowledgements and votes to peers. The contract sends Messages only
+// after persisting, so those travel with the Ready; the ones to this node
+// itself wait for Advance (see accept).
+func (rn *RawNode) readyMessages() []pb.Message {
+	r := rn.raft
+	n := len(r.msgs)
+	for i := range r.msgsAfterAppend {
+		if r.msgsAfterAppend[i].To != r.id {
+			n++
+		}
+	}
+	out := rn.arena.peek(n)
+	k := copy(out, r.msgs)
+	for i := range r.msgsAfterAppend {
+		if m := &r.msgsAfterAppend[i]; m.To != r.id {
+			out[k] = *m
+			k++
+		}
+	}
+	return out
+}
+
+// maxReusedMessages bounds the internal message buffers kept between
+// Readys: one that grew past it in a burst is dropped rather than pinned
+// for the node's lifetime.
+const maxReusedMessages = 256
+
+// reuseMessages empties an internal message buffer for reuse (cleared, so
+// it pins nothing), or drops it if it is large.
+func reuseMessages(ms []pb.Message) []pb.Message {
+	if cap(ms) > maxReusedMessages {
+		return nil
+	}
+	clear(ms)
+	return ms[:0]
+}
+
+// arenaUsed is how many arena slots rd's messages (and their Responses,
+// with AsyncStorageWrites) took.
+func arenaUsed(rd *Ready) int {
+	n := len(rd.Messages)
+	for i := range rd.Messages {
+		if t := rd.Messages[i].Type; t == pb.MsgStorageAppend || t == pb.MsgStorageApply {
+			n += len(rd.Messages[i].Responses)
+		}
+	}
+	return n
 }
 
 // accept records what rd hands out, to be acknowledged at Advance.
@@ -338,11 +417,13 @@ func (rn *RawNode) accept(rd *Ready) {
 			}
 		}
 	}
-	r.msgs = nil
+	rn.busy = true
+	// The messages were copied out (into the arena, or ack.steps): the
+	// node's own arrays are reused, emptied so they pin nothing.
+	rn.arena.take(arenaUsed(rd))
+	r.msgs = reuseMessages(r.msgs)
+	r.msgsAfterAppend = reuseMessages(r.msgsAfterAppend)
 	r.readStates = nil
-	// msgsAfterAppend was copied out (into rd.Messages or ack.steps): its
-	// array can be reused.
-	r.msgsAfterAppend = r.msgsAfterAppend[:0]
 	r.raftLog.acceptUnstable()
 	if !IsEmptyHardState(rd.HardState) {
 		if invariants.Enabled {

@@ -385,8 +385,9 @@ func newIdleFollowerEtcd() (*peerEtcd, error) {
 	return n, nil
 }
 
-// idleGroupsEtcd: p.groups idle followers; the live heap they take, and
-// p.n passes of Tick and HasReady over all of them.
+// idleGroupsEtcd: p.groups idle followers; the live heap they take
+// once each has been ticked twice (as the idle groups of a running process
+// are), and p.n passes of Tick and HasReady over all of them.
 func idleGroupsEtcd(p params) (sample, error) {
 	before := liveHeap()
 	groups := make([]*peerEtcd, p.groups)
@@ -395,6 +396,8 @@ func idleGroupsEtcd(p params) (sample, error) {
 		if err != nil {
 			return sample{}, err
 		}
+		n.rn.Tick()
+		n.rn.Tick()
 		groups[i] = n
 	}
 	after := liveHeap()

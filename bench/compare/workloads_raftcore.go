@@ -383,8 +383,9 @@ func newIdleFollowerRaftcore() (*peerRaftcore, error) {
 	return n, nil
 }
 
-// idleGroupsRaftcore: p.groups idle followers; the live heap they take, and
-// p.n passes of Tick and HasReady over all of them.
+// idleGroupsRaftcore: p.groups idle followers; the live heap they take
+// once each has been ticked twice (as the idle groups of a running process
+// are), and p.n passes of Tick and HasReady over all of them.
 func idleGroupsRaftcore(p params) (sample, error) {
 	before := liveHeap()
 	groups := make([]*peerRaftcore, p.groups)
@@ -393,6 +394,8 @@ func idleGroupsRaftcore(p params) (sample, error) {
 		if err != nil {
 			return sample{}, err
 		}
+		n.rn.Tick()
+		n.rn.Tick()
 		groups[i] = n
 	}
 	after := liveHeap()
