@@ -90,6 +90,7 @@ type node struct {
 	advancec   chan struct{}
 	tickc      chan struct{}
 	statusc    chan chan Status
+	forwardc   chan chan []ForwardedOutcome
 	stop       chan struct{}
 	done       chan struct{}
 
@@ -144,6 +145,7 @@ func newNode(rn *RawNode) *node {
 		advancec:   make(chan struct{}),
 		tickc:      make(chan struct{}, maxPendingTicks),
 		statusc:    make(chan chan Status),
+		forwardc:   make(chan chan []ForwardedOutcome),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -226,6 +228,8 @@ func (n *node) run() {
 			advancec = nil
 		case c := <-n.statusc:
 			c <- getStatus(r)
+		case c := <-n.forwardc:
+			c <- n.rn.ForwardedOutcomes()
 		case <-n.stop:
 			return
 		}
@@ -262,6 +266,9 @@ func (n *node) propose(req stepRequest) {
 	err := r.Step(req.m)
 	if err == nil && req.where != nil {
 		*req.where = n.rn.proposalResult()
+		if req.where.Forwarded {
+			req.where.ForwardID = r.watchForwarded(req.m.Entries[0])
+		}
 	}
 	n.reply(req, err)
 }

@@ -318,7 +318,8 @@ func TestProposalDropReasonsAreDistinct(t *testing.T) {
 
 // ProposeWithResult through a Node: the leader reports the (index, term)
 // the proposal was appended at, and the entry committed there is it; a
-// follower reports that it forwarded the proposal to the leader.
+// follower reports that it forwarded the proposal to the leader, and
+// ForwardedOutcomes later says where the leader appended it.
 func TestNodeProposeWithResult(t *testing.T) {
 	nn := newNodeNet(t, 1, 2)
 	nn.elect(1)
@@ -336,8 +337,26 @@ func TestNodeProposeWithResult(t *testing.T) {
 
 	fres, err := ProposeWithResult(nn.ctx, nn.nodes[2], []byte("via a follower"))
 	require.NoError(t, err)
-	require.Equal(t, ProposalResult{Forwarded: true, Leader: 1}, fres)
+	require.Equal(t, ProposalResult{Forwarded: true, Leader: 1, ForwardID: 1}, fres)
+	var outcomes []ForwardedOutcome
+	nn.runUntil("the forwarded proposal's outcome", func() bool {
+		got, err := ForwardedOutcomes(nn.ctx, nn.nodes[2])
+		require.NoError(t, err)
+		outcomes = append(outcomes, got...)
+		return len(outcomes) > 0
+	})
+	require.Len(t, outcomes, 1)
+	out := outcomes[0]
+	require.Equal(t, fres.ForwardID, out.ForwardID)
+	require.False(t, out.Unknown)
+	nn.runUntil("the forwarded proposal to apply", func() bool { return nn.nodes[2].Status().Applied >= out.Index })
+	ents, err = nn.storages[2].Entries(out.Index, out.Index+1, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, out.Term, ents[0].Term)
+	require.Equal(t, []byte("via a follower"), ents[0].Data)
 
 	_, err = ProposeWithResult(nn.ctx, nil, nil)
+	require.ErrorIs(t, err, errNotOwnNode)
+	_, err = ForwardedOutcomes(nn.ctx, nil)
 	require.ErrorIs(t, err, errNotOwnNode)
 }

@@ -21,8 +21,8 @@ type ProposalResult struct {
 	Index, Term uint64
 	Forwarded   bool
 	Leader      uint64
-	// ForwardID names a forwarded proposal in RawNode.ForwardedOutcomes;
-	// 0 when it is not followed (on the leader, or through a Node).
+	// ForwardID names a forwarded proposal in RawNode.ForwardedOutcomes
+	// (or ForwardedOutcomes, for a Node); 0 on the leader.
 	ForwardID uint64
 }
 
@@ -68,7 +68,7 @@ func (rn *RawNode) proposalResult() ProposalResult {
 
 // errNotOwnNode is returned by ProposeWithResult for a Node it cannot see
 // into.
-var errNotOwnNode = errors.New("raft: ProposeWithResult needs a Node made by StartNode or RestartNode")
+var errNotOwnNode = errors.New("raft: ProposeWithResult and ForwardedOutcomes need a Node made by StartNode or RestartNode")
 
 // ProposeWithResult proposes data through n, like n.Propose (waiting for a
 // leader, until ctx is done), and says where the proposal went, as
@@ -85,4 +85,25 @@ func ProposeWithResult(ctx context.Context, n Node, data []byte) (ProposalResult
 		return ProposalResult{}, err
 	}
 	return where, nil
+}
+
+// ForwardedOutcomes is RawNode.ForwardedOutcomes for a Node made by
+// StartNode or RestartNode: what it learned, since the last call, of the
+// proposals it forwarded through ProposeWithResult (named by their
+// ProposalResult.ForwardID). It returns ctx's error if ctx is done first,
+// and nothing once the node has stopped.
+func ForwardedOutcomes(ctx context.Context, n Node) ([]ForwardedOutcome, error) {
+	nd, ok := n.(*node)
+	if !ok {
+		return nil, errNotOwnNode
+	}
+	c := make(chan []ForwardedOutcome, 1)
+	select {
+	case nd.forwardc <- c:
+		return <-c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-nd.done:
+		return nil, nil
+	}
 }
