@@ -177,6 +177,12 @@ type ChaosConfig struct {
 	// Seeds is how many seeds Run runs (default 20; the flag
 	// -rafttest.seeds overrides it).
 	Seeds int
+	// NoDuplicates keeps the network from delivering a message twice, for
+	// a server whose transport never does (one send per message over
+	// TCP, no resending): such a server may apply a proposal each time it
+	// is committed, and a duplicated proposal would be committed twice.
+	// Messages are still lost, late and reordered.
+	NoDuplicates bool
 }
 
 func (c ChaosConfig) withDefaults() ChaosConfig {

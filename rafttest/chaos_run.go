@@ -103,6 +103,9 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	fault.Clients, fault.ChaosTicks, fault.LivenessTicks = cfg.Clients, cfg.ChaosTicks, cfg.LivenessTicks
 	fault.ConfChangeRate, fault.StepDownOnRemoval, fault.CompactEvery, fault.SnapshotTimeout, fault.ForgetReports = 0, false, 0, 0, 0
 	fault.LeaseReads, fault.Async, fault.ApplyDelay, fault.FreshLeaderCrashRate, fault.SlowDisk = false, false, 0, 0, 0
+	if cfg.NoDuplicates {
+		fault.DupRate = 0
+	}
 	r := &chaosRun{
 		cfg:       cfg,
 		fault:     fault,

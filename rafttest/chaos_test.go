@@ -36,6 +36,9 @@ type counterBugs struct {
 	skipHardState bool
 	// skipAdvance never calls Advance.
 	skipAdvance bool
+	// applyDuplicates applies an operation each time it is committed: a
+	// proposal the network delivered twice is applied twice.
+	applyDuplicates bool
 }
 
 // counterInput is an operation on one of the replicated counters: add
@@ -275,7 +278,7 @@ func (s *counterServer) apply(e pb.Entry) error {
 	if err := json.Unmarshal(e.Data, &ce); err != nil {
 		return fmt.Errorf("entry %d: %v", e.Index, err)
 	}
-	if s.disk.state.Applied[ce.ID] {
+	if s.disk.state.Applied[ce.ID] && !s.bugs.applyDuplicates {
 		return nil // a duplicate of a proposal
 	}
 	s.disk.state.Applied[ce.ID] = true
@@ -322,6 +325,7 @@ func TestRunCatchesBrokenServers(t *testing.T) {
 		{name: "answers reads without ReadIndex", bugs: counterBugs{localReads: true}, want: "not linearizable"},
 		{name: "does not persist its HardState", bugs: counterBugs{skipHardState: true}, want: "restarted at term"},
 		{name: "never calls Advance", bugs: counterBugs{skipAdvance: true}, want: "without calling Advance"},
+		{name: "applies a duplicated proposal twice", bugs: counterBugs{applyDuplicates: true}, want: "not linearizable"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := counterConfig(tt.bugs)
@@ -345,6 +349,19 @@ func TestRunCatchesBrokenServers(t *testing.T) {
 			}
 			t.Logf("%d of 20 seeds caught it; seed %d: %s", caught, first.Seed, strings.Join(first.Violations, "; "))
 		})
+	}
+}
+
+// With NoDuplicates the network delivers no message twice, so a server
+// whose transport never does may apply a proposal each time it is
+// committed.
+func TestRunNoDuplicates(t *testing.T) {
+	cfg := counterConfig(counterBugs{applyDuplicates: true})
+	cfg.NoDuplicates = true
+	for seed := uint64(1); seed <= 20; seed++ {
+		if res := rafttest.RunChaos(cfg, seed); res.Failed() || res.Faults.DupRate != 0 {
+			t.Fatalf("dup rate %v: %s", res.Faults.DupRate, res.Report())
+		}
 	}
 }
 
