@@ -262,7 +262,8 @@ func (r *chaosRun) node(id uint64) *chaosNode {
 // chaosStep injects this tick's faults.
 func (r *chaosRun) chaosStep() {
 	f := r.fault
-	if r.rnd.Float64() < f.PartitionRate {
+	// One node has no network to partition.
+	if r.rnd.Float64() < f.PartitionRate && len(r.nodes) > 1 {
 		what := repartition(r.rnd, r.net, len(r.nodes))
 		r.event("%s", what)
 		r.mark("network", what, "", "#fd8")

@@ -365,6 +365,13 @@ func TestRunNoDuplicates(t *testing.T) {
 	}
 }
 
+// A one-node cluster runs too: crashes and restarts, no partitions.
+func TestRunOneNode(t *testing.T) {
+	cfg := counterConfig(counterBugs{})
+	cfg.Nodes = 1
+	rafttest.Run(t, cfg)
+}
+
 // fatalTB records Run's failure in place of a real test.
 type fatalTB struct {
 	testing.TB
