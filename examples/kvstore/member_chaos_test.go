@@ -80,6 +80,10 @@ func startSimMember(env *rafttest.ServerEnv, staleReads bool) (rafttest.Server, 
 
 func (s *simMember) RawNode() *raft.RawNode { return s.m.rn }
 
+// Storage lets the simulator check the member's stored log (Leader
+// Completeness, committed entries).
+func (s *simMember) Storage() raft.Storage { return s.m.store }
+
 // HandleReady runs the member's own Ready handling; a failure it stops on
 // (m.fatal) is an error for the simulator.
 func (s *simMember) HandleReady(rd raft.Ready) (err error) {
