@@ -69,6 +69,18 @@ type Server interface {
 	Submit(op Op)
 }
 
+// StorageServer is a Server whose log the simulator may read: the
+// storage its RawNode reads and its HandleReady persists to (env.Storage,
+// or its own). Run then also checks that every new leader's log holds
+// each entry committed before its term (Leader Completeness) and that
+// every node's log holds the committed entry at each index up to the
+// commit index it persisted (its storage never loses or replaces one).
+// The simulator only reads it, between the steps it drives.
+type StorageServer interface {
+	Server
+	Storage() raft.Storage
+}
+
 // Op is a client's operation handed to Server.Submit.
 type Op struct {
 	// ID is unique within a run: a server that puts it in the proposed
@@ -177,6 +189,12 @@ type ChaosConfig struct {
 	// Seeds is how many seeds Run runs (default 20; the flag
 	// -rafttest.seeds overrides it).
 	Seeds int
+	// NoDuplicates keeps the network from delivering a message twice, for
+	// a server whose transport never does (one send per message over
+	// TCP, no resending): such a server may apply a proposal each time it
+	// is committed, and a duplicated proposal would be committed twice.
+	// Messages are still lost, late and reordered.
+	NoDuplicates bool
 }
 
 func (c ChaosConfig) withDefaults() ChaosConfig {

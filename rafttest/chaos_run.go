@@ -21,6 +21,8 @@ type chaosNode struct {
 	srv     Server
 	rn      *raft.RawNode
 	env     *ServerEnv
+	// log is the server's storage if it is a StorageServer.
+	log raft.Storage
 	// restarts counts the node's crashes.
 	restarts int
 	// persisted is the last HardState handed to a HandleReady that
@@ -78,7 +80,9 @@ type chaosRun struct {
 
 	leaders   map[uint64]leadership
 	committed map[uint64]entryRecord
-	chaos     bool
+	// maxTerm is the highest term any node has reached.
+	maxTerm uint64
+	chaos   bool
 
 	timeline []porcupine.Annotation
 	// window counts the messages delivered and lost since the timeline's
@@ -103,6 +107,9 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	fault.Clients, fault.ChaosTicks, fault.LivenessTicks = cfg.Clients, cfg.ChaosTicks, cfg.LivenessTicks
 	fault.ConfChangeRate, fault.StepDownOnRemoval, fault.CompactEvery, fault.SnapshotTimeout, fault.ForgetReports = 0, false, 0, 0, 0
 	fault.LeaseReads, fault.Async, fault.ApplyDelay, fault.FreshLeaderCrashRate, fault.SlowDisk = false, false, 0, 0, 0
+	if cfg.NoDuplicates {
+		fault.DupRate = 0
+	}
 	r := &chaosRun{
 		cfg:       cfg,
 		fault:     fault,
@@ -204,7 +211,10 @@ func (r *chaosRun) start(n *chaosNode) {
 		r.violate("node %d: start: %v", n.id, err)
 		return
 	}
-	n.srv, n.rn = srv, srv.RawNode()
+	n.srv, n.rn, n.log = srv, srv.RawNode(), nil
+	if ss, ok := srv.(StorageServer); ok {
+		n.log = ss.Storage()
+	}
 	st := n.rn.BasicStatus()
 	p := n.persisted
 	if st.Term < p.Term || (st.Term == p.Term && p.Vote != raft.None && st.Vote != p.Vote) {
@@ -232,7 +242,7 @@ func (r *chaosRun) crash(n *chaosNode) {
 			r.violate("node %d: close: %v", n.id, err)
 		}
 	}
-	n.srv, n.rn = nil, nil
+	n.srv, n.rn, n.log = nil, nil, nil
 	n.restarts++
 	r.event("node %d crashed", n.id)
 	r.closeSpan(n)
@@ -259,7 +269,8 @@ func (r *chaosRun) node(id uint64) *chaosNode {
 // chaosStep injects this tick's faults.
 func (r *chaosRun) chaosStep() {
 	f := r.fault
-	if r.rnd.Float64() < f.PartitionRate {
+	// One node has no network to partition.
+	if r.rnd.Float64() < f.PartitionRate && len(r.nodes) > 1 {
 		what := repartition(r.rnd, r.net, len(r.nodes))
 		r.event("%s", what)
 		r.mark("network", what, "", "#fd8")
@@ -308,6 +319,9 @@ func (r *chaosRun) tick() {
 			break
 		}
 	}
+	for _, n := range r.running() {
+		r.checkStoredLog(n)
+	}
 	if (r.now+1)%windowTicks == 0 {
 		r.closeWindow()
 	}
@@ -335,6 +349,9 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 	if !raft.IsEmptyHardState(rd.HardState) {
 		n.persisted = rd.HardState
 	}
+	if rd.SoftState != nil && rd.RaftState == raft.StateLeader {
+		r.checkLeaderLog(n)
+	}
 	if k := len(rd.CommittedEntries); k > 0 {
 		if applied := n.rn.BasicStatus().Applied; applied < rd.CommittedEntries[k-1].Index {
 			r.violate("node %d: HandleReady returned without calling Advance (applied %d, handed entries up to %d)", n.id, applied, rd.CommittedEntries[k-1].Index)
@@ -352,7 +369,7 @@ func (r *chaosRun) checkCommitted(n *chaosNode, e pb.Entry) {
 		r.violate("node %d is handed committed entry %d after %d", n.id, e.Index, n.applied)
 	}
 	n.applied = e.Index
-	rec := entryRecord{term: e.Term, data: string(e.Data)}
+	rec := entryRecord{term: e.Term, data: string(e.Data), seenTerm: r.maxTerm}
 	if prev, ok := r.committed[e.Index]; !ok {
 		r.committed[e.Index] = rec
 	} else if prev.term != rec.term || prev.data != rec.data {
@@ -364,6 +381,7 @@ func (r *chaosRun) checkCommitted(n *chaosNode, e pb.Entry) {
 // timeline.
 func (r *chaosRun) observe(n *chaosNode) {
 	st := n.rn.BasicStatus()
+	r.maxTerm = max(r.maxTerm, st.Term)
 	if st.RaftState == raft.StateLeader {
 		l := leadership{id: n.id, incarnation: n.restarts}
 		if prev, ok := r.leaders[st.Term]; !ok {
@@ -433,5 +451,65 @@ func (r *chaosRun) lost(m pb.Message) {
 func (r *chaosRun) reportSnapshot(m pb.Message, status raft.SnapshotStatus) {
 	if from := r.node(m.From); m.Type == pb.MsgSnap && from != nil && from.srv != nil {
 		from.rn.ReportSnapshot(m.To, status)
+	}
+}
+
+// checkLeaderLog checks, once a new leader's first Ready is handled, that
+// its stored log holds every entry committed before its term (Leader
+// Completeness): those first applied while no node had reached its term.
+func (r *chaosRun) checkLeaderLog(n *chaosNode) {
+	if n.log == nil {
+		return
+	}
+	term := n.rn.BasicStatus().Term
+	first, err1 := n.log.FirstIndex()
+	last, err2 := n.log.LastIndex()
+	if err1 != nil || err2 != nil {
+		r.violate("node %d: storage: %v", n.id, errors.Join(err1, err2))
+		return
+	}
+	for i := first; ; i++ {
+		rec, ok := r.committed[i]
+		if !ok {
+			return // committed indexes are contiguous from 1
+		}
+		if rec.seenTerm >= term {
+			continue // perhaps committed in its term or later
+		}
+		if i > last {
+			r.violate("leader %d of term %d lacks committed entry %d (its stored log ends at %d)", n.id, term, i, last)
+			return
+		}
+		if t, err := n.log.Term(i); err == nil && t != rec.term {
+			r.violate("leader %d of term %d holds term %d at committed index %d (committed term %d)", n.id, term, t, i, rec.term)
+			return
+		}
+	}
+}
+
+// checkStoredLog checks that n's stored log holds the committed entry at
+// the last indexes up to the commit index it persisted.
+func (r *chaosRun) checkStoredLog(n *chaosNode) {
+	if n.log == nil {
+		return
+	}
+	first, err := n.log.FirstIndex()
+	if err != nil {
+		r.violate("node %d: storage: %v", n.id, err)
+		return
+	}
+	hi := n.persisted.Commit
+	for i := max(first, hi-min(hi, 64)); i <= hi && i > 0; i++ {
+		rec, ok := r.committed[i]
+		if !ok {
+			continue
+		}
+		if t, err := n.log.Term(i); err == nil && t != rec.term {
+			r.violate("node %d stores term %d at committed index %d (committed term %d)", n.id, t, i, rec.term)
+			return
+		} else if errors.Is(err, raft.ErrUnavailable) {
+			r.violate("node %d stores no entry at committed index %d, below the commit index %d it persisted", n.id, i, hi)
+			return
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -36,6 +37,16 @@ type counterBugs struct {
 	skipHardState bool
 	// skipAdvance never calls Advance.
 	skipAdvance bool
+	// applyDuplicates applies an operation each time it is committed: a
+	// proposal the network delivered twice is applied twice.
+	applyDuplicates bool
+	// keepConflicting stores only the entries past its last index: an
+	// entry a new leader sent to replace one is not stored.
+	keepConflicting bool
+	// loseTail loses, at each restart, the stored entries past the
+	// stored commit index, as a log that acknowledges entries before
+	// syncing them does.
+	loseTail bool
 }
 
 // counterInput is an operation on one of the replicated counters: add
@@ -87,6 +98,33 @@ type counterDisk struct {
 	state   counterState
 	applied uint64
 	conf    pb.ConfState
+	// log is the node's log with counterBugs.loseTail (nil otherwise).
+	log *raft.MemoryStorage
+}
+
+// dropTail returns a copy of ms without the entries past its commit
+// index.
+func dropTail(ms *raft.MemoryStorage) (*raft.MemoryStorage, error) {
+	out := raft.NewMemoryStorage()
+	hs, _, err := ms.InitialState()
+	if err != nil {
+		return nil, err
+	}
+	snap, err := ms.Snapshot()
+	if err == nil && !raft.IsEmptySnap(snap) {
+		err = out.ApplySnapshot(snap)
+	}
+	first, _ := ms.FirstIndex()
+	if err == nil && hs.Commit >= first {
+		var ents []pb.Entry
+		if ents, err = ms.Entries(first, hs.Commit+1, math.MaxUint64); err == nil {
+			err = out.Append(ents)
+		}
+	}
+	if err == nil {
+		err = out.SetHardState(hs)
+	}
+	return out, err
 }
 
 // counterState is the state machine, as its snapshots hold it: the
@@ -142,6 +180,17 @@ func counterConfig(bugs counterBugs) rafttest.ChaosConfig {
 				env.Durable = &counterDisk{state: counterState{Counters: map[string]int{}, Applied: map[uint64]bool{}}}
 			}
 			s := &counterServer{bugs: bugs, env: env, disk: env.Durable.(*counterDisk), waiting: map[uint64]func(any){}, reads: map[string]*counterRead{}}
+			if bugs.loseTail {
+				if s.disk.log == nil {
+					s.disk.log = env.Storage
+				} else {
+					var err error
+					if s.disk.log, err = dropTail(s.disk.log); err != nil {
+						return nil, err
+					}
+				}
+				env.Storage = s.disk.log
+			}
 			cfg := env.Config()
 			snap, err := env.Storage.Snapshot()
 			if err != nil {
@@ -190,6 +239,8 @@ func counterConfig(bugs counterBugs) rafttest.ChaosConfig {
 
 func (s *counterServer) RawNode() *raft.RawNode { return s.rn }
 
+func (s *counterServer) Storage() raft.Storage { return s.env.Storage }
+
 func (s *counterServer) Submit(op rafttest.Op) {
 	in := op.Input.(counterInput)
 	if in.Delta == 0 && s.bugs.localReads {
@@ -215,7 +266,12 @@ func (s *counterServer) HandleReady(rd raft.Ready) error {
 	if s.bugs.skipHardState {
 		hs = pb.HardState{}
 	}
-	if err := s.env.Storage.Save(hs, rd.Entries, rd.Snapshot); err != nil {
+	ents := rd.Entries
+	if s.bugs.keepConflicting && len(ents) > 0 {
+		last, _ := s.env.Storage.LastIndex()
+		ents = ents[min(len(ents), int(last+1-min(last+1, ents[0].Index))):]
+	}
+	if err := s.env.Storage.Save(hs, ents, rd.Snapshot); err != nil {
 		return err
 	}
 	s.env.Send(rd.Messages...)
@@ -275,7 +331,7 @@ func (s *counterServer) apply(e pb.Entry) error {
 	if err := json.Unmarshal(e.Data, &ce); err != nil {
 		return fmt.Errorf("entry %d: %v", e.Index, err)
 	}
-	if s.disk.state.Applied[ce.ID] {
+	if s.disk.state.Applied[ce.ID] && !s.bugs.applyDuplicates {
 		return nil // a duplicate of a proposal
 	}
 	s.disk.state.Applied[ce.ID] = true
@@ -322,6 +378,9 @@ func TestRunCatchesBrokenServers(t *testing.T) {
 		{name: "answers reads without ReadIndex", bugs: counterBugs{localReads: true}, want: "not linearizable"},
 		{name: "does not persist its HardState", bugs: counterBugs{skipHardState: true}, want: "restarted at term"},
 		{name: "never calls Advance", bugs: counterBugs{skipAdvance: true}, want: "without calling Advance"},
+		{name: "applies a duplicated proposal twice", bugs: counterBugs{applyDuplicates: true}, want: "not linearizable"},
+		{name: "does not replace conflicting entries", bugs: counterBugs{keepConflicting: true}, want: "at committed index"},
+		{name: "loses acknowledged entries at a restart", bugs: counterBugs{loseTail: true}, want: "refused"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := counterConfig(tt.bugs)
@@ -346,6 +405,26 @@ func TestRunCatchesBrokenServers(t *testing.T) {
 			t.Logf("%d of 20 seeds caught it; seed %d: %s", caught, first.Seed, strings.Join(first.Violations, "; "))
 		})
 	}
+}
+
+// With NoDuplicates the network delivers no message twice, so a server
+// whose transport never does may apply a proposal each time it is
+// committed.
+func TestRunNoDuplicates(t *testing.T) {
+	cfg := counterConfig(counterBugs{applyDuplicates: true})
+	cfg.NoDuplicates = true
+	for seed := uint64(1); seed <= 20; seed++ {
+		if res := rafttest.RunChaos(cfg, seed); res.Failed() || res.Faults.DupRate != 0 {
+			t.Fatalf("dup rate %v: %s", res.Faults.DupRate, res.Report())
+		}
+	}
+}
+
+// A one-node cluster runs too: crashes and restarts, no partitions.
+func TestRunOneNode(t *testing.T) {
+	cfg := counterConfig(counterBugs{})
+	cfg.Nodes = 1
+	rafttest.Run(t, cfg)
 }
 
 // fatalTB records Run's failure in place of a real test.

@@ -245,29 +245,32 @@ func (m *member) write(ctx context.Context, c command) (applyResult, error) {
 	c.ID = m.newRequestID()
 	data := encodeCommand(c)
 	w := m.newWaiter()
-	ok := m.do(ctx, func() {
-		if m.removed.Load() {
-			w.finish(errRemoved)
-			return
-		}
-		if m.lead == 0 {
-			w.finish(errNoLeader)
-			return
-		}
-		m.metrics.proposals.Inc()
-		res, err := m.rn.ProposeWithResult(data)
-		if err != nil {
-			m.metrics.proposalsFailed.Inc()
-			w.finish(fmt.Errorf("%w (%v)", errNoLeader, err))
-			return
-		}
-		m.track(w, c.ID, res)
-	})
-	if !ok {
+	if !m.do(ctx, func() { m.propose(w, c.ID, data) }) {
 		return applyResult{}, m.stoppedErr()
 	}
 	err := m.wait(ctx, w)
 	return w.result, err
+}
+
+// propose proposes a command (data, with request id reqID), on the loop
+// goroutine; w is answered when it is applied, or fails.
+func (m *member) propose(w *waiter, reqID string, data []byte) {
+	if m.removed.Load() {
+		w.finish(errRemoved)
+		return
+	}
+	if m.lead == 0 {
+		w.finish(errNoLeader)
+		return
+	}
+	m.metrics.proposals.Inc()
+	res, err := m.rn.ProposeWithResult(data)
+	if err != nil {
+		m.metrics.proposalsFailed.Inc()
+		w.finish(fmt.Errorf("%w (%v)", errNoLeader, err))
+		return
+	}
+	m.track(w, reqID, res)
 }
 
 func (m *member) newWaiter() *waiter {
@@ -298,23 +301,27 @@ func (m *member) linearizableRead(ctx context.Context) error {
 	}
 	w := m.newWaiter()
 	rctx := m.newRequestID()
-	ok := m.do(ctx, func() {
-		if m.removed.Load() {
-			w.finish(errRemoved)
-			return
-		}
-		if m.lead == 0 {
-			w.finish(errNoLeader)
-			return
-		}
-		m.metrics.readIndex.Inc()
-		m.reads[rctx] = w
-		m.rn.ReadIndex([]byte(rctx))
-	})
-	if !ok {
+	if !m.do(ctx, func() { m.readIndex(w, rctx) }) {
 		return m.stoppedErr()
 	}
 	return m.wait(ctx, w)
+}
+
+// readIndex asks for a read index (the request context rctx), on the loop
+// goroutine; w is answered once the state machine has applied it, or
+// fails.
+func (m *member) readIndex(w *waiter, rctx string) {
+	if m.removed.Load() {
+		w.finish(errRemoved)
+		return
+	}
+	if m.lead == 0 {
+		w.finish(errNoLeader)
+		return
+	}
+	m.metrics.readIndex.Inc()
+	m.reads[rctx] = w
+	m.rn.ReadIndex([]byte(rctx))
 }
 
 func (m *member) handleStatus(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -40,6 +41,9 @@ type memberConfig struct {
 	// dropIncoming, for tests, drops the peer messages it returns true
 	// for, as a network partition would.
 	dropIncoming func(pb.Message) bool
+	// configureRaft, for tests, changes the RawNode's configuration before
+	// it is built (a simulator's random source, say).
+	configureRaft func(*raft.Config)
 }
 
 // storage is what the member persists to: the WAL, or MemoryStorage.
@@ -49,6 +53,17 @@ type storage interface {
 	CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Snapshot, error)
 	Compact(i uint64) error
 	Close() error
+}
+
+// peerTransport is what the member needs of its peer transport
+// (*transport; a simulated network in tests): the loop sends through it
+// and tells it the members' addresses.
+type peerTransport interface {
+	send(msgs []pb.Message)
+	setPeer(id uint64, addr string)
+	removePeer(id uint64)
+	peerClients() map[uint64]string
+	close()
 }
 
 // memStorage gives MemoryStorage the WAL's write side.
@@ -128,7 +143,7 @@ type member struct {
 	metrics *metrics
 	store   storage
 	sm      *stateMachine
-	tr      *transport
+	tr      peerTransport
 	httpSrv *http.Server
 	clientL net.Listener
 
@@ -166,13 +181,7 @@ type member struct {
 // startMember opens the storage, recovers the state machine, and starts
 // the loop, the peer transport and the HTTP API.
 func startMember(cfg memberConfig) (*member, error) {
-	m := &member{
-		cfg: cfg, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(), sm: newStateMachine(),
-		waiters: map[string]*waiter{}, reads: map[string]*waiter{},
-		atIndex: map[uint64][]*waiter{}, forwarded: map[uint64]*waiter{},
-		inbox: make(chan func(), 4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
-		stopC: make(chan struct{}), doneC: make(chan struct{}), failedC: make(chan struct{}), started: time.Now(),
-	}
+	m := newMember(cfg)
 	if err := m.openStorage(); err != nil {
 		return nil, err
 	}
@@ -186,6 +195,17 @@ func startMember(cfg memberConfig) (*member, error) {
 	}
 	go m.run()
 	return m, nil
+}
+
+// newMember returns a member with nothing opened or started yet.
+func newMember(cfg memberConfig) *member {
+	return &member{
+		cfg: cfg, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(), sm: newStateMachine(),
+		waiters: map[string]*waiter{}, reads: map[string]*waiter{},
+		atIndex: map[uint64][]*waiter{}, forwarded: map[uint64]*waiter{},
+		inbox: make(chan func(), 4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
+		stopC: make(chan struct{}), doneC: make(chan struct{}), failedC: make(chan struct{}), started: time.Now(),
+	}
 }
 
 func (m *member) openStorage() error {
@@ -218,7 +238,7 @@ func (m *member) startRaft() error {
 		m.lastSnap = snap.Metadata.Index
 		m.noteRemoval(snap.Metadata.ConfState)
 	}
-	rn, err := raft.NewRawNode(&raft.Config{
+	rc := &raft.Config{
 		ID:                m.cfg.ID,
 		ElectionTick:      electionTick,
 		HeartbeatTick:     1,
@@ -230,7 +250,11 @@ func (m *member) startRaft() error {
 		PreVote:           true,
 		StepDownOnRemoval: true,
 		Logger:            raft.NewSlogLogger(m.log.With("component", "raft")),
-	})
+	}
+	if m.cfg.configureRaft != nil {
+		m.cfg.configureRaft(rc)
+	}
+	rn, err := raft.NewRawNode(rc)
 	if err != nil {
 		return err
 	}
@@ -240,9 +264,11 @@ func (m *member) startRaft() error {
 		return err
 	}
 	if last == 0 && !m.cfg.Join {
+		// Every member bootstraps the same log: the same entry at each
+		// index, so members in increasing id order (not the map's).
 		var peers []raft.Peer
-		for id, addr := range m.cfg.InitialCluster {
-			peers = append(peers, raft.Peer{ID: id, Context: mustJSON(confContext{Peer: addr})})
+		for _, id := range slices.Sorted(maps.Keys(m.cfg.InitialCluster)) {
+			peers = append(peers, raft.Peer{ID: id, Context: mustJSON(confContext{Peer: m.cfg.InitialCluster[id]})})
 		}
 		if err := rn.Bootstrap(peers); err != nil {
 			return err
@@ -366,7 +392,7 @@ func (m *member) run() {
 			}
 		}
 		for m.rn.HasReady() {
-			m.handleReady()
+			m.handleReady(m.rn.Ready())
 		}
 		m.publishStatus()
 	}
@@ -387,13 +413,13 @@ func (m *member) handleReport(r report) {
 	}
 }
 
-// handleReady follows the Ready contract: persist, send, apply, advance.
-func (m *member) handleReady() {
+// handleReady follows the Ready contract for rd, just taken from the
+// RawNode: persist, send, apply, advance.
+func (m *member) handleReady(rd raft.Ready) {
 	start := time.Now()
 	// Where forwarded writes went is learned from the messages stepped
 	// so far: take it before applying.
 	m.takeForwardedOutcomes()
-	rd := m.rn.Ready()
 	if rd.SoftState != nil {
 		m.softStateChanged(rd.SoftState)
 	}

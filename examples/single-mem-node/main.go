@@ -75,12 +75,15 @@ type nodeStorage struct {
 	close   func() error
 }
 
+func memStorage(ms *raft.MemoryStorage) nodeStorage {
+	return nodeStorage{Storage: ms, close: func() error { return nil }, persist: func(rd raft.Ready) error {
+		return ms.Save(rd.HardState, rd.Entries, rd.Snapshot)
+	}}
+}
+
 func openStorage(walDir string) (nodeStorage, error) {
 	if walDir == "" {
-		ms := raft.NewMemoryStorage()
-		return nodeStorage{Storage: ms, close: func() error { return nil }, persist: func(rd raft.Ready) error {
-			return ms.Save(rd.HardState, rd.Entries, rd.Snapshot)
-		}}, nil
+		return memStorage(raft.NewMemoryStorage()), nil
 	}
 	ws, err := wal.Open(walDir, wal.Options{})
 	if err != nil {
@@ -140,7 +143,7 @@ func run(walDir string, out io.Writer) (*kvStore, error) {
 			}
 		}
 		if node.HasReady() {
-			if err := handleReady(node, storage, kv); err != nil {
+			if err := handleReady(node, storage, kv, node.Ready()); err != nil {
 				return nil, err
 			}
 			continue
@@ -167,10 +170,9 @@ func run(walDir string, out io.Writer) (*kvStore, error) {
 	return kv, nil
 }
 
-// handleReady follows the Ready contract: persist, send, apply, advance.
-func handleReady(node *raft.RawNode, storage nodeStorage, kv *kvStore) error {
-	rd := node.Ready()
-
+// handleReady follows the Ready contract for rd, just taken from node:
+// persist, send, apply, advance.
+func handleReady(node *raft.RawNode, storage nodeStorage, kv *kvStore, rd raft.Ready) error {
 	// 1. Persist the snapshot, entries and hard state (wal.Storage syncs
 	//    when rd.MustSync).
 	if err := storage.persist(rd); err != nil {

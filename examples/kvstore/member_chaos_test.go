@@ -1,0 +1,216 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/raftcore/raft"
+	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/rafttest"
+)
+
+// The member's own loop code — its Ready handling, state machine,
+// snapshots and the way it answers writes and reads — runs here under
+// rafttest's simulation, which owns time, the network and crashes. Only
+// the sockets are left out: the peer transport is the simulated network,
+// and the HTTP handlers' work on the loop (propose, readIndex) is called
+// directly.
+
+// simTransport is the member's peer transport in the simulation.
+type simTransport struct{ env *rafttest.ServerEnv }
+
+func (t simTransport) send(msgs []pb.Message)       { t.env.Send(msgs...) }
+func (simTransport) setPeer(uint64, string)         {}
+func (simTransport) removePeer(uint64)              {}
+func (simTransport) peerClients() map[uint64]string { return map[uint64]string{} }
+func (simTransport) close()                         {}
+
+// simMember is one incarnation of a member in the simulation.
+type simMember struct {
+	m *member
+	// staleReads serves reads from the local state machine without a
+	// read index, as GET ?consistency=stale does.
+	staleReads bool
+	// pending are the operations whose waiter has not finished yet.
+	pending []simOp
+}
+
+type simOp struct {
+	op  rafttest.Op
+	in  rafttest.KVInput
+	w   *waiter
+	get bool
+}
+
+// startSimMember starts a member from what env's storage holds, as
+// startMember does from its data directory.
+func startSimMember(env *rafttest.ServerEnv, staleReads bool) (rafttest.Server, error) {
+	cfg := memberConfig{
+		ID:             env.ID,
+		InMemory:       true,
+		InitialCluster: map[uint64]string{},
+		SnapshotEvery:  16, // small, so that snapshots and compaction happen
+		RequestTimeout: time.Hour,
+		Logger:         slog.New(slog.DiscardHandler),
+		configureRaft: func(c *raft.Config) {
+			// The simulation's random source, so that a seed replays, and
+			// its choices of PreVote, CheckQuorum and flow control.
+			sim := env.Config()
+			c.RandomSource, c.PreVote, c.CheckQuorum = sim.RandomSource, sim.PreVote, sim.CheckQuorum
+			c.MaxSizePerMsg, c.MaxInflightMsgs = sim.MaxSizePerMsg, sim.MaxInflightMsgs
+		},
+	}
+	for _, p := range env.Peers {
+		cfg.InitialCluster[p.ID] = fmt.Sprintf("node%d:2380", p.ID)
+	}
+	m := newMember(cfg)
+	// Request ids stay unique across restarts, and the same in every run
+	// of a seed.
+	m.started = time.Unix(0, int64(env.Restarts+1))
+	m.store = memStorage{env.Storage}
+	m.tr = simTransport{env}
+	if err := m.startRaft(); err != nil {
+		return nil, err
+	}
+	return &simMember{m: m, staleReads: staleReads}, nil
+}
+
+func (s *simMember) RawNode() *raft.RawNode { return s.m.rn }
+
+// Storage lets the simulator check the member's stored log (Leader
+// Completeness, committed entries).
+func (s *simMember) Storage() raft.Storage { return s.m.store }
+
+// HandleReady runs the member's own Ready handling; a failure it stops on
+// (m.fatal) is an error for the simulator.
+func (s *simMember) HandleReady(rd raft.Ready) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, ok := p.(memberFailure)
+			if !ok {
+				panic(p)
+			}
+			err = f.err
+		}
+	}()
+	s.m.handleReady(rd)
+	s.answer()
+	return nil
+}
+
+// Submit does on the loop what the HTTP handlers ask it to do: propose a
+// write, or ask for a read index.
+func (s *simMember) Submit(op rafttest.Op) {
+	in := op.Input.(rafttest.KVInput)
+	so := simOp{op: op, in: in, w: s.m.newWaiter(), get: in.Op == rafttest.KVGet}
+	reqID := s.m.newRequestID()
+	switch in.Op {
+	case rafttest.KVGet:
+		if s.staleReads {
+			so.w.finish(nil)
+		} else {
+			s.m.readIndex(so.w, reqID)
+		}
+	case rafttest.KVPut:
+		s.m.propose(so.w, reqID, encodeCommand(command{ID: reqID, Op: opPut, Key: in.Key, Value: []byte(in.Value)}))
+	case rafttest.KVDelete:
+		s.m.propose(so.w, reqID, encodeCommand(command{ID: reqID, Op: opDelete, Key: in.Key}))
+	}
+	s.pending = append(s.pending, so)
+	s.answer()
+}
+
+// answer answers the operations whose waiter finished, as the HTTP
+// handlers do: a read with what the state machine holds, a write with
+// whether the key existed. A failed one gets no answer (the client sees
+// an error and does not know whether a write took effect).
+func (s *simMember) answer() {
+	kept := s.pending[:0]
+	for _, so := range s.pending {
+		select {
+		case err := <-so.w.done:
+			if err != nil {
+				continue
+			}
+			if so.get {
+				v, ok, _ := s.m.sm.get(so.in.Key)
+				so.op.Done(rafttest.KVOutput{Found: ok, Value: string(v)})
+			} else {
+				so.op.Done(rafttest.KVOutput{Found: so.w.result.existed})
+			}
+		default:
+			kept = append(kept, so)
+		}
+	}
+	s.pending = kept
+}
+
+// memberVariant is how a test departs from the member as it runs.
+type memberVariant struct {
+	// staleReads serves every read as GET ?consistency=stale does.
+	staleReads bool
+	// duplicates lets the network deliver a message twice, which the
+	// member's transport never does.
+	duplicates bool
+}
+
+func memberChaosConfig(v memberVariant) rafttest.ChaosConfig {
+	return rafttest.ChaosConfig{
+		Start: func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+			return startSimMember(env, v.staleReads)
+		},
+		Model: rafttest.KVModel(),
+		NextOp: func(r *rand.Rand) any {
+			key := []string{"a", "b", "c"}[r.IntN(3)]
+			switch r.IntN(5) {
+			case 0, 1:
+				return rafttest.KVInput{Op: rafttest.KVGet, Key: key}
+			case 2:
+				return rafttest.KVInput{Op: rafttest.KVDelete, Key: key}
+			}
+			return rafttest.KVInput{Op: rafttest.KVPut, Key: key, Value: fmt.Sprint(r.IntN(1000))}
+		},
+		Unanswered: rafttest.KVUnanswered,
+		Seeds:      10,
+		// The transport sends each message once (see transport.run): the
+		// state machine applies a command each time it is committed.
+		NoDuplicates: !v.duplicates,
+	}
+}
+
+// TestMemberUnderChaos runs the member's loop code on simulated clusters
+// of 3 to 7 members with lost, late and reordered messages, partitions,
+// crashes and leader transfers; the clients' history must be
+// linearizable and the Raft invariants the simulator watches must hold.
+func TestMemberUnderChaos(t *testing.T) {
+	rafttest.Run(t, memberChaosConfig(memberVariant{}))
+}
+
+// The simulation finds what the member would get wrong in another setting,
+// within the seeds TestMemberUnderChaos runs: reads served from the local
+// state machine without a read index (GET ?consistency=stale) are not
+// linearizable, and over a network that delivers a proposal twice the
+// state machine applies a write twice.
+func TestMemberChaosCatches(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		v    memberVariant
+	}{
+		{"stale reads", memberVariant{staleReads: true}},
+		{"duplicated proposals", memberVariant{duplicates: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := memberChaosConfig(tt.v)
+			for seed := uint64(1); seed <= uint64(cfg.Seeds); seed++ {
+				if res := rafttest.RunChaos(cfg, seed); res.Failed() {
+					t.Logf("caught by seed %d: linearizable %v, violations %q", seed, res.Linearizable, res.Violations)
+					return
+				}
+			}
+			t.Fatalf("passed %d seeds", cfg.Seeds)
+		})
+	}
+}
