@@ -42,7 +42,11 @@
 // quiesced: the leader sends each follower a last heartbeat marked Quiesce,
 // and leader and followers stop ticking the group. A quiesced group costs
 // nothing per tick. Any proposal or call on the group, and any message for it
-// (other than the followers' answers to that last heartbeat), wakes it. For
+// (other than the followers' answers to that last heartbeat), wakes it. A
+// follower woken by anything but its leader (a local call, a peer's
+// campaign) asks its leader to wake too (Batch.WakeGroups): otherwise its
+// election timer would run out while the leader sends no heartbeats, and it
+// would grant the next campaign, electing a new leader for nothing. For
 // liveness, every host sends each peer node a node-level heartbeat every
 // NodeHeartbeatTicks; when a peer is silent for NodeDownTicks, every group
 // quiesced here under a leader on that node wakes, so its election timer runs

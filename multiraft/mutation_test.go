@@ -24,6 +24,11 @@ func (failRecorder) Fatalf(f string, a ...any) {
 // caught runs seed under the mutation and reports whether the simulation
 // failed, with its message.
 func caught(t *testing.T, seed uint64) (ok bool, msg string) {
+	return catches(func(tb testing.TB) { runSimulation(tb, seed, 5000) }, t)
+}
+
+// catches runs check and reports whether it failed, with its message.
+func catches(check func(testing.TB), t *testing.T) (ok bool, msg string) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, isFailure := r.(simFailure)
@@ -33,7 +38,7 @@ func caught(t *testing.T, seed uint64) (ok bool, msg string) {
 			ok, msg = true, f.msg
 		}
 	}()
-	runSimulation(failRecorder{t}, seed, 5000)
+	check(failRecorder{t})
 	return false, ""
 }
 
@@ -69,4 +74,18 @@ func TestSimCatchesMutation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChurnCatchesNoLeaderWake: the simulation checks safety and liveness,
+// which a follower that does not wake its leader keeps (it only elects
+// needlessly); TestFollowerWokenByPeerWakesLeader is the test that catches
+// it.
+func TestChurnCatchesNoLeaderWake(t *testing.T) {
+	mutationNoLeaderWake = true
+	defer func() { mutationNoLeaderWake = false }()
+	ok, msg := catches(func(tb testing.TB) { followerWokenByPeer(tb) }, t)
+	if !ok {
+		t.Fatal("TestFollowerWokenByPeerWakesLeader misses a follower that does not wake its leader")
+	}
+	t.Logf("caught: %s", msg)
 }
