@@ -76,6 +76,28 @@ func TestSimCatchesMutation(t *testing.T) {
 	}
 }
 
+// TestSimCatchesStaleReads shows the linearizability check catching
+// clients that read a node's state without asking the group (ReadIndex or
+// the log) first.
+func TestSimCatchesStaleReads(t *testing.T) {
+	simStaleReads = true
+	defer func() { simStaleReads = false }()
+	const seeds = 3
+	n, first := 0, ""
+	for seed := uint64(1); seed <= seeds; seed++ {
+		if ok, msg := caught(t, seed); ok {
+			n++
+			if first == "" {
+				first = msg
+			}
+		}
+	}
+	t.Logf("stale reads: %d of %d seeds caught (%s)", n, seeds, first)
+	if n == 0 {
+		t.Fatal("the simulation misses stale reads")
+	}
+}
+
 // TestChurnCatchesNoLeaderWake: the simulation checks safety and liveness,
 // which a follower that does not wake its leader keeps (it only elects
 // needlessly); TestFollowerWokenByPeerWakesLeader is the test that catches
