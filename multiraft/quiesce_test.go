@@ -14,7 +14,13 @@ import (
 // until every group is quiesced.
 func quietCluster(t testing.TB, groups int) *cluster {
 	t.Helper()
-	c := newCluster(t, 1, 3, groups, Config{})
+	return quietClusterSeed(t, 1, groups)
+}
+
+// quietClusterSeed is quietCluster with the groups' randomness from seed.
+func quietClusterSeed(t testing.TB, seed uint64, groups int) *cluster {
+	t.Helper()
+	c := newCluster(t, seed, 3, groups, Config{})
 	c.electSpread()
 	for range 40 {
 		c.tick()
@@ -259,11 +265,13 @@ func TestQuiescedLeaderDeposedWakes(t *testing.T) {
 // PreVote. Node 1 must keep node 2 in its lease with heartbeats, so the
 // term never changes.
 func TestFollowerWokenByPeerWakesLeader(t *testing.T) {
-	followerWokenByPeer(t)
+	for seed := uint64(1); seed <= 3; seed++ {
+		followerWokenByPeer(t, seed)
+	}
 }
 
-func followerWokenByPeer(t testing.TB) {
-	c := quietCluster(t, 3)
+func followerWokenByPeer(t testing.TB, seed uint64) {
+	c := quietClusterSeed(t, seed, 3)
 	st, _ := c.node(1).host.BasicStatus(1)
 	c.cut = func(from, to uint64) bool { return from+to == 4 && from != to }
 	// Node 3 wakes (its forwarded proposal is lost in the partition).
