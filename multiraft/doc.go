@@ -29,6 +29,10 @@
 // The cost of Ready and Advance follows the number of groups that have work:
 // the host keeps the set of groups reached by input since the last Ready.
 //
+// A Host is not safe for concurrent use. StartNode runs one on a goroutine
+// of its own, as raft.Node runs a RawNode, for applications that prefer
+// channels: its methods may be called from any goroutine.
+//
 // # Heartbeats and quiescence
 //
 // Heartbeats without a read context travel coalesced: a Batch carries one
