@@ -260,7 +260,18 @@ func TestNodeReadyWaitsForAdvance(t *testing.T) {
 	if !slices.ContainsFunc(rd.Groups, func(gr GroupReady) bool { return gr.GroupID == 2 }) {
 		t.Fatalf("Ready after Advance without the new group: %d groups", len(rd.Groups))
 	}
+	storages := map[uint64]*raft.MemoryStorage{1: st, 2: st2}
+	for _, gr := range rd.Groups {
+		if err := storages[gr.GroupID].Save(gr.HardState, gr.Entries, gr.Snapshot); err != nil {
+			t.Fatal(err)
+		}
+	}
 	n.Advance()
+	// Advance was handled before Stop (which follows): a call after it is
+	// served only once the Advance is.
+	if _, err := n.Status(2); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestNodeStop: after Stop every call returns raft.ErrStopped or does
