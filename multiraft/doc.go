@@ -29,6 +29,10 @@
 // The cost of Ready and Advance follows the number of groups that have work:
 // the host keeps the set of groups reached by input since the last Ready.
 //
+// A Host is not safe for concurrent use. StartNode runs one on a goroutine
+// of its own, as raft.Node runs a RawNode, for applications that prefer
+// channels: its methods may be called from any goroutine.
+//
 // # Heartbeats and quiescence
 //
 // Heartbeats without a read context travel coalesced: a Batch carries one
@@ -42,7 +46,11 @@
 // quiesced: the leader sends each follower a last heartbeat marked Quiesce,
 // and leader and followers stop ticking the group. A quiesced group costs
 // nothing per tick. Any proposal or call on the group, and any message for it
-// (other than the followers' answers to that last heartbeat), wakes it. For
+// (other than the followers' answers to that last heartbeat), wakes it. A
+// follower woken by anything but its leader (a local call, a peer's
+// campaign) asks its leader to wake too (Batch.WakeGroups): otherwise its
+// election timer would run out while the leader sends no heartbeats, and it
+// would grant the next campaign, electing a new leader for nothing. For
 // liveness, every host sends each peer node a node-level heartbeat every
 // NodeHeartbeatTicks; when a peer is silent for NodeDownTicks, every group
 // quiesced here under a leader on that node wakes, so its election timer runs

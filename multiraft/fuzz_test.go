@@ -15,6 +15,7 @@ func FuzzHostStepBytes(f *testing.F) {
 		voteBatch(),
 		{From: 2, To: 1, Heartbeats: []mrpb.Heartbeat{{GroupID: 1, Term: 2, Commit: 3, Quiesce: true}}},
 		{From: 2, To: 1, HeartbeatResponses: []mrpb.HeartbeatResponse{{GroupID: 2, Term: 9}}, NodeHeartbeat: true},
+		{From: 2, To: 1, WakeGroups: []uint64{1, 3, 7}},
 		{From: 2, To: 1, Messages: []mrpb.GroupMessage{{GroupID: 3, Message: pb.Message{Type: pb.MsgApp, From: 2, To: 1, Term: 4, Index: 3, LogTerm: 1, Commit: 3, Entries: []pb.Entry{{Term: 4, Index: 4, Data: []byte("x")}}}}}},
 	}
 	for _, b := range seeds {

@@ -43,7 +43,7 @@ type cluster struct {
 	// onReadState sees every ReadState a node is handed.
 	onReadState func(n *testNode, group uint64, rs raft.ReadState)
 	// onBatch sees every batch sent, with its number of group items
-	// (messages, heartbeats, heartbeat responses).
+	// (messages, heartbeats, heartbeat responses, wakes).
 	onBatch func(from, to uint64, items int)
 	// sent counts batches by (from, to).
 	sent map[[2]uint64]int
@@ -149,7 +149,7 @@ func (c *cluster) handleReady(n *testNode) {
 		}
 		c.sent[[2]uint64{b.From, b.To}]++
 		if c.onBatch != nil {
-			c.onBatch(b.From, b.To, len(b.Messages)+len(b.Heartbeats)+len(b.HeartbeatResponses))
+			c.onBatch(b.From, b.To, len(b.Messages)+len(b.Heartbeats)+len(b.HeartbeatResponses)+len(b.WakeGroups))
 		}
 		c.queue = append(c.queue, envelope{from: b.From, to: b.To, data: data})
 	}

@@ -114,7 +114,9 @@ type Host struct {
 	peers []*peer
 	// quiesceOut are the Quiesce heartbeats to send in the next Ready.
 	quiesceOut []outHeartbeat
-	nodeHBDue  bool
+	// wakeOut are the wakes for leaders to send in the next Ready.
+	wakeOut   []outWake
+	nodeHBDue bool
 	// outstanding is true between Ready and Advance.
 	outstanding bool
 	metrics     Metrics
@@ -124,6 +126,11 @@ type peer struct {
 	id        uint64
 	lastHeard uint64
 	down      bool
+}
+
+// outWake asks the leader of group on node to to wake.
+type outWake struct {
+	to, group uint64
 }
 
 type outHeartbeat struct {
@@ -214,7 +221,7 @@ func (h *Host) CreateGroup(id uint64, cfg raft.Config, peers []raft.Peer) error 
 		g.quiesceAfter = cfg.ElectionTick
 	}
 	h.groups[id] = g
-	h.activate(g)
+	h.activate(g, h.id)
 	h.markWork(g)
 	return nil
 }
@@ -255,7 +262,7 @@ func (h *Host) touch(id uint64) (*group, error) {
 		return nil, err
 	}
 	g.idle = 0
-	h.activate(g)
+	h.activate(g, h.id)
 	return g, nil
 }
 

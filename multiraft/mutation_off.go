@@ -13,4 +13,7 @@ const (
 	mutationLateWake = false
 	// mutationCrossGroup: a message is delivered to the next group.
 	mutationCrossGroup = false
+	// mutationNoLeaderWake: a follower woken by a peer or a local call
+	// does not wake its leader.
+	mutationNoLeaderWake = false
 )

@@ -5,7 +5,8 @@ package multiraft
 // The mutation switches of the raftmutation build, set by
 // TestSimCatchesMutation one at a time (see mutation_off.go).
 var (
-	mutationNeverWake  bool
-	mutationLateWake   bool
-	mutationCrossGroup bool
+	mutationNeverWake    bool
+	mutationLateWake     bool
+	mutationCrossGroup   bool
+	mutationNoLeaderWake bool
 )

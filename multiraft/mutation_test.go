@@ -21,9 +21,8 @@ func (failRecorder) Fatalf(f string, a ...any) {
 	panic(simFailure{fmt.Sprintf(f, a...)})
 }
 
-// caught runs seed under the mutation and reports whether the simulation
-// failed, with its message.
-func caught(t *testing.T, seed uint64) (ok bool, msg string) {
+// catches runs check and reports whether it failed, with its message.
+func catches(check func(testing.TB), t *testing.T) (ok bool, msg string) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, isFailure := r.(simFailure)
@@ -33,30 +32,42 @@ func caught(t *testing.T, seed uint64) (ok bool, msg string) {
 			ok, msg = true, f.msg
 		}
 	}()
-	runSimulation(failRecorder{t}, seed, 5000)
+	check(failRecorder{t})
 	return false, ""
 }
 
 // TestSimCatchesMutation shows the simulation catching a host that never
 // wakes the groups of a dead leader's node, one that wakes them too late,
-// and one that delivers messages to the wrong group.
+// one that delivers messages to the wrong group, and (through its
+// linearizability check) clients that read a node's state without asking
+// the group first. A follower that does not wake its leader keeps safety
+// and liveness (it only elects needlessly), so the simulation cannot see
+// it: TestFollowerWokenByPeerWakesLeader is shown catching it instead.
 func TestSimCatchesMutation(t *testing.T) {
 	mutations := []struct {
 		name string
 		flag *bool
+		// check runs seed; nil: the simulation.
+		check func(tb testing.TB, seed uint64)
 	}{
-		{"never-wake", &mutationNeverWake},
-		{"late-wake", &mutationLateWake},
-		{"cross-group", &mutationCrossGroup},
+		{"never-wake", &mutationNeverWake, nil},
+		{"late-wake", &mutationLateWake, nil},
+		{"cross-group", &mutationCrossGroup, nil},
+		{"stale-reads", &simStaleReads, nil},
+		{"no-leader-wake", &mutationNoLeaderWake, followerWokenByPeer},
 	}
 	for _, m := range mutations {
 		t.Run(m.name, func(t *testing.T) {
 			*m.flag = true
 			defer func() { *m.flag = false }()
+			check := m.check
+			if check == nil {
+				check = func(tb testing.TB, seed uint64) { runSimulation(tb, seed, 5000) }
+			}
 			const seeds = 3
 			n, first := 0, ""
 			for seed := uint64(1); seed <= seeds; seed++ {
-				if ok, msg := caught(t, seed); ok {
+				if ok, msg := catches(func(tb testing.TB) { check(tb, seed) }, t); ok {
 					n++
 					if first == "" {
 						first = msg
@@ -65,7 +76,7 @@ func TestSimCatchesMutation(t *testing.T) {
 			}
 			t.Logf("%s: %d of %d seeds caught (%s)", m.name, n, seeds, first)
 			if n == 0 {
-				t.Fatalf("the simulation misses mutation %s", m.name)
+				t.Fatalf("the checks miss mutation %s", m.name)
 			}
 		})
 	}

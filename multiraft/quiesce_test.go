@@ -12,9 +12,15 @@ import (
 
 // quietCluster is a cluster of 3 nodes × groups with leaders spread, ticked
 // until every group is quiesced.
-func quietCluster(t *testing.T, groups int) *cluster {
+func quietCluster(t testing.TB, groups int) *cluster {
 	t.Helper()
-	c := newCluster(t, 1, 3, groups, Config{})
+	return quietClusterSeed(t, 1, groups)
+}
+
+// quietClusterSeed is quietCluster with the groups' randomness from seed.
+func quietClusterSeed(t testing.TB, seed uint64, groups int) *cluster {
+	t.Helper()
+	c := newCluster(t, seed, 3, groups, Config{})
 	c.electSpread()
 	for range 40 {
 		c.tick()
@@ -249,5 +255,56 @@ func TestQuiescedLeaderDeposedWakes(t *testing.T) {
 	}
 	if h.Quiesced(1) {
 		t.Fatal("a deposed leader stays quiesced")
+	}
+}
+
+// TestFollowerWokenByPeerWakesLeader: a follower woken by a message from
+// another follower must wake its leader, or its election timer runs out
+// while the leader sleeps and it votes for a needless election. Node 3,
+// cut off from leader node 1, wakes and campaigns; node 2 wakes on its
+// PreVote. Node 1 must keep node 2 in its lease with heartbeats, so the
+// term never changes.
+func TestFollowerWokenByPeerWakesLeader(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		followerWokenByPeer(t, seed)
+	}
+}
+
+func followerWokenByPeer(t testing.TB, seed uint64) {
+	c := quietClusterSeed(t, seed, 3)
+	st, _ := c.node(1).host.BasicStatus(1)
+	c.cut = func(from, to uint64) bool { return from+to == 4 && from != to }
+	// Node 3 wakes (its forwarded proposal is lost in the partition).
+	if err := c.node(3).host.Propose(1, []byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		c.tick()
+		for _, id := range []uint64{1, 2} {
+			got, _ := c.node(id).host.BasicStatus(1)
+			if got.Term != st.Term || got.Lead != 1 {
+				t.Fatalf("node %d: term %d lead %d, was term %d under node 1", id, got.Term, got.Lead, st.Term)
+			}
+		}
+	}
+	// Healed, node 3 hears from its leader, and its proposal made again
+	// commits in the same term.
+	c.cut = nil
+	for range 3 {
+		c.tick()
+	}
+	if err := c.node(3).host.Propose(1, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		c.tick()
+	}
+	for _, n := range c.nodes {
+		if got := c.appliedData(n.id, 1); !slices.Equal(got, []string{"x"}) {
+			t.Fatalf("node %d applied %q", n.id, got)
+		}
+		if got, _ := n.host.BasicStatus(1); got.Term != st.Term {
+			t.Fatalf("node %d: term %d, was %d", n.id, got.Term, st.Term)
+		}
 	}
 }

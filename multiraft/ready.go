@@ -31,7 +31,7 @@ type Ready struct {
 // HasReady reports whether Ready would return any work. It is true after
 // input reached a group even if the group turns out to have none.
 func (h *Host) HasReady() bool {
-	return len(h.work) > 0 || len(h.quiesceOut) > 0 || h.nodeHBDue
+	return len(h.work) > 0 || len(h.quiesceOut) > 0 || len(h.wakeOut) > 0 || h.nodeHBDue
 }
 
 // Ready returns the host's next batch of work. Its cost follows the number
@@ -73,6 +73,11 @@ func (h *Host) Ready() Ready {
 		b.Heartbeats = append(b.Heartbeats, q.hb)
 	}
 	h.quiesceOut = h.quiesceOut[:0]
+	for _, w := range h.wakeOut {
+		b := batch(w.to)
+		b.WakeGroups = append(b.WakeGroups, w.group)
+	}
+	h.wakeOut = h.wakeOut[:0]
 	if h.nodeHBDue {
 		h.nodeHBDue = false
 		for _, p := range h.peers {

@@ -14,8 +14,9 @@ import (
 var simSeeds = flag.Int("multiraft.seeds", 0, "run the multiraft simulation over this many more seeds")
 
 // simulation drives a cluster through a seeded random schedule of ticks,
-// deliveries, drops, partitions, crashes and proposals, checking each
-// group's safety after every step.
+// deliveries, drops, partitions, crashes, proposals and key-value clients
+// (see kvClients), checking each group's safety after every step and the
+// clients' history for linearizability at the end.
 type simulation struct {
 	*cluster
 	rng *rand.Rand
@@ -33,6 +34,7 @@ type simulation struct {
 	// asleep and awake count, over steps, the live replicas quiesced
 	// and ticking.
 	asleep, awake int
+	kv            *kvClients
 }
 
 func newSimulation(t testing.TB, seed uint64, nodes, groups int) *simulation {
@@ -48,9 +50,20 @@ func newSimulation(t testing.TB, seed uint64, nodes, groups int) *simulation {
 		s.applied[n.id] = map[uint64]uint64{}
 		s.commit[n.id] = map[uint64]uint64{}
 	}
-	s.onApply = s.checkApply
+	s.kv = newKVClients(s)
+	s.onApply = func(n *testNode, g uint64, e pb.Entry) {
+		s.checkApply(n, g, e)
+		s.kv.apply(n, g, e)
+	}
 	s.onPersist = s.checkPersist
+	s.onReadState = s.kv.readState
 	return s
+}
+
+// crash stops node id and abandons its clients' operations.
+func (s *simulation) crash(id uint64) {
+	s.cluster.crash(id)
+	s.kv.crashed(id)
 }
 
 // checkApply: entries are applied once, in order, and every node applies
@@ -152,6 +165,8 @@ func (s *simulation) step() {
 		for _, n := range live {
 			n.host.Tick()
 		}
+	case r < 850:
+		s.kv.issue()
 	case r < 900:
 		live := s.live()
 		n := live[s.rng.IntN(len(live))]
@@ -178,6 +193,7 @@ func (s *simulation) step() {
 		}
 	}
 	s.checkLeaders()
+	s.kv.expire()
 	for _, n := range s.live() {
 		s.awake += n.host.NumActive()
 		s.asleep += n.host.NumGroups() - n.host.NumActive()
@@ -307,6 +323,8 @@ func runSimulation(t testing.TB, seed uint64, steps int) {
 	s.t.Logf("seed %d: %d steps, %d leaders seen, %d entries committed, %d proposals, replicas quiesced %.0f%% of the time",
 		seed, steps, elections, entries, s.proposed, 100*float64(s.asleep)/float64(s.asleep+s.awake))
 	s.checkLiveness()
+	puts, gets := s.kv.check()
+	s.t.Logf("seed %d: %d puts and %d gets answered, linearizable per key", seed, puts, gets)
 }
 
 func TestSimulation(t *testing.T) {

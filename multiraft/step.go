@@ -33,13 +33,16 @@ func (h *Host) Step(from uint64, b *mrpb.Batch) error {
 	}
 	h.heard(from)
 	for i := range b.Messages {
-		h.stepMessage(b.Messages[i].GroupID, b.Messages[i].Message)
+		h.stepMessage(from, b.Messages[i].GroupID, b.Messages[i].Message)
 	}
 	for i := range b.Heartbeats {
 		h.stepHeartbeat(from, &b.Heartbeats[i])
 	}
 	for i := range b.HeartbeatResponses {
 		h.stepHeartbeatResponse(from, &b.HeartbeatResponses[i])
+	}
+	for _, id := range b.WakeGroups {
+		h.stepWake(from, id)
 	}
 	return nil
 }
@@ -83,6 +86,11 @@ func (h *Host) validateBatch(from uint64, b *mrpb.Batch) error {
 			return fmt.Errorf("%w: heartbeat response %d without a group or term", ErrMalformedBatch, i)
 		}
 	}
+	for i, id := range b.WakeGroups {
+		if id == 0 {
+			return fmt.Errorf("%w: wake %d without a group", ErrMalformedBatch, i)
+		}
+	}
 	return nil
 }
 
@@ -107,8 +115,8 @@ func (h *Host) lookup(id uint64, m *pb.Message) *group {
 	return nil
 }
 
-// stepMessage wakes the group and steps m into it.
-func (h *Host) stepMessage(id uint64, m pb.Message) {
+// stepMessage wakes the group and steps m, from node from, into it.
+func (h *Host) stepMessage(from, id uint64, m pb.Message) {
 	if mutationCrossGroup {
 		id++
 	}
@@ -117,7 +125,7 @@ func (h *Host) stepMessage(id uint64, m pb.Message) {
 		return
 	}
 	g.idle = 0
-	h.activate(g)
+	h.activate(g, from)
 	h.markWork(g)
 	if m.Type == pb.MsgReadIndex && g.rn.BasicStatus().RaftState == raft.StateLeader {
 		g.pendingReads++
@@ -137,7 +145,7 @@ func (h *Host) stepHeartbeat(from uint64, hb *mrpb.Heartbeat) {
 		return
 	}
 	if !hb.Quiesce {
-		h.activate(g)
+		h.activate(g, from)
 	}
 	h.markWork(g)
 	if err := g.rn.Step(m); err != nil {
@@ -165,6 +173,24 @@ func (h *Host) stepHeartbeatResponse(from uint64, r *mrpb.HeartbeatResponse) {
 	if g.activeIdx < 0 && g.rn.BasicStatus().RaftState != raft.StateLeader {
 		// A higher term in the answer deposed the leader: it needs its
 		// election timer again.
-		h.activate(g)
+		h.activate(g, from)
 	}
+}
+
+// stepWake wakes group id at the request of its follower on node from
+// (see activate). It never creates a group: a wake carries no message.
+func (h *Host) stepWake(from, id uint64) {
+	g, ok := h.groups[id]
+	if !ok {
+		if _, removed := h.tombstones[id]; removed {
+			h.metrics.RemovedGroup++
+		} else {
+			h.metrics.UnknownGroup++
+		}
+		return
+	}
+	// The woken group stays awake for a quiescence period, time for the
+	// cause of the wake (a campaign, a proposal) to settle.
+	g.idle = 0
+	h.activate(g, from)
 }

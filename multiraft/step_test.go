@@ -47,6 +47,9 @@ func TestStepRefusesMalformedBatchWhole(t *testing.T) {
 		{"heartbeat response without a term", 2, func(b *mrpb.Batch) {
 			b.HeartbeatResponses = append(b.HeartbeatResponses, mrpb.HeartbeatResponse{GroupID: 2})
 		}},
+		{"wake without a group", 2, func(b *mrpb.Batch) {
+			b.WakeGroups = append(b.WakeGroups, 2, 0)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,12 +96,24 @@ func (h *Host) maybeQuiesceFollower(g *group, leader uint64, hb *mrpb.Heartbeat)
 	set[g.id] = g
 }
 
-// activate makes g ticked again (wakes it) if it was quiesced.
-func (h *Host) activate(g *group) {
+// activate makes g ticked again (wakes it) if it was quiesced, for input
+// from node by (h.id for local calls).
+//
+// A follower woken by anything but its leader also wakes the leader, with
+// a wake in the next batch to the leader's node: otherwise its election
+// timer runs while the leader sends no heartbeats, and once it runs out the
+// follower grants the first campaign that reaches it (a peer cut off from
+// the leader, say) and the group elects a new leader for nothing. A wake
+// only restarts timers: it affects when elections and heartbeats happen,
+// never what is committed.
+func (h *Host) activate(g *group, by uint64) {
 	if g.activeIdx >= 0 {
 		return
 	}
 	if g.leaderNode != 0 {
+		if by != g.leaderNode && !mutationNoLeaderWake {
+			h.wakeOut = append(h.wakeOut, outWake{to: g.leaderNode, group: g.id})
+		}
 		delete(h.sleepers[g.leaderNode], g.id)
 		g.leaderNode = 0
 	}
@@ -169,7 +181,8 @@ func (h *Host) wakeSleepers(node uint64) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		g := set[id]
-		h.activate(g)
+		// The leader's node is down: no wake for it.
+		h.activate(g, node)
 	}
 	delete(h.sleepers, node)
 }

@@ -1,0 +1,217 @@
+package multiraft
+
+import (
+	"context"
+	"sync"
+
+	"github.com/raftcore/raft"
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// maxPendingTicks bounds the ticks that wait while a Node is busy.
+const maxPendingTicks = 128
+
+// Node runs a Host on its own goroutine, as raft.Node runs a RawNode: the
+// application ticks it, steps batches and makes per-group calls from any
+// goroutine, receives host Readys from Ready() and calls Advance after
+// handling each one exactly as the package documentation says. Every
+// method may be called concurrently. Once Stop has been called, the
+// methods return raft.ErrStopped (Tick and Advance do nothing).
+type Node struct {
+	h        *Host
+	tickc    chan struct{}
+	reqc     chan request
+	readyc   chan Ready
+	advancec chan struct{}
+	stopc    chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// request is a call run on the Node's goroutine; its error goes to
+// result, which has room for it so that the goroutine never waits.
+type request struct {
+	fn     func(h *Host) error
+	result chan error
+}
+
+// StartNode starts a goroutine driving h and returns its Node. The Node
+// owns h from now on: the application must not call h's methods itself.
+func StartNode(h *Host) *Node {
+	n := &Node{
+		h:        h,
+		tickc:    make(chan struct{}, maxPendingTicks),
+		reqc:     make(chan request),
+		readyc:   make(chan Ready),
+		advancec: make(chan struct{}),
+		stopc:    make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go n.run()
+	return n
+}
+
+// run is the Node's goroutine. It serves calls at any time, also while a
+// Ready is out (the application applies conf changes and reports
+// snapshots while it handles one), and offers the next Ready only after
+// the last one was advanced.
+func (n *Node) run() {
+	defer close(n.done)
+	var rd Ready
+	// offered: rd is computed and waits to be taken; advancing: it was
+	// taken and waits for Advance.
+	offered, advancing := false, false
+	for {
+		if !offered && !advancing && n.h.HasReady() {
+			rd = n.h.Ready()
+			offered = true
+		}
+		var readyc chan Ready
+		if offered {
+			readyc = n.readyc
+		}
+		select {
+		case readyc <- rd:
+			offered, advancing = false, true
+		case <-n.advancec:
+			if advancing {
+				n.h.Advance(rd)
+				rd, advancing = Ready{}, false
+			}
+		case <-n.tickc:
+			n.h.Tick()
+		case req := <-n.reqc:
+			req.result <- req.fn(n.h)
+		case <-n.stopc:
+			return
+		}
+	}
+}
+
+// do runs fn on the Node's goroutine and returns its error, or ctx's error
+// if ctx ends before fn starts, or raft.ErrStopped.
+func (n *Node) do(ctx context.Context, fn func(h *Host) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := request{fn: fn, result: make(chan error, 1)}
+	select {
+	case n.reqc <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return raft.ErrStopped
+	}
+	// Taken: the goroutine is running fn now and answers before it does
+	// anything else, so waiting is short, and once do returns nothing
+	// holds what fn captured.
+	return <-req.result
+}
+
+// Tick advances the host's clock by one tick. It never blocks: while the
+// Node is busy, up to maxPendingTicks ticks wait, and further ones are
+// dropped (a late tick only delays timers).
+func (n *Node) Tick() {
+	select {
+	case n.tickc <- struct{}{}:
+	case <-n.done:
+	default:
+	}
+}
+
+// Ready returns the channel of host Readys. After receiving one, handle it
+// and call Advance; the next comes only then.
+func (n *Node) Ready() <-chan Ready { return n.readyc }
+
+// Advance tells the Node that the last Ready was handled.
+func (n *Node) Advance() {
+	select {
+	case n.advancec <- struct{}{}:
+	case <-n.done:
+	}
+}
+
+// Step feeds a batch from peer node from (see Host.Step). The Node keeps
+// no reference to b once Step returns.
+func (n *Node) Step(ctx context.Context, from uint64, b *mrpb.Batch) error {
+	return n.do(ctx, func(h *Host) error { return h.Step(from, b) })
+}
+
+// Propose proposes data to group id (see Host.Propose).
+func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
+	return n.do(ctx, func(h *Host) error { return h.Propose(id, data) })
+}
+
+// ProposeConfChange proposes a configuration change to group id.
+func (n *Node) ProposeConfChange(ctx context.Context, id uint64, cc pb.ConfChangeI) error {
+	return n.do(ctx, func(h *Host) error { return h.ProposeConfChange(id, cc) })
+}
+
+// ReadIndex asks group id for a read point; the answer comes in the
+// group's ReadStates.
+func (n *Node) ReadIndex(ctx context.Context, id uint64, rctx []byte) error {
+	return n.do(ctx, func(h *Host) error { return h.ReadIndex(id, rctx) })
+}
+
+// Campaign makes this node's replica of group id campaign now.
+func (n *Node) Campaign(ctx context.Context, id uint64) error {
+	return n.do(ctx, func(h *Host) error { return h.Campaign(id) })
+}
+
+// TransferLeader asks group id to hand leadership to node transferee.
+func (n *Node) TransferLeader(ctx context.Context, id, transferee uint64) error {
+	return n.do(ctx, func(h *Host) error { return h.TransferLeader(id, transferee) })
+}
+
+// CreateGroup adds a group (see Host.CreateGroup).
+func (n *Node) CreateGroup(ctx context.Context, id uint64, cfg raft.Config, peers []raft.Peer) error {
+	return n.do(ctx, func(h *Host) error { return h.CreateGroup(id, cfg, peers) })
+}
+
+// RemoveGroup removes a group and leaves its tombstone (see
+// Host.RemoveGroup).
+func (n *Node) RemoveGroup(ctx context.Context, id uint64) error {
+	return n.do(ctx, func(h *Host) error { return h.RemoveGroup(id) })
+}
+
+// ApplyConfChange applies a committed conf change entry of group id and
+// returns the group's new configuration.
+func (n *Node) ApplyConfChange(id uint64, cc pb.ConfChangeI) (*pb.ConfState, error) {
+	var cs *pb.ConfState
+	err := n.do(context.Background(), func(h *Host) error {
+		var err error
+		cs, err = h.ApplyConfChange(id, cc)
+		return err
+	})
+	return cs, err
+}
+
+// ReportUnreachable tells group id that a message to node to was lost.
+func (n *Node) ReportUnreachable(id, to uint64) error {
+	return n.do(context.Background(), func(h *Host) error { return h.ReportUnreachable(id, to) })
+}
+
+// ReportSnapshot reports how sending a MsgSnap of group id to node to
+// went.
+func (n *Node) ReportSnapshot(id, to uint64, status raft.SnapshotStatus) error {
+	return n.do(context.Background(), func(h *Host) error { return h.ReportSnapshot(id, to, status) })
+}
+
+// Status returns group id's raft status.
+func (n *Node) Status(id uint64) (raft.Status, error) {
+	var st raft.Status
+	err := n.do(context.Background(), func(h *Host) error {
+		var err error
+		st, err = h.Status(id)
+		return err
+	})
+	return st, err
+}
+
+// Stop stops the Node and returns once its goroutine has exited. It may be
+// called more than once.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() { close(n.stopc) })
+	<-n.done
+}
