@@ -26,6 +26,11 @@ type unstable struct {
 	// arrayLen is the length of the array entries lives in (0 when nil);
 	// entries starts arrayLen-cap(entries) elements into it.
 	arrayLen int
+	// nextLen is the least length of the next array: it doubles at each
+	// new array, up to maxRetainedEntries, so a node that keeps appending
+	// allocates ever more rarely while one that appended a few entries
+	// (and went idle) holds a small array. release resets it.
+	nextLen int
 
 	// snapshotInProgress is true while the snapshot has been handed out for
 	// writing and the write is not yet acknowledged.
@@ -127,14 +132,16 @@ func (u *unstable) stableTo(id entryID) {
 // the front. A new array is allocated only when the spare capacity runs
 // out, twice as large as what it must hold and at least
 // minUnstableEntries long, so that a node appending one entry per Ready
-// allocates once per minUnstableEntries Readys rather than every time.
+// allocates once per many Readys rather than every time: arrays start at
+// minUnstableEntries and double, up to maxRetainedEntries, while the node
+// keeps appending.
 //
 // The array also pins the stable entries before the live ones (and their
 // payloads) until it is dropped: an array longer than maxRetainedEntries is
 // dropped as soon as most of it is dead, so only a small one is kept
 // for reuse.
 const (
-	minUnstableEntries = 32
+	minUnstableEntries = 4
 	maxRetainedEntries = 256
 )
 
@@ -149,11 +156,12 @@ func (u *unstable) reserve(k int) {
 
 // reallocate moves the live entries to a new array with room for n in all.
 func (u *unstable) reallocate(n int) {
-	c := max(2*n, minUnstableEntries)
+	c := max(2*n, minUnstableEntries, u.nextLen)
 	ents := make([]pb.Entry, len(u.entries), c)
 	copy(ents, u.entries)
 	u.entries = ents
 	u.arrayLen = c
+	u.nextLen = min(2*c, maxRetainedEntries)
 }
 
 // shrinkEntries releases a large backing array once most of it lies
@@ -181,6 +189,7 @@ func (u *unstable) release() {
 	if len(u.entries) == 0 {
 		u.entries = nil
 		u.arrayLen = 0
+		u.nextLen = 0
 	}
 }
 

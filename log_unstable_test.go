@@ -250,10 +250,34 @@ func TestUnstableShrinkReleasesMemory(t *testing.T) {
 	u.acceptInProgress()
 	u.stableTo(entryID{term: 0, index: 1020})
 	require.Len(t, u.entries, 4)
-	require.LessOrEqual(t, cap(u.entries), 2*minUnstableEntries, "backing array of stable entries should be released")
+	require.LessOrEqual(t, u.arrayLen, maxRetainedEntries, "backing array of stable entries should be released")
 	u.stableTo(entryID{term: 0, index: 1024})
 	require.Empty(t, u.entries)
 	require.LessOrEqual(t, u.arrayLen, maxRetainedEntries)
+	u.release()
+	require.Zero(t, u.arrayLen, "an idle tail holds no array")
+	require.Nil(t, u.entries)
+}
+
+// Arrays start small and double while the node keeps appending: a node
+// that appended a few entries holds a small array, a busy one allocates
+// ever more rarely (up to maxRetainedEntries per array), and release
+// starts it small again.
+func TestUnstableArraysGrowWithUse(t *testing.T) {
+	u := unstable{offset: 1, offsetInProgress: 1, logger: DiscardLogger}
+	var lens []int
+	for i := uint64(1); i <= 600; i++ {
+		u.truncateAndAppend(entsFrom(i, 1))
+		u.acceptInProgress()
+		u.stableTo(entryID{term: 1, index: i})
+		if n := len(lens); n == 0 || lens[n-1] != u.arrayLen {
+			lens = append(lens, u.arrayLen)
+		}
+	}
+	require.Equal(t, []int{minUnstableEntries, 8, 16, 32, 64, 128, 256}, lens)
+	u.release()
+	u.truncateAndAppend(entsFrom(601, 1))
+	require.Equal(t, minUnstableEntries, u.arrayLen)
 }
 
 // A small backing array is reused: appending one entry at a time, written

@@ -121,11 +121,14 @@ func (h *Host) activate(g *group, by uint64) {
 	h.active = append(h.active, g)
 }
 
-// deactivate stops ticking g.
+// deactivate stops ticking g, and drops the buffers its RawNode keeps for
+// reuse while busy (it would drop them itself at its next idle tick, which
+// a quiesced group does not get).
 func (h *Host) deactivate(g *group) {
 	if g.activeIdx < 0 {
 		return
 	}
+	g.rn.ReleaseMemory()
 	last := len(h.active) - 1
 	moved := h.active[last]
 	h.active[g.activeIdx] = moved
