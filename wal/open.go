@@ -25,6 +25,23 @@ func Open(dir string, opts Options) (*Storage, error) {
 		return nil, err
 	}
 	fs := o.FS
+	lock, err := lockDir(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Storage{dir: dir, fs: fs, opts: o, lock: lock}
+	if err := s.recover(); err != nil {
+		for _, seg := range s.segs {
+			seg.f.Close()
+		}
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// lockDir creates dir durably if it does not exist and locks it.
+func lockDir(fs FS, dir string) (io.Closer, error) {
 	created, err := fs.MkdirAll(dir, 0o750)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
@@ -42,15 +59,7 @@ func Open(dir string, opts Options) (*Storage, error) {
 		}
 		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
 	}
-	s := &Storage{dir: dir, fs: fs, opts: o, lock: lock}
-	if err := s.recover(); err != nil {
-		for _, seg := range s.segs {
-			seg.f.Close()
-		}
-		lock.Close()
-		return nil, err
-	}
-	return s, nil
+	return lock, nil
 }
 
 // recover loads the newest snapshot and replays the segments.
@@ -199,6 +208,9 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 	}
 	end, torn, err := scanSegment(data, path, last, func(t recType, p []byte, off int) error {
 		if off == 0 {
+			if t == recMultiHeader {
+				return fmt.Errorf("a segment of a multi-group log (open it with OpenMulti)")
+			}
 			if t != recSegmentHeader {
 				return fmt.Errorf("segment does not start with a header")
 			}
@@ -221,7 +233,7 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 	if last {
 		s.tailOff = int64(end)
 		if torn || int64(len(data)) < s.opts.SegmentSize {
-			return s.resetTail(f, path, int64(end))
+			return resetTail(f, path, int64(end), s.opts.SegmentSize)
 		}
 	}
 	return nil
@@ -250,10 +262,10 @@ func (r *replay) record(t recType, p []byte, seq uint64, off int) error {
 // resetTail zeroes the last segment after the end of its intact data (a
 // torn write must not be read back later, after new records) and
 // preallocates it again.
-func (s *Storage) resetTail(f File, path string, end int64) error {
+func resetTail(f File, path string, end, size int64) error {
 	err := f.Truncate(end)
 	if err == nil {
-		err = f.Preallocate(s.opts.SegmentSize)
+		err = f.Preallocate(size)
 	}
 	if err == nil {
 		err = syncFile(syncRepair, f)

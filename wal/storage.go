@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -263,7 +264,7 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 	ents := make([]pb.Entry, 0, n)
 	diskHi := min(hi, s.cacheFirst)
 	var err error
-	if ents, err = readEntries(ents, lo, diskHi, s.loc, s.segment); err != nil {
+	if ents, err = readEntries(ents, 0, lo, diskHi, s.loc, s.segment); err != nil {
 		return nil, err
 	}
 	if diskHi < hi {
@@ -277,8 +278,10 @@ func (s *Storage) segment(seq uint64) *segment { return s.segs[seq-s.segs[0].seq
 
 // readEntries appends the entries [lo, hi) read from disk to ents, one
 // read per run of entries in a segment: at(i) says where entry i is, seg
-// returns an open segment by its sequence number.
-func readEntries(ents []pb.Entry, lo, hi uint64, at func(uint64) loc, segAt func(uint64) *segment) ([]pb.Entry, error) {
+// returns an open segment by its sequence number. The entries are those
+// of group (recGroupEntry records) or, if group is 0, of a single-group
+// log (recEntry records).
+func readEntries(ents []pb.Entry, group, lo, hi uint64, at func(uint64) loc, segAt func(uint64) *segment) ([]pb.Entry, error) {
 	for lo < hi {
 		first := at(lo)
 		// The run of entries in the same segment, at increasing offsets.
@@ -301,6 +304,13 @@ func readEntries(ents []pb.Entry, lo, hi uint64, at func(uint64) loc, segAt func
 			rel := int(l.off - first.off)
 			t, payload, _, st := readFrame(buf, rel)
 			var e pb.Entry
+			if st == frameOK && group != 0 {
+				ok := t == recGroupEntry && len(payload) >= 8 && binary.LittleEndian.Uint64(payload) == group
+				t, payload = recEntry, payload[min(8, len(payload)):]
+				if !ok {
+					st = frameBad
+				}
+			}
 			if st != frameOK || t != recEntry || decodeEntry(payload, &e) != nil || e.Index != i {
 				return nil, corruptf(seg.path, int64(l.off), "entry %d does not read back", i)
 			}
