@@ -345,4 +345,3 @@ func (s *Storage) restartAfterSnapshot(index, term uint64) error {
 	s.dirty = true
 	return nil
 }
-
