@@ -512,3 +512,39 @@ func TestMultiOpenRefusesSingleGroupLog(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 	require.ErrorContains(t, err, "OpenMulti")
 }
+
+// TestWalkMultiLog: Walk reads a MultiLog's records and snapshot files,
+// each with its group.
+func TestWalkMultiLog(t *testing.T) {
+	dir := t.TempDir()
+	ml, err := OpenMulti(dir, Options{SegmentSize: 4096, NoSync: true})
+	require.NoError(t, err)
+	require.NoError(t, ml.Save([]GroupUpdate{
+		{GroupID: 1, HardState: pb.HardState{Term: 1, Commit: 1}, Entries: []pb.Entry{{Index: 1, Term: 1, Data: []byte("one")}}},
+		{GroupID: 2, Snapshot: pb.Snapshot{Data: []byte("two"), Metadata: pb.SnapshotMetadata{Index: 5, Term: 1}}},
+	}))
+	require.NoError(t, ml.RemoveGroup(3))
+	require.NoError(t, ml.Close())
+	var got []string
+	require.NoError(t, Walk(dir, func(r Record) error {
+		s := fmt.Sprintf("%s g%d", r.Kind, r.GroupID)
+		switch {
+		case r.Entry != nil:
+			s += fmt.Sprintf(" entry %d %q", r.Entry.Index, r.Entry.Data)
+		case r.HardState != nil:
+			s += fmt.Sprintf(" commit %d", r.HardState.Commit)
+		case r.Snapshot != nil:
+			s += fmt.Sprintf(" snapshot %d", r.Snapshot.Metadata.Index)
+		}
+		got = append(got, s)
+		return nil
+	}))
+	require.Equal(t, []string{
+		"snapshot-file g2 snapshot 5",
+		"multi-segment-header g0",
+		`group-entry g1 entry 1 "one"`,
+		"group-hard-state g1 commit 1",
+		"group-snapshot g2 snapshot 5",
+		"group-removed g3",
+	}, got)
+}
