@@ -225,8 +225,11 @@ func (ml *MultiLog) rotateIfFull(n int) error {
 
 // checkpoint returns the records a new segment seq starts with: its
 // header, every group's hard state and every removed group, so that older
-// segments can be deleted without losing either. Holds wmu.
+// segments can be deleted without losing either. Holds wmu (Group may
+// add groups meanwhile: the map is read under mu).
 func (ml *MultiLog) checkpoint(seq uint64) []byte {
+	ml.mu.RLock()
+	defer ml.mu.RUnlock()
 	var p [8]byte
 	binary.LittleEndian.PutUint64(p[:], seq)
 	buf := appendRecord(nil, recMultiHeader, p[:])

@@ -548,3 +548,70 @@ func TestWalkMultiLog(t *testing.T) {
 		"group-removed g3",
 	}, got)
 }
+
+// TestMultiReadsDuringSaves reads every group (and asks for new ones)
+// while Saves of all groups rotate segments and groups compact: every
+// read sees whole Saves, with the data each entry was saved with. Run
+// with -race.
+func TestMultiReadsDuringSaves(t *testing.T) {
+	ml, err := OpenMulti(t.TempDir(), Options{SegmentSize: 4096, NoSync: true})
+	require.NoError(t, err)
+	defer ml.Close()
+	const groups, rounds = 4, 300
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for n := uint64(100); ; n++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := ml.Group(n); err != nil { // adds a group while segments rotate
+				errs <- err
+				return
+			}
+			for id := uint64(1); id <= groups; id++ {
+				g, _ := ml.Group(id)
+				first, _ := g.FirstIndex()
+				last, _ := g.LastIndex()
+				if last < first {
+					continue
+				}
+				ents, err := g.Entries(first, last+1, 1<<30)
+				if errors.Is(err, raft.ErrCompacted) {
+					continue // compacted between FirstIndex and Entries
+				}
+				if err != nil {
+					errs <- fmt.Errorf("group %d: Entries(%d, %d): %w", id, first, last+1, err)
+					return
+				}
+				for _, e := range ents {
+					if string(e.Data) != entryData(e.Index, id) {
+						errs <- fmt.Errorf("group %d: entry %d holds %q", id, e.Index, e.Data)
+						return
+					}
+				}
+			}
+		}
+	}()
+	for i := uint64(1); i <= rounds; i++ {
+		var ups []GroupUpdate
+		for id := uint64(1); id <= groups; id++ {
+			ups = append(ups, GroupUpdate{GroupID: id, HardState: pb.HardState{Term: 1, Commit: i},
+				Entries: []pb.Entry{{Index: i, Term: 1, Data: []byte(entryData(i, id))}}})
+		}
+		require.NoError(t, ml.Save(ups))
+		if i%50 == 0 {
+			for id := uint64(1); id <= groups; id++ {
+				g, _ := ml.Group(id)
+				_, err := g.CreateSnapshot(i-10, nil, nil)
+				require.NoError(t, err)
+				require.NoError(t, g.Compact(i-10))
+			}
+		}
+	}
+	close(done)
+	require.NoError(t, <-errs)
+}
