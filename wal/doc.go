@@ -136,8 +136,8 @@
 // (the page cache): there is no per-group cache of recent entries. The
 // tests are those of one log, for many groups: torn tails, corruption,
 // SIGKILL of a writing process, power loss at every file operation (with a
-// test that each sync is needed), and one sync per Save counted through
-// the FS.
+// test that each sync is needed), an error injected into each file
+// operation, and one sync per Save counted through the FS.
 //
 // # Concurrency
 //

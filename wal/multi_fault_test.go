@@ -25,7 +25,7 @@ func TestMultiInjectedFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newMModel()
-	if _, err := mlive(rand.New(rand.NewPCG(seed, 11)), ml, &m, faultSteps); err != nil {
+	if _, err := mlive(rand.New(rand.NewPCG(seed, 11)), ml, &m, multiFaultSteps); err != nil {
 		t.Fatal(err)
 	}
 	if err := ml.Close(); err != nil {
@@ -54,6 +54,10 @@ func TestMultiInjectedFaults(t *testing.T) {
 	}
 }
 
+// multiFaultSteps is the length of the workload: long enough to delete
+// segments and remove a group.
+const multiFaultSteps = 50
+
 func runMultiFault(r *faultRun) error {
 	fs := crashfs.New()
 	fs.InjectFault(r.op, r.nth, r.errno)
@@ -70,7 +74,7 @@ func runMultiFault(r *faultRun) error {
 		}
 	}
 	var failed *mstep
-	for range faultSteps {
+	for range multiFaultSteps {
 		st := genMStep(rng, m)
 		if err := st.run(ml); err != nil {
 			if !errors.Is(err, r.errno) || errors.Is(err, wal.ErrFailed) {

@@ -367,7 +367,7 @@ var multiNotNeeded = map[string]bool{"compact-dir": true}
 // that TestMultiPowerLoss's runs then lose an acknowledged Save or leave a
 // log that does not reopen.
 func TestMultiPowerLossNeedsEverySync(t *testing.T) {
-	runs, err := multiPowerRuns(400, 1)
+	runs, err := multiPowerRuns(400, 1) // seed 3 is the first to catch a missing "repair" sync
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,13 +116,13 @@ func checkPins(t *testing.T, ml *MultiLog) {
 // against a MultiLog with small segments, and checks every group's reads
 // against a reference log after each step.
 func TestMultiLogMatchesModel(t *testing.T) {
-	seeds := 10
+	seeds := 6
 	if testing.Short() {
-		seeds = 4
+		seeds = 3
 	}
 	for seed := range seeds {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			runMultiModel(t, uint64(seed), 200)
+			runMultiModel(t, uint64(seed), 150)
 		})
 	}
 }
