@@ -107,7 +107,7 @@ func FuzzOpenMultiSegment(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	hdr := frameSize(8)
+	hdr := frameSize(16)
 	f.Add(seed[hdr:800])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, tail []byte) {

@@ -41,7 +41,7 @@ type MultiLog struct {
 	// own, under wmu.
 	wmu     sync.Mutex
 	tailOff int64 // end of the written data in the last segment
-	tailHdr int64 // end of the last segment's header records
+	tailHdr int64 // end of the last segment's header and checkpoint records
 	dirty   bool  // the last segment has writes not yet synced
 	buf     []byte
 	offs    []uint32 // reused: record offsets of a Save's entries
@@ -201,10 +201,12 @@ func (ml *MultiLog) write(buf []byte, sync bool) (*segment, int64, error) {
 }
 
 // rotateIfFull starts a new segment when n more bytes do not fit the last
-// one (unless it holds nothing but its header records).
+// one (unless it holds nothing but its header records). The checkpoint at
+// the start of a segment does not count: a segment holds SegmentSize
+// bytes of Saves however many groups the checkpoint lists.
 func (ml *MultiLog) rotateIfFull(n int) error {
 	tail := ml.segs[len(ml.segs)-1]
-	if ml.tailOff+int64(n) <= ml.opts.SegmentSize || ml.tailOff == ml.tailHdr {
+	if ml.tailOff-ml.tailHdr+int64(n) <= ml.opts.SegmentSize || ml.tailOff == ml.tailHdr {
 		return nil
 	}
 	if ml.dirty {
@@ -212,7 +214,8 @@ func (ml *MultiLog) rotateIfFull(n int) error {
 			return err
 		}
 	}
-	seg, off, err := createSegmentWith(ml.fs, ml.dir, tail.seq+1, ml.opts.SegmentSize, ml.checkpoint(tail.seq+1))
+	hdr := ml.checkpoint(tail.seq + 1)
+	seg, off, err := createSegmentWith(ml.fs, ml.dir, tail.seq+1, ml.opts.SegmentSize+int64(len(hdr)), hdr)
 	if err != nil {
 		return ml.fail(err)
 	}
@@ -224,15 +227,18 @@ func (ml *MultiLog) rotateIfFull(n int) error {
 }
 
 // checkpoint returns the records a new segment seq starts with: its
-// header, every group's hard state and every removed group, so that older
+// header (the sequence number and the bytes of checkpoint records after
+// it), every group's hard state and every removed group, so that older
 // segments can be deleted without losing either. Holds wmu (Group may
 // add groups meanwhile: the map is read under mu).
 func (ml *MultiLog) checkpoint(seq uint64) []byte {
 	ml.mu.RLock()
 	defer ml.mu.RUnlock()
 	var p [8]byte
-	binary.LittleEndian.PutUint64(p[:], seq)
-	buf := appendRecord(nil, recMultiHeader, p[:])
+	var hp [16]byte
+	binary.LittleEndian.PutUint64(hp[:], seq)
+	buf := appendRecord(nil, recMultiHeader, hp[:])
+	hdrEnd := len(buf)
 	ids := make([]uint64, 0, len(ml.groups))
 	for id, g := range ml.groups {
 		if !raft.IsEmptyHardState(g.hs) {
@@ -252,7 +258,9 @@ func (ml *MultiLog) checkpoint(seq uint64) []byte {
 		binary.LittleEndian.PutUint64(p[:], id)
 		buf = appendRecord(buf, recGroupRemoved, p[:])
 	}
-	return buf
+	// The header is sealed again with the checkpoint's length.
+	binary.LittleEndian.PutUint64(buf[headerSize+1+8:], uint64(len(buf)-hdrEnd))
+	return seal(buf, 0, len(hp))
 }
 
 func (ml *MultiLog) sync(site syncSite) error {

@@ -615,3 +615,33 @@ func TestMultiReadsDuringSaves(t *testing.T) {
 	close(done)
 	require.NoError(t, <-errs)
 }
+
+// TestMultiCheckpointDoesNotFillSegments: with more groups than a segment
+// holds hard states, the checkpoint at the start of each segment does not
+// count against its size, so Saves still fill segments instead of
+// starting a new one each (across a reopen too).
+func TestMultiCheckpointDoesNotFillSegments(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 4096, NoSync: true}
+	ml, err := OpenMulti(dir, opts)
+	require.NoError(t, err)
+	var ups []GroupUpdate
+	for id := uint64(1000); id < 1300; id++ { // about 10 KiB of checkpoint
+		ups = append(ups, GroupUpdate{GroupID: id, HardState: pb.HardState{Term: 1, Vote: 1}})
+	}
+	require.NoError(t, ml.Save(ups))
+	saveGroups(t, ml, 1, 40, 100)
+	require.NoError(t, ml.Close())
+	ml, err = OpenMulti(dir, opts)
+	require.NoError(t, err)
+	defer ml.Close()
+	g, _ := ml.Group(1)
+	for i := uint64(41); i <= 80; i++ {
+		require.NoError(t, g.Save(pb.HardState{Term: 1, Vote: 1, Commit: i}, []pb.Entry{{Index: i, Term: 1, Data: make([]byte, 100)}}, pb.Snapshot{}))
+	}
+	segs, _ := listNumbered(osFS{}, dir, segmentExt)
+	// 80 Saves of about 150 bytes: 3 segments' worth, not 80 segments.
+	require.LessOrEqual(t, len(segs), 6, "segments: %v", segs)
+	g1000, _ := ml.Group(1000)
+	require.Equal(t, pb.HardState{Term: 1, Vote: 1}, g1000.HardState())
+}

@@ -78,7 +78,8 @@ func (ml *MultiLog) recover() error {
 		if len(r.newest) > 0 {
 			return corruptf(ml.dir, 0, "snapshots but no log segments")
 		}
-		seg, off, err := createSegmentWith(ml.fs, ml.dir, 1, ml.opts.SegmentSize, ml.checkpoint(1))
+		hdr := ml.checkpoint(1)
+		seg, off, err := createSegmentWith(ml.fs, ml.dir, 1, ml.opts.SegmentSize+int64(len(hdr)), hdr)
 		if err != nil {
 			return err
 		}
@@ -156,10 +157,14 @@ func (ml *MultiLog) replaySegment(r *multiReplay, seq uint64, last bool) error {
 			if t != recMultiHeader {
 				return fmt.Errorf("segment does not start with a multi-group header")
 			}
-			ml.tailHdr = int64(frameSize(len(p)))
-			if len(p) != 8 || binary.LittleEndian.Uint64(p) != seq {
-				return fmt.Errorf("header of another segment in the file of segment %d", seq)
+			if len(p) != 16 || binary.LittleEndian.Uint64(p) != seq {
+				return fmt.Errorf("not the header of segment %d", seq)
 			}
+			ckpt := binary.LittleEndian.Uint64(p[8:])
+			if ckpt > uint64(len(data)) {
+				return fmt.Errorf("checkpoint of %d bytes in a segment of %d", ckpt, len(data))
+			}
+			ml.tailHdr = int64(frameSize(len(p))) + int64(ckpt)
 			return nil
 		}
 		return ml.replayRecord(r, t, p, seq, off, path)
@@ -172,8 +177,8 @@ func (ml *MultiLog) replaySegment(r *multiReplay, seq uint64, last bool) error {
 	}
 	if last {
 		ml.tailOff = int64(end)
-		if torn || int64(len(data)) < ml.opts.SegmentSize {
-			return resetTail(f, path, int64(end), ml.opts.SegmentSize)
+		if size := ml.tailHdr + ml.opts.SegmentSize; torn || int64(len(data)) < size {
+			return resetTail(f, path, int64(end), size)
 		}
 	}
 	return nil

@@ -55,8 +55,8 @@ const (
 	// one group's log.
 	//
 	// recMultiHeader opens every segment of a MultiLog: its sequence
-	// number. The records after it, up to the first Save, are written
-	// with it: every group's hard state and every removed group.
+	// number and the length in bytes of the checkpoint records after it,
+	// written with it: every group's hard state and every removed group.
 	recMultiHeader
 	recGroupEntry
 	recGroupHardState

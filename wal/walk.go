@@ -108,7 +108,7 @@ func decodeRecord(t recType, p []byte) (Record, error) {
 	rec := Record{Kind: t.String()}
 	switch t {
 	case recMultiHeader:
-		if len(p) != 8 {
+		if len(p) != 16 {
 			return rec, fmt.Errorf("multi-group segment header of %d bytes", len(p))
 		}
 		return rec, nil
