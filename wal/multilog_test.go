@@ -631,12 +631,17 @@ func TestMultiCheckpointDoesNotFillSegments(t *testing.T) {
 	}
 	require.NoError(t, ml.Save(ups))
 	saveGroups(t, ml, 1, 40, 100)
+	require.LessOrEqual(t, ml.tailOff-ml.tailHdr, int64(3500), "the last segment has room for the next Save")
 	require.NoError(t, ml.Close())
+	before, _ := listNumbered(osFS{}, dir, segmentExt)
 	ml, err = OpenMulti(dir, opts)
 	require.NoError(t, err)
 	defer ml.Close()
 	g, _ := ml.Group(1)
-	for i := uint64(41); i <= 80; i++ {
+	require.NoError(t, g.Save(pb.HardState{Term: 1, Vote: 1, Commit: 40}, []pb.Entry{{Index: 41, Term: 1, Data: make([]byte, 100)}}, pb.Snapshot{}))
+	after, _ := listNumbered(osFS{}, dir, segmentExt)
+	require.Equal(t, before, after, "reopened, the last segment's checkpoint does not count either")
+	for i := uint64(42); i <= 80; i++ {
 		require.NoError(t, g.Save(pb.HardState{Term: 1, Vote: 1, Commit: i}, []pb.Entry{{Index: i, Term: 1, Data: make([]byte, 100)}}, pb.Snapshot{}))
 	}
 	segs, _ := listNumbered(osFS{}, dir, segmentExt)
