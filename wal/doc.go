@@ -119,9 +119,10 @@
 // own. Each group pins the oldest segment holding a record it needs after a
 // restart (the entry after its snapshot or compaction point, whichever is
 // lower); the oldest segments are deleted once no group pins them. Every
-// new segment starts with every group's hard state and every removed group
-// (written with its header, before it is renamed into place), so deleting
-// older segments loses neither: a group that wrote nothing for long does
+// new segment starts with a checkpoint of every group's hard state and
+// every removed group (written with its header, before it is renamed into
+// place; it does not count against SegmentSize), so deleting older
+// segments loses neither: a group that wrote nothing for long does
 // not hold the log back by its hard state, only by entries it has not
 // compacted. RemoveGroup writes and syncs a removal record, then deletes
 // the group's snapshot file; from then on the group's records are ignored
