@@ -12,8 +12,8 @@ import (
 // to the group's raft.Config. It behaves as a Storage of its own (same
 // errors, same compaction rules) except that its records share the
 // MultiLog's segments and its snapshot is in a file named after the group.
-// Entries are read from disk (the operating system's page cache); there is
-// no entry cache per group.
+// The entries of its latest Saves are served from memory (the groups share
+// Options.CacheSize); older ones are read from disk.
 //
 // Save on a GroupStorage saves that group alone; to save many groups with
 // one write and one sync, use MultiLog.Save. All methods are safe for
@@ -39,6 +39,10 @@ type GroupStorage struct {
 	// saveGen is the MultiLog.Save that last took an update of the group
 	// (to refuse two in one Save).
 	saveGen uint64
+	// cache holds the entries cacheFirst ... lastIndex, or none, as they
+	// were saved (see multicache.go).
+	cache      []pb.Entry
+	cacheFirst uint64
 }
 
 var _ raft.Storage = (*GroupStorage)(nil)
@@ -143,8 +147,10 @@ func (g *GroupStorage) Snapshot() (pb.Snapshot, error) {
 	return g.snap, nil
 }
 
-// Entries implements raft.Storage. The entries are read from disk, one
-// read per segment, and checked against their CRC; the caller owns them.
+// Entries implements raft.Storage. Entries still in the cache are
+// returned without copying (the slice is shared: do not modify it); older
+// ones are read from disk, one read per segment, and checked against their
+// CRC.
 func (g *GroupStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 	g.ml.mu.RLock()
 	defer g.ml.mu.RUnlock()
@@ -170,7 +176,22 @@ func (g *GroupStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 			break
 		}
 	}
-	return readEntries(make([]pb.Entry, 0, n), g.id, lo, lo+n, g.loc, g.ml.segment)
+	hi = lo + n
+	if len(g.cache) > 0 && lo >= g.cacheFirst {
+		return g.cached(lo, hi), nil
+	}
+	diskHi := hi
+	if len(g.cache) > 0 {
+		diskHi = min(hi, g.cacheFirst)
+	}
+	ents, err := readEntries(make([]pb.Entry, 0, n), g.id, lo, diskHi, g.loc, g.ml.segment)
+	if err != nil {
+		return nil, err
+	}
+	if diskHi < hi {
+		ents = append(ents, g.cached(diskHi, hi)...)
+	}
+	return ents, nil
 }
 
 // Save saves this group's part of a Ready: MultiLog.Save with this group
@@ -247,6 +268,7 @@ func (g *GroupStorage) Compact(compactIndex uint64) error {
 	g.baseTerm = g.loc(compactIndex).term
 	g.locs.dropFront(int(compactIndex - g.base))
 	g.base = compactIndex
+	g.cacheDrop(compactIndex)
 	ml.mu.Unlock()
 	ml.setPin(g, pin)
 	return ml.dropSegments()

@@ -46,6 +46,11 @@ type MultiLog struct {
 	buf     []byte
 	offs    []uint32 // reused: record offsets of a Save's entries
 	plan    []saved  // reused: the checked updates of a Save
+	// cacheQ[cacheHead:] are the Saves whose entries are in the groups'
+	// caches, oldest first; cacheBytes their size (see multicache.go).
+	cacheQ     []cacheRef
+	cacheHead  int
+	cacheBytes int
 	saveGen uint64   // counts Saves
 	failed  error
 	// pins counts, for each segment, the groups whose oldest needed
@@ -164,6 +169,7 @@ func (ml *MultiLog) RemoveGroup(id uint64) error {
 	delete(ml.groups, id)
 	if g != nil {
 		g.removed = true
+		g.cache = nil
 	}
 	ml.mu.Unlock()
 	if g != nil {

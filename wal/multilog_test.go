@@ -107,6 +107,13 @@ func checkPins(t *testing.T, ml *MultiLog) {
 		if g.pin != 0 {
 			require.GreaterOrEqual(t, g.pin, ml.segs[0].seq, "group %d pins a deleted segment", id)
 		}
+		if len(g.cache) > 0 {
+			require.Equal(t, g.lastIndex(), g.cacheFirst+uint64(len(g.cache))-1, "group %d: the cache ends at the last index", id)
+			require.Greater(t, g.cacheFirst, g.base, "group %d: the cache holds compacted entries", id)
+			for i, e := range g.cache {
+				require.Equal(t, g.cacheFirst+uint64(i), e.Index, "group %d: cache", id)
+			}
+		}
 	}
 	require.Equal(t, want, ml.pins)
 }
@@ -132,6 +139,12 @@ func runMultiModel(t *testing.T, seed uint64, steps int) {
 	dir := t.TempDir()
 	// The syncs are the power-loss tests' business.
 	opts := Options{SegmentSize: int64(4096 << rng.IntN(3)), NoSync: true}
+	switch rng.IntN(3) {
+	case 0:
+		opts.CacheSize = -1
+	case 1:
+		opts.CacheSize = 1 + rng.IntN(8000) // a few entries of a few groups
+	}
 	ml, err := OpenMulti(dir, opts)
 	require.NoError(t, err)
 	defer func() {
@@ -554,7 +567,8 @@ func TestWalkMultiLog(t *testing.T) {
 // read sees whole Saves, with the data each entry was saved with. Run
 // with -race.
 func TestMultiReadsDuringSaves(t *testing.T) {
-	ml, err := OpenMulti(t.TempDir(), Options{SegmentSize: 4096, NoSync: true})
+	// A cache of a few entries: reads go to the cache and to the disk.
+	ml, err := OpenMulti(t.TempDir(), Options{SegmentSize: 4096, NoSync: true, CacheSize: 600})
 	require.NoError(t, err)
 	defer ml.Close()
 	const groups, rounds = 4, 300

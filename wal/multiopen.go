@@ -13,7 +13,7 @@ import (
 // OpenMulti opens the MultiLog in dir, creating the directory and an
 // empty log if there is none, and locks it against other processes (an
 // error wrapping ErrLocked if one has it). Options mean what they mean
-// for Open, except CacheSize (groups read their entries from disk).
+// for Open; CacheSize is shared by all the groups.
 //
 // Opening replays the log into every group's storage (Groups lists them;
 // Removed the groups removed, whose records are ignored): a write that a

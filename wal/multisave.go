@@ -156,6 +156,7 @@ func (ml *MultiLog) apply(p saved, seq uint64, off int64) {
 		g.snap = p.u.Snapshot
 		g.base, g.baseTerm = g.snap.Metadata.Index, g.snap.Metadata.Term
 		g.locs.reset()
+		g.cache = nil
 	}
 	if len(p.ents) > 0 {
 		g.locs.truncate(int(p.ents[0].Index - g.base - 1))
@@ -168,6 +169,7 @@ func (ml *MultiLog) apply(p saved, seq uint64, off int64) {
 				size: uint32(8 + e.Size()),
 			})
 		}
+		ml.cacheAppend(g, p.ents)
 	}
 	if p.hasHS {
 		g.hs = p.u.HardState
