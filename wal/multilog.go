@@ -51,8 +51,8 @@ type MultiLog struct {
 	cacheQ     []cacheRef
 	cacheHead  int
 	cacheBytes int
-	saveGen uint64   // counts Saves
-	failed  error
+	saveGen    uint64 // counts Saves
+	failed     error
 	// pins counts, for each segment, the groups whose oldest needed
 	// record is in it: a segment is deleted once neither it nor an older
 	// one is pinned. Invariant: pins[seq] == number of live groups g with
