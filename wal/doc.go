@@ -133,9 +133,9 @@
 // a torn tail, and reports any other damage as ErrCorrupt with file and
 // offset. Its cost follows the size of the log: opening a log of 10,000
 // groups with a few entries each is dominated by reading the preallocated
-// last segment (docs/benchmarks.md). Groups read their entries from disk
-// (the page cache): there is no per-group cache of recent entries. The
-// tests are those of one log, for many groups: torn tails, corruption,
+// last segment (docs/benchmarks.md). The groups share one cache of the
+// entries of the latest Saves (Options.CacheSize in all, the oldest Saves
+// dropped first); older entries are read from disk. The tests are those of one log, for many groups: torn tails, corruption,
 // SIGKILL of a writing process, power loss at every file operation (with a
 // test that each sync is needed), an error injected into each file
 // operation, and one sync per Save counted through the FS.
