@@ -162,10 +162,18 @@ func (b *crashBatch) expectedSnapshot(m *crashModel) pb.Snapshot {
 	}}
 }
 
+// crashWriter is what a crashBatch writes to: a Storage or a GroupStorage.
+type crashWriter interface {
+	Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) error
+	Snapshot() (pb.Snapshot, error)
+	CreateSnapshot(i uint64, cs *pb.ConfState, data []byte) (pb.Snapshot, error)
+	Compact(compactIndex uint64) error
+}
+
 // run performs b on s. It can be run again after a crash interrupted it:
 // a snapshot that is already there is not created again, a compaction
 // already done (a reopened log starts at the snapshot) is skipped.
-func (b *crashBatch) run(s *Storage) error {
+func (b *crashBatch) run(s crashWriter) error {
 	if !b.snapshot {
 		return s.Save(b.hs, b.ents, pb.Snapshot{})
 	}
@@ -383,13 +391,19 @@ func runCrashChild(t *testing.T, dir string, seed uint64, round int, start uint6
 	return reported
 }
 
+// crashReader is what checkCrashed reads: a Storage or a GroupStorage.
+type crashReader interface {
+	raft.Storage
+	HardState() pb.HardState
+}
+
 // checkCrashed checks a reopened Storage against the model after the last
 // batch reported durable: the snapshot, the log from the snapshot on and
 // the hard state are the model's, except that the next batch b (nil if
 // none was under way) may have landed in part: a prefix of a Save's
 // entries (replacing what they replace), its hard state only with all of
 // them; or a snapshot batch's snapshot.
-func checkCrashed(t *testing.T, s *Storage, m *crashModel, b *crashBatch, ctx string) crashOutcome {
+func checkCrashed(t *testing.T, s crashReader, m *crashModel, b *crashBatch, ctx string) crashOutcome {
 	t.Helper()
 	outcome := nextAbsent
 	snap, err := s.Snapshot()

@@ -84,6 +84,62 @@
 // directory is corrupt should be rebuilt from the other replicas: remove it
 // from the cluster, wipe the directory, add it back as a new member.
 //
+// # Many groups: MultiLog
+//
+// A host of many Raft groups (package multiraft) keeps them all in one
+// MultiLog, so that one write and one sync make a whole host Ready
+// durable, however many groups it holds:
+//
+//	ml, err := wal.OpenMulti(dir, wal.Options{})
+//	for _, id := range ml.Groups() { // restart every group the log holds
+//		st, _ := ml.Group(id) // a raft.Storage for the group's Config
+//		...
+//	}
+//	// tombstones for the host: ml.Removed()
+//	for h.HasReady() {
+//		rd := h.Ready()
+//		ups := make([]wal.GroupUpdate, len(rd.Groups))
+//		for i, g := range rd.Groups {
+//			ups[i] = wal.GroupUpdate{GroupID: g.GroupID, HardState: g.HardState, Entries: g.Entries, Snapshot: g.Snapshot}
+//		}
+//		if err := ml.Save(ups); err != nil { // one write, at most one sync
+//			... // stop the host: what is on disk is unknown
+//		}
+//		... // send rd.Batches, apply, h.Advance(rd)
+//	}
+//
+// Every record but a segment's header carries its group's ID. Save
+// writes all the groups' records (each group's snapshot marker, entries,
+// hard state, in the order given) with one write, and syncs once if any
+// group's part must be durable (raft.MustSync, or a snapshot); commit-only
+// changes ride along unsynced. A group's snapshots are files of their own,
+// named GGGGGGGGGGGGGGGG-IIIIIIIIIIIIIIII.snap (group, index, in hex),
+// written and synced before the log records them, as for one log; with
+// CreateSnapshot and Compact on its GroupStorage a group compacts on its
+// own. Each group pins the oldest segment holding a record it needs after a
+// restart (the entry after its snapshot or compaction point, whichever is
+// lower); the oldest segments are deleted once no group pins them. Every
+// new segment starts with a checkpoint of every group's hard state and
+// every removed group (written with its header, before it is renamed into
+// place; it does not count against SegmentSize), so deleting older
+// segments loses neither: a group that wrote nothing for long does
+// not hold the log back by its hard state, only by entries it has not
+// compacted. RemoveGroup writes and syncs a removal record, then deletes
+// the group's snapshot file; from then on the group's records are ignored
+// and Removed reports it, for good.
+//
+// OpenMulti replays every segment into the groups' storages, joins each
+// group's log with its newest snapshot file as Open does for one log, cuts
+// a torn tail, and reports any other damage as ErrCorrupt with file and
+// offset. Its cost follows the size of the log: opening a log of 10,000
+// groups with a few entries each is dominated by reading the preallocated
+// last segment (docs/benchmarks.md). The groups share one cache of the
+// entries of the latest Saves (Options.CacheSize in all, the oldest Saves
+// dropped first); older entries are read from disk. The tests are those of one log, for many groups: torn tails, corruption,
+// SIGKILL of a writing process, power loss at every file operation (with a
+// test that each sync is needed), an error injected into each file
+// operation, and one sync per Save counted through the FS.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. Writers (Save, Compact,

@@ -1,12 +1,14 @@
 package wal
 
 // locIndex is the in-memory index of the live log, one loc per entry, in
-// fixed-size chunks: growing it never copies what it holds (a large log's
-// index is not copied under the lock readers wait on), and dropping a
-// compacted prefix frees whole chunks.
+// fixed-size chunks: growing it never copies more than one chunk (a large
+// log's index is not copied under the lock readers wait on), and dropping
+// a compacted prefix frees whole chunks. The first chunk starts small and
+// grows, so that the short logs of many groups sharing a MultiLog stay
+// small.
 type locIndex struct {
-	// chunks hold the locs from chunks[0][skip] on; every chunk has
-	// indexChunk elements.
+	// chunks hold the locs from chunks[0][skip] on; every chunk but the
+	// last has indexChunk elements, the last up to that.
 	chunks [][]loc
 	skip   int
 	n      int
@@ -15,6 +17,8 @@ type locIndex struct {
 const (
 	indexChunkBits = 10
 	indexChunk     = 1 << indexChunkBits
+	// firstChunkCap is the capacity a log's first chunk starts with.
+	firstChunkCap = 4
 )
 
 func (x *locIndex) len() int { return x.n }
@@ -26,20 +30,34 @@ func (x *locIndex) at(i int) loc {
 }
 
 func (x *locIndex) append(l loc) {
-	j := x.skip + x.n
-	if c := j >> indexChunkBits; c == len(x.chunks) {
-		x.chunks = append(x.chunks, make([]loc, indexChunk))
+	c := (x.skip + x.n) >> indexChunkBits
+	if c == len(x.chunks) {
+		size := indexChunk
+		if c == 0 {
+			size = firstChunkCap
+		}
+		x.chunks = append(x.chunks, make([]loc, 0, size))
 	}
-	x.chunks[j>>indexChunkBits][j&(indexChunk-1)] = l
+	chunk := x.chunks[c]
+	if len(chunk) == cap(chunk) {
+		grown := make([]loc, len(chunk), min(2*cap(chunk), indexChunk))
+		copy(grown, chunk)
+		chunk = grown
+	}
+	x.chunks[c] = append(chunk, l)
 	x.n++
 }
 
 // truncate keeps the first n locs.
 func (x *locIndex) truncate(n int) {
 	x.n = n
-	keep := (x.skip + n + indexChunk - 1) >> indexChunkBits
+	end := x.skip + n
+	keep := (end + indexChunk - 1) >> indexChunkBits
 	clear(x.chunks[keep:])
 	x.chunks = x.chunks[:keep]
+	if keep > 0 {
+		x.chunks[keep-1] = x.chunks[keep-1][:end-(keep-1)<<indexChunkBits]
+	}
 }
 
 // dropFront forgets the first k locs.

@@ -47,8 +47,9 @@ func (r *refLog) reopened() {
 	r.base, r.baseTerm = r.snap.Metadata.Index, r.snap.Metadata.Term
 }
 
-// check compares every read of s with the reference.
-func (r *refLog) check(t *testing.T, rng *rand.Rand, s *Storage) {
+// check compares every read of s (a Storage or a GroupStorage) with the
+// reference.
+func (r *refLog) check(t *testing.T, rng *rand.Rand, s raft.Storage) {
 	t.Helper()
 	first, err := s.FirstIndex()
 	require.NoError(t, err)

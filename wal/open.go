@@ -25,6 +25,23 @@ func Open(dir string, opts Options) (*Storage, error) {
 		return nil, err
 	}
 	fs := o.FS
+	lock, err := lockDir(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Storage{dir: dir, fs: fs, opts: o, lock: lock}
+	if err := s.recover(); err != nil {
+		for _, seg := range s.segs {
+			seg.f.Close()
+		}
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// lockDir creates dir durably if it does not exist and locks it.
+func lockDir(fs FS, dir string) (io.Closer, error) {
 	created, err := fs.MkdirAll(dir, 0o750)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
@@ -42,15 +59,7 @@ func Open(dir string, opts Options) (*Storage, error) {
 		}
 		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
 	}
-	s := &Storage{dir: dir, fs: fs, opts: o, lock: lock}
-	if err := s.recover(); err != nil {
-		for _, seg := range s.segs {
-			seg.f.Close()
-		}
-		lock.Close()
-		return nil, err
-	}
-	return s, nil
+	return lock, nil
 }
 
 // recover loads the newest snapshot and replays the segments.
@@ -199,6 +208,9 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 	}
 	end, torn, err := scanSegment(data, path, last, func(t recType, p []byte, off int) error {
 		if off == 0 {
+			if t == recMultiHeader {
+				return fmt.Errorf("a segment of a multi-group log (open it with OpenMulti)")
+			}
 			if t != recSegmentHeader {
 				return fmt.Errorf("segment does not start with a header")
 			}
@@ -221,7 +233,7 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 	if last {
 		s.tailOff = int64(end)
 		if torn || int64(len(data)) < s.opts.SegmentSize {
-			return s.resetTail(f, path, int64(end))
+			return resetTail(f, path, int64(end), s.opts.SegmentSize)
 		}
 	}
 	return nil
@@ -250,10 +262,10 @@ func (r *replay) record(t recType, p []byte, seq uint64, off int) error {
 // resetTail zeroes the last segment after the end of its intact data (a
 // torn write must not be read back later, after new records) and
 // preallocates it again.
-func (s *Storage) resetTail(f File, path string, end int64) error {
+func resetTail(f File, path string, end, size int64) error {
 	err := f.Truncate(end)
 	if err == nil {
-		err = f.Preallocate(s.opts.SegmentSize)
+		err = f.Preallocate(size)
 	}
 	if err == nil {
 		err = syncFile(syncRepair, f)
@@ -264,40 +276,54 @@ func (s *Storage) resetTail(f File, path string, end int64) error {
 	return nil
 }
 
-// reconcile joins the replayed log with the newest snapshot: entries the
-// snapshot covers are dropped; entries that do not continue it (left from
-// a history the snapshot replaced, when a crash came between writing the
-// snapshot file and its record in the log) are dropped too.
+// reconcile joins the replayed log with the newest snapshot (see join).
 func (s *Storage) reconcile(r *replay) error {
 	snapIndex, snapTerm := s.snap.Metadata.Index, s.snap.Metadata.Term
 	tail := s.segs[len(s.segs)-1].path
 	s.hs = r.hs
 	s.base, s.baseTerm = snapIndex, snapTerm
+	locs, restart, err := r.join(s.dir, tail, snapIndex, snapTerm)
+	if err != nil {
+		return err
+	}
+	s.locs = locs
+	s.cacheFirst = s.lastIndex() + 1
+	if s.hs.Commit > s.lastIndex() {
+		return corruptf(tail, 0, "hard state commits %d past the last index %d", s.hs.Commit, s.lastIndex())
+	}
+	if restart {
+		return s.restartAfterSnapshot(snapIndex, snapTerm)
+	}
+	return nil
+}
+
+// join returns the replayed log joined with the newest snapshot (the
+// entries after it): entries the snapshot covers are dropped; entries that
+// do not continue it (left from a history the snapshot replaced, when a
+// crash came between writing the snapshot file and its record in the log)
+// are dropped too. restart says the log must record that it restarts
+// after the snapshot (see restartAfterSnapshot). Errors name the last
+// segment, tail, or the segment of the entry that does not fit.
+func (r *replay) join(dir, tail string, snapIndex, snapTerm uint64) (locs locIndex, restart bool, err error) {
 	first, n := r.start, uint64(r.locs.len())
 	switch {
 	case r.prevKnown && first-1 == snapIndex && r.prevTerm != snapTerm:
-		return corruptf(tail, 0, "log continues a snapshot at %d of term %d, the snapshot file has term %d", snapIndex, r.prevTerm, snapTerm)
+		return locs, false, corruptf(tail, 0, "log continues a snapshot at %d of term %d, the snapshot file has term %d", snapIndex, r.prevTerm, snapTerm)
 	case n == 0 || first+n-1 < snapIndex:
 		// Everything replayed is covered by the snapshot.
 	case first <= snapIndex:
 		if r.locs.at(int(snapIndex-first)).term == snapTerm {
 			r.locs.dropFront(int(snapIndex - first + 1))
-			s.locs = r.locs
+			locs = r.locs
 		}
 	case first == snapIndex+1:
-		s.locs = r.locs
+		locs = r.locs
 	default:
-		return corruptf(segmentPath(s, r.locs.at(0).seq), int64(r.locs.at(0).off),
+		return locs, false, corruptf(filepath.Join(dir, segmentName(r.locs.at(0).seq)), int64(r.locs.at(0).off),
 			"log starts at %d but the snapshot ends at %d", first, snapIndex)
 	}
-	s.cacheFirst = s.lastIndex() + 1
-	if s.hs.Commit > s.lastIndex() {
-		return corruptf(tail, 0, "hard state commits %d past the last index %d", s.hs.Commit, s.lastIndex())
-	}
-	if snapIndex > 0 && s.locs.len() == 0 && !(r.prevKnown && first == snapIndex+1) {
-		return s.restartAfterSnapshot(snapIndex, snapTerm)
-	}
-	return nil
+	restart = snapIndex > 0 && locs.len() == 0 && !(r.prevKnown && first == snapIndex+1)
+	return locs, restart, nil
 }
 
 // restartAfterSnapshot records in the log that it restarts after the
@@ -319,5 +345,3 @@ func (s *Storage) restartAfterSnapshot(index, term uint64) error {
 	s.dirty = true
 	return nil
 }
-
-func segmentPath(s *Storage, seq uint64) string { return filepath.Join(s.dir, segmentName(seq)) }

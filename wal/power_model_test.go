@@ -225,8 +225,17 @@ func (m *pmodel) allowed(st *pstep) []pview {
 	return views
 }
 
+// viewable is what readView reads: a Storage or a GroupStorage.
+type viewable interface {
+	Snapshot() (pb.Snapshot, error)
+	HardState() pb.HardState
+	FirstIndex() (uint64, error)
+	LastIndex() (uint64, error)
+	Entries(lo, hi, maxSize uint64) ([]pb.Entry, error)
+}
+
 // readView reads what a Storage shows.
-func readView(s *wal.Storage) (pview, error) {
+func readView(s viewable) (pview, error) {
 	var v pview
 	var err error
 	if v.snap, err = s.Snapshot(); err != nil {

@@ -119,12 +119,14 @@ func (r *powerRun) recover(rng *rand.Rand, fs *crashfs.FS, m *pmodel, inflight *
 
 // inLastSegment reports whether the corruption err reports is in the
 // newest segment, where the unsynced writes of the last Save are.
-func inLastSegment(fs *crashfs.FS, err error) bool {
+func inLastSegment(fs *crashfs.FS, err error) bool { return inLastSegmentOf(fs, powerDir, err) }
+
+func inLastSegmentOf(fs *crashfs.FS, dir string, err error) bool {
 	var ce *wal.CorruptError
 	if !errors.As(err, &ce) {
 		return false
 	}
-	names, _ := fs.ReadDir(powerDir)
+	names, _ := fs.ReadDir(dir)
 	newest := ""
 	for _, n := range names {
 		if strings.HasSuffix(n, ".wal") {

@@ -50,6 +50,20 @@ const (
 	// recSnapshotFile is the single record of a snapshot file: a
 	// marshaled raftpb.Snapshot.
 	recSnapshotFile
+	// The records of a MultiLog. Every one but the header starts with the
+	// group ID (8 bytes, little endian); the rest is as in the record of
+	// one group's log.
+	//
+	// recMultiHeader opens every segment of a MultiLog: its sequence
+	// number and the length in bytes of the checkpoint records after it,
+	// written with it: every group's hard state and every removed group.
+	recMultiHeader
+	recGroupEntry
+	recGroupHardState
+	recGroupSnapshot
+	// recGroupRemoved: the group is removed; later records of it are
+	// ignored.
+	recGroupRemoved
 )
 
 func (t recType) String() string {
@@ -64,6 +78,16 @@ func (t recType) String() string {
 		return "snapshot"
 	case recSnapshotFile:
 		return "snapshot-file"
+	case recMultiHeader:
+		return "multi-segment-header"
+	case recGroupEntry:
+		return "group-entry"
+	case recGroupHardState:
+		return "group-hard-state"
+	case recGroupSnapshot:
+		return "group-snapshot"
+	case recGroupRemoved:
+		return "group-removed"
 	}
 	return fmt.Sprintf("type-%d", byte(t))
 }

@@ -83,13 +83,19 @@ func parseSegmentHeader(p []byte) (seq uint64, hs pb.HardState, err error) {
 // temporary name, synced, renamed and the directory synced, so a segment
 // file always starts with its header.
 func createSegment(fs FS, dir string, seq uint64, size int64, hs pb.HardState) (*segment, int64, error) {
+	return createSegmentWith(fs, dir, seq, size, appendRecord(nil, recSegmentHeader, segmentHeader(seq, hs)))
+}
+
+// createSegmentWith creates segment seq as createSegment does, starting
+// with the records hdr (a header record and any records that must be in
+// the segment from its creation on).
+func createSegmentWith(fs FS, dir string, seq uint64, size int64, hdr []byte) (*segment, int64, error) {
 	path := filepath.Join(dir, segmentName(seq))
 	tmp := path + tmpExt
 	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("wal: create segment %s: %w", path, err)
 	}
-	hdr := appendRecord(nil, recSegmentHeader, segmentHeader(seq, hs))
 	err = f.Preallocate(max(size, int64(len(hdr))))
 	if err == nil {
 		_, err = f.WriteAt(hdr, 0)

@@ -16,12 +16,17 @@ func snapshotName(index uint64) string { return fmt.Sprintf("%016x%s", index, sn
 // writeSnapshotFile stores snap durably: written to a temporary file,
 // synced, renamed into place, and the directory synced.
 func writeSnapshotFile(fs FS, dir string, snap pb.Snapshot) error {
+	return writeSnapshotFileNamed(fs, dir, snapshotName(snap.Metadata.Index), snap)
+}
+
+// writeSnapshotFileNamed stores snap durably in dir under name.
+func writeSnapshotFileNamed(fs FS, dir, name string, snap pb.Snapshot) error {
 	b, err := snap.Marshal()
 	if err != nil {
 		return fmt.Errorf("wal: marshal snapshot: %w", err)
 	}
 	rec := appendRecord(make([]byte, 0, frameSize(len(b))), recSnapshotFile, b)
-	path := filepath.Join(dir, snapshotName(snap.Metadata.Index))
+	path := filepath.Join(dir, name)
 	tmp := path + tmpExt
 	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -49,7 +54,12 @@ func writeSnapshotFile(fs FS, dir string, snap pb.Snapshot) error {
 
 // readSnapshotFile reads and checks the snapshot file for index.
 func readSnapshotFile(fs FS, dir string, index uint64) (pb.Snapshot, error) {
-	path := filepath.Join(dir, snapshotName(index))
+	return readSnapshotPath(fs, filepath.Join(dir, snapshotName(index)), index)
+}
+
+// readSnapshotPath reads and checks the snapshot file path, which holds
+// the snapshot at index.
+func readSnapshotPath(fs FS, path string, index uint64) (pb.Snapshot, error) {
 	data, err := readFile(fs, path)
 	if err != nil {
 		return pb.Snapshot{}, fmt.Errorf("wal: read snapshot: %w", err)

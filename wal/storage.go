@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -263,7 +264,7 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 	ents := make([]pb.Entry, 0, n)
 	diskHi := min(hi, s.cacheFirst)
 	var err error
-	if ents, err = s.readEntries(ents, lo, diskHi); err != nil {
+	if ents, err = readEntries(ents, 0, lo, diskHi, s.loc, s.segment); err != nil {
 		return nil, err
 	}
 	if diskHi < hi {
@@ -272,31 +273,44 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 	return ents, nil
 }
 
-// readEntries appends the entries [lo, hi) read from disk to ents. Holds
-// mu (read).
-func (s *Storage) readEntries(ents []pb.Entry, lo, hi uint64) ([]pb.Entry, error) {
+// segment returns the open segment seq. Holds mu or wmu.
+func (s *Storage) segment(seq uint64) *segment { return s.segs[seq-s.segs[0].seq] }
+
+// readEntries appends the entries [lo, hi) read from disk to ents, one
+// read per run of entries in a segment: at(i) says where entry i is, seg
+// returns an open segment by its sequence number. The entries are those
+// of group (recGroupEntry records) or, if group is 0, of a single-group
+// log (recEntry records).
+func readEntries(ents []pb.Entry, group, lo, hi uint64, at func(uint64) loc, segAt func(uint64) *segment) ([]pb.Entry, error) {
 	for lo < hi {
-		first := s.loc(lo)
+		first := at(lo)
 		// The run of entries in the same segment, at increasing offsets.
 		j := lo + 1
 		for ; j < hi; j++ {
-			l := s.loc(j)
+			l := at(j)
 			if l.seq != first.seq || l.off < first.off {
 				break
 			}
 		}
-		last := s.loc(j - 1)
-		seg := s.segs[first.seq-s.segs[0].seq]
+		last := at(j - 1)
+		seg := segAt(first.seq)
 		end := int64(last.off) + int64(frameSize(int(last.size)))
 		buf := make([]byte, end-int64(first.off))
 		if _, err := seg.f.ReadAt(buf, int64(first.off)); err != nil {
 			return nil, fmt.Errorf("wal: read %s at %d: %w", seg.path, first.off, err)
 		}
 		for i := lo; i < j; i++ {
-			l := s.loc(i)
+			l := at(i)
 			rel := int(l.off - first.off)
 			t, payload, _, st := readFrame(buf, rel)
 			var e pb.Entry
+			if st == frameOK && group != 0 {
+				ok := t == recGroupEntry && len(payload) >= 8 && binary.LittleEndian.Uint64(payload) == group
+				t, payload = recEntry, payload[min(8, len(payload)):]
+				if !ok {
+					st = frameBad
+				}
+			}
 			if st != frameOK || t != recEntry || decodeEntry(payload, &e) != nil || e.Index != i {
 				return nil, corruptf(seg.path, int64(l.off), "entry %d does not read back", i)
 			}

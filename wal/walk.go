@@ -16,8 +16,12 @@ type Record struct {
 	// Kind is "segment-header", "entry", "hard-state", "snapshot" (a
 	// snapshot applied to the log), "snapshot-file" (the stored
 	// snapshot), or "torn-tail" (an unfinished write at the end of the last
-	// segment, which Open will cut off).
+	// segment, which Open will cut off). A MultiLog's records are
+	// "multi-segment-header", "group-entry", "group-hard-state",
+	// "group-snapshot" and "group-removed", and its snapshot files
+	// "snapshot-file", each with GroupID set.
 	Kind      string
+	GroupID   uint64
 	Entry     *pb.Entry
 	HardState *pb.HardState
 	Snapshot  *pb.Snapshot // for "snapshot" records, metadata index and term only
@@ -43,6 +47,9 @@ func Walk(dir string, fn func(Record) error) error {
 		if err := fn(Record{File: snapshotName(idx), Kind: recSnapshotFile.String(), Snapshot: &snap}); err != nil {
 			return err
 		}
+	}
+	if err := walkGroupSnapshots(fs, dir, fn); err != nil {
+		return err
 	}
 	seqs, err := listNumbered(fs, dir, segmentExt)
 	if err != nil {
@@ -74,9 +81,50 @@ func Walk(dir string, fn func(Record) error) error {
 	return nil
 }
 
+// walkGroupSnapshots calls fn with each snapshot file of a MultiLog's
+// groups.
+func walkGroupSnapshots(fs FS, dir string, fn func(Record) error) error {
+	names, err := fs.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	for _, n := range names {
+		id, index, ok := parseGroupSnapshotName(n)
+		if !ok {
+			continue
+		}
+		snap, err := readSnapshotPath(fs, filepath.Join(dir, n), index)
+		if err != nil {
+			return err
+		}
+		if err := fn(Record{File: n, Kind: recSnapshotFile.String(), GroupID: id, Snapshot: &snap}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func decodeRecord(t recType, p []byte) (Record, error) {
 	rec := Record{Kind: t.String()}
 	switch t {
+	case recMultiHeader:
+		if len(p) != 16 {
+			return rec, fmt.Errorf("multi-group segment header of %d bytes", len(p))
+		}
+		return rec, nil
+	case recGroupEntry, recGroupHardState, recGroupSnapshot, recGroupRemoved:
+		id, body, err := splitGroup(p)
+		if err != nil {
+			return rec, err
+		}
+		if t == recGroupRemoved {
+			rec.GroupID = id
+			return rec, nil
+		}
+		// The rest is the record of one group's log.
+		rec, err = decodeRecord(map[recType]recType{recGroupEntry: recEntry, recGroupHardState: recHardState, recGroupSnapshot: recSnapshot}[t], body)
+		rec.Kind, rec.GroupID = t.String(), id
+		return rec, err
 	case recSegmentHeader:
 		_, hs, err := parseSegmentHeader(p)
 		rec.HardState = &hs
