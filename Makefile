@@ -46,9 +46,10 @@ mutation-check:
 # Thousands of simulation seeds across cluster sizes, PreVote and
 # CheckQuorum, on every core; then the simulation on the WAL storage (on
 # the real disk, then on a simulated one that loses unsynced writes), the
-# WAL's SIGKILL crash loop, the WAL's power-loss test at SOAK_WAL_POWER_POINTS
-# crash points, and the kvstore example's kill-and-restart linearizability
-# run with real processes. SOAK_SEEDS sets how many seeds.
+# SIGKILL crash loops and power-loss tests (SOAK_WAL_POWER_POINTS crash
+# points) of the WAL and of the multi-group log, the multiraft simulation,
+# and the kvstore example's kill-and-restart linearizability run with real
+# processes. SOAK_SEEDS sets how many seeds.
 SOAK_SEEDS ?= 5000
 SOAK_WAL_ROUNDS ?= 500
 SOAK_WAL_POWER_POINTS ?= 20000
@@ -56,8 +57,8 @@ soak:
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.seeds=$(SOAK_SEEDS) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.wal -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.walpower -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
-	$(GO) test -count=1 -timeout 2h -run 'TestCrashSafety' ./wal/ -wal.crash.rounds=$(SOAK_WAL_ROUNDS)
-	$(GO) test -count=1 -timeout 2h -run 'TestPowerLoss$$' -v ./wal/ -wal.power.points=$(SOAK_WAL_POWER_POINTS) | grep -E 'power_test.go|^(ok|FAIL|---)'
+	$(GO) test -count=1 -timeout 2h -run 'TestCrashSafety|TestMultiCrashSafety' ./wal/ -wal.crash.rounds=$(SOAK_WAL_ROUNDS)
+	$(GO) test -count=1 -timeout 2h -run 'TestPowerLoss$$|TestMultiPowerLoss$$' -v ./wal/ -wal.power.points=$(SOAK_WAL_POWER_POINTS) | grep -E 'power_test.go|^(ok|FAIL|---)'
 	$(GO) test -count=1 -timeout 2h -run 'TestSimulation' ./multiraft/ -multiraft.seeds=$$(( $(SOAK_SEEDS) / 10 ))
 	cd $(KVSTORE) && $(GO) test -count=1 -timeout 1h -run 'TestE2ELinearizable' -v . -e2e.soak | grep -vE '^(=== RUN|PASS)'
 
