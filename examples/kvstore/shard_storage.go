@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/raftcore/raft"
+	"github.com/raftcore/raft/multiraft"
+	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/wal"
+)
+
+// shardLog is where a sharded member keeps its shards' Raft logs. Today
+// each shard has its own log (walPerShard: one wal.Open directory per
+// shard); a log shared by all groups, synced once per host Ready, can take
+// its place behind the same methods.
+type shardLog interface {
+	// storage is shard id's raft.Storage (the same value on every call).
+	storage(id uint64) raft.Storage
+	// saveReady persists every group's Snapshot, Entries and HardState of
+	// rd, synced as each raft.Ready requires, before it returns.
+	saveReady(rd *multiraft.Ready) error
+	createSnapshot(id, index uint64, cs *pb.ConfState, data []byte) error
+	compact(id, index uint64) error
+	close() error
+}
+
+// walPerShard keeps shard i's log in DIR/shards/<i>, or in memory.
+type walPerShard struct {
+	stores []storage // stores[i-1] is shard i's
+}
+
+// openShardLog opens the logs of shards 1..n under dir (in memory when
+// inMemory: nothing survives a restart).
+func openShardLog(dir string, n int, inMemory bool, fs wal.FS) (*walPerShard, error) {
+	l := &walPerShard{}
+	for i := 1; i <= n; i++ {
+		if inMemory {
+			l.stores = append(l.stores, memStorage{raft.NewMemoryStorage()})
+			continue
+		}
+		st, err := wal.Open(filepath.Join(dir, "shards", strconv.Itoa(i)), wal.Options{FS: fs})
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("shard %d: %w", i, err)
+		}
+		l.stores = append(l.stores, st)
+	}
+	return l, nil
+}
+
+func (l *walPerShard) storage(id uint64) raft.Storage { return l.stores[id-1] }
+
+// saveReady saves the groups' Readies in parallel: each shard's log syncs
+// on its own, so a Ready touching k shards costs about one sync's time,
+// not k.
+func (l *walPerShard) saveReady(rd *multiraft.Ready) error {
+	save := func(gr *multiraft.GroupReady) error {
+		if err := l.stores[gr.GroupID-1].Save(gr.HardState, gr.Entries, gr.Snapshot); err != nil {
+			return fmt.Errorf("shard %d: %w", gr.GroupID, err)
+		}
+		return nil
+	}
+	if len(rd.Groups) == 1 {
+		return save(&rd.Groups[0])
+	}
+	errs := make([]error, len(rd.Groups))
+	var wg sync.WaitGroup
+	for i := range rd.Groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = save(&rd.Groups[i])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (l *walPerShard) createSnapshot(id, index uint64, cs *pb.ConfState, data []byte) error {
+	_, err := l.stores[id-1].CreateSnapshot(index, cs, data)
+	return err
+}
+
+func (l *walPerShard) compact(id, index uint64) error { return l.stores[id-1].Compact(index) }
+
+func (l *walPerShard) close() error {
+	var errs []error
+	for _, st := range l.stores {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
