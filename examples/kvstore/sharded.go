@@ -82,6 +82,10 @@ type shardedMember struct {
 	httpSrv  *http.Server
 	clientL  net.Listener
 	ticks    uint64
+	// dirty: a Ready changed what the status shows since it was last
+	// published; published is the quiesced count then.
+	dirty     bool
+	published int
 
 	inbox   chan func()
 	recvC   chan batchIn
@@ -307,8 +311,9 @@ func (m *shardedMember) newRequestID() string {
 	return strconv.FormatUint(m.cfg.ID, 10) + "-" + strconv.FormatInt(m.started.UnixNano(), 36) + "-" + strconv.FormatUint(m.reqSeq.Add(1), 10)
 }
 
-// statusEvery is how often, in ticks, the status is published without a
-// leader change (it costs one pass over the shards).
+// statusEvery is how often, in ticks, the status is published when it
+// changed without a leader change (it costs one pass over the shards, so
+// an idle member skips it).
 const statusEvery = 10
 
 // run is the Ready loop: the only goroutine that touches the host.
@@ -325,7 +330,7 @@ func (m *shardedMember) run() {
 			m.ticks++
 			if m.ticks%statusEvery == 0 {
 				m.expire(time.Now())
-				publish = true
+				publish = m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
 			}
 		case f := <-m.inbox:
 			f()
@@ -386,6 +391,7 @@ func (m *shardedMember) handleReport(r report) {
 func (m *shardedMember) handleReady(rd multiraft.Ready) bool {
 	start := time.Now()
 	changed := false
+	m.dirty = m.dirty || len(rd.Groups) > 0
 	for i := range rd.Groups {
 		gr := &rd.Groups[i]
 		s := m.shards[gr.GroupID-1]
@@ -622,6 +628,7 @@ func (m *shardedMember) publishStatus() {
 			st.Leading++
 		}
 	}
+	m.dirty, m.published = false, st.Quiesced
 	m.quiesced.Set(float64(st.Quiesced))
 	m.led.Set(float64(st.Leading))
 	m.status.Store(st)
