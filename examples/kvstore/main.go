@@ -158,6 +158,11 @@ type server interface {
 
 // startServer starts the member cfg asks for.
 func startServer(cfg memberConfig) (server, error) {
+	if !cfg.InMemory {
+		if err := checkShardLayout(cfg.DataDir, cfg.Shards); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Shards > 1 {
 		return startShardedMember(cfg)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -28,6 +30,32 @@ type shardLog interface {
 	close() error
 }
 
+// checkShardLayout refuses a data directory written with another shard
+// count: keys would hash to other shards, and the new shards would start a
+// cluster of their own beside the old log. dir holds the single group's
+// log in raft/, or shard i's in shards/<i>.
+func checkShardLayout(dir string, n int) error {
+	if dir == "" {
+		return nil
+	}
+	_, err := os.Stat(filepath.Join(dir, "raft"))
+	single := err == nil
+	entries, err := os.ReadDir(filepath.Join(dir, "shards"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	had := len(entries)
+	switch {
+	case n <= 1 && had > 0:
+		return fmt.Errorf("--data-dir %s holds %d shards: run with --shards %d", dir, had, had)
+	case n > 1 && single:
+		return fmt.Errorf("--data-dir %s holds the log of a single group: run without --shards (or with --shards 1)", dir)
+	case n > 1 && had > 0 && had != n:
+		return fmt.Errorf("--data-dir %s holds %d shards, not %d: run with --shards %d (changing the shard count is not supported)", dir, had, n, had)
+	}
+	return nil
+}
+
 // walPerShard keeps shard i's log in DIR/shards/<i>, or in memory.
 type walPerShard struct {
 	stores []storage // stores[i-1] is shard i's
@@ -35,14 +63,14 @@ type walPerShard struct {
 
 // openShardLog opens the logs of shards 1..n under dir (in memory when
 // inMemory: nothing survives a restart).
-func openShardLog(dir string, n int, inMemory bool, fs wal.FS) (*walPerShard, error) {
+func openShardLog(dir string, n int, inMemory bool, walFS wal.FS) (*walPerShard, error) {
 	l := &walPerShard{}
 	for i := 1; i <= n; i++ {
 		if inMemory {
 			l.stores = append(l.stores, memStorage{raft.NewMemoryStorage()})
 			continue
 		}
-		st, err := wal.Open(filepath.Join(dir, "shards", strconv.Itoa(i)), wal.Options{FS: fs})
+		st, err := wal.Open(filepath.Join(dir, "shards", strconv.Itoa(i)), wal.Options{FS: walFS})
 		if err != nil {
 			l.close()
 			return nil, fmt.Errorf("shard %d: %w", i, err)

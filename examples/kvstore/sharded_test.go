@@ -5,6 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -108,4 +111,21 @@ func TestBatchTransportRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestShardLayoutChecked: a data directory is only reopened with the shard
+// count that wrote it.
+func TestShardLayoutChecked(t *testing.T) {
+	single, sharded, fresh := t.TempDir(), t.TempDir(), t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(single, "raft"), 0o755))
+	for i := 1; i <= 8; i++ {
+		require.NoError(t, os.MkdirAll(filepath.Join(sharded, "shards", strconv.Itoa(i)), 0o755))
+	}
+	require.NoError(t, checkShardLayout(single, 1))
+	require.ErrorContains(t, checkShardLayout(single, 8), "single group")
+	require.NoError(t, checkShardLayout(sharded, 8))
+	require.ErrorContains(t, checkShardLayout(sharded, 1), "holds 8 shards")
+	require.ErrorContains(t, checkShardLayout(sharded, 16), "holds 8 shards, not 16")
+	require.NoError(t, checkShardLayout(fresh, 1))
+	require.NoError(t, checkShardLayout(fresh, 8))
 }
