@@ -25,6 +25,10 @@
 //
 // A member added later (POST /cluster/members on any member first) starts
 // with --join and the addresses of the existing members.
+//
+// With --shards N (the same N on every member) keys are hashed to N Raft
+// groups, all hosted by every member in one multiraft.Host (sharded.go);
+// membership changes are not implemented with shards yet.
 package main
 
 import (
