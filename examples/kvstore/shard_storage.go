@@ -65,12 +65,17 @@ type walPerShard struct {
 // inMemory: nothing survives a restart).
 func openShardLog(dir string, n int, inMemory bool, walFS wal.FS) (*walPerShard, error) {
 	l := &walPerShard{}
+	// A WAL preallocates each segment and caches recent entries: split
+	// one group's defaults (64 MiB, 8 MiB) among the shards, down to 1 MiB
+	// and 256 KiB each, so that a member's disk and memory do not grow
+	// with the shard count, up to 64 shards.
+	opts := wal.Options{FS: walFS, SegmentSize: max(1<<20, 64<<20/int64(n)), CacheSize: max(256<<10, 8<<20/n)}
 	for i := 1; i <= n; i++ {
 		if inMemory {
 			l.stores = append(l.stores, memStorage{raft.NewMemoryStorage()})
 			continue
 		}
-		st, err := wal.Open(filepath.Join(dir, "shards", strconv.Itoa(i)), wal.Options{FS: walFS})
+		st, err := wal.Open(filepath.Join(dir, "shards", strconv.Itoa(i)), opts)
 		if err != nil {
 			l.close()
 			return nil, fmt.Errorf("shard %d: %w", i, err)

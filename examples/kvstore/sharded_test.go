@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -128,4 +129,25 @@ func TestShardLayoutChecked(t *testing.T) {
 	require.ErrorContains(t, checkShardLayout(sharded, 16), "holds 8 shards, not 16")
 	require.NoError(t, checkShardLayout(fresh, 1))
 	require.NoError(t, checkShardLayout(fresh, 8))
+}
+
+// TestShardLogSplitsTheDefaults: sixteen shards' logs take the disk of one
+// group's, not sixteen times it (each WAL preallocates its segment).
+func TestShardLogSplitsTheDefaults(t *testing.T) {
+	dir := t.TempDir()
+	l, err := openShardLog(dir, 16, false, nil)
+	require.NoError(t, err)
+	defer l.close()
+	var total int64
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			total += info.Size()
+		}
+		return err
+	}))
+	require.LessOrEqual(t, total, int64(64<<20+1<<20), "bytes on disk for 16 empty shards")
 }
