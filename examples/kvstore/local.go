@@ -62,7 +62,7 @@ func runLocalCluster(ctx context.Context, n int, base memberConfig, useTLS bool)
 			return fmt.Errorf("--local-cluster-tls: %w", err)
 		}
 	}
-	var members []*member
+	var members []server
 	defer func() {
 		for _, m := range members {
 			m.stop()
@@ -76,7 +76,7 @@ func runLocalCluster(ctx context.Context, n int, base memberConfig, useTLS bool)
 		if certs != nil {
 			cfg.TLS = certs.members[lm.ID]
 		}
-		m, err := startMember(cfg)
+		m, err := startServer(cfg)
 		if err != nil {
 			return fmt.Errorf("member %d: %w (a local cluster keeps its addresses in %s, for its members to find each other after a restart)",
 				lm.ID, err, filepath.Join(base.DataDir, localClusterFile))
@@ -84,12 +84,12 @@ func runLocalCluster(ctx context.Context, n int, base memberConfig, useTLS bool)
 		members = append(members, m)
 	}
 	printLocalCluster(lc, base.DataDir, where, certs)
-	failed := make(chan *member, len(members))
-	for _, m := range members {
+	failed := make(chan int, len(members))
+	for i, m := range members {
 		go func() {
 			select {
 			case <-m.Failed():
-				failed <- m
+				failed <- i
 			case <-ctx.Done():
 			}
 		}()
@@ -98,8 +98,8 @@ func runLocalCluster(ctx context.Context, n int, base memberConfig, useTLS bool)
 	case <-ctx.Done():
 		fmt.Println("\nshutting down")
 		return nil
-	case m := <-failed:
-		return fmt.Errorf("member %d stopped: %w; stopping the local cluster", m.cfg.ID, m.Failure())
+	case i := <-failed:
+		return fmt.Errorf("member %d stopped: %w; stopping the local cluster", lc.Members[i].ID, members[i].Failure())
 	}
 }
 

@@ -25,6 +25,10 @@
 //
 // A member added later (POST /cluster/members on any member first) starts
 // with --join and the addresses of the existing members.
+//
+// With --shards N (the same N on every member) keys are hashed to N Raft
+// groups, all hosted by every member in one multiraft.Host (sharded.go);
+// membership changes are not implemented with shards yet.
 package main
 
 import (
@@ -66,6 +70,7 @@ func run(args []string) error {
 		maxValue       = fs.Int("max-value-size", 1<<20, "largest value in bytes")
 		timeout        = fs.Duration("request-timeout", 5*time.Second, "how long a request waits for the cluster before 503")
 		tick           = fs.Duration("tick", 10*time.Millisecond, "Raft tick interval (election timeout is 10-20 ticks)")
+		shards         = fs.Int("shards", 1, "hash keys to this many Raft groups, every member hosting all of them (above 1: membership changes are not implemented yet)")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		localTLS       = fs.Bool("local-cluster-tls", false, "with --local-cluster: TLS on both ports, with a throwaway CA and certificates made in the data directory")
 		insecure       = fs.Bool("insecure", false, "allow a port without TLS on an address other machines can reach")
@@ -95,7 +100,10 @@ func run(args []string) error {
 	base := memberConfig{
 		DataDir: *dataDir, InMemory: *inMemory, ListenClient: *listenClient, ListenPeer: *listenPeer, Join: *join,
 		SnapshotEvery: *snapEvery, MaxKeySize: *maxKey, MaxValueSize: *maxValue,
-		RequestTimeout: *timeout, TickInterval: *tick, Logger: logger,
+		RequestTimeout: *timeout, TickInterval: *tick, Shards: *shards, Logger: logger,
+	}
+	if *shards < 1 {
+		return fmt.Errorf("--shards must be at least 1, not %d", *shards)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -129,7 +137,7 @@ func run(args []string) error {
 	if err := checkTLS(cfg, *insecure); err != nil {
 		return err
 	}
-	m, err := startMember(cfg)
+	m, err := startServer(cfg)
 	if err != nil {
 		return err
 	}
@@ -142,6 +150,27 @@ func run(args []string) error {
 		m.stop()
 		return fmt.Errorf("member %d stopped: %w", cfg.ID, m.Failure())
 	}
+}
+
+// server is a running member: one group (member) or, with --shards above
+// 1, many (shardedMember).
+type server interface {
+	Failed() <-chan struct{}
+	Failure() error
+	stop()
+}
+
+// startServer starts the member cfg asks for.
+func startServer(cfg memberConfig) (server, error) {
+	if !cfg.InMemory {
+		if err := checkShardLayout(cfg.DataDir, cfg.Shards); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Shards > 1 {
+		return startShardedMember(cfg)
+	}
+	return startMember(cfg)
 }
 
 // checkTLS refuses a port without TLS that other machines can reach

@@ -34,6 +34,7 @@ type memberConfig struct {
 	MaxValueSize   int
 	RequestTimeout time.Duration
 	TickInterval   time.Duration
+	Shards         int         // Raft groups keys are hashed to; 0 and 1: one group, no multiraft host
 	TLS            tlsSettings // the zero value: plain TCP and HTTP
 	Logger         *slog.Logger
 	// walFS, for tests, is the file system the WAL uses (nil: the OS).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/raftcore/raft"
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
@@ -44,6 +45,9 @@ type hello struct {
 	Magic  string `json:"magic"`
 	From   uint64 `json:"from"`
 	Client string `json:"client"` // the sender's client (HTTP) address
+	// Shards is the sender's --shards when above 1: its frames are then
+	// multiraftpb.Batch, not raftpb.Message, and both ends must agree.
+	Shards int `json:"shards,omitempty"`
 }
 
 // report is what the transport tells the Ready loop about a peer.
@@ -51,6 +55,7 @@ type report struct {
 	to          uint64
 	unreachable bool
 	snapshot    *raft.SnapshotStatus
+	group       uint64 // with --shards: the group reported on
 }
 
 // transport moves messages between members.
@@ -64,6 +69,10 @@ type transport struct {
 	tls     *peerTLS // nil: plain TCP
 	// warnEvery rate-limits the "peer unreachable" warning, per peer.
 	warnEvery time.Duration
+	// shards and recvBatch are set with --shards above 1: frames are
+	// multiraftpb.Batch (see sharded_transport.go).
+	shards    int
+	recvBatch func(from uint64, b *mrpb.Batch)
 
 	mu      sync.Mutex
 	peers   map[uint64]*peer
@@ -79,8 +88,18 @@ type transport struct {
 type peer struct {
 	id    uint64
 	addr  string
-	queue chan []pb.Message
+	queue chan outBatch
 	stop  chan struct{}
+}
+
+// outBatch is what a peer's queue holds: one Ready's messages for the
+// peer, or with --shards one marshaled multiraftpb.Batch (frame) with the
+// groups it carries messages of and the groups of its snapshots.
+type outBatch struct {
+	msgs   []pb.Message
+	frame  []byte
+	groups []uint64
+	snaps  []uint64
 }
 
 // newTransport serves the peer listener ln and sends to peers; with pt,
@@ -114,7 +133,7 @@ func (t *transport) setPeer(id uint64, addr string) {
 		}
 		close(p.stop)
 	}
-	p := &peer{id: id, addr: addr, queue: make(chan []pb.Message, queueSize), stop: make(chan struct{})}
+	p := &peer{id: id, addr: addr, queue: make(chan outBatch, queueSize), stop: make(chan struct{})}
 	t.peers[id] = p
 	t.wg.Add(1)
 	go t.run(p)
@@ -150,27 +169,55 @@ func (t *transport) send(msgs []pb.Message) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for to, batch := range byPeer {
-		p, ok := t.peers[to]
-		if !ok {
-			t.reportFailure(to, batch)
-			continue
-		}
-		select {
-		case p.queue <- batch:
-		default:
-			t.reportFailure(to, batch)
-		}
+	for to, msgs := range byPeer {
+		t.enqueue(to, outBatch{msgs: msgs})
+	}
+}
+
+// enqueue queues batch for peer to; t.mu is held.
+func (t *transport) enqueue(to uint64, batch outBatch) {
+	p, ok := t.peers[to]
+	if !ok {
+		t.reportFailure(to, batch)
+		return
+	}
+	select {
+	case p.queue <- batch:
+	default:
+		t.reportFailure(to, batch)
 	}
 }
 
 // reportFailure tells the loop that batch did not reach its peer.
-func (t *transport) reportFailure(to uint64, batch []pb.Message) {
+func (t *transport) reportFailure(to uint64, batch outBatch) {
 	t.metrics.peerSendFailures.Inc()
+	if batch.frame != nil {
+		for _, g := range batch.groups {
+			t.report(report{to: to, unreachable: true, group: g})
+		}
+		for _, g := range batch.snaps {
+			st := raft.SnapshotFailure
+			t.report(report{to: to, snapshot: &st, group: g})
+		}
+		return
+	}
 	t.report(report{to: to, unreachable: true})
-	for _, m := range batch {
+	for _, m := range batch.msgs {
 		if m.Type == pb.MsgSnap {
 			st := raft.SnapshotFailure
+			t.report(report{to: to, snapshot: &st})
+		}
+	}
+}
+
+// reportSent tells the loop about the snapshots batch carried to to.
+func (t *transport) reportSent(to uint64, batch outBatch) {
+	st := raft.SnapshotFinish
+	for _, g := range batch.snaps {
+		t.report(report{to: to, snapshot: &st, group: g})
+	}
+	for _, m := range batch.msgs {
+		if m.Type == pb.MsgSnap {
 			t.report(report{to: to, snapshot: &st})
 		}
 	}
@@ -202,7 +249,7 @@ func (t *transport) run(p *peer) {
 		}
 		bw := bufio.NewWriterSize(c, 64<<10)
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		err = writeFrame(bw, mustJSON(hello{Magic: helloMagic, From: t.id, Client: t.client}))
+		err = writeFrame(bw, mustJSON(hello{Magic: helloMagic, From: t.id, Client: t.client, Shards: t.shards}))
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -230,7 +277,7 @@ func (t *transport) run(p *peer) {
 		t.log.Debug("peer unreachable", "peer", p.id, "addr", p.addr, "err", err)
 	}
 	for {
-		var batch []pb.Message
+		var batch outBatch
 		select {
 		case <-p.stop:
 			return
@@ -261,12 +308,7 @@ func (t *transport) run(p *peer) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		for _, m := range batch {
-			if m.Type == pb.MsgSnap {
-				st := raft.SnapshotFinish
-				t.report(report{to: p.id, snapshot: &st})
-			}
-		}
+		t.reportSent(p.id, batch)
 	}
 }
 
@@ -283,10 +325,17 @@ func (t *transport) dial(p *peer) (net.Conn, error) {
 }
 
 // writeBatch writes a batch and flushes it.
-func (t *transport) writeBatch(conn net.Conn, w *bufio.Writer, batch []pb.Message) error {
+func (t *transport) writeBatch(conn net.Conn, w *bufio.Writer, batch outBatch) error {
 	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if batch.frame != nil {
+		if err := writeFrame(w, batch.frame); err != nil {
+			return err
+		}
+		t.metrics.peerMessagesSent.Inc()
+		return w.Flush()
+	}
 	var buf []byte
-	for _, m := range batch {
+	for _, m := range batch.msgs {
 		size := m.Size()
 		if cap(buf) < size {
 			buf = make([]byte, size)
@@ -393,10 +442,20 @@ func (t *transport) serve(conn net.Conn) {
 		t.metrics.peerBadFrames.Inc()
 		return
 	}
+	if max(h.Shards, 1) != max(t.shards, 1) {
+		t.log.Warn("refusing peer connection: the peer runs another number of shards",
+			"peer", h.From, "peer_shards", max(h.Shards, 1), "shards", max(t.shards, 1))
+		t.metrics.peerBadFrames.Inc()
+		return
+	}
 	t.mu.Lock()
 	t.clients[h.From] = h.Client
 	t.mu.Unlock()
 	conn.SetReadDeadline(time.Time{})
+	if t.recvBatch != nil {
+		t.serveBatches(r, h.From)
+		return
+	}
 	var buf []byte
 	for {
 		b, err := readFrame(r, buf)

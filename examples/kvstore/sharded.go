@@ -1,0 +1,691 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/raftcore/raft"
+	"github.com/raftcore/raft/multiraft"
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// With --shards N above 1, a member hosts N Raft groups (shards 1..N) in
+// one multiraft.Host: every member hosts every shard, a key belongs to the
+// shard its hash picks (shardOf), and writes and linearizable reads go to
+// that shard. One Ready loop drives the host; its batches travel on one
+// connection per peer (sharded_transport.go); each shard keeps its log in
+// the shardLog.
+//
+// A write waits for its request id among the commands its shard applies
+// (the host does not say where a proposal went, as RawNode's
+// ProposeWithResult does for the single-group member): it is answered
+// when applied here, or fails with leader_changed when its shard's leader
+// changes, or times out. Membership changes are not implemented yet (501).
+
+// shardOf is the shard holding key: FNV-1a of the key, the same on every
+// member and across restarts.
+func shardOf(key string, n int) uint64 {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return uint64(h.Sum32()%uint32(n)) + 1
+}
+
+// shard is one group's share of the member: its state machine and the
+// requests waiting on it. Owned by the loop, except sm (concurrent reads).
+type shard struct {
+	id       uint64
+	sm       *stateMachine
+	lead     uint64
+	state    raft.StateType
+	term     uint64
+	commit   uint64
+	lastSnap uint64
+	// campaignAt: campaign once this index is applied (see spreadLeaders).
+	campaignAt uint64
+	waiters    map[string]*waiter // writes, by request id
+	reads      map[string]*waiter // reads waiting for their read state
+	indexed    []*waiter          // reads waiting for the applied index
+}
+
+// batchIn is a batch from a peer, for the loop.
+type batchIn struct {
+	from  uint64
+	batch *mrpb.Batch
+}
+
+// shardedMember is a kvstore server with --shards above 1.
+type shardedMember struct {
+	cfg      memberConfig
+	n        int
+	log      *slog.Logger
+	metrics  *metrics
+	quiesced prometheus.Gauge
+	led      prometheus.Gauge
+	store    shardLog
+	host     *multiraft.Host // owned by the run goroutine
+	shards   []*shard        // shards[i-1] is shard i
+	tr       *transport
+	httpSrv  *http.Server
+	clientL  net.Listener
+	ticks    uint64
+	// dirty: a Ready changed what the status shows since it was last
+	// published; published is the quiesced count then.
+	dirty     bool
+	published int
+
+	inbox   chan func()
+	recvC   chan batchIn
+	reports chan report
+	stopC   chan struct{}
+	doneC   chan struct{}
+	failedC chan struct{}
+	failure error
+	status  atomic.Pointer[shardedStatus]
+	reqSeq  atomic.Uint64
+	started time.Time
+}
+
+// shardStatus is one shard as a member sees it.
+type shardStatus struct {
+	Shard   uint64 `json:"shard"`
+	State   string `json:"state"`
+	Term    uint64 `json:"term"`
+	Lead    uint64 `json:"leader"`
+	Commit  uint64 `json:"commit"`
+	Applied uint64 `json:"applied"`
+}
+
+// shardedStatus is GET /status of a sharded member.
+type shardedStatus struct {
+	ID       uint64        `json:"id"`
+	Shards   int           `json:"shards"`
+	Leading  int           `json:"leading"`   // shards this member leads
+	NoLeader int           `json:"no_leader"` // shards without a known leader here
+	Quiesced int           `json:"quiesced"`  // groups not ticking here
+	Groups   []shardStatus `json:"groups,omitempty"`
+}
+
+// startShardedMember is startMember for --shards above 1.
+func startShardedMember(cfg memberConfig) (*shardedMember, error) {
+	if cfg.Join {
+		return nil, errors.New("--join with --shards above 1 is not implemented yet")
+	}
+	m := &shardedMember{
+		cfg: cfg, n: cfg.Shards, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(),
+		inbox: make(chan func(), 4096), recvC: make(chan batchIn, 1024), reports: make(chan report, 4096),
+		stopC: make(chan struct{}), doneC: make(chan struct{}), failedC: make(chan struct{}), started: time.Now(),
+	}
+	m.quiesced = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_quiesced_groups", Help: "Shards (Raft groups) quiesced on this member: not ticking, no heartbeats."})
+	m.led = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_shards_led", Help: "Shards this member leads."})
+	shardsGauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_shards", Help: "Shards (Raft groups) every member hosts."})
+	shardsGauge.Set(float64(m.n))
+	m.metrics.registry.MustRegister(m.quiesced, m.led, shardsGauge)
+	st, err := openShardLog(cfg.DataDir, m.n, cfg.InMemory, cfg.walFS)
+	if err != nil {
+		return nil, err
+	}
+	m.store = st
+	if err := m.startHost(); err != nil {
+		st.close()
+		return nil, err
+	}
+	if err := m.listen(); err != nil {
+		st.close()
+		return nil, err
+	}
+	go m.run()
+	return m, nil
+}
+
+// startHost creates the host and its groups, recovering each shard's
+// state machine from its snapshot and bootstrapping a new cluster's.
+func (m *shardedMember) startHost() error {
+	var peerIDs []uint64
+	for id := range m.cfg.InitialCluster {
+		if id != m.cfg.ID {
+			peerIDs = append(peerIDs, id)
+		}
+	}
+	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeDownTicks: 2 * electionTick})
+	if err != nil {
+		return err
+	}
+	m.host = host
+	var boot []raft.Peer
+	for _, id := range slices.Sorted(maps.Keys(m.cfg.InitialCluster)) {
+		boot = append(boot, raft.Peer{ID: id, Context: mustJSON(confContext{Peer: m.cfg.InitialCluster[id]})})
+	}
+	raftLog := raft.NewSlogLogger(m.log.With("component", "raft"))
+	recovered := 0
+	for i := 1; i <= m.n; i++ {
+		s := &shard{id: uint64(i), sm: newStateMachine(), waiters: map[string]*waiter{}, reads: map[string]*waiter{}}
+		m.shards = append(m.shards, s)
+		st := m.store.storage(s.id)
+		snap, err := st.Snapshot()
+		if err != nil {
+			return fmt.Errorf("shard %d: %w", i, err)
+		}
+		if !raft.IsEmptySnap(snap) {
+			if err := s.sm.restore(snap); err != nil {
+				return fmt.Errorf("shard %d: %w", i, err)
+			}
+			s.lastSnap = snap.Metadata.Index
+		}
+		rc := raft.Config{
+			ElectionTick: electionTick, HeartbeatTick: 1, Storage: st, Applied: snap.Metadata.Index,
+			MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, CheckQuorum: true, PreVote: true, StepDownOnRemoval: true,
+			Logger: raftLog,
+		}
+		if m.cfg.configureRaft != nil {
+			m.cfg.configureRaft(&rc)
+		}
+		last, err := st.LastIndex()
+		if err != nil {
+			return fmt.Errorf("shard %d: %w", i, err)
+		}
+		var peers []raft.Peer
+		if last == 0 {
+			peers = boot
+		} else {
+			recovered++
+			hs, _, _ := st.InitialState()
+			s.term, s.commit = hs.Term, hs.Commit
+		}
+		if err := host.CreateGroup(s.id, rc, peers); err != nil {
+			return err
+		}
+	}
+	if recovered == 0 {
+		m.spreadLeaders(boot)
+	}
+	if recovered > 0 {
+		m.log.Info("recovered from disk", "shards", m.n, "recovered", recovered)
+	} else {
+		m.log.Info("bootstrapped a new cluster", "members", len(boot), "shards", m.n)
+	}
+	return nil
+}
+
+// spreadLeaders makes a new cluster's member k (in id order) campaign for
+// shards k, k+n, k+2n, ... as soon as it has applied the bootstrap
+// configuration (raft refuses to campaign before), so that leadership, and
+// with it the work of writes, starts out spread over the members rather
+// than going to whichever member starts first.
+func (m *shardedMember) spreadLeaders(boot []raft.Peer) {
+	for _, s := range m.shards {
+		if boot[int(s.id-1)%len(boot)].ID == m.cfg.ID {
+			s.campaignAt = uint64(len(boot))
+		}
+	}
+}
+
+// maybeCampaign campaigns for s once it applied index s.campaignAt, unless
+// it has a leader by then.
+func (m *shardedMember) maybeCampaign(s *shard) {
+	if s.campaignAt == 0 || s.sm.appliedIndex() < s.campaignAt {
+		return
+	}
+	s.campaignAt = 0
+	if s.lead != 0 {
+		return
+	}
+	if err := m.host.Campaign(s.id); err != nil {
+		m.log.Warn("campaign", "shard", s.id, "err", err)
+	}
+}
+
+func (m *shardedMember) listen() error {
+	peerL, err := net.Listen("tcp", m.cfg.ListenPeer)
+	if err != nil {
+		return err
+	}
+	clientL, err := m.cfg.TLS.listenClient(m.cfg.ListenClient)
+	if err != nil {
+		peerL.Close()
+		return err
+	}
+	m.clientL = clientL
+	m.tr = newBatchTransport(m.cfg.ID, clientL.Addr().String(), peerL, m.cfg.TLS.Peer, m.n, m.deliver, m.reports, m.metrics, m.log.With("component", "transport"))
+	for id, addr := range m.cfg.InitialCluster {
+		m.tr.setPeer(id, addr)
+	}
+	m.httpSrv = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(m.log.With("component", "http").Handler(), slog.LevelWarn)}
+	served := clientL
+	if m.cfg.TLS.Client == nil {
+		served = jsonServerErrors{clientL}
+	}
+	go func() {
+		if err := m.httpSrv.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("http server", "err", err)
+		}
+	}()
+	m.publishStatus()
+	m.log.Info("serving", "client", clientL.Addr().String(), "peer", peerL.Addr().String(), "shards", m.n)
+	return nil
+}
+
+// deliver hands a batch from a peer to the loop.
+func (m *shardedMember) deliver(from uint64, b *mrpb.Batch) {
+	select {
+	case m.recvC <- batchIn{from, b}:
+	case <-m.stopC:
+	case <-m.failedC:
+	}
+}
+
+// do runs f on the loop goroutine; false if the member is stopping or
+// stopped on a failure.
+func (m *shardedMember) do(ctx context.Context, f func()) bool {
+	select {
+	case <-m.failedC:
+		return false
+	default:
+	}
+	select {
+	case m.inbox <- f:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-m.stopC:
+		return false
+	case <-m.failedC:
+		return false
+	}
+}
+
+func (m *shardedMember) newRequestID() string {
+	return strconv.FormatUint(m.cfg.ID, 10) + "-" + strconv.FormatInt(m.started.UnixNano(), 36) + "-" + strconv.FormatUint(m.reqSeq.Add(1), 10)
+}
+
+// statusEvery is how often, in ticks, the status is published when it
+// changed without a leader change (it costs one pass over the shards, so
+// an idle member skips it).
+const statusEvery = 10
+
+// run is the Ready loop: the only goroutine that touches the host.
+func (m *shardedMember) run() {
+	defer close(m.doneC)
+	defer m.recoverFailure()
+	ticker := time.NewTicker(m.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		publish := false
+		select {
+		case <-ticker.C:
+			m.host.Tick()
+			m.ticks++
+			if m.ticks%statusEvery == 0 {
+				m.expire(time.Now())
+				publish = m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
+			}
+		case f := <-m.inbox:
+			f()
+		case b := <-m.recvC:
+			m.step(b)
+		case r := <-m.reports:
+			m.handleReport(r)
+		case <-m.stopC:
+			m.failAll(errStopped)
+			return
+		}
+	drain:
+		for range 1024 {
+			select {
+			case f := <-m.inbox:
+				f()
+			case b := <-m.recvC:
+				m.step(b)
+			case r := <-m.reports:
+				m.handleReport(r)
+			default:
+				break drain
+			}
+		}
+		for m.host.HasReady() {
+			if m.handleReady(m.host.Ready()) {
+				publish = true
+			}
+		}
+		if publish {
+			m.publishStatus()
+		}
+	}
+}
+
+func (m *shardedMember) step(b batchIn) {
+	if err := m.host.Step(b.from, b.batch); err != nil {
+		m.metrics.peerBadFrames.Inc()
+		m.log.Warn("dropped a batch", "from", b.from, "err", err)
+	}
+}
+
+func (m *shardedMember) handleReport(r report) {
+	if r.group == 0 {
+		return
+	}
+	if r.unreachable {
+		m.host.ReportUnreachable(r.group, r.to)
+	}
+	if r.snapshot != nil {
+		m.host.ReportSnapshot(r.group, r.to, *r.snapshot)
+	}
+}
+
+// handleReady follows the host Ready contract: persist every shard's
+// state, send the batches, apply, advance. It reports whether a shard's
+// leader changed.
+func (m *shardedMember) handleReady(rd multiraft.Ready) bool {
+	start := time.Now()
+	changed := false
+	m.dirty = m.dirty || len(rd.Groups) > 0
+	for i := range rd.Groups {
+		gr := &rd.Groups[i]
+		s := m.shards[gr.GroupID-1]
+		if gr.SoftState != nil {
+			changed = m.softStateChanged(s, gr.SoftState) || changed
+		}
+		if !raft.IsEmptyHardState(gr.HardState) {
+			s.term, s.commit = gr.HardState.Term, gr.HardState.Commit
+		}
+	}
+	// 1. Persist.
+	if err := m.store.saveReady(&rd); err != nil {
+		m.fatal("persisting a Ready failed; the member cannot go on safely", err)
+	}
+	// 2. Send.
+	m.tr.sendBatches(rd.Batches)
+	// 3. Apply.
+	for i := range rd.Groups {
+		m.applyGroup(&rd.Groups[i])
+	}
+	// 4. Advance.
+	m.host.Advance(rd)
+	for i := range rd.Groups {
+		s := m.shards[rd.Groups[i].GroupID-1]
+		m.releaseReads(s)
+		m.maybeSnapshot(s)
+		m.maybeCampaign(s)
+	}
+	m.metrics.readyLatency.Observe(time.Since(start).Seconds())
+	return changed
+}
+
+func (m *shardedMember) softStateChanged(s *shard, ss *raft.SoftState) bool {
+	s.state = ss.RaftState
+	if ss.Lead == s.lead {
+		return false
+	}
+	m.metrics.leaderChanges.Inc()
+	m.log.Debug("leader changed", "shard", s.id, "leader", ss.Lead, "state", ss.RaftState.String())
+	if s.lead != 0 {
+		// The host does not say where a proposal went: every write and
+		// read waiting on the shard may be lost with the old leader.
+		m.failShard(s, errLeaderChanged)
+	}
+	s.lead = ss.Lead
+	return true
+}
+
+// applyGroup applies one shard's snapshot, committed entries and read
+// states.
+func (m *shardedMember) applyGroup(gr *multiraft.GroupReady) {
+	s := m.shards[gr.GroupID-1]
+	if !raft.IsEmptySnap(gr.Snapshot) {
+		if err := s.sm.restore(gr.Snapshot); err != nil {
+			m.fatal(fmt.Sprintf("shard %d: restoring a snapshot failed", s.id), err)
+		}
+		s.lastSnap = gr.Snapshot.Metadata.Index
+		m.log.Info("installed snapshot", "shard", s.id, "index", gr.Snapshot.Metadata.Index)
+	}
+	for _, e := range gr.CommittedEntries {
+		switch e.Type {
+		case pb.EntryNormal:
+			id, res, err := s.sm.apply(e)
+			if err != nil {
+				m.log.Error("skipping an entry the state machine cannot apply", "shard", s.id, "index", e.Index, "err", err)
+			}
+			if w, ok := s.waiters[id]; ok && id != "" {
+				delete(s.waiters, id)
+				w.result = res
+				w.finish(err)
+			}
+		case pb.EntryConfChange, pb.EntryConfChangeV2:
+			m.applyConfChange(s, e)
+		}
+	}
+	m.metrics.committed.Add(float64(len(gr.CommittedEntries)))
+	for _, rs := range gr.ReadStates {
+		if w, ok := s.reads[string(rs.RequestCtx)]; ok {
+			delete(s.reads, string(rs.RequestCtx))
+			w.index = rs.Index
+			s.indexed = append(s.indexed, w)
+		}
+	}
+}
+
+// applyConfChange applies a shard's conf change: only the bootstrap's
+// (membership changes are not implemented with shards yet).
+func (m *shardedMember) applyConfChange(s *shard, e pb.Entry) {
+	cc, err := pb.UnmarshalConfChange(e)
+	if err != nil {
+		m.fatal(fmt.Sprintf("shard %d: a committed conf change does not decode", s.id), err)
+	}
+	v2 := cc.AsV2()
+	var ctx confContext
+	if len(v2.Context) > 0 {
+		if err := json.Unmarshal(v2.Context, &ctx); err != nil {
+			m.log.Warn("conf change with an unreadable context", "shard", s.id, "index", e.Index, "err", err)
+		}
+	}
+	cs, err := m.host.ApplyConfChange(s.id, cc)
+	if err != nil {
+		m.fatal(fmt.Sprintf("shard %d: applying a conf change", s.id), err)
+	}
+	added := map[uint64]string{}
+	var removed []uint64
+	for _, c := range v2.Changes {
+		switch c.Type {
+		case pb.ConfChangeAddNode, pb.ConfChangeAddLearnerNode:
+			added[c.NodeID] = ctx.Peer
+		case pb.ConfChangeRemoveNode:
+			removed = append(removed, c.NodeID)
+		}
+	}
+	s.sm.applyConf(e.Index, *cs, added, removed)
+}
+
+// releaseReads answers s's reads whose index its state machine reached.
+func (m *shardedMember) releaseReads(s *shard) {
+	applied := s.sm.appliedIndex()
+	kept := s.indexed[:0]
+	for _, w := range s.indexed {
+		if w.index <= applied {
+			w.finish(nil)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.indexed[len(kept):])
+	s.indexed = kept
+}
+
+// maybeSnapshot snapshots s's state machine every SnapshotEvery applied
+// entries and compacts its log.
+func (m *shardedMember) maybeSnapshot(s *shard) {
+	applied := s.sm.appliedIndex()
+	if m.cfg.SnapshotEvery == 0 || applied < s.lastSnap+m.cfg.SnapshotEvery {
+		return
+	}
+	data, cs, index := s.sm.snapshot()
+	if err := m.store.createSnapshot(s.id, index, &cs, data); err != nil {
+		m.log.Error("snapshot failed", "shard", s.id, "index", index, "err", err)
+		return
+	}
+	s.lastSnap = index
+	m.metrics.snapshots.Inc()
+	if keep := m.cfg.SnapshotEvery / 2; index > keep {
+		if err := m.store.compact(s.id, index-keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			m.log.Error("compaction failed", "shard", s.id, "index", index-keep, "err", err)
+		}
+	}
+}
+
+// propose proposes a command to shard s, on the loop goroutine.
+func (m *shardedMember) propose(s *shard, w *waiter, reqID string, data []byte) {
+	if s.lead == 0 {
+		w.finish(errNoLeader)
+		return
+	}
+	m.metrics.proposals.Inc()
+	if err := m.host.Propose(s.id, data); err != nil {
+		m.metrics.proposalsFailed.Inc()
+		w.finish(fmt.Errorf("%w (%v)", errNoLeader, err))
+		return
+	}
+	s.waiters[reqID] = w
+}
+
+// readIndex asks shard s for a read index, on the loop goroutine.
+func (m *shardedMember) readIndex(s *shard, w *waiter, rctx string) {
+	if s.lead == 0 {
+		w.finish(errNoLeader)
+		return
+	}
+	m.metrics.readIndex.Inc()
+	if err := m.host.ReadIndex(s.id, []byte(rctx)); err != nil {
+		w.finish(fmt.Errorf("%w (%v)", errNoLeader, err))
+		return
+	}
+	s.reads[rctx] = w
+}
+
+// expire fails the requests whose deadline passed.
+func (m *shardedMember) expire(now time.Time) {
+	for _, s := range m.shards {
+		if len(s.waiters) == 0 && len(s.reads) == 0 {
+			continue
+		}
+		for id, w := range s.waiters {
+			if now.After(w.deadline) {
+				delete(s.waiters, id)
+				w.finish(errTimeout)
+			}
+		}
+		for id, w := range s.reads {
+			if now.After(w.deadline) {
+				delete(s.reads, id)
+				w.finish(errTimeout)
+			}
+		}
+	}
+}
+
+// failShard fails every request waiting on s.
+func (m *shardedMember) failShard(s *shard, err error) {
+	for _, w := range s.waiters {
+		w.finish(err)
+	}
+	for _, w := range s.reads {
+		w.finish(err)
+	}
+	for _, w := range s.indexed {
+		w.finish(err)
+	}
+	clear(s.waiters)
+	clear(s.reads)
+	s.indexed = s.indexed[:0]
+}
+
+func (m *shardedMember) failAll(err error) {
+	for _, s := range m.shards {
+		m.failShard(s, err)
+	}
+}
+
+func (m *shardedMember) publishStatus() {
+	st := &shardedStatus{ID: m.cfg.ID, Shards: m.n, Quiesced: m.host.NumGroups() - m.host.NumActive()}
+	st.Groups = make([]shardStatus, len(m.shards))
+	for i, s := range m.shards {
+		st.Groups[i] = shardStatus{Shard: s.id, State: s.state.String(), Term: s.term, Lead: s.lead, Commit: s.commit, Applied: s.sm.appliedIndex()}
+		switch {
+		case s.lead == 0:
+			st.NoLeader++
+		case s.lead == m.cfg.ID:
+			st.Leading++
+		}
+	}
+	m.dirty, m.published = false, st.Quiesced
+	m.quiesced.Set(float64(st.Quiesced))
+	m.led.Set(float64(st.Leading))
+	m.status.Store(st)
+}
+
+func (m *shardedMember) fatal(msg string, err error) {
+	panic(memberFailure{fmt.Errorf("%s: %w", msg, err)})
+}
+
+// recoverFailure: see member.recoverFailure.
+func (m *shardedMember) recoverFailure() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	f, ok := p.(memberFailure)
+	if !ok {
+		panic(p)
+	}
+	m.failure = f.err
+	m.log.Error("member stopped: "+f.err.Error(), "err", f.err)
+	m.failAll(errFailed)
+	close(m.failedC)
+}
+
+func (m *shardedMember) stoppedErr() error {
+	if m.Failure() != nil {
+		return errFailed
+	}
+	return errStopped
+}
+
+// Failed is closed when the member stopped on a failure.
+func (m *shardedMember) Failed() <-chan struct{} { return m.failedC }
+
+// Failure is the failure the member stopped on, once Failed is closed.
+func (m *shardedMember) Failure() error {
+	select {
+	case <-m.failedC:
+		return m.failure
+	default:
+		return nil
+	}
+}
+
+// stop shuts the member down as member.stop does.
+func (m *shardedMember) stop() {
+	close(m.stopC)
+	<-m.doneC
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := m.httpSrv.Shutdown(ctx); err != nil {
+		m.httpSrv.Close()
+	}
+	m.tr.close()
+	if err := m.store.close(); err != nil && m.Failure() == nil {
+		m.log.Error("closing storage", "err", err)
+	}
+	m.log.Info("stopped")
+}

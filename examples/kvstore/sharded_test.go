@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// TestShardOfIsStable: a key's shard is part of what a member keeps on
+// disk (the shard's log holds it), so the hash must not change between
+// builds or processes.
+func TestShardOfIsStable(t *testing.T) {
+	for key, want := range map[string]uint64{"a": 5, "hello": 4, "key-1": 7, "w0-17": 2} {
+		require.Equal(t, want, shardOf(key, 8), "shard of %q", key)
+	}
+	for _, n := range []int{1, 2, 3, 64, 10000} {
+		for i := range 1000 {
+			s := shardOf(string(rune('a'+i%26))+string(rune(i)), n)
+			require.True(t, s >= 1 && s <= uint64(n), "shard %d of %d", s, n)
+		}
+	}
+}
+
+// testBatchTransport is a sharded member's transport (id, 8 shards) on a
+// loopback port; incoming batches arrive on the returned channel.
+func testBatchTransport(t *testing.T, id uint64) (*transport, <-chan *mrpb.Batch, chan report) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	got := make(chan *mrpb.Batch, 16)
+	reports := make(chan report, 16)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tr := newBatchTransport(id, "127.0.0.1:1", ln, nil, 8, func(_ uint64, b *mrpb.Batch) { got <- b }, reports, newMetrics(), log)
+	t.Cleanup(tr.close)
+	return tr, got, reports
+}
+
+// TestBatchTransport: a batch sent by one sharded member arrives whole at
+// the other, and its snapshots are reported per group once sent.
+func TestBatchTransport(t *testing.T) {
+	a, _, reports := testBatchTransport(t, 1)
+	b, got, _ := testBatchTransport(t, 2)
+	a.setPeer(2, b.ln.Addr().String())
+	batch := &mrpb.Batch{From: 1, To: 2,
+		Messages: []mrpb.GroupMessage{
+			{GroupID: 3, Message: pb.Message{Type: pb.MsgApp, From: 1, To: 2, Term: 2, Index: 5, Entries: []pb.Entry{{Index: 6, Term: 2, Data: []byte("x")}}}},
+			{GroupID: 5, Message: pb.Message{Type: pb.MsgSnap, From: 1, To: 2, Term: 2, Snapshot: &pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 9, Term: 2}}}},
+		},
+		Heartbeats: []mrpb.Heartbeat{{GroupID: 7, Term: 3, Commit: 4}},
+	}
+	a.sendBatches([]*mrpb.Batch{batch})
+	select {
+	case in := <-got:
+		require.Equal(t, batch.String(), in.String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("the batch did not arrive")
+	}
+	select {
+	case r := <-reports:
+		require.Equal(t, uint64(5), r.group)
+		require.Equal(t, uint64(2), r.to)
+		require.NotNil(t, r.snapshot)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the snapshot sent was not reported")
+	}
+}
+
+// TestBatchTransportRefuses: a peer with another shard count, and a batch
+// that claims another sender or recipient than the connection's, close
+// the connection; nothing is delivered.
+func TestBatchTransportRefuses(t *testing.T) {
+	tr, got, _ := testBatchTransport(t, 1)
+	cases := map[string]struct {
+		shards int
+		batch  mrpb.Batch
+	}{
+		"a peer with one shard":      {1, mrpb.Batch{From: 2, To: 1}},
+		"a peer with 16 shards":      {16, mrpb.Batch{From: 2, To: 1}},
+		"a batch from another":       {8, mrpb.Batch{From: 3, To: 1}},
+		"a batch for another member": {8, mrpb.Batch{From: 2, To: 3}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", tr.ln.Addr().String())
+			require.NoError(t, err)
+			defer conn.Close()
+			w := bufio.NewWriter(conn)
+			require.NoError(t, writeFrame(w, mustJSON(hello{Magic: helloMagic, From: 2, Client: "127.0.0.1:2", Shards: c.shards})))
+			frame, err := c.batch.Marshal()
+			require.NoError(t, err)
+			require.NoError(t, writeFrame(w, frame))
+			require.NoError(t, w.Flush())
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = conn.Read(make([]byte, 1))
+			require.ErrorIs(t, err, io.EOF, "the member closes the connection")
+			select {
+			case in := <-got:
+				t.Fatalf("delivered %v", in)
+			default:
+			}
+		})
+	}
+}
+
+// TestShardLayoutChecked: a data directory is only reopened with the shard
+// count that wrote it.
+func TestShardLayoutChecked(t *testing.T) {
+	single, sharded, fresh := t.TempDir(), t.TempDir(), t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(single, "raft"), 0o755))
+	for i := 1; i <= 8; i++ {
+		require.NoError(t, os.MkdirAll(filepath.Join(sharded, "shards", strconv.Itoa(i)), 0o755))
+	}
+	require.NoError(t, checkShardLayout(single, 1))
+	require.ErrorContains(t, checkShardLayout(single, 8), "single group")
+	require.NoError(t, checkShardLayout(sharded, 8))
+	require.ErrorContains(t, checkShardLayout(sharded, 1), "holds 8 shards")
+	require.ErrorContains(t, checkShardLayout(sharded, 16), "holds 8 shards, not 16")
+	require.NoError(t, checkShardLayout(fresh, 1))
+	require.NoError(t, checkShardLayout(fresh, 8))
+}
+
+// TestShardLogSplitsTheDefaults: sixteen shards' logs take the disk of one
+// group's, not sixteen times it (each WAL preallocates its segment).
+func TestShardLogSplitsTheDefaults(t *testing.T) {
+	dir := t.TempDir()
+	l, err := openShardLog(dir, 16, false, nil)
+	require.NoError(t, err)
+	defer l.close()
+	var total int64
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			total += info.Size()
+		}
+		return err
+	}))
+	require.LessOrEqual(t, total, int64(64<<20+1<<20), "bytes on disk for 16 empty shards")
+}
