@@ -65,8 +65,9 @@ func (h *Host) validateBatch(from uint64, b *mrpb.Batch) error {
 		if _, known := pb.MessageType_name[int32(m.Type)]; !known || raft.IsLocalMsg(m.Type) {
 			return fmt.Errorf("%w: message %d: type %d", ErrMalformedBatch, i, int32(m.Type))
 		}
-		// A forwarded proposal or read keeps its first sender.
-		forwarded := m.Type == pb.MsgProp || m.Type == pb.MsgReadIndex
+		// A forwarded proposal or read keeps its first sender, and a
+		// forwarded leader transfer names the transferee as its sender.
+		forwarded := m.Type == pb.MsgProp || m.Type == pb.MsgReadIndex || m.Type == pb.MsgTransferLeader
 		switch {
 		case gm.GroupID == 0:
 			return fmt.Errorf("%w: message %d without a group", ErrMalformedBatch, i)

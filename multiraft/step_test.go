@@ -7,6 +7,7 @@ import (
 	"github.com/raftcore/raft"
 	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/stretchr/testify/require"
 )
 
 // voteBatch is a batch from node 2 to node 1 asking group 1 for a vote at
@@ -159,4 +160,36 @@ func TestStepCountsRejectedMessages(t *testing.T) {
 	if st, _ := h.BasicStatus(1); st.Term != 5 {
 		t.Fatalf("group 1 term %d", st.Term)
 	}
+}
+
+// A leader transfer asked of a follower is forwarded to the leader with the
+// transferee as its sender (raft's own convention), which may be a third
+// node: the batch carrying it is accepted and the transfer happens.
+func TestForwardedLeaderTransferAccepted(t *testing.T) {
+	c := newCluster(t, 1, 3, 2, Config{})
+	c.electSpread()
+	const g = 1
+	lead := c.leader(g)
+	require.NotZero(t, lead)
+	var follower, transferee uint64
+	for id := uint64(1); id <= 3; id++ {
+		if id == lead {
+			continue
+		}
+		if follower == 0 {
+			follower = id
+		} else {
+			transferee = id
+		}
+	}
+	require.NoError(t, c.node(follower).host.TransferLeader(g, transferee))
+	c.settle()
+	for range 50 {
+		if c.leader(g) == transferee {
+			break
+		}
+		c.tick()
+		c.settle()
+	}
+	require.Equal(t, transferee, c.leader(g), "the transfer forwarded by node %d", follower)
 }
