@@ -156,9 +156,7 @@ func (l *raftLog) appendNew(term uint64, ents []pb.Entry) uint64 {
 	}
 	if invariants.Enabled && l.unstable.snapshot == nil && len(l.unstable.entries) == 0 {
 		// The tail is empty: the next index follows the stable log.
-		if last := l.lastIndex(); l.unstable.offset != last+1 {
-			l.logger.Panicf("raft: unstable offset %d does not follow the last index %d", l.unstable.offset, last)
-		}
+		l.checkStableLast()
 	}
 	last := l.unstable.appendNew(term, ents)
 	if invariants.Enabled {
@@ -284,16 +282,31 @@ func (l *raftLog) firstIndex() uint64 {
 }
 
 // lastIndex is the index of the last entry (or of the snapshot if the log
-// holds no later entry).
+// holds no later entry). With the unstable tail empty the stable log ends
+// right before its offset: every entry before it was acknowledged as
+// written, and the application writes nothing else, so Storage is not
+// asked (it sits on the path of every message the node handles).
 func (l *raftLog) lastIndex() uint64 {
 	if i, ok := l.unstable.maybeLastIndex(); ok {
 		return i
 	}
-	i, err := l.storage.LastIndex()
+	if invariants.Enabled {
+		l.checkStableLast()
+	}
+	return l.unstable.offset - 1
+}
+
+// checkStableLast panics, naming the invariant, if Storage's last index is
+// not the one before the unstable offset while the tail is empty.
+func (l *raftLog) checkStableLast() {
+	last, err := l.storage.LastIndex()
 	if err != nil {
 		l.logger.Panicf("raft: storage.LastIndex failed: %v", err)
 	}
-	return i
+	if last+1 != l.unstable.offset {
+		l.logger.Panicf("raft: invariant: the unstable tail is empty but storage's last index %d is not before its offset %d",
+			last, l.unstable.offset)
+	}
 }
 
 // lastEntryID is the position of the last entry.

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/raftcore/raft/invariants"
 )
 
 // lastIndexCounter is a MemoryStorage that counts LastIndex calls.
@@ -32,4 +34,24 @@ func TestRaftLogTermOfStableEntrySkipsLastIndex(t *testing.T) {
 	require.Zero(t, s.calls, "Storage.LastIndex calls for a stable entry's term")
 	_, err = l.term(7)
 	require.ErrorIs(t, err, ErrUnavailable)
+}
+
+// With the unstable tail empty the log's last index is the one before the
+// tail's offset: Storage is not asked, at start and after the tail was
+// written and acknowledged.
+func TestRaftLogLastIndexOfStableLogSkipsStorage(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1)))
+	s := &lastIndexCounter{MemoryStorage: ms}
+	l := newLog(s, DiscardLogger)
+	s.calls = 0
+	require.Equal(t, uint64(3), l.lastIndex())
+	l.append(entsFrom(4, 2, 2)...)
+	require.NoError(t, ms.Append(l.nextUnstableEnts()))
+	l.acceptUnstable()
+	l.stableTo(entryID{term: 2, index: 5})
+	require.Equal(t, uint64(5), l.lastIndex())
+	if !invariants.Enabled { // the invariants cross-check asks Storage
+		require.Zero(t, s.calls, "Storage.LastIndex calls with an empty unstable tail")
+	}
 }
