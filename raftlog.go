@@ -309,6 +309,16 @@ func (l *raftLog) checkStableLast() {
 	}
 }
 
+// checkPrevTerm panics, naming the invariant, if Storage still holds the
+// entry before the unstable tail with a term other than the remembered one.
+func (l *raftLog) checkPrevTerm(i, t uint64) {
+	st, err := l.storage.Term(i)
+	if err == nil && st != t {
+		l.logger.Panicf("raft: invariant: remembered term %d of index %d (before the unstable tail) but storage holds term %d",
+			t, i, st)
+	}
+}
+
 // lastEntryID is the position of the last entry.
 func (l *raftLog) lastEntryID() entryID {
 	index := l.lastIndex()
@@ -324,19 +334,24 @@ func (l *raftLog) lastEntryID() entryID {
 // index and ErrUnavailable for a later one.
 func (l *raftLog) term(i uint64) (uint64, error) {
 	if t, ok := l.unstable.maybeTerm(i); ok {
+		if invariants.Enabled && i+1 == l.unstable.offset && l.unstable.snapshot == nil {
+			l.checkPrevTerm(i, t)
+		}
 		return t, nil
+	}
+	// From the unstable offset on, an index the tail does not hold is past
+	// the last index. Below it the index is at most the last index (the
+	// stable log reaches offset-1), and only the compaction point, which
+	// the application moves without telling the log, is left to check.
+	if i >= l.unstable.offset {
+		return 0, ErrUnavailable
 	}
 	if i+1 < l.firstIndex() {
 		return 0, ErrCompacted
 	}
-	// Below the unstable offset the index is at most the last index (the
-	// stable log reaches offset-1): asking Storage for its last index,
-	// under its lock, would only confirm it.
-	if i >= l.unstable.offset && i > l.lastIndex() {
-		return 0, ErrUnavailable
-	}
 	t, err := l.storage.Term(i)
 	if err == nil {
+		l.unstable.setPrev(entryID{term: t, index: i})
 		return t, nil
 	}
 	if errors.Is(err, ErrCompacted) || errors.Is(err, ErrUnavailable) {
@@ -588,7 +603,9 @@ func (l *raftLog) checkBounds(lo, hi uint64) error {
 	if lo > hi {
 		l.logger.Panicf("raft: invalid slice %d > %d", lo, hi)
 	}
-	if lo < l.firstIndex() {
+	// The tail's entries are never compacted: only a read that starts in
+	// Storage asks where it starts now.
+	if lo < l.unstable.offset && lo < l.firstIndex() {
 		return ErrCompacted
 	}
 	if last := l.lastIndex(); hi > last+1 {

@@ -55,3 +55,46 @@ func TestRaftLogLastIndexOfStableLogSkipsStorage(t *testing.T) {
 		require.Zero(t, s.calls, "Storage.LastIndex calls with an empty unstable tail")
 	}
 }
+
+// termCounter is a MemoryStorage that counts Term and FirstIndex calls.
+type termCounter struct {
+	*MemoryStorage
+	calls int
+}
+
+func (s *termCounter) Term(i uint64) (uint64, error) {
+	s.calls++
+	return s.MemoryStorage.Term(i)
+}
+
+func (s *termCounter) FirstIndex() (uint64, error) {
+	s.calls++
+	return s.MemoryStorage.FirstIndex()
+}
+
+// The term of the entry right before the unstable tail (the previous
+// entry of the next append a leader sends, and of the next one a follower
+// receives) and reads of the tail itself come without asking Storage.
+func TestRaftLogTermBeforeTailSkipsStorage(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1)))
+	s := &termCounter{MemoryStorage: ms}
+	l := newLog(s, DiscardLogger)
+	l.append(entsFrom(4, 2, 2)...)
+	require.NoError(t, ms.Append(l.nextUnstableEnts()))
+	l.acceptUnstable()
+	l.stableTo(entryID{term: 2, index: 5})
+	l.append(entsFrom(6, 2)...)
+	s.calls = 0
+	term, err := l.term(5)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), term)
+	ents, err := l.entries(6, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, entsFrom(6, 2), ents)
+	_, err = l.term(7)
+	require.ErrorIs(t, err, ErrUnavailable)
+	if !invariants.Enabled { // the invariants cross-check asks Storage
+		require.Zero(t, s.calls, "Storage.Term and FirstIndex calls")
+	}
+}
