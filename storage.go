@@ -361,18 +361,23 @@ func (ms *MemoryStorage) append(entries []pb.Entry) {
 	ms.ents = appendEntries(ms.ents, entries)
 }
 
-// maxDoublingEntries is the log length up to which MemoryStorage doubles
-// its array when it runs out of room; past it append's own growth (about
-// 1.25x) keeps the spare room of a large log small.
-const maxDoublingEntries = 1 << 16
+// MemoryStorage doubles its array when it runs out of room for logs of
+// between minDoublingEntries and maxDoublingEntries entries. Below,
+// append already doubles (and a small log, such as an idle group's,
+// keeps no more spare room than append gives it); above, append's own
+// growth (about 1.25x) keeps the spare room of a large log small.
+const (
+	minDoublingEntries = 256
+	maxDoublingEntries = 1 << 16
+)
 
 // appendEntries appends src to dst, doubling dst's array when it must
-// grow (up to maxDoublingEntries). append alone grows a slice of this size
+// grow (see minDoublingEntries). append alone grows a slice of this size
 // by a quarter at a time, so a log that grows from a compaction to the
 // next one (thousands of entries) is copied and reallocated several times
 // over; doubling copies each entry about once.
 func appendEntries(dst, src []pb.Entry) []pb.Entry {
-	if n := len(dst) + len(src); n > cap(dst) && n <= maxDoublingEntries {
+	if n := len(dst) + len(src); n > cap(dst) && n >= minDoublingEntries && n <= maxDoublingEntries {
 		grown := make([]pb.Entry, len(dst), 2*n)
 		copy(grown, dst)
 		dst = grown
