@@ -597,15 +597,18 @@ func (l *raftLog) storedSlice(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 	return ents, nil
 }
 
-// checkBounds validates a slice request: lo <= hi, firstIndex <= lo and
-// hi <= lastIndex()+1.
+// checkBounds validates a slice request: lo <= hi, lo after a pending
+// snapshot and hi <= lastIndex()+1.
 func (l *raftLog) checkBounds(lo, hi uint64) error {
 	if lo > hi {
 		l.logger.Panicf("raft: invalid slice %d > %d", lo, hi)
 	}
-	// The tail's entries are never compacted: only a read that starts in
-	// Storage asks where it starts now.
-	if lo < l.unstable.offset && lo < l.firstIndex() {
+	// The tail's entries are never compacted, and a pending snapshot
+	// replaces everything before it. Otherwise a read that starts in
+	// Storage learns from Storage.Entries itself whether lo was compacted
+	// (ErrCompacted, as the Storage contract says), without first asking
+	// where the log starts.
+	if lo < l.unstable.offset && l.unstable.snapshot != nil {
 		return ErrCompacted
 	}
 	if last := l.lastIndex(); hi > last+1 {

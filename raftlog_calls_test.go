@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/raftcore/raft/invariants"
+	pb "github.com/raftcore/raft/raftpb"
 )
 
 // lastIndexCounter is a MemoryStorage that counts LastIndex calls.
@@ -97,4 +98,43 @@ func TestRaftLogTermBeforeTailSkipsStorage(t *testing.T) {
 	if !invariants.Enabled { // the invariants cross-check asks Storage
 		require.Zero(t, s.calls, "Storage.Term and FirstIndex calls")
 	}
+}
+
+// Reading stable entries (committed entries to apply, or entries for a
+// follower) asks Storage only for the entries: whether they were
+// compacted is Storage.Entries' answer.
+func TestRaftLogSliceOfStableEntriesAsksOnlyEntries(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1, 2, 2)))
+	s := &termCounter{MemoryStorage: ms}
+	l := newLog(s, DiscardLogger)
+	s.calls = 0
+	ents, err := l.slice(2, 5, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, entsFrom(2, 1, 1, 2), ents)
+	require.Zero(t, s.calls, "Storage.Term and FirstIndex calls")
+
+	require.NoError(t, ms.Compact(3))
+	_, err = l.slice(3, 5, noLimit)
+	require.ErrorIs(t, err, ErrCompacted)
+	ents, err = l.slice(4, 6, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, entsFrom(4, 2, 2), ents)
+}
+
+// With a snapshot pending in the unstable tail, everything before it is
+// compacted, although Storage (which has not applied the snapshot yet)
+// still holds the old entries.
+func TestRaftLogSliceBeforePendingSnapshotIsCompacted(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1, 1, 1)))
+	l := newLog(ms, DiscardLogger)
+	l.restore(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 10, Term: 2}})
+	for _, lo := range []uint64{1, 3, 10} {
+		_, err := l.slice(lo, 11, noLimit)
+		require.ErrorIs(t, err, ErrCompacted, "slice from %d", lo)
+	}
+	ents, err := l.slice(11, 11, noLimit)
+	require.NoError(t, err)
+	require.Empty(t, ents)
 }
