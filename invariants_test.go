@@ -81,6 +81,15 @@ func TestInvariantsLogChecksFire(t *testing.T) {
 			want:   "raft: invariant: unstable offset(6) > stable lastIndex(3)+1: a gap between the stable and unstable entries",
 		},
 		{
+			name: "stable log not ending before the empty tail",
+			corrupt: func(l *raftLog) {
+				l.unstable.entries = nil
+				l.unstable.offset, l.unstable.offsetInProgress = 3, 3
+			},
+			change: func(l *raftLog) { l.lastIndex() },
+			want:   "raft: invariant: the unstable tail is empty but storage's last index 3 is not before its offset 3",
+		},
+		{
 			name:    "appended entries with a hole",
 			corrupt: func(*raftLog) {},
 			change:  func(l *raftLog) { l.append(pb.Entry{Index: 6, Term: 2}, pb.Entry{Index: 8, Term: 2}) },

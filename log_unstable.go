@@ -41,6 +41,17 @@ type unstable struct {
 	// Invariant: offset <= offsetInProgress <= offset+len(entries).
 	offsetInProgress uint64
 
+	// prev is the entry right before the tail (index offset-1) when its
+	// term is known: the last entry acknowledged as written, the snapshot
+	// the tail started with, or what Storage answered for that index. The
+	// application writes only what the tail hands out, at offset or later,
+	// so the entry before it does not change while offset stays; compacting
+	// it away in Storage does not make its term wrong, and the log keeps
+	// answering with it. It counts only while prev.index+1 == offset and
+	// prev.term != 0 (every entry after index 0 has a term), so moving the
+	// offset without setting prev drops it.
+	prev entryID
+
 	logger Logger
 }
 
@@ -65,11 +76,15 @@ func (u *unstable) maybeLastIndex() (uint64, bool) {
 	return 0, false
 }
 
-// maybeTerm returns the term of index i if the unstable tail knows it.
+// maybeTerm returns the term of index i if the unstable tail knows it:
+// its entries, its snapshot and the entry right before it.
 func (u *unstable) maybeTerm(i uint64) (uint64, bool) {
 	if i < u.offset {
 		if u.snapshot != nil && u.snapshot.Metadata.Index == i {
 			return u.snapshot.Metadata.Term, true
+		}
+		if t, ok := u.prevTerm(); ok && i == u.prev.index {
+			return t, true
 		}
 		return 0, false
 	}
@@ -77,6 +92,21 @@ func (u *unstable) maybeTerm(i uint64) (uint64, bool) {
 		return 0, false
 	}
 	return u.entries[i-u.offset].Term, true
+}
+
+// prevTerm returns the term of the entry at offset-1 if it is known.
+func (u *unstable) prevTerm() (uint64, bool) {
+	if u.prev.term == 0 || u.prev.index+1 != u.offset {
+		return 0, false
+	}
+	return u.prev.term, true
+}
+
+// setPrev records id, the entry at offset-1 as Storage holds it.
+func (u *unstable) setPrev(id entryID) {
+	if id.index+1 == u.offset {
+		u.prev = id
+	}
 }
 
 // nextEntries returns the entries not yet handed out for writing.
@@ -122,6 +152,7 @@ func (u *unstable) stableTo(id entryID) {
 	n := int(id.index + 1 - u.offset)
 	u.entries = u.entries[n:]
 	u.offset = id.index + 1
+	u.prev = id
 	u.offsetInProgress = max(u.offsetInProgress, u.offset)
 	u.shrinkEntries()
 }
@@ -196,6 +227,7 @@ func (u *unstable) release() {
 // stableSnapTo records that the snapshot at index i is durable.
 func (u *unstable) stableSnapTo(i uint64) {
 	if u.snapshot != nil && u.snapshot.Metadata.Index == i {
+		u.prev = entryID{term: u.snapshot.Metadata.Term, index: i}
 		u.snapshot = nil
 		u.snapshotInProgress = false
 	}
@@ -210,6 +242,7 @@ func (u *unstable) restore(s pb.Snapshot) {
 	u.arrayLen = 0
 	u.snapshot = &s
 	u.snapshotInProgress = false
+	u.prev = entryID{term: s.Metadata.Term, index: s.Metadata.Index}
 }
 
 // truncateAndAppend appends ents, whose first index may be at or before the

@@ -156,9 +156,7 @@ func (l *raftLog) appendNew(term uint64, ents []pb.Entry) uint64 {
 	}
 	if invariants.Enabled && l.unstable.snapshot == nil && len(l.unstable.entries) == 0 {
 		// The tail is empty: the next index follows the stable log.
-		if last := l.lastIndex(); l.unstable.offset != last+1 {
-			l.logger.Panicf("raft: unstable offset %d does not follow the last index %d", l.unstable.offset, last)
-		}
+		l.checkStableLast()
 	}
 	last := l.unstable.appendNew(term, ents)
 	if invariants.Enabled {
@@ -284,16 +282,41 @@ func (l *raftLog) firstIndex() uint64 {
 }
 
 // lastIndex is the index of the last entry (or of the snapshot if the log
-// holds no later entry).
+// holds no later entry). With the unstable tail empty the stable log ends
+// right before its offset: every entry before it was acknowledged as
+// written, and the application writes nothing else, so Storage is not
+// asked (it sits on the path of every message the node handles).
 func (l *raftLog) lastIndex() uint64 {
 	if i, ok := l.unstable.maybeLastIndex(); ok {
 		return i
 	}
-	i, err := l.storage.LastIndex()
+	if invariants.Enabled {
+		l.checkStableLast()
+	}
+	return l.unstable.offset - 1
+}
+
+// checkStableLast panics, naming the invariant, if Storage's last index is
+// not the one before the unstable offset while the tail is empty.
+func (l *raftLog) checkStableLast() {
+	last, err := l.storage.LastIndex()
 	if err != nil {
 		l.logger.Panicf("raft: storage.LastIndex failed: %v", err)
 	}
-	return i
+	if last+1 != l.unstable.offset {
+		l.logger.Panicf("raft: invariant: the unstable tail is empty but storage's last index %d is not before its offset %d",
+			last, l.unstable.offset)
+	}
+}
+
+// checkPrevTerm panics, naming the invariant, if Storage still holds the
+// entry before the unstable tail with a term other than the remembered one.
+func (l *raftLog) checkPrevTerm(i, t uint64) {
+	st, err := l.storage.Term(i)
+	if err == nil && st != t {
+		l.logger.Panicf("raft: invariant: remembered term %d of index %d (before the unstable tail) but storage holds term %d",
+			t, i, st)
+	}
 }
 
 // lastEntryID is the position of the last entry.
@@ -311,19 +334,24 @@ func (l *raftLog) lastEntryID() entryID {
 // index and ErrUnavailable for a later one.
 func (l *raftLog) term(i uint64) (uint64, error) {
 	if t, ok := l.unstable.maybeTerm(i); ok {
+		if invariants.Enabled && i+1 == l.unstable.offset && l.unstable.snapshot == nil {
+			l.checkPrevTerm(i, t)
+		}
 		return t, nil
+	}
+	// From the unstable offset on, an index the tail does not hold is past
+	// the last index. Below it the index is at most the last index (the
+	// stable log reaches offset-1), and only the compaction point, which
+	// the application moves without telling the log, is left to check.
+	if i >= l.unstable.offset {
+		return 0, ErrUnavailable
 	}
 	if i+1 < l.firstIndex() {
 		return 0, ErrCompacted
 	}
-	// Below the unstable offset the index is at most the last index (the
-	// stable log reaches offset-1): asking Storage for its last index,
-	// under its lock, would only confirm it.
-	if i >= l.unstable.offset && i > l.lastIndex() {
-		return 0, ErrUnavailable
-	}
 	t, err := l.storage.Term(i)
 	if err == nil {
+		l.unstable.setPrev(entryID{term: t, index: i})
 		return t, nil
 	}
 	if errors.Is(err, ErrCompacted) || errors.Is(err, ErrUnavailable) {
@@ -569,13 +597,18 @@ func (l *raftLog) storedSlice(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 	return ents, nil
 }
 
-// checkBounds validates a slice request: lo <= hi, firstIndex <= lo and
-// hi <= lastIndex()+1.
+// checkBounds validates a slice request: lo <= hi, lo after a pending
+// snapshot and hi <= lastIndex()+1.
 func (l *raftLog) checkBounds(lo, hi uint64) error {
 	if lo > hi {
 		l.logger.Panicf("raft: invalid slice %d > %d", lo, hi)
 	}
-	if lo < l.firstIndex() {
+	// The tail's entries are never compacted, and a pending snapshot
+	// replaces everything before it. Otherwise a read that starts in
+	// Storage learns from Storage.Entries itself whether lo was compacted
+	// (ErrCompacted, as the Storage contract says), without first asking
+	// where the log starts.
+	if lo < l.unstable.offset && l.unstable.snapshot != nil {
 		return ErrCompacted
 	}
 	if last := l.lastIndex(); hi > last+1 {

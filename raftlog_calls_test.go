@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/raftcore/raft/invariants"
+	pb "github.com/raftcore/raft/raftpb"
 )
 
 // lastIndexCounter is a MemoryStorage that counts LastIndex calls.
@@ -32,4 +35,106 @@ func TestRaftLogTermOfStableEntrySkipsLastIndex(t *testing.T) {
 	require.Zero(t, s.calls, "Storage.LastIndex calls for a stable entry's term")
 	_, err = l.term(7)
 	require.ErrorIs(t, err, ErrUnavailable)
+}
+
+// With the unstable tail empty the log's last index is the one before the
+// tail's offset: Storage is not asked, at start and after the tail was
+// written and acknowledged.
+func TestRaftLogLastIndexOfStableLogSkipsStorage(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1)))
+	s := &lastIndexCounter{MemoryStorage: ms}
+	l := newLog(s, DiscardLogger)
+	s.calls = 0
+	require.Equal(t, uint64(3), l.lastIndex())
+	l.append(entsFrom(4, 2, 2)...)
+	require.NoError(t, ms.Append(l.nextUnstableEnts()))
+	l.acceptUnstable()
+	l.stableTo(entryID{term: 2, index: 5})
+	require.Equal(t, uint64(5), l.lastIndex())
+	if !invariants.Enabled { // the invariants cross-check asks Storage
+		require.Zero(t, s.calls, "Storage.LastIndex calls with an empty unstable tail")
+	}
+}
+
+// termCounter is a MemoryStorage that counts Term and FirstIndex calls.
+type termCounter struct {
+	*MemoryStorage
+	calls int
+}
+
+func (s *termCounter) Term(i uint64) (uint64, error) {
+	s.calls++
+	return s.MemoryStorage.Term(i)
+}
+
+func (s *termCounter) FirstIndex() (uint64, error) {
+	s.calls++
+	return s.MemoryStorage.FirstIndex()
+}
+
+// The term of the entry right before the unstable tail (the previous
+// entry of the next append a leader sends, and of the next one a follower
+// receives) and reads of the tail itself come without asking Storage.
+func TestRaftLogTermBeforeTailSkipsStorage(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1)))
+	s := &termCounter{MemoryStorage: ms}
+	l := newLog(s, DiscardLogger)
+	l.append(entsFrom(4, 2, 2)...)
+	require.NoError(t, ms.Append(l.nextUnstableEnts()))
+	l.acceptUnstable()
+	l.stableTo(entryID{term: 2, index: 5})
+	l.append(entsFrom(6, 2)...)
+	s.calls = 0
+	term, err := l.term(5)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), term)
+	ents, err := l.entries(6, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, entsFrom(6, 2), ents)
+	_, err = l.term(7)
+	require.ErrorIs(t, err, ErrUnavailable)
+	if !invariants.Enabled { // the invariants cross-check asks Storage
+		require.Zero(t, s.calls, "Storage.Term and FirstIndex calls")
+	}
+}
+
+// Reading stable entries (committed entries to apply, or entries for a
+// follower) asks Storage only for the entries: whether they were
+// compacted is Storage.Entries' answer.
+func TestRaftLogSliceOfStableEntriesAsksOnlyEntries(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1, 2, 2)))
+	s := &termCounter{MemoryStorage: ms}
+	l := newLog(s, DiscardLogger)
+	s.calls = 0
+	ents, err := l.slice(2, 5, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, entsFrom(2, 1, 1, 2), ents)
+	require.Zero(t, s.calls, "Storage.Term and FirstIndex calls")
+
+	require.NoError(t, ms.Compact(3))
+	_, err = l.slice(3, 5, noLimit)
+	require.ErrorIs(t, err, ErrCompacted)
+	ents, err = l.slice(4, 6, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, entsFrom(4, 2, 2), ents)
+}
+
+// With a snapshot pending in the unstable tail, everything before it is
+// compacted, although Storage (which has not applied the snapshot yet)
+// still holds the old entries.
+func TestRaftLogSliceBeforePendingSnapshotIsCompacted(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1, 1, 1)))
+	l := newLog(ms, DiscardLogger)
+	l.restore(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 10, Term: 2}})
+	for _, lo := range []uint64{1, 3, 10} {
+		_, err := l.slice(lo, 11, noLimit)
+		require.ErrorIs(t, err, ErrCompacted, "slice from %d", lo)
+	}
+	ents, err := l.slice(11, 11, noLimit)
+	require.NoError(t, err)
+	require.Empty(t, ents)
 }

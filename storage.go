@@ -355,8 +355,32 @@ func (ms *MemoryStorage) append(entries []pb.Entry) {
 	if keep < uint64(len(ms.ents)) {
 		// Truncating: copy rather than overwrite entries a reader may
 		// still hold from an earlier Entries call.
-		ms.ents = append(slices.Clip(ms.ents[:keep]), entries...)
+		ms.ents = appendEntries(slices.Clip(ms.ents[:keep]), entries)
 		return
 	}
-	ms.ents = append(ms.ents, entries...)
+	ms.ents = appendEntries(ms.ents, entries)
+}
+
+// MemoryStorage doubles its array when it runs out of room for logs of
+// between minDoublingEntries and maxDoublingEntries entries. Below,
+// append already doubles (and a small log, such as an idle group's,
+// keeps no more spare room than append gives it); above, append's own
+// growth (about 1.25x) keeps the spare room of a large log small.
+const (
+	minDoublingEntries = 256
+	maxDoublingEntries = 1 << 16
+)
+
+// appendEntries appends src to dst, doubling dst's array when it must
+// grow (see minDoublingEntries). append alone grows a slice of this size
+// by a quarter at a time, so a log that grows from a compaction to the
+// next one (thousands of entries) is copied and reallocated several times
+// over; doubling copies each entry about once.
+func appendEntries(dst, src []pb.Entry) []pb.Entry {
+	if n := len(dst) + len(src); n > cap(dst) && n >= minDoublingEntries && n <= maxDoublingEntries {
+		grown := make([]pb.Entry, len(dst), 2*n)
+		copy(grown, dst)
+		dst = grown
+	}
+	return append(dst, src...)
 }
