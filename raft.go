@@ -383,7 +383,7 @@ func (r *raft) tickElection() {
 	if r.electionElapsed >= r.electionTimeout {
 		r.startupLease = false
 	}
-	if r.promotable() && r.pastElectionTimeout() {
+	if r.pastElectionTimeout() && r.promotable() {
 		r.electionElapsed = 0
 		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgHup}); err != nil {
 			r.logger.Debugf("campaign after election timeout: %v", err)

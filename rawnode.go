@@ -126,8 +126,9 @@ type RawNode struct {
 	// arena holds the memory of the messages Readys hand out.
 	arena messageArena
 	// busy records that a Ready was handed out since the last Tick; a
-	// node that stays idle for a whole tick releases its buffers.
-	busy bool
+	// node that stays idle for a whole tick releases its buffers, if it
+	// holds any (holding: a Ready was handed out since the last release).
+	busy, holding bool
 }
 
 // NewRawNode builds a node from c, restoring its state from c.Storage. A
@@ -184,10 +185,11 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 func (rn *RawNode) Tick() {
 	rn.raft.ticks++
 	rn.raft.tick()
-	if !rn.busy {
+	if rn.busy {
+		rn.busy = false
+	} else if rn.holding {
 		rn.ReleaseMemory()
 	}
-	rn.busy = false
 }
 
 // ReleaseMemory drops the buffers a busy node keeps for reuse between
@@ -198,6 +200,7 @@ func (rn *RawNode) Tick() {
 // that stops ticking an idle group (to quiesce it) may call it then. It
 // changes nothing the node will do.
 func (rn *RawNode) ReleaseMemory() {
+	rn.holding = false
 	rn.arena = messageArena{}
 	r := rn.raft
 	if len(r.msgs) == 0 {
@@ -417,7 +420,7 @@ func (rn *RawNode) accept(rd *Ready) {
 			}
 		}
 	}
-	rn.busy = true
+	rn.busy, rn.holding = true, true
 	// The messages were copied out (into the arena, or ack.steps): the
 	// node's own arrays are reused, emptied so they pin nothing.
 	rn.arena.take(arenaUsed(rd))
