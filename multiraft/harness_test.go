@@ -220,8 +220,11 @@ func (c *cluster) deliver(i int) {
 	c.t.Helper()
 	e := c.queue[i]
 	c.queue = append(c.queue[:i], c.queue[i+1:]...)
+	if c.cut != nil && c.cut(e.from, e.to) {
+		return
+	}
 	to := c.node(e.to)
-	if to.down || (c.cut != nil && c.cut(e.from, e.to)) {
+	if to.down {
 		return
 	}
 	if err := to.host.StepBytes(e.from, e.data); err != nil {

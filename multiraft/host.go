@@ -93,6 +93,11 @@ type group struct {
 	// pendingReads counts read requests the leader has taken and not yet
 	// answered; it blocks quiescence.
 	pendingReads int
+	// watching counts the proposals this replica forwarded with
+	// ProposeWithResult whose outcome its RawNode has not yet given;
+	// outcomes are those it gave and the next Ready hands out.
+	watching int
+	outcomes []raft.ForwardedOutcome
 }
 
 // Host hosts many Raft groups on one node. It is not safe for concurrent
@@ -299,6 +304,54 @@ func (h *Host) ProposeConfChange(id uint64, cc pb.ConfChangeI) error {
 		return err
 	}
 	return g.rn.ProposeConfChange(cc)
+}
+
+// ProposeWithResult proposes data to group id, like Propose, and says
+// where the proposal went (see raft.RawNode.ProposeWithResult): on the
+// leader, the index and term it was appended at; on a follower, that it was
+// forwarded, with the ForwardID under which a later GroupReady of the group
+// reports, in ForwardedOutcomes, where it landed or that this is unknown.
+func (h *Host) ProposeWithResult(id uint64, data []byte) (raft.ProposalResult, error) {
+	g, err := h.touch(id)
+	if err != nil {
+		return raft.ProposalResult{}, err
+	}
+	res, err := g.rn.ProposeWithResult(data)
+	g.noteResult(res, err)
+	return res, err
+}
+
+// ProposeConfChangeWithResult proposes a configuration change to group id,
+// like ProposeConfChange, and says where it went, as ProposeWithResult
+// does.
+func (h *Host) ProposeConfChangeWithResult(id uint64, cc pb.ConfChangeI) (raft.ProposalResult, error) {
+	g, err := h.touch(id)
+	if err != nil {
+		return raft.ProposalResult{}, err
+	}
+	res, err := g.rn.ProposeConfChangeWithResult(cc)
+	g.noteResult(res, err)
+	return res, err
+}
+
+// noteResult counts a forwarded proposal the group's RawNode now watches.
+func (g *group) noteResult(res raft.ProposalResult, err error) {
+	if err == nil && res.Forwarded && !mutationNoForwardWatch {
+		g.watching++
+	}
+}
+
+// takeOutcomes moves what g's RawNode learned of the proposals it
+// forwarded into g.outcomes, and reports whether any wait there. It asks
+// the RawNode only while some forwarded proposal is unresolved, so groups
+// that never use ProposeWithResult pay a comparison.
+func (g *group) takeOutcomes() bool {
+	if g.watching > 0 {
+		o := g.rn.ForwardedOutcomes()
+		g.watching -= len(o)
+		g.outcomes = append(g.outcomes, o...)
+	}
+	return len(g.outcomes) > 0
 }
 
 // ReadIndex asks group id for a read point (see raft.RawNode.ReadIndex);

@@ -16,4 +16,13 @@ const (
 	// mutationNoLeaderWake: a follower woken by a peer or a local call
 	// does not wake its leader.
 	mutationNoLeaderWake = false
+	// mutationNoForwardWatch: a forwarded ProposeWithResult is not counted
+	// as watched, so its outcome is never asked for.
+	mutationNoForwardWatch = false
+	// mutationNoOutcomes: Ready does not take the groups' forwarded
+	// outcomes.
+	mutationNoOutcomes = false
+	// mutationNoTickOutcomes: a tick does not take the forwarded outcomes
+	// it gave up, so they wait for the group's next input.
+	mutationNoTickOutcomes = false
 )

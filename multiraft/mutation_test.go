@@ -42,7 +42,11 @@ func catches(check func(testing.TB), t *testing.T) (ok bool, msg string) {
 // linearizability check) clients that read a node's state without asking
 // the group first. A follower that does not wake its leader keeps safety
 // and liveness (it only elects needlessly), so the simulation cannot see
-// it: TestFollowerWokenByPeerWakesLeader is shown catching it instead.
+// it: TestFollowerWokenByPeerWakesLeader is shown catching it instead. The
+// same goes for forwarded proposals' outcomes that are never asked for,
+// never handed out, or handed out only at the group's next input after
+// the tick that gives them up (TestForwardedProposalOutcome,
+// TestForwardedOutcomeUnknownOnTick).
 func TestSimCatchesMutation(t *testing.T) {
 	mutations := []struct {
 		name string
@@ -55,6 +59,9 @@ func TestSimCatchesMutation(t *testing.T) {
 		{"cross-group", &mutationCrossGroup, nil},
 		{"stale-reads", &simStaleReads, nil},
 		{"no-leader-wake", &mutationNoLeaderWake, followerWokenByPeer},
+		{"no-forward-watch", &mutationNoForwardWatch, forwardedOutcome},
+		{"no-outcomes", &mutationNoOutcomes, forwardedOutcome},
+		{"no-tick-outcomes", &mutationNoTickOutcomes, forwardedOutcomeUnknownOnTick},
 	}
 	for _, m := range mutations {
 		t.Run(m.name, func(t *testing.T) {

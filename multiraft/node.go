@@ -148,6 +148,31 @@ func (n *Node) ProposeConfChange(ctx context.Context, id uint64, cc pb.ConfChang
 	return n.do(ctx, func(h *Host) error { return h.ProposeConfChange(id, cc) })
 }
 
+// ProposeWithResult proposes data to group id and says where the proposal
+// went (see Host.ProposeWithResult). The outcome of a forwarded proposal
+// comes in a later GroupReady's ForwardedOutcomes, under its ForwardID.
+func (n *Node) ProposeWithResult(ctx context.Context, id uint64, data []byte) (raft.ProposalResult, error) {
+	var res raft.ProposalResult
+	err := n.do(ctx, func(h *Host) error {
+		var err error
+		res, err = h.ProposeWithResult(id, data)
+		return err
+	})
+	return res, err
+}
+
+// ProposeConfChangeWithResult proposes a configuration change to group id
+// and says where it went (see Host.ProposeConfChangeWithResult).
+func (n *Node) ProposeConfChangeWithResult(ctx context.Context, id uint64, cc pb.ConfChangeI) (raft.ProposalResult, error) {
+	var res raft.ProposalResult
+	err := n.do(ctx, func(h *Host) error {
+		var err error
+		res, err = h.ProposeConfChangeWithResult(id, cc)
+		return err
+	})
+	return res, err
+}
+
 // ReadIndex asks group id for a read point; the answer comes in the
 // group's ReadStates.
 func (n *Node) ReadIndex(ctx context.Context, id uint64, rctx []byte) error {

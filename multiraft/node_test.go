@@ -25,6 +25,8 @@ type nodeCluster struct {
 	storages map[uint64]map[uint64]*raft.MemoryStorage
 	mu       sync.Mutex
 	applied  map[uint64]map[uint64][]string // node -> group -> data
+	// outcomes are the forwarded outcomes each node's GroupReadys carried.
+	outcomes map[uint64][]raft.ForwardedOutcome
 	// progress is signalled after every handled Ready.
 	progress chan struct{}
 	stop     chan struct{}
@@ -40,6 +42,7 @@ func newNodeCluster(t *testing.T, nodes, groups int) *nodeCluster {
 		nodes:    map[uint64]*Node{},
 		storages: map[uint64]map[uint64]*raft.MemoryStorage{},
 		applied:  map[uint64]map[uint64][]string{},
+		outcomes: map[uint64][]raft.ForwardedOutcome{},
 		progress: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -112,6 +115,11 @@ func (c *nodeCluster) handleReady(id uint64, n *Node, rd Ready) error {
 	for _, gr := range rd.Groups {
 		if err := c.storages[id][gr.GroupID].Save(gr.HardState, gr.Entries, gr.Snapshot); err != nil {
 			return err
+		}
+		if len(gr.ForwardedOutcomes) > 0 {
+			c.mu.Lock()
+			c.outcomes[id] = append(c.outcomes[id], gr.ForwardedOutcomes...)
+			c.mu.Unlock()
 		}
 	}
 	for _, b := range rd.Batches {
@@ -204,6 +212,58 @@ func TestNodeClusterElectsAndCommits(t *testing.T) {
 				return slices.Equal(c.appliedData(id, g), want)
 			})
 		}
+	}
+}
+
+// TestNodeProposeWithResult: through Nodes, a proposal on a group's leader
+// reports where it was appended, and one on a follower is forwarded and its
+// outcome arrives in a GroupReady of the follower, naming the entry
+// applied there.
+func TestNodeProposeWithResult(t *testing.T) {
+	c := newNodeCluster(t, 3, 2)
+	const g = 2
+	c.waitFor("group 2's configuration", func() bool {
+		st, err := c.nodes[1].Status(g)
+		return err == nil && st.Applied >= 3
+	})
+	if err := c.nodes[1].Campaign(c.ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("node 1 to lead group 2", func() bool { return c.isLeader(1, g) })
+	lres, err := c.nodes[1].ProposeWithResult(c.ctx, g, []byte("on the leader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lres.Forwarded || lres.Index == 0 || lres.Term == 0 {
+		t.Fatalf("leader's result %+v", lres)
+	}
+	// Node 3 must know the leader to forward.
+	c.waitFor("node 3 to follow node 1", func() bool {
+		st, err := c.nodes[3].Status(g)
+		return err == nil && st.Lead == 1
+	})
+	fres, err := c.nodes[3].ProposeWithResult(c.ctx, g, []byte("on a follower"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fres.Forwarded || fres.ForwardID == 0 {
+		t.Fatalf("follower's result %+v", fres)
+	}
+	c.waitFor("node 3's outcome", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.outcomes[3]) > 0
+	})
+	c.mu.Lock()
+	o := c.outcomes[3][0]
+	c.mu.Unlock()
+	if o.ForwardID != fres.ForwardID || o.Unknown || o.Term != lres.Term || o.Index != lres.Index+1 {
+		t.Fatalf("outcome %+v, want ForwardID %d at (%d, %d)", o, fres.ForwardID, lres.Index+1, lres.Term)
+	}
+	want := []string{"on the leader", "on a follower"}
+	c.waitFor("node 3 to apply both", func() bool { return slices.Equal(c.appliedData(3, g), want) })
+	if _, err := c.nodes[3].ProposeConfChangeWithResult(c.ctx, 9, pb.ConfChange{}); !errors.Is(err, ErrGroupNotFound) {
+		t.Fatalf("conf change on a missing group: %v", err)
 	}
 }
 

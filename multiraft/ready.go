@@ -13,6 +13,16 @@ import (
 type GroupReady struct {
 	GroupID uint64
 	raft.Ready
+	// ForwardedOutcomes are the outcomes of proposals this replica
+	// forwarded with ProposeWithResult (or ProposeConfChangeWithResult)
+	// learned since the group's last Ready: the group's
+	// raft.RawNode.ForwardedOutcomes, taken when the host Ready is built,
+	// after every batch stepped so far and before this Ready's
+	// CommittedEntries are applied. So a forwarded proposal's outcome
+	// arrives in the same GroupReady as its entry's application, or in an
+	// earlier one. A GroupReady may carry only outcomes (its raft.Ready
+	// empty). See raft.ForwardedOutcome for what each means.
+	ForwardedOutcomes []raft.ForwardedOutcome
 }
 
 // Ready is the host's batch of work: handle it as the package
@@ -54,7 +64,18 @@ func (h *Host) Ready() Ready {
 	}
 	for _, g := range h.work {
 		g.hasWork = false
-		if g.removed || !g.rn.HasReady() {
+		if g.removed {
+			continue
+		}
+		// The outcomes are taken after the messages stepped since the last
+		// Ready and before the application applies this one (see
+		// GroupReady.ForwardedOutcomes).
+		outcomes := !mutationNoOutcomes && g.takeOutcomes()
+		if !g.rn.HasReady() {
+			if outcomes {
+				rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, ForwardedOutcomes: g.outcomes})
+				g.outcomes = nil
+			}
 			continue
 		}
 		grd := g.rn.Ready()
@@ -64,7 +85,8 @@ func (h *Host) Ready() Ready {
 			addMessage(batch(m.To), g.id, m)
 		}
 		grd.Messages = nil
-		rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, Ready: grd})
+		rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, Ready: grd, ForwardedOutcomes: g.outcomes})
+		g.outcomes = nil
 	}
 	clear(h.work)
 	h.work = h.work[:0]

@@ -22,7 +22,9 @@ func (h *Host) Tick() {
 		}
 		g.rn.Tick()
 		g.idle++
-		if g.rn.HasReady() {
+		// A tick may give up, as Unknown, a forwarded proposal looked for
+		// too long: its outcome waits for the next Ready.
+		if g.rn.HasReady() || (!mutationNoTickOutcomes && g.takeOutcomes()) {
 			h.markWork(g)
 		}
 	}
