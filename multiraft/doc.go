@@ -15,8 +15,9 @@
 // # The loop
 //
 // Input: Tick (one for the whole host), Step (a batch from a peer node) and
-// the per-group calls Propose, ProposeConfChange, ReadIndex, Campaign and
-// TransferLeader. Output: HasReady and Ready, then Advance:
+// the per-group calls Propose, ProposeConfChange (and their WithResult
+// forms), ReadIndex, Campaign and TransferLeader. Output: HasReady and
+// Ready, then Advance:
 //
 //  1. For each GroupReady, persist its Snapshot, Entries and HardState to that
 //     group's storage, as raft.Ready says.
@@ -32,6 +33,25 @@
 // A Host is not safe for concurrent use. StartNode runs one on a goroutine
 // of its own, as raft.Node runs a RawNode, for applications that prefer
 // channels: its methods may be called from any goroutine.
+//
+// # Proposal feedback
+//
+// ProposeWithResult and ProposeConfChangeWithResult say where a group's
+// proposal went, as raft.RawNode's do. A follower's forwarded proposal is
+// named by its ForwardID, and its outcome (raft.ForwardedOutcome: where the
+// leader appended it, or Unknown) comes in a GroupReady's
+// ForwardedOutcomes. The host follows the library's rule for
+// RawNode.ForwardedOutcomes, to call it after stepping messages and before
+// applying the next Ready: it takes a group's outcomes when it builds the
+// host Ready, after every batch stepped so far, so an outcome arrives in
+// the GroupReady whose CommittedEntries apply the proposal's entry or in
+// an earlier one. It also takes them at each tick of the group, so that a
+// proposal given up (Unknown) after four election timeouts is reported in
+// the next Ready even when nothing else reaches the group. A quiesced
+// group is not ticked: a forwarded proposal still unresolved when its
+// group quiesces (its leader dropped it, or a snapshot covered it) is
+// given up only once the group wakes and has ticked long enough. A
+// GroupReady may carry outcomes alone; its raft.Ready is then empty.
 //
 // # Heartbeats and quiescence
 //

@@ -39,7 +39,8 @@ type Ready struct {
 }
 
 // HasReady reports whether Ready would return any work. It is true after
-// input reached a group even if the group turns out to have none.
+// input reached a group even if the group turns out to have none, and
+// after a tick gave up a forwarded proposal (its outcome waits).
 func (h *Host) HasReady() bool {
 	return len(h.work) > 0 || len(h.quiesceOut) > 0 || len(h.wakeOut) > 0 || h.nodeHBDue
 }
