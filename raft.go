@@ -289,10 +289,12 @@ func (r *raft) reset(term uint64) {
 	r.abortLeaderTransfer()
 	r.trk.ResetVotes()
 	next := r.raftLog.lastIndex() + 1
-	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
+	// Every peer is reset alike, so the map's order does for this one, and a
+	// follower does not build the tracker's ordered peer list.
+	for _, pr := range r.trk.Progress {
 		// Inflights are leader-only: becomeLeader creates them.
 		*pr = tracker.Progress{Match: 0, Next: next, IsLearner: pr.IsLearner}
-	})
+	}
 	// Reads in progress are dropped: their requesters retry. A lease
 	// starts afresh with the next leadership.
 	r.readOnly.reset()
