@@ -61,6 +61,11 @@ type raft struct {
 	lead uint64
 	// leadTransferee is the node a leader is handing leadership to, or None.
 	leadTransferee uint64
+	// termStart is, while this node leads, the index of the empty entry it
+	// appended on becoming leader: every entry from there to the last index
+	// is of the current term, every one before it of an earlier term (no
+	// other node leads this term, and a leader never truncates its log).
+	termStart uint64
 	// pendingConfIndex is the index of the last conf change the leader
 	// appended; another may be proposed once it is applied.
 	pendingConfIndex uint64
@@ -289,10 +294,12 @@ func (r *raft) reset(term uint64) {
 	r.abortLeaderTransfer()
 	r.trk.ResetVotes()
 	next := r.raftLog.lastIndex() + 1
-	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
+	// Every peer is reset alike, so the map's order does for this one, and a
+	// follower does not build the tracker's ordered peer list.
+	for _, pr := range r.trk.Progress {
 		// Inflights are leader-only: becomeLeader creates them.
 		*pr = tracker.Progress{Match: 0, Next: next, IsLearner: pr.IsLearner}
-	})
+	}
 	// Reads in progress are dropped: their requesters retry. A lease
 	// starts afresh with the next leadership.
 	r.readOnly.reset()
@@ -358,6 +365,7 @@ func (r *raft) becomeLeader() {
 
 	// An empty entry of the new term: once it commits, so does everything
 	// before it (Raft §5.4.2), and the leader learns its commit index.
+	r.termStart = r.raftLog.lastIndex() + 1
 	if !r.appendEntry(pb.Entry{}) {
 		r.logger.Panicf("raft: empty entry was dropped")
 	}

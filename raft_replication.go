@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/tracker"
 )
@@ -83,7 +84,25 @@ func (r *raft) reduceUncommittedSize(s uint64) {
 // maybeCommit advances the commit index to what a quorum has acknowledged,
 // if that entry is of the current term. It reports whether it moved.
 func (r *raft) maybeCommit() bool {
-	return r.raftLog.maybeCommit(entryID{term: r.Term, index: r.trk.Committed()})
+	at := entryID{term: r.Term, index: r.trk.Committed()}
+	if r.state != StateLeader {
+		return r.raftLog.maybeCommit(at)
+	}
+	// The leader knows where its term starts in its log, so the term of the
+	// entry at the quorum's index needs no lookup (Storage's, often).
+	if at.index <= r.raftLog.committed {
+		return false
+	}
+	ofTerm := at.index >= r.termStart && at.index <= r.raftLog.lastIndex()
+	if invariants.Enabled && ofTerm != r.raftLog.matchTerm(at) {
+		panic(fmt.Sprintf("raft: invariant: leader of term %d starting at index %d: entry %d of this term is %t by termStart, %t in the log",
+			r.Term, r.termStart, at.index, ofTerm, !ofTerm))
+	}
+	if !ofTerm {
+		return false
+	}
+	r.raftLog.commitTo(at.index)
+	return true
 }
 
 // bcastAppend sends appends to every peer that is not paused.

@@ -138,3 +138,20 @@ func TestRaftLogSliceBeforePendingSnapshotIsCompacted(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ents)
 }
+
+// A leader deciding whether the quorum's index commits knows that entry's
+// term from where its own term starts in its log: it does not ask Storage
+// once per batch of acknowledged entries.
+func TestLeaderCommitAsksStorageNoTerm(t *testing.T) {
+	c := newBenchCluster(t, 3, false)
+	leader := c.nodes[0]
+	s := &termCounter{MemoryStorage: leader.s}
+	leader.rn.raft.raftLog.storage = s
+	for i := 0; i < 10; i++ {
+		c.round(t, 64)
+	}
+	require.Equal(t, uint64(leader.applied), leader.rn.raft.raftLog.committed)
+	if !invariants.Enabled { // the invariants cross-check asks Storage
+		require.Zero(t, s.calls, "Storage.Term and FirstIndex calls")
+	}
+}

@@ -1,9 +1,13 @@
 package tracker
 
 import (
+	"cmp"
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 
+	"github.com/raftcore/raft/invariants"
 	"github.com/raftcore/raft/quorum"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -92,6 +96,10 @@ type ProgressTracker struct {
 	// entries (see NewInflights).
 	MaxInflight      int
 	MaxInflightBytes uint64
+
+	// order caches Progress's peers sorted by ID (see ordered); it is
+	// checked against Progress on every use, never trusted blindly.
+	order []peerRef
 }
 
 // MakeProgressTracker returns a tracker with an empty configuration, no
@@ -142,30 +150,93 @@ func (m matchAckIndexer) AckedIndex(id uint64) (quorum.Index, bool) {
 // returns math.MaxUint64, which the caller must not treat as a real index.
 // It does not allocate for up to seven voters per half.
 func (p *ProgressTracker) Committed() uint64 {
-	return uint64(p.Voters.CommittedIndex(matchAckIndexer(p.Progress)))
+	peers := p.ordered()
+	c := majorityCommitted(p.Voters[0], peers)
+	if out := majorityCommitted(p.Voters[1], peers); out < c {
+		c = out
+	}
+	if invariants.Enabled {
+		if want := uint64(p.Voters.CommittedIndex(matchAckIndexer(p.Progress))); c != want {
+			panic(fmt.Sprintf("raft: invariant: committed index %d from the ordered peers, %d from the quorum configuration %s", c, want, p.Voters))
+		}
+	}
+	return c
+}
+
+// majorityCommitted is quorum.MajorityConfig.CommittedIndex over the Match
+// values of peers (every peer of the tracker, each once), without iterating
+// the configuration's map: a voter without Progress counts as having acked
+// 0.
+func majorityCommitted(c quorum.MajorityConfig, peers []peerRef) uint64 {
+	n := len(c)
+	if n == 0 {
+		return math.MaxUint64
+	}
+	var stack [visitStack]uint64
+	var acked []uint64
+	if n <= len(stack) {
+		acked = stack[:n]
+	} else {
+		acked = make([]uint64, n)
+	}
+	// Voters without Progress keep the zero at the front of acked.
+	i := n
+	for _, e := range peers {
+		if _, ok := c[e.id]; ok && i > 0 {
+			i--
+			acked[i] = e.pr.Match
+		}
+	}
+	sortIDs(acked)
+	// Ascending order: the n/2+1 largest values are acked[n-(n/2+1):].
+	return acked[n-(n/2+1)]
 }
 
 // visitStack is how many peers Visit orders without allocating.
 const visitStack = 7
 
+// peerRef is one peer of ProgressTracker.order.
+type peerRef struct {
+	id uint64
+	pr *Progress
+}
+
+// ordered returns the peers of p.Progress in ascending ID order, from
+// p.order while that still matches p.Progress. It checks the match in full
+// (same size, and every cached ID present with the same *Progress), so a
+// Progress map replaced or edited by anyone is noticed; ranging over the
+// map and sorting on every call cost more than the lookups. A rebuilt
+// order is a new slice, since copies of the tracker share the old one.
+func (p *ProgressTracker) ordered() []peerRef {
+	if len(p.order) == len(p.Progress) && p.orderMatches() {
+		return p.order
+	}
+	order := make([]peerRef, 0, len(p.Progress))
+	for id, pr := range p.Progress {
+		order = append(order, peerRef{id: id, pr: pr})
+	}
+	slices.SortFunc(order, func(a, b peerRef) int { return cmp.Compare(a.id, b.id) })
+	p.order = order
+	return order
+}
+
+// orderMatches reports whether every peer of p.order is in p.Progress with
+// the same *Progress.
+func (p *ProgressTracker) orderMatches() bool {
+	for _, e := range p.order {
+		if pr, ok := p.Progress[e.id]; !ok || pr != e.pr {
+			return false
+		}
+	}
+	return true
+}
+
 // Visit calls f for every peer in ascending ID order. f may modify the
 // Progress it is given but must not add or remove peers. Visit does not
-// allocate for up to seven peers.
+// allocate unless the peers changed since the last Visit or Committed.
 func (p *ProgressTracker) Visit(f func(id uint64, pr *Progress)) {
-	n := len(p.Progress)
-	var stack [visitStack]uint64
-	var ids []uint64
-	if n <= len(stack) {
-		ids = stack[:0]
-	} else {
-		ids = make([]uint64, 0, n)
-	}
-	for id := range p.Progress {
-		ids = append(ids, id)
-	}
-	sortIDs(ids)
-	for _, id := range ids {
-		f(id, p.Progress[id])
+	for _, e := range p.ordered() {
+		f(e.id, e.pr)
 	}
 }
 

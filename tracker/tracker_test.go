@@ -2,6 +2,8 @@ package tracker
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -371,4 +373,84 @@ func BenchmarkProgressTrackerVisit(b *testing.B) {
 		p.Visit(func(id uint64, pr *Progress) { sink += id })
 	}
 	_ = sink
+}
+
+// TestOrderedPeersFollowProgress edits a tracker's Progress map and voters
+// behind its back (peers added, removed, a peer's *Progress replaced, the
+// whole map replaced, a copy of the tracker edited) and checks after every
+// step that Visit sees exactly the map's peers in ID order and that
+// Committed agrees with the quorum package over the map.
+func TestOrderedPeersFollowProgress(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	pt := MakeProgressTracker(4, 0)
+	p := &pt
+	newPr := func() *Progress {
+		pr := &Progress{Next: 1}
+		pr.MaybeUpdate(uint64(rnd.IntN(50)))
+		return pr
+	}
+	for step := 0; step < 5000; step++ {
+		id := uint64(1 + rnd.IntN(10))
+		var op string
+		switch rnd.IntN(7) {
+		case 0:
+			op = "add"
+			p.Progress[id] = newPr()
+		case 1:
+			op = "remove"
+			delete(p.Progress, id)
+		case 2:
+			op = "remove and add another"
+			for old := range p.Progress {
+				delete(p.Progress, old)
+				break
+			}
+			p.Progress[id] = newPr()
+		case 3:
+			op = "replace the map"
+			m := ProgressMap{}
+			for old := range p.Progress {
+				m[old] = newPr()
+			}
+			p.Progress = m
+		case 4:
+			op = "edit a copy"
+			cp := *p
+			cp.Progress = ProgressMap{}
+			for old, pr := range p.Progress {
+				cp.Progress[old] = pr
+			}
+			cp.Progress[id] = newPr()
+			cp.Visit(func(uint64, *Progress) {})
+		case 5:
+			op = "toggle voter"
+			half := rnd.IntN(2)
+			if p.Voters[half] == nil {
+				p.Voters[half] = quorum.MajorityConfig{}
+			}
+			if _, ok := p.Voters[half][id]; ok {
+				delete(p.Voters[half], id)
+			} else {
+				p.Voters[half][id] = struct{}{}
+			}
+		case 6:
+			op = "ack"
+			if pr := p.Progress[id]; pr != nil {
+				pr.MaybeUpdate(pr.Match + uint64(rnd.IntN(5)))
+			}
+		}
+		var want []uint64
+		for id := range p.Progress {
+			want = append(want, id)
+		}
+		slices.Sort(want)
+		var got []uint64
+		p.Visit(func(id uint64, pr *Progress) {
+			require.Same(t, p.Progress[id], pr, "step %d (%s): peer %d", step, op, id)
+			got = append(got, id)
+		})
+		require.Equal(t, want, got, "step %d (%s)", step, op)
+		require.Equal(t, uint64(p.Voters.CommittedIndex(matchAckIndexer(p.Progress))), p.Committed(),
+			"step %d (%s): %s\n%s", step, op, p.Config, p.Progress)
+	}
 }
