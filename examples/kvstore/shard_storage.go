@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
+	"strings"
 
 	"github.com/raftcore/raft"
 	"github.com/raftcore/raft/multiraft"
@@ -15,10 +15,10 @@ import (
 	"github.com/raftcore/raft/wal"
 )
 
-// shardLog is where a sharded member keeps its shards' Raft logs. Today
-// each shard has its own log (walPerShard: one wal.Open directory per
-// shard); a log shared by all groups, synced once per host Ready, can take
-// its place behind the same methods.
+// shardLog is where a sharded member keeps its shards' Raft logs: one
+// wal.MultiLog for all of them on disk (multiLogShards), so that a host
+// Ready is made durable by one write and at most one fsync however many
+// shards it covers; or one MemoryStorage per shard (memShards).
 type shardLog interface {
 	// storage is shard id's raft.Storage (the same value on every call).
 	storage(id uint64) raft.Storage
@@ -30,21 +30,34 @@ type shardLog interface {
 	close() error
 }
 
+// The layout of a data directory: the single group's log in raft/; all
+// shards' in one MultiLog in shardlog/, with the shard count in
+// shardlog.count. Before the MultiLog, shard i had its own log in
+// shards/<i>; such a directory is refused, not migrated.
+const (
+	singleLogDir   = "raft"
+	shardLogDir    = "shardlog"
+	shardCountFile = "shardlog.count"
+	perShardDir    = "shards"
+)
+
 // checkShardLayout refuses a data directory written with another shard
-// count: keys would hash to other shards, and the new shards would start a
-// cluster of their own beside the old log. dir holds the single group's
-// log in raft/, or shard i's in shards/<i>.
+// count (keys would hash to other shards, and the new shards would start
+// a cluster of their own beside the old log) or in the per-shard layout
+// of earlier versions.
 func checkShardLayout(dir string, n int) error {
 	if dir == "" {
 		return nil
 	}
-	_, err := os.Stat(filepath.Join(dir, "raft"))
+	if _, err := os.Stat(filepath.Join(dir, perShardDir)); err == nil {
+		return fmt.Errorf("--data-dir %s holds one log per shard (%s/), the layout of an earlier kvstore, which this one does not read: start with an empty --data-dir", dir, perShardDir)
+	}
+	_, err := os.Stat(filepath.Join(dir, singleLogDir))
 	single := err == nil
-	entries, err := os.ReadDir(filepath.Join(dir, "shards"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	had, err := readShardCount(dir)
+	if err != nil {
 		return err
 	}
-	had := len(entries)
 	switch {
 	case n <= 1 && had > 0:
 		return fmt.Errorf("--data-dir %s holds %d shards: run with --shards %d", dir, had, had)
@@ -56,74 +69,149 @@ func checkShardLayout(dir string, n int) error {
 	return nil
 }
 
-// walPerShard keeps shard i's log in DIR/shards/<i>, or in memory.
-type walPerShard struct {
-	stores []storage // stores[i-1] is shard i's
+// readShardCount returns the shard count recorded in dir, 0 if none is.
+func readShardCount(dir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, shardCountFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 2 {
+		return 0, fmt.Errorf("--data-dir %s: %s is damaged (%q)", dir, shardCountFile, b)
+	}
+	return n, nil
 }
 
-// openShardLog opens the logs of shards 1..n under dir (in memory when
-// inMemory: nothing survives a restart).
-func openShardLog(dir string, n int, inMemory bool, walFS wal.FS) (*walPerShard, error) {
-	l := &walPerShard{}
-	// A WAL preallocates each segment and caches recent entries: split
-	// one group's defaults (64 MiB, 8 MiB) among the shards, down to 1 MiB
-	// and 256 KiB each, so that a member's disk and memory do not grow
-	// with the shard count, up to 64 shards.
-	opts := wal.Options{FS: walFS, SegmentSize: max(1<<20, 64<<20/int64(n)), CacheSize: max(256<<10, 8<<20/n)}
-	for i := 1; i <= n; i++ {
-		if inMemory {
-			l.stores = append(l.stores, memStorage{raft.NewMemoryStorage()})
-			continue
+// writeShardCount records n in dir durably, before the log is created, so
+// that a restart with another --shards is refused however early the
+// first run stopped.
+func writeShardCount(dir string, n int) error {
+	had, err := readShardCount(dir)
+	if err != nil || had == n {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, shardCountFile+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%d\n", n)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, shardCountFile))
+	}
+	if err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// openShardLog opens the log of shards 1..n under dir, or keeps them in
+// memory when inMemory (nothing survives a restart). walFS is the file
+// system the log uses (nil: the OS's).
+func openShardLog(dir string, n int, inMemory bool, walFS wal.FS) (shardLog, error) {
+	if inMemory {
+		l := &memShards{}
+		for range n {
+			l.stores = append(l.stores, raft.NewMemoryStorage())
 		}
-		st, err := wal.Open(filepath.Join(dir, "shards", strconv.Itoa(i)), opts)
+		return l, nil
+	}
+	if err := writeShardCount(dir, n); err != nil {
+		return nil, err
+	}
+	ml, err := wal.OpenMulti(filepath.Join(dir, shardLogDir), wal.Options{FS: walFS})
+	if err != nil {
+		return nil, err
+	}
+	l := &multiLogShards{ml: ml}
+	for _, id := range ml.Groups() {
+		if id < 1 || id > uint64(n) {
+			ml.Close()
+			return nil, fmt.Errorf("%s holds shard %d, beyond --shards %d", ml.Dir(), id, n)
+		}
+	}
+	for i := 1; i <= n; i++ {
+		g, err := ml.Group(uint64(i))
 		if err != nil {
-			l.close()
+			ml.Close()
 			return nil, fmt.Errorf("shard %d: %w", i, err)
 		}
-		l.stores = append(l.stores, st)
+		l.groups = append(l.groups, g)
 	}
 	return l, nil
 }
 
-func (l *walPerShard) storage(id uint64) raft.Storage { return l.stores[id-1] }
+// multiLogShards keeps every shard's log in one wal.MultiLog.
+type multiLogShards struct {
+	ml     *wal.MultiLog
+	groups []*wal.GroupStorage // groups[i-1] is shard i's
+	ups    []wal.GroupUpdate   // reused by saveReady
+}
 
-// saveReady saves the groups' Readies in parallel: each shard's log syncs
-// on its own, so a Ready touching k shards costs about one sync's time,
-// not k.
-func (l *walPerShard) saveReady(rd *multiraft.Ready) error {
-	save := func(gr *multiraft.GroupReady) error {
+func (l *multiLogShards) storage(id uint64) raft.Storage { return l.groups[id-1] }
+
+// saveReady saves the whole host Ready with one MultiLog Save: one write,
+// and one fsync if any shard's part must be durable.
+func (l *multiLogShards) saveReady(rd *multiraft.Ready) error {
+	ups := l.ups[:0]
+	for i := range rd.Groups {
+		gr := &rd.Groups[i]
+		ups = append(ups, wal.GroupUpdate{GroupID: gr.GroupID, HardState: gr.HardState, Entries: gr.Entries, Snapshot: gr.Snapshot})
+	}
+	err := l.ml.Save(ups)
+	clear(ups)
+	l.ups = ups[:0]
+	return err
+}
+
+func (l *multiLogShards) createSnapshot(id, index uint64, cs *pb.ConfState, data []byte) error {
+	_, err := l.groups[id-1].CreateSnapshot(index, cs, data)
+	return err
+}
+
+func (l *multiLogShards) compact(id, index uint64) error { return l.groups[id-1].Compact(index) }
+
+func (l *multiLogShards) close() error { return l.ml.Close() }
+
+// memShards keeps shard i's log in a MemoryStorage.
+type memShards struct {
+	stores []*raft.MemoryStorage // stores[i-1] is shard i's
+}
+
+func (l *memShards) storage(id uint64) raft.Storage { return l.stores[id-1] }
+
+func (l *memShards) saveReady(rd *multiraft.Ready) error {
+	for i := range rd.Groups {
+		gr := &rd.Groups[i]
 		if err := l.stores[gr.GroupID-1].Save(gr.HardState, gr.Entries, gr.Snapshot); err != nil {
 			return fmt.Errorf("shard %d: %w", gr.GroupID, err)
 		}
-		return nil
 	}
-	if len(rd.Groups) == 1 {
-		return save(&rd.Groups[0])
-	}
-	errs := make([]error, len(rd.Groups))
-	var wg sync.WaitGroup
-	for i := range rd.Groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = save(&rd.Groups[i])
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return nil
 }
 
-func (l *walPerShard) createSnapshot(id, index uint64, cs *pb.ConfState, data []byte) error {
+func (l *memShards) createSnapshot(id, index uint64, cs *pb.ConfState, data []byte) error {
 	_, err := l.stores[id-1].CreateSnapshot(index, cs, data)
 	return err
 }
 
-func (l *walPerShard) compact(id, index uint64) error { return l.stores[id-1].Compact(index) }
+func (l *memShards) compact(id, index uint64) error { return l.stores[id-1].Compact(index) }
 
-func (l *walPerShard) close() error {
-	var errs []error
-	for _, st := range l.stores {
-		errs = append(errs, st.Close())
-	}
-	return errors.Join(errs...)
-}
+func (l *memShards) close() error { return nil }

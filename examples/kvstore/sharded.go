@@ -27,8 +27,8 @@ import (
 // one multiraft.Host: every member hosts every shard, a key belongs to the
 // shard its hash picks (shardOf), and writes and linearizable reads go to
 // that shard. One Ready loop drives the host; its batches travel on one
-// connection per peer (sharded_transport.go); each shard keeps its log in
-// the shardLog.
+// connection per peer (sharded_transport.go); the shards' logs are one
+// wal.MultiLog (shard_storage.go), saved once per host Ready.
 //
 // A write waits for its request id among the commands its shard applies
 // (the host does not say where a proposal went, as RawNode's

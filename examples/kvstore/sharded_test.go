@@ -14,8 +14,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/raftcore/raft/multiraft"
 	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/wal/crashfs"
 )
 
 // TestShardOfIsStable: a key's shard is part of what a member keeps on
@@ -115,24 +117,63 @@ func TestBatchTransportRefuses(t *testing.T) {
 }
 
 // TestShardLayoutChecked: a data directory is only reopened with the shard
-// count that wrote it.
+// count that wrote it, and one in the per-shard layout of earlier versions
+// is refused.
 func TestShardLayoutChecked(t *testing.T) {
-	single, sharded, fresh := t.TempDir(), t.TempDir(), t.TempDir()
+	single, sharded, perShard, fresh := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
 	require.NoError(t, os.Mkdir(filepath.Join(single, "raft"), 0o755))
+	l, err := openShardLog(sharded, 8, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, l.close())
 	for i := 1; i <= 8; i++ {
-		require.NoError(t, os.MkdirAll(filepath.Join(sharded, "shards", strconv.Itoa(i)), 0o755))
+		require.NoError(t, os.MkdirAll(filepath.Join(perShard, "shards", strconv.Itoa(i)), 0o755))
 	}
 	require.NoError(t, checkShardLayout(single, 1))
 	require.ErrorContains(t, checkShardLayout(single, 8), "single group")
 	require.NoError(t, checkShardLayout(sharded, 8))
 	require.ErrorContains(t, checkShardLayout(sharded, 1), "holds 8 shards")
 	require.ErrorContains(t, checkShardLayout(sharded, 16), "holds 8 shards, not 16")
+	require.ErrorContains(t, checkShardLayout(perShard, 8), "one log per shard")
 	require.NoError(t, checkShardLayout(fresh, 1))
 	require.NoError(t, checkShardLayout(fresh, 8))
 }
 
+// TestShardLogSavesAHostReadyWithOneSync: a host Ready carrying new
+// entries for 64 shards costs the disk one write and one fsync, not one
+// per shard; and the shards come back from the one log after a restart.
+func TestShardLogSavesAHostReadyWithOneSync(t *testing.T) {
+	const shards = 64
+	dir := t.TempDir()
+	walFS := crashfs.New()
+	l, err := openShardLog(dir, shards, false, walFS)
+	require.NoError(t, err)
+	var rd multiraft.Ready
+	for id := uint64(1); id <= shards; id++ {
+		gr := multiraft.GroupReady{GroupID: id}
+		gr.HardState = pb.HardState{Term: 1, Vote: 1, Commit: 1}
+		gr.Entries = []pb.Entry{{Term: 1, Index: 1, Data: []byte("put")}, {Term: 1, Index: 2, Data: []byte("put")}}
+		gr.MustSync = true
+		rd.Groups = append(rd.Groups, gr)
+	}
+	syncs, writes := walFS.Count(crashfs.OpSync), walFS.Count(crashfs.OpWrite)
+	require.NoError(t, l.saveReady(&rd))
+	require.Equal(t, 1, walFS.Count(crashfs.OpSync)-syncs, "fsyncs for one host Ready of %d shards", shards)
+	require.Equal(t, 1, walFS.Count(crashfs.OpWrite)-writes, "writes for one host Ready of %d shards", shards)
+	require.NoError(t, l.close())
+
+	l, err = openShardLog(dir, shards, false, walFS)
+	require.NoError(t, err)
+	defer l.close()
+	for id := uint64(1); id <= shards; id++ {
+		last, err := l.storage(id).LastIndex()
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), last, "shard %d", id)
+	}
+}
+
 // TestShardLogSplitsTheDefaults: sixteen shards' logs take the disk of one
-// group's, not sixteen times it (each WAL preallocates its segment).
+// group's, not sixteen times it (a WAL preallocates its segment; the
+// shards share one).
 func TestShardLogSplitsTheDefaults(t *testing.T) {
 	dir := t.TempDir()
 	l, err := openShardLog(dir, 16, false, nil)
