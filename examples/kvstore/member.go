@@ -162,17 +162,11 @@ type member struct {
 	// that does not means it was removed.
 	wasMember bool
 
-	inbox   chan func() // work for the loop, from HTTP handlers
 	recvC   chan pb.Message
 	reports chan report
-	stopC   chan struct{}
-	doneC   chan struct{}
-	// failedC is closed when the loop stopped on a failure it cannot go on
-	// from (failure says which): the member then serves nothing.
-	failedC chan struct{}
-	failure error
-	status  atomic.Pointer[memberStatus]
-	reqSeq  atomic.Uint64
+	loop
+	status atomic.Pointer[memberStatus]
+	reqSeq atomic.Uint64
 	// removed: this member is not in the configuration it applied (set by
 	// the loop; read by HTTP handlers, which refuse all but stale reads).
 	removed atomic.Bool
@@ -204,8 +198,8 @@ func newMember(cfg memberConfig) *member {
 		cfg: cfg, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(), sm: newStateMachine(),
 		waiters: map[string]*waiter{}, reads: map[string]*waiter{},
 		atIndex: map[uint64][]*waiter{}, forwarded: map[uint64]*waiter{},
-		inbox: make(chan func(), 4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
-		stopC: make(chan struct{}), doneC: make(chan struct{}), failedC: make(chan struct{}), started: time.Now(),
+		loop: newLoop(4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
+		started: time.Now(),
 	}
 }
 
@@ -332,26 +326,6 @@ func (m *member) deliver(msg pb.Message) {
 	}
 }
 
-// do runs f on the loop goroutine; false if the member is stopping or
-// stopped on a failure.
-func (m *member) do(ctx context.Context, f func()) bool {
-	select {
-	case <-m.failedC:
-		return false
-	default:
-	}
-	select {
-	case m.inbox <- f:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-m.stopC:
-		return false
-	case <-m.failedC:
-		return false
-	}
-}
-
 func (m *member) newRequestID() string {
 	return strconv.FormatUint(m.cfg.ID, 10) + "-" + strconv.FormatInt(m.started.UnixNano(), 36) + "-" + strconv.FormatUint(m.reqSeq.Add(1), 10)
 }
@@ -359,7 +333,7 @@ func (m *member) newRequestID() string {
 // run is the Ready loop: the only goroutine that touches the RawNode.
 func (m *member) run() {
 	defer close(m.doneC)
-	defer m.recoverFailure()
+	defer m.recoverFailure(m.log, m.failAll)
 	ticker := time.NewTicker(m.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -705,46 +679,6 @@ type memberFailure struct{ err error }
 
 // errFailed answers requests once the member stopped on a failure.
 var errFailed = errors.New("member stopped after a failure (see its log); use another member")
-
-// recoverFailure turns a fatal failure in the loop into a clean stop: one
-// error line, every waiting request answered, the member serving nothing
-// more (Failed is closed; main exits). Any other panic is a bug and goes on.
-func (m *member) recoverFailure() {
-	p := recover()
-	if p == nil {
-		return
-	}
-	f, ok := p.(memberFailure)
-	if !ok {
-		panic(p)
-	}
-	m.failure = f.err
-	m.log.Error("member stopped: "+f.err.Error(), "err", f.err)
-	m.failAll(errFailed)
-	close(m.failedC)
-}
-
-// stoppedErr says why the loop no longer takes work.
-func (m *member) stoppedErr() error {
-	if m.Failure() != nil {
-		return errFailed
-	}
-	return errStopped
-}
-
-// Failed is closed when the member stopped on a failure; Failure then
-// says which.
-func (m *member) Failed() <-chan struct{} { return m.failedC }
-
-// Failure is the failure the member stopped on, once Failed is closed.
-func (m *member) Failure() error {
-	select {
-	case <-m.failedC:
-		return m.failure
-	default:
-		return nil
-	}
-}
 
 // stop shuts the member down: the loop first (requests waiting on it fail
 // with 503), then HTTP (waiting for in-flight requests), the transport and

@@ -87,13 +87,9 @@ type shardedMember struct {
 	dirty     bool
 	published int
 
-	inbox   chan func()
 	recvC   chan batchIn
 	reports chan report
-	stopC   chan struct{}
-	doneC   chan struct{}
-	failedC chan struct{}
-	failure error
+	loop
 	status  atomic.Pointer[shardedStatus]
 	reqSeq  atomic.Uint64
 	started time.Time
@@ -126,8 +122,8 @@ func startShardedMember(cfg memberConfig) (*shardedMember, error) {
 	}
 	m := &shardedMember{
 		cfg: cfg, n: cfg.Shards, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(),
-		inbox: make(chan func(), 4096), recvC: make(chan batchIn, 1024), reports: make(chan report, 4096),
-		stopC: make(chan struct{}), doneC: make(chan struct{}), failedC: make(chan struct{}), started: time.Now(),
+		loop: newLoop(4096), recvC: make(chan batchIn, 1024), reports: make(chan report, 4096),
+		started: time.Now(),
 	}
 	m.quiesced = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_quiesced_groups", Help: "Shards (Raft groups) quiesced on this member: not ticking, no heartbeats."})
 	m.led = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_shards_led", Help: "Shards this member leads."})
@@ -287,26 +283,6 @@ func (m *shardedMember) deliver(from uint64, b *mrpb.Batch) {
 	}
 }
 
-// do runs f on the loop goroutine; false if the member is stopping or
-// stopped on a failure.
-func (m *shardedMember) do(ctx context.Context, f func()) bool {
-	select {
-	case <-m.failedC:
-		return false
-	default:
-	}
-	select {
-	case m.inbox <- f:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-m.stopC:
-		return false
-	case <-m.failedC:
-		return false
-	}
-}
-
 func (m *shardedMember) newRequestID() string {
 	return strconv.FormatUint(m.cfg.ID, 10) + "-" + strconv.FormatInt(m.started.UnixNano(), 36) + "-" + strconv.FormatUint(m.reqSeq.Add(1), 10)
 }
@@ -319,7 +295,7 @@ const statusEvery = 10
 // run is the Ready loop: the only goroutine that touches the host.
 func (m *shardedMember) run() {
 	defer close(m.doneC)
-	defer m.recoverFailure()
+	defer m.recoverFailure(m.log, m.failAll)
 	ticker := time.NewTicker(m.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
@@ -636,42 +612,6 @@ func (m *shardedMember) publishStatus() {
 
 func (m *shardedMember) fatal(msg string, err error) {
 	panic(memberFailure{fmt.Errorf("%s: %w", msg, err)})
-}
-
-// recoverFailure: see member.recoverFailure.
-func (m *shardedMember) recoverFailure() {
-	p := recover()
-	if p == nil {
-		return
-	}
-	f, ok := p.(memberFailure)
-	if !ok {
-		panic(p)
-	}
-	m.failure = f.err
-	m.log.Error("member stopped: "+f.err.Error(), "err", f.err)
-	m.failAll(errFailed)
-	close(m.failedC)
-}
-
-func (m *shardedMember) stoppedErr() error {
-	if m.Failure() != nil {
-		return errFailed
-	}
-	return errStopped
-}
-
-// Failed is closed when the member stopped on a failure.
-func (m *shardedMember) Failed() <-chan struct{} { return m.failedC }
-
-// Failure is the failure the member stopped on, once Failed is closed.
-func (m *shardedMember) Failure() error {
-	select {
-	case <-m.failedC:
-		return m.failure
-	default:
-		return nil
-	}
 }
 
 // stop shuts the member down as member.stop does.

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+)
+
+// loop is what a member's Ready loop shares with the goroutines that hand
+// it work (HTTP handlers, the transport): its inbox of functions to run,
+// and how it stops, on request or on a failure it cannot go on from. Both
+// kinds of member (one group, or shards) embed it.
+type loop struct {
+	inbox chan func() // work for the loop, from HTTP handlers
+	stopC chan struct{}
+	doneC chan struct{}
+	// failedC is closed when the loop stopped on a failure it cannot go on
+	// from (failure says which): the member then serves nothing.
+	failedC chan struct{}
+	failure error
+}
+
+// newLoop returns a loop whose inbox holds up to queue functions.
+func newLoop(queue int) loop {
+	return loop{
+		inbox:   make(chan func(), queue),
+		stopC:   make(chan struct{}),
+		doneC:   make(chan struct{}),
+		failedC: make(chan struct{}),
+	}
+}
+
+// do runs f on the loop goroutine; false if the member is stopping or
+// stopped on a failure.
+func (l *loop) do(ctx context.Context, f func()) bool {
+	select {
+	case <-l.failedC:
+		return false
+	default:
+	}
+	select {
+	case l.inbox <- f:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-l.stopC:
+		return false
+	case <-l.failedC:
+		return false
+	}
+}
+
+// recoverFailure, deferred in the loop goroutine, turns a fatal failure
+// into a clean stop: one error line, every waiting request answered with
+// failAll, the member serving nothing more (Failed is closed; main exits).
+// Any other panic is a bug and goes on.
+func (l *loop) recoverFailure(log *slog.Logger, failAll func(error)) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	f, ok := p.(memberFailure)
+	if !ok {
+		panic(p)
+	}
+	l.failure = f.err
+	log.Error("member stopped: "+f.err.Error(), "err", f.err)
+	failAll(errFailed)
+	close(l.failedC)
+}
+
+// stoppedErr says why the loop no longer takes work.
+func (l *loop) stoppedErr() error {
+	if l.Failure() != nil {
+		return errFailed
+	}
+	return errStopped
+}
+
+// Failed is closed when the member stopped on a failure; Failure then
+// says which.
+func (l *loop) Failed() <-chan struct{} { return l.failedC }
+
+// Failure is the failure the member stopped on, once Failed is closed.
+func (l *loop) Failure() error {
+	select {
+	case <-l.failedC:
+		return l.failure
+	default:
+		return nil
+	}
+}
