@@ -62,6 +62,9 @@ func describePayload(e pb.Entry, f EntryFormatter) string {
 			return fmt.Sprintf("%q", e.Data)
 		}
 		return f(e.Data)
+	// Conf changes are decoded here rather than with pb.UnmarshalConfChange,
+	// whose error names the entry's index: etcd raft shows the decoder's
+	// own error.
 	case pb.EntryConfChange:
 		var cc pb.ConfChange
 		if err := cc.Unmarshal(e.Data); err != nil {

@@ -192,8 +192,8 @@ func (f *forwardedProposals) resolve(p *forwardedProposal, o ForwardedOutcome) {
 // Call it after stepping messages, before applying the next Ready's
 // CommittedEntries, so that an appended proposal is known before its entry
 // is applied. Outcomes wait here until taken; the returned slice belongs
-// to the caller. Proposals made with Propose, or through a Node, are not
-// followed.
+// to the caller. Proposals made with Propose (RawNode or Node) are not
+// followed; for a Node, see the package function ForwardedOutcomes.
 func (rn *RawNode) ForwardedOutcomes() []ForwardedOutcome {
 	f := rn.raft.forwarded
 	if f == nil {

@@ -93,10 +93,9 @@ func (r *raft) restoreConfState(cs pb.ConfState) error {
 	return nil
 }
 
-// vetConfChange turns a conf change entry that may not be proposed now into
-// an empty normal entry (keeping its index so the proposer sees it fail):
-// one is already pending, or it does not fit the joint-config state. index
-// is where the entry will land.
+// vetConfChange records a conf change entry the leader is about to append
+// at index (refuseConfChanges has let it through): it is now the pending
+// one, and, if it takes this node out of the voters, the pending leave.
 func (r *raft) vetConfChange(e *pb.Entry, index uint64) {
 	if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
 		return

@@ -546,8 +546,9 @@ func (l *raftLog) allEntries() []pb.Entry {
 }
 
 // slice returns entries [lo, hi), limited to maxSize bytes in total but at
-// least one entry when lo < hi. It returns ErrCompacted when lo is before
-// the first index, and ErrUnavailable when hi is past lastIndex()+1.
+// least one entry when lo < hi. An empty range returns nothing; otherwise
+// Storage's ErrCompacted tells that lo is before the first index, and
+// ErrUnavailable that hi is past lastIndex()+1.
 //
 // The result may share memory with Storage and the unstable tail: the
 // caller must not modify it.

@@ -31,8 +31,8 @@ import (
 // wal.MultiLog (shard_storage.go), saved once per host Ready.
 //
 // A write waits for its request id among the commands its shard applies
-// (the host does not say where a proposal went, as RawNode's
-// ProposeWithResult does for the single-group member): it is answered
+// (this member does not use the host's ProposeWithResult and forwarded
+// outcomes yet, as the single-group member does RawNode's): it is answered
 // when applied here, or fails with leader_changed when its shard's leader
 // changes, or times out. Membership changes are not implemented yet (501).
 
