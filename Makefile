@@ -35,6 +35,8 @@ help:
 test:
 	$(GO) test -race $(TEST_TAGS) -count=1 $(PKGS)
 	$(GO) test $(TEST_TAGS) -count=1 -run '^(TestAllocsPerEntry|TestIdleFollowerHeap)$$' .
+	@# Counts of Storage calls, which the invariants tag's cross-checks add to.
+	$(GO) test -count=1 -run '^(TestRaftLog.*|TestLeaderCommitAsksStorageNoTerm)$$' .
 	cd $(KVSTORE) && $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory mutation-check
 

@@ -150,6 +150,10 @@ func TestLeaderOnlyStateIsLazy(t *testing.T) {
 	c.nodes[1].rn.ReadIndex([]byte("r1"))
 	require.NotNil(t, lead.readOnly.pending)
 
+	// Heartbeat responses under lease-based reads leave acknowledgements.
+	lead.leaseAcks = map[uint64]uint64{2: lead.ticks}
+
 	lead.becomeFollower(lead.Term+1, None)
 	requireNoLeaderState(t, lead)
+	require.Nil(t, lead.leaseAcks)
 }

@@ -303,7 +303,7 @@ func (r *raft) reset(term uint64) {
 	// Reads in progress are dropped: their requesters retry. A lease
 	// starts afresh with the next leadership.
 	r.readOnly.reset()
-	clear(r.leaseAcks)
+	r.leaseAcks = nil
 	r.pendingReadIndexMessages = nil
 	r.pendingConfIndex = 0
 	r.pendingLeaveIndex = 0
@@ -372,8 +372,6 @@ func (r *raft) becomeLeader() {
 	r.logger.Infof("node %x: leader at term %d", r.id, r.Term)
 }
 
-// tickElection is the tick of followers and candidates: campaign once the
-// randomized election timeout has passed without hearing from a leader.
 // tick advances the role's clock: the leader's heartbeat (and quorum
 // check), everyone else's election timeout. A switch rather than a
 // function field set at each role change: the method value would be an
@@ -386,6 +384,8 @@ func (r *raft) tick() {
 	r.tickElection()
 }
 
+// tickElection is the tick of followers and candidates: campaign once the
+// randomized election timeout has passed without hearing from a leader.
 func (r *raft) tickElection() {
 	r.electionElapsed++
 	if r.electionElapsed >= r.electionTimeout {

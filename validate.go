@@ -187,7 +187,10 @@ func validateSnapshotMsg(m *pb.Message) error {
 // larger one is a faulty peer or a sign that we lost entries we
 // acknowledged, and committing blindly is unsafe).
 func (r *raft) validateAgainstLog(m *pb.Message) error {
-	if last := r.raftLog.lastIndex(); m.Type == pb.MsgHeartbeat && m.Commit > last {
+	if m.Type != pb.MsgHeartbeat {
+		return nil
+	}
+	if last := r.raftLog.lastIndex(); m.Commit > last {
 		return fmt.Errorf("%w: heartbeat from %x commits %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
 	}
 	return nil
