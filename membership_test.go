@@ -105,6 +105,34 @@ func TestRemoveFollower(t *testing.T) {
 	require.Equal(t, term, removed.r().Term)
 }
 
+// A removed follower that missed the commit index of its own removal
+// (the leader sends nothing to a peer it no longer has) learns it when it
+// campaigns: the leader answers a pre-vote from a peer outside its
+// configuration with an append up to its commit index, and the removed node
+// applies its removal instead of campaigning forever.
+func TestRemovedFollowerThatMissedTheCommitLearnsIt(t *testing.T) {
+	c := newBootstrappedCluster(t, 3, withPreVote, withCheckQuorum)
+	c.campaign(1)
+	removal := c.nodes[1].r().raftLog.lastIndex() + 1
+	c.intercept = func(m *pb.Message) bool { return m.To != 3 || m.Commit < removal }
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 3))
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2}}, c.config(1))
+	removed := c.nodes[3]
+	require.Equal(t, removal, removed.r().raftLog.lastIndex(), "it holds its removal")
+	require.Less(t, removed.r().raftLog.committed, removal, "but never heard it committed")
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 3}}, c.config(3))
+
+	c.intercept = nil
+	c.tickAll(3 * removed.r().electionTimeout)
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2}}, c.config(3), "the removed node applied its removal")
+	require.Equal(t, c.nodes[1].r().raftLog.committed, removed.r().raftLog.committed)
+	require.Equal(t, []uint64{1}, c.leaders(), "the leader kept leading")
+	term := removed.r().Term
+	removed.tick(5 * removed.r().electionTimeout)
+	require.Empty(t, removed.ready(), "a node that applied its removal does not campaign")
+	require.Equal(t, term, removed.r().Term)
+}
+
 // Removing the leader with StepDownOnRemoval: it leads until the change is
 // applied, then steps down; the others elect a new leader and nothing
 // committed is lost.

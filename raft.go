@@ -448,6 +448,9 @@ func (r *raft) promotable() bool {
 // applies the term rules (Raft §5.1) and hands the message to the current
 // role's step function.
 func (r *raft) Step(m pb.Message) error {
+	if m.Type == pb.MsgPreVote {
+		r.catchUpRemovedCampaigner(m)
+	}
 	if handled, err := r.stepTerm(m); handled {
 		return err
 	}

@@ -76,6 +76,37 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 	return cs
 }
 
+// catchUpRemovedCampaigner answers a pre-vote reaching this leader from a
+// peer outside its configuration. A leader sends nothing to a peer it no
+// longer has, so a follower that missed the commit index of its own removal
+// (the message was lost, or its progress was paused when the index moved)
+// would campaign, unheard, forever. The pre-vote names the peer's last
+// entry; if our log holds it, the two logs match up to there, and an append
+// from there up to our commit index lets the peer apply its removal (and
+// stop campaigning). The pre-vote itself is then handled as usual.
+func (r *raft) catchUpRemovedCampaigner(m pb.Message) {
+	if r.state != StateLeader || m.From == r.id || r.trk.Progress[m.From] != nil {
+		return
+	}
+	if m.Term > r.Term+1 {
+		return // the peer's term is past ours: it would ignore the append
+	}
+	prev := entryID{term: m.LogTerm, index: m.Index}
+	if !r.raftLog.matchTerm(prev) {
+		return
+	}
+	var ents []pb.Entry
+	if prev.index < r.raftLog.committed {
+		var err error
+		if ents, err = r.raftLog.slice(prev.index+1, r.raftLog.committed+1, r.maxMsgSize); err != nil {
+			return // compacted: only a snapshot would do, and this is a courtesy
+		}
+	}
+	r.logger.Infof("%x: %x, not in the configuration, campaigns from index %d: sending it the log up to commit index %d",
+		r.id, m.From, prev.index, r.raftLog.committed)
+	r.send(pb.Message{To: m.From, Type: pb.MsgApp, Index: prev.index, LogTerm: prev.term, Entries: ents, Commit: r.raftLog.committed})
+}
+
 // restoreConfState replaces the configuration with the one cs describes
 // (at startup, and when installing a snapshot).
 func (r *raft) restoreConfState(cs pb.ConfState) error {
