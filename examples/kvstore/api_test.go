@@ -269,7 +269,7 @@ func TestPromoteOnlyACaughtUpLearner(t *testing.T) {
 	for i := range 5 {
 		put(t, c.url(lead, fmt.Sprint("/kv/k", i)), "v")
 	}
-	c.peers[4] = freeAddr(t) // nothing listens there yet
+	c.reservePeer(4) // nobody reads there until member 4 starts
 	r := do(t, "POST", c.url(lead, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, c.peers[4]))
 	require.Equal(t, 201, r.status, r.body)
 	for _, via := range []uint64{lead, follower} {

@@ -31,6 +31,29 @@ type testCluster struct {
 	members map[uint64]*member
 	// tweak, if set, adjusts each member's configuration.
 	tweak func(*memberConfig)
+	// reserved holds peer listeners opened for members not started yet:
+	// a port picked and closed could be taken (by another listener, or as
+	// the local port of an outgoing connection) before the member binds it.
+	reserved map[uint64]net.Listener
+}
+
+// reservePeer opens member id's peer listener now, for its first start,
+// and records its address among the peers.
+func (c *testCluster) reservePeer(id uint64) string {
+	c.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(c.t, err)
+	if c.reserved == nil {
+		c.reserved = map[uint64]net.Listener{}
+		c.t.Cleanup(func() {
+			for _, l := range c.reserved {
+				l.Close()
+			}
+		})
+	}
+	c.reserved[id] = l
+	c.peers[id] = l.Addr().String()
+	return c.peers[id]
 }
 
 func freeAddr(t *testing.T) string {
@@ -48,7 +71,7 @@ func newTestCluster(t *testing.T, n int) *testCluster { return newTestClusterWit
 func newTestClusterWith(t *testing.T, n int, tweak func(*memberConfig)) *testCluster {
 	c := &testCluster{t: t, dir: t.TempDir(), peers: map[uint64]string{}, members: map[uint64]*member{}, tweak: tweak}
 	for i := uint64(1); i <= uint64(n); i++ {
-		c.peers[i] = freeAddr(t)
+		c.reservePeer(i)
 	}
 	for i := uint64(1); i <= uint64(n); i++ {
 		c.start(i, false)
@@ -75,6 +98,10 @@ func (c *testCluster) config(id uint64, join bool) memberConfig {
 		SnapshotEvery: 200, MaxKeySize: 64, MaxValueSize: 1024,
 		RequestTimeout: time.Second, TickInterval: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if l, ok := c.reserved[id]; ok {
+		cfg.peerListener = l
+		delete(c.reserved, id)
 	}
 	if c.tweak != nil {
 		c.tweak(&cfg)
@@ -403,7 +430,7 @@ func TestMembershipThroughTheAPI(t *testing.T) {
 	for k := range 20 {
 		write(1, k)
 	}
-	c.peers[4] = freeAddr(t)
+	c.reservePeer(4)
 	r := do(t, "POST", c.url(2, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, c.peers[4]))
 	require.Equal(t, 201, r.status, r.body)
 	require.Contains(t, r.body, `"learners":[4]`)

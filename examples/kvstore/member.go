@@ -37,6 +37,10 @@ type memberConfig struct {
 	Shards         int         // Raft groups keys are hashed to; 0 and 1: one group, no multiraft host
 	TLS            tlsSettings // the zero value: plain TCP and HTTP
 	Logger         *slog.Logger
+	// peerListener, for tests, is the listener to take peer connections
+	// on, opened beforehand at ListenPeer (a port picked and closed could be
+	// taken by another socket before the member listens again).
+	peerListener net.Listener
 	// walFS, for tests, is the file system the WAL uses (nil: the OS).
 	walFS wal.FS
 	// dropIncoming, for tests, drops the peer messages it returns true
@@ -45,6 +49,14 @@ type memberConfig struct {
 	// configureRaft, for tests, changes the RawNode's configuration before
 	// it is built (a simulator's random source, say).
 	configureRaft func(*raft.Config)
+}
+
+// listenPeer returns the listener for peer connections.
+func (cfg memberConfig) listenPeer() (net.Listener, error) {
+	if cfg.peerListener != nil {
+		return cfg.peerListener, nil
+	}
+	return net.Listen("tcp", cfg.ListenPeer)
 }
 
 // storage is what the member persists to: the WAL, or MemoryStorage.
@@ -277,7 +289,7 @@ func (m *member) startRaft() error {
 }
 
 func (m *member) listen() error {
-	peerL, err := net.Listen("tcp", m.cfg.ListenPeer)
+	peerL, err := m.cfg.listenPeer()
 	if err != nil {
 		return err
 	}

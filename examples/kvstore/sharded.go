@@ -245,7 +245,7 @@ func (m *shardedMember) maybeCampaign(s *shard) {
 }
 
 func (m *shardedMember) listen() error {
-	peerL, err := net.Listen("tcp", m.cfg.ListenPeer)
+	peerL, err := m.cfg.listenPeer()
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,8 @@ func TestStorageFailureStopsTheMember(t *testing.T) {
 		{"write fails with ENOSPC", crashfs.OpWrite, syscall.ENOSPC},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &testCluster{t: t, dir: t.TempDir(), peers: map[uint64]string{1: freeAddr(t)}, members: map[uint64]*member{}}
+			c := &testCluster{t: t, dir: t.TempDir(), peers: map[uint64]string{}, members: map[uint64]*member{}}
+			c.reservePeer(1)
 			cfg := c.config(1, false)
 			var logs syncBuffer
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -85,7 +85,7 @@ func TestTLSClusterEndToEnd(t *testing.T) {
 	pki := newTestPKI(t, "test CA")
 	c := &testCluster{t: t, dir: t.TempDir(), peers: map[uint64]string{}, members: map[uint64]*member{}}
 	for id := uint64(1); id <= 3; id++ {
-		c.peers[id] = freeAddr(t)
+		c.reservePeer(id)
 	}
 	t.Cleanup(func() {
 		for _, m := range c.members {

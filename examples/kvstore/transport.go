@@ -90,6 +90,11 @@ type peer struct {
 	addr  string
 	queue chan outBatch
 	stop  chan struct{}
+	// flush, set before stop is closed, asks the goroutine to write what
+	// is queued before it returns: the last messages to a member just
+	// removed tell it that its removal committed, and it learns of it from
+	// no one else.
+	flush bool
 }
 
 // outBatch is what a peer's queue holds: one Ready's messages for the
@@ -143,6 +148,7 @@ func (t *transport) removePeer(id uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if p, ok := t.peers[id]; ok {
+		p.flush = true
 		close(p.stop)
 		delete(t.peers, id)
 	}
@@ -280,7 +286,24 @@ func (t *transport) run(p *peer) {
 		var batch outBatch
 		select {
 		case <-p.stop:
-			return
+			if !p.flush {
+				return
+			}
+			// Removed: write what is queued, with one connection
+			// attempt if there is no connection, and no more.
+			for {
+				select {
+				case batch = <-p.queue:
+				default:
+					return
+				}
+				if conn == nil && connect() != nil {
+					return
+				}
+				if t.writeBatch(conn, w, batch) != nil {
+					return
+				}
+			}
 		case batch = <-p.queue:
 		}
 		if conn == nil {
