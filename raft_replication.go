@@ -226,6 +226,11 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 // RawNode.Step has refused a commit past our last index
 // (validateAgainstLog).
 func (r *raft) handleHeartbeat(m pb.Message) error {
+	if last := r.raftLog.lastIndex(); m.Commit > last {
+		// RawNode.Step refuses this already; checked here too so that the
+		// core never trusts a peer with its commit index.
+		return fmt.Errorf("%w: heartbeat from %x commits index %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
+	}
 	r.raftLog.commitTo(m.Commit)
 	r.send(pb.Message{To: m.From, Type: pb.MsgHeartbeatResp, Context: m.Context})
 	return nil

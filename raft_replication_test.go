@@ -320,6 +320,13 @@ func TestFollowerHeartbeatCommit(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidMessage)
 	require.Equal(t, uint64(2), n.r().raftLog.committed)
 	require.Empty(t, filterMsgs(n.ready(), pb.MsgHeartbeatResp, 0), "a refused heartbeat is not answered")
+
+	// The core refuses it too, without RawNode.Step's validation in front.
+	require.NotPanics(t, func() {
+		err = n.r().Step(pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: 2, Commit: 4})
+	})
+	require.ErrorIs(t, err, ErrInvalidMessage)
+	require.Equal(t, uint64(2), n.r().raftLog.committed)
 }
 
 // Raft Figure 7: whatever a follower's log looks like (missing entries,
