@@ -37,11 +37,55 @@ var (
 	crashSeed   = flag.Uint64("wal.crash.seed", 0, "seed of TestCrashSafety (0: random)")
 )
 
-const (
-	envCrashDir   = "WAL_CRASH_DIR"
-	envCrashSeed  = "WAL_CRASH_SEED"
-	envCrashStart = "WAL_CRASH_START"
-)
+// crashChild is a child process a crash test runs and kills: the test it
+// runs, and the environment it gets (a directory, a seed, and the batch to
+// start with, in PREFIX_DIR, PREFIX_SEED and PREFIX_START).
+type crashChild struct {
+	test   string
+	prefix string
+	// maxReports: the child is killed after 1 to maxReports reports.
+	maxReports int
+}
+
+var singleCrashChild = crashChild{test: "TestCrashChild", prefix: "WAL_CRASH", maxReports: 40}
+
+// inChild reports whether this process is the child.
+func (c crashChild) inChild() bool { return os.Getenv(c.prefix+"_DIR") != "" }
+
+// args returns the child's directory, seed and first batch; it skips the
+// test when this process is not the child.
+func (c crashChild) args(t *testing.T) (dir string, seed, start uint64) {
+	t.Helper()
+	if !c.inChild() {
+		t.Skip("run by the crash test")
+	}
+	seed, err := strconv.ParseUint(os.Getenv(c.prefix+"_SEED"), 10, 64)
+	require.NoError(t, err)
+	start, err = strconv.ParseUint(os.Getenv(c.prefix+"_START"), 10, 64)
+	require.NoError(t, err)
+	return os.Getenv(c.prefix + "_DIR"), seed, start
+}
+
+// parentArgs returns a crash test's seed and number of rounds, from the
+// flags or the defaults; it skips the test in the child.
+func (c crashChild) parentArgs(t *testing.T, rounds, shortRounds int) (uint64, int) {
+	t.Helper()
+	if c.inChild() {
+		t.Skip("in the child")
+	}
+	if testing.Short() {
+		rounds = shortRounds
+	}
+	if *crashRounds > 0 {
+		rounds = *crashRounds
+	}
+	seed := *crashSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (-wal.crash.seed), %d rounds", seed, rounds)
+	return seed, rounds
+}
 
 var crashOptions = Options{SegmentSize: 64 << 10}
 
@@ -197,14 +241,7 @@ func (b *crashBatch) run(s crashWriter) error {
 // to the Storage in $WAL_CRASH_DIR from batch $WAL_CRASH_START on, forever,
 // and prints "durable N" once batch N is.
 func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(envCrashDir)
-	if dir == "" {
-		t.Skip("run by TestCrashSafety")
-	}
-	seed, err := strconv.ParseUint(os.Getenv(envCrashSeed), 10, 64)
-	require.NoError(t, err)
-	start, err := strconv.ParseUint(os.Getenv(envCrashStart), 10, 64)
-	require.NoError(t, err)
+	dir, seed, start := singleCrashChild.args(t)
 	m := newCrashModel()
 	for k := uint64(1); k < start; k++ {
 		m.apply(genCrashBatch(seed, k, m, false))
@@ -253,28 +290,14 @@ var crashOutcomeNames = [numCrashOutcomes]string{
 // and checks after each crash that Open recovers every batch the process
 // reported durable, and at most a prefix of the one it was writing.
 func TestCrashSafety(t *testing.T) {
-	if os.Getenv(envCrashDir) != "" {
-		t.Skip("in the child")
-	}
-	rounds := 8
-	if testing.Short() {
-		rounds = 3
-	}
-	if *crashRounds > 0 {
-		rounds = *crashRounds
-	}
-	seed := *crashSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (-wal.crash.seed), %d rounds", seed, rounds)
+	seed, rounds := singleCrashChild.parentArgs(t, 8, 3)
 	prng := rand.New(rand.NewPCG(seed, math.MaxUint64))
 	dir := t.TempDir()
 	m := newCrashModel()
 	next := uint64(1) // the batch the next child starts with
 	var outcomes [numCrashOutcomes]int
 	for round := 1; round <= rounds; round++ {
-		reported := runCrashChild(t, dir, seed, round, next, prng)
+		reported := singleCrashChild.run(t, dir, seed, round, next, prng)
 		ctx := fmt.Sprintf("seed %d round %d (child started at batch %d, reported up to batch %d)", seed, round, next, reported)
 		for k := next; k <= reported; k++ {
 			m.apply(genCrashBatch(seed, k, m, true))
@@ -308,11 +331,11 @@ func TestCrashSafety(t *testing.T) {
 	t.Logf("after %d kills: %s", rounds, strings.Join(sum, ", "))
 }
 
-// runCrashChild runs a child from batch start on, kills it after a random
-// number of reports, and returns the last batch it reported durable.
-func runCrashChild(t *testing.T, dir string, seed uint64, round int, start uint64, prng *rand.Rand) uint64 {
+// run runs the child from batch start on, kills it after a random number
+// of reports, and returns the last batch it reported durable.
+func (c crashChild) run(t *testing.T, dir string, seed uint64, round int, start uint64, prng *rand.Rand) uint64 {
 	t.Helper()
-	killAfter := 1 + prng.IntN(40)
+	killAfter := 1 + prng.IntN(c.maxReports)
 	// Right after a report (the next write has just begun), a little
 	// after (inside it), or anywhere in the next few.
 	var pause time.Duration
@@ -324,11 +347,11 @@ func runCrashChild(t *testing.T, dir string, seed uint64, round int, start uint6
 	}
 	ctx := fmt.Sprintf("seed %d round %d (child started at batch %d, killed after %d reports and %v)", seed, round, start, killAfter, pause)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.timeout=2m")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+c.test+"$", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(),
-		envCrashDir+"="+dir,
-		envCrashSeed+"="+strconv.FormatUint(seed, 10),
-		envCrashStart+"="+strconv.FormatUint(start, 10))
+		c.prefix+"_DIR="+dir,
+		c.prefix+"_SEED="+strconv.FormatUint(seed, 10),
+		c.prefix+"_START="+strconv.FormatUint(start, 10))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

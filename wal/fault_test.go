@@ -88,15 +88,9 @@ func (r *faultRun) run() error {
 	fs.InjectFault(r.op, r.nth, r.errno)
 	rng := rand.New(rand.NewPCG(r.seed, 7))
 	m := &pmodel{}
-	s, err := powerOpen(fs)
-	openFailed := err != nil
+	s, openFailed, err := openDespiteFault(r.errno, func() (*wal.Storage, error) { return powerOpen(fs) })
 	if err != nil {
-		if !errors.Is(err, r.errno) {
-			return fmt.Errorf("open: %w", err)
-		}
-		if s, err = powerOpen(fs); err != nil {
-			return fmt.Errorf("open after a failed open: %w", err)
-		}
+		return err
 	}
 	var failed *pstep
 	for range faultSteps {
@@ -143,6 +137,22 @@ func (r *faultRun) run() error {
 		return fmt.Errorf("after reopening: %w", err)
 	}
 	return s.Close()
+}
+
+// openDespiteFault opens a log on a file system with a fault injected. If
+// the open fails with the injected errno, it is tried once more, and must
+// then work; openFailed says whether the first one failed.
+func openDespiteFault[L any](errno error, open func() (L, error)) (l L, openFailed bool, err error) {
+	if l, err = open(); err == nil {
+		return l, false, nil
+	}
+	if !errors.Is(err, errno) {
+		return l, true, fmt.Errorf("open: %w", err)
+	}
+	if l, err = open(); err != nil {
+		return l, true, fmt.Errorf("open after a failed open: %w", err)
+	}
+	return l, true, nil
 }
 
 // checkFailStop checks a Storage after a write failed with errno: no

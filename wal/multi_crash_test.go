@@ -1,16 +1,11 @@
 package wal
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -22,12 +17,9 @@ import (
 // moments and checks after each kill that every group holds every
 // reported batch, and at most a prefix of its part of the next.
 
-const (
-	envMultiCrashDir   = "WAL_MULTI_CRASH_DIR"
-	envMultiCrashSeed  = "WAL_MULTI_CRASH_SEED"
-	envMultiCrashStart = "WAL_MULTI_CRASH_START"
-	multiCrashGroups   = 8
-)
+const multiCrashGroups = 8
+
+var multiCrashChild = crashChild{test: "TestMultiCrashChild", prefix: "WAL_MULTI_CRASH", maxReports: 20}
 
 var multiCrashOptions = Options{SegmentSize: 256 << 10}
 
@@ -85,14 +77,7 @@ func runMultiCrashBatch(ml *MultiLog, bs []*crashBatch) error {
 
 // TestMultiCrashChild is the process TestMultiCrashSafety kills.
 func TestMultiCrashChild(t *testing.T) {
-	dir := os.Getenv(envMultiCrashDir)
-	if dir == "" {
-		t.Skip("run by TestMultiCrashSafety")
-	}
-	seed, err := strconv.ParseUint(os.Getenv(envMultiCrashSeed), 10, 64)
-	require.NoError(t, err)
-	start, err := strconv.ParseUint(os.Getenv(envMultiCrashStart), 10, 64)
-	require.NoError(t, err)
+	dir, seed, start := multiCrashChild.args(t)
 	ms := newMultiCrashModels()
 	for k := uint64(1); k < start; k++ {
 		applyMulti(ms, genMultiCrashBatch(seed, k, ms, false))
@@ -111,28 +96,14 @@ func TestMultiCrashChild(t *testing.T) {
 }
 
 func TestMultiCrashSafety(t *testing.T) {
-	if os.Getenv(envMultiCrashDir) != "" {
-		t.Skip("in the child")
-	}
-	rounds := 5
-	if testing.Short() {
-		rounds = 2
-	}
-	if *crashRounds > 0 {
-		rounds = *crashRounds
-	}
-	seed := *crashSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (-wal.crash.seed), %d rounds", seed, rounds)
+	seed, rounds := multiCrashChild.parentArgs(t, 5, 2)
 	prng := rand.New(rand.NewPCG(seed, 17))
 	dir := t.TempDir()
 	ms := newMultiCrashModels()
 	next := uint64(1)
 	var outcomes [numCrashOutcomes]int
 	for round := 1; round <= rounds; round++ {
-		reported := runMultiCrashChild(t, dir, seed, round, next, prng)
+		reported := multiCrashChild.run(t, dir, seed, round, next, prng)
 		ctx := fmt.Sprintf("seed %d round %d (child started at batch %d, reported up to batch %d)", seed, round, next, reported)
 		for k := next; k <= reported; k++ {
 			applyMulti(ms, genMultiCrashBatch(seed, k, ms, true))
@@ -164,48 +135,4 @@ func TestMultiCrashSafety(t *testing.T) {
 		}
 	}
 	t.Logf("after %d kills, per group: %s", rounds, strings.Join(sum, ", "))
-}
-
-// runMultiCrashChild runs a child from batch start on, kills it after a
-// random number of reports, and returns the last batch it reported.
-func runMultiCrashChild(t *testing.T, dir string, seed uint64, round int, start uint64, prng *rand.Rand) uint64 {
-	t.Helper()
-	killAfter := 1 + prng.IntN(20)
-	pause := time.Duration(prng.IntN(3001)) * time.Microsecond
-	ctx := fmt.Sprintf("seed %d round %d (child from batch %d, killed after %d reports and %v)", seed, round, start, killAfter, pause)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMultiCrashChild$", "-test.timeout=2m")
-	cmd.Env = append(os.Environ(),
-		envMultiCrashDir+"="+dir,
-		envMultiCrashSeed+"="+strconv.FormatUint(seed, 10),
-		envMultiCrashStart+"="+strconv.FormatUint(start, 10))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start(), ctx)
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
-	reported := start - 1
-	sc := bufio.NewScanner(stdout)
-	for n := 0; n < killAfter; n++ {
-		if !sc.Scan() {
-			_ = cmd.Wait()
-			t.Fatalf("%s: the child stopped after batch %d\nstderr:\n%s", ctx, reported, stderr.String())
-		}
-		k, ok := strings.CutPrefix(sc.Text(), "durable ")
-		v, err := strconv.ParseUint(k, 10, 64)
-		require.True(t, ok && err == nil && v == reported+1, "%s: unexpected line %q", ctx, sc.Text())
-		reported = v
-	}
-	time.Sleep(pause)
-	require.NoError(t, cmd.Process.Kill(), ctx)
-	for sc.Scan() {
-		k, ok := strings.CutPrefix(sc.Text(), "durable ")
-		v, err := strconv.ParseUint(k, 10, 64)
-		require.True(t, ok && err == nil && v == reported+1, "%s: unexpected line %q", ctx, sc.Text())
-		reported = v
-	}
-	return reported
 }

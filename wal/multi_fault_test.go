@@ -63,15 +63,9 @@ func runMultiFault(r *faultRun) error {
 	fs.InjectFault(r.op, r.nth, r.errno)
 	rng := rand.New(rand.NewPCG(r.seed, 11))
 	m := newMModel()
-	ml, err := multiPowerOpen(fs)
-	openFailed := err != nil
+	ml, openFailed, err := openDespiteFault(r.errno, func() (*wal.MultiLog, error) { return multiPowerOpen(fs) })
 	if err != nil {
-		if !errors.Is(err, r.errno) {
-			return fmt.Errorf("open: %w", err)
-		}
-		if ml, err = multiPowerOpen(fs); err != nil {
-			return fmt.Errorf("open after a failed open: %w", err)
-		}
+		return err
 	}
 	var failed *mstep
 	for range multiFaultSteps {
