@@ -31,8 +31,8 @@ type liveNode struct {
 	confState pb.ConfState
 	// readys counts the Readys the node handed out.
 	readys atomic.Uint64
-	// onApply, if set before the node starts, sees every entry it applies
-	// (on the goroutine that applies).
+	// onApply, if set (under mu), sees every entry the node applies, on
+	// the goroutine that applies.
 	onApply func(pb.Entry)
 }
 
@@ -222,9 +222,10 @@ func (ln *liveNode) apply(e pb.Entry) {
 	}
 	ln.mu.Lock()
 	ln.applied = append(ln.applied, e)
+	onApply := ln.onApply
 	ln.mu.Unlock()
-	if ln.onApply != nil {
-		ln.onApply(e)
+	if onApply != nil {
+		onApply(e)
 	}
 }
 
@@ -369,11 +370,12 @@ func BenchmarkNodeFsyncLatency(b *testing.B) {
 // wait for their previous proposal to be applied by the leader.
 func benchClosedLoop(b *testing.B, size int, fsync time.Duration, async bool, clients int) {
 	c := newLiveClusterWith(b, size, fsync, async)
-	// Node 1 campaigns at once, so that it leads: the apply hook is
-	// set on it before it starts.
+	// Node 1 campaigns, so that it leads, and tells when it applies.
 	var mu sync.Mutex
 	waiting := map[uint64]chan struct{}{}
-	c.node(1).onApply = func(e pb.Entry) {
+	ln1 := c.node(1)
+	ln1.mu.Lock()
+	ln1.onApply = func(e pb.Entry) {
 		if e.Type != pb.EntryNormal || len(e.Data) < 8 {
 			return
 		}
@@ -386,6 +388,7 @@ func benchClosedLoop(b *testing.B, size int, fsync time.Duration, async bool, cl
 			close(ch)
 		}
 	}
+	ln1.mu.Unlock()
 	defer func() {
 		for _, ln := range c.nodes {
 			ln.stop()
