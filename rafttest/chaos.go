@@ -58,7 +58,10 @@ type Server interface {
 	// ServerEnv.Send; apply rd.Snapshot and rd.CommittedEntries and
 	// answer the operations they complete (Op.Done); serve rd.ReadStates;
 	// call Advance. Once it returns, what it persisted must survive a
-	// crash. An error stops the run and is reported as a violation.
+	// crash if rd.MustSync (and with it what earlier Readys persisted); a
+	// Ready without MustSync only moves the commit index, which a crash
+	// may take back to the last synced one. An error stops the run and is
+	// reported as a violation.
 	HandleReady(rd raft.Ready) error
 	// Submit starts a client's operation on this node, as the server's
 	// request handler does: propose it, or ask for a read index. The
@@ -238,8 +241,8 @@ func (c ChaosConfig) validate() error {
 // faults: messages delayed, reordered, duplicated and lost, partitions,
 // crashes and restarts, leader transfers. It checks after every step
 // that there is at most one leader per term, that no node's term, vote or
-// commit goes back (across restarts too: what HandleReady persisted must
-// survive), that every node is handed the same entry at each committed
+// commit goes back (across restarts too: what HandleReady persisted with
+// MustSync must survive), that every node is handed the same entry at each committed
 // index and no entry twice, and that no server panics; at the end, that
 // the cluster recovers once the faults stop and that the clients'
 // history is linearizable against cfg.Model.

@@ -26,8 +26,11 @@ type chaosNode struct {
 	// restarts counts the node's crashes.
 	restarts int
 	// persisted is the last HardState handed to a HandleReady that
-	// returned: it must survive a crash.
-	persisted pb.HardState
+	// returned; synced is persisted as of the last such Ready with
+	// MustSync, which must survive a crash. (A Ready without MustSync
+	// changes no term or vote and appends nothing: the commit index it
+	// carries may be lost, which costs nothing but re-learning it.)
+	persisted, synced pb.HardState
 	// commit is the highest commit index of this incarnation; applied
 	// the last committed index handed to it.
 	commit, applied uint64
@@ -216,13 +219,16 @@ func (r *chaosRun) start(n *chaosNode) {
 		n.log = ss.Storage()
 	}
 	st := n.rn.BasicStatus()
-	p := n.persisted
+	p := n.synced
 	if st.Term < p.Term || (st.Term == p.Term && p.Vote != raft.None && st.Vote != p.Vote) {
 		r.violate("node %d restarted at term %d vote %d, but its HandleReady had persisted term %d vote %d", n.id, st.Term, st.Vote, p.Term, p.Vote)
 	}
 	if st.Commit < p.Commit {
-		r.violate("node %d restarted with commit %d, but its HandleReady had persisted commit %d", n.id, st.Commit, p.Commit)
+		r.violate("node %d restarted with commit %d, but its HandleReady had persisted commit %d (with MustSync)", n.id, st.Commit, p.Commit)
 	}
+	// What it restarted from is what later Readys are compared with.
+	n.persisted = pb.HardState{Term: st.Term, Vote: st.Vote, Commit: st.Commit}
+	n.synced = n.persisted
 	n.commit, n.applied = st.Commit, st.Applied
 	if n.restarts > 0 {
 		r.event("node %d restarted (term %d commit %d applied %d)", n.id, st.Term, st.Commit, st.Applied)
@@ -348,6 +354,10 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		n.persisted = rd.HardState
+	}
+	if rd.MustSync {
+		// A sync makes the earlier writes durable too.
+		n.synced = n.persisted
 	}
 	if rd.SoftState != nil && rd.RaftState == raft.StateLeader {
 		r.checkLeaderLog(n)

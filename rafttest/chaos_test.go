@@ -48,6 +48,14 @@ type counterBugs struct {
 	// stored commit index, as a log that acknowledges entries before
 	// syncing them does.
 	loseTail bool
+	// unsyncedCommit is not a mistake: a HardState handed in a Ready
+	// without MustSync (only the commit index moved) is kept in memory
+	// until the next Ready that must sync, as a server that writes it
+	// without syncing has it; a crash loses it. The counters are in
+	// memory too: a restart rebuilds them from the log's snapshot and
+	// the committed entries after it, so the commit index it restarts
+	// with is the last synced one.
+	unsyncedCommit bool
 }
 
 // counterInput is an operation on one of the replicated counters: add
@@ -159,6 +167,8 @@ type counterServer struct {
 	// reads wait for the read index of their context, then for the
 	// counter to be applied that far.
 	reads map[string]*counterRead
+	// unsynced is the HardState not yet written (unsyncedCommit).
+	unsynced pb.HardState
 }
 
 type counterRead struct {
@@ -196,6 +206,15 @@ func counterConfig(bugs counterBugs) rafttest.ChaosConfig {
 			snap, err := env.Storage.Snapshot()
 			if err != nil {
 				return nil, err
+			}
+			if bugs.unsyncedCommit {
+				s.disk.state = counterState{Counters: map[string]int{}, Applied: map[uint64]bool{}}
+				if !raft.IsEmptySnap(snap) {
+					if err := json.Unmarshal(snap.Data, &s.disk.state); err != nil {
+						return nil, err
+					}
+				}
+				s.disk.applied, s.disk.conf = snap.Metadata.Index, snap.Metadata.ConfState
 			}
 			if !bugs.forgetApplied && s.disk.applied > snap.Metadata.Index {
 				// The counter is durable with its configuration: record
@@ -266,6 +285,14 @@ func (s *counterServer) HandleReady(rd raft.Ready) error {
 	hs := rd.HardState
 	if s.bugs.skipHardState {
 		hs = pb.HardState{}
+	}
+	if s.bugs.unsyncedCommit {
+		if !raft.IsEmptyHardState(hs) {
+			s.unsynced, hs = hs, pb.HardState{}
+		}
+		if rd.MustSync {
+			s.unsynced, hs = pb.HardState{}, s.unsynced
+		}
 	}
 	ents := rd.Entries
 	if s.bugs.keepConflicting && len(ents) > 0 {
@@ -348,6 +375,12 @@ func (s *counterServer) apply(e pb.Entry) error {
 // ReadIndex, a durable state machine restarted from its applied index.
 func TestRunCorrectServer(t *testing.T) {
 	rafttest.Run(t, counterConfig(counterBugs{}))
+}
+
+// A server that syncs only the Readys with MustSync passes: the commit
+// index a crash takes back to the last synced one is learned again.
+func TestRunAcceptsAnUnsyncedCommitIndex(t *testing.T) {
+	rafttest.Run(t, counterConfig(counterBugs{unsyncedCommit: true}))
 }
 
 // The example's map server passes, with the built-in KVModel, on three

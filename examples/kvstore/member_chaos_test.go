@@ -10,6 +10,8 @@ import (
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/rafttest"
+	"github.com/raftcore/raft/wal"
+	"github.com/raftcore/raft/wal/crashfs"
 )
 
 // The member's own loop code — its Ready handling, state machine,
@@ -34,6 +36,11 @@ type simMember struct {
 	// staleReads serves reads from the local state machine without a
 	// read index, as GET ?consistency=stale does.
 	staleReads bool
+	// disk, with a power-loss variant, is the simulated disk the member's
+	// WAL is on; a crash cuts its power (crash is what it then keeps of
+	// the writes that were not synced).
+	disk  *crashfs.FS
+	crash crashfs.Mode
 	// pending are the operations whose waiter has not finished yet.
 	pending []simOp
 }
@@ -46,8 +53,10 @@ type simOp struct {
 }
 
 // startSimMember starts a member from what env's storage holds, as
-// startMember does from its data directory.
-func startSimMember(env *rafttest.ServerEnv, staleReads bool) (rafttest.Server, error) {
+// startMember does from its data directory: env.Storage, or with
+// v.powerLoss the member's WAL on a simulated disk that survives crashes in
+// env.Durable.
+func startSimMember(env *rafttest.ServerEnv, v memberVariant) (rafttest.Server, error) {
 	cfg := memberConfig{
 		ID:             env.ID,
 		InMemory:       true,
@@ -70,12 +79,37 @@ func startSimMember(env *rafttest.ServerEnv, staleReads bool) (rafttest.Server, 
 	// Request ids stay unique across restarts, and the same in every run
 	// of a seed.
 	m.started = time.Unix(0, int64(env.Restarts+1))
+	s := &simMember{m: m, staleReads: v.staleReads}
 	m.store = memStorage{env.Storage}
+	if v.powerLoss {
+		if env.Durable == nil {
+			env.Durable = crashfs.New()
+		}
+		s.disk = env.Durable.(*crashfs.FS)
+		// Each crash of a node loses its unsynced writes in another way:
+		// all of them, a prefix torn within a sector, or sectors at random.
+		s.crash = []crashfs.Mode{crashfs.DropUnsynced, crashfs.TearWrites, crashfs.ScrambleSectors}[env.Restarts%3]
+		st, err := wal.Open(fmt.Sprintf("/member-%d/raft", env.ID), wal.Options{FS: s.disk, NoSync: v.noSync, SegmentSize: 64 << 10})
+		if err != nil {
+			return nil, err
+		}
+		m.store = st
+	}
 	m.tr = simTransport{env}
 	if err := m.startRaft(); err != nil {
 		return nil, err
 	}
-	return &simMember{m: m, staleReads: staleReads}, nil
+	return s, nil
+}
+
+// Close is the crash: with a simulated disk, its power is cut (what was
+// not synced is lost as s.crash says, open files go stale); the member
+// is dropped without closing anything, as a killed process is.
+func (s *simMember) Close() error {
+	if s.disk != nil {
+		s.disk.Crash(s.crash, s.m.cfg.ID<<32|uint64(s.m.started.UnixNano()))
+	}
+	return nil
 }
 
 func (s *simMember) RawNode() *raft.RawNode { return s.m.rn }
@@ -155,12 +189,15 @@ type memberVariant struct {
 	// duplicates lets the network deliver a message twice, which the
 	// member's transport never does.
 	duplicates bool
+	// powerLoss puts the member's WAL on a simulated disk whose power is
+	// cut at each crash; noSync makes that WAL skip its fsyncs.
+	powerLoss, noSync bool
 }
 
 func memberChaosConfig(v memberVariant) rafttest.ChaosConfig {
 	return rafttest.ChaosConfig{
 		Start: func(env *rafttest.ServerEnv) (rafttest.Server, error) {
-			return startSimMember(env, v.staleReads)
+			return startSimMember(env, v)
 		},
 		Model: rafttest.KVModel(),
 		NextOp: func(r *rand.Rand) any {
@@ -189,11 +226,20 @@ func TestMemberUnderChaos(t *testing.T) {
 	rafttest.Run(t, memberChaosConfig(memberVariant{}))
 }
 
+// TestMemberUnderPowerLoss is TestMemberUnderChaos with the member's WAL
+// on a simulated disk, every crash a power cut that loses what was not
+// synced (whole, torn, or sectors at random): what the member's Ready
+// handling persisted and acknowledged must survive it.
+func TestMemberUnderPowerLoss(t *testing.T) {
+	rafttest.Run(t, memberChaosConfig(memberVariant{powerLoss: true}))
+}
+
 // The simulation finds what the member would get wrong in another setting,
 // within the seeds TestMemberUnderChaos runs: reads served from the local
 // state machine without a read index (GET ?consistency=stale) are not
-// linearizable, and over a network that delivers a proposal twice the
-// state machine applies a write twice.
+// linearizable, over a network that delivers a proposal twice the state
+// machine applies a write twice, and a WAL that skips its fsyncs loses, at
+// a power cut, what the member acknowledged.
 func TestMemberChaosCatches(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -201,6 +247,7 @@ func TestMemberChaosCatches(t *testing.T) {
 	}{
 		{"stale reads", memberVariant{staleReads: true}},
 		{"duplicated proposals", memberVariant{duplicates: true}},
+		{"a WAL that does not sync, under power loss", memberVariant{powerLoss: true, noSync: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := memberChaosConfig(tt.v)
