@@ -45,8 +45,15 @@ var (
 // steps, so that a seed replays exactly. A crash comes between two of
 // those steps (never inside HandleReady); if the Server is an io.Closer,
 // Close is called then, to release what it holds (files, a storage), and
-// must not make anything more durable. RawNode is driven without
-// AsyncStorageWrites.
+// must not make anything more durable.
+//
+// With AsyncStorageWrites (set in the Config before building the
+// RawNode), HandleReady hands the MsgStorageAppend and MsgStorageApply
+// messages to the server's storage threads, which it runs as
+// ServerEnv.Later functions instead of goroutines: they persist or apply,
+// then deliver the messages' Responses (stepping those addressed to the
+// node, sending the others), and a crash loses what they had not done.
+// HandleReady does not call Advance then.
 type Server interface {
 	// RawNode returns the node's RawNode, built by the server when it
 	// started (see ServerEnv.Config). The simulator calls Tick, Step,
@@ -60,8 +67,9 @@ type Server interface {
 	// call Advance. Once it returns, what it persisted must survive a
 	// crash if rd.MustSync (and with it what earlier Readys persisted); a
 	// Ready without MustSync only moves the commit index, which a crash
-	// may take back to the last synced one. An error stops the run and is
-	// reported as a violation.
+	// may take back to the last synced one. (With AsyncStorageWrites, see
+	// above: what a node acknowledged or voted must survive.) An error
+	// stops the run and is reported as a violation.
 	HandleReady(rd raft.Ready) error
 	// Submit starts a client's operation on this node, as the server's
 	// request handler does: propose it, or ask for a read index. The
@@ -141,6 +149,18 @@ func (e *ServerEnv) Config() *raft.Config {
 		Logger:          simLogger,
 		RandomSource:    rand.NewPCG(c.Seed, e.ID<<16|uint64(e.Restarts)),
 	}
+}
+
+// Later runs f at a later step of the simulation, on the simulator's
+// goroutine: the work a server hands to a thread of its own, such as the
+// append and apply threads of AsyncStorageWrites. Functions given the same
+// queue run in the order given, each up to a few ticks after it was
+// handed over (the seed draws the delays); queues are independent of each
+// other. A crash of the node drops what has not run yet, so a write made
+// by a Later function is lost if the crash comes first, as a write still
+// in a storage thread's hands is.
+func (e *ServerEnv) Later(queue string, f func()) {
+	e.run.later(e, queue, f)
 }
 
 // Send hands messages to the simulated network, which delivers them to
@@ -242,8 +262,10 @@ func (c ChaosConfig) validate() error {
 // crashes and restarts, leader transfers. It checks after every step
 // that there is at most one leader per term, that no node's term, vote or
 // commit goes back (across restarts too: what HandleReady persisted with
-// MustSync must survive), that every node is handed the same entry at each committed
-// index and no entry twice, and that no server panics; at the end, that
+// MustSync must survive, and a node restarts in at least the term it
+// acknowledged entries or voted in, with the vote it sent), that every
+// node is handed the same entry at each committed index and no entry
+// twice, and that no server panics; at the end, that
 // the cluster recovers once the faults stop and that the clients'
 // history is linearizable against cfg.Model.
 //

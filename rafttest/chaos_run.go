@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/anishathalye/porcupine"
@@ -36,6 +38,25 @@ type chaosNode struct {
 	commit, applied uint64
 	// span is the node's current stretch on the timeline.
 	span nodeSpan
+	// later holds the work its server handed to ServerEnv.Later, by
+	// queue; a crash drops it.
+	later map[string][]laterWork
+	// promised is what the messages its servers sent promise about their
+	// durable state: a term at least, and in a term the vote.
+	promised promise
+}
+
+// laterWork is a function handed to ServerEnv.Later and when it is due.
+type laterWork struct {
+	due int64
+	f   func()
+}
+
+// promise is what a node's acknowledgements and vote messages promise
+// about its durable state: its term is at least term, and in voteTerm it
+// voted for vote (None: no vote promised).
+type promise struct {
+	term, voteTerm, vote uint64
 }
 
 // nodeSpan is a stretch of a node's timeline in one role and term (or
@@ -70,10 +91,13 @@ type chaosRun struct {
 	fault SimConfig
 	rnd   *rand.Rand
 	opRnd *rand.Rand
-	net   *Network
-	clock int64
-	nodes []*chaosNode
-	peers []raft.Peer
+	// laterRnd draws the delays of ServerEnv.Later (its own stream, so
+	// that servers that do not use it replay as before).
+	laterRnd *rand.Rand
+	net      *Network
+	clock    int64
+	nodes    []*chaosNode
+	peers    []raft.Peer
 
 	clients  []*chaosClient
 	history  []porcupine.Operation
@@ -118,6 +142,7 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 		fault:     fault,
 		rnd:       rand.New(rand.NewPCG(seed, 0xc4a05)),
 		opRnd:     rand.New(rand.NewPCG(seed, 0x0905)),
+		laterRnd:  rand.New(rand.NewPCG(seed, 0x1a7e)),
 		net:       NewNetwork(seed),
 		pending:   map[uint64]*chaosOp{},
 		leaders:   map[uint64]leadership{},
@@ -223,6 +248,11 @@ func (r *chaosRun) start(n *chaosNode) {
 	if st.Term < p.Term || (st.Term == p.Term && p.Vote != raft.None && st.Vote != p.Vote) {
 		r.violate("node %d restarted at term %d vote %d, but its HandleReady had persisted term %d vote %d", n.id, st.Term, st.Vote, p.Term, p.Vote)
 	}
+	if pr := n.promised; st.Term < pr.term {
+		r.violate("node %d restarted at term %d, but it had acknowledged or voted in term %d (the write it promised was lost)", n.id, st.Term, pr.term)
+	} else if st.Term == pr.voteTerm && st.Vote != pr.vote {
+		r.violate("node %d restarted in term %d with vote %d, but it had sent its vote in that term for %d", n.id, st.Term, st.Vote, pr.vote)
+	}
 	if st.Commit < p.Commit {
 		r.violate("node %d restarted with commit %d, but its HandleReady had persisted commit %d (with MustSync)", n.id, st.Commit, p.Commit)
 	}
@@ -249,6 +279,7 @@ func (r *chaosRun) crash(n *chaosNode) {
 		}
 	}
 	n.srv, n.rn, n.log = nil, nil, nil
+	n.later = nil
 	n.restarts++
 	r.event("node %d crashed", n.id)
 	r.closeSpan(n)
@@ -321,6 +352,9 @@ func (r *chaosRun) tick() {
 		if r.deliverDue() {
 			busy = true
 		}
+		if r.runLater() {
+			busy = true
+		}
 		if !busy {
 			break
 		}
@@ -348,6 +382,12 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 	for _, e := range rd.CommittedEntries {
 		r.checkCommitted(n, e)
 	}
+	// With AsyncStorageWrites the server's threads persist and apply
+	// later; what they made durable shows in what the node sends.
+	async := false
+	for _, m := range rd.Messages {
+		async = async || m.To == raft.LocalAppendThread || m.To == raft.LocalApplyThread
+	}
 	if err := n.srv.HandleReady(rd); err != nil {
 		r.violate("node %d: HandleReady: %v", n.id, err)
 		return
@@ -355,14 +395,14 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 	if !raft.IsEmptyHardState(rd.HardState) {
 		n.persisted = rd.HardState
 	}
-	if rd.MustSync {
+	if rd.MustSync && !async {
 		// A sync makes the earlier writes durable too.
 		n.synced = n.persisted
 	}
 	if rd.SoftState != nil && rd.RaftState == raft.StateLeader {
 		r.checkLeaderLog(n)
 	}
-	if k := len(rd.CommittedEntries); k > 0 {
+	if k := len(rd.CommittedEntries); k > 0 && !async {
 		if applied := n.rn.BasicStatus().Applied; applied < rd.CommittedEntries[k-1].Index {
 			r.violate("node %d: HandleReady returned without calling Advance (applied %d, handed entries up to %d)", n.id, applied, rd.CommittedEntries[k-1].Index)
 		}
@@ -428,8 +468,80 @@ func (r *chaosRun) send(e *ServerEnv, msgs []pb.Message) {
 			r.violate("node %d sent a message from %d: %s", e.ID, m.From, raft.DescribeMessage(m, nil))
 			return
 		}
+		if m.To == raft.LocalAppendThread || m.To == raft.LocalApplyThread {
+			r.violate("node %d sent its storage work to the network: %s", e.ID, raft.DescribeMessage(m, nil))
+			return
+		}
+	}
+	for _, m := range msgs {
+		n.promised.note(m)
 	}
 	r.net.Send(msgs...)
+}
+
+// note records what m promises about its sender's durable state: an
+// acknowledgement of entries or a vote answer leaves only once the
+// sender's term is durable, and a vote request or a granted vote once the
+// vote is.
+func (p *promise) note(m pb.Message) {
+	switch m.Type {
+	case pb.MsgAppResp, pb.MsgVoteResp, pb.MsgVote:
+	default:
+		return
+	}
+	p.term = max(p.term, m.Term)
+	vote := raft.None
+	switch {
+	case m.Type == pb.MsgVote:
+		vote = m.From
+	case m.Type == pb.MsgVoteResp && !m.Reject:
+		vote = m.To
+	}
+	if vote != raft.None && m.Term >= p.voteTerm {
+		p.voteTerm, p.vote = m.Term, vote
+	}
+}
+
+// later queues f on node id's queue, due after a delay drawn from the
+// seed and not before the work queued before it.
+func (r *chaosRun) later(e *ServerEnv, queue string, f func()) {
+	n := r.node(e.ID)
+	if n == nil || n.env != e || n.srv == nil {
+		return // a server of an earlier incarnation
+	}
+	due := r.now + int64(r.laterRnd.IntN(maxLaterTicks+1))
+	q := n.later[queue]
+	if len(q) > 0 {
+		due = max(due, q[len(q)-1].due)
+	}
+	if n.later == nil {
+		n.later = map[string][]laterWork{}
+	}
+	n.later[queue] = append(q, laterWork{due: due, f: f})
+}
+
+// maxLaterTicks is the longest delay of a ServerEnv.Later function.
+const maxLaterTicks = 3
+
+// runLater runs the ServerEnv.Later work that is due, node by node and
+// queue by queue in order (a run must replay), and reports whether it ran
+// any.
+func (r *chaosRun) runLater() bool {
+	ran := false
+	for _, n := range r.nodes {
+		for _, queue := range slices.Sorted(maps.Keys(n.later)) {
+			for n.srv != nil && len(n.later[queue]) > 0 && n.later[queue][0].due <= r.now {
+				w := n.later[queue][0]
+				n.later[queue] = n.later[queue][1:]
+				w.f()
+				ran = true
+				if n.srv != nil {
+					r.observe(n)
+				}
+			}
+		}
+	}
+	return ran
 }
 
 // deliverDue delivers the messages due now, and reports whether the

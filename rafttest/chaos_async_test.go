@@ -1,0 +1,185 @@
+package rafttest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/raftcore/raft"
+	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/rafttest"
+)
+
+// asyncMapServer is mapServer with AsyncStorageWrites: its append thread
+// persists, then delivers the write's responses; its apply thread applies,
+// then delivers its responses. Both are ServerEnv.Later queues.
+type asyncMapServer struct {
+	mapServer
+	bugs asyncBugs
+}
+
+// asyncBugs are mistakes an asyncMapServer can be told to make.
+type asyncBugs struct {
+	// ackEarly lets the acknowledgements and votes leave as soon as the
+	// Ready is handled, before the write that they promise.
+	ackEarly bool
+	// skipHardState writes the entries but not the term, vote and commit.
+	skipHardState bool
+}
+
+func startAsyncMap(bugs asyncBugs) func(*rafttest.ServerEnv) (rafttest.Server, error) {
+	return func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+		cfg := env.Config()
+		cfg.AsyncStorageWrites = true
+		rn, err := raft.NewRawNode(cfg) // Applied 0: the map is rebuilt from the log
+		if last, _ := env.Storage.LastIndex(); err == nil && last == 0 {
+			err = rn.Bootstrap(env.Peers)
+		}
+		s := &asyncMapServer{bugs: bugs}
+		s.mapServer = mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]bool{}, waiting: map[uint64]func(any){}}
+		return s, err
+	}
+}
+
+func (s *asyncMapServer) HandleReady(rd raft.Ready) error {
+	for _, m := range rd.Messages {
+		switch m.To {
+		case raft.LocalAppendThread:
+			resps := m.Responses
+			if s.bugs.ackEarly {
+				s.deliver(peersOnly(resps))
+				resps = selfOnly(resps, s.env.ID)
+			}
+			s.env.Later("append", func() {
+				hs := pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+				if s.bugs.skipHardState {
+					hs = pb.HardState{}
+				}
+				var snap pb.Snapshot
+				if m.Snapshot != nil {
+					snap = *m.Snapshot
+				}
+				if err := s.env.Storage.Save(hs, m.Entries, snap); err != nil {
+					panic(fmt.Sprintf("append thread: %v", err))
+				}
+				s.deliver(resps)
+			})
+		case raft.LocalApplyThread:
+			s.env.Later("apply", func() {
+				s.apply(m.Entries)
+				s.deliver(m.Responses)
+			})
+		default:
+			s.env.Send(m)
+		}
+	}
+	return nil
+}
+
+// deliver steps the responses addressed to this node and sends the others.
+func (s *asyncMapServer) deliver(resps []pb.Message) {
+	for _, r := range resps {
+		if r.To == s.env.ID {
+			_ = s.rn.Step(r)
+		} else {
+			s.env.Send(r)
+		}
+	}
+}
+
+func peersOnly(ms []pb.Message) (out []pb.Message) {
+	for _, m := range ms {
+		if m.To != m.From && m.From != raft.LocalAppendThread {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func selfOnly(ms []pb.Message, id uint64) (out []pb.Message) {
+	for _, m := range ms {
+		if m.To == id {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// apply is mapServer's apply loop for the entries of a MsgStorageApply.
+func (s *asyncMapServer) apply(ents []pb.Entry) {
+	for _, e := range ents {
+		if cc, err := pb.UnmarshalConfChange(e); err == nil && cc != nil {
+			s.rn.ApplyConfChange(cc)
+			continue
+		}
+		var en mapEntry
+		if json.Unmarshal(e.Data, &en) != nil || s.applied[en.ID] {
+			continue
+		}
+		s.applied[en.ID] = true
+		old, found := s.data[en.In.Key]
+		out := rafttest.KVOutput{Found: found, Value: old}
+		if en.In.Op == rafttest.KVPut {
+			s.data[en.In.Key], out.Value = en.In.Value, ""
+		}
+		if done := s.waiting[en.ID]; done != nil {
+			done(out)
+		}
+	}
+}
+
+func asyncMapConfig(bugs asyncBugs) rafttest.ChaosConfig {
+	return rafttest.ChaosConfig{
+		Start: startAsyncMap(bugs),
+		Model: rafttest.KVModel(),
+		NextOp: func(r *rand.Rand) any {
+			key := fmt.Sprint("k", r.IntN(3))
+			if r.IntN(2) == 0 {
+				return rafttest.KVInput{Op: rafttest.KVGet, Key: key}
+			}
+			return rafttest.KVInput{Op: rafttest.KVPut, Key: key, Value: fmt.Sprint(r.Uint32())}
+		},
+		Unanswered: rafttest.KVUnanswered,
+	}
+}
+
+// A server with AsyncStorageWrites, its storage threads run as
+// ServerEnv.Later queues, passes.
+func TestRunAsyncStorageServer(t *testing.T) {
+	rafttest.Run(t, asyncMapConfig(asyncBugs{}))
+}
+
+// Broken ones are caught. One that lets its acknowledgements and votes
+// leave before the write they promise loses, at a crash, entries the
+// cluster committed on that promise (a node is then sent a commit index
+// past its log). One that does not write its HardState comes back in an
+// earlier term than it acknowledged entries in: its acknowledgements, not
+// its Readys, show what its append thread had to make durable.
+func TestRunCatchesBrokenAsyncServers(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		bugs asyncBugs
+		want string
+	}{
+		{"acknowledges before the write", asyncBugs{ackEarly: true}, "past our last index"},
+		{"does not persist its HardState", asyncBugs{skipHardState: true}, "but it had acknowledged or voted in term"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := asyncMapConfig(tt.bugs)
+			for seed := uint64(1); seed <= 20; seed++ {
+				res := rafttest.RunChaos(cfg, seed)
+				if !res.Failed() {
+					continue
+				}
+				report := strings.Join(res.Violations, "; ")
+				if !strings.Contains(report, tt.want) {
+					t.Fatalf("seed %d failed without %q: %s", seed, tt.want, report)
+				}
+				return
+			}
+			t.Fatal("20 seeds passed")
+		})
+	}
+}
