@@ -111,7 +111,9 @@ type ServerEnv struct {
 	// ID is the node's ID, 1 to the number of nodes.
 	ID uint64
 	// Peers are the initial members: a server whose storage is empty
-	// (LastIndex is 0) bootstraps its RawNode with them.
+	// (LastIndex is 0) bootstraps its RawNode with them. A spare node
+	// (ChaosConfig.Spares) has none: it starts empty and waits to be
+	// added.
 	Peers []raft.Peer
 	// Storage is the node's own MemoryStorage. It survives the node's
 	// crashes: everything written to it is durable. A server with a
@@ -218,6 +220,28 @@ type ChaosConfig struct {
 	// is committed, and a duplicated proposal would be committed twice.
 	// Messages are still lost, late and reordered.
 	NoDuplicates bool
+
+	// Spares are nodes beyond the initial ones (IDs Nodes+1 to
+	// Nodes+Spares) that start with empty storage and no Peers: they
+	// take part once the servers add them to the cluster.
+	Spares int
+	// ReconfigureRate is the per-tick probability that a random running
+	// node whose server is a Reconfigurer is asked to change the
+	// membership.
+	ReconfigureRate float64
+}
+
+// Reconfigurer is a Server that changes the cluster's membership the way
+// its operators ask it to, through its own code: Run calls Reconfigure on
+// a running node now and then (ChaosConfig.ReconfigureRate), with the IDs
+// of every node, spares included, and a random source drawn from the
+// seed; the server picks a change (add a spare as a learner, promote one,
+// remove a voter, ...) and proposes it as it would. Run checks the same
+// invariants throughout; a removed node's server should refuse its
+// clients' operations (they time out and go elsewhere).
+type Reconfigurer interface {
+	Server
+	Reconfigure(r *rand.Rand, nodes []uint64)
 }
 
 func (c ChaosConfig) withDefaults() ChaosConfig {
@@ -251,6 +275,8 @@ func (c ChaosConfig) validate() error {
 		return fmt.Errorf("rafttest: ChaosConfig.Unanswered is nil (an unanswered write may have taken effect: say how to record it)")
 	case c.Nodes != 0 && c.Nodes < 1:
 		return fmt.Errorf("rafttest: ChaosConfig.Nodes is %d", c.Nodes)
+	case c.Spares < 0:
+		return fmt.Errorf("rafttest: ChaosConfig.Spares is %d", c.Spares)
 	}
 	return nil
 }
@@ -378,6 +404,9 @@ type ChaosResult struct {
 	Events []string
 	// Ticks is the virtual time the run took.
 	Ticks int64
+	// Nodes describes each node at the end: role, term, commit and
+	// applied indexes and configuration (spares included).
+	Nodes []string
 
 	model    porcupine.Model
 	history  []porcupine.Operation

@@ -91,9 +91,10 @@ type chaosRun struct {
 	fault SimConfig
 	rnd   *rand.Rand
 	opRnd *rand.Rand
-	// laterRnd draws the delays of ServerEnv.Later (its own stream, so
-	// that servers that do not use it replay as before).
-	laterRnd *rand.Rand
+	// laterRnd draws the delays of ServerEnv.Later, reconfRnd the
+	// membership changes (streams of their own, so that servers that use
+	// neither replay as before).
+	laterRnd, reconfRnd *rand.Rand
 	net      *Network
 	clock    int64
 	nodes    []*chaosNode
@@ -143,6 +144,7 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 		rnd:       rand.New(rand.NewPCG(seed, 0xc4a05)),
 		opRnd:     rand.New(rand.NewPCG(seed, 0x0905)),
 		laterRnd:  rand.New(rand.NewPCG(seed, 0x1a7e)),
+		reconfRnd: rand.New(rand.NewPCG(seed, 0xc0f)),
 		net:       NewNetwork(seed),
 		pending:   map[uint64]*chaosOp{},
 		leaders:   map[uint64]leadership{},
@@ -156,6 +158,14 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 		r.run()
 	}
 	res.Ticks = r.now
+	for _, n := range r.nodes {
+		if n.rn == nil {
+			res.Nodes = append(res.Nodes, fmt.Sprintf("%d: down", n.id))
+			continue
+		}
+		st := n.rn.Status()
+		res.Nodes = append(res.Nodes, fmt.Sprintf("%d: %s term %d commit %d applied %d %s", n.id, st.RaftState, st.Term, st.Commit, st.Applied, st.Config))
+	}
 	r.closeHistory()
 	res.Ops = len(r.history)
 	for _, a := range r.answered {
@@ -198,8 +208,8 @@ func (r *chaosRun) run() {
 	for i := 1; i <= r.fault.Nodes; i++ {
 		r.peers = append(r.peers, raft.Peer{ID: uint64(i)})
 	}
-	for _, p := range r.peers {
-		n := &chaosNode{id: p.ID, storage: raft.NewMemoryStorage()}
+	for id := uint64(1); id <= uint64(r.fault.Nodes+r.cfg.Spares); id++ {
+		n := &chaosNode{id: id, storage: raft.NewMemoryStorage()}
 		r.nodes = append(r.nodes, n)
 		r.start(n)
 	}
@@ -226,7 +236,10 @@ func (r *chaosRun) run() {
 // start starts n's server, at the beginning or after a crash, and checks
 // that it recovered what it had persisted.
 func (r *chaosRun) start(n *chaosNode) {
-	env := &ServerEnv{ID: n.id, Peers: r.peers, Storage: n.storage, Restarts: n.restarts, run: r}
+	env := &ServerEnv{ID: n.id, Storage: n.storage, Restarts: n.restarts, run: r}
+	if n.id <= uint64(len(r.peers)) {
+		env.Peers = r.peers
+	}
 	if n.env != nil {
 		env.Durable = n.env.Durable
 	}
@@ -320,6 +333,22 @@ func (r *chaosRun) chaosStep() {
 	for _, n := range r.nodes {
 		if n.srv == nil && r.rnd.Float64() < f.RestartRate {
 			r.start(n)
+		}
+	}
+	if r.cfg.ReconfigureRate > 0 && r.reconfRnd.Float64() < r.cfg.ReconfigureRate {
+		if run := r.running(); len(run) > 0 {
+			n := run[r.reconfRnd.IntN(len(run))]
+			if rc, ok := n.srv.(Reconfigurer); ok {
+				ids := make([]uint64, len(r.nodes))
+				for i := range ids {
+					ids[i] = uint64(i + 1)
+				}
+				r.event("node %d asked to change the membership", n.id)
+				rc.Reconfigure(r.reconfRnd, ids)
+				if n.srv != nil {
+					r.observe(n)
+				}
+			}
 		}
 	}
 	if r.rnd.Float64() < f.TransferRate {
