@@ -95,10 +95,10 @@ type chaosRun struct {
 	// membership changes (streams of their own, so that servers that use
 	// neither replay as before).
 	laterRnd, reconfRnd *rand.Rand
-	net      *Network
-	clock    int64
-	nodes    []*chaosNode
-	peers    []raft.Peer
+	net                 *Network
+	clock               int64
+	nodes               []*chaosNode
+	peers               []raft.Peer
 
 	clients  []*chaosClient
 	history  []porcupine.Operation
