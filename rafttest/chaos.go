@@ -404,13 +404,29 @@ type ChaosResult struct {
 	Events []string
 	// Ticks is the virtual time the run took.
 	Ticks int64
-	// Nodes describes each node at the end: role, term, commit and
-	// applied indexes and configuration (spares included).
-	Nodes []string
+	// Nodes is each node at the end, spares included.
+	Nodes []ChaosNode
 
 	model    porcupine.Model
 	history  []porcupine.Operation
 	timeline []porcupine.Annotation
+}
+
+// ChaosNode is a node at the end of a run: down, or its role, term,
+// commit and applied indexes and the configuration it knows.
+type ChaosNode struct {
+	ID                    uint64
+	Down                  bool
+	State                 raft.StateType
+	Term, Commit, Applied uint64
+	Conf                  pb.ConfState
+}
+
+func (n ChaosNode) String() string {
+	if n.Down {
+		return fmt.Sprintf("%d: down", n.ID)
+	}
+	return fmt.Sprintf("%d: %s term %d commit %d applied %d %s", n.ID, n.State, n.Term, n.Commit, n.Applied, n.Conf.Describe())
 }
 
 // sameRun reports whether r and o went the same way, as runs of one

@@ -159,12 +159,16 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	}
 	res.Ticks = r.now
 	for _, n := range r.nodes {
-		if n.rn == nil {
-			res.Nodes = append(res.Nodes, fmt.Sprintf("%d: down", n.id))
-			continue
+		cn := ChaosNode{ID: n.id, Down: n.rn == nil}
+		if n.rn != nil {
+			st := n.rn.Status()
+			cn.State, cn.Term, cn.Commit, cn.Applied = st.RaftState, st.Term, st.Commit, st.Applied
+			cn.Conf = pb.ConfState{
+				Voters: st.Config.Voters[0].Slice(), VotersOutgoing: st.Config.Voters[1].Slice(),
+				Learners: slices.Sorted(maps.Keys(st.Config.Learners)), LearnersNext: slices.Sorted(maps.Keys(st.Config.LearnersNext)),
+			}
 		}
-		st := n.rn.Status()
-		res.Nodes = append(res.Nodes, fmt.Sprintf("%d: %s term %d commit %d applied %d %s", n.id, st.RaftState, st.Term, st.Commit, st.Applied, st.Config))
+		res.Nodes = append(res.Nodes, cn)
 	}
 	r.closeHistory()
 	res.Ops = len(r.history)

@@ -599,24 +599,7 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 	}
 	cc.Context = mustJSON(confContext{RequestID: reqID, Peer: peer})
 	wt := m.newWaiter()
-	ok := m.do(r.Context(), func() {
-		if m.removed.Load() {
-			wt.finish(errRemoved)
-			return
-		}
-		if m.lead == 0 {
-			wt.finish(errNoLeader)
-			return
-		}
-		m.metrics.proposals.Inc()
-		res, err := m.rn.ProposeConfChangeWithResult(cc)
-		if err != nil {
-			m.metrics.proposalsFailed.Inc()
-			wt.finish(confChangeFailure(err))
-			return
-		}
-		m.track(wt, reqID, res)
-	})
+	ok := m.do(r.Context(), func() { m.proposeConfChange(wt, reqID, cc) })
 	if !ok {
 		writeFailure(w, m.stoppedErr())
 		return
@@ -631,6 +614,27 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 	cs, _ := m.sm.members()
 	voters, learners := memberLists(cs)
 	writeJSON(w, status, map[string]any{"index": wt.result.index, "voters": voters, "learners": learners})
+}
+
+// proposeConfChange proposes cc, whose context names request reqID, on
+// the loop; wt finishes when it is applied or fails.
+func (m *member) proposeConfChange(wt *waiter, reqID string, cc pb.ConfChange) {
+	if m.removed.Load() {
+		wt.finish(errRemoved)
+		return
+	}
+	if m.lead == 0 {
+		wt.finish(errNoLeader)
+		return
+	}
+	m.metrics.proposals.Inc()
+	res, err := m.rn.ProposeConfChangeWithResult(cc)
+	if err != nil {
+		m.metrics.proposalsFailed.Inc()
+		wt.finish(confChangeFailure(err))
+		return
+	}
+	m.track(wt, reqID, res)
 }
 
 // memberLists returns the configuration's voters and learners, never nil:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ type simMember struct {
 	// the writes that were not synced).
 	disk  *crashfs.FS
 	crash crashfs.Mode
+	// initial is the number of initial members (IDs 1 to initial).
+	initial int
 	// pending are the operations whose waiter has not finished yet.
 	pending []simOp
 }
@@ -75,11 +78,13 @@ func startSimMember(env *rafttest.ServerEnv, v memberVariant) (rafttest.Server, 
 	for _, p := range env.Peers {
 		cfg.InitialCluster[p.ID] = fmt.Sprintf("node%d:2380", p.ID)
 	}
+	// A spare is started as a member added later is: with --join.
+	cfg.Join = len(env.Peers) == 0
 	m := newMember(cfg)
 	// Request ids stay unique across restarts, and the same in every run
 	// of a seed.
 	m.started = time.Unix(0, int64(env.Restarts+1))
-	s := &simMember{m: m, staleReads: v.staleReads}
+	s := &simMember{m: m, staleReads: v.staleReads, initial: v.initial}
 	m.store = memStorage{env.Storage}
 	if v.powerLoss {
 		if env.Durable == nil {
@@ -157,6 +162,36 @@ func (s *simMember) Submit(op rafttest.Op) {
 	s.answer()
 }
 
+// Reconfigure asks the member for a membership change, as POST and
+// DELETE /cluster/members do, through the same loop code: a spare joins as
+// a learner, a learner is promoted, or an initial voter leaves while four
+// or more vote. A removed member's ID is an initial one, never added back.
+func (s *simMember) Reconfigure(r *rand.Rand, nodes []uint64) {
+	cs, _ := s.m.sm.members()
+	if len(cs.VotersOutgoing) > 0 {
+		return
+	}
+	var changes []pb.ConfChange
+	for _, id := range nodes {
+		voter, learner := slices.Contains(cs.Voters, id), slices.Contains(cs.Learners, id)
+		switch {
+		case id > uint64(s.initial) && !voter && !learner:
+			changes = append(changes, pb.ConfChange{Type: pb.ConfChangeAddLearnerNode, NodeID: id})
+		case learner:
+			changes = append(changes, pb.ConfChange{Type: pb.ConfChangeAddNode, NodeID: id})
+		case voter && id <= uint64(s.initial) && len(cs.Voters) > 3:
+			changes = append(changes, pb.ConfChange{Type: pb.ConfChangeRemoveNode, NodeID: id})
+		}
+	}
+	if len(changes) == 0 {
+		return
+	}
+	cc := changes[r.IntN(len(changes))]
+	reqID := s.m.newRequestID()
+	cc.Context = mustJSON(confContext{RequestID: reqID, Peer: fmt.Sprintf("node%d:2380", cc.NodeID)})
+	s.m.proposeConfChange(s.m.newWaiter(), reqID, cc)
+}
+
 // answer answers the operations whose waiter finished, as the HTTP
 // handlers do: a read with what the state machine holds, a write with
 // whether the key existed. A failed one gets no answer (the client sees
@@ -192,10 +227,13 @@ type memberVariant struct {
 	// powerLoss puts the member's WAL on a simulated disk whose power is
 	// cut at each crash; noSync makes that WAL skip its fsyncs.
 	powerLoss, noSync bool
+	// initial and spares, when spares is set, run that many initial
+	// members and spares, and change the membership now and then.
+	initial, spares int
 }
 
 func memberChaosConfig(v memberVariant) rafttest.ChaosConfig {
-	return rafttest.ChaosConfig{
+	cfg := rafttest.ChaosConfig{
 		Start: func(env *rafttest.ServerEnv) (rafttest.Server, error) {
 			return startSimMember(env, v)
 		},
@@ -215,7 +253,13 @@ func memberChaosConfig(v memberVariant) rafttest.ChaosConfig {
 		// The transport sends each message once (see transport.run): the
 		// state machine applies a command each time it is committed.
 		NoDuplicates: !v.duplicates,
+		Nodes:        v.initial,
+		Spares:       v.spares,
 	}
+	if v.spares > 0 {
+		cfg.ReconfigureRate = 0.05
+	}
+	return cfg
 }
 
 // TestMemberUnderChaos runs the member's loop code on simulated clusters
@@ -224,6 +268,25 @@ func memberChaosConfig(v memberVariant) rafttest.ChaosConfig {
 // linearizable and the Raft invariants the simulator watches must hold.
 func TestMemberUnderChaos(t *testing.T) {
 	rafttest.Run(t, memberChaosConfig(memberVariant{}))
+}
+
+// TestMemberMembershipUnderChaos: members join (as learners, then
+// promoted) and leave through the member's own membership code while the
+// faults go on; removed members refuse their clients' requests, which go
+// elsewhere.
+func TestMemberMembershipUnderChaos(t *testing.T) {
+	cfg := memberChaosConfig(memberVariant{initial: 3, spares: 2})
+	rafttest.Run(t, cfg)
+	// The runs must have changed the membership: a member added as a
+	// spare votes at the end of one of them.
+	for seed := uint64(1); seed <= uint64(cfg.Seeds); seed++ {
+		for _, n := range rafttest.RunChaos(cfg, seed).Nodes {
+			if slices.ContainsFunc(n.Conf.Voters, func(id uint64) bool { return id > 3 }) {
+				return
+			}
+		}
+	}
+	t.Fatal("no run added a member")
 }
 
 // TestMemberUnderPowerLoss is TestMemberUnderChaos with the member's WAL
