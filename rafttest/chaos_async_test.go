@@ -1,9 +1,7 @@
 package rafttest_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -107,42 +105,8 @@ func selfOnly(ms []pb.Message, id uint64) (out []pb.Message) {
 	return out
 }
 
-// apply is mapServer's apply loop for the entries of a MsgStorageApply.
-func (s *asyncMapServer) apply(ents []pb.Entry) {
-	for _, e := range ents {
-		if cc, err := pb.UnmarshalConfChange(e); err == nil && cc != nil {
-			s.rn.ApplyConfChange(cc)
-			continue
-		}
-		var en mapEntry
-		if json.Unmarshal(e.Data, &en) != nil || s.applied[en.ID] {
-			continue
-		}
-		s.applied[en.ID] = true
-		old, found := s.data[en.In.Key]
-		out := rafttest.KVOutput{Found: found, Value: old}
-		if en.In.Op == rafttest.KVPut {
-			s.data[en.In.Key], out.Value = en.In.Value, ""
-		}
-		if done := s.waiting[en.ID]; done != nil {
-			done(out)
-		}
-	}
-}
-
 func asyncMapConfig(bugs asyncBugs) rafttest.ChaosConfig {
-	return rafttest.ChaosConfig{
-		Start: startAsyncMap(bugs),
-		Model: rafttest.KVModel(),
-		NextOp: func(r *rand.Rand) any {
-			key := fmt.Sprint("k", r.IntN(3))
-			if r.IntN(2) == 0 {
-				return rafttest.KVInput{Op: rafttest.KVGet, Key: key}
-			}
-			return rafttest.KVInput{Op: rafttest.KVPut, Key: key, Value: fmt.Sprint(r.Uint32())}
-		},
-		Unanswered: rafttest.KVUnanswered,
-	}
+	return mapChaosConfig(startAsyncMap(bugs))
 }
 
 // A server with AsyncStorageWrites, its storage threads run as

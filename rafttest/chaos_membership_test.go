@@ -1,7 +1,6 @@
 package rafttest_test
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -61,21 +60,8 @@ func (s reconfMapServer) Reconfigure(r *rand.Rand, nodes []uint64) {
 }
 
 func reconfMapConfig() rafttest.ChaosConfig {
-	cfg := rafttest.ChaosConfig{
-		Nodes:           3,
-		Spares:          2,
-		ReconfigureRate: 0.05,
-		Model:           rafttest.KVModel(),
-		NextOp: func(r *rand.Rand) any {
-			key := fmt.Sprint("k", r.IntN(3))
-			if r.IntN(2) == 0 {
-				return rafttest.KVInput{Op: rafttest.KVGet, Key: key}
-			}
-			return rafttest.KVInput{Op: rafttest.KVPut, Key: key, Value: fmt.Sprint(r.Uint32())}
-		},
-		Unanswered: rafttest.KVUnanswered,
-	}
-	cfg.Start = startReconfMap(cfg.Nodes)
+	cfg := mapChaosConfig(startReconfMap(3))
+	cfg.Nodes, cfg.Spares, cfg.ReconfigureRate = 3, 2, 0.05
 	return cfg
 }
 

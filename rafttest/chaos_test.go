@@ -386,8 +386,14 @@ func TestRunAcceptsAnUnsyncedCommitIndex(t *testing.T) {
 // The example's map server passes, with the built-in KVModel, on three
 // keys.
 func TestRunMapServer(t *testing.T) {
-	rafttest.Run(t, rafttest.ChaosConfig{
-		Start: startMap,
+	rafttest.Run(t, mapChaosConfig(startMap))
+}
+
+// mapChaosConfig runs the servers start starts with clients that read and
+// write three keys.
+func mapChaosConfig(start func(*rafttest.ServerEnv) (rafttest.Server, error)) rafttest.ChaosConfig {
+	return rafttest.ChaosConfig{
+		Start: start,
 		Model: rafttest.KVModel(),
 		NextOp: func(r *rand.Rand) any {
 			key := fmt.Sprint("k", r.IntN(3))
@@ -397,7 +403,7 @@ func TestRunMapServer(t *testing.T) {
 			return rafttest.KVInput{Op: rafttest.KVPut, Key: key, Value: fmt.Sprint(r.Uint32())}
 		},
 		Unanswered: rafttest.KVUnanswered,
-	})
+	}
 }
 
 // Each broken server is caught: some seed out of the first 20 fails, and

@@ -46,7 +46,13 @@ func (s *mapServer) HandleReady(rd raft.Ready) error {
 		return err
 	}
 	s.env.Send(rd.Messages...)
-	for _, e := range rd.CommittedEntries {
+	s.apply(rd.CommittedEntries)
+	s.rn.Advance(rd)
+	return nil
+}
+
+func (s *mapServer) apply(ents []pb.Entry) {
+	for _, e := range ents {
 		if cc, err := pb.UnmarshalConfChange(e); err == nil && cc != nil {
 			s.rn.ApplyConfChange(cc)
 			continue
@@ -65,8 +71,6 @@ func (s *mapServer) HandleReady(rd raft.Ready) error {
 			done(out)
 		}
 	}
-	s.rn.Advance(rd)
-	return nil
 }
 
 // A test runs the same configuration with rafttest.Run(t, cfg), which
