@@ -133,6 +133,71 @@ func TestRemovedFollowerThatMissedTheCommitLearnsIt(t *testing.T) {
 	require.Equal(t, term, removed.r().Term)
 }
 
+// The leader's answer to a removed node's pre-vote starts where the
+// node's log can only hold the leader's entry: at its last index, or at
+// the leader's commit index if its log goes further (entries past it may
+// differ); a node never removed gets no such answer.
+func TestRemovedCampaignerAppendStartsAtCommitOrItsLast(t *testing.T) {
+	c := newBootstrappedCluster(t, 3, withPreVote, withCheckQuorum)
+	c.campaign(1)
+	c.load(1, 5, "a")
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 3))
+	leader := c.nodes[1]
+	committed := leader.r().raftLog.committed
+	termAt := func(i uint64) uint64 { t, _ := leader.r().raftLog.term(i); return t }
+	for _, tt := range []struct {
+		name                   string
+		from, lastIdx, lastTrm uint64
+		wantPrev               uint64
+		wantEntries            int
+	}{
+		{"behind the commit index", 3, committed - 3, termAt(committed - 3), committed - 3, 3},
+		{"past the commit index and our log", 3, committed + 5, termAt(committed), committed, 0},
+		{"never a member", 9, committed, termAt(committed), 0, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			leader.ready()
+			err := leader.rn.Step(pb.Message{Type: pb.MsgPreVote, From: tt.from, To: 1, Term: leader.r().Term + 1, Index: tt.lastIdx, LogTerm: tt.lastTrm})
+			require.NoError(t, err)
+			apps := filterMsgs(leader.ready(), pb.MsgApp, tt.from)
+			if tt.wantEntries < 0 {
+				require.Empty(t, apps)
+				return
+			}
+			require.Len(t, apps, 1)
+			m := apps[0]
+			require.Equal(t, tt.wantPrev, m.Index)
+			require.Equal(t, termAt(tt.wantPrev), m.LogTerm)
+			require.Len(t, m.Entries, tt.wantEntries)
+			require.Equal(t, committed, m.Commit)
+		})
+	}
+}
+
+// Nodes that applied a removal refuse the removed node's votes without
+// changing their term: without PreVote or CheckQuorum, a removed node that
+// campaigns would otherwise depose the leader again and again.
+func TestRemovedCampaignerDoesNotDisrupt(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	c.isolate(3)
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 3))
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2}}, c.config(2))
+	term := c.nodes[1].r().Term
+	c.heal()
+	removed := c.nodes[3]
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 3}}, c.config(3), "it missed its removal")
+	for range 3 {
+		require.NoError(t, removed.rn.Campaign())
+		c.stabilize()
+	}
+	require.Greater(t, removed.r().Term, term, "it campaigned")
+	require.Equal(t, []uint64{1}, c.leaders()[:1])
+	require.Equal(t, term, c.nodes[1].r().Term, "the leader's term did not move")
+	require.Equal(t, term, c.nodes[2].r().Term)
+	require.NotEqual(t, StateLeader, removed.r().state)
+}
+
 // Removing the leader with StepDownOnRemoval: it leads until the change is
 // applied, then steps down; the others elect a new leader and nothing
 // committed is lost.

@@ -108,6 +108,9 @@ type raft struct {
 	// forwarded watches the proposals this follower forwarded with
 	// ProposeWithResult (nil until the first; see proposal_forwarded.go).
 	forwarded *forwardedProposals
+	// removed remembers the last peers a configuration change applied
+	// here took out (nil until the first; see noteRemovals).
+	removed *[]uint64
 
 	checkQuorum               bool
 	preVote                   bool
@@ -448,8 +451,9 @@ func (r *raft) promotable() bool {
 // applies the term rules (Raft §5.1) and hands the message to the current
 // role's step function.
 func (r *raft) Step(m pb.Message) error {
-	if m.Type == pb.MsgPreVote {
-		r.catchUpRemovedCampaigner(m)
+	if (m.Type == pb.MsgPreVote || m.Type == pb.MsgVote) && r.wasRemoved(m.From) {
+		r.refuseRemovedCampaigner(m)
+		return nil
 	}
 	if handled, err := r.stepTerm(m); handled {
 		return err

@@ -2,6 +2,8 @@ package raft
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/raftcore/raft/confchange"
 	pb "github.com/raftcore/raft/raftpb"
@@ -36,6 +38,7 @@ func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressM
 // transfer to a removed node is abandoned.
 func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.ConfState {
 	prev := r.trk.Progress
+	r.noteRemovals(r.trk.Config, cfg)
 	r.trk.Config = cfg
 	r.trk.Progress = prs
 	r.logger.Infof("%x: switched to configuration %s", r.id, r.trk.Config)
@@ -76,35 +79,82 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 	return cs
 }
 
-// catchUpRemovedCampaigner answers a pre-vote reaching this leader from a
-// peer outside its configuration. A leader sends nothing to a peer it no
-// longer has, so a follower that missed the commit index of its own removal
-// (the message was lost, or its progress was paused when the index moved)
-// would campaign, unheard, forever. The pre-vote names the peer's last
-// entry; if our log holds it, the two logs match up to there, and an append
-// from there up to our commit index lets the peer apply its removal (and
-// stop campaigning). The pre-vote itself is then handled as usual.
-func (r *raft) catchUpRemovedCampaigner(m pb.Message) {
-	if r.state != StateLeader || m.From == r.id || r.trk.Progress[m.From] != nil {
+// maxRemembered bounds how many removed peers a node remembers.
+const maxRemembered = 16
+
+// noteRemovals remembers the peers in from that are not in to: a node
+// that applied a change refuses their votes, and a leader catches them up
+// (refuseRemovedCampaigner). Only changes applied since the node started
+// count (not those a snapshot or restart folded into its configuration),
+// and only the last maxRemembered removals.
+func (r *raft) noteRemovals(from, to tracker.Config) {
+	for _, id := range configIDs(from) {
+		if inConfig(to, id) || id == r.id {
+			continue
+		}
+		if r.removed == nil {
+			r.removed = new([]uint64)
+		}
+		rm := append(*r.removed, id)
+		*r.removed = rm[max(0, len(rm)-maxRemembered):]
+	}
+}
+
+// wasRemoved reports whether id is a peer this node saw removed and that
+// is not in its configuration now.
+func (r *raft) wasRemoved(id uint64) bool {
+	return r.removed != nil && slices.Contains(*r.removed, id) && !inConfig(r.trk.Config, id)
+}
+
+// configIDs returns every ID in cfg, in order.
+func configIDs(cfg tracker.Config) []uint64 {
+	ids := slices.Concat(cfg.Voters[0].Slice(), cfg.Voters[1].Slice(), slices.Collect(maps.Keys(cfg.Learners)), slices.Collect(maps.Keys(cfg.LearnersNext)))
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// inConfig reports whether id is a voter or learner of cfg, joint halves
+// included.
+func inConfig(cfg tracker.Config, id uint64) bool {
+	_, in := cfg.Voters[0][id]
+	_, out := cfg.Voters[1][id]
+	_, l := cfg.Learners[id]
+	_, ln := cfg.LearnersNext[id]
+	return in || out || l || ln
+}
+
+// refuseRemovedCampaigner handles a vote request from a peer this node saw
+// removed. Its vote is refused without looking at its term (so that its
+// elections neither disrupt this node nor win: it is in no configuration
+// here). A leader also answers a pre-vote with the log up to its commit
+// index: a leader sends nothing to a peer it no longer has, so a follower
+// that missed the commit index of its own removal (the message was lost,
+// or its progress was paused when the index moved) would campaign,
+// unheard, forever. The append starts at the pre-candidate's last index or
+// the commit index, whichever is lower: if its log holds our entry there
+// (a committed one), it takes the rest and applies its removal; if not, it
+// refuses the append and nothing changes.
+func (r *raft) refuseRemovedCampaigner(m pb.Message) {
+	r.logger.Infof("%x: refusing %s from %x (last term %d index %d) at term %d: it was removed from the configuration",
+		r.id, m.Type, m.From, m.LogTerm, m.Index, m.Term)
+	if r.state != StateLeader || m.Type != pb.MsgPreVote || m.Term > r.Term+1 {
+		// A vote request carries the campaigner's new term, past ours:
+		// it would ignore our append, and answer it in its term.
 		return
 	}
-	if m.Term > r.Term+1 {
-		return // the peer's term is past ours: it would ignore the append
-	}
-	prev := entryID{term: m.LogTerm, index: m.Index}
-	if !r.raftLog.matchTerm(prev) {
-		return
+	prev := min(m.Index, r.raftLog.committed)
+	prevTerm, err := r.raftLog.term(prev)
+	if err != nil {
+		return // compacted: only a snapshot would do, and this is a courtesy
 	}
 	var ents []pb.Entry
-	if prev.index < r.raftLog.committed {
-		var err error
-		if ents, err = r.raftLog.slice(prev.index+1, r.raftLog.committed+1, r.maxMsgSize); err != nil {
-			return // compacted: only a snapshot would do, and this is a courtesy
+	if prev < r.raftLog.committed {
+		if ents, err = r.raftLog.slice(prev+1, r.raftLog.committed+1, r.maxMsgSize); err != nil {
+			return
 		}
 	}
-	r.logger.Infof("%x: %x, not in the configuration, campaigns from index %d: sending it the log up to commit index %d",
-		r.id, m.From, prev.index, r.raftLog.committed)
-	r.send(pb.Message{To: m.From, Type: pb.MsgApp, Index: prev.index, LogTerm: prev.term, Entries: ents, Commit: r.raftLog.committed})
+	r.logger.Infof("%x: sending removed %x the log from index %d up to commit index %d", r.id, m.From, prev, r.raftLog.committed)
+	r.send(pb.Message{To: m.From, Type: pb.MsgApp, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: r.raftLog.committed})
 }
 
 // restoreConfState replaces the configuration with the one cs describes

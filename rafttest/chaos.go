@@ -160,7 +160,8 @@ func (e *ServerEnv) Config() *raft.Config {
 // handed over (the seed draws the delays); queues are independent of each
 // other. A crash of the node drops what has not run yet, so a write made
 // by a Later function is lost if the crash comes first, as a write still
-// in a storage thread's hands is.
+// in a storage thread's hands is. Later (like Send) does nothing when
+// called from ChaosConfig.Start, before the server is running.
 func (e *ServerEnv) Later(queue string, f func()) {
 	e.run.later(e, queue, f)
 }
@@ -289,7 +290,8 @@ func (c ChaosConfig) validate() error {
 // that there is at most one leader per term, that no node's term, vote or
 // commit goes back (across restarts too: what HandleReady persisted with
 // MustSync must survive, and a node restarts in at least the term it
-// acknowledged entries or voted in, with the vote it sent), that every
+// acknowledged entries or voted in, with the vote it sent and, for a
+// StorageServer, the entries it acknowledged in that term), that every
 // node is handed the same entry at each committed index and no entry
 // twice, and that no server panics; at the end, that
 // the cluster recovers once the faults stop and that the clients'

@@ -44,6 +44,10 @@ type chaosNode struct {
 	// promised is what the messages its servers sent promise about their
 	// durable state: a term at least, and in a term the vote.
 	promised promise
+	// async is set once its server handed storage work to threads of its
+	// own (AsyncStorageWrites): a Ready's commit index is then not known
+	// to be stored when HandleReady returns.
+	async bool
 }
 
 // laterWork is a function handed to ServerEnv.Later and when it is due.
@@ -53,10 +57,13 @@ type laterWork struct {
 }
 
 // promise is what a node's acknowledgements and vote messages promise
-// about its durable state: its term is at least term, and in voteTerm it
-// voted for vote (None: no vote promised).
+// about its durable state: its term is at least term; in voteTerm it voted
+// for vote (None: no vote promised); in ackTerm its log holds entries up
+// to ackIndex (a leader never takes back, within its term, what a
+// follower acknowledged).
 type promise struct {
 	term, voteTerm, vote uint64
+	ackTerm, ackIndex    uint64
 }
 
 // nodeSpan is a stretch of a node's timeline in one role and term (or
@@ -270,11 +277,23 @@ func (r *chaosRun) start(n *chaosNode) {
 	} else if st.Term == pr.voteTerm && st.Vote != pr.vote {
 		r.violate("node %d restarted in term %d with vote %d, but it had sent its vote in that term for %d", n.id, st.Term, st.Vote, pr.vote)
 	}
+	if pr := n.promised; n.log != nil && st.Term == pr.ackTerm {
+		if last, err := n.log.LastIndex(); err == nil && last < pr.ackIndex {
+			r.violate("node %d restarted in term %d with its log ending at %d, but it had acknowledged entries up to %d in that term (the write it promised was lost)", n.id, st.Term, last, pr.ackIndex)
+		}
+	}
 	if st.Commit < p.Commit {
 		r.violate("node %d restarted with commit %d, but its HandleReady had persisted commit %d (with MustSync)", n.id, st.Commit, p.Commit)
 	}
-	// What it restarted from is what later Readys are compared with.
+	// What it restarted from is what later Readys are compared with: what
+	// its storage holds (a RawNode just bootstrapped holds more, not
+	// stored yet), or what it restarted with.
 	n.persisted = pb.HardState{Term: st.Term, Vote: st.Vote, Commit: st.Commit}
+	if n.log != nil {
+		if hs, _, err := n.log.InitialState(); err == nil {
+			n.persisted = hs
+		}
+	}
 	n.synced = n.persisted
 	n.commit, n.applied = st.Commit, st.Applied
 	if n.restarts > 0 {
@@ -421,6 +440,7 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 	for _, m := range rd.Messages {
 		async = async || m.To == raft.LocalAppendThread || m.To == raft.LocalApplyThread
 	}
+	n.async = n.async || async
 	if err := n.srv.HandleReady(rd); err != nil {
 		r.violate("node %d: HandleReady: %v", n.id, err)
 		return
@@ -532,6 +552,14 @@ func (p *promise) note(m pb.Message) {
 	}
 	if vote != raft.None && m.Term >= p.voteTerm {
 		p.voteTerm, p.vote = m.Term, vote
+	}
+	if m.Type == pb.MsgAppResp && !m.Reject {
+		if m.Term > p.ackTerm {
+			p.ackTerm, p.ackIndex = m.Term, 0
+		}
+		if m.Term == p.ackTerm {
+			p.ackIndex = max(p.ackIndex, m.Index)
+		}
 	}
 }
 
@@ -654,6 +682,9 @@ func (r *chaosRun) checkStoredLog(n *chaosNode) {
 		return
 	}
 	hi := n.persisted.Commit
+	if n.async {
+		hi = n.synced.Commit // what it restarted with: stored for sure
+	}
 	for i := max(first, hi-min(hi, 64)); i <= hi && i > 0; i++ {
 		rec, ok := r.committed[i]
 		if !ok {
