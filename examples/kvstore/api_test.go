@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	pb "github.com/raftcore/raft/raftpb"
 	"github.com/stretchr/testify/require"
 )
 
@@ -193,6 +195,41 @@ func TestJSONServerErrorsLeavesHandlersAlone(t *testing.T) {
 // refuses writes, linearizable reads and membership requests at once with
 // 410, proposes and forwards nothing, says so in /status, and still serves
 // stale reads of what it had.
+// TestRemovedMemberLearnsItsRemovalLate: a member that never heard that
+// its removal committed (here every message telling it is dropped until
+// the leader has applied the removal and stopped sending to it) learns it
+// when it campaigns: the leader answers with the log up to its commit
+// index, through the transport, which kept the removed member's address.
+func TestRemovedMemberLearnsItsRemovalLate(t *testing.T) {
+	var holdFor, heldAt atomic.Uint64 // the member whose commit index is held, and at what
+	c := newTestClusterWith(t, 3, func(cfg *memberConfig) {
+		id := cfg.ID
+		cfg.dropIncoming = func(m pb.Message) bool {
+			return holdFor.Load() == id && (m.Type == pb.MsgApp || m.Type == pb.MsgHeartbeat) && m.Commit > heldAt.Load()
+		}
+	})
+	lead := c.waitLeader()
+	gone := lead%3 + 1
+	put(t, c.url(lead, "/kv/before"), "1")
+	require.Eventually(t, func() bool { return c.members[gone].status.Load().Commit == c.members[lead].status.Load().Commit }, 5*time.Second, 5*time.Millisecond)
+	heldAt.Store(c.members[gone].status.Load().Commit)
+	holdFor.Store(gone)
+	r := do(t, "DELETE", c.url(lead, fmt.Sprint("/cluster/members/", gone)), "")
+	require.Equal(t, 200, r.status, r.body)
+	// Hold until it stopped hearing from the leader and campaigns: what
+	// the leader sent it before (the last heartbeats, the batches the
+	// transport had queued) has arrived, and was held.
+	require.Eventually(t, func() bool { return c.members[gone].status.Load().State == "StatePreCandidate" }, 10*time.Second, time.Millisecond)
+	cs, _ := c.members[gone].sm.members()
+	require.Contains(t, cs.Voters, gone, "the removed member has not applied its removal")
+	holdFor.Store(0)
+	require.Eventually(t, func() bool {
+		cs, _ := c.members[gone].sm.members()
+		return !slices.Contains(cs.Voters, gone)
+	}, 10*time.Second, 5*time.Millisecond, "member %d learns of its removal", gone)
+	require.True(t, c.members[gone].removed.Load())
+}
+
 func TestRemovedMemberRefuses(t *testing.T) {
 	c := newTestCluster(t, 3)
 	lead := c.waitLeader()

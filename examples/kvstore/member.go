@@ -509,8 +509,11 @@ func (m *member) applyConfChange(e pb.Entry) {
 			added[c.NodeID] = ctx.Peer
 			m.tr.setPeer(c.NodeID, ctx.Peer)
 		case pb.ConfChangeRemoveNode:
+			// The transport keeps the removed member's address: if it
+			// missed the commit of its removal, it campaigns, and the
+			// leader's answer (the log up to its commit index) must reach
+			// it for it to learn that it was removed.
 			removed = append(removed, c.NodeID)
-			m.tr.removePeer(c.NodeID)
 		}
 	}
 	m.sm.applyConf(e.Index, *cs, added, removed)
