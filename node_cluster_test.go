@@ -407,8 +407,9 @@ func benchClosedLoop(b *testing.B, size int, fsync time.Duration, async bool, cl
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			data := make([]byte, 128)
 			for range per {
+				// A fresh payload each time: the logs keep the one proposed.
+				data := make([]byte, 128)
 				seq := next.Add(1)
 				binary.BigEndian.PutUint64(data, seq)
 				done := make(chan struct{})

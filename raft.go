@@ -556,9 +556,12 @@ func stepFollower(r *raft, m pb.Message) error {
 		r.lead = m.From
 		return r.handleAppendEntries(m)
 	case pb.MsgHeartbeat:
+		if err := r.checkHeartbeat(m); err != nil {
+			return err
+		}
 		r.electionElapsed = 0
 		r.lead = m.From
-		return r.handleHeartbeat(m)
+		r.handleHeartbeat(m)
 	case pb.MsgSnap:
 		r.electionElapsed = 0
 		r.lead = m.From
@@ -601,8 +604,11 @@ func stepCandidate(r *raft, m pb.Message) error {
 		r.becomeFollower(m.Term, m.From) // always m.Term == r.Term
 		return r.handleAppendEntries(m)
 	case pb.MsgHeartbeat:
+		if err := r.checkHeartbeat(m); err != nil {
+			return err
+		}
 		r.becomeFollower(m.Term, m.From)
-		return r.handleHeartbeat(m)
+		r.handleHeartbeat(m)
 	case pb.MsgSnap:
 		r.becomeFollower(m.Term, m.From)
 		r.handleSnapshot(m)

@@ -222,17 +222,21 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 	return nil
 }
 
-// handleHeartbeat advances a follower's commit index and answers.
-// RawNode.Step has refused a commit past our last index
-// (validateAgainstLog).
-func (r *raft) handleHeartbeat(m pb.Message) error {
-	if last := r.raftLog.lastIndex(); m.Commit > last {
-		// RawNode.Step refuses this already; checked here too so that the
-		// core never trusts a peer with its commit index.
-		return fmt.Errorf("%w: heartbeat from %x commits index %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
-	}
+// handleHeartbeat advances a follower's commit index and answers; the
+// caller has checked it (checkHeartbeat).
+func (r *raft) handleHeartbeat(m pb.Message) {
 	r.raftLog.commitTo(m.Commit)
 	r.send(pb.Message{To: m.From, Type: pb.MsgHeartbeatResp, Context: m.Context})
+}
+
+// checkHeartbeat refuses a heartbeat committing past our last index (a
+// leader sends at most what it knows we hold) before anything changes.
+// RawNode.Step refuses it already; checked here too so that the core
+// never trusts a peer with its commit index.
+func (r *raft) checkHeartbeat(m pb.Message) error {
+	if last := r.raftLog.lastIndex(); m.Commit > last {
+		return fmt.Errorf("%w: heartbeat from %x commits index %d past our last index %d", ErrInvalidMessage, m.From, m.Commit, last)
+	}
 	return nil
 }
 

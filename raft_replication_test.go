@@ -321,12 +321,18 @@ func TestFollowerHeartbeatCommit(t *testing.T) {
 	require.Equal(t, uint64(2), n.r().raftLog.committed)
 	require.Empty(t, filterMsgs(n.ready(), pb.MsgHeartbeatResp, 0), "a refused heartbeat is not answered")
 
-	// The core refuses it too, without RawNode.Step's validation in front.
+	// The core refuses it too, without RawNode.Step's validation in front,
+	// before it changes anything: a candidate stays one.
 	require.NotPanics(t, func() {
 		err = n.r().Step(pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: 2, Commit: 4})
 	})
 	require.ErrorIs(t, err, ErrInvalidMessage)
 	require.Equal(t, uint64(2), n.r().raftLog.committed)
+	n.r().becomeCandidate()
+	term := n.r().Term
+	require.ErrorIs(t, n.r().Step(pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: term, Commit: 4}), ErrInvalidMessage)
+	require.Equal(t, StateCandidate, n.r().state)
+	require.Equal(t, None, n.r().lead)
 }
 
 // Raft Figure 7: whatever a follower's log looks like (missing entries,

@@ -36,6 +36,8 @@ const (
 	// maxConns bounds the incoming connections open at once (a member
 	// needs one per peer; reconnects overlap briefly).
 	maxConns = 64
+	// flushTimeout bounds how long a removed peer's queue is written for.
+	flushTimeout = 2 * time.Second
 	// unreachableWarnEvery is how often, at most, a peer that cannot be
 	// reached is logged at warn level (each failure is logged at debug).
 	unreachableWarnEvery = 10 * time.Second
@@ -290,8 +292,10 @@ func (t *transport) run(p *peer) {
 				return
 			}
 			// Removed: write what is queued, with one connection
-			// attempt if there is no connection, and no more.
-			for {
+			// attempt if there is no connection, for flushTimeout at
+			// most (close waits for this goroutine).
+			deadline := time.Now().Add(flushTimeout)
+			for time.Now().Before(deadline) {
 				select {
 				case batch = <-p.queue:
 				default:
@@ -304,6 +308,7 @@ func (t *transport) run(p *peer) {
 					return
 				}
 			}
+			return
 		case batch = <-p.queue:
 		}
 		if conn == nil {
