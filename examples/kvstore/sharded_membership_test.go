@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 )
 
 // shardedTestCluster runs sharded members in this process, on loopback
-// ports, their logs in memory.
+// ports, their logs in memory or, with dir, on disk.
 type shardedTestCluster struct {
 	t        *testing.T
 	shards   int
@@ -27,12 +28,21 @@ type shardedTestCluster struct {
 	members  map[uint64]*shardedMember
 	// snapshotEvery is every member's SnapshotEvery.
 	snapshotEvery uint64
+	// dir, if set, holds the members' data directories (else their logs
+	// are in memory).
+	dir string
 }
 
 func newShardedTestCluster(t *testing.T, n, shards int, snapshotEvery uint64) *shardedTestCluster {
+	return newShardedTestClusterIn(t, "", n, shards, snapshotEvery)
+}
+
+// newShardedTestClusterIn is newShardedTestCluster with the members' data
+// directories in dir.
+func newShardedTestClusterIn(t *testing.T, dir string, n, shards int, snapshotEvery uint64) *shardedTestCluster {
 	c := &shardedTestCluster{
 		t: t, shards: shards, peers: map[uint64]string{}, reserved: map[uint64]net.Listener{},
-		members: map[uint64]*shardedMember{}, snapshotEvery: snapshotEvery,
+		members: map[uint64]*shardedMember{}, snapshotEvery: snapshotEvery, dir: dir,
 	}
 	t.Cleanup(func() {
 		for _, m := range c.members {
@@ -68,7 +78,7 @@ func (c *shardedTestCluster) start(id uint64, join bool) *shardedMember {
 		level = slog.LevelDebug
 	}
 	cfg := memberConfig{
-		ID: id, InMemory: true, Shards: c.shards, Join: join,
+		ID: id, InMemory: c.dir == "", Shards: c.shards, Join: join,
 		ListenClient: "127.0.0.1:0", ListenPeer: c.peers[id], InitialCluster: maps.Clone(c.peers),
 		SnapshotEvery: c.snapshotEvery, MaxKeySize: 64, MaxValueSize: 1024,
 		RequestTimeout: 2 * time.Second, TickInterval: 5 * time.Millisecond,
@@ -76,10 +86,25 @@ func (c *shardedTestCluster) start(id uint64, join bool) *shardedMember {
 		peerListener: c.reserved[id],
 	}
 	delete(c.reserved, id)
+	if c.dir != "" {
+		cfg.DataDir = filepath.Join(c.dir, fmt.Sprint("member-", id))
+	}
 	m, err := startShardedMember(cfg)
 	require.NoError(c.t, err)
 	c.members[id] = m
 	return m
+}
+
+// restart stops member id and starts it again from its data directory,
+// its peer port reserved again meanwhile.
+func (c *shardedTestCluster) restart(id uint64) *shardedMember {
+	c.t.Helper()
+	c.members[id].stop()
+	delete(c.members, id)
+	l, err := net.Listen("tcp", c.peers[id])
+	require.NoError(c.t, err)
+	c.reserved[id] = l
+	return c.start(id, false)
 }
 
 func (c *shardedTestCluster) url(id uint64, path string) string {
@@ -372,4 +397,44 @@ func TestShardedLeaderTransfer(t *testing.T) {
 
 	r = do(t, "POST", c.url(3, "/cluster/leader"), `{"id":9}`)
 	require.Equal(t, 404, r.status, r.body)
+}
+
+// TestShardedRemovalSurvivesRestart: a member removed from every shard is
+// still removed when restarted from its data directory, and one that joined
+// keeps every shard it learned (it bootstraps none on a restart). A shard
+// that applied the removal takes no snapshot more: the last one still
+// holds the member, and the restart replays the removal from the log.
+func TestShardedRemovalSurvivesRestart(t *testing.T) {
+	const shards = 2
+	c := newShardedTestClusterIn(t, t.TempDir(), 3, shards, 1)
+	c.reservePeer(4)
+	r := do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, c.peers[4]))
+	require.Equal(t, 201, r.status, r.body)
+	c.start(4, true)
+	k1, k2 := c.keyIn(1, "k"), c.keyIn(2, "k")
+	put(t, c.url(1, "/kv/"+k1), "1")
+	put(t, c.url(1, "/kv/"+k2), "2")
+	require.Eventually(t, func() bool {
+		_, ok1, _ := c.members[4].shards[0].sm.get(k1)
+		_, ok2, _ := c.members[4].shards[1].sm.get(k2)
+		return ok1 && ok2
+	}, 10*time.Second, 5*time.Millisecond, "the learner has both shards")
+
+	r = do(t, "DELETE", c.url(1, "/cluster/members/3"), "")
+	require.Equal(t, 200, r.status, r.body)
+	require.Eventually(t, func() bool { return c.members[3].removed.Load() }, 5*time.Second, 5*time.Millisecond)
+	c.restart(3)
+	require.Eventually(t, func() bool { return c.members[3].removed.Load() }, 5*time.Second, 5*time.Millisecond,
+		"restarted, member 3 replays its removal")
+	r = do(t, "PUT", c.url(3, "/kv/"+k1), "x")
+	require.Equal(t, 410, r.status, r.body)
+
+	m4 := c.restart(4)
+	for i, k := range []string{k1, k2} {
+		v, ok, _ := m4.shards[i].sm.get(k)
+		require.True(t, ok && string(v) == fmt.Sprint(i+1), "restarted member 4 has %s in shard %d", k, i+1)
+	}
+	put(t, c.url(1, "/kv/"+k2), "3")
+	require.Eventually(t, func() bool { v, _, _ := m4.shards[1].sm.get(k2); return string(v) == "3" }, 5*time.Second, 5*time.Millisecond,
+		"restarted member 4 follows its shards")
 }
