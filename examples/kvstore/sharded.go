@@ -170,7 +170,7 @@ func (m *shardedMember) startHost() error {
 			peerIDs = append(peerIDs, id)
 		}
 	}
-	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeDownTicks: 2 * electionTick})
+	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeHeartbeatTicks: nodeHeartbeatTicks, NodeDownTicks: 2 * electionTick})
 	if err != nil {
 		return err
 	}
@@ -346,15 +346,18 @@ func (m *shardedMember) run() {
 	defer m.recoverFailure(m.log, m.failAll)
 	ticker := time.NewTicker(m.cfg.TickInterval)
 	defer ticker.Stop()
+	perWake := 1
 	for {
 		publish := false
 		select {
 		case <-ticker.C:
-			m.host.Tick()
-			m.ticks++
-			if m.ticks%statusEvery == 0 {
-				m.expire(time.Now())
-				publish = m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
+			for range perWake {
+				m.host.Tick()
+				m.ticks++
+				if m.ticks%statusEvery == 0 {
+					m.expire(time.Now())
+					publish = publish || m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
+				}
 			}
 		case f := <-m.inbox:
 			f()
@@ -387,7 +390,33 @@ func (m *shardedMember) run() {
 		if publish {
 			m.publishStatus()
 		}
+		if n := m.ticksPerWake(); n != perWake {
+			perWake = n
+			ticker.Reset(time.Duration(n) * m.cfg.TickInterval)
+		}
 	}
+}
+
+// nodeHeartbeatTicks is the host's node-level heartbeat interval, in ticks.
+const nodeHeartbeatTicks = 2
+
+// ticksPerWake is how many ticks the loop gives the host each time its
+// ticker fires: one while any shard is awake or the host has work;
+// nodeHeartbeatTicks while every shard is quiesced, so that an idle member
+// wakes once per node-level heartbeat rather than at every tick. It does
+// not stop ticking: the node-level heartbeats are how peers know this
+// member is alive (without them, after NodeDownTicks, they would wake
+// every shard asleep under its leaders and elect). They keep their rate
+// (one per nodeHeartbeatTicks ticks' time) and the host's clock its pace,
+// moving in steps of two ticks, so a peer may be taken for down up to one
+// tick earlier than with a wake per tick, against a NodeDownTicks of
+// 2*electionTick. Input that wakes a shard brings the loop back to a tick
+// a wake.
+func (m *shardedMember) ticksPerWake() int {
+	if m.host.NumActive() > 0 || m.host.HasReady() {
+		return 1
+	}
+	return nodeHeartbeatTicks
 }
 
 func (m *shardedMember) step(b batchIn) {
