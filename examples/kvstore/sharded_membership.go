@@ -185,8 +185,26 @@ func (m *shardedMember) handleAddMember(w http.ResponseWriter, r *http.Request) 
 	typ := pb.ConfChangeAddNode
 	if req.Learner {
 		typ = pb.ConfChangeAddLearnerNode
+	} else if n := m.learnerOf(req.ID); n > 0 {
+		// Adding it as a voter would promote it without the checks of
+		// a promotion.
+		writeError(w, http.StatusConflict, "member_is_learner",
+			fmt.Sprintf("member %d is a learner of %d shards: promote it (POST /cluster/members/%d/promote)", req.ID, n, req.ID))
+		return
 	}
 	m.changeEveryShard(w, r, pb.ConfChange{Type: typ, NodeID: req.ID}, req.Peer, http.StatusCreated, fmt.Sprintf("adding member %d", req.ID))
+}
+
+// learnerOf counts the shards whose configuration holds member id as a
+// learner.
+func (m *shardedMember) learnerOf(id uint64) int {
+	n := 0
+	for _, s := range m.shards {
+		if slices.Contains(s.sm.confState().Learners, id) {
+			n++
+		}
+	}
+	return n
 }
 
 func (m *shardedMember) handleRemoveMember(w http.ResponseWriter, r *http.Request) {

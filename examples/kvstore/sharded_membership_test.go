@@ -317,6 +317,9 @@ func TestShardedMembershipCompletesAPartialChange(t *testing.T) {
 	r = do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, addr))
 	require.Equal(t, 200, r.status, r.body)
 	require.Equal(t, shards, decodeReport(t, r).Already, r.body)
+	r = do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q}`, addr))
+	require.Equal(t, 409, r.status, "adding a learner as a voter would skip the promotion's checks: %s", r.body)
+	require.Equal(t, "member_is_learner", errorCode(t, r))
 
 	// Removed from two shards of three: still a member, still reached.
 	gone := func(cs pb.ConfState) bool { return !inConfig(4, cs) }
