@@ -252,7 +252,7 @@ func (m *shardedMember) handlePromote(w http.ResponseWriter, r *http.Request) {
 			outs[i], refused = failedOutcome(shard, errs[shard]), true
 		case !isLearner:
 			outs[i] = failedOutcome(shard, &shardRefusal{http.StatusConflict, "unknown_member",
-				fmt.Sprintf("member %d is not in shard %d: add it again (POST /cluster/members)", id, shard)})
+				fmt.Sprintf("member %d is not in shard %d as this member has applied it: add it again (POST /cluster/members), or retry if it was just added", id, shard)})
 			refused = true
 		case !lag.ready():
 			outs[i] = failedOutcome(shard, &shardRefusal{http.StatusConflict, "learner_not_ready", lag.String(id)})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,8 @@ type shardedTestCluster struct {
 	// dir, if set, holds the members' data directories (else their logs
 	// are in memory).
 	dir string
+	// tick is the members' TickInterval (default 5ms).
+	tick time.Duration
 }
 
 func newShardedTestCluster(t *testing.T, n, shards int, snapshotEvery uint64) *shardedTestCluster {
@@ -40,10 +43,13 @@ func newShardedTestCluster(t *testing.T, n, shards int, snapshotEvery uint64) *s
 // newShardedTestClusterIn is newShardedTestCluster with the members' data
 // directories in dir.
 func newShardedTestClusterIn(t *testing.T, dir string, n, shards int, snapshotEvery uint64) *shardedTestCluster {
-	c := &shardedTestCluster{
-		t: t, shards: shards, peers: map[uint64]string{}, reserved: map[uint64]net.Listener{},
-		members: map[uint64]*shardedMember{}, snapshotEvery: snapshotEvery, dir: dir,
-	}
+	return newShardedTestClusterWith(t, &shardedTestCluster{shards: shards, snapshotEvery: snapshotEvery, dir: dir}, n)
+}
+
+// newShardedTestClusterWith starts n members of c (its shards,
+// snapshotEvery, dir and tick set).
+func newShardedTestClusterWith(t *testing.T, c *shardedTestCluster, n int) *shardedTestCluster {
+	c.t, c.peers, c.reserved, c.members = t, map[uint64]string{}, map[uint64]net.Listener{}, map[uint64]*shardedMember{}
 	t.Cleanup(func() {
 		for _, m := range c.members {
 			m.stop()
@@ -81,7 +87,7 @@ func (c *shardedTestCluster) start(id uint64, join bool) *shardedMember {
 		ID: id, InMemory: c.dir == "", Shards: c.shards, Join: join,
 		ListenClient: "127.0.0.1:0", ListenPeer: c.peers[id], InitialCluster: maps.Clone(c.peers),
 		SnapshotEvery: c.snapshotEvery, MaxKeySize: 64, MaxValueSize: 1024,
-		RequestTimeout: 2 * time.Second, TickInterval: 5 * time.Millisecond,
+		RequestTimeout: 2 * time.Second, TickInterval: cmp.Or(c.tick, 5*time.Millisecond),
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		peerListener: c.reserved[id],
 	}
@@ -163,6 +169,22 @@ func (c *shardedTestCluster) confOf(id, sh uint64) pb.ConfState {
 	return c.members[id].shards[sh-1].sm.confState()
 }
 
+// waitConf waits until every shard's configuration satisfies ok on every
+// running member.
+func (c *shardedTestCluster) waitConf(what string, ok func(pb.ConfState) bool) {
+	c.t.Helper()
+	require.Eventually(c.t, func() bool {
+		for id := range c.members {
+			for sh := uint64(1); sh <= uint64(c.shards); sh++ {
+				if !ok(c.confOf(id, sh)) {
+					return false
+				}
+			}
+		}
+		return true
+	}, 5*time.Second, 5*time.Millisecond, "every member applies it in every shard: %s", what)
+}
+
 // transportPeers are the members id's transport sends to.
 func (c *shardedTestCluster) transportPeers(id uint64) []uint64 {
 	tr := c.members[id].tr
@@ -220,6 +242,7 @@ func TestShardedMembershipAddPromoteRemove(t *testing.T) {
 	require.Contains(t, c.transportPeers(3), uint64(4), "a member learns the new member's address from the conf change")
 
 	// Not running: not ready in any shard.
+	c.waitConf("member 4 is a learner", func(cs pb.ConfState) bool { return slices.Contains(cs.Learners, 4) })
 	r = do(t, "POST", c.url(1, "/cluster/members/4/promote"), "")
 	require.Equal(t, 409, r.status, r.body)
 	rep = decodeReport(t, r)
@@ -251,6 +274,9 @@ func TestShardedMembershipAddPromoteRemove(t *testing.T) {
 	r = do(t, "POST", c.url(4, "/cluster/members/4/promote"), "")
 	require.Equal(t, 200, r.status, r.body)
 	require.Equal(t, shards, decodeReport(t, r).Applied, r.body)
+	// Sent again through another member once it applied the promotion
+	// too (before that, it would propose it again: applied, no change).
+	c.waitConf("member 4 is a voter", func(cs pb.ConfState) bool { return slices.Contains(cs.Voters, 4) })
 	r = do(t, "POST", c.url(3, "/cluster/members/4/promote"), "")
 	require.Equal(t, 200, r.status, r.body)
 	require.Equal(t, shards, decodeReport(t, r).Already, "promoting again changes nothing: %s", r.body)

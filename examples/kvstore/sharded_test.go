@@ -200,8 +200,13 @@ func TestShardLogSplitsTheDefaults(t *testing.T) {
 // NodeDownTicks long), and they still notice when it stops (the shards
 // it led elect new leaders).
 func TestIdleShardedMemberWakesPerHeartbeat(t *testing.T) {
-	const shards = 4
-	c := newShardedTestCluster(t, 3, shards, 0)
+	const (
+		shards = 4
+		// Ticks long enough that a busy machine does not stall a member
+		// for NodeDownTicks (2*electionTick ticks, 200ms).
+		tick = 10 * time.Millisecond
+	)
+	c := newShardedTestClusterWith(t, &shardedTestCluster{shards: shards, tick: tick}, 3)
 	put(t, c.url(1, "/kv/"+c.keyIn(1, "k")), "1")
 	perWake := func(id uint64) int {
 		m := c.members[id]
@@ -231,10 +236,10 @@ func TestIdleShardedMemberWakesPerHeartbeat(t *testing.T) {
 		return out
 	}
 	before := terms()
-	// Ten times NodeDownTicks: a member whose heartbeats stopped would
+	// Five times NodeDownTicks: a member whose heartbeats stopped would
 	// be taken for down, and the shards asleep under its leaders would
 	// wake and elect.
-	for end := time.Now().Add(10 * 2 * electionTick * 5 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(5 * 2 * electionTick * tick); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		require.True(t, allQuiesced(), "a shard woke while the cluster was idle")
 	}
 	require.Equal(t, before, terms(), "no shard elected while the cluster was idle")
