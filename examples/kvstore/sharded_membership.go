@@ -268,22 +268,53 @@ func (m *shardedMember) handlePromote(w http.ResponseWriter, r *http.Request) {
 
 // changeEveryShard proposes cc (with peer, the address of a member it
 // adds) to every shard and answers with what each did.
+//
+// Whether a shard has the change already is decided on this member's
+// configuration of the shard, so it first catches up with each shard (a
+// read index: it waits until it has applied everything the shard had
+// committed when asked). Otherwise a member behind its shard's log could
+// propose a change again after a later one: an addition as a learner re-sent
+// after the promotion would demote the voter.
 func (m *shardedMember) changeEveryShard(w http.ResponseWriter, r *http.Request, cc pb.ConfChange, peer string, okStatus int, what string) {
-	reqID := m.newRequestID()
-	cc.Context = mustJSON(confContext{RequestID: reqID, Peer: peer})
-	ws := make([]*waiter, m.n)
-	for i := range ws {
-		ws[i] = m.newWaiter()
+	caughtUp := make([]*waiter, m.n)
+	for i := range caughtUp {
+		caughtUp[i] = m.newWaiter()
 	}
+	rctx := m.newRequestID()
 	if !m.do(r.Context(), func() {
 		for i, s := range m.shards {
-			m.proposeConfChange(s, ws[i], reqID, cc)
+			m.readIndex(s, caughtUp[i], rctx)
 		}
 	}) {
 		writeFailure(w, m.stoppedErr())
 		return
 	}
-	writeShardReport(w, r, okStatus, what, m.waitAll(r.Context(), ws))
+	barrier := m.waitErrs(r.Context(), caughtUp)
+	reqID := m.newRequestID()
+	cc.Context = mustJSON(confContext{RequestID: reqID, Peer: peer})
+	ws := make([]*waiter, m.n)
+	for i := range ws {
+		ws[i] = m.newWaiter()
+		if barrier[i] != nil {
+			ws[i].finish(barrier[i])
+		}
+	}
+	if !m.do(r.Context(), func() {
+		for i, s := range m.shards {
+			if barrier[i] == nil {
+				m.proposeConfChange(s, ws[i], reqID, cc)
+			}
+		}
+	}) {
+		writeFailure(w, m.stoppedErr())
+		return
+	}
+	errs := m.waitErrs(r.Context(), ws)
+	outs := make([]shardOutcome, m.n)
+	for i, err := range errs {
+		outs[i] = outcomeOf(uint64(i+1), ws[i], err)
+	}
+	writeShardReport(w, r, okStatus, what, outs)
 }
 
 // proposeConfChange proposes cc to shard s unless its configuration has it
@@ -334,17 +365,18 @@ func checkConfChange(shard uint64, cs pb.ConfState, cc pb.ConfChange) error {
 	return nil
 }
 
-// waitAll waits, up to the request timeout, for every shard's waiter.
-func (m *shardedMember) waitAll(ctx context.Context, ws []*waiter) []shardOutcome {
+// waitErrs waits, up to the request timeout, for every shard's waiter,
+// and returns what each was answered.
+func (m *shardedMember) waitErrs(ctx context.Context, ws []*waiter) []error {
 	t := time.NewTimer(m.cfg.RequestTimeout)
 	defer t.Stop()
-	out := make([]shardOutcome, len(ws))
+	out := make([]error, len(ws))
 	var gaveUp error
 	for i, w := range ws {
-		var err error
 		if gaveUp == nil {
 			select {
-			case err = <-w.done:
+			case out[i] = <-w.done:
+				continue
 			case <-m.failedC:
 				gaveUp = errFailed
 			case <-t.C:
@@ -353,14 +385,11 @@ func (m *shardedMember) waitAll(ctx context.Context, ws []*waiter) []shardOutcom
 				gaveUp = errTimeout
 			}
 		}
-		if gaveUp != nil {
-			select {
-			case err = <-w.done:
-			default:
-				err = gaveUp
-			}
+		select {
+		case out[i] = <-w.done:
+		default:
+			out[i] = gaveUp
 		}
-		out[i] = outcomeOf(uint64(i+1), w, err)
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -466,4 +467,60 @@ func TestShardedRemovalSurvivesRestart(t *testing.T) {
 	put(t, c.url(1, "/kv/"+k2), "3")
 	require.Eventually(t, func() bool { v, _, _ := m4.shards[1].sm.get(k2); return string(v) == "3" }, 5*time.Second, 5*time.Millisecond,
 		"restarted member 4 follows its shards")
+}
+
+// TestShardedChangeCatchesUpFirst: a member behind a shard's log catches up
+// with the shard before deciding whether it has a change already. Member 3
+// stands still while the others add member 4 to one shard and promote it
+// there; an addition of member 4 as a learner then sent through member 3
+// finds the voter ("already") instead of proposing it again, which would
+// demote it.
+func TestShardedChangeCatchesUpFirst(t *testing.T) {
+	const shards = 2
+	c := newShardedTestCluster(t, 3, shards, 0)
+	addr := c.reservePeer(4)
+	sh := uint64(1)
+	if leads := c.waitLeaders(); leads[0] == 3 {
+		sh = 2
+		if leads[1] == 3 {
+			r := do(t, "POST", c.url(3, "/cluster/leader"), `{"id":1}`)
+			require.Equal(t, 200, r.status, r.body)
+		}
+	}
+	m3 := c.members[3]
+	started, release := make(chan struct{}), make(chan struct{})
+	require.True(t, m3.do(t.Context(), func() { close(started); <-release }))
+	<-started
+	released := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(released)
+
+	for _, cc := range []pb.ConfChange{
+		{Type: pb.ConfChangeAddLearnerNode, NodeID: 4, Context: mustJSON(confContext{RequestID: "add", Peer: addr})},
+		{Type: pb.ConfChangeAddNode, NodeID: 4, Context: mustJSON(confContext{RequestID: "promote"})},
+	} {
+		m1 := c.members[1]
+		require.Eventually(t, func() bool {
+			var err error
+			return m1.call(t.Context(), func() { err = m1.host.ProposeConfChange(sh, cc) }) && err == nil
+		}, 5*time.Second, 10*time.Millisecond)
+		want := cc.Type == pb.ConfChangeAddNode
+		require.Eventually(t, func() bool {
+			return slices.Contains(c.confOf(1, sh).Voters, 4) == want && slices.Contains(c.confOf(2, sh).Voters, 4) == want &&
+				inConfig(4, c.confOf(1, sh)) && inConfig(4, c.confOf(2, sh))
+		}, 5*time.Second, 5*time.Millisecond)
+	}
+	require.False(t, inConfig(4, c.confOf(3, sh)), "member 3 stood still")
+
+	answer := make(chan response, 1)
+	go func() {
+		answer <- do(t, "POST", c.url(3, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, addr))
+	}()
+	require.Eventually(t, func() bool { return len(m3.inbox) > 0 }, 5*time.Second, time.Millisecond, "the request waits for member 3's loop")
+	released()
+	r := <-answer
+	require.Equal(t, 201, r.status, r.body)
+	require.Equal(t, resultAlready, results(decodeReport(t, r))[sh], r.body)
+	for id := uint64(1); id <= 3; id++ {
+		require.Contains(t, c.confOf(id, sh).Voters, uint64(4), "member %d: member 4 is still a voter of shard %d", id, sh)
+	}
 }
