@@ -275,9 +275,8 @@ func TestShardedMembershipAddPromoteRemove(t *testing.T) {
 	r = do(t, "POST", c.url(4, "/cluster/members/4/promote"), "")
 	require.Equal(t, 200, r.status, r.body)
 	require.Equal(t, shards, decodeReport(t, r).Applied, r.body)
-	// Sent again through another member once it applied the promotion
-	// too (before that, it would propose it again: applied, no change).
-	c.waitConf("member 4 is a voter", func(cs pb.ConfState) bool { return slices.Contains(cs.Voters, 4) })
+	// Sent again through another member, which may not have applied the
+	// promotion yet: it catches up first.
 	r = do(t, "POST", c.url(3, "/cluster/members/4/promote"), "")
 	require.Equal(t, 200, r.status, r.body)
 	require.Equal(t, shards, decodeReport(t, r).Already, "promoting again changes nothing: %s", r.body)
@@ -340,7 +339,6 @@ func TestShardedMembershipCompletesAPartialChange(t *testing.T) {
 	r := do(t, "POST", c.url(3, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, addr))
 	require.Equal(t, 201, r.status, r.body)
 	require.Equal(t, map[uint64]string{1: resultApplied, 2: resultAlready, 3: resultApplied}, results(decodeReport(t, r)), r.body)
-	require.Eventually(t, func() bool { return isLearner(c.confOf(1, 1)) && isLearner(c.confOf(1, 3)) }, 5*time.Second, 5*time.Millisecond)
 	r = do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, addr))
 	require.Equal(t, 200, r.status, r.body)
 	require.Equal(t, shards, decodeReport(t, r).Already, r.body)
