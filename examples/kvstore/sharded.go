@@ -102,6 +102,9 @@ type shardedMember struct {
 	// configuration holds it: the transport knows a member while it is
 	// above zero. Owned by the loop.
 	peerIn map[uint64]int
+	// gone are the members every shard removed (owned by the loop): the
+	// host sends them no node-level heartbeats (see forgetGone).
+	gone map[uint64]bool
 	// removedShards counts the shards that applied this member's
 	// removal (owned by the loop); removed is set once all have.
 	removedShards int
@@ -137,7 +140,7 @@ func startShardedMember(cfg memberConfig) (*shardedMember, error) {
 	m := &shardedMember{
 		cfg: cfg, n: cfg.Shards, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(),
 		loop: newLoop(4096), recvC: make(chan batchIn, 1024), reports: make(chan report, 4096),
-		started: time.Now(), peerIn: map[uint64]int{},
+		started: time.Now(), peerIn: map[uint64]int{}, gone: map[uint64]bool{},
 	}
 	m.quiesced = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_quiesced_groups", Help: "Shards (Raft groups) quiesced on this member: not ticking, no heartbeats."})
 	m.led = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_shards_led", Help: "Shards this member leads."})
@@ -390,10 +393,22 @@ func (m *shardedMember) run() {
 		if publish {
 			m.publishStatus()
 		}
+		m.forgetGone()
 		if n := m.ticksPerWake(); n != perWake {
 			perWake = n
 			ticker.Reset(time.Duration(n) * m.cfg.TickInterval)
 		}
+	}
+}
+
+// forgetGone takes the members every shard removed off the host's peers,
+// after each round: a batch from one (it runs on until stopped) or a
+// message to one makes it a peer again, and the host would send it
+// node-level heartbeats, which the transport, which forgot it, counts as
+// failed sends for as long as this member runs.
+func (m *shardedMember) forgetGone() {
+	for id := range m.gone {
+		m.host.RemovePeer(id)
 	}
 }
 
@@ -585,6 +600,7 @@ func (m *shardedMember) noteConf(s *shard, old pb.ConfState) {
 		}
 		if is {
 			m.peerIn[id]++
+			delete(m.gone, id)
 			if m.peerIn[id] == 1 && m.tr != nil {
 				m.tr.setPeer(id, peers[id])
 				m.log.Info("member added", "peer", id, "addr", peers[id], "shard", s.id)
@@ -593,6 +609,7 @@ func (m *shardedMember) noteConf(s *shard, old pb.ConfState) {
 		}
 		if m.peerIn[id]--; m.peerIn[id] <= 0 {
 			delete(m.peerIn, id)
+			m.gone[id] = true
 			if m.tr != nil {
 				m.tr.removePeer(id)
 				m.log.Info("member removed from every shard", "peer", id, "shard", s.id)

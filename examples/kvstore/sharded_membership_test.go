@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/raftcore/raft"
@@ -307,6 +308,12 @@ func TestShardedMembershipAddPromoteRemove(t *testing.T) {
 	}
 	c.members[1].stop()
 	delete(c.members, 1)
+	// Gone from every shard, member 1 gets no node-level heartbeats: the
+	// transport, which forgot it, would count each as a failed send.
+	time.Sleep(50 * time.Millisecond)
+	failures := testutil.ToFloat64(c.members[2].metrics.peerSendFailures)
+	time.Sleep(30 * 5 * time.Millisecond)
+	require.Equal(t, failures, testutil.ToFloat64(c.members[2].metrics.peerSendFailures), "sends failed after member 1 was removed and stopped")
 
 	for i := range 40 {
 		k := fmt.Sprint("after-", i)
