@@ -74,7 +74,9 @@
 // liveness, every host sends each peer node a node-level heartbeat every
 // NodeHeartbeatTicks; when a peer is silent for NodeDownTicks, every group
 // quiesced here under a leader on that node wakes, so its election timer runs
-// and it elects a new leader if the old one is gone.
+// and it elects a new leader if the old one is gone. A node that left every
+// group is taken off the peers with RemovePeer (the host does not follow the
+// groups' configurations); it becomes a peer again if heard from.
 //
 // Quiescence only withholds ticks, and in Raft ticks decide only when
 // elections and heartbeats happen, never what is committed: safety holds for

@@ -444,6 +444,20 @@ func (h *Host) Quiesced(id uint64) bool {
 	return ok && g.activeIdx < 0
 }
 
+// RemovePeer stops the node-level heartbeats to node id: call it once the
+// node has left every group on this host (the host does not follow the
+// groups' configurations). Groups quiesced here under a leader on that
+// node wake, as they would if it went down. A batch from the node, or a
+// message of a group for it, makes it a peer again.
+func (h *Host) RemovePeer(id uint64) {
+	i, found := slices.BinarySearchFunc(h.peers, id, comparePeer)
+	if !found {
+		return
+	}
+	h.peers = slices.Delete(h.peers, i, i+1)
+	h.wakeSleepers(id)
+}
+
 // markWork adds g to the groups the next Ready looks at.
 func (h *Host) markWork(g *group) {
 	if !g.hasWork {
@@ -454,19 +468,22 @@ func (h *Host) markWork(g *group) {
 
 // peer returns the peer node id, adding it if new.
 func (h *Host) peer(id uint64) *peer {
-	i, found := slices.BinarySearchFunc(h.peers, id, func(p *peer, id uint64) int {
-		switch {
-		case p.id < id:
-			return -1
-		case p.id > id:
-			return 1
-		}
-		return 0
-	})
+	i, found := slices.BinarySearchFunc(h.peers, id, comparePeer)
 	if found {
 		return h.peers[i]
 	}
 	p := &peer{id: id, lastHeard: h.now}
 	h.peers = slices.Insert(h.peers, i, p)
 	return p
+}
+
+// comparePeer orders peers by ID, for binary search.
+func comparePeer(p *peer, id uint64) int {
+	switch {
+	case p.id < id:
+		return -1
+	case p.id > id:
+		return 1
+	}
+	return 0
 }

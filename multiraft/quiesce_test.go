@@ -308,3 +308,43 @@ func followerWokenByPeer(t testing.TB, seed uint64) {
 		}
 	}
 }
+
+// TestRemovedPeerGetsNoNodeHeartbeats: after RemovePeer, a host sends the
+// node no node-level heartbeats, and a batch from it makes it a peer again.
+func TestRemovedPeerGetsNoNodeHeartbeats(t *testing.T) {
+	h, err := NewHost(Config{ID: 1, Peers: []uint64{2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heartbeatsTo := func() []uint64 {
+		t.Helper()
+		var to []uint64
+		for range 2 {
+			h.Tick()
+			for h.HasReady() {
+				rd := h.Ready()
+				for _, b := range rd.Batches {
+					if b.NodeHeartbeat {
+						to = append(to, b.To)
+					}
+				}
+				h.Advance(rd)
+			}
+		}
+		return to
+	}
+	if got := heartbeatsTo(); !slices.Equal(got, []uint64{2, 3}) {
+		t.Fatalf("node heartbeats to %v, want [2 3]", got)
+	}
+	h.RemovePeer(3)
+	h.RemovePeer(9) // not a peer: nothing happens
+	if got := heartbeatsTo(); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("after RemovePeer(3), node heartbeats to %v, want [2]", got)
+	}
+	if err := h.Step(3, &mrpb.Batch{From: 3, To: 1, NodeHeartbeat: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := heartbeatsTo(); !slices.Equal(got, []uint64{2, 3}) {
+		t.Fatalf("after a batch from node 3, node heartbeats to %v, want [2 3]", got)
+	}
+}

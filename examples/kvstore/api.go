@@ -139,13 +139,17 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // writeFailure answers a request the cluster did not serve: 410 on a
 // member removed from the cluster, otherwise 503 (could not serve now).
 func writeFailure(w http.ResponseWriter, err error) {
+	status, code := failureStatus(err)
+	writeError(w, status, code, err.Error())
+}
+
+// failureStatus is the HTTP status and error code answering err.
+func failureStatus(err error) (int, string) {
 	if errors.Is(err, errRemoved) {
-		writeError(w, http.StatusGone, "member_removed", err.Error())
-		return
+		return http.StatusGone, "member_removed"
 	}
 	if errors.Is(err, errConfChangeRefused) {
-		writeError(w, http.StatusConflict, "conf_change_refused", err.Error())
-		return
+		return http.StatusConflict, "conf_change_refused"
 	}
 	code := "unavailable"
 	switch {
@@ -164,7 +168,7 @@ func writeFailure(w http.ResponseWriter, err error) {
 	case errors.Is(err, errSnapshotted):
 		code = "outcome_unknown"
 	}
-	writeError(w, http.StatusServiceUnavailable, code, err.Error())
+	return http.StatusServiceUnavailable, code
 }
 
 func (m *member) checkKey(w http.ResponseWriter, key string) bool {

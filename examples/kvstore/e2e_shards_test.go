@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -253,10 +254,160 @@ func TestE2EShards(t *testing.T) {
 	if cl.Shards != e2eShards || len(cl.ShardLeaders) != e2eShards || led != e2eShards || len(cl.Members) != 3 {
 		t.Errorf("GET /cluster = %s; want %d shards, each with a leader", body, e2eShards)
 	}
-	// Membership changes are not implemented with shards yet.
-	if status, body, err := c.request(http.MethodDelete, 1, "/cluster/members/3", ""); err != nil || status != http.StatusNotImplemented {
-		t.Errorf("DELETE /cluster/members/3 = %d %s %v; want 501", status, body, err)
+	c.stopAll()
+}
+
+// shardChange sends a membership request made of every shard to member
+// via until every shard has the change (applied now or already): a
+// request that failed on some shards (503: no leader, a timeout) is sent
+// again, and completes them. A 409 is retried too while retry409 (a
+// learner catching up). It returns the last report.
+func shardChange(t *testing.T, c *e2eCluster, method string, via int, path, body string, retry409 bool) shardReport {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, b, err := memDo(c, method, via, path, body)
+		var rep shardReport
+		if err == nil {
+			if jerr := json.Unmarshal(b, &rep); jerr != nil {
+				t.Fatalf("%s %s via member %d: %d %s: %v", method, path, via, status, b, jerr)
+			}
+			if (status == http.StatusOK || status == http.StatusCreated) && rep.Applied+rep.Already == e2eShards {
+				return rep
+			}
+			if status != http.StatusServiceUnavailable && (status != http.StatusConflict || !retry409) {
+				t.Fatalf("%s %s via member %d: %d %s", method, path, via, status, b)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s via member %d: not done in 30s: %d %s %v", method, path, via, status, b, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestE2EShardsMembership adds a fourth member to a 3-member cluster of 8
+// shards under a write load (a learner in every shard, started with
+// --join, promoted once it caught up in every shard), removes an original
+// member, and reads every acknowledged write on every remaining member.
+// The removed member answers 410 once every shard removed it.
+func TestE2EShardsMembership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	c := newE2ECluster(t, 3, "--shards", fmt.Sprint(e2eShards), "--snapshot-every", "40")
+	c.startAll()
+	c.waitShardLeaders(10 * time.Second)
+
+	dir := t.TempDir()
+	m4 := &e2eMember{c: c, id: 4, peer: c.freeAddr(), client: c.freeAddr(), logPath: filepath.Join(dir, "member-4.log")}
+	var initial []string
+	for _, m := range c.members {
+		initial = append(initial, fmt.Sprintf("%d=%s", m.id, m.peer))
+	}
+	m4.args = []string{
+		"--id", "4", "--join", "--data-dir", filepath.Join(dir, "member-4"), "--shards", fmt.Sprint(e2eShards),
+		"--listen-client", m4.client, "--listen-peer", m4.peer,
+		"--initial-cluster", strings.Join(initial, ","),
+		"--tick", "10ms", "--request-timeout", "1s", "--snapshot-every", "40", "--log-level", "info",
+	}
+	c.members = append(c.members, m4)
+
+	var targets e2eTargets
+	targets.set(1, 2, 3)
+	var acked e2eAckedWrites
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := targets.pick(n + w)
+				key, value := fmt.Sprintf("load-%d-%d", w, n), fmt.Sprint(n)
+				status, _, err := c.request(http.MethodPut, id, e2eKeyPath(key), value)
+				if err == nil && status == http.StatusOK {
+					acked.add(key, value)
+				} else {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopLoad)
+	// Enough writes that every shard's leader snapshotted and compacted
+	// its log (about 50 a shard; a snapshot every 40 entries): the new
+	// member gets those shards as snapshots.
+	acked.waitMore(t, "before the first change", 400)
+
+	rep := shardChange(t, c, http.MethodPost, 2, "/cluster/members", fmt.Sprintf(`{"id":4,"peer":%q,"learner":true}`, m4.peer), false)
+	t.Logf("added member 4 as a learner: %d shards applied, %d already", rep.Applied, rep.Already)
+	if err := m4.start(); err != nil {
+		t.Fatal(err)
+	}
+	targets.set(1, 2, 3, 4)
+	rep = shardChange(t, c, http.MethodPost, 3, "/cluster/members/4/promote", "", true)
+	t.Logf("promoted member 4: %d shards applied, %d already", rep.Applied, rep.Already)
+	acked.waitMore(t, "after adding member 4", 100)
+
+	// Remove member 1, which led some shards from the start.
+	targets.set(2, 3, 4)
+	rep = shardChange(t, c, http.MethodDelete, 4, "/cluster/members/1", "", false)
+	t.Logf("removed member 1: %d shards applied, %d already", rep.Applied, rep.Already)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := c.shardStatus(1)
+		if err == nil && st.Removed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member 1 is not removed from every shard 10s after its removal: %+v %v", st, err)
+		}
+	}
+	if status, body, err := c.request(http.MethodPut, 1, e2eKeyPath("to-the-removed"), "x"); err != nil || status != http.StatusGone {
+		t.Errorf("PUT through the removed member 1 = %d %s %v; want 410", status, body, err)
+	}
+	if err := c.member(1).stop(); err != nil {
+		t.Fatal(err)
+	}
+	acked.waitMore(t, "after removing member 1", 100)
+	stopLoad()
+
+	written := acked.snapshot()
+	for _, id := range []int{2, 3, 4} {
+		if err := c.readBack(id, written); err != nil {
+			t.Fatalf("through member %d: %v", id, err)
+		}
+	}
+	if !strings.Contains(m4.currentLog(), `msg="installed snapshot"`) {
+		t.Errorf("member 4 installed no shard's snapshot: it was to learn the compacted shards from their leaders' snapshots")
+	}
+	status, body, err := c.request(http.MethodGet, 2, "/cluster", "")
+	var cl struct {
+		Members []struct {
+			ID      int    `json:"id"`
+			Role    string `json:"role"`
+			VoterOf int    `json:"voter_of"`
+		} `json:"members"`
+	}
+	if err != nil || status != http.StatusOK || json.Unmarshal(body, &cl) != nil {
+		t.Fatalf("GET /cluster: %d %s %v", status, body, err)
+	}
+	var voters []int
+	for _, m := range cl.Members {
+		if m.Role == "voter" && m.VoterOf == e2eShards {
+			voters = append(voters, m.ID)
+		}
+	}
+	if !slices.Equal(voters, []int{2, 3, 4}) || len(cl.Members) != 3 {
+		t.Errorf("GET /cluster = %s; want members 2, 3 and 4, voters of every shard", body)
+	}
+	t.Logf("%d writes acknowledged, each read back through members 2, 3 and 4", len(written))
 	c.stopAll()
 }
 

@@ -49,6 +49,24 @@ func (l *loop) do(ctx context.Context, f func()) bool {
 	}
 }
 
+// call runs f on the loop goroutine and waits for it to return; false if
+// the member is stopping or stopped on a failure, or ctx ended first (f
+// may then still run).
+func (l *loop) call(ctx context.Context, f func()) bool {
+	done := make(chan struct{})
+	if !l.do(ctx, func() { f(); close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+	case <-l.stopC:
+	case <-l.failedC:
+	}
+	return false
+}
+
 // recoverFailure, deferred in the loop goroutine, turns a fatal failure
 // into a clean stop: one error line, every waiting request answered with
 // failAll, the member serving nothing more (Failed is closed; main exits).

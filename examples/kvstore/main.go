@@ -28,7 +28,7 @@
 //
 // With --shards N (the same N on every member) keys are hashed to N Raft
 // groups, all hosted by every member in one multiraft.Host (sharded.go);
-// membership changes are not implemented with shards yet.
+// a membership change applies to every shard (sharded_membership.go).
 package main
 
 import (
@@ -70,7 +70,7 @@ func run(args []string) error {
 		maxValue       = fs.Int("max-value-size", 1<<20, "largest value in bytes")
 		timeout        = fs.Duration("request-timeout", 5*time.Second, "how long a request waits for the cluster before 503")
 		tick           = fs.Duration("tick", 10*time.Millisecond, "Raft tick interval (election timeout is 10-20 ticks)")
-		shards         = fs.Int("shards", 1, "hash keys to this many Raft groups, every member hosting all of them (above 1: membership changes are not implemented yet)")
+		shards         = fs.Int("shards", 1, "hash keys to this many Raft groups, every member hosting all of them (the same on every member)")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		localTLS       = fs.Bool("local-cluster-tls", false, "with --local-cluster: TLS on both ports, with a throwaway CA and certificates made in the data directory")
 		insecure       = fs.Bool("insecure", false, "allow a port without TLS on an address other machines can reach")

@@ -34,7 +34,8 @@ import (
 // (this member does not use the host's ProposeWithResult and forwarded
 // outcomes yet, as the single-group member does RawNode's): it is answered
 // when applied here, or fails with leader_changed when its shard's leader
-// changes, or times out. Membership changes are not implemented yet (501).
+// changes, or times out. Membership changes apply to every shard
+// (sharded_membership.go).
 
 // shardOf is the shard holding key: FNV-1a of the key, the same on every
 // member and across restarts.
@@ -56,9 +57,13 @@ type shard struct {
 	lastSnap uint64
 	// campaignAt: campaign once this index is applied (see spreadLeaders).
 	campaignAt uint64
-	waiters    map[string]*waiter // writes, by request id
+	waiters    map[string]*waiter // writes and conf changes, by request id
 	reads      map[string]*waiter // reads waiting for their read state
 	indexed    []*waiter          // reads waiting for the applied index
+	// wasMember: a configuration of the shard applied here held this
+	// member; removed: a later one did not (see noteSelf).
+	wasMember bool
+	removed   bool
 }
 
 // batchIn is a batch from a peer, for the loop.
@@ -93,6 +98,17 @@ type shardedMember struct {
 	status  atomic.Pointer[shardedStatus]
 	reqSeq  atomic.Uint64
 	started time.Time
+	// peerIn counts, for each other member, the shards whose applied
+	// configuration holds it: the transport knows a member while it is
+	// above zero. Owned by the loop.
+	peerIn map[uint64]int
+	// gone are the members every shard removed (owned by the loop): the
+	// host sends them no node-level heartbeats (see forgetGone).
+	gone map[uint64]bool
+	// removedShards counts the shards that applied this member's
+	// removal (owned by the loop); removed is set once all have.
+	removedShards int
+	removed       atomic.Bool
 }
 
 // shardStatus is one shard as a member sees it.
@@ -107,23 +123,24 @@ type shardStatus struct {
 
 // shardedStatus is GET /status of a sharded member.
 type shardedStatus struct {
-	ID       uint64        `json:"id"`
-	Shards   int           `json:"shards"`
-	Leading  int           `json:"leading"`   // shards this member leads
-	NoLeader int           `json:"no_leader"` // shards without a known leader here
-	Quiesced int           `json:"quiesced"`  // groups not ticking here
-	Groups   []shardStatus `json:"groups,omitempty"`
+	ID       uint64 `json:"id"`
+	Shards   int    `json:"shards"`
+	Leading  int    `json:"leading"`   // shards this member leads
+	NoLeader int    `json:"no_leader"` // shards without a known leader here
+	Quiesced int    `json:"quiesced"`  // groups not ticking here
+	// Removed: every shard applied this member's removal; RemovedShards:
+	// how many did.
+	Removed       bool          `json:"removed"`
+	RemovedShards int           `json:"removed_shards,omitempty"`
+	Groups        []shardStatus `json:"groups,omitempty"`
 }
 
 // startShardedMember is startMember for --shards above 1.
 func startShardedMember(cfg memberConfig) (*shardedMember, error) {
-	if cfg.Join {
-		return nil, errors.New("--join with --shards above 1 is not implemented yet")
-	}
 	m := &shardedMember{
 		cfg: cfg, n: cfg.Shards, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(),
 		loop: newLoop(4096), recvC: make(chan batchIn, 1024), reports: make(chan report, 4096),
-		started: time.Now(),
+		started: time.Now(), peerIn: map[uint64]int{}, gone: map[uint64]bool{},
 	}
 	m.quiesced = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_quiesced_groups", Help: "Shards (Raft groups) quiesced on this member: not ticking, no heartbeats."})
 	m.led = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_shards_led", Help: "Shards this member leads."})
@@ -156,7 +173,7 @@ func (m *shardedMember) startHost() error {
 			peerIDs = append(peerIDs, id)
 		}
 	}
-	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeDownTicks: 2 * electionTick})
+	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeHeartbeatTicks: nodeHeartbeatTicks, NodeDownTicks: 2 * electionTick})
 	if err != nil {
 		return err
 	}
@@ -170,16 +187,25 @@ func (m *shardedMember) startHost() error {
 	for i := 1; i <= m.n; i++ {
 		s := &shard{id: uint64(i), sm: newStateMachine(), waiters: map[string]*waiter{}, reads: map[string]*waiter{}}
 		m.shards = append(m.shards, s)
-		st := m.store.storage(s.id)
-		snap, err := st.Snapshot()
+		rec, err := m.recoverShard(s)
 		if err != nil {
 			return fmt.Errorf("shard %d: %w", i, err)
 		}
-		if !raft.IsEmptySnap(snap) {
-			if err := s.sm.restore(snap); err != nil {
-				return fmt.Errorf("shard %d: %w", i, err)
-			}
-			s.lastSnap = snap.Metadata.Index
+		if rec {
+			recovered++
+		}
+	}
+	// A new cluster's members bootstrap every shard with the initial
+	// members. A member started with --join bootstraps none: it learns
+	// each shard from its leader (the log from the start, or a snapshot).
+	// So does a member of which some shards already hold a log (one that
+	// joined and had not heard from every shard's leader yet).
+	bootstrap := recovered == 0 && !m.cfg.Join
+	for _, s := range m.shards {
+		st := m.store.storage(s.id)
+		snap, err := st.Snapshot()
+		if err != nil {
+			return fmt.Errorf("shard %d: %w", s.id, err)
 		}
 		rc := raft.Config{
 			ElectionTick: electionTick, HeartbeatTick: 1, Storage: st, Applied: snap.Metadata.Index,
@@ -189,31 +215,48 @@ func (m *shardedMember) startHost() error {
 		if m.cfg.configureRaft != nil {
 			m.cfg.configureRaft(&rc)
 		}
-		last, err := st.LastIndex()
-		if err != nil {
-			return fmt.Errorf("shard %d: %w", i, err)
-		}
 		var peers []raft.Peer
-		if last == 0 {
+		if bootstrap {
 			peers = boot
-		} else {
-			recovered++
-			hs, _, _ := st.InitialState()
-			s.term, s.commit = hs.Term, hs.Commit
 		}
 		if err := host.CreateGroup(s.id, rc, peers); err != nil {
 			return err
 		}
 	}
-	if recovered == 0 {
+	switch {
+	case bootstrap:
 		m.spreadLeaders(boot)
-	}
-	if recovered > 0 {
-		m.log.Info("recovered from disk", "shards", m.n, "recovered", recovered)
-	} else {
 		m.log.Info("bootstrapped a new cluster", "members", len(boot), "shards", m.n)
+	case recovered > 0:
+		m.log.Info("recovered from disk", "shards", m.n, "recovered", recovered)
+	default:
+		m.log.Info("joining a cluster: every shard waits for its leader", "shards", m.n)
 	}
 	return nil
+}
+
+// recoverShard restores s's state machine from its snapshot and reports
+// whether its log holds anything.
+func (m *shardedMember) recoverShard(s *shard) (bool, error) {
+	st := m.store.storage(s.id)
+	snap, err := st.Snapshot()
+	if err != nil {
+		return false, err
+	}
+	if !raft.IsEmptySnap(snap) {
+		if err := s.sm.restore(snap); err != nil {
+			return false, err
+		}
+		s.lastSnap = snap.Metadata.Index
+		m.noteConf(s, pb.ConfState{})
+	}
+	last, err := st.LastIndex()
+	if err != nil || last == 0 {
+		return false, err
+	}
+	hs, _, _ := st.InitialState()
+	s.term, s.commit = hs.Term, hs.Commit
+	return true, nil
 }
 
 // spreadLeaders makes a new cluster's member k (in id order) campaign for
@@ -259,6 +302,14 @@ func (m *shardedMember) listen() error {
 	for id, addr := range m.cfg.InitialCluster {
 		m.tr.setPeer(id, addr)
 	}
+	for _, s := range m.shards {
+		_, peers := s.sm.members()
+		for id, addr := range peers {
+			if m.peerIn[id] > 0 {
+				m.tr.setPeer(id, addr)
+			}
+		}
+	}
 	m.httpSrv = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(m.log.With("component", "http").Handler(), slog.LevelWarn)}
 	served := clientL
 	if m.cfg.TLS.Client == nil {
@@ -298,15 +349,18 @@ func (m *shardedMember) run() {
 	defer m.recoverFailure(m.log, m.failAll)
 	ticker := time.NewTicker(m.cfg.TickInterval)
 	defer ticker.Stop()
+	perWake := 1
 	for {
 		publish := false
 		select {
 		case <-ticker.C:
-			m.host.Tick()
-			m.ticks++
-			if m.ticks%statusEvery == 0 {
-				m.expire(time.Now())
-				publish = m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
+			for range perWake {
+				m.host.Tick()
+				m.ticks++
+				if m.ticks%statusEvery == 0 {
+					m.expire(time.Now())
+					publish = publish || m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
+				}
 			}
 		case f := <-m.inbox:
 			f()
@@ -339,7 +393,45 @@ func (m *shardedMember) run() {
 		if publish {
 			m.publishStatus()
 		}
+		m.forgetGone()
+		if n := m.ticksPerWake(); n != perWake {
+			perWake = n
+			ticker.Reset(time.Duration(n) * m.cfg.TickInterval)
+		}
 	}
+}
+
+// forgetGone takes the members every shard removed off the host's peers,
+// after each round: a batch from one (it runs on until stopped) or a
+// message to one makes it a peer again, and the host would send it
+// node-level heartbeats, which the transport, which forgot it, counts as
+// failed sends for as long as this member runs.
+func (m *shardedMember) forgetGone() {
+	for id := range m.gone {
+		m.host.RemovePeer(id)
+	}
+}
+
+// nodeHeartbeatTicks is the host's node-level heartbeat interval, in ticks.
+const nodeHeartbeatTicks = 2
+
+// ticksPerWake is how many ticks the loop gives the host each time its
+// ticker fires: one while any shard is awake or the host has work;
+// nodeHeartbeatTicks while every shard is quiesced, so that an idle member
+// wakes once per node-level heartbeat rather than at every tick. It does
+// not stop ticking: the node-level heartbeats are how peers know this
+// member is alive (without them, after NodeDownTicks, they would wake
+// every shard asleep under its leaders and elect). They keep their rate
+// (one per nodeHeartbeatTicks ticks' time) and the host's clock its pace,
+// moving in steps of two ticks, so a peer may be taken for down up to one
+// tick earlier than with a wake per tick, against a NodeDownTicks of
+// 2*electionTick. Input that wakes a shard brings the loop back to a tick
+// a wake.
+func (m *shardedMember) ticksPerWake() int {
+	if m.host.NumActive() > 0 || m.host.HasReady() {
+		return 1
+	}
+	return nodeHeartbeatTicks
 }
 
 func (m *shardedMember) step(b batchIn) {
@@ -421,10 +513,12 @@ func (m *shardedMember) softStateChanged(s *shard, ss *raft.SoftState) bool {
 func (m *shardedMember) applyGroup(gr *multiraft.GroupReady) {
 	s := m.shards[gr.GroupID-1]
 	if !raft.IsEmptySnap(gr.Snapshot) {
+		old := s.sm.confState()
 		if err := s.sm.restore(gr.Snapshot); err != nil {
 			m.fatal(fmt.Sprintf("shard %d: restoring a snapshot failed", s.id), err)
 		}
 		s.lastSnap = gr.Snapshot.Metadata.Index
+		m.noteConf(s, old)
 		m.log.Info("installed snapshot", "shard", s.id, "index", gr.Snapshot.Metadata.Index)
 	}
 	for _, e := range gr.CommittedEntries {
@@ -453,8 +547,9 @@ func (m *shardedMember) applyGroup(gr *multiraft.GroupReady) {
 	}
 }
 
-// applyConfChange applies a shard's conf change: only the bootstrap's
-// (membership changes are not implemented with shards yet).
+// applyConfChange applies a shard's conf change, answers the request
+// that proposed it here, and tells the transport and the member's removal
+// state what changed.
 func (m *shardedMember) applyConfChange(s *shard, e pb.Entry) {
 	cc, err := pb.UnmarshalConfChange(e)
 	if err != nil {
@@ -481,7 +576,83 @@ func (m *shardedMember) applyConfChange(s *shard, e pb.Entry) {
 			removed = append(removed, c.NodeID)
 		}
 	}
+	old := s.sm.confState()
 	s.sm.applyConf(e.Index, *cs, added, removed)
+	m.log.Debug("membership changed", "shard", s.id, "index", e.Index, "voters", cs.Voters, "learners", cs.Learners)
+	if w, ok := s.waiters[ctx.RequestID]; ok && ctx.RequestID != "" {
+		delete(s.waiters, ctx.RequestID)
+		w.result = applyResult{index: e.Index}
+		w.finish(nil)
+	}
+	m.noteConf(s, old)
+}
+
+// noteConf follows shard s from configuration old to the one its state
+// machine holds now: the transport learns a member when the first shard's
+// configuration holds it and forgets it when the last one's no longer does
+// (its queued messages still go out: they may tell it of its removal).
+func (m *shardedMember) noteConf(s *shard, old pb.ConfState) {
+	cs, peers := s.sm.members()
+	for _, id := range confMembers(old, cs) {
+		was, is := inConfig(id, old), inConfig(id, cs)
+		if was == is || id == m.cfg.ID {
+			continue
+		}
+		if is {
+			m.peerIn[id]++
+			delete(m.gone, id)
+			if m.peerIn[id] == 1 && m.tr != nil {
+				m.tr.setPeer(id, peers[id])
+				m.log.Info("member added", "peer", id, "addr", peers[id], "shard", s.id)
+			}
+			continue
+		}
+		if m.peerIn[id]--; m.peerIn[id] <= 0 {
+			delete(m.peerIn, id)
+			m.gone[id] = true
+			if m.tr != nil {
+				m.tr.removePeer(id)
+				m.log.Info("member removed from every shard", "peer", id, "shard", s.id)
+			}
+		}
+	}
+	m.noteSelf(s, cs)
+}
+
+// noteSelf marks shard s removed here once a configuration it applied no
+// longer holds this member after an earlier one did (see member.noteRemoval:
+// the configurations before this member was added are not a removal), and
+// fails what waits on it. Once every shard has, the member is removed.
+func (m *shardedMember) noteSelf(s *shard, cs pb.ConfState) {
+	if inConfig(m.cfg.ID, cs) {
+		s.wasMember = true
+		return
+	}
+	if !s.wasMember || s.removed {
+		return
+	}
+	s.removed = true
+	m.removedShards++
+	m.dirty = true
+	m.failShard(s, errRemovedInFlight)
+	if m.removedShards < m.n {
+		return
+	}
+	m.removed.Store(true)
+	m.metrics.removed.Set(1)
+	m.log.Warn("this member was removed from every shard; it refuses writes and linearizable reads (410) and serves stale reads only")
+}
+
+// confMembers is every member in a or b, sorted, once.
+func confMembers(a, b pb.ConfState) []uint64 {
+	var ids []uint64
+	for _, cs := range []pb.ConfState{a, b} {
+		for _, l := range [][]uint64{cs.Voters, cs.VotersOutgoing, cs.Learners, cs.LearnersNext} {
+			ids = append(ids, l...)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // releaseReads answers s's reads whose index its state machine reached.
@@ -500,10 +671,12 @@ func (m *shardedMember) releaseReads(s *shard) {
 }
 
 // maybeSnapshot snapshots s's state machine every SnapshotEvery applied
-// entries and compacts its log.
+// entries and compacts its log. A shard that applied this member's removal
+// takes no snapshot more: its last one still holds the member, and a
+// restart replays the removal from the log (see member.maybeSnapshot).
 func (m *shardedMember) maybeSnapshot(s *shard) {
 	applied := s.sm.appliedIndex()
-	if m.cfg.SnapshotEvery == 0 || applied < s.lastSnap+m.cfg.SnapshotEvery {
+	if m.cfg.SnapshotEvery == 0 || applied < s.lastSnap+m.cfg.SnapshotEvery || s.removed {
 		return
 	}
 	data, cs, index := s.sm.snapshot()
@@ -522,6 +695,10 @@ func (m *shardedMember) maybeSnapshot(s *shard) {
 
 // propose proposes a command to shard s, on the loop goroutine.
 func (m *shardedMember) propose(s *shard, w *waiter, reqID string, data []byte) {
+	if s.removed {
+		w.finish(errRemoved)
+		return
+	}
 	if s.lead == 0 {
 		w.finish(errNoLeader)
 		return
@@ -537,6 +714,10 @@ func (m *shardedMember) propose(s *shard, w *waiter, reqID string, data []byte) 
 
 // readIndex asks shard s for a read index, on the loop goroutine.
 func (m *shardedMember) readIndex(s *shard, w *waiter, rctx string) {
+	if s.removed {
+		w.finish(errRemoved)
+		return
+	}
 	if s.lead == 0 {
 		w.finish(errNoLeader)
 		return
@@ -593,7 +774,10 @@ func (m *shardedMember) failAll(err error) {
 }
 
 func (m *shardedMember) publishStatus() {
-	st := &shardedStatus{ID: m.cfg.ID, Shards: m.n, Quiesced: m.host.NumGroups() - m.host.NumActive()}
+	st := &shardedStatus{
+		ID: m.cfg.ID, Shards: m.n, Quiesced: m.host.NumGroups() - m.host.NumActive(),
+		Removed: m.removed.Load(), RemovedShards: m.removedShards,
+	}
 	st.Groups = make([]shardStatus, len(m.shards))
 	for i, s := range m.shards {
 		st.Groups[i] = shardStatus{Shard: s.id, State: s.state.String(), Term: s.term, Lead: s.lead, Commit: s.commit, Applied: s.sm.appliedIndex()}

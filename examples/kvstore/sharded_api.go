@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -17,24 +16,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// The HTTP API of a sharded member: the same /kv, /status, /cluster and
-// /metrics; membership changes and leader transfer answer 501 for now.
+// The HTTP API of a sharded member: the same paths as the single group's;
+// membership changes and leader transfer are in sharded_membership.go.
 
 func (m *shardedMember) routes() http.Handler {
-	notImpl := func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotImplemented, "not_implemented", "membership changes and leader transfer are not implemented with --shards above 1 yet")
-	}
 	return &router{
 		static: map[string]methods{
 			"/cluster":         {http.MethodGet: m.handleCluster},
-			"/cluster/members": {http.MethodPost: notImpl},
-			"/cluster/leader":  {http.MethodPost: notImpl},
+			"/cluster/members": {http.MethodPost: m.handleAddMember},
+			"/cluster/leader":  {http.MethodPost: m.handleTransfer},
 			"/status":          {http.MethodGet: m.handleStatus},
 			"/metrics":         {http.MethodGet: promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP},
 		},
 		kv:      methods{http.MethodPut: m.handlePut, http.MethodGet: m.handleGet, http.MethodDelete: m.handleDelete},
-		member:  methods{http.MethodDelete: notImpl},
-		promote: methods{http.MethodPost: notImpl},
+		member:  methods{http.MethodDelete: m.handleRemoveMember, http.MethodGet: m.handleMemberLags},
+		promote: methods{http.MethodPost: m.handlePromote},
 	}
 }
 
@@ -90,6 +86,10 @@ func (m *shardedMember) handleGet(w http.ResponseWriter, r *http.Request) {
 	s := m.shards[shardOf(key, m.n)-1]
 	switch c := r.URL.Query().Get("consistency"); c {
 	case "", "linearizable":
+		if m.removed.Load() {
+			writeFailure(w, errRemoved)
+			return
+		}
 		wt := m.newWaiter()
 		rctx := m.newRequestID()
 		if !m.do(r.Context(), func() { m.readIndex(s, wt, rctx) }) {
@@ -119,6 +119,9 @@ func (m *shardedMember) handleGet(w http.ResponseWriter, r *http.Request) {
 // write proposes c to its key's shard and waits until it is applied here.
 func (m *shardedMember) write(ctx context.Context, c command) (uint64, applyResult, error) {
 	s := m.shards[shardOf(c.Key, m.n)-1]
+	if m.removed.Load() {
+		return s.id, applyResult{}, errRemoved
+	}
 	c.ID = m.newRequestID()
 	data := encodeCommand(c)
 	w := m.newWaiter()
@@ -166,16 +169,22 @@ func (m *shardedMember) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 // shardedClusterMember is one member in GET /cluster.
 type shardedClusterMember struct {
-	ID      uint64 `json:"id"`
-	Peer    string `json:"peer"`
-	Client  string `json:"client,omitempty"`
-	Leading int    `json:"leading"` // shards it leads, as this member knows
+	ID   uint64 `json:"id"`
+	Role string `json:"role"` // voter or learner in every shard, else mixed
+	// VoterOf and LearnerOf count the shards whose configuration holds it
+	// as a voter and as a learner.
+	VoterOf   int    `json:"voter_of"`
+	LearnerOf int    `json:"learner_of"`
+	Peer      string `json:"peer"`
+	Client    string `json:"client,omitempty"`
+	Leading   int    `json:"leading"` // shards it leads, as this member knows
 	// Its own view, asked over HTTP.
 	Status  *shardedStatus `json:"status,omitempty"`
 	Problem string         `json:"problem,omitempty"`
 }
 
-// handleCluster lists the members, how many shards each leads, and the
+// handleCluster lists the members of the shards' configurations (with the
+// number of shards each is a voter and a learner of, and leads), and the
 // leader of each shard (the first statusListFirst when there are more than
 // statusListAll).
 func (m *shardedMember) handleCluster(w http.ResponseWriter, r *http.Request) {
@@ -198,14 +207,11 @@ func (m *shardedMember) handleCluster(w http.ResponseWriter, r *http.Request) {
 	if len(shards) > statusListAll && r.URL.Query().Get("shards") != "all" {
 		shards = shards[:statusListFirst]
 	}
-	var out []shardedClusterMember
-	for _, id := range slices.Sorted(maps.Keys(m.cfg.InitialCluster)) {
-		out = append(out, shardedClusterMember{ID: id, Peer: m.cfg.InitialCluster[id], Client: clients[id], Leading: leading[id]})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	out := m.clusterMembers()
 	var wg sync.WaitGroup
 	for i := range out {
 		cm := &out[i]
+		cm.Client, cm.Leading = clients[cm.ID], leading[cm.ID]
 		if cm.ID == m.cfg.ID {
 			cm.Status = summary(self)
 			continue
@@ -224,6 +230,64 @@ func (m *shardedMember) handleCluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"shards": m.n, "shards_without_leader": self.NoLeader, "members": out, "shard_leaders": shards,
 	})
+}
+
+// clusterMembers are the members some shard's configuration, as applied
+// here, holds, by id (the initial cluster's while none does: a joining
+// member that has not heard from any shard's leader yet).
+func (m *shardedMember) clusterMembers() []shardedClusterMember {
+	byID := map[uint64]*shardedClusterMember{}
+	get := func(id uint64) *shardedClusterMember {
+		cm, ok := byID[id]
+		if !ok {
+			cm = &shardedClusterMember{ID: id}
+			byID[id] = cm
+		}
+		return cm
+	}
+	for _, s := range m.shards {
+		cs := s.sm.confState()
+		for _, id := range cs.Voters {
+			get(id).VoterOf++
+		}
+		for _, id := range cs.Learners {
+			get(id).LearnerOf++
+		}
+	}
+	if len(byID) == 0 {
+		for id := range m.cfg.InitialCluster {
+			get(id)
+		}
+	}
+	var out []shardedClusterMember
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		cm := byID[id]
+		switch {
+		case cm.VoterOf == m.n:
+			cm.Role = "voter"
+		case cm.LearnerOf == m.n:
+			cm.Role = "learner"
+		default:
+			cm.Role = "mixed"
+		}
+		cm.Peer = m.peerAddr(id)
+		out = append(out, *cm)
+	}
+	return out
+}
+
+// peerAddr is member id's peer address: from the initial cluster, or as
+// the first shard that knows it recorded it.
+func (m *shardedMember) peerAddr(id uint64) string {
+	if addr, ok := m.cfg.InitialCluster[id]; ok {
+		return addr
+	}
+	for _, s := range m.shards {
+		if _, peers := s.sm.members(); peers[id] != "" {
+			return peers[id]
+		}
+	}
+	return ""
 }
 
 // summary is st without the per-shard list.

@@ -192,3 +192,70 @@ func TestShardLogSplitsTheDefaults(t *testing.T) {
 	}))
 	require.LessOrEqual(t, total, int64(64<<20+1<<20), "bytes on disk for 16 empty shards")
 }
+
+// TestIdleShardedMemberWakesPerHeartbeat: once every shard is quiesced, a
+// member ticks its host two ticks a wake (one node-level heartbeat
+// interval), one again as soon as a shard wakes; its peers keep hearing
+// from it (no shard wakes and no term changes while all are idle, many
+// NodeDownTicks long), and they still notice when it stops (the shards
+// it led elect new leaders).
+func TestIdleShardedMemberWakesPerHeartbeat(t *testing.T) {
+	const (
+		shards = 4
+		// Ticks long enough that a busy machine does not stall a member
+		// for NodeDownTicks (2*electionTick ticks, 200ms).
+		tick = 10 * time.Millisecond
+	)
+	c := newShardedTestClusterWith(t, &shardedTestCluster{shards: shards, tick: tick}, 3)
+	put(t, c.url(1, "/kv/"+c.keyIn(1, "k")), "1")
+	perWake := func(id uint64) int {
+		m := c.members[id]
+		n := 0
+		require.True(t, m.call(t.Context(), func() { n = m.ticksPerWake() }))
+		return n
+	}
+	allQuiesced := func() bool {
+		for _, m := range c.members {
+			if st := m.status.Load(); st.Quiesced != shards {
+				return false
+			}
+		}
+		return true
+	}
+	require.Eventually(t, allQuiesced, 10*time.Second, 5*time.Millisecond, "every shard quiesces")
+	for id := range c.members {
+		require.Eventually(t, func() bool { return perWake(id) == nodeHeartbeatTicks }, 5*time.Second, 5*time.Millisecond, "member %d", id)
+	}
+	terms := func() []uint64 {
+		var out []uint64
+		for id := uint64(1); id <= 3; id++ {
+			for _, g := range c.members[id].status.Load().Groups {
+				out = append(out, g.Term)
+			}
+		}
+		return out
+	}
+	before := terms()
+	// Five times NodeDownTicks: a member whose heartbeats stopped would
+	// be taken for down, and the shards asleep under its leaders would
+	// wake and elect.
+	for end := time.Now().Add(5 * 2 * electionTick * tick); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		require.True(t, allQuiesced(), "a shard woke while the cluster was idle")
+	}
+	require.Equal(t, before, terms(), "no shard elected while the cluster was idle")
+
+	// A read wakes its shard: one tick a wake again.
+	m2, n := c.members[2], 0
+	require.True(t, m2.call(t.Context(), func() {
+		require.NoError(t, m2.host.ReadIndex(2, []byte("wake")))
+		n = m2.ticksPerWake()
+	}))
+	require.Equal(t, 1, n)
+
+	// The peers of a member that stops notice it: its shards elect.
+	require.Contains(t, c.waitLeaders(), uint64(1), "member 1 leads some shard (see spreadLeaders)")
+	c.members[1].stop()
+	delete(c.members, 1)
+	leads := c.waitLeaders()
+	require.NotContains(t, leads, uint64(1))
+}

@@ -98,6 +98,13 @@ func (s *stateMachine) members() (pb.ConfState, map[uint64]string) {
 	return s.conf, peers
 }
 
+// confState is the configuration last applied.
+func (s *stateMachine) confState() pb.ConfState {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.conf
+}
+
 // snapshot returns the state machine encoded for a snapshot (see
 // encodeSnapshot), with its configuration and applied index.
 func (s *stateMachine) snapshot() ([]byte, pb.ConfState, uint64) {
