@@ -74,7 +74,6 @@ type storage interface {
 type peerTransport interface {
 	send(msgs []pb.Message)
 	setPeer(id uint64, addr string)
-	removePeer(id uint64)
 	peerClients() map[uint64]string
 	close()
 }

@@ -27,7 +27,6 @@ type simTransport struct{ env *rafttest.ServerEnv }
 
 func (t simTransport) send(msgs []pb.Message)       { t.env.Send(msgs...) }
 func (simTransport) setPeer(uint64, string)         {}
-func (simTransport) removePeer(uint64)              {}
 func (simTransport) peerClients() map[uint64]string { return map[uint64]string{} }
 func (simTransport) close()                         {}
 

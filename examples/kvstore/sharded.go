@@ -404,8 +404,8 @@ func (m *shardedMember) run() {
 // forgetGone takes the members every shard removed off the host's peers,
 // after each round: a batch from one (it runs on until stopped) or a
 // message to one makes it a peer again, and the host would send it
-// node-level heartbeats, which the transport, which forgot it, counts as
-// failed sends for as long as this member runs.
+// node-level heartbeats, which fail (counted as failed sends) once it is
+// stopped, for as long as this member runs.
 func (m *shardedMember) forgetGone() {
 	for id := range m.gone {
 		m.host.RemovePeer(id)
@@ -589,8 +589,10 @@ func (m *shardedMember) applyConfChange(s *shard, e pb.Entry) {
 
 // noteConf follows shard s from configuration old to the one its state
 // machine holds now: the transport learns a member when the first shard's
-// configuration holds it and forgets it when the last one's no longer does
-// (its queued messages still go out: they may tell it of its removal).
+// configuration holds it; when the last one's no longer does, the host
+// stops its node-level heartbeats (forgetGone) but the transport keeps its
+// address: if it missed the commit of its removal it campaigns, and the
+// shard leaders' answers (the log up to their commit index) must reach it.
 func (m *shardedMember) noteConf(s *shard, old pb.ConfState) {
 	cs, peers := s.sm.members()
 	for _, id := range confMembers(old, cs) {
@@ -610,10 +612,7 @@ func (m *shardedMember) noteConf(s *shard, old pb.ConfState) {
 		if m.peerIn[id]--; m.peerIn[id] <= 0 {
 			delete(m.peerIn, id)
 			m.gone[id] = true
-			if m.tr != nil {
-				m.tr.removePeer(id)
-				m.log.Info("member removed from every shard", "peer", id, "shard", s.id)
-			}
+			m.log.Info("member removed from every shard", "peer", id, "shard", s.id)
 		}
 	}
 	m.noteSelf(s, cs)

@@ -303,13 +303,15 @@ func TestShardedMembershipAddPromoteRemove(t *testing.T) {
 	r = do(t, "GET", c.url(1, "/kv/"+keys[0]+"?consistency=stale"), "")
 	require.Equal(t, 200, r.status, r.body)
 	for id := uint64(2); id <= 4; id++ {
-		require.Eventually(t, func() bool { return !slices.Contains(c.transportPeers(id), 1) }, 5*time.Second, 5*time.Millisecond,
-			"member %d's transport forgets member 1 once every shard removed it", id)
+		// The transport keeps a removed member's address: the shard
+		// leaders answer its campaigns (had it missed its removal) through
+		// it.
+		require.Contains(t, c.transportPeers(id), uint64(1), "member %d's transport keeps member 1", id)
 	}
 	c.members[1].stop()
 	delete(c.members, 1)
 	// Gone from every shard, member 1 gets no node-level heartbeats: the
-	// transport, which forgot it, would count each as a failed send.
+	// transport would count each as a failed send.
 	time.Sleep(50 * time.Millisecond)
 	failures := testutil.ToFloat64(c.members[2].metrics.peerSendFailures)
 	time.Sleep(30 * 5 * time.Millisecond)
@@ -363,10 +365,6 @@ func TestShardedMembershipCompletesAPartialChange(t *testing.T) {
 	r = do(t, "DELETE", c.url(2, "/cluster/members/4"), "")
 	require.Equal(t, 200, r.status, r.body)
 	require.Equal(t, map[uint64]string{1: resultAlready, 2: resultApplied, 3: resultAlready}, results(decodeReport(t, r)), r.body)
-	for id := uint64(1); id <= 3; id++ {
-		require.Eventually(t, func() bool { return !slices.Contains(c.transportPeers(id), 4) }, 5*time.Second, 5*time.Millisecond,
-			"member %d forgets member 4 once no shard holds it", id)
-	}
 	require.Eventually(t, func() bool { return gone(c.confOf(2, 2)) }, 5*time.Second, 5*time.Millisecond)
 	r = do(t, "DELETE", c.url(2, "/cluster/members/4"), "")
 	require.Equal(t, 404, r.status, r.body)

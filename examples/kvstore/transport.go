@@ -36,8 +36,6 @@ const (
 	// maxConns bounds the incoming connections open at once (a member
 	// needs one per peer; reconnects overlap briefly).
 	maxConns = 64
-	// flushTimeout bounds how long a removed peer's queue is written for.
-	flushTimeout = 2 * time.Second
 	// unreachableWarnEvery is how often, at most, a peer that cannot be
 	// reached is logged at warn level (each failure is logged at debug).
 	unreachableWarnEvery = 10 * time.Second
@@ -92,11 +90,6 @@ type peer struct {
 	addr  string
 	queue chan outBatch
 	stop  chan struct{}
-	// flush, set before stop is closed, asks the goroutine to write what
-	// is queued before it returns: the last messages to a member just
-	// removed tell it that its removal committed, and it learns of it from
-	// no one else.
-	flush bool
 }
 
 // outBatch is what a peer's queue holds: one Ready's messages for the
@@ -144,16 +137,6 @@ func (t *transport) setPeer(id uint64, addr string) {
 	t.peers[id] = p
 	t.wg.Add(1)
 	go t.run(p)
-}
-
-func (t *transport) removePeer(id uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p, ok := t.peers[id]; ok {
-		p.flush = true
-		close(p.stop)
-		delete(t.peers, id)
-	}
 }
 
 func (t *transport) peerClients() map[uint64]string {
@@ -288,26 +271,6 @@ func (t *transport) run(p *peer) {
 		var batch outBatch
 		select {
 		case <-p.stop:
-			if !p.flush {
-				return
-			}
-			// Removed: write what is queued, with one connection
-			// attempt if there is no connection, for flushTimeout at
-			// most (close waits for this goroutine).
-			deadline := time.Now().Add(flushTimeout)
-			for time.Now().Before(deadline) {
-				select {
-				case batch = <-p.queue:
-				default:
-					return
-				}
-				if conn == nil && connect() != nil {
-					return
-				}
-				if t.writeBatch(conn, w, batch) != nil {
-					return
-				}
-			}
 			return
 		case batch = <-p.queue:
 		}

@@ -159,31 +159,3 @@ func TestUnreachablePeerIsAWarning(t *testing.T) {
 	require.Contains(t, out, "level=WARN msg=\"peer unreachable\" peer=2 addr="+dead+" err=")
 	require.Contains(t, out, "connection refused")
 }
-
-// TestRemovedPeerGetsWhatWasQueued: removing a peer first writes the
-// batches already queued for it. The last messages a leader sends to a
-// member it removes carry the commit index of the removal; the member
-// learns that it was removed from nothing else.
-func TestRemovedPeerGetsWhatWasQueued(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	const n = 300
-	got := make(chan pb.Message, n)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	to := newTransport(2, "127.0.0.1:2", ln, nil, func(m pb.Message) { got <- m }, make(chan report, 16), newMetrics(), log)
-	t.Cleanup(to.close)
-	from, _ := testTransport(t)
-	from.setPeer(2, ln.Addr().String())
-	for i := range n {
-		from.send([]pb.Message{{Type: pb.MsgHeartbeat, From: 1, To: 2, Term: 1, Commit: uint64(i)}})
-	}
-	from.removePeer(2)
-	for i := range n {
-		select {
-		case m := <-got:
-			require.Equal(t, uint64(i), m.Commit, "in order")
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d queued messages arrived after the peer was removed", i, n)
-		}
-	}
-}
