@@ -292,14 +292,8 @@ func (r *raft) reset(term uint64) {
 	r.heartbeatElapsed = 0
 	r.resetRandomizedElectionTimeout()
 	r.abortLeaderTransfer()
-	r.trk.ResetVotes()
-	next := r.raftLog.lastIndex() + 1
-	// Every peer is reset alike, so the map's order does for this one, and a
-	// follower does not build the tracker's ordered peer list.
-	for _, pr := range r.trk.Progress {
-		// Inflights are leader-only: becomeLeader creates them.
-		*pr = tracker.Progress{Match: 0, Next: next, IsLearner: pr.IsLearner}
-	}
+	// Votes and progress belong to one election and one leadership.
+	r.dropProgress()
 	// Reads in progress are dropped: their requesters retry. A lease
 	// starts afresh with the next leadership.
 	r.readOnly.reset()
@@ -348,9 +342,7 @@ func (r *raft) becomeLeader() {
 	}
 	r.step = stepLeader
 	r.reset(r.Term)
-	r.trk.Visit(func(_ uint64, pr *tracker.Progress) {
-		pr.Inflights = tracker.NewInflights(r.trk.MaxInflight, r.trk.MaxInflightBytes)
-	})
+	r.trk.Progress = r.membersProgress(true)
 	r.lead = r.id
 	r.state = StateLeader
 	// The leader replicates to itself through its own storage writes; its
@@ -440,8 +432,7 @@ func (r *raft) resetRandomizedElectionTimeout() {
 // promotable reports whether this node may campaign: it is a voter in the
 // current config and has no snapshot waiting to be written.
 func (r *raft) promotable() bool {
-	pr := r.trk.Progress[r.id]
-	return pr != nil && !pr.IsLearner && !r.raftLog.hasNextOrInProgressSnapshot()
+	return r.isVoter(r.id) && !r.raftLog.hasNextOrInProgressSnapshot()
 }
 
 // Step is the entry point of every message, local or from a peer. It

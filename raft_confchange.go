@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/raftcore/raft/confchange"
 	pb "github.com/raftcore/raft/raftpb"
@@ -21,6 +22,11 @@ func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
 // from the current one, without installing them.
 func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressMap, error) {
 	changer := confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}
+	if changer.Tracker.Progress == nil {
+		// The changer wants a progress for every member; a node that does
+		// not lead lends it placeholders and keeps none of the result.
+		changer.Tracker.Progress = r.membersProgress(false)
+	}
 	if cc.LeaveJoint() {
 		return changer.LeaveJoint()
 	}
@@ -36,12 +42,10 @@ func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressM
 // transfer to a removed node is abandoned.
 func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.ConfState {
 	prev := r.trk.Progress
-	r.trk.Config = cfg
-	r.trk.Progress = prs
+	r.installConfig(cfg, prs)
 	r.logger.Infof("%x: switched to configuration %s", r.id, r.trk.Config)
 	cs := r.trk.ConfState()
-	pr, member := r.trk.Progress[r.id]
-	r.isLearner = member && pr.IsLearner
+	member := r.isMember(r.id)
 
 	if (!member || r.isLearner) && r.state == StateLeader {
 		// This leader is no longer a voter. It keeps leading (it may still
@@ -117,11 +121,92 @@ func (r *raft) restoreConfState(cs pb.ConfState) error {
 	if err != nil {
 		return err
 	}
-	r.trk.Config = cfg
-	r.trk.Progress = prs
-	pr, member := prs[r.id]
-	r.isLearner = member && pr.IsLearner
+	r.installConfig(cfg, prs)
 	return nil
+}
+
+// installConfig makes cfg the configuration. prs, the progress confchange
+// computed along with it, is kept only by a leader: the other roles need
+// to know the members, not how far each has got (becomeLeader starts
+// everyone's progress afresh).
+func (r *raft) installConfig(cfg tracker.Config, prs tracker.ProgressMap) {
+	r.trk.Config = cfg
+	r.trk.Progress = nil
+	if r.state == StateLeader {
+		r.trk.Progress = prs
+	}
+	_, r.isLearner = cfg.Learners[r.id]
+}
+
+// dropProgress forgets the leader's progress of its peers, with the
+// tracker's cache of it, and the votes of the last election.
+func (r *raft) dropProgress() {
+	r.trk = tracker.ProgressTracker{
+		Config:           r.trk.Config,
+		MaxInflight:      r.trk.MaxInflight,
+		MaxInflightBytes: r.trk.MaxInflightBytes,
+	}
+}
+
+// membersProgress returns a Progress for every member of the
+// configuration, as a new leader starts them: probing from the index after
+// its last, with an empty window of inflight appends if inflights is set.
+func (r *raft) membersProgress(inflights bool) tracker.ProgressMap {
+	next := r.raftLog.lastIndex() + 1
+	prs := make(tracker.ProgressMap, len(r.trk.Voters[0])+len(r.trk.Voters[1])+len(r.trk.Learners))
+	add := func(id uint64, learner bool) {
+		if _, ok := prs[id]; ok {
+			return
+		}
+		pr := &tracker.Progress{Next: next, IsLearner: learner}
+		if inflights {
+			pr.Inflights = tracker.NewInflights(r.trk.MaxInflight, r.trk.MaxInflightBytes)
+		}
+		prs[id] = pr
+	}
+	for _, set := range r.trk.Voters {
+		for id := range set {
+			add(id, false)
+		}
+	}
+	for id := range r.trk.Learners {
+		add(id, true)
+	}
+	return prs
+}
+
+// memberIDs appends the IDs of the configuration's members to ids, in
+// ascending order, and returns the result.
+func (r *raft) memberIDs(ids []uint64) []uint64 {
+	start := len(ids)
+	for id := range r.trk.Voters[0] {
+		ids = append(ids, id)
+	}
+	for id := range r.trk.Voters[1] {
+		if _, in := r.trk.Voters[0][id]; !in {
+			ids = append(ids, id)
+		}
+	}
+	for id := range r.trk.Learners {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids[start:])
+	return ids
+}
+
+// isVoter reports whether id votes in the configuration (in either half,
+// when joint).
+func (r *raft) isVoter(id uint64) bool {
+	_, in := r.trk.Voters[0][id]
+	_, out := r.trk.Voters[1][id]
+	return in || out
+}
+
+// isMember reports whether id is a voter or a learner of the
+// configuration.
+func (r *raft) isMember(id uint64) bool {
+	_, learner := r.trk.Learners[id]
+	return learner || r.isVoter(id)
 }
 
 // vetConfChange records a conf change entry the leader is about to append

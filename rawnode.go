@@ -294,7 +294,7 @@ func (rn *RawNode) Step(m pb.Message) error {
 	if err := validateMessage(rn.raft.id, &m); err != nil {
 		return err
 	}
-	if IsResponseMsg(m.Type) && rn.raft.trk.Progress[m.From] == nil {
+	if IsResponseMsg(m.Type) && !rn.raft.isMember(m.From) {
 		return ErrStepPeerNotFound
 	}
 	if err := rn.raft.validateAgainstLog(&m); err != nil {

@@ -76,11 +76,26 @@ const (
 
 // WithProgress calls visitor with the Progress of every member of the
 // configuration, this node included, in increasing ID order; it does not
-// allocate for configurations of up to seven members. Each pr is a copy whose Inflights is nil (call Status for
-// in-flight counts). Only a leader maintains these values; on other nodes
-// they are whatever the node last held and mean little.
+// allocate for configurations of up to seven members. Each pr is a copy
+// whose Inflights is nil (call Status for in-flight counts). Only a leader
+// tracks its peers' progress; on other nodes every member shows Match 0 and
+// Next the index after this node's last, as a new leader would start them.
 func (rn *RawNode) WithProgress(visitor func(id uint64, typ ProgressType, pr tracker.Progress)) {
-	rn.raft.trk.Visit(func(id uint64, pr *tracker.Progress) {
+	r := rn.raft
+	if r.trk.Progress == nil {
+		var stack [7]uint64
+		next := r.raftLog.lastIndex() + 1
+		for _, id := range r.memberIDs(stack[:0]) {
+			_, learner := r.trk.Learners[id]
+			typ := ProgressTypePeer
+			if learner {
+				typ = ProgressTypeLearner
+			}
+			visitor(id, typ, tracker.Progress{Next: next, IsLearner: learner})
+		}
+		return
+	}
+	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
 		typ := ProgressTypePeer
 		if pr.IsLearner {
 			typ = ProgressTypeLearner
