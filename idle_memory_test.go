@@ -130,13 +130,11 @@ func TestLeaderOnlyStateIsLazy(t *testing.T) {
 	requireNoLeaderState := func(t *testing.T, r *raft) {
 		t.Helper()
 		require.Nil(t, r.trk.Progress)
-		require.Nil(t, r.readOnly.pending)
-		require.Nil(t, r.readOnly.queue)
+		require.Nil(t, r.leaderState)
 		require.Nil(t, r.trk.Votes)
 	}
 	f := newIdleFollower(t)
 	requireNoLeaderState(t, f.rn.raft)
-	require.Nil(t, f.rn.raft.leaseAcks)
 
 	c := newTestCluster(t, 3)
 	c.campaign(1)
@@ -154,5 +152,4 @@ func TestLeaderOnlyStateIsLazy(t *testing.T) {
 
 	lead.becomeFollower(lead.Term+1, None)
 	requireNoLeaderState(t, lead)
-	require.Nil(t, lead.leaseAcks)
 }

@@ -55,43 +55,21 @@ type raft struct {
 	trk                tracker.ProgressTracker
 
 	state StateType
-	// isLearner is true when this node is a learner in the current config.
-	isLearner bool
 	// lead is the leader of the current term as far as this node knows.
 	lead uint64
 	// leadTransferee is the node a leader is handing leadership to, or None.
 	leadTransferee uint64
-	// termStart is, while this node leads, the index of the empty entry it
-	// appended on becoming leader: every entry from there to the last index
-	// is of the current term, every one before it of an earlier term (no
-	// other node leads this term, and a leader never truncates its log).
-	termStart uint64
-	// pendingConfIndex is the index of the last conf change the leader
-	// appended; another may be proposed once it is applied.
-	pendingConfIndex uint64
-	// pendingLeaveIndex is the index of a conf change this leader appended
-	// that takes it out of the incoming voters; until it is applied the
-	// leader takes no other proposals.
-	pendingLeaveIndex uint64
-	// uncommittedSize is the payload size of the leader's uncommitted
-	// entries (bounded by maxUncommittedSize).
-	uncommittedSize uint64
+	// leaderState is what only a leader keeps (its fields are promoted, so
+	// r.termStart means r.leaderState.termStart): becomeLeader allocates it
+	// and every other role change drops it, so that a follower carries
+	// none. Invariant: leaderState != nil exactly when state is
+	// StateLeader.
+	*leaderState
 
-	// readOnly holds the leader's read-index requests being confirmed;
-	// pendingReadIndexMessages are requests held until an entry of the
-	// leader's term commits; readStates are answers for the application.
-	readOnly                 *readOnly
-	pendingReadIndexMessages []pb.Message
-	readStates               []ReadState
-	// ticks counts this node's ticks since it started; leaseAcks maps a
-	// peer to the tick at which the leader sent the latest heartbeat the
-	// peer acknowledged (ReadOnlyLeaseBased).
-	ticks     uint64
-	leaseAcks map[uint64]uint64
-	// startupLease: a node restarting with lease-based reads does not
-	// know whether a leader's lease is running, so it refuses votes for
-	// its first election timeout, as if it had just heard from a leader.
-	startupLease bool
+	// readStates are read-index answers for the application.
+	readStates []ReadState
+	// ticks counts this node's ticks since it started.
+	ticks uint64
 
 	// msgs are messages that may be sent at once.
 	msgs []pb.Message
@@ -109,6 +87,14 @@ type raft struct {
 	// ProposeWithResult (nil until the first; see proposal_forwarded.go).
 	forwarded *forwardedProposals
 
+	// isLearner is true when this node is a learner in the current config.
+	isLearner bool
+	// startupLease: a node restarting with lease-based reads does not
+	// know whether a leader's lease is running, so it refuses votes for
+	// its first election timeout, as if it had just heard from a leader.
+	startupLease bool
+	// leaseReads is set for Config.ReadOnlyOption ReadOnlyLeaseBased.
+	leaseReads                bool
 	checkQuorum               bool
 	preVote                   bool
 	disableProposalForwarding bool
@@ -135,6 +121,44 @@ type raft struct {
 	rand   rand.Rand
 	pcg    rand.PCG
 	logger Logger
+}
+
+// leaderState is the part of a node's state that only a leader keeps.
+type leaderState struct {
+	// termStart is the index of the empty entry the leader appended on
+	// taking office: every entry from there to the last index is of the
+	// current term, every one before it of an earlier term (no other node
+	// leads this term, and a leader never truncates its log).
+	termStart uint64
+	// pendingConfIndex is the index of the last conf change the leader
+	// appended; another may be proposed once it is applied.
+	pendingConfIndex uint64
+	// pendingLeaveIndex is the index of a conf change this leader appended
+	// that takes it out of the incoming voters; until it is applied the
+	// leader takes no other proposals.
+	pendingLeaveIndex uint64
+	// uncommittedSize is the payload size of the leader's uncommitted
+	// entries (bounded by maxUncommittedSize).
+	uncommittedSize uint64
+
+	// readOnly holds the read-index requests being confirmed;
+	// pendingReadIndexMessages are requests held until an entry of the
+	// leader's term commits.
+	readOnly                 readOnly
+	pendingReadIndexMessages []pb.Message
+	// leaseAcks maps a peer to the tick at which the leader sent the
+	// latest heartbeat the peer acknowledged (ReadOnlyLeaseBased).
+	leaseAcks map[uint64]uint64
+}
+
+// checkLeaderOnlyState panics unless the leader-only state (leaderState,
+// the peers' Progress) exists exactly while this node leads.
+func (r *raft) checkLeaderOnlyState() {
+	leader := r.state == StateLeader
+	if (r.leaderState != nil) != leader || (r.trk.Progress != nil) != leader {
+		r.logger.Panicf("raft: invariant: %s with leader state %t and progress of %d peers",
+			r.state, r.leaderState != nil, len(r.trk.Progress))
+	}
 }
 
 // newRaft builds the protocol state from a validated config, restoring the
@@ -168,7 +192,7 @@ func newRaft(c *Config) (*raft, error) {
 		disableProposalForwarding: c.DisableProposalForwarding,
 		disableConfChangeValid:    c.DisableConfChangeValidation,
 		stepDownOnRemoval:         c.StepDownOnRemoval,
-		readOnly:                  newReadOnly(c.ReadOnlyOption),
+		leaseReads:                c.ReadOnlyOption == ReadOnlyLeaseBased,
 	}
 	src := c.RandomSource
 	if src == nil {
@@ -294,14 +318,9 @@ func (r *raft) reset(term uint64) {
 	r.abortLeaderTransfer()
 	// Votes and progress belong to one election and one leadership.
 	r.dropProgress()
-	// Reads in progress are dropped: their requesters retry. A lease
+	// Reads in progress are dropped (their requesters retry), and a lease
 	// starts afresh with the next leadership.
-	r.readOnly.reset()
-	r.leaseAcks = nil
-	r.pendingReadIndexMessages = nil
-	r.pendingConfIndex = 0
-	r.pendingLeaveIndex = 0
-	r.uncommittedSize = 0
+	r.leaderState = nil
 }
 
 func (r *raft) becomeFollower(term, lead uint64) {
@@ -342,6 +361,7 @@ func (r *raft) becomeLeader() {
 	}
 	r.step = stepLeader
 	r.reset(r.Term)
+	r.leaderState = &leaderState{}
 	r.trk.Progress = r.membersProgress(true)
 	r.lead = r.id
 	r.state = StateLeader

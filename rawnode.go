@@ -421,6 +421,9 @@ func (rn *RawNode) accept(rd *Ready) {
 		}
 	}
 	rn.busy, rn.holding = true, true
+	if invariants.Enabled {
+		r.checkLeaderOnlyState()
+	}
 	// The messages were copied out (into the arena, or ack.steps): the
 	// node's own arrays are reused, emptied so they pin nothing.
 	rn.arena.take(arenaUsed(rd))
