@@ -117,14 +117,15 @@ type readyAck struct {
 // concurrent use: drive it from one goroutine (or use Node).
 type RawNode struct {
 	raft       *raft
-	asyncWrite bool
 	prevSoftSt SoftState
 	prevHardSt pb.HardState
-	// outstanding is true between Ready and Advance.
-	outstanding bool
-	ack         readyAck
+	ack        readyAck
 	// arena holds the memory of the messages Readys hand out.
 	arena messageArena
+
+	asyncWrite bool
+	// outstanding is true between Ready and Advance.
+	outstanding bool
 	// busy records that a Ready was handed out since the last Tick; a
 	// node that stays idle for a whole tick releases its buffers, if it
 	// holds any (holding: a Ready was handed out since the last release).
