@@ -36,8 +36,6 @@ func (st StateType) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + st.String() + `"`), nil
 }
 
-type stepFunc func(r *raft, m pb.Message) error
-
 // raft is the protocol state of one node. It is not safe for concurrent
 // use; RawNode (and Node, with its goroutine) serialize access.
 type raft struct {
@@ -112,10 +110,8 @@ type raft struct {
 	// electionElapsed counts ticks since the last election timeout (or
 	// since hearing from the leader, for a follower). A leader uses it for
 	// check-quorum and leader transfer timeouts.
-	electionElapsed  int
-	heartbeatElapsed int
+	electionElapsed int
 
-	step stepFunc
 	// rand draws the randomized election timeouts, from Config.RandomSource
 	// or, by default, from pcg (both held by value: no allocation per group).
 	rand   rand.Rand
@@ -140,6 +136,8 @@ type leaderState struct {
 	// uncommittedSize is the payload size of the leader's uncommitted
 	// entries (bounded by maxUncommittedSize).
 	uncommittedSize uint64
+	// heartbeatElapsed counts ticks since the last heartbeat round.
+	heartbeatElapsed int
 
 	// readOnly holds the read-index requests being confirmed;
 	// pendingReadIndexMessages are requests held until an entry of the
@@ -313,7 +311,6 @@ func (r *raft) reset(term uint64) {
 	}
 	r.lead = None
 	r.electionElapsed = 0
-	r.heartbeatElapsed = 0
 	r.resetRandomizedElectionTimeout()
 	r.abortLeaderTransfer()
 	// Votes and progress belong to one election and one leadership.
@@ -324,7 +321,6 @@ func (r *raft) reset(term uint64) {
 }
 
 func (r *raft) becomeFollower(term, lead uint64) {
-	r.step = stepFollower
 	r.reset(term)
 	r.lead = lead
 	r.state = StateFollower
@@ -335,7 +331,6 @@ func (r *raft) becomeCandidate() {
 	if r.state == StateLeader {
 		r.logger.Panicf("raft: invalid transition [leader -> candidate]")
 	}
-	r.step = stepCandidate
 	r.reset(r.Term + 1)
 	r.Vote = r.id
 	r.state = StateCandidate
@@ -348,7 +343,6 @@ func (r *raft) becomePreCandidate() {
 	}
 	// A pre-candidate keeps its term and vote: nothing durable changes
 	// until the pre-election is won.
-	r.step = stepCandidate
 	r.trk.ResetVotes()
 	r.lead = None
 	r.state = StatePreCandidate
@@ -359,7 +353,6 @@ func (r *raft) becomeLeader() {
 	if r.state == StateFollower {
 		r.logger.Panicf("raft: invalid transition [follower -> leader]")
 	}
-	r.step = stepLeader
 	r.reset(r.Term)
 	r.leaderState = &leaderState{}
 	r.trk.Progress = r.membersProgress(true)
@@ -477,7 +470,16 @@ func (r *raft) Step(m pb.Message) error {
 		r.handleVoteRequest(m)
 		return nil
 	}
-	return r.step(r, m)
+	// The role's handler, by a switch rather than a function field: one
+	// field less in every group.
+	switch r.state {
+	case StateLeader:
+		return stepLeader(r, m)
+	case StateFollower:
+		return stepFollower(r, m)
+	default:
+		return stepCandidate(r, m)
+	}
 }
 
 // stepTerm compares m's term with ours. A higher term makes this node a
