@@ -123,15 +123,15 @@ func TestIdleFollowerHeap(t *testing.T) {
 	}
 }
 
-// Leader-only state (the peers' Progress with their Inflights, read-index
-// queue, lease acknowledgements, votes) does not exist on a follower: the
-// leader creates it when it takes office, and stepping down drops it again.
+// Leader-only state (the tracker with the peers' Progress and their
+// Inflights, read-index queue, lease acknowledgements) and the candidate's
+// (the tracker with its votes) do not exist on a follower: the role
+// creates them when it begins, and stepping down drops them again.
 func TestLeaderOnlyStateIsLazy(t *testing.T) {
 	requireNoLeaderState := func(t *testing.T, r *raft) {
 		t.Helper()
-		require.Nil(t, r.trk.Progress)
+		require.Nil(t, r.trk)
 		require.Nil(t, r.leaderState)
-		require.Nil(t, r.trk.Votes)
 	}
 	f := newIdleFollower(t)
 	requireNoLeaderState(t, f.rn.raft)

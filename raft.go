@@ -50,7 +50,16 @@ type raft struct {
 
 	maxMsgSize         uint64
 	maxUncommittedSize uint64
-	trk                tracker.ProgressTracker
+	// maxInflight and maxInflightBytes size a new leader's Inflights.
+	maxInflight      int
+	maxInflightBytes uint64
+
+	// conf is the configuration, which every role knows (with autoLeave).
+	conf configuration
+	// trk is the bookkeeping of a leader or (pre-)candidate: the
+	// configuration in the tracker's form, a candidate's votes, a
+	// leader's Progress of its peers. A follower has none: trk is nil.
+	trk *tracker.ProgressTracker
 
 	state StateType
 	// lead is the leader of the current term as far as this node knows.
@@ -85,8 +94,8 @@ type raft struct {
 	// ProposeWithResult (nil until the first; see proposal_forwarded.go).
 	forwarded *forwardedProposals
 
-	// isLearner is true when this node is a learner in the current config.
-	isLearner bool
+	// autoLeave is the configuration's AutoLeave.
+	autoLeave bool
 	// startupLease: a node restarting with lease-based reads does not
 	// know whether a leader's lease is running, so it refuses votes for
 	// its first election timeout, as if it had just heard from a leader.
@@ -153,9 +162,16 @@ type leaderState struct {
 // the peers' Progress) exists exactly while this node leads.
 func (r *raft) checkLeaderOnlyState() {
 	leader := r.state == StateLeader
-	if (r.leaderState != nil) != leader || (r.trk.Progress != nil) != leader {
-		r.logger.Panicf("raft: invariant: %s with leader state %t and progress of %d peers",
-			r.state, r.leaderState != nil, len(r.trk.Progress))
+	var prs tracker.ProgressMap
+	if r.trk != nil {
+		prs = r.trk.Progress
+	}
+	if (r.leaderState != nil) != leader || (r.trk != nil) != (r.state != StateFollower) || (prs != nil) != leader {
+		r.logger.Panicf("raft: invariant: %s with leader state %t, tracker %t and progress of %d peers",
+			r.state, r.leaderState != nil, r.trk != nil, len(prs))
+	}
+	if r.trk != nil && !r.conf.matches(r.trk.Config, r.autoLeave) {
+		r.logger.Panicf("raft: invariant: the tracker's configuration %s differs from the node's %+v", r.trk.Config, r.conf)
 	}
 }
 
@@ -176,11 +192,11 @@ func newRaft(c *Config) (*raft, error) {
 	r := &raft{
 		id:                        c.ID,
 		lead:                      None,
-		isLearner:                 false,
 		raftLog:                   raftlog,
 		maxMsgSize:                c.MaxSizePerMsg,
 		maxUncommittedSize:        c.MaxUncommittedEntriesSize,
-		trk:                       tracker.MakeProgressTracker(c.MaxInflightMsgs, c.MaxInflightBytes),
+		maxInflight:               c.MaxInflightMsgs,
+		maxInflightBytes:          c.MaxInflightBytes,
 		electionTimeout:           c.ElectionTick,
 		heartbeatTimeout:          c.HeartbeatTick,
 		snapshotTimeout:           c.SnapshotTimeout,
@@ -231,7 +247,7 @@ func newRaft(c *Config) (*raft, error) {
 	r.becomeFollower(r.Term, None)
 
 	r.logger.Infof("node %x starting: voters=%v term=%d commit=%d applied=%d last=%d lastTerm=%d",
-		r.id, r.trk.VoterNodes(), r.Term, r.raftLog.committed, r.raftLog.applied,
+		r.id, r.conf.voterIDs(), r.Term, r.raftLog.committed, r.raftLog.applied,
 		r.raftLog.lastIndex(), r.raftLog.lastEntryID().term)
 	return r, nil
 }
@@ -314,7 +330,7 @@ func (r *raft) reset(term uint64) {
 	r.resetRandomizedElectionTimeout()
 	r.abortLeaderTransfer()
 	// Votes and progress belong to one election and one leadership.
-	r.dropProgress()
+	r.trk = nil
 	// Reads in progress are dropped (their requesters retry), and a lease
 	// starts afresh with the next leadership.
 	r.leaderState = nil
@@ -332,6 +348,7 @@ func (r *raft) becomeCandidate() {
 		r.logger.Panicf("raft: invalid transition [leader -> candidate]")
 	}
 	r.reset(r.Term + 1)
+	r.trk = r.newTracker()
 	r.Vote = r.id
 	r.state = StateCandidate
 	r.logger.Infof("node %x: candidate at term %d", r.id, r.Term)
@@ -343,7 +360,7 @@ func (r *raft) becomePreCandidate() {
 	}
 	// A pre-candidate keeps its term and vote: nothing durable changes
 	// until the pre-election is won.
-	r.trk.ResetVotes()
+	r.trk = r.newTracker()
 	r.lead = None
 	r.state = StatePreCandidate
 	r.logger.Infof("node %x: pre-candidate at term %d", r.id, r.Term)
@@ -355,6 +372,7 @@ func (r *raft) becomeLeader() {
 	}
 	r.reset(r.Term)
 	r.leaderState = &leaderState{}
+	r.trk = r.newTracker()
 	r.trk.Progress = r.membersProgress(true)
 	r.lead = r.id
 	r.state = StateLeader
@@ -670,6 +688,7 @@ func (r *raft) checkQuorumActive() {
 	if !r.trk.QuorumActive() {
 		r.logger.Warningf("node %x: no quorum heard from within an election timeout, stepping down", r.id)
 		r.becomeFollower(r.Term, None)
+		return
 	}
 	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
 		if id != r.id {

@@ -2,7 +2,6 @@ package raft
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/raftcore/raft/confchange"
 	pb "github.com/raftcore/raft/raftpb"
@@ -13,7 +12,7 @@ func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
 	cfg, prs, err := r.nextConfig(cc)
 	if err != nil {
 		r.logger.Errorf("%x: ignoring invalid conf change %s: %v", r.id, pb.ConfChangesToString(cc.Changes), err)
-		return r.trk.ConfState()
+		return r.confState()
 	}
 	return r.switchToConfig(cfg, prs)
 }
@@ -21,10 +20,15 @@ func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
 // nextConfig computes the configuration and progress that cc would lead to
 // from the current one, without installing them.
 func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressMap, error) {
-	changer := confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}
-	if changer.Tracker.Progress == nil {
-		// The changer wants a progress for every member; a node that does
-		// not lead lends it placeholders and keeps none of the result.
+	changer := confchange.Changer{LastIndex: r.raftLog.lastIndex()}
+	if r.state == StateLeader {
+		changer.Tracker = *r.trk
+	} else {
+		// The changer wants the tracker's form with a progress for every
+		// member; a node that does not lead lends it placeholders and
+		// keeps none of the result.
+		changer.Tracker = r.emptyTracker()
+		changer.Tracker.Config = r.trackerConfig()
 		changer.Tracker.Progress = r.membersProgress(false)
 	}
 	if cc.LeaveJoint() {
@@ -41,13 +45,16 @@ func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressM
 // commit index may move under the new quorum, new peers are contacted, and a
 // transfer to a removed node is abandoned.
 func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.ConfState {
-	prev := r.trk.Progress
+	var prev tracker.ProgressMap
+	if r.trk != nil {
+		prev = r.trk.Progress
+	}
 	r.installConfig(cfg, prs)
-	r.logger.Infof("%x: switched to configuration %s", r.id, r.trk.Config)
-	cs := r.trk.ConfState()
+	r.logger.Infof("%x: switched to configuration %s", r.id, cfg)
+	cs := r.confState()
 	member := r.isMember(r.id)
 
-	if (!member || r.isLearner) && r.state == StateLeader {
+	if (!member || r.isLearner()) && r.state == StateLeader {
 		// This leader is no longer a voter. It keeps leading (it may still
 		// be needed to commit the change to the new config) unless told to
 		// step down; either way it stops counting itself.
@@ -117,7 +124,7 @@ func (r *raft) restoreConfState(cs pb.ConfState) error {
 	if err := validateConfState(cs); err != nil {
 		return err
 	}
-	cfg, prs, err := confchange.Restore(confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}, cs)
+	cfg, prs, err := confchange.Restore(confchange.Changer{Tracker: r.emptyTracker(), LastIndex: r.raftLog.lastIndex()}, cs)
 	if err != nil {
 		return err
 	}
@@ -125,26 +132,43 @@ func (r *raft) restoreConfState(cs pb.ConfState) error {
 	return nil
 }
 
-// installConfig makes cfg the configuration. prs, the progress confchange
-// computed along with it, is kept only by a leader: the other roles need
-// to know the members, not how far each has got (becomeLeader starts
-// everyone's progress afresh).
+// installConfig makes cfg the configuration. The tracker of a leader or
+// candidate takes it too, and a leader the progress confchange computed
+// with it (prs); the other roles keep none (becomeLeader starts everyone's
+// progress afresh).
 func (r *raft) installConfig(cfg tracker.Config, prs tracker.ProgressMap) {
+	r.conf = makeConfiguration(cfg)
+	r.autoLeave = cfg.AutoLeave
+	if r.trk == nil {
+		return
+	}
 	r.trk.Config = cfg
 	r.trk.Progress = nil
 	if r.state == StateLeader {
 		r.trk.Progress = prs
 	}
-	_, r.isLearner = cfg.Learners[r.id]
 }
 
-// dropProgress forgets the leader's progress of its peers, with the
-// tracker's cache of it, and the votes of the last election.
-func (r *raft) dropProgress() {
-	r.trk = tracker.ProgressTracker{
-		Config:           r.trk.Config,
-		MaxInflight:      r.trk.MaxInflight,
-		MaxInflightBytes: r.trk.MaxInflightBytes,
+// confState returns the configuration in wire form.
+func (r *raft) confState() pb.ConfState { return r.conf.confState(r.autoLeave) }
+
+// trackerConfig returns the configuration in the tracker's form, with maps
+// of its own.
+func (r *raft) trackerConfig() tracker.Config { return r.conf.trackerConfig(r.autoLeave) }
+
+// emptyTracker returns a tracker with no configuration, progress or votes,
+// sized for this node's Inflights.
+func (r *raft) emptyTracker() tracker.ProgressTracker {
+	return tracker.MakeProgressTracker(r.maxInflight, r.maxInflightBytes)
+}
+
+// newTracker returns the tracker a new leader or (pre-)candidate starts
+// with: the configuration, no progress, no votes.
+func (r *raft) newTracker() *tracker.ProgressTracker {
+	return &tracker.ProgressTracker{
+		Config:           r.trackerConfig(),
+		MaxInflight:      r.maxInflight,
+		MaxInflightBytes: r.maxInflightBytes,
 	}
 }
 
@@ -153,61 +177,27 @@ func (r *raft) dropProgress() {
 // its last, with an empty window of inflight appends if inflights is set.
 func (r *raft) membersProgress(inflights bool) tracker.ProgressMap {
 	next := r.raftLog.lastIndex() + 1
-	prs := make(tracker.ProgressMap, len(r.trk.Voters[0])+len(r.trk.Voters[1])+len(r.trk.Learners))
-	add := func(id uint64, learner bool) {
-		if _, ok := prs[id]; ok {
-			return
-		}
-		pr := &tracker.Progress{Next: next, IsLearner: learner}
+	prs := make(tracker.ProgressMap, len(r.conf.members))
+	for _, m := range r.conf.members {
+		pr := &tracker.Progress{Next: next, IsLearner: m.roles&roleLearner != 0}
 		if inflights {
-			pr.Inflights = tracker.NewInflights(r.trk.MaxInflight, r.trk.MaxInflightBytes)
+			pr.Inflights = tracker.NewInflights(r.maxInflight, r.maxInflightBytes)
 		}
-		prs[id] = pr
-	}
-	for _, set := range r.trk.Voters {
-		for id := range set {
-			add(id, false)
-		}
-	}
-	for id := range r.trk.Learners {
-		add(id, true)
+		prs[m.id] = pr
 	}
 	return prs
 }
 
-// memberIDs appends the IDs of the configuration's members to ids, in
-// ascending order, and returns the result.
-func (r *raft) memberIDs(ids []uint64) []uint64 {
-	start := len(ids)
-	for id := range r.trk.Voters[0] {
-		ids = append(ids, id)
-	}
-	for id := range r.trk.Voters[1] {
-		if _, in := r.trk.Voters[0][id]; !in {
-			ids = append(ids, id)
-		}
-	}
-	for id := range r.trk.Learners {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids[start:])
-	return ids
-}
-
 // isVoter reports whether id votes in the configuration (in either half,
 // when joint).
-func (r *raft) isVoter(id uint64) bool {
-	_, in := r.trk.Voters[0][id]
-	_, out := r.trk.Voters[1][id]
-	return in || out
-}
+func (r *raft) isVoter(id uint64) bool { return r.conf.isVoter(id) }
+
+// isLearner reports whether this node is a learner in the configuration.
+func (r *raft) isLearner() bool { return r.conf.isLearner(r.id) }
 
 // isMember reports whether id is a voter or a learner of the
 // configuration.
-func (r *raft) isMember(id uint64) bool {
-	_, learner := r.trk.Learners[id]
-	return learner || r.isVoter(id)
-}
+func (r *raft) isMember(id uint64) bool { return r.conf.roles(id) != 0 }
 
 // vetConfChange records a conf change entry the leader is about to append
 // at index (refuseConfChanges has let it through): it is now the pending

@@ -43,7 +43,7 @@ func getBasicStatus(r *raft) BasicStatus {
 }
 
 func getStatus(r *raft) Status {
-	s := Status{BasicStatus: getBasicStatus(r), Config: r.trk.Config.Clone()}
+	s := Status{BasicStatus: getBasicStatus(r), Config: r.trackerConfig()}
 	if s.RaftState == StateLeader {
 		s.Progress = make(map[uint64]tracker.Progress, len(r.trk.Progress))
 		r.trk.Visit(func(id uint64, pr *tracker.Progress) {
@@ -82,16 +82,15 @@ const (
 // Next the index after this node's last, as a new leader would start them.
 func (rn *RawNode) WithProgress(visitor func(id uint64, typ ProgressType, pr tracker.Progress)) {
 	r := rn.raft
-	if r.trk.Progress == nil {
-		var stack [7]uint64
+	if r.state != StateLeader {
 		next := r.raftLog.lastIndex() + 1
-		for _, id := range r.memberIDs(stack[:0]) {
-			_, learner := r.trk.Learners[id]
+		for _, m := range r.conf.members {
+			learner := m.roles&roleLearner != 0
 			typ := ProgressTypePeer
 			if learner {
 				typ = ProgressTypeLearner
 			}
-			visitor(id, typ, tracker.Progress{Next: next, IsLearner: learner})
+			visitor(m.id, typ, tracker.Progress{Next: next, IsLearner: learner})
 		}
 		return
 	}
