@@ -159,7 +159,9 @@ type leaderState struct {
 }
 
 // checkLeaderOnlyState panics unless the leader-only state (leaderState,
-// the peers' Progress) exists exactly while this node leads.
+// the peers' Progress) exists exactly while this node leads, the tracker
+// exactly while it leads or campaigns, and the tracker's configuration is
+// the node's.
 func (r *raft) checkLeaderOnlyState() {
 	leader := r.state == StateLeader
 	var prs tracker.ProgressMap
