@@ -36,7 +36,7 @@ func (c *testCluster) load(id uint64, k int, tag string) {
 }
 
 // config returns node id's configuration as a ConfState.
-func (c *testCluster) config(id uint64) pb.ConfState { return c.nodes[id].r().trk.ConfState() }
+func (c *testCluster) config(id uint64) pb.ConfState { return c.nodes[id].r().confState() }
 
 // requireSameApplied checks that the given nodes applied the same data
 // sequence (ignoring the entries before the first one each applied).
@@ -63,7 +63,7 @@ func TestAddLearnerThenPromote(t *testing.T) {
 	c.load(1, 20, "b")
 	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}, c.config(1))
 	require.Equal(t, c.config(1), c.config(4), "the learner applied the change too")
-	require.True(t, c.nodes[4].r().isLearner)
+	require.True(t, c.nodes[4].r().isLearner())
 	c.requireConverged(1, 2, 3, 4)
 
 	// A learner never counts: with two voters down nothing commits.
@@ -78,7 +78,7 @@ func TestAddLearnerThenPromote(t *testing.T) {
 
 	c.proposeCC(1, v1(pb.ConfChangeAddNode, 4))
 	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 3, 4}}, c.config(1))
-	require.False(t, c.nodes[4].r().isLearner)
+	require.False(t, c.nodes[4].r().isLearner())
 	c.load(1, 10, "c")
 	c.requireConverged(1, 2, 3, 4)
 	// The promoted node can now win an election.
@@ -423,7 +423,7 @@ func TestRestartMidJoint(t *testing.T) {
 	require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 10, Term: 2, ConfState: cs}}))
 	rn, err := NewRawNode(testConfig(1, s))
 	require.NoError(t, err)
-	require.Equal(t, cs, rn.raft.trk.ConfState())
+	require.Equal(t, cs, rn.raft.confState())
 	require.Equal(t, "voters=(1 2 4)&&(1 2 3) learners_next=(3) autoleave", rn.Status().Config.String())
 }
 

@@ -77,10 +77,10 @@ type forwardedProposals struct {
 // watchForwarded starts looking for the one-entry proposal e, just
 // forwarded by a follower, and returns its ForwardID.
 func (r *raft) watchForwarded(e pb.Entry) uint64 {
-	f := r.forwarded
+	f := r.forwarded()
 	if f == nil {
 		f = &forwardedProposals{seed: maphash.MakeSeed(), byHash: map[uint64][]*forwardedProposal{}}
-		r.forwarded = f
+		r.rare().forwarded = f
 	}
 	f.expire(r.ticks, r.forwardedWindow())
 	if f.watched >= maxForwardedWatched {
@@ -195,7 +195,7 @@ func (f *forwardedProposals) resolve(p *forwardedProposal, o ForwardedOutcome) {
 // to the caller. Proposals made with Propose (RawNode or Node) are not
 // followed; for a Node, see the package function ForwardedOutcomes.
 func (rn *RawNode) ForwardedOutcomes() []ForwardedOutcome {
-	f := rn.raft.forwarded
+	f := rn.raft.forwarded()
 	if f == nil {
 		return nil
 	}

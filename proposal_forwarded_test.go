@@ -42,7 +42,7 @@ func TestForwardedAppended(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.campaign(1)
 	require.NoError(t, c.nodes[2].rn.Propose([]byte("not followed")))
-	require.Nil(t, c.nodes[2].r().forwarded, "Propose watches nothing")
+	require.Nil(t, c.nodes[2].r().forwarded(), "Propose watches nothing")
 
 	id := forwardOnNode2(t, c, "followed")
 	require.Empty(t, c.nodes[2].rn.ForwardedOutcomes(), "nothing known before the leader's append arrives")
@@ -162,7 +162,7 @@ func TestForwardedWatchBounded(t *testing.T) {
 	for i := 1; i <= maxForwardedWatched; i++ {
 		forwardOnNode2(t, c, string(rune(i)))
 	}
-	require.Equal(t, maxForwardedWatched, c.nodes[2].r().forwarded.watched)
+	require.Equal(t, maxForwardedWatched, c.nodes[2].r().forwarded().watched)
 	require.Equal(t, []ForwardedOutcome{{ForwardID: first, Unknown: true}}, c.nodes[2].rn.ForwardedOutcomes())
 }
 

@@ -36,7 +36,32 @@ func (st StateType) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + st.String() + `"`), nil
 }
 
-type stepFunc func(r *raft, m pb.Message) error
+// seldomState is the part of a node's state that most nodes never need,
+// behind one pointer.
+type seldomState struct {
+	// forwarded watches the proposals this follower forwarded with
+	// ProposeWithResult (see proposal_forwarded.go).
+	forwarded *forwardedProposals
+	// removed remembers the last peers a configuration change applied
+	// here took out (see noteRemovals).
+	removed []uint64
+}
+
+// rare returns the node's seldomState, allocating it at the first use.
+func (r *raft) rare() *seldomState {
+	if r.seldom == nil {
+		r.seldom = &seldomState{}
+	}
+	return r.seldom
+}
+
+// forwarded returns the proposals this follower watches, or nil.
+func (r *raft) forwarded() *forwardedProposals {
+	if r.seldom == nil {
+		return nil
+	}
+	return r.seldom.forwarded
+}
 
 // raft is the protocol state of one node. It is not safe for concurrent
 // use; RawNode (and Node, with its goroutine) serialize access.
@@ -52,46 +77,33 @@ type raft struct {
 
 	maxMsgSize         uint64
 	maxUncommittedSize uint64
-	trk                tracker.ProgressTracker
+	// maxInflight and maxInflightBytes size a new leader's Inflights.
+	maxInflight      int
+	maxInflightBytes uint64
+
+	// conf is the configuration, which every role knows (with autoLeave).
+	conf configuration
+	// trk is the bookkeeping of a leader or (pre-)candidate: the
+	// configuration in the tracker's form, a candidate's votes, a
+	// leader's Progress of its peers. A follower has none: trk is nil.
+	trk *tracker.ProgressTracker
 
 	state StateType
-	// isLearner is true when this node is a learner in the current config.
-	isLearner bool
 	// lead is the leader of the current term as far as this node knows.
 	lead uint64
 	// leadTransferee is the node a leader is handing leadership to, or None.
 	leadTransferee uint64
-	// termStart is, while this node leads, the index of the empty entry it
-	// appended on becoming leader: every entry from there to the last index
-	// is of the current term, every one before it of an earlier term (no
-	// other node leads this term, and a leader never truncates its log).
-	termStart uint64
-	// pendingConfIndex is the index of the last conf change the leader
-	// appended; another may be proposed once it is applied.
-	pendingConfIndex uint64
-	// pendingLeaveIndex is the index of a conf change this leader appended
-	// that takes it out of the incoming voters; until it is applied the
-	// leader takes no other proposals.
-	pendingLeaveIndex uint64
-	// uncommittedSize is the payload size of the leader's uncommitted
-	// entries (bounded by maxUncommittedSize).
-	uncommittedSize uint64
+	// leaderState is what only a leader keeps (its fields are promoted, so
+	// r.termStart means r.leaderState.termStart): becomeLeader allocates it
+	// and every other role change drops it, so that a follower carries
+	// none. Invariant: leaderState != nil exactly when state is
+	// StateLeader.
+	*leaderState
 
-	// readOnly holds the leader's read-index requests being confirmed;
-	// pendingReadIndexMessages are requests held until an entry of the
-	// leader's term commits; readStates are answers for the application.
-	readOnly                 *readOnly
-	pendingReadIndexMessages []pb.Message
-	readStates               []ReadState
-	// ticks counts this node's ticks since it started; leaseAcks maps a
-	// peer to the tick at which the leader sent the latest heartbeat the
-	// peer acknowledged (ReadOnlyLeaseBased).
-	ticks     uint64
-	leaseAcks map[uint64]uint64
-	// startupLease: a node restarting with lease-based reads does not
-	// know whether a leader's lease is running, so it refuses votes for
-	// its first election timeout, as if it had just heard from a leader.
-	startupLease bool
+	// readStates are read-index answers for the application.
+	readStates []ReadState
+	// ticks counts this node's ticks since it started.
+	ticks uint64
 
 	// msgs are messages that may be sent at once.
 	msgs []pb.Message
@@ -105,13 +117,17 @@ type raft struct {
 	// with them are durable: acknowledgements and votes. Those addressed to
 	// this node itself are stepped back in once the write is done.
 	msgsAfterAppend []pb.Message
-	// forwarded watches the proposals this follower forwarded with
-	// ProposeWithResult (nil until the first; see proposal_forwarded.go).
-	forwarded *forwardedProposals
-	// removed remembers the last peers a configuration change applied
-	// here took out (nil until the first; see noteRemovals).
-	removed *[]uint64
+	// seldom holds what most nodes never need (nil until the first use).
+	seldom *seldomState
 
+	// autoLeave is the configuration's AutoLeave.
+	autoLeave bool
+	// startupLease: a node restarting with lease-based reads does not
+	// know whether a leader's lease is running, so it refuses votes for
+	// its first election timeout, as if it had just heard from a leader.
+	startupLease bool
+	// leaseReads is set for Config.ReadOnlyOption ReadOnlyLeaseBased.
+	leaseReads                bool
 	checkQuorum               bool
 	preVote                   bool
 	disableProposalForwarding bool
@@ -129,15 +145,62 @@ type raft struct {
 	// electionElapsed counts ticks since the last election timeout (or
 	// since hearing from the leader, for a follower). A leader uses it for
 	// check-quorum and leader transfer timeouts.
-	electionElapsed  int
-	heartbeatElapsed int
+	electionElapsed int
 
-	step stepFunc
 	// rand draws the randomized election timeouts, from Config.RandomSource
 	// or, by default, from pcg (both held by value: no allocation per group).
 	rand   rand.Rand
 	pcg    rand.PCG
 	logger Logger
+}
+
+// leaderState is the part of a node's state that only a leader keeps.
+type leaderState struct {
+	// termStart is the index of the empty entry the leader appended on
+	// taking office: every entry from there to the last index is of the
+	// current term, every one before it of an earlier term (no other node
+	// leads this term, and a leader never truncates its log).
+	termStart uint64
+	// pendingConfIndex is the index of the last conf change the leader
+	// appended; another may be proposed once it is applied.
+	pendingConfIndex uint64
+	// pendingLeaveIndex is the index of a conf change this leader appended
+	// that takes it out of the incoming voters; until it is applied the
+	// leader takes no other proposals.
+	pendingLeaveIndex uint64
+	// uncommittedSize is the payload size of the leader's uncommitted
+	// entries (bounded by maxUncommittedSize).
+	uncommittedSize uint64
+	// heartbeatElapsed counts ticks since the last heartbeat round.
+	heartbeatElapsed int
+
+	// readOnly holds the read-index requests being confirmed;
+	// pendingReadIndexMessages are requests held until an entry of the
+	// leader's term commits.
+	readOnly                 readOnly
+	pendingReadIndexMessages []pb.Message
+	// leaseAcks maps a peer to the tick at which the leader sent the
+	// latest heartbeat the peer acknowledged (ReadOnlyLeaseBased).
+	leaseAcks map[uint64]uint64
+}
+
+// checkLeaderOnlyState panics unless the leader-only state (leaderState,
+// the peers' Progress) exists exactly while this node leads, the tracker
+// exactly while it leads or campaigns, and the tracker's configuration is
+// the node's.
+func (r *raft) checkLeaderOnlyState() {
+	leader := r.state == StateLeader
+	var prs tracker.ProgressMap
+	if r.trk != nil {
+		prs = r.trk.Progress
+	}
+	if (r.leaderState != nil) != leader || (r.trk != nil) != (r.state != StateFollower) || (prs != nil) != leader {
+		r.logger.Panicf("raft: invariant: %s with leader state %t, tracker %t and progress of %d peers",
+			r.state, r.leaderState != nil, r.trk != nil, len(prs))
+	}
+	if r.trk != nil && !r.conf.matches(r.trk.Config, r.autoLeave) {
+		r.logger.Panicf("raft: invariant: the tracker's configuration %s differs from the node's %+v", r.trk.Config, r.conf)
+	}
 }
 
 // newRaft builds the protocol state from a validated config, restoring the
@@ -157,11 +220,11 @@ func newRaft(c *Config) (*raft, error) {
 	r := &raft{
 		id:                        c.ID,
 		lead:                      None,
-		isLearner:                 false,
 		raftLog:                   raftlog,
 		maxMsgSize:                c.MaxSizePerMsg,
 		maxUncommittedSize:        c.MaxUncommittedEntriesSize,
-		trk:                       tracker.MakeProgressTracker(c.MaxInflightMsgs, c.MaxInflightBytes),
+		maxInflight:               c.MaxInflightMsgs,
+		maxInflightBytes:          c.MaxInflightBytes,
 		electionTimeout:           c.ElectionTick,
 		heartbeatTimeout:          c.HeartbeatTick,
 		snapshotTimeout:           c.SnapshotTimeout,
@@ -171,7 +234,7 @@ func newRaft(c *Config) (*raft, error) {
 		disableProposalForwarding: c.DisableProposalForwarding,
 		disableConfChangeValid:    c.DisableConfChangeValidation,
 		stepDownOnRemoval:         c.StepDownOnRemoval,
-		readOnly:                  newReadOnly(c.ReadOnlyOption),
+		leaseReads:                c.ReadOnlyOption == ReadOnlyLeaseBased,
 	}
 	src := c.RandomSource
 	if src == nil {
@@ -212,7 +275,7 @@ func newRaft(c *Config) (*raft, error) {
 	r.becomeFollower(r.Term, None)
 
 	r.logger.Infof("node %x starting: voters=%v term=%d commit=%d applied=%d last=%d lastTerm=%d",
-		r.id, r.trk.VoterNodes(), r.Term, r.raftLog.committed, r.raftLog.applied,
+		r.id, r.conf.voterIDs(), r.Term, r.raftLog.committed, r.raftLog.applied,
 		r.raftLog.lastIndex(), r.raftLog.lastEntryID().term)
 	return r, nil
 }
@@ -292,29 +355,16 @@ func (r *raft) reset(term uint64) {
 	}
 	r.lead = None
 	r.electionElapsed = 0
-	r.heartbeatElapsed = 0
 	r.resetRandomizedElectionTimeout()
 	r.abortLeaderTransfer()
-	r.trk.ResetVotes()
-	next := r.raftLog.lastIndex() + 1
-	// Every peer is reset alike, so the map's order does for this one, and a
-	// follower does not build the tracker's ordered peer list.
-	for _, pr := range r.trk.Progress {
-		// Inflights are leader-only: becomeLeader creates them.
-		*pr = tracker.Progress{Match: 0, Next: next, IsLearner: pr.IsLearner}
-	}
-	// Reads in progress are dropped: their requesters retry. A lease
+	// Votes and progress belong to one election and one leadership.
+	r.trk = nil
+	// Reads in progress are dropped (their requesters retry), and a lease
 	// starts afresh with the next leadership.
-	r.readOnly.reset()
-	r.leaseAcks = nil
-	r.pendingReadIndexMessages = nil
-	r.pendingConfIndex = 0
-	r.pendingLeaveIndex = 0
-	r.uncommittedSize = 0
+	r.leaderState = nil
 }
 
 func (r *raft) becomeFollower(term, lead uint64) {
-	r.step = stepFollower
 	r.reset(term)
 	r.lead = lead
 	r.state = StateFollower
@@ -325,8 +375,8 @@ func (r *raft) becomeCandidate() {
 	if r.state == StateLeader {
 		r.logger.Panicf("raft: invalid transition [leader -> candidate]")
 	}
-	r.step = stepCandidate
 	r.reset(r.Term + 1)
+	r.trk = r.newTracker()
 	r.Vote = r.id
 	r.state = StateCandidate
 	r.logger.Infof("node %x: candidate at term %d", r.id, r.Term)
@@ -338,8 +388,7 @@ func (r *raft) becomePreCandidate() {
 	}
 	// A pre-candidate keeps its term and vote: nothing durable changes
 	// until the pre-election is won.
-	r.step = stepCandidate
-	r.trk.ResetVotes()
+	r.trk = r.newTracker()
 	r.lead = None
 	r.state = StatePreCandidate
 	r.logger.Infof("node %x: pre-candidate at term %d", r.id, r.Term)
@@ -349,11 +398,10 @@ func (r *raft) becomeLeader() {
 	if r.state == StateFollower {
 		r.logger.Panicf("raft: invalid transition [follower -> leader]")
 	}
-	r.step = stepLeader
 	r.reset(r.Term)
-	r.trk.Visit(func(_ uint64, pr *tracker.Progress) {
-		pr.Inflights = tracker.NewInflights(r.trk.MaxInflight, r.trk.MaxInflightBytes)
-	})
+	r.leaderState = &leaderState{}
+	r.trk = r.newTracker()
+	r.trk.Progress = r.membersProgress(true)
 	r.lead = r.id
 	r.state = StateLeader
 	// The leader replicates to itself through its own storage writes; its
@@ -443,8 +491,7 @@ func (r *raft) resetRandomizedElectionTimeout() {
 // promotable reports whether this node may campaign: it is a voter in the
 // current config and has no snapshot waiting to be written.
 func (r *raft) promotable() bool {
-	pr := r.trk.Progress[r.id]
-	return pr != nil && !pr.IsLearner && !r.raftLog.hasNextOrInProgressSnapshot()
+	return r.isVoter(r.id) && !r.raftLog.hasNextOrInProgressSnapshot()
 }
 
 // Step is the entry point of every message, local or from a peer. It
@@ -470,7 +517,16 @@ func (r *raft) Step(m pb.Message) error {
 		r.handleVoteRequest(m)
 		return nil
 	}
-	return r.step(r, m)
+	// The role's handler, by a switch rather than a function field: one
+	// field less in every group.
+	switch r.state {
+	case StateLeader:
+		return stepLeader(r, m)
+	case StateFollower:
+		return stepFollower(r, m)
+	default:
+		return stepCandidate(r, m)
+	}
 }
 
 // stepTerm compares m's term with ours. A higher term makes this node a
@@ -667,6 +723,7 @@ func (r *raft) checkQuorumActive() {
 	if !r.trk.QuorumActive() {
 		r.logger.Warningf("node %x: no quorum heard from within an election timeout, stepping down", r.id)
 		r.becomeFollower(r.Term, None)
+		return
 	}
 	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
 		if id != r.id {

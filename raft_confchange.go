@@ -2,7 +2,6 @@ package raft
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/raftcore/raft/confchange"
@@ -14,7 +13,7 @@ func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
 	cfg, prs, err := r.nextConfig(cc)
 	if err != nil {
 		r.logger.Errorf("%x: ignoring invalid conf change %s: %v", r.id, pb.ConfChangesToString(cc.Changes), err)
-		return r.trk.ConfState()
+		return r.confState()
 	}
 	return r.switchToConfig(cfg, prs)
 }
@@ -22,7 +21,17 @@ func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
 // nextConfig computes the configuration and progress that cc would lead to
 // from the current one, without installing them.
 func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressMap, error) {
-	changer := confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}
+	changer := confchange.Changer{LastIndex: r.raftLog.lastIndex()}
+	if r.state == StateLeader {
+		changer.Tracker = *r.trk
+	} else {
+		// The changer wants the tracker's form with a progress for every
+		// member; a node that does not lead lends it placeholders and
+		// keeps none of the result.
+		changer.Tracker = r.emptyTracker()
+		changer.Tracker.Config = r.trackerConfig()
+		changer.Tracker.Progress = r.membersProgress(false)
+	}
 	if cc.LeaveJoint() {
 		return changer.LeaveJoint()
 	}
@@ -37,16 +46,18 @@ func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressM
 // commit index may move under the new quorum, new peers are contacted, and a
 // transfer to a removed node is abandoned.
 func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.ConfState {
-	prev := r.trk.Progress
-	r.noteRemovals(r.trk.Config, cfg)
-	r.trk.Config = cfg
-	r.trk.Progress = prs
-	r.logger.Infof("%x: switched to configuration %s", r.id, r.trk.Config)
-	cs := r.trk.ConfState()
-	pr, member := r.trk.Progress[r.id]
-	r.isLearner = member && pr.IsLearner
+	var prev tracker.ProgressMap
+	if r.trk != nil {
+		prev = r.trk.Progress
+	}
+	before := r.conf.ids(roleVoter | roleOutgoing | roleLearner | roleLearnerNext)
+	r.installConfig(cfg, prs)
+	r.noteRemovals(before)
+	r.logger.Infof("%x: switched to configuration %s", r.id, cfg)
+	cs := r.confState()
+	member := r.isMember(r.id)
 
-	if (!member || r.isLearner) && r.state == StateLeader {
+	if (!member || r.isLearner()) && r.state == StateLeader {
 		// This leader is no longer a voter. It keeps leading (it may still
 		// be needed to commit the change to the new config) unless told to
 		// step down; either way it stops counting itself.
@@ -82,45 +93,26 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 // maxRemembered bounds how many removed peers a node remembers.
 const maxRemembered = 16
 
-// noteRemovals remembers the peers in from that are not in to: a node
-// that applied a change refuses their votes, and a leader catches them up
-// (refuseRemovedCampaigner). Only changes applied since the node started
-// count (not those a snapshot or restart folded into its configuration),
-// and only the last maxRemembered removals.
-func (r *raft) noteRemovals(from, to tracker.Config) {
-	for _, id := range configIDs(from) {
-		if inConfig(to, id) || id == r.id {
+// noteRemovals remembers the peers of before (the members of the
+// previous configuration) that the configuration just installed no longer
+// has: a node that applied a change refuses their votes, and a leader
+// catches them up (refuseRemovedCampaigner). Only changes applied since
+// the node started count (not those a snapshot or restart folded into its
+// configuration), and only the last maxRemembered removals.
+func (r *raft) noteRemovals(before []uint64) {
+	for _, id := range before {
+		if r.isMember(id) || id == r.id {
 			continue
 		}
-		if r.removed == nil {
-			r.removed = new([]uint64)
-		}
-		rm := append(*r.removed, id)
-		*r.removed = rm[max(0, len(rm)-maxRemembered):]
+		rm := append(r.rare().removed, id)
+		r.seldom.removed = rm[max(0, len(rm)-maxRemembered):]
 	}
 }
 
 // wasRemoved reports whether id is a peer this node saw removed and that
 // is not in its configuration now.
 func (r *raft) wasRemoved(id uint64) bool {
-	return r.removed != nil && slices.Contains(*r.removed, id) && !inConfig(r.trk.Config, id)
-}
-
-// configIDs returns every ID in cfg, in order.
-func configIDs(cfg tracker.Config) []uint64 {
-	ids := slices.Concat(cfg.Voters[0].Slice(), cfg.Voters[1].Slice(), slices.Collect(maps.Keys(cfg.Learners)), slices.Collect(maps.Keys(cfg.LearnersNext)))
-	slices.Sort(ids)
-	return slices.Compact(ids)
-}
-
-// inConfig reports whether id is a voter or learner of cfg, joint halves
-// included.
-func inConfig(cfg tracker.Config, id uint64) bool {
-	_, in := cfg.Voters[0][id]
-	_, out := cfg.Voters[1][id]
-	_, l := cfg.Learners[id]
-	_, ln := cfg.LearnersNext[id]
-	return in || out || l || ln
+	return r.seldom != nil && slices.Contains(r.seldom.removed, id) && !r.isMember(id)
 }
 
 // refuseRemovedCampaigner handles a vote request from a peer this node saw
@@ -163,16 +155,80 @@ func (r *raft) restoreConfState(cs pb.ConfState) error {
 	if err := validateConfState(cs); err != nil {
 		return err
 	}
-	cfg, prs, err := confchange.Restore(confchange.Changer{Tracker: r.trk, LastIndex: r.raftLog.lastIndex()}, cs)
+	cfg, prs, err := confchange.Restore(confchange.Changer{Tracker: r.emptyTracker(), LastIndex: r.raftLog.lastIndex()}, cs)
 	if err != nil {
 		return err
 	}
-	r.trk.Config = cfg
-	r.trk.Progress = prs
-	pr, member := prs[r.id]
-	r.isLearner = member && pr.IsLearner
+	r.installConfig(cfg, prs)
 	return nil
 }
+
+// installConfig makes cfg the configuration. The tracker of a leader or
+// candidate takes it too, and a leader the progress confchange computed
+// with it (prs); the other roles keep none (becomeLeader starts everyone's
+// progress afresh).
+func (r *raft) installConfig(cfg tracker.Config, prs tracker.ProgressMap) {
+	r.conf = makeConfiguration(cfg)
+	r.autoLeave = cfg.AutoLeave
+	if r.trk == nil {
+		return
+	}
+	r.trk.Config = cfg
+	r.trk.Progress = nil
+	if r.state == StateLeader {
+		r.trk.Progress = prs
+	}
+}
+
+// confState returns the configuration in wire form.
+func (r *raft) confState() pb.ConfState { return r.conf.confState(r.autoLeave) }
+
+// trackerConfig returns the configuration in the tracker's form, with maps
+// of its own.
+func (r *raft) trackerConfig() tracker.Config { return r.conf.trackerConfig(r.autoLeave) }
+
+// emptyTracker returns a tracker with no configuration, progress or votes,
+// sized for this node's Inflights.
+func (r *raft) emptyTracker() tracker.ProgressTracker {
+	return tracker.MakeProgressTracker(r.maxInflight, r.maxInflightBytes)
+}
+
+// newTracker returns the tracker a new leader or (pre-)candidate starts
+// with: the configuration, no progress, no votes.
+func (r *raft) newTracker() *tracker.ProgressTracker {
+	return &tracker.ProgressTracker{
+		Config:           r.trackerConfig(),
+		MaxInflight:      r.maxInflight,
+		MaxInflightBytes: r.maxInflightBytes,
+	}
+}
+
+// membersProgress returns a Progress for every member of the
+// configuration, as a new leader starts them: probing from the index after
+// its last, with an empty window of inflight appends if inflights is set.
+func (r *raft) membersProgress(inflights bool) tracker.ProgressMap {
+	next := r.raftLog.lastIndex() + 1
+	prs := make(tracker.ProgressMap, len(r.conf.members))
+	for _, m := range r.conf.members {
+		pr := &tracker.Progress{Next: next, IsLearner: m.roles&roleLearner != 0}
+		if inflights {
+			pr.Inflights = tracker.NewInflights(r.maxInflight, r.maxInflightBytes)
+		}
+		prs[m.id] = pr
+	}
+	return prs
+}
+
+// isVoter reports whether id votes in the configuration (in either half,
+// when joint).
+func (r *raft) isVoter(id uint64) bool { return r.conf.isVoter(id) }
+
+// isLearner reports whether this node is a learner in the configuration.
+func (r *raft) isLearner() bool { return r.conf.isLearner(r.id) }
+
+// isMember reports whether id is a voter or a learner of the
+// configuration.
+func (r *raft) isMember(id uint64) bool { return r.conf.roles(id) != 0 }
 
 // vetConfChange records a conf change entry the leader is about to append
 // at index (refuseConfChanges has let it through): it is now the pending

@@ -322,7 +322,7 @@ func TestCheckQuorumLeaseIgnoresVotes(t *testing.T) {
 func TestLearnerDoesNotCampaign(t *testing.T) {
 	n := newTestNode(t, 2, []uint64{1})
 	require.NoError(t, n.r().restoreConfState(pb.ConfState{Voters: []uint64{1}, Learners: []uint64{2}}))
-	require.True(t, n.r().isLearner)
+	require.True(t, n.r().isLearner())
 	n.tick(5 * n.r().electionTimeout)
 	require.Equal(t, StateFollower, n.r().state)
 	require.NoError(t, n.rn.Campaign())

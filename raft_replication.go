@@ -78,6 +78,9 @@ func (r *raft) increaseUncommittedSize(ents []pb.Entry) bool {
 // reduceUncommittedSize releases s bytes of payload that committed; it is
 // called with the payload size of the entries handed out for applying.
 func (r *raft) reduceUncommittedSize(s uint64) {
+	if r.leaderState == nil {
+		return // only a leader counts what is uncommitted
+	}
 	r.uncommittedSize -= min(s, r.uncommittedSize)
 }
 
@@ -157,7 +160,7 @@ func (r *raft) bcastHeartbeat() {
 	// heartbeats were lost is confirmed by the next round; otherwise, with
 	// lease-based reads, the send tick that renews the lease.
 	ctx := r.readOnly.last()
-	if ctx == nil && r.readOnly.option == ReadOnlyLeaseBased {
+	if ctx == nil && r.leaseReads {
 		ctx = leaseCtx(r.ticks)
 	}
 	r.bcastHeartbeatWithCtx(ctx)
@@ -201,7 +204,7 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 		return fmt.Errorf("%w: %v", ErrInvalidMessage, err)
 	}
 	if ok {
-		r.forwarded.noteAppended(m.Entries)
+		r.forwarded().noteAppended(m.Entries)
 		r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: lastNew})
 		return nil
 	}
@@ -328,7 +331,7 @@ func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
 	}
 	if len(m.Context) > 0 {
 		r.readIndexAcked(m)
-		if r.readOnly.option == ReadOnlyLeaseBased {
+		if r.leaseReads {
 			r.leaseAcked(m)
 		}
 	}

@@ -51,7 +51,7 @@ func (r *raft) forgetLeader() {
 	if r.state != StateFollower {
 		return
 	}
-	if r.readOnly.option == ReadOnlyLeaseBased {
+	if r.leaseReads {
 		// The leader serves reads from its lease, trusting that no
 		// follower votes within an election timeout of hearing from it:
 		// forgetting it would let a new leader be elected behind its

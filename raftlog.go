@@ -58,8 +58,7 @@ type raftLog struct {
 	// applyingEntsPaused stops handing out committed entries until some
 	// are reported applied: the size budget is used up.
 	applyingEntsPaused bool
-
-	logger Logger
+	// The log logs through unstable.logger: one copy serves both.
 }
 
 // newLog returns a log over storage that hands out committed entries without
@@ -94,7 +93,6 @@ func newLogWithSize(storage Storage, logger Logger, maxApplyingEntsSize uint64) 
 		applying:            first - 1,
 		applied:             first - 1,
 		maxApplyingEntsSize: maxApplyingEntsSize,
-		logger:              logger,
 	}
 }
 
@@ -138,7 +136,7 @@ func (l *raftLog) append(ents ...pb.Entry) uint64 {
 		return l.lastIndex()
 	}
 	if after := ents[0].Index - 1; after < l.committed {
-		l.logger.Panicf("raft: append after index %d would replace committed entries (committed %d)", after, l.committed)
+		l.unstable.logger.Panicf("raft: append after index %d would replace committed entries (committed %d)", after, l.committed)
 	}
 	l.unstable.truncateAndAppend(ents)
 	if invariants.Enabled {
@@ -172,7 +170,7 @@ func (l *raftLog) findConflict(ents []pb.Entry) uint64 {
 	for i := range ents {
 		if id := (entryID{term: ents[i].Term, index: ents[i].Index}); !l.matchTerm(id) {
 			if id.index <= l.lastIndex() {
-				l.logger.Infof("log: entry %d has term %d here but %d in the append; replacing from there",
+				l.unstable.logger.Infof("log: entry %d has term %d here but %d in the append; replacing from there",
 					id.index, l.zeroTermOnOutOfBounds(l.term(id.index)), id.term)
 			}
 			return id.index
@@ -246,7 +244,7 @@ func (l *raftLog) nextCommittedEnts(allowUnstable bool) []pb.Entry {
 	budget := l.maxApplyingEntsSize - min(l.applyingEntsSize, l.maxApplyingEntsSize)
 	ents, err := l.slice(lo, hi, max(budget, 1))
 	if err != nil {
-		l.logger.Panicf("raft: unexpected error reading committed entries [%d,%d): %v", lo, hi, err)
+		l.unstable.logger.Panicf("raft: unexpected error reading committed entries [%d,%d): %v", lo, hi, err)
 	}
 	return ents
 }
@@ -276,7 +274,7 @@ func (l *raftLog) firstIndex() uint64 {
 	}
 	i, err := l.storage.FirstIndex()
 	if err != nil {
-		l.logger.Panicf("raft: storage.FirstIndex failed: %v", err)
+		l.unstable.logger.Panicf("raft: storage.FirstIndex failed: %v", err)
 	}
 	return i
 }
@@ -301,10 +299,10 @@ func (l *raftLog) lastIndex() uint64 {
 func (l *raftLog) checkStableLast() {
 	last, err := l.storage.LastIndex()
 	if err != nil {
-		l.logger.Panicf("raft: storage.LastIndex failed: %v", err)
+		l.unstable.logger.Panicf("raft: storage.LastIndex failed: %v", err)
 	}
 	if last+1 != l.unstable.offset {
-		l.logger.Panicf("raft: invariant: the unstable tail is empty but storage's last index %d is not before its offset %d",
+		l.unstable.logger.Panicf("raft: invariant: the unstable tail is empty but storage's last index %d is not before its offset %d",
 			last, l.unstable.offset)
 	}
 }
@@ -314,7 +312,7 @@ func (l *raftLog) checkStableLast() {
 func (l *raftLog) checkPrevTerm(i, t uint64) {
 	st, err := l.storage.Term(i)
 	if err == nil && st != t {
-		l.logger.Panicf("raft: invariant: remembered term %d of index %d (before the unstable tail) but storage holds term %d",
+		l.unstable.logger.Panicf("raft: invariant: remembered term %d of index %d (before the unstable tail) but storage holds term %d",
 			t, i, st)
 	}
 }
@@ -324,7 +322,7 @@ func (l *raftLog) lastEntryID() entryID {
 	index := l.lastIndex()
 	t, err := l.term(index)
 	if err != nil {
-		l.logger.Panicf("raft: term of the last index %d unavailable: %v", index, err)
+		l.unstable.logger.Panicf("raft: term of the last index %d unavailable: %v", index, err)
 	}
 	return entryID{term: t, index: index}
 }
@@ -357,7 +355,7 @@ func (l *raftLog) term(i uint64) (uint64, error) {
 	if errors.Is(err, ErrCompacted) || errors.Is(err, ErrUnavailable) {
 		return 0, err
 	}
-	l.logger.Panicf("raft: storage.Term(%d) failed: %v", i, err)
+	l.unstable.logger.Panicf("raft: storage.Term(%d) failed: %v", i, err)
 	return 0, err
 }
 
@@ -370,7 +368,7 @@ func (l *raftLog) zeroTermOnOutOfBounds(t uint64, err error) uint64 {
 	if errors.Is(err, ErrCompacted) || errors.Is(err, ErrUnavailable) {
 		return 0
 	}
-	l.logger.Panicf("raft: unexpected error looking up a term: %v", err)
+	l.unstable.logger.Panicf("raft: unexpected error looking up a term: %v", err)
 	return 0
 }
 
@@ -407,7 +405,7 @@ func (l *raftLog) commitTo(tocommit uint64) {
 		return
 	}
 	if last := l.lastIndex(); tocommit > last {
-		l.logger.Panicf("raft: commit index %d is past the last index %d; was the log corrupted, truncated or lost?", tocommit, last)
+		l.unstable.logger.Panicf("raft: commit index %d is past the last index %d; was the log corrupted, truncated or lost?", tocommit, last)
 	}
 	l.committed = tocommit
 	if invariants.Enabled {
@@ -419,7 +417,7 @@ func (l *raftLog) commitTo(tocommit uint64) {
 // were handed to the application for applying.
 func (l *raftLog) acceptApplying(i, size uint64, allowUnstable bool) {
 	if l.committed < i {
-		l.logger.Panicf("raft: applying index %d is past the committed index %d", i, l.committed)
+		l.unstable.logger.Panicf("raft: applying index %d is past the committed index %d", i, l.committed)
 	}
 	l.applying = i
 	l.applyingEntsSize += size
@@ -445,7 +443,7 @@ func (l *raftLog) appliedTo(i, size uint64) bool {
 		return false
 	}
 	if l.committed < i || i < l.applied {
-		l.logger.Panicf("raft: applied index %d out of range [prevApplied(%d), committed(%d)]", i, l.applied, l.committed)
+		l.unstable.logger.Panicf("raft: applied index %d out of range [prevApplied(%d), committed(%d)]", i, l.applied, l.committed)
 	}
 	l.applied = i
 	l.applying = max(l.applying, i)
@@ -493,7 +491,7 @@ func (l *raftLog) acceptUnstable() {
 // restore resets the log to snapshot s: the log now starts after it, and
 // the commit index moves to its index.
 func (l *raftLog) restore(s pb.Snapshot) {
-	l.logger.Infof("log (%s): restoring snapshot index %d term %d", l, s.Metadata.Index, s.Metadata.Term)
+	l.unstable.logger.Infof("log (%s): restoring snapshot index %d term %d", l, s.Metadata.Index, s.Metadata.Term)
 	l.committed = s.Metadata.Index
 	l.unstable.restore(s)
 	if invariants.Enabled {
@@ -509,16 +507,16 @@ func (l *raftLog) restore(s pb.Snapshot) {
 func (l *raftLog) checkInvariants() {
 	l.unstable.checkInvariants()
 	if last := l.lastIndex(); l.committed > last {
-		l.logger.Panicf("raft: invariant: committed(%d) > lastIndex(%d)", l.committed, last)
+		l.unstable.logger.Panicf("raft: invariant: committed(%d) > lastIndex(%d)", l.committed, last)
 	}
 	if l.applied > l.applying || l.applying > l.committed {
-		l.logger.Panicf("raft: invariant: applied(%d) <= applying(%d) <= committed(%d) does not hold",
+		l.unstable.logger.Panicf("raft: invariant: applied(%d) <= applying(%d) <= committed(%d) does not hold",
 			l.applied, l.applying, l.committed)
 	}
 	if l.unstable.snapshot == nil {
 		stableLast, err := l.storage.LastIndex()
 		if err == nil && l.unstable.offset > stableLast+1 {
-			l.logger.Panicf("raft: invariant: unstable offset(%d) > stable lastIndex(%d)+1: a gap between the stable and unstable entries",
+			l.unstable.logger.Panicf("raft: invariant: unstable offset(%d) > stable lastIndex(%d)+1: a gap between the stable and unstable entries",
 				l.unstable.offset, stableLast)
 		}
 	}
@@ -540,7 +538,7 @@ func (l *raftLog) allEntries() []pb.Entry {
 		return l.allEntries()
 	}
 	if err != nil {
-		l.logger.Panicf("raft: reading all entries: %v", err)
+		l.unstable.logger.Panicf("raft: reading all entries: %v", err)
 	}
 	return ents
 }
@@ -588,12 +586,12 @@ func (l *raftLog) storedSlice(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 	case errors.Is(err, ErrCompacted):
 		return nil, err
 	case errors.Is(err, ErrUnavailable):
-		l.logger.Panicf("raft: entries [%d,%d) unavailable from storage", lo, hi)
+		l.unstable.logger.Panicf("raft: entries [%d,%d) unavailable from storage", lo, hi)
 	case err != nil:
-		l.logger.Panicf("raft: storage.Entries(%d, %d) failed: %v", lo, hi, err)
+		l.unstable.logger.Panicf("raft: storage.Entries(%d, %d) failed: %v", lo, hi, err)
 	}
 	if uint64(len(ents)) > hi-lo || (len(ents) == 0 && lo < hi) {
-		l.logger.Panicf("raft: storage.Entries(%d, %d) returned %d entries", lo, hi, len(ents))
+		l.unstable.logger.Panicf("raft: storage.Entries(%d, %d) returned %d entries", lo, hi, len(ents))
 	}
 	return ents, nil
 }
@@ -602,7 +600,7 @@ func (l *raftLog) storedSlice(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 // snapshot and hi <= lastIndex()+1.
 func (l *raftLog) checkBounds(lo, hi uint64) error {
 	if lo > hi {
-		l.logger.Panicf("raft: invalid slice %d > %d", lo, hi)
+		l.unstable.logger.Panicf("raft: invalid slice %d > %d", lo, hi)
 	}
 	// The tail's entries are never compacted, and a pending snapshot
 	// replaces everything before it. Otherwise a read that starts in

@@ -117,14 +117,15 @@ type readyAck struct {
 // concurrent use: drive it from one goroutine (or use Node).
 type RawNode struct {
 	raft       *raft
-	asyncWrite bool
 	prevSoftSt SoftState
 	prevHardSt pb.HardState
-	// outstanding is true between Ready and Advance.
-	outstanding bool
-	ack         readyAck
+	ack        readyAck
 	// arena holds the memory of the messages Readys hand out.
 	arena messageArena
+
+	asyncWrite bool
+	// outstanding is true between Ready and Advance.
+	outstanding bool
 	// busy records that a Ready was handed out since the last Tick; a
 	// node that stays idle for a whole tick releases its buffers, if it
 	// holds any (holding: a Ready was handed out since the last release).
@@ -294,7 +295,7 @@ func (rn *RawNode) Step(m pb.Message) error {
 	if err := validateMessage(rn.raft.id, &m); err != nil {
 		return err
 	}
-	if IsResponseMsg(m.Type) && rn.raft.trk.Progress[m.From] == nil {
+	if IsResponseMsg(m.Type) && !rn.raft.isMember(m.From) {
 		return ErrStepPeerNotFound
 	}
 	if err := rn.raft.validateAgainstLog(&m); err != nil {
@@ -421,6 +422,9 @@ func (rn *RawNode) accept(rd *Ready) {
 		}
 	}
 	rn.busy, rn.holding = true, true
+	if invariants.Enabled {
+		r.checkLeaderOnlyState()
+	}
 	// The messages were copied out (into the arena, or ack.steps): the
 	// node's own arrays are reused, emptied so they pin nothing.
 	rn.arena.take(arenaUsed(rd))

@@ -172,7 +172,7 @@ func TestRawNodeBootstrapPeers(t *testing.T) {
 	v1, _ := cc.AsV1()
 	require.Equal(t, []byte("a"), v1.Context)
 	handle(t, rn, s, rd)
-	require.Equal(t, []uint64{1, 2, 3}, rn.raft.trk.VoterNodes())
+	require.Equal(t, []uint64{1, 2, 3}, rn.raft.conf.voterIDs())
 }
 
 // After a restart, Config.Applied says how far the application got; the

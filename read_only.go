@@ -21,16 +21,10 @@ type readRequest struct {
 
 // readOnly queues the leader's read-index requests in arrival order.
 type readOnly struct {
-	option ReadOnlyOption
 	// pending maps a request context to its request; queue holds the
-	// contexts in arrival order. Both are nil until the first request, and
-	// again after reset, so that a follower holds neither.
+	// contexts in arrival order. Both are nil until the first request.
 	pending map[string]*readRequest
 	queue   []string
-}
-
-func newReadOnly(option ReadOnlyOption) *readOnly {
-	return &readOnly{option: option}
 }
 
 // add queues m, to be answered with index. A retried request (same
@@ -97,13 +91,6 @@ func (ro *readOnly) last() []byte {
 	return []byte(ro.queue[len(ro.queue)-1])
 }
 
-// reset forgets every pending request (leadership changed; the
-// requesters retry).
-func (ro *readOnly) reset() {
-	ro.pending = nil
-	ro.queue = nil
-}
-
 // handleReadIndex is the leader's handling of a read request, local or
 // forwarded.
 func (r *raft) handleReadIndex(m pb.Message) {
@@ -128,7 +115,7 @@ func (r *raft) confirmReadIndex(m pb.Message) {
 	switch {
 	case mutationReadWithoutConfirm:
 		r.answerReadIndex(m, r.raftLog.committed)
-	case r.readOnly.option == ReadOnlyLeaseBased && r.leaseValid():
+	case r.leaseReads && r.leaseValid():
 		r.answerReadIndex(m, r.raftLog.committed)
 	default:
 		// ReadOnlySafe, or a lease that has run out: confirm with a

@@ -247,7 +247,7 @@ func TestFollowerRestoresSnapshot(t *testing.T) {
 	rd = n.rn.Ready()
 	require.Equal(t, []pb.Entry{entsFrom(11, 2)[0]}, rd.CommittedEntries, "then the entries after it")
 	n.rn.Advance(rd)
-	require.Equal(t, []uint64{1, 2, 3, 4}, n.r().trk.VoterNodes())
+	require.Equal(t, []uint64{1, 2, 3, 4}, n.r().conf.voterIDs())
 	require.Equal(t, uint64(11), n.r().raftLog.applied)
 	first, err := n.storage.FirstIndex()
 	require.NoError(t, err)
@@ -265,7 +265,7 @@ func TestFollowerSnapshotMembership(t *testing.T) {
 	require.NoError(t, n.rn.Step(snapMsg(10, 2, 1, 3, 4)))
 	n.ready()
 	require.Equal(t, uint64(10), n.r().raftLog.committed)
-	require.Equal(t, []uint64{1, 3, 4}, n.r().trk.VoterNodes())
+	require.Equal(t, []uint64{1, 3, 4}, n.r().conf.voterIDs())
 	n.tick(5 * n.r().electionTimeout)
 	require.Equal(t, StateFollower, n.r().state, "not a member: no campaign")
 	require.Equal(t, uint64(2), n.r().Term)
@@ -276,14 +276,14 @@ func TestFollowerSnapshotMembership(t *testing.T) {
 	require.NoError(t, n.rn.Step(pb.Message{From: 1, To: 2, Type: pb.MsgApp, Term: 2, Index: 10, LogTerm: 2, Commit: 11,
 		Entries: []pb.Entry{{Index: 11, Term: 2, Type: pb.EntryConfChange, Data: add}}}))
 	n.ready()
-	require.Equal(t, []uint64{1, 2, 3, 4}, n.r().trk.VoterNodes())
+	require.Equal(t, []uint64{1, 2, 3, 4}, n.r().conf.voterIDs())
 	require.True(t, n.r().promotable())
 
 	m := snapMsg(20, 2, 1, 3)
 	m.Snapshot.Metadata.ConfState.Learners = []uint64{2}
 	require.NoError(t, n.rn.Step(m))
 	n.ready()
-	require.True(t, n.r().isLearner)
+	require.True(t, n.r().isLearner())
 	n.tick(5 * n.r().electionTimeout)
 	require.Equal(t, StateFollower, n.r().state)
 }
@@ -311,7 +311,7 @@ func TestRestartFromSnapshotAndEntries(t *testing.T) {
 		cfg.Applied = tt.applied
 		rn, err := NewRawNode(cfg)
 		require.NoError(t, err)
-		require.Equal(t, []uint64{1, 2, 3}, rn.raft.trk.VoterNodes())
+		require.Equal(t, []uint64{1, 2, 3}, rn.raft.conf.voterIDs())
 		require.Equal(t, uint64(10), rn.raft.raftLog.lastIndex())
 		if tt.first == 0 {
 			require.False(t, rn.HasReady(), "applied %d", tt.applied)

@@ -43,7 +43,7 @@ func getBasicStatus(r *raft) BasicStatus {
 }
 
 func getStatus(r *raft) Status {
-	s := Status{BasicStatus: getBasicStatus(r), Config: r.trk.Config.Clone()}
+	s := Status{BasicStatus: getBasicStatus(r), Config: r.trackerConfig()}
 	if s.RaftState == StateLeader {
 		s.Progress = make(map[uint64]tracker.Progress, len(r.trk.Progress))
 		r.trk.Visit(func(id uint64, pr *tracker.Progress) {
@@ -76,11 +76,25 @@ const (
 
 // WithProgress calls visitor with the Progress of every member of the
 // configuration, this node included, in increasing ID order; it does not
-// allocate for configurations of up to seven members. Each pr is a copy whose Inflights is nil (call Status for
-// in-flight counts). Only a leader maintains these values; on other nodes
-// they are whatever the node last held and mean little.
+// allocate for configurations of up to seven members. Each pr is a copy
+// whose Inflights is nil (call Status for in-flight counts). Only a leader
+// tracks its peers' progress; on other nodes every member shows Match 0 and
+// Next the index after this node's last, as a new leader would start them.
 func (rn *RawNode) WithProgress(visitor func(id uint64, typ ProgressType, pr tracker.Progress)) {
-	rn.raft.trk.Visit(func(id uint64, pr *tracker.Progress) {
+	r := rn.raft
+	if r.state != StateLeader {
+		next := r.raftLog.lastIndex() + 1
+		for _, m := range r.conf.members {
+			learner := m.roles&roleLearner != 0
+			typ := ProgressTypePeer
+			if learner {
+				typ = ProgressTypeLearner
+			}
+			visitor(m.id, typ, tracker.Progress{Next: next, IsLearner: learner})
+		}
+		return
+	}
+	r.trk.Visit(func(id uint64, pr *tracker.Progress) {
 		typ := ProgressTypePeer
 		if pr.IsLearner {
 			typ = ProgressTypeLearner

@@ -280,8 +280,20 @@ func TestWithProgress(t *testing.T) {
 	require.Zero(t, allocs)
 	require.Equal(t, 4*51, n)
 
-	// Followers hold a progress entry for every member as well.
-	var ids []uint64
-	c.nodes[2].rn.WithProgress(func(id uint64, _ ProgressType, _ tracker.Progress) { ids = append(ids, id) })
-	require.Equal(t, []uint64{1, 2, 3}, ids)
+	// A follower tracks no progress but visits every member all the same,
+	// as a new leader would start it, without allocating either.
+	follower := c.nodes[2]
+	follower.rn.ApplyConfChange(pb.ConfChange{Type: pb.ConfChangeAddLearnerNode, NodeID: 4})
+	follower.ready()
+	next := follower.r().raftLog.lastIndex() + 1
+	visits = nil
+	follower.rn.WithProgress(func(id uint64, typ ProgressType, pr tracker.Progress) {
+		visits = append(visits, visit{id, typ})
+		require.Equal(t, tracker.Progress{Next: next, IsLearner: typ == ProgressTypeLearner}, pr, "peer %d", id)
+	})
+	require.Equal(t, []visit{{1, ProgressTypePeer}, {2, ProgressTypePeer}, {3, ProgressTypePeer}, {4, ProgressTypeLearner}}, visits)
+	n = 0
+	allocs = testing.AllocsPerRun(50, func() { follower.rn.WithProgress(visitor) })
+	require.Zero(t, allocs)
+	require.Equal(t, 4*51, n)
 }

@@ -90,11 +90,13 @@ type MemoryStorage struct {
 	// snapshot is the latest snapshot applied or created, nil until there
 	// is one: a group that never had one does not carry an empty Snapshot.
 	snapshot *pb.Snapshot
-	// ents[0] is a placeholder that holds the index and term of the
-	// compaction point (the last entry folded into a snapshot or
-	// discarded); ents[i] has index ents[0].Index+i.
-	// Invariant: len(ents) >= 1 and ents[0].Index == snapshot index or a
-	// later compaction point.
+	// compacted is the compaction point: the last entry folded into a
+	// snapshot or discarded (zero at first), whose term stays known.
+	// Invariant: compacted.index is the snapshot index or a later index.
+	compacted entryID
+	// ents[i] has index compacted.index+1+i. It is nil while empty: a
+	// group whose log holds nothing past the compaction point keeps no
+	// array.
 	ents []pb.Entry
 
 	// snapshotUnavailable makes Snapshot fail, for tests.
@@ -103,7 +105,7 @@ type MemoryStorage struct {
 
 // NewMemoryStorage returns an empty MemoryStorage: FirstIndex 1, LastIndex 0.
 func NewMemoryStorage() *MemoryStorage {
-	return &MemoryStorage{ents: make([]pb.Entry, 1)}
+	return &MemoryStorage{}
 }
 
 // snapshotValue returns the latest snapshot, or an empty one.
@@ -137,9 +139,18 @@ func (ms *MemoryStorage) SetHardState(st pb.HardState) error {
 	return nil
 }
 
-func (ms *MemoryStorage) firstIndex() uint64 { return ms.ents[0].Index + 1 }
+func (ms *MemoryStorage) firstIndex() uint64 { return ms.compacted.index + 1 }
 func (ms *MemoryStorage) lastIndex() uint64 {
-	return ms.ents[0].Index + uint64(len(ms.ents)) - 1
+	return ms.compacted.index + uint64(len(ms.ents))
+}
+
+// term returns the term of entry i, which must lie in
+// [compacted.index, lastIndex()].
+func (ms *MemoryStorage) term(i uint64) uint64 {
+	if i == ms.compacted.index {
+		return ms.compacted.term
+	}
+	return ms.ents[i-ms.firstIndex()].Term
 }
 
 // Entries implements Storage. The returned slice is shared with the storage
@@ -155,7 +166,7 @@ func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 	case hi > ms.lastIndex()+1:
 		return nil, fmt.Errorf("%w: entries [%d,%d) past the last index %d", ErrUnavailable, lo, hi, ms.lastIndex())
 	}
-	off := ms.ents[0].Index
+	off := ms.firstIndex()
 	ents := ms.ents[lo-off : hi-off : hi-off]
 	return limitSize(ents, maxSize), nil
 }
@@ -164,14 +175,13 @@ func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
 func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
 	ms.Lock()
 	defer ms.Unlock()
-	off := ms.ents[0].Index
-	if i < off {
+	if i < ms.compacted.index {
 		return 0, ErrCompacted
 	}
-	if i-off >= uint64(len(ms.ents)) {
+	if i > ms.lastIndex() {
 		return 0, ErrUnavailable
 	}
-	return ms.ents[i-off].Term, nil
+	return ms.term(i), nil
 }
 
 // LastIndex implements Storage.
@@ -221,7 +231,8 @@ func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
 
 func (ms *MemoryStorage) applySnapshot(snap pb.Snapshot) {
 	ms.snapshot = &snap
-	ms.ents = []pb.Entry{{Term: snap.Metadata.Term, Index: snap.Metadata.Index}}
+	ms.compacted = entryID{term: snap.Metadata.Term, index: snap.Metadata.Index}
+	ms.ents = nil
 }
 
 // Save persists what a Ready hands out, as the Ready contract orders it:
@@ -270,14 +281,14 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte)
 	if i > ms.lastIndex() {
 		return pb.Snapshot{}, fmt.Errorf("%w: snapshot index %d past the last index %d", ErrUnavailable, i, ms.lastIndex())
 	}
-	if i < ms.ents[0].Index {
+	if i < ms.compacted.index {
 		return pb.Snapshot{}, ErrCompacted
 	}
 	if ms.snapshot == nil {
 		ms.snapshot = &pb.Snapshot{}
 	}
 	ms.snapshot.Metadata.Index = i
-	ms.snapshot.Metadata.Term = ms.ents[i-ms.ents[0].Index].Term
+	ms.snapshot.Metadata.Term = ms.term(i)
 	if cs != nil {
 		ms.snapshot.Metadata.ConfState = *cs
 	}
@@ -293,17 +304,20 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte)
 func (ms *MemoryStorage) Compact(compactIndex uint64) error {
 	ms.Lock()
 	defer ms.Unlock()
-	off := ms.ents[0].Index
-	if compactIndex <= off {
+	if compactIndex <= ms.compacted.index {
 		return ErrCompacted
 	}
 	if compactIndex > ms.lastIndex() {
 		return fmt.Errorf("%w: compact %d past the last index %d", ErrUnavailable, compactIndex, ms.lastIndex())
 	}
-	i := compactIndex - off
-	ents := make([]pb.Entry, 1, uint64(len(ms.ents))-i)
-	ents[0] = pb.Entry{Index: ms.ents[i].Index, Term: ms.ents[i].Term}
-	ms.ents = append(ents, ms.ents[i+1:]...)
+	rest := ms.ents[compactIndex+1-ms.firstIndex():]
+	ms.compacted = entryID{term: ms.term(compactIndex), index: compactIndex}
+	// A new array: the compacted entries (and their payloads) are freed,
+	// and a reader holding an earlier Entries result keeps its view.
+	ms.ents = nil
+	if len(rest) > 0 {
+		ms.ents = slices.Clone(rest)
+	}
 	return nil
 }
 
@@ -351,7 +365,7 @@ func (ms *MemoryStorage) append(entries []pb.Entry) {
 	if entries[0].Index < first {
 		entries = entries[first-entries[0].Index:]
 	}
-	keep := entries[0].Index - ms.ents[0].Index
+	keep := entries[0].Index - first
 	if keep < uint64(len(ms.ents)) {
 		// Truncating: copy rather than overwrite entries a reader may
 		// still hold from an earlier Entries call.

@@ -99,7 +99,9 @@ type ProgressTracker struct {
 
 	// order caches Progress's peers sorted by ID (see ordered); it is
 	// checked against Progress on every use, never trusted blindly.
-	order []peerRef
+	// A pointer, not the slice itself: a tracker without progress (a
+	// follower's) carries 8 bytes for it instead of 24.
+	order *[]peerRef
 }
 
 // MakeProgressTracker returns a tracker with an empty configuration, no
@@ -208,22 +210,26 @@ type peerRef struct {
 // map and sorting on every call cost more than the lookups. A rebuilt
 // order is a new slice, since copies of the tracker share the old one.
 func (p *ProgressTracker) ordered() []peerRef {
-	if len(p.order) == len(p.Progress) && p.orderMatches() {
-		return p.order
+	var cached []peerRef
+	if p.order != nil {
+		cached = *p.order
+	}
+	if len(cached) == len(p.Progress) && p.orderMatches(cached) {
+		return cached
 	}
 	order := make([]peerRef, 0, len(p.Progress))
 	for id, pr := range p.Progress {
 		order = append(order, peerRef{id: id, pr: pr})
 	}
 	slices.SortFunc(order, func(a, b peerRef) int { return cmp.Compare(a.id, b.id) })
-	p.order = order
+	p.order = &order
 	return order
 }
 
-// orderMatches reports whether every peer of p.order is in p.Progress with
+// orderMatches reports whether every peer of order is in p.Progress with
 // the same *Progress.
-func (p *ProgressTracker) orderMatches() bool {
-	for _, e := range p.order {
+func (p *ProgressTracker) orderMatches(order []peerRef) bool {
+	for _, e := range order {
 		if pr, ok := p.Progress[e.id]; !ok || pr != e.pr {
 			return false
 		}
