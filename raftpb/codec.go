@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 )
 
 // Entry and Message encode and decode with the hand-written methods in this
@@ -75,13 +76,18 @@ func putUvarintLong(b []byte, i int, v uint64) int {
 }
 
 // Size returns the encoded size of e.
-func (m *Entry) Size() (n int) {
-	n = 3 + sovRaft(uint64(m.Type)) + sovRaft(m.Term) + sovRaft(m.Index)
-	if m.Data != nil {
-		l := len(m.Data)
-		n += 1 + sovRaft(uint64(l)) + l
+func (m *Entry) Size() int {
+	n := 3 + varintSize(uint64(m.Type)) + varintSize(m.Term) + varintSize(m.Index)
+	if m.Data == nil {
+		return n
 	}
-	return n
+	return n + 1 + varintSize(uint64(len(m.Data))) + len(m.Data)
+}
+
+// varintSize returns the encoded size of v, as sovRaft does but without a
+// division: 9/64 of the bit length, rounded up, is one byte per 7 bits.
+func varintSize(v uint64) int {
+	return (9*bits.Len64(v) + 64) >> 6
 }
 
 // Marshal returns the encoding of e in a new slice.
@@ -122,11 +128,22 @@ func (m *Entry) encode(b []byte, i int) int {
 }
 
 // Size returns the encoded size of m.
-func (m *Message) Size() (n int) {
+func (m *Message) Size() (n int) { return m.size(nil) }
+
+// entrySizes keeps the sizes of a message's first entries between sizing
+// the message and writing the entries' length prefixes.
+type entrySizes [stackEntries]int
+
+// size returns the encoded size of m and, unless sizes is nil, records
+// the sizes of its first entries in it.
+func (m *Message) size(sizes *entrySizes) (n int) {
 	n = 11 + sovRaft(uint64(m.Type)) + sovRaft(m.To) + sovRaft(m.From) + sovRaft(m.Term) +
 		sovRaft(m.LogTerm) + sovRaft(m.Index) + sovRaft(m.Commit) + sovRaft(m.RejectHint) + sovRaft(m.Vote)
 	for i := range m.Entries {
 		l := m.Entries[i].Size()
+		if sizes != nil && i < len(sizes) {
+			sizes[i] = l
+		}
 		n += 1 + sovRaft(uint64(l)) + l
 	}
 	if m.Snapshot != nil {
@@ -146,8 +163,9 @@ func (m *Message) Size() (n int) {
 
 // Marshal returns the encoding of m in a new slice.
 func (m *Message) Marshal() (dAtA []byte, err error) {
-	dAtA = make([]byte, m.Size())
-	n, err := m.encode(dAtA)
+	var sizes entrySizes
+	dAtA = make([]byte, m.size(&sizes))
+	n, err := m.encode(dAtA, &sizes)
 	if err != nil {
 		return nil, err
 	}
@@ -157,18 +175,22 @@ func (m *Message) Marshal() (dAtA []byte, err error) {
 // MarshalTo encodes m at the start of dAtA, which must hold Size() bytes,
 // and returns the number of bytes written.
 func (m *Message) MarshalTo(dAtA []byte) (int, error) {
-	return m.encode(dAtA[:m.Size()])
+	var sizes entrySizes
+	return m.encode(dAtA[:m.size(&sizes)], &sizes)
 }
 
 // MarshalToSizedBuffer encodes m at the end of dAtA, which must hold
 // Size() bytes, and returns the number of bytes written.
 func (m *Message) MarshalToSizedBuffer(dAtA []byte) (int, error) {
-	size := m.Size()
-	return m.encode(dAtA[len(dAtA)-size:])
+	var sizes entrySizes
+	size := m.size(&sizes)
+	return m.encode(dAtA[len(dAtA)-size:], &sizes)
 }
 
-// encode writes m at the start of b, which holds at least Size() bytes.
-func (m *Message) encode(b []byte) (int, error) {
+// encode writes m at the start of b, which holds at least Size() bytes;
+// sizes, unless nil, holds the sizes of m's first entries, as size
+// recorded them.
+func (m *Message) encode(b []byte, sizes *entrySizes) (int, error) {
 	b[0] = tagMsgType
 	i := putUvarint(b, 1, uint64(m.Type))
 	b[i] = tagMsgTo
@@ -183,8 +205,14 @@ func (m *Message) encode(b []byte) (int, error) {
 	i = putUvarint(b, i+1, m.Index)
 	for k := range m.Entries {
 		e := &m.Entries[k]
+		var l int
+		if sizes != nil && k < len(sizes) {
+			l = sizes[k]
+		} else {
+			l = e.Size()
+		}
 		b[i] = tagMsgEntries
-		i = putUvarint(b, i+1, uint64(e.Size()))
+		i = putUvarint(b, i+1, uint64(l))
 		i = e.encode(b, i)
 	}
 	b[i] = tagMsgCommit
@@ -215,9 +243,11 @@ func (m *Message) encode(b []byte) (int, error) {
 	i = putUvarint(b, i+1, m.Vote)
 	for k := range m.Responses {
 		r := &m.Responses[k]
+		// Without sizes: a nesting of responses keeps to small frames.
+		l := r.Size()
 		b[i] = tagMsgResponses
-		i = putUvarint(b, i+1, uint64(r.Size()))
-		n, err := r.encode(b[i:])
+		i = putUvarint(b, i+1, uint64(l))
+		n, err := r.encode(b[i:i+l], nil)
 		if err != nil {
 			return 0, err
 		}
