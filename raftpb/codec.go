@@ -315,6 +315,22 @@ func lengthDelimited(b []byte, i int) (start, end int, err error) {
 	return i, end, nil
 }
 
+// shortLength decodes a length prefix of one or two bytes at b[i:] (a
+// length below 16 KiB) and returns the bounds of the value that follows.
+// ok is false for a longer prefix and for anything lengthDelimited would
+// reject, which the caller leaves to it.
+func shortLength(b []byte, i int) (start, end int, ok bool) {
+	if uint(i+1) < uint(len(b)) {
+		c, d := b[i], b[i+1]
+		if c < 0x80 {
+			start, end = i+1, i+1+int(c)
+		} else if d < 0x80 {
+			start, end = i+2, i+2+(int(c&0x7f)|int(d)<<7)
+		}
+	}
+	return start, end, start > 0 && end <= len(b)
+}
+
 // fieldKey decodes the key at b[i:] into field number and wire type, with
 // the generated decoders' checks; typ names the message in errors.
 func fieldKey(b []byte, i int, typ string) (field int32, wireType int, next int, err error) {
@@ -557,11 +573,14 @@ func (m *Message) decodeFields(b []byte, idx *entryIndex) error {
 			}
 			m.setScalar(tag, v)
 		case tagMsgEntries:
-			var start int
-			if start, i, err = lengthDelimited(b, i+1); err != nil {
-				return err
+			start, end, ok := shortLength(b, i+1)
+			if !ok {
+				if start, end, err = lengthDelimited(b, i+1); err != nil {
+					return err
+				}
 			}
-			idx.add(start, i)
+			idx.add(start, end)
+			i = end
 		default:
 			if i, err = m.decodeField(b, i, idx); err != nil {
 				return err
@@ -674,12 +693,18 @@ func (m *Message) decodeEntries(b []byte, idx *entryIndex) error {
 	var err error
 	k := 0
 	for ; k < n; k++ {
-		var start, end int
-		start, end, err = ents[k].decodeAt(b, int(spans[k].start), int(spans[k].end))
-		if err != nil {
-			break
+		s, e := int(spans[k].start), int(spans[k].end)
+		ds, de, ok := ents[k].decodeCanonical(b[s:e])
+		if !ok {
+			ents[k] = Entry{}
+			if ds, de, err = ents[k].decode(b[s:e]); err != nil {
+				break
+			}
 		}
-		spans[k] = span{int32(start), int32(end)}
+		spans[k] = span{-1, -1}
+		if ds >= 0 {
+			spans[k] = span{int32(s + ds), int32(s + de)}
+		}
 	}
 	m.Entries = m.Entries[:first+k]
 	copyPayloads(ents[:k], spans[:k], b)
