@@ -48,7 +48,7 @@ const (
 )
 
 // putUvarint writes v as a varint at b[i:] and returns the position after
-// it. b must have room (the caller sized it with sovRaft). Values below
+// it. b must have room (the caller sized it with varintSize). Values below
 // 2^14 (types, flags, the terms of most clusters, the length prefixes of
 // entries up to 16 KiB) are written without a loop.
 func putUvarint(b []byte, i int, v uint64) int {
@@ -137,26 +137,26 @@ type entrySizes [stackEntries]int
 // size returns the encoded size of m and, unless sizes is nil, records
 // the sizes of its first entries in it.
 func (m *Message) size(sizes *entrySizes) (n int) {
-	n = 11 + sovRaft(uint64(m.Type)) + sovRaft(m.To) + sovRaft(m.From) + sovRaft(m.Term) +
-		sovRaft(m.LogTerm) + sovRaft(m.Index) + sovRaft(m.Commit) + sovRaft(m.RejectHint) + sovRaft(m.Vote)
+	n = 11 + varintSize(uint64(m.Type)) + varintSize(m.To) + varintSize(m.From) + varintSize(m.Term) +
+		varintSize(m.LogTerm) + varintSize(m.Index) + varintSize(m.Commit) + varintSize(m.RejectHint) + varintSize(m.Vote)
 	for i := range m.Entries {
 		l := m.Entries[i].Size()
 		if sizes != nil && i < len(sizes) {
 			sizes[i] = l
 		}
-		n += 1 + sovRaft(uint64(l)) + l
+		n += 1 + varintSize(uint64(l)) + l
 	}
 	if m.Snapshot != nil {
 		l := m.Snapshot.Size()
-		n += 1 + sovRaft(uint64(l)) + l
+		n += 1 + varintSize(uint64(l)) + l
 	}
 	if m.Context != nil {
 		l := len(m.Context)
-		n += 1 + sovRaft(uint64(l)) + l
+		n += 1 + varintSize(uint64(l)) + l
 	}
 	for i := range m.Responses {
 		l := m.Responses[i].Size()
-		n += 1 + sovRaft(uint64(l)) + l
+		n += 1 + varintSize(uint64(l)) + l
 	}
 	return n
 }
