@@ -163,9 +163,16 @@ func (m *Message) size(sizes *entrySizes) (n int) {
 
 // Marshal returns the encoding of m in a new slice.
 func (m *Message) Marshal() (dAtA []byte, err error) {
-	var sizes entrySizes
-	dAtA = make([]byte, m.size(&sizes))
-	n, err := m.encode(dAtA, &sizes)
+	var n int
+	if len(m.Entries) == 0 {
+		// Most messages: no sizes to keep, no array to clear.
+		dAtA = make([]byte, m.size(nil))
+		n, err = m.encode(dAtA, nil)
+	} else {
+		var sizes entrySizes
+		dAtA = make([]byte, m.size(&sizes))
+		n, err = m.encode(dAtA, &sizes)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +521,10 @@ type span struct{ start, end int32 }
 // are counted first so that Entries grows once, then decoded, then their
 // payloads copied into one buffer of their total size.
 type entryIndex struct {
-	n int // entries seen, even past len(spans)
+	// stopAtEntry makes decodeFields stop at the first entry, and stopped
+	// tells that it did.
+	stopAtEntry, stopped bool
+	n                    int // entries seen, even past len(spans)
 	// spans are the first entries' bounds; once decoded, the bounds of
 	// their payloads.
 	spans []span
@@ -532,19 +542,32 @@ func (x *entryIndex) add(start, end int) {
 // snapshot is merged into m.Snapshot. Payloads are copied (all the new
 // entries' into one buffer); dAtA is not retained.
 func (m *Message) Unmarshal(dAtA []byte) error {
-	var spans [stackEntries]span
-	idx := entryIndex{spans: spans[:]}
-	if len(dAtA) > math.MaxInt32 {
-		idx.spans = nil
+	// Most messages carry no entries: the array to record them in, which
+	// takes clearing, comes into play at the first one.
+	idx := entryIndex{stopAtEntry: true}
+	i, err := m.decodeFields(dAtA, 0, &idx)
+	if err != nil || i == len(dAtA) {
+		return err
 	}
-	return m.unmarshal(dAtA, &idx)
+	return m.unmarshalEntries(dAtA, i)
 }
 
-// unmarshal is Unmarshal with idx to record the entries in. Nested
-// messages (Responses) pass one without spans, so that the stack of a
-// deep nesting stays as small as the generated decoder's.
-func (m *Message) unmarshal(b []byte, idx *entryIndex) error {
-	err := m.decodeFields(b, idx)
+// unmarshalEntries goes on with Unmarshal at b[i:], where the first entry
+// is.
+func (m *Message) unmarshalEntries(b []byte, i int) error {
+	var spans [stackEntries]span
+	idx := entryIndex{spans: spans[:]}
+	if len(b) > math.MaxInt32 {
+		idx.spans = nil
+	}
+	return m.unmarshal(b, i, &idx)
+}
+
+// unmarshal is Unmarshal from b[i:] with idx to record the entries in.
+// Nested messages (Responses) pass one without spans, so that the stack of
+// a deep nesting stays as small as the generated decoder's.
+func (m *Message) unmarshal(b []byte, i int, idx *entryIndex) error {
+	_, err := m.decodeFields(b, i, idx)
 	if idx.n == 0 {
 		return err
 	}
@@ -556,11 +579,12 @@ func (m *Message) unmarshal(b []byte, idx *entryIndex) error {
 	return err
 }
 
-// decodeFields merges b into m, all but the entries, which it records in
-// idx. The common keys, one byte each, are matched whole; any other key
-// takes decodeField.
-func (m *Message) decodeFields(b []byte, idx *entryIndex) error {
-	for i := 0; i < len(b); {
+// decodeFields merges b[i:] into m, all but the entries, which it records
+// in idx, and returns len(b), or with idx.stopAtEntry set the position of
+// the first entry's key. The common keys, one byte each, are matched
+// whole; any other key takes decodeField.
+func (m *Message) decodeFields(b []byte, i int, idx *entryIndex) (int, error) {
+	for i < len(b) {
 		var err error
 		switch tag := b[i]; tag {
 		case tagMsgType, tagMsgTo, tagMsgFrom, tagMsgTerm, tagMsgLogTerm, tagMsgIndex,
@@ -569,25 +593,32 @@ func (m *Message) decodeFields(b []byte, idx *entryIndex) error {
 			if i+1 < len(b) && b[i+1] < 0x80 {
 				v, i = uint64(b[i+1]), i+2
 			} else if v, i, err = uvarintLong(b, i+1); err != nil {
-				return err
+				return i, err
 			}
 			m.setScalar(tag, v)
 		case tagMsgEntries:
+			if idx.stopAtEntry {
+				return i, nil
+			}
 			start, end, ok := shortLength(b, i+1)
 			if !ok {
 				if start, end, err = lengthDelimited(b, i+1); err != nil {
-					return err
+					return i, err
 				}
 			}
 			idx.add(start, end)
 			i = end
 		default:
+			keyAt := i
 			if i, err = m.decodeField(b, i, idx); err != nil {
-				return err
+				return i, err
+			}
+			if idx.stopped {
+				return keyAt, nil
 			}
 		}
 	}
-	return nil
+	return i, nil
 }
 
 // setScalar sets the varint field whose one-byte key is tag to v.
@@ -646,6 +677,10 @@ func (m *Message) decodeField(b []byte, keyAt int, idx *entryIndex) (int, error)
 	case 7:
 		if wireType != 2 {
 			return i, wrongWireType(wireType, "Entries")
+		}
+		if idx.stopAtEntry {
+			idx.stopped = true
+			return keyAt, nil
 		}
 		var start int
 		if start, i, err = lengthDelimited(b, i); err == nil {
@@ -873,5 +908,5 @@ func (m *Message) decodeResponse(b []byte, i, wireType int) (int, error) {
 	}
 	m.Responses = append(m.Responses, Message{})
 	var idx entryIndex
-	return end, m.Responses[len(m.Responses)-1].unmarshal(b[start:end], &idx)
+	return end, m.Responses[len(m.Responses)-1].unmarshal(b[start:end], 0, &idx)
 }
