@@ -609,12 +609,8 @@ func (m *Message) decodeFields(b []byte, i int, idx *entryIndex) (int, error) {
 			idx.add(start, end)
 			i = end
 		default:
-			keyAt := i
-			if i, err = m.decodeField(b, i, idx); err != nil {
+			if i, err = m.decodeField(b, i, idx); err != nil || idx.stopped {
 				return i, err
-			}
-			if idx.stopped {
-				return keyAt, nil
 			}
 		}
 	}
@@ -648,7 +644,8 @@ func (m *Message) setScalar(tag byte, v uint64) {
 }
 
 // decodeField decodes the field whose key starts at b[keyAt:], whatever
-// the key's form, and returns the position after it.
+// the key's form, and returns the position after it, or keyAt if it
+// stopped at an entry (see entryIndex.stopAtEntry).
 func (m *Message) decodeField(b []byte, keyAt int, idx *entryIndex) (int, error) {
 	field, wireType, i, err := fieldKey(b, keyAt, "Message")
 	if err != nil {
