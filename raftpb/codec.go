@@ -16,13 +16,22 @@ import (
 // and the same inputs rejected. The tests hold them to a generated
 // reference codec (internal/raftpbref) on random and malformed input.
 //
-// What differs is the cost. Message.Unmarshal counts the entries first and
-// grows Entries once, then copies every entry's payload into a single
-// buffer of exactly their total size: two allocations for the entries of a
-// message instead of one per entry plus the slice's regrowth. Each entry's
-// Data is a full slice expression over that buffer (its capacity ends where
-// its payload does), so appending to one entry's Data never overwrites the
-// next. Nothing aliases the input: the caller may reuse it at once.
+// What differs is the cost. Message.Unmarshal walks the input once for
+// everything but the entries, noting where each entry lies (in an array on
+// its stack, for up to stackEntries entries; a message with more walks its
+// entries a second time), then grows Entries once, decodes the entries
+// (those in the encoders' canonical field order on a path of their own)
+// and copies every payload into a single buffer of exactly their total
+// size: two allocations for the entries of a message instead of one per
+// entry plus the slice's regrowth. Each entry's Data is a full slice
+// expression over that buffer (its capacity ends where its payload does),
+// so appending to one entry's Data never overwrites the next. Nothing
+// aliases the input: the caller may reuse it at once. Keys of one byte,
+// the only ones encoders write for Message's fields, are matched whole,
+// and varints and lengths of one or two bytes are decoded without a loop;
+// anything else takes the general path, which follows the generated code.
+// Message.Marshal sizes each entry once, keeping the sizes for the length
+// prefixes.
 
 // Wire tags (field number << 3 | wire type) of Entry and Message.
 const (
