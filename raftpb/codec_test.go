@@ -238,7 +238,7 @@ func checkDecodeAgainstRef(t *testing.T, data []byte) {
 	checkNoAlias(t, &got, input)
 
 	// Spare capacity holding old entries is reused without leaking them.
-	stale := make([]Entry, 80)
+	stale := make([]Entry, 3*stackEntries+10)
 	for i := range stale {
 		stale[i] = Entry{Term: 99, Index: 99, Type: 99, Data: []byte("stale")}
 	}
@@ -384,11 +384,18 @@ func entryOfSize(t *testing.T, size int) Entry {
 	return Entry{}
 }
 
-// manyEntries returns n entries of small, distinct payloads.
+// manyEntries returns n entries of small, distinct payloads, now and then
+// an entry without a payload or with an empty one.
 func manyEntries(n int) []Entry {
 	ents := make([]Entry, n)
 	for i := range ents {
 		ents[i] = Entry{Term: 3, Index: uint64(1000 + i), Data: []byte{byte(i), byte(i >> 8)}}
+		switch i % 7 {
+		case 3:
+			ents[i].Data = nil
+		case 5:
+			ents[i].Data = []byte{}
+		}
 	}
 	return ents
 }
