@@ -333,8 +333,9 @@ func lengthDelimited(b []byte, i int) (start, end int, err error) {
 
 // shortLength decodes a length prefix of one or two bytes at b[i:] (a
 // length below 16 KiB) and returns the bounds of the value that follows.
-// ok is false for a longer prefix and for anything lengthDelimited would
-// reject, which the caller leaves to it.
+// ok is false, and the caller leaves the prefix to lengthDelimited, for a
+// longer prefix, for a value running past b, and when b holds fewer than
+// two bytes from i (a one-byte prefix of an empty value at its very end).
 func shortLength(b []byte, i int) (start, end int, ok bool) {
 	if uint(i+1) < uint(len(b)) {
 		c, d := b[i], b[i+1]
