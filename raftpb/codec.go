@@ -3,6 +3,8 @@ package raftpb
 import (
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 )
 
 // Entry and Message encode and decode with the hand-written methods in this
@@ -14,13 +16,22 @@ import (
 // and the same inputs rejected. The tests hold them to a generated
 // reference codec (internal/raftpbref) on random and malformed input.
 //
-// What differs is the cost. Message.Unmarshal counts the entries first and
-// grows Entries once, then copies every entry's payload into a single
-// buffer of exactly their total size: two allocations for the entries of a
-// message instead of one per entry plus the slice's regrowth. Each entry's
-// Data is a full slice expression over that buffer (its capacity ends where
-// its payload does), so appending to one entry's Data never overwrites the
-// next. Nothing aliases the input: the caller may reuse it at once.
+// What differs is the cost. Message.Unmarshal walks the input once for
+// everything but the entries, noting where each entry lies (in an array on
+// its stack, for up to stackEntries entries; a message with more walks its
+// entries a second time), then grows Entries once, decodes the entries
+// (those in the encoders' canonical field order on a path of their own)
+// and copies every payload into a single buffer of exactly their total
+// size: two allocations for the entries of a message instead of one per
+// entry plus the slice's regrowth. Each entry's Data is a full slice
+// expression over that buffer (its capacity ends where its payload does),
+// so appending to one entry's Data never overwrites the next. Nothing
+// aliases the input: the caller may reuse it at once. Keys of one byte,
+// the only ones encoders write for Message's fields, are matched whole,
+// and varints and lengths of one or two bytes are decoded without a loop;
+// anything else takes the general path, which follows the generated code.
+// Message.Marshal sizes each entry once, keeping the sizes for the length
+// prefixes.
 
 // Wire tags (field number << 3 | wire type) of Entry and Message.
 const (
@@ -46,8 +57,24 @@ const (
 )
 
 // putUvarint writes v as a varint at b[i:] and returns the position after
-// it. b must have room (the caller sized it with sovRaft).
+// it. b must have room (the caller sized it with varintSize). Values below
+// 2^14 (types, flags, the terms of most clusters, the length prefixes of
+// entries up to 16 KiB) are written without a loop.
 func putUvarint(b []byte, i int, v uint64) int {
+	if v < 1<<7 {
+		b[i] = byte(v)
+		return i + 1
+	}
+	if v < 1<<14 {
+		b[i] = byte(v) | 0x80
+		b[i+1] = byte(v >> 7)
+		return i + 2
+	}
+	return putUvarintLong(b, i, v)
+}
+
+// putUvarintLong is putUvarint for values of three bytes or more.
+func putUvarintLong(b []byte, i int, v uint64) int {
 	for v >= 0x80 {
 		b[i] = byte(v) | 0x80
 		v >>= 7
@@ -58,39 +85,45 @@ func putUvarint(b []byte, i int, v uint64) int {
 }
 
 // Size returns the encoded size of e.
-func (m *Entry) Size() (n int) {
-	n = 3 + sovRaft(uint64(m.Type)) + sovRaft(m.Term) + sovRaft(m.Index)
-	if m.Data != nil {
-		l := len(m.Data)
-		n += 1 + sovRaft(uint64(l)) + l
+func (m *Entry) Size() int {
+	n := 3 + varintSize(uint64(m.Type)) + varintSize(m.Term) + varintSize(m.Index)
+	if m.Data == nil {
+		return n
 	}
-	return n
+	return n + 1 + varintSize(uint64(len(m.Data))) + len(m.Data)
+}
+
+// varintSize returns the encoded size of v, as sovRaft does but without a
+// division: 9/64 of the bit length, rounded up, is one byte per 7 bits.
+func varintSize(v uint64) int {
+	return (9*bits.Len64(v) + 64) >> 6
 }
 
 // Marshal returns the encoding of e in a new slice.
 func (m *Entry) Marshal() (dAtA []byte, err error) {
 	dAtA = make([]byte, m.Size())
-	n := m.encode(dAtA)
+	n := m.encode(dAtA, 0)
 	return dAtA[:n], nil
 }
 
 // MarshalTo encodes e at the start of dAtA, which must hold Size() bytes,
 // and returns the number of bytes written.
 func (m *Entry) MarshalTo(dAtA []byte) (int, error) {
-	return m.encode(dAtA[:m.Size()]), nil
+	return m.encode(dAtA[:m.Size()], 0), nil
 }
 
 // MarshalToSizedBuffer encodes e at the end of dAtA, which must hold
 // Size() bytes, and returns the number of bytes written.
 func (m *Entry) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 	size := m.Size()
-	return m.encode(dAtA[len(dAtA)-size:]), nil
+	return m.encode(dAtA[len(dAtA)-size:], 0), nil
 }
 
-// encode writes e at the start of b, which holds at least Size() bytes.
-func (m *Entry) encode(b []byte) int {
-	b[0] = tagEntryType
-	i := putUvarint(b, 1, uint64(m.Type))
+// encode writes e at b[i:], which holds at least Size() bytes, and returns
+// the position after it.
+func (m *Entry) encode(b []byte, i int) int {
+	b[i] = tagEntryType
+	i = putUvarint(b, i+1, uint64(m.Type))
 	b[i] = tagEntryTerm
 	i = putUvarint(b, i+1, m.Term)
 	b[i] = tagEntryIndex
@@ -104,52 +137,51 @@ func (m *Entry) encode(b []byte) int {
 }
 
 // Size returns the encoded size of m.
-func (m *Message) Size() (n int) { return m.sizeWith(nil) }
+func (m *Message) Size() (n int) { return m.size(nil) }
 
-// sizeWith returns the encoded size of m; sizes, unless nil, holds the
-// size of each entry.
-func (m *Message) sizeWith(sizes []int) (n int) {
-	n = 11 + sovRaft(uint64(m.Type)) + sovRaft(m.To) + sovRaft(m.From) + sovRaft(m.Term) +
-		sovRaft(m.LogTerm) + sovRaft(m.Index) + sovRaft(m.Commit) + sovRaft(m.RejectHint) + sovRaft(m.Vote)
+// entrySizes keeps the sizes of a message's first entries between sizing
+// the message and writing the entries' length prefixes.
+type entrySizes [stackEntries]int
+
+// size returns the encoded size of m and, unless sizes is nil, records
+// the sizes of its first entries in it.
+func (m *Message) size(sizes *entrySizes) (n int) {
+	n = 11 + varintSize(uint64(m.Type)) + varintSize(m.To) + varintSize(m.From) + varintSize(m.Term) +
+		varintSize(m.LogTerm) + varintSize(m.Index) + varintSize(m.Commit) + varintSize(m.RejectHint) + varintSize(m.Vote)
 	for i := range m.Entries {
-		var l int
-		if sizes != nil {
-			l = sizes[i]
-		} else {
-			l = m.Entries[i].Size()
+		l := m.Entries[i].Size()
+		if sizes != nil && i < len(sizes) {
+			sizes[i] = l
 		}
-		n += 1 + sovRaft(uint64(l)) + l
+		n += 1 + varintSize(uint64(l)) + l
 	}
 	if m.Snapshot != nil {
 		l := m.Snapshot.Size()
-		n += 1 + sovRaft(uint64(l)) + l
+		n += 1 + varintSize(uint64(l)) + l
 	}
 	if m.Context != nil {
 		l := len(m.Context)
-		n += 1 + sovRaft(uint64(l)) + l
+		n += 1 + varintSize(uint64(l)) + l
 	}
 	for i := range m.Responses {
 		l := m.Responses[i].Size()
-		n += 1 + sovRaft(uint64(l)) + l
+		n += 1 + varintSize(uint64(l)) + l
 	}
 	return n
 }
 
 // Marshal returns the encoding of m in a new slice.
 func (m *Message) Marshal() (dAtA []byte, err error) {
-	// The entries' sizes are needed twice, for the total and for each
-	// entry's length prefix: keep them (on the stack for a usual batch)
-	// rather than computing them again.
-	var stack [64]int
-	sizes := stack[:0]
-	if len(m.Entries) > len(stack) {
-		sizes = make([]int, 0, len(m.Entries))
+	var n int
+	if len(m.Entries) == 0 {
+		// Most messages: no sizes to keep, no array to clear.
+		dAtA = make([]byte, m.size(nil))
+		n, err = m.encode(dAtA, nil)
+	} else {
+		var sizes entrySizes
+		dAtA = make([]byte, m.size(&sizes))
+		n, err = m.encode(dAtA, &sizes)
 	}
-	for i := range m.Entries {
-		sizes = append(sizes, m.Entries[i].Size())
-	}
-	dAtA = make([]byte, m.sizeWith(sizes))
-	n, err := m.encodeWith(dAtA, sizes)
 	if err != nil {
 		return nil, err
 	}
@@ -159,22 +191,22 @@ func (m *Message) Marshal() (dAtA []byte, err error) {
 // MarshalTo encodes m at the start of dAtA, which must hold Size() bytes,
 // and returns the number of bytes written.
 func (m *Message) MarshalTo(dAtA []byte) (int, error) {
-	return m.encode(dAtA[:m.Size()])
+	var sizes entrySizes
+	return m.encode(dAtA[:m.size(&sizes)], &sizes)
 }
 
 // MarshalToSizedBuffer encodes m at the end of dAtA, which must hold
 // Size() bytes, and returns the number of bytes written.
 func (m *Message) MarshalToSizedBuffer(dAtA []byte) (int, error) {
-	size := m.Size()
-	return m.encode(dAtA[len(dAtA)-size:])
+	var sizes entrySizes
+	size := m.size(&sizes)
+	return m.encode(dAtA[len(dAtA)-size:], &sizes)
 }
 
-// encode writes m at the start of b, which holds at least Size() bytes.
-func (m *Message) encode(b []byte) (int, error) { return m.encodeWith(b, nil) }
-
-// encodeWith is encode with the entries' sizes known (sizes) or, if nil,
-// computed as each entry is written.
-func (m *Message) encodeWith(b []byte, sizes []int) (int, error) {
+// encode writes m at the start of b, which holds at least Size() bytes;
+// sizes, unless nil, holds the sizes of m's first entries, as size
+// recorded them.
+func (m *Message) encode(b []byte, sizes *entrySizes) (int, error) {
 	b[0] = tagMsgType
 	i := putUvarint(b, 1, uint64(m.Type))
 	b[i] = tagMsgTo
@@ -190,14 +222,14 @@ func (m *Message) encodeWith(b []byte, sizes []int) (int, error) {
 	for k := range m.Entries {
 		e := &m.Entries[k]
 		var l int
-		if sizes != nil {
+		if sizes != nil && k < len(sizes) {
 			l = sizes[k]
 		} else {
 			l = e.Size()
 		}
 		b[i] = tagMsgEntries
 		i = putUvarint(b, i+1, uint64(l))
-		i += e.encode(b[i:])
+		i = e.encode(b, i)
 	}
 	b[i] = tagMsgCommit
 	i = putUvarint(b, i+1, m.Commit)
@@ -227,9 +259,11 @@ func (m *Message) encodeWith(b []byte, sizes []int) (int, error) {
 	i = putUvarint(b, i+1, m.Vote)
 	for k := range m.Responses {
 		r := &m.Responses[k]
+		// Without sizes: a nesting of responses keeps to small frames.
+		l := r.Size()
 		b[i] = tagMsgResponses
-		i = putUvarint(b, i+1, uint64(r.Size()))
-		n, err := r.encode(b[i:])
+		i = putUvarint(b, i+1, uint64(l))
+		n, err := r.encode(b[i:i+l], nil)
 		if err != nil {
 			return 0, err
 		}
@@ -240,10 +274,22 @@ func (m *Message) encodeWith(b []byte, sizes []int) (int, error) {
 
 // uvarint decodes the varint at b[i:] and returns it with the position
 // after it. Like the generated decoders, it accepts up to ten bytes and
-// drops bits past the 64th.
+// drops bits past the 64th. A one-byte value is decoded inline.
 func uvarint(b []byte, i int) (uint64, int, error) {
-	if i < len(b) && b[i] < 0x80 {
-		return uint64(b[i]), i + 1, nil
+	if uint(i) < uint(len(b)) {
+		if c := b[i]; c < 0x80 {
+			return uint64(c), i + 1, nil
+		}
+	}
+	return uvarintLong(b, i)
+}
+
+// uvarintLong is uvarint for a varint that is not a single byte (or is
+// missing): b[i], if present, has its continuation bit set. Two-byte
+// values, such as the length of an entry up to 16 KiB, skip the loop.
+func uvarintLong(b []byte, i int) (uint64, int, error) {
+	if i+1 < len(b) && b[i+1] < 0x80 {
+		return uint64(b[i]&0x7f) | uint64(b[i+1])<<7, i + 2, nil
 	}
 	var v uint64
 	for shift := uint(0); ; shift += 7 {
@@ -265,8 +311,10 @@ func uvarint(b []byte, i int) (uint64, int, error) {
 // lengthDelimited decodes the length prefix at b[i:] and returns the
 // bounds [start, end) of the value that follows, checked against len(b).
 func lengthDelimited(b []byte, i int) (start, end int, err error) {
-	v, i, err := uvarint(b, i)
-	if err != nil {
+	var v uint64
+	if uint(i) < uint(len(b)) && b[i] < 0x80 {
+		v, i = uint64(b[i]), i+1
+	} else if v, i, err = uvarintLong(b, i); err != nil {
 		return 0, 0, err
 	}
 	n := int(v)
@@ -281,6 +329,23 @@ func lengthDelimited(b []byte, i int) (start, end int, err error) {
 		return 0, 0, io.ErrUnexpectedEOF
 	}
 	return i, end, nil
+}
+
+// shortLength decodes a length prefix of one or two bytes at b[i:] (a
+// length below 16 KiB) and returns the bounds of the value that follows.
+// ok is false, and the caller leaves the prefix to lengthDelimited, for a
+// longer prefix, for a value running past b, and when b holds fewer than
+// two bytes from i (a one-byte prefix of an empty value at its very end).
+func shortLength(b []byte, i int) (start, end int, ok bool) {
+	if uint(i+1) < uint(len(b)) {
+		c, d := b[i], b[i+1]
+		if c < 0x80 {
+			start, end = i+1, i+1+int(c)
+		} else if d < 0x80 {
+			start, end = i+2, i+2+(int(c&0x7f)|int(d)<<7)
+		}
+	}
+	return start, end, start > 0 && end <= len(b)
 }
 
 // fieldKey decodes the key at b[i:] into field number and wire type, with
@@ -329,38 +394,97 @@ func varintField(b []byte, i, wireType int, field string) (uint64, int, error) {
 	return uvarint(b, i)
 }
 
+// setData sets e.Data to a copy of p, reusing e.Data's array as generated
+// code does; an empty p gives an empty, non-nil Data.
+func (m *Entry) setData(p []byte) {
+	m.Data = append(m.Data[:0], p...)
+	if m.Data == nil {
+		m.Data = []byte{}
+	}
+}
+
 // Unmarshal decodes dAtA into e, merging as generated code does: fields
 // present overwrite e's. Data is copied; dAtA is not retained.
 func (m *Entry) Unmarshal(dAtA []byte) error {
 	var c Entry
-	if c.decodeCanonical(dAtA) {
+	if start, end, ok := c.decodeCanonical(dAtA); ok {
 		m.Term, m.Index, m.Type = c.Term, c.Index, c.Type
-		if c.Data != nil {
-			m.Data = append(m.Data[:0], c.Data...)
-			if m.Data == nil {
-				m.Data = []byte{}
-			}
+		if start >= 0 {
+			m.setData(dAtA[start:end])
 		}
 		return nil
 	}
-	data, hasData, err := m.decode(dAtA)
-	if hasData {
-		m.Data = append(m.Data[:0], data...)
-		if m.Data == nil {
-			m.Data = []byte{}
-		}
+	start, end, err := m.decode(dAtA)
+	if start >= 0 {
+		m.setData(dAtA[start:end])
 	}
 	return err
 }
 
-// decode sets e's scalar fields from b and returns the last Data field
-// present (hasData), still pointing into b: the caller copies it.
-func (m *Entry) decode(b []byte) (data []byte, hasData bool, err error) {
+// decodeCanonical decodes b into e's Term, Index and Type if b holds
+// exactly the fields an encoder writes, in its order (Type, Term, Index,
+// then Data if present) with a one-byte Type, and reports whether it did,
+// with the bounds of Data in b (start < 0 if absent). Any other input,
+// including anything malformed, is left to decode, and e is untouched.
+func (m *Entry) decodeCanonical(b []byte) (start, end int, ok bool) {
+	if len(b) < 6 || b[0] != tagEntryType || b[1] >= 0x80 || b[2] != tagEntryTerm {
+		return 0, 0, false
+	}
+	term, i := uint64(b[3]), 4
+	if term >= 0x80 {
+		if term, i = varintAt(b, 3); i < 0 {
+			return 0, 0, false
+		}
+	}
+	if i >= len(b) || b[i] != tagEntryIndex {
+		return 0, 0, false
+	}
+	index, i := varintAt(b, i+1)
+	if i < 0 {
+		return 0, 0, false
+	}
+	start = -1
+	if i < len(b) {
+		if b[i] != tagEntryData {
+			return 0, 0, false
+		}
+		l, j := varintAt(b, i+1)
+		if j < 0 || l != uint64(len(b)-j) {
+			return 0, 0, false
+		}
+		start, end = j, len(b)
+	}
+	m.Term, m.Index, m.Type = term, index, EntryType(b[1])
+	return start, end, true
+}
+
+// varintAt decodes the varint at b[i:] as uvarint does, for the fast
+// paths, which leave anything unusual to the general decoder: it returns a
+// negative position instead of an error.
+func varintAt(b []byte, i int) (v uint64, next int) {
+	for shift := uint(0); shift < 64; shift += 7 {
+		if uint(i) >= uint(len(b)) {
+			return 0, -1
+		}
+		c := b[i]
+		i++
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return v, i
+		}
+	}
+	return 0, -1
+}
+
+// decode sets e's scalar fields from b and returns the bounds in b of the
+// last Data field present (start < 0 if none): the caller copies it.
+func (m *Entry) decode(b []byte) (start, end int, err error) {
+	start = -1
 	for i := 0; i < len(b); {
 		keyAt := i
 		field, wireType, next, err := fieldKey(b, i, "Entry")
 		if err != nil {
-			return data, hasData, err
+			return start, end, err
 		}
 		i = next
 		var v uint64
@@ -376,21 +500,51 @@ func (m *Entry) decode(b []byte) (data []byte, hasData bool, err error) {
 			m.Index = v
 		case 4:
 			if wireType != 2 {
-				return data, hasData, wrongWireType(wireType, "Data")
+				return start, end, wrongWireType(wireType, "Data")
 			}
-			var start int
-			start, i, err = lengthDelimited(b, i)
+			var s int
+			s, i, err = lengthDelimited(b, i)
 			if err == nil {
-				data, hasData = b[start:i], true
+				start, end = s, i
 			}
 		default:
 			i, err = skipField(b, keyAt)
 		}
 		if err != nil {
-			return data, hasData, err
+			return start, end, err
 		}
 	}
-	return data, hasData, nil
+	return start, end, nil
+}
+
+// stackEntries is how many entries Message.Unmarshal keeps track of in an
+// array on its stack; the entries of a message with more are decoded by a
+// second walk over the input.
+const stackEntries = 128
+
+// span is a range [start, end) of a Message.Unmarshal's input; start < 0
+// marks an absent payload.
+type span struct{ start, end int32 }
+
+// entryIndex is where the entries of a message lie in its encoding,
+// recorded while Message.Unmarshal decodes the other fields: the entries
+// are counted first so that Entries grows once, then decoded, then their
+// payloads copied into one buffer of their total size.
+type entryIndex struct {
+	// stopAtEntry makes decodeFields stop at the first entry, and stopped
+	// tells that it did.
+	stopAtEntry, stopped bool
+	n                    int // entries seen, even past len(spans)
+	// spans are the first entries' bounds; once decoded, the bounds of
+	// their payloads.
+	spans []span
+}
+
+func (x *entryIndex) add(start, end int) {
+	if x.n < len(x.spans) {
+		x.spans[x.n] = span{int32(start), int32(end)}
+	}
+	x.n++
 }
 
 // Unmarshal decodes dAtA into m, merging as generated code does: scalar
@@ -398,50 +552,278 @@ func (m *Entry) decode(b []byte) (data []byte, hasData bool, err error) {
 // snapshot is merged into m.Snapshot. Payloads are copied (all the new
 // entries' into one buffer); dAtA is not retained.
 func (m *Message) Unmarshal(dAtA []byte) error {
-	first := len(m.Entries)
-	if n := countEntries(dAtA); n > cap(m.Entries)-first {
+	// Most messages carry no entries: the array to record them in, which
+	// takes clearing, comes into play at the first one.
+	idx := entryIndex{stopAtEntry: true}
+	i, err := m.decodeFields(dAtA, 0, &idx)
+	if err != nil || i == len(dAtA) {
+		return err
+	}
+	return m.unmarshalEntries(dAtA, i)
+}
+
+// unmarshalEntries goes on with Unmarshal at b[i:], where the first entry
+// is.
+func (m *Message) unmarshalEntries(b []byte, i int) error {
+	var spans [stackEntries]span
+	idx := entryIndex{spans: spans[:]}
+	if len(b) > math.MaxInt32 {
+		idx.spans = nil
+	}
+	return m.unmarshal(b, i, &idx)
+}
+
+// unmarshal is Unmarshal from b[i:] with idx to record the entries in.
+// Nested messages (Responses) pass one without spans, so that the stack of
+// a deep nesting stays as small as the generated decoder's.
+func (m *Message) unmarshal(b []byte, i int, idx *entryIndex) error {
+	_, err := m.decodeFields(b, i, idx)
+	if idx.n == 0 {
+		return err
+	}
+	// After an error too: the entries before it are decoded, as the
+	// generated decoder would, and own their payloads.
+	if entErr := m.decodeEntries(b, idx); err == nil {
+		err = entErr
+	}
+	return err
+}
+
+// decodeFields merges b[i:] into m, all but the entries, which it records
+// in idx, and returns len(b), or with idx.stopAtEntry set the position of
+// the first entry's key. The common keys, one byte each, are matched
+// whole; any other key takes decodeField.
+func (m *Message) decodeFields(b []byte, i int, idx *entryIndex) (int, error) {
+	for i < len(b) {
+		var err error
+		switch tag := b[i]; tag {
+		case tagMsgType, tagMsgTo, tagMsgFrom, tagMsgTerm, tagMsgLogTerm, tagMsgIndex,
+			tagMsgCommit, tagMsgReject, tagMsgRejectHint, tagMsgVote:
+			var v uint64
+			if i+1 < len(b) && b[i+1] < 0x80 {
+				v, i = uint64(b[i+1]), i+2
+			} else if v, i, err = uvarintLong(b, i+1); err != nil {
+				return i, err
+			}
+			m.setScalar(tag, v)
+		case tagMsgEntries:
+			if idx.stopAtEntry {
+				return i, nil
+			}
+			start, end, ok := shortLength(b, i+1)
+			if !ok {
+				if start, end, err = lengthDelimited(b, i+1); err != nil {
+					return i, err
+				}
+			}
+			idx.add(start, end)
+			i = end
+		default:
+			if i, err = m.decodeField(b, i, idx); err != nil || idx.stopped {
+				return i, err
+			}
+		}
+	}
+	return i, nil
+}
+
+// setScalar sets the varint field whose one-byte key is tag to v.
+func (m *Message) setScalar(tag byte, v uint64) {
+	switch tag {
+	case tagMsgType:
+		m.Type = MessageType(v)
+	case tagMsgTo:
+		m.To = v
+	case tagMsgFrom:
+		m.From = v
+	case tagMsgTerm:
+		m.Term = v
+	case tagMsgLogTerm:
+		m.LogTerm = v
+	case tagMsgIndex:
+		m.Index = v
+	case tagMsgCommit:
+		m.Commit = v
+	case tagMsgReject:
+		m.Reject = int(v) != 0
+	case tagMsgRejectHint:
+		m.RejectHint = v
+	case tagMsgVote:
+		m.Vote = v
+	}
+}
+
+// decodeField decodes the field whose key starts at b[keyAt:], whatever
+// the key's form, and returns the position after it, or keyAt if it
+// stopped at an entry (see entryIndex.stopAtEntry).
+func (m *Message) decodeField(b []byte, keyAt int, idx *entryIndex) (int, error) {
+	field, wireType, i, err := fieldKey(b, keyAt, "Message")
+	if err != nil {
+		return i, err
+	}
+	var v uint64
+	switch field {
+	case 1:
+		v, i, err = varintField(b, i, wireType, "Type")
+		m.Type = MessageType(v)
+	case 2:
+		v, i, err = varintField(b, i, wireType, "To")
+		m.To = v
+	case 3:
+		v, i, err = varintField(b, i, wireType, "From")
+		m.From = v
+	case 4:
+		v, i, err = varintField(b, i, wireType, "Term")
+		m.Term = v
+	case 5:
+		v, i, err = varintField(b, i, wireType, "LogTerm")
+		m.LogTerm = v
+	case 6:
+		v, i, err = varintField(b, i, wireType, "Index")
+		m.Index = v
+	case 7:
+		if wireType != 2 {
+			return i, wrongWireType(wireType, "Entries")
+		}
+		if idx.stopAtEntry {
+			idx.stopped = true
+			return keyAt, nil
+		}
+		var start int
+		if start, i, err = lengthDelimited(b, i); err == nil {
+			idx.add(start, i)
+		}
+	case 8:
+		v, i, err = varintField(b, i, wireType, "Commit")
+		m.Commit = v
+	case 9:
+		i, err = m.decodeSnapshot(b, i, wireType)
+	case 10:
+		v, i, err = varintField(b, i, wireType, "Reject")
+		m.Reject = int(v) != 0
+	case 11:
+		v, i, err = varintField(b, i, wireType, "RejectHint")
+		m.RejectHint = v
+	case 12:
+		i, err = m.decodeContext(b, i, wireType)
+	case 13:
+		v, i, err = varintField(b, i, wireType, "Vote")
+		m.Vote = v
+	case 14:
+		i, err = m.decodeResponse(b, i, wireType)
+	default:
+		i, err = skipField(b, keyAt)
+	}
+	return i, err
+}
+
+// decodeEntries appends the entries idx recorded, decoded from b, and
+// copies their payloads. Entries grows at most once.
+func (m *Message) decodeEntries(b []byte, idx *entryIndex) error {
+	first, n := len(m.Entries), idx.n
+	if n > cap(m.Entries)-first {
 		ents := make([]Entry, first, first+n)
 		copy(ents, m.Entries)
 		m.Entries = ents
 	}
-	err := m.decode(dAtA)
-	// Also after an error: whatever was decoded must not point into dAtA.
-	ownPayloads(m.Entries[first:])
+	if n > len(idx.spans) {
+		err := m.decodeEntriesAgain(b)
+		ownPayloads(m.Entries[first:])
+		return err
+	}
+	ents, spans := m.Entries[first:first+n], idx.spans[:n]
+	var err error
+	k := 0
+	for ; k < n; k++ {
+		s, e := int(spans[k].start), int(spans[k].end)
+		ds, de, ok := ents[k].decodeCanonical(b[s:e])
+		if !ok {
+			ents[k] = Entry{}
+			if ds, de, err = ents[k].decode(b[s:e]); err != nil {
+				break
+			}
+		}
+		spans[k] = span{-1, -1}
+		if ds >= 0 {
+			spans[k] = span{int32(s + ds), int32(s + de)}
+		}
+	}
+	m.Entries = m.Entries[:first+k]
+	copyPayloads(ents[:k], spans[:k], b)
 	return err
 }
 
-// countEntries returns how many entries dAtA's top level carries. It stops
-// at the first malformed field: the count only sizes Entries, and decode
-// reports the error.
-func countEntries(b []byte) int {
-	n := 0
-	for i := 0; i < len(b); {
-		wire, next, err := uvarint(b, i)
-		if err != nil {
-			return n
-		}
-		i = next
-		switch wire & 7 {
-		case 0:
-			if _, i, err = uvarint(b, i); err != nil {
-				return n
-			}
-		case 1:
-			i += 8
-		case 2:
-			if _, i, err = lengthDelimited(b, i); err != nil {
-				return n
-			}
-			if wire == tagMsgEntries {
-				n++
-			}
-		case 5:
-			i += 4
-		default:
-			return n
+// decodeAt decodes the entry b[start:end] into e, all but Data, and
+// returns the bounds of its payload in b (start < 0 if absent). Every
+// field but Data is set: e may be a stale slot of a caller's spare
+// capacity.
+func (m *Entry) decodeAt(b []byte, start, end int) (int, int, error) {
+	eb := b[start:end]
+	ds, de, ok := m.decodeCanonical(eb)
+	if !ok {
+		*m = Entry{}
+		var err error
+		if ds, de, err = m.decode(eb); err != nil {
+			return -1, -1, err
 		}
 	}
-	return n
+	if ds < 0 {
+		return -1, -1, nil
+	}
+	return start + ds, start + de, nil
+}
+
+// copyPayloads sets the Data of each of ents to a copy of b[spans[k]], all
+// of them in one new buffer, each a full slice expression over it (its
+// capacity ends where its payload does, so appending to one entry's Data
+// never overwrites the next).
+func copyPayloads(ents []Entry, spans []span, b []byte) {
+	total := 0
+	for _, s := range spans {
+		total += int(s.end - s.start)
+	}
+	var buf []byte
+	if total > 0 {
+		buf = make([]byte, total)
+	}
+	off := 0
+	for k := range ents {
+		s := spans[k]
+		if s.start < 0 {
+			if ents[k].Data != nil {
+				ents[k].Data = nil
+			}
+			continue
+		}
+		if s.start == s.end {
+			ents[k].Data = []byte{}
+			continue
+		}
+		n := copy(buf[off:], b[s.start:s.end])
+		ents[k].Data = buf[off : off+n : off+n]
+		off += n
+	}
+}
+
+// decodeEntriesAgain walks b again and appends its entries, their Data
+// pointing into b, for a message with more entries than an entryIndex
+// holds.
+func (m *Message) decodeEntriesAgain(b []byte) error {
+	for i := 0; i < len(b); {
+		field, wireType, next, err := fieldKey(b, i, "Message")
+		if err != nil {
+			return err
+		}
+		if field == 7 {
+			i, err = m.decodeEntry(b, next, wireType)
+		} else {
+			i, err = skipField(b, i)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ownPayloads copies the payloads of ents, which point into the input, into
@@ -471,65 +853,7 @@ func ownPayloads(ents []Entry) {
 	}
 }
 
-// decode merges b into m. New entries' Data point into b.
-func (m *Message) decode(b []byte) error {
-	for i := 0; i < len(b); {
-		keyAt := i
-		field, wireType, next, err := fieldKey(b, i, "Message")
-		if err != nil {
-			return err
-		}
-		i = next
-		var v uint64
-		switch field {
-		case 1:
-			v, i, err = varintField(b, i, wireType, "Type")
-			m.Type = MessageType(v)
-		case 2:
-			v, i, err = varintField(b, i, wireType, "To")
-			m.To = v
-		case 3:
-			v, i, err = varintField(b, i, wireType, "From")
-			m.From = v
-		case 4:
-			v, i, err = varintField(b, i, wireType, "Term")
-			m.Term = v
-		case 5:
-			v, i, err = varintField(b, i, wireType, "LogTerm")
-			m.LogTerm = v
-		case 6:
-			v, i, err = varintField(b, i, wireType, "Index")
-			m.Index = v
-		case 7:
-			i, err = m.decodeEntry(b, i, wireType)
-		case 8:
-			v, i, err = varintField(b, i, wireType, "Commit")
-			m.Commit = v
-		case 9:
-			i, err = m.decodeSnapshot(b, i, wireType)
-		case 10:
-			v, i, err = varintField(b, i, wireType, "Reject")
-			m.Reject = int(v) != 0
-		case 11:
-			v, i, err = varintField(b, i, wireType, "RejectHint")
-			m.RejectHint = v
-		case 12:
-			i, err = m.decodeContext(b, i, wireType)
-		case 13:
-			v, i, err = varintField(b, i, wireType, "Vote")
-			m.Vote = v
-		case 14:
-			i, err = m.decodeResponse(b, i, wireType)
-		default:
-			i, err = skipField(b, keyAt)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
+// decodeEntry appends the entry at b[i:], its Data pointing into b.
 func (m *Message) decodeEntry(b []byte, i, wireType int) (int, error) {
 	if wireType != 2 {
 		return i, wrongWireType(wireType, "Entries")
@@ -538,61 +862,18 @@ func (m *Message) decodeEntry(b []byte, i, wireType int) (int, error) {
 	if err != nil {
 		return i, err
 	}
-	var e *Entry
 	if n := len(m.Entries); n < cap(m.Entries) {
-		// The slot may hold an old entry (a caller's spare capacity):
-		// decodeCanonical sets every field, decode needs it zeroed.
 		m.Entries = m.Entries[:n+1]
-		e = &m.Entries[n]
-		if e.decodeCanonical(b[start:end]) {
-			return end, nil
-		}
-		*e = Entry{}
 	} else {
 		m.Entries = append(m.Entries, Entry{})
-		e = &m.Entries[n]
 	}
-	data, hasData, err := e.decode(b[start:end])
-	if hasData {
-		e.Data = data
+	e := &m.Entries[len(m.Entries)-1]
+	ds, de, err := e.decodeAt(b, start, end)
+	e.Data = nil
+	if ds >= 0 {
+		e.Data = b[ds:de]
 	}
 	return end, err
-}
-
-// decodeCanonical decodes b into the zero Entry e if b holds exactly the
-// fields an encoder writes, in its order (Type, Term, Index, then Data if
-// present), and reports whether it did; e.Data then points into b. Any
-// other input, including anything malformed, is left to decode, and e is
-// untouched.
-func (e *Entry) decodeCanonical(b []byte) bool {
-	if len(b) < 6 || b[0] != tagEntryType {
-		return false
-	}
-	typ, i, err := uvarint(b, 1)
-	if err != nil || i >= len(b) || b[i] != tagEntryTerm {
-		return false
-	}
-	term, i, err := uvarint(b, i+1)
-	if err != nil || i >= len(b) || b[i] != tagEntryIndex {
-		return false
-	}
-	index, i, err := uvarint(b, i+1)
-	if err != nil {
-		return false
-	}
-	var data []byte
-	if i < len(b) {
-		if b[i] != tagEntryData {
-			return false
-		}
-		start, end, err := lengthDelimited(b, i+1)
-		if err != nil || end != len(b) {
-			return false
-		}
-		data = b[start:end]
-	}
-	e.Term, e.Index, e.Type, e.Data = term, index, EntryType(typ), data
-	return true
 }
 
 func (m *Message) decodeSnapshot(b []byte, i, wireType int) (int, error) {
@@ -633,5 +914,6 @@ func (m *Message) decodeResponse(b []byte, i, wireType int) (int, error) {
 		return i, err
 	}
 	m.Responses = append(m.Responses, Message{})
-	return end, m.Responses[len(m.Responses)-1].Unmarshal(b[start:end])
+	var idx entryIndex
+	return end, m.Responses[len(m.Responses)-1].unmarshal(b[start:end], 0, &idx)
 }

@@ -2,6 +2,7 @@ package raftpb
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"runtime/metrics"
@@ -133,7 +134,12 @@ func randMessage(rng *rand.Rand, depth int) Message {
 		Context:    randBytes(rng, 40),
 	}
 	if n := rng.IntN(5); n > 0 {
-		m.Entries = make([]Entry, rng.IntN(70))
+		count := rng.IntN(70)
+		if rng.IntN(10) == 0 {
+			// Around the number of entries Unmarshal tracks on its stack.
+			count = stackEntries - 2 + rng.IntN(5)
+		}
+		m.Entries = make([]Entry, count)
 		for i := range m.Entries {
 			m.Entries[i] = randEntry(rng)
 		}
@@ -232,7 +238,7 @@ func checkDecodeAgainstRef(t *testing.T, data []byte) {
 	checkNoAlias(t, &got, input)
 
 	// Spare capacity holding old entries is reused without leaking them.
-	stale := make([]Entry, 80)
+	stale := make([]Entry, 3*stackEntries+10)
 	for i := range stale {
 		stale[i] = Entry{Term: 99, Index: 99, Type: 99, Data: []byte("stale")}
 	}
@@ -364,6 +370,137 @@ func TestDecodeNonCanonicalLikeGenerated(t *testing.T) {
 	}
 }
 
+// entryOfSize returns an entry whose encoding takes exactly size bytes
+// (at least 8), its payload filling what its fields leave.
+func entryOfSize(t *testing.T, size int) Entry {
+	t.Helper()
+	for n := size - 8; n >= 0; n-- {
+		e := Entry{Term: 1, Index: 1, Data: bytes.Repeat([]byte{0xab}, n)}
+		if e.Size() == size {
+			return e
+		}
+	}
+	t.Fatalf("no entry of size %d", size)
+	return Entry{}
+}
+
+// manyEntries returns n entries of small, distinct payloads, now and then
+// an entry without a payload or with an empty one.
+func manyEntries(n int) []Entry {
+	ents := make([]Entry, n)
+	for i := range ents {
+		ents[i] = Entry{Term: 3, Index: uint64(1000 + i), Data: []byte{byte(i), byte(i >> 8)}}
+		switch i % 7 {
+		case 3:
+			ents[i].Data = nil
+		case 5:
+			ents[i].Data = []byte{}
+		}
+	}
+	return ents
+}
+
+// The codec's fast paths end at the edges of varint lengths (one, two and
+// more bytes), at an entry without or with an empty payload, and at the
+// number of entries Unmarshal tracks on its stack; on every side of each
+// edge both codecs must agree.
+func TestCodecFastPathBoundaries(t *testing.T) {
+	const max = ^uint64(0)
+	var cases []struct {
+		name string
+		m    Message
+	}
+	add := func(name string, m Message) {
+		cases = append(cases, struct {
+			name string
+			m    Message
+		}{name, m})
+	}
+	for _, v := range []uint64{0, 1, 127, 128, 255, 16383, 16384, 1<<21 - 1, 1 << 21, 1<<35 - 1, 1 << 35, 1<<63 - 1, 1 << 63, max} {
+		add(fmt.Sprintf("scalars %d", v), Message{Type: MsgApp, To: v, From: v, Term: v, LogTerm: v, Index: v,
+			Commit: v, RejectHint: v, Vote: v, Reject: v&1 == 1})
+		add(fmt.Sprintf("entry term and index %d", v), Message{Type: MsgApp,
+			Entries: []Entry{{Term: v, Index: v, Data: []byte("x")}, {Term: v, Index: v}}})
+	}
+	// 2048 and 2053 encode as 0x80 0x10 and 0x85 0x10: a second byte that
+	// looks like the Term key.
+	for _, typ := range []int32{0, 2, 127, 128, 2048, 2053, -1} {
+		add(fmt.Sprintf("types %d", typ), Message{Type: MessageType(typ),
+			Entries: []Entry{{Type: EntryType(typ), Term: 1, Index: 2, Data: []byte("y")}}})
+	}
+	for _, size := range []int{9, 127, 128, 129, 16383, 16384, 16385} {
+		add(fmt.Sprintf("entry of %d bytes", size), Message{Type: MsgApp, Entries: []Entry{entryOfSize(t, size)}})
+	}
+	for _, n := range []int{127, 128, 129, 16383, 16384} {
+		add(fmt.Sprintf("payload of %d bytes", n), Message{Type: MsgApp,
+			Entries: []Entry{{Term: 1, Index: 1, Data: bytes.Repeat([]byte{7}, n)}}})
+	}
+	// Encoded as 08 80 10 10 18 18 22 22 21 ...: read with a one-byte Type,
+	// the same bytes would make a well-formed entry of other values.
+	add("two-byte type shifting every field", Message{Type: MsgApp, Entries: []Entry{
+		{Type: 2048, Term: 24, Index: 34, Data: bytes.Repeat([]byte{1}, 33)}}})
+	add("two-byte entry lengths followed by more entries", Message{Type: MsgApp, Entries: append(
+		[]Entry{entryOfSize(t, 128), entryOfSize(t, 200), entryOfSize(t, 16383)}, manyEntries(200)...)})
+	add("entries without and with empty payloads", Message{Type: MsgApp, Entries: []Entry{
+		{Term: 1, Index: 1}, {Term: 1, Index: 2, Data: []byte{}}, {Term: 1, Index: 3, Data: []byte("z")},
+		{Term: 1, Index: 4, Data: []byte{}}, {Term: 1, Index: 5}}})
+	add("only empty payloads", Message{Type: MsgApp, Entries: []Entry{{Data: []byte{}}, {Data: []byte{}}}})
+	add("zero entry", Message{Type: MsgApp, Entries: []Entry{{}}})
+	for _, n := range []int{stackEntries - 1, stackEntries, stackEntries + 1, 3 * stackEntries} {
+		add(fmt.Sprintf("%d entries", n), Message{Type: MsgApp, Entries: manyEntries(n)})
+	}
+	add("entries and responses", Message{Type: MsgStorageAppend, Entries: manyEntries(3),
+		Responses: []Message{{Type: MsgAppResp, Entries: manyEntries(stackEntries + 1)}, {Type: MsgApp, Entries: manyEntries(2)}}})
+
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := toRef(t, &tt.m).Marshal()
+			require.NoError(t, err)
+			got, err := tt.m.Marshal()
+			require.NoError(t, err)
+			require.Equal(t, want, got, "Marshal")
+			require.Equal(t, len(want), tt.m.Size())
+			buf := make([]byte, len(want))
+			n, err := tt.m.MarshalTo(buf)
+			require.NoError(t, err)
+			require.Equal(t, want, buf[:n], "MarshalTo")
+
+			var back Message
+			require.NoError(t, back.Unmarshal(want))
+			require.Equal(t, fromRefRoundTrip(t, &tt.m), &back, "Unmarshal")
+			checkDecodeAgainstRef(t, want)
+		})
+	}
+}
+
+// fastPathEdgeInputs are where the decoder's fast paths must hand over to
+// the general one: keys and lengths written in more bytes than needed,
+// which no encoder writes, and lengths running past the input.
+var fastPathEdgeInputs = []struct {
+	name string
+	data []byte
+}{
+	{"first entry under a two-byte key", []byte{0x08, 0x03, 0xba, 0x00, 0x02, 0x18, 0x05, 0x3a, 0x02, 0x18, 0x06}},
+	{"entry under a two-byte key after entries", []byte{0x3a, 0x02, 0x18, 0x05, 0xba, 0x00, 0x02, 0x18, 0x06}},
+	{"entry last, its length the last byte but one", []byte{0x08, 0x03, 0x3a, 0x02, 0x18, 0x05}},
+	{"entry length in two bytes", []byte{0x3a, 0x82, 0x00, 0x18, 0x05}},
+	{"entry term in two bytes", []byte{0x3a, 0x07, 0x08, 0x00, 0x10, 0x81, 0x00, 0x18, 0x05}},
+	{"entry data length in three bytes", []byte{0x3a, 0x0a, 0x08, 0x00, 0x10, 0x01, 0x18, 0x05, 0x22, 0x81, 0x80, 0x00, 'q'}},
+	{"scalar in two bytes", []byte{0x10, 0x85, 0x00, 0x3a, 0x02, 0x18, 0x05}},
+	{"one-byte key of a varint field with the bytes wire type", []byte{0x12, 0x01, 0x00}},
+	{"entry length past the end", []byte{0x3a, 0x05, 0x18, 0x01}},
+	{"entry two-byte length past the end", []byte{0x3a, 0x80, 0x01, 0x18, 0x01}},
+	{"entry data length past the entry", []byte{0x3a, 0x08, 0x08, 0x00, 0x10, 0x01, 0x18, 0x05, 0x22, 0x05, 0x3a, 0x00}},
+}
+
+func TestDecodeFastPathEdgesLikeGenerated(t *testing.T) {
+	for _, tt := range fastPathEdgeInputs {
+		t.Run(tt.name, func(t *testing.T) {
+			checkDecodeAgainstRef(t, tt.data)
+		})
+	}
+}
+
 // A payload a caller appends to must not spill into the next entry's.
 func TestUnmarshalEntryDataAppendsDoNotClobber(t *testing.T) {
 	src := Message{Type: MsgApp, Entries: []Entry{
@@ -383,7 +520,7 @@ func TestUnmarshalEntryDataAppendsDoNotClobber(t *testing.T) {
 // Decoding a MsgApp makes a fixed number of allocations however many
 // entries it carries: the Entries slice and one buffer for all payloads.
 func TestUnmarshalMessageAllocations(t *testing.T) {
-	for _, n := range []int{1, 16, 64} {
+	for _, n := range []int{1, 16, 64, stackEntries + 1, 300} {
 		src := Message{Type: MsgApp, Entries: make([]Entry, n)}
 		for i := range src.Entries {
 			src.Entries[i] = benchEntry(128, uint64(i+1))
@@ -430,6 +567,9 @@ func FuzzCodecMatchesGenerated(f *testing.F) {
 		f.Add(seed.data)
 	}
 	for _, seed := range nonCanonicalInputs {
+		f.Add(seed.data)
+	}
+	for _, seed := range fastPathEdgeInputs {
 		f.Add(seed.data)
 	}
 	for _, seed := range hugeLengthInputs {
