@@ -403,20 +403,30 @@ type addMemberRequest struct {
 	Learner bool   `json:"learner"`
 }
 
-func (m *member) handleAddMember(w http.ResponseWriter, r *http.Request) {
+// readAddMember decodes and checks the body of POST /cluster/members; on
+// a bad one it answers 400 and returns false.
+func readAddMember(w http.ResponseWriter, r *http.Request) (addMemberRequest, bool) {
 	var req addMemberRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_body", `want {"id": N, "peer": "host:port", "learner": true|false}: `+err.Error())
-		return
+		return req, false
 	}
 	if req.ID == 0 {
 		writeError(w, http.StatusBadRequest, "bad_id", "member ids are positive integers")
-		return
+		return req, false
 	}
 	if _, _, err := net.SplitHostPort(req.Peer); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_peer", fmt.Sprintf("peer must be host:port: %v", err))
+		return req, false
+	}
+	return req, true
+}
+
+func (m *member) handleAddMember(w http.ResponseWriter, r *http.Request) {
+	req, ok := readAddMember(w, r)
+	if !ok {
 		return
 	}
 	cs, _ := m.sm.members()
@@ -652,19 +662,29 @@ type transferRequest struct {
 	ID uint64 `json:"id"` // 0: any other voter
 }
 
-func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
-	if m.removed.Load() {
-		writeFailure(w, errRemoved)
-		return
-	}
+// readTransfer decodes the body of POST /cluster/leader (none: ID 0); on a
+// bad one it answers 400 and returns false.
+func readTransfer(w http.ResponseWriter, r *http.Request) (transferRequest, bool) {
 	var req transferRequest
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, "bad_body", `want {"id": N} or no body: `+err.Error())
-			return
+			return req, false
 		}
+	}
+	return req, true
+}
+
+func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
+	if m.removed.Load() {
+		writeFailure(w, errRemoved)
+		return
+	}
+	req, ok := readTransfer(w, r)
+	if !ok {
+		return
 	}
 	cs, _ := m.sm.members()
 	st := m.status.Load()

@@ -53,31 +53,7 @@ func TestE2EMembershipProcesses(t *testing.T) {
 	var targets e2eTargets
 	targets.set(1, 2, 3)
 	var acked e2eAckedWrites
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := targets.pick(n + w)
-				key, value := fmt.Sprintf("load-%d-%d", w, n), fmt.Sprint(n)
-				status, _, err := c.request(http.MethodPut, id, e2eKeyPath(key), value)
-				if err == nil && status == http.StatusOK {
-					acked.add(key, value)
-				} else {
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopLoad)
+	stopLoad := c.writeLoad(t, 3, &targets, &acked)
 	acked.waitMore(t, "before the first change", 10)
 
 	// Add member 4 as a learner, start it, let it catch up.
@@ -161,6 +137,38 @@ func TestE2EMembershipProcesses(t *testing.T) {
 // of ids that nobody writes again, so the caller may go on changing its
 // slice (slices.DeleteFunc, append) while the load's goroutines pick from
 // the published one.
+// writeLoad starts workers that write keys of their own through the
+// members targets picks, recording in acked the writes acknowledged; the
+// returned function stops them (also called at the test's end).
+func (c *e2eCluster) writeLoad(t *testing.T, workers int, targets *e2eTargets, acked *e2eAckedWrites) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				id := targets.pick(n + w)
+				key, value := fmt.Sprintf("load-%d-%d", w, n), fmt.Sprint(n)
+				status, _, err := c.request(http.MethodPut, id, e2eKeyPath(key), value)
+				if err == nil && status == http.StatusOK {
+					acked.add(key, value)
+				} else {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	stop = sync.OnceFunc(func() { close(done); wg.Wait() })
+	t.Cleanup(stop)
+	return stop
+}
+
 type e2eTargets struct {
 	ids atomic.Pointer[[]int]
 }

@@ -316,31 +316,7 @@ func TestE2EShardsMembership(t *testing.T) {
 	var targets e2eTargets
 	targets.set(1, 2, 3)
 	var acked e2eAckedWrites
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := targets.pick(n + w)
-				key, value := fmt.Sprintf("load-%d-%d", w, n), fmt.Sprint(n)
-				status, _, err := c.request(http.MethodPut, id, e2eKeyPath(key), value)
-				if err == nil && status == http.StatusOK {
-					acked.add(key, value)
-				} else {
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopLoad)
+	stopLoad := c.writeLoad(t, 4, &targets, &acked)
 	// Enough writes that every shard's leader snapshotted and compacted
 	// its log (about 50 a shard; a snapshot every 40 entries): the new
 	// member gets those shards as snapshots.

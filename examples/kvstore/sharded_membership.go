@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -168,19 +167,8 @@ func (m *shardedMember) handleAddMember(w http.ResponseWriter, r *http.Request) 
 		writeFailure(w, errRemoved)
 		return
 	}
-	var req addMemberRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_body", `want {"id": N, "peer": "host:port", "learner": true|false}: `+err.Error())
-		return
-	}
-	if req.ID == 0 {
-		writeError(w, http.StatusBadRequest, "bad_id", "member ids are positive integers")
-		return
-	}
-	if _, _, err := net.SplitHostPort(req.Peer); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_peer", fmt.Sprintf("peer must be host:port: %v", err))
+	req, ok := readAddMember(w, r)
+	if !ok {
 		return
 	}
 	typ := pb.ConfChangeAddNode

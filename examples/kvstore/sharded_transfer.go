@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -24,14 +23,9 @@ func (m *shardedMember) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, errRemoved)
 		return
 	}
-	var req transferRequest
-	if r.ContentLength != 0 {
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "bad_body", `want {"id": N} or no body: `+err.Error())
-			return
-		}
+	req, ok := readTransfer(w, r)
+	if !ok {
+		return
 	}
 	if req.ID != 0 && !m.isVoterSomewhere(req.ID) {
 		writeError(w, http.StatusNotFound, "unknown_member", fmt.Sprintf("member %d is a voter of no shard", req.ID))
