@@ -274,7 +274,7 @@ func (m *member) propose(w *waiter, reqID string, data []byte) {
 		w.finish(fmt.Errorf("%w (%v)", errNoLeader, err))
 		return
 	}
-	m.track(w, reqID, res)
+	m.track(w, reqID, res, m.lead)
 }
 
 func (m *member) newWaiter() *waiter {
@@ -648,7 +648,7 @@ func (m *member) proposeConfChange(wt *waiter, reqID string, cc pb.ConfChange) {
 		wt.finish(confChangeFailure(err))
 		return
 	}
-	m.track(wt, reqID, res)
+	m.track(wt, reqID, res, m.lead)
 }
 
 // memberLists returns the configuration's voters and learners, never nil:

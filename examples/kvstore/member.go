@@ -44,8 +44,10 @@ type memberConfig struct {
 	// walFS, for tests, is the file system the WAL uses (nil: the OS).
 	walFS wal.FS
 	// dropIncoming, for tests, drops the peer messages it returns true
-	// for, as a network partition would.
+	// for, as a network partition would; dropBatch, with --shards, the
+	// batches from the peers it returns true for.
 	dropIncoming func(pb.Message) bool
+	dropBatch    func(from uint64) bool
 	// configureRaft, for tests, changes the RawNode's configuration before
 	// it is built (a simulator's random source, say).
 	configureRaft func(*raft.Config)
@@ -159,16 +161,11 @@ type member struct {
 	httpSrv *http.Server
 	clientL net.Listener
 
-	// Owned by the run goroutine. A write or conf change waits in one of
-	// atIndex, forwarded or waiters (see track).
-	rn        *raft.RawNode
-	atIndex   map[uint64][]*waiter // by the index its entry was appended at (waiter.term its term)
-	forwarded map[uint64]*waiter   // forwarded to the leader, by ForwardID: where it went is not known yet
-	waiters   map[string]*waiter   // by request id: where it went is not known
-	reads     map[string]*waiter   // reads waiting for their read state
-	indexed   []*waiter            // reads waiting for the applied index
-	lastSnap  uint64
-	lead      uint64
+	// Owned by the run goroutine.
+	rn *raft.RawNode
+	requests
+	lastSnap uint64
+	lead     uint64
 	// wasMember: a configuration this member applied held it. Then one
 	// that does not means it was removed.
 	wasMember bool
@@ -207,9 +204,8 @@ func startMember(cfg memberConfig) (*member, error) {
 func newMember(cfg memberConfig) *member {
 	return &member{
 		cfg: cfg, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(), sm: newStateMachine(),
-		waiters: map[string]*waiter{}, reads: map[string]*waiter{},
-		atIndex: map[uint64][]*waiter{}, forwarded: map[uint64]*waiter{},
-		loop: newLoop(4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
+		requests: newRequests(),
+		loop:     newLoop(4096), recvC: make(chan pb.Message, 4096), reports: make(chan report, 1024),
 		started: time.Now(),
 	}
 }
@@ -405,7 +401,7 @@ func (m *member) handleReady(rd raft.Ready) {
 	start := time.Now()
 	// Where forwarded writes went is learned from the messages stepped
 	// so far: take it before applying.
-	m.takeForwardedOutcomes()
+	m.takeForwardedOutcomes(m.rn.ForwardedOutcomes(), m.sm.appliedIndex(), m.lead)
 	if rd.SoftState != nil {
 		m.softStateChanged(rd.SoftState)
 	}
@@ -475,12 +471,8 @@ func (m *member) apply(e pb.Entry) {
 		if err != nil {
 			m.log.Error("skipping an entry the state machine cannot apply", "index", e.Index, "err", err)
 		}
-		m.answerAt(e, res, err)
-		if w, ok := m.waiters[id]; ok && id != "" {
-			delete(m.waiters, id)
-			w.result = res
-			w.finish(err)
-		}
+		m.answerAt(e, res, err, m.metrics.proposalsLost)
+		m.answerID(id, res, err)
 	case pb.EntryConfChange, pb.EntryConfChangeV2:
 		m.applyConfChange(e)
 	}
@@ -517,12 +509,8 @@ func (m *member) applyConfChange(e pb.Entry) {
 	}
 	m.sm.applyConf(e.Index, *cs, added, removed)
 	m.log.Info("membership changed", "index", e.Index, "voters", cs.Voters, "learners", cs.Learners)
-	m.answerAt(e, applyResult{index: e.Index}, nil)
-	if w, ok := m.waiters[ctx.RequestID]; ok && ctx.RequestID != "" {
-		delete(m.waiters, ctx.RequestID)
-		w.result = applyResult{index: e.Index}
-		w.finish(nil)
-	}
+	m.answerAt(e, applyResult{index: e.Index}, nil, m.metrics.proposalsLost)
+	m.answerID(ctx.RequestID, applyResult{index: e.Index}, nil)
 	m.noteRemoval(*cs)
 }
 
@@ -597,75 +585,6 @@ func (m *member) maybeSnapshot() {
 		}
 	}
 	m.log.Info("snapshot taken", "index", index, "bytes", len(data))
-}
-
-// expire fails the requests whose deadline passed (their entries may still
-// be applied later; nobody waits for them any more).
-func (m *member) expire(now time.Time) {
-	for id, w := range m.waiters {
-		if now.After(w.deadline) {
-			delete(m.waiters, id)
-			w.finish(errTimeout)
-		}
-	}
-	for id, w := range m.forwarded {
-		if now.After(w.deadline) {
-			delete(m.forwarded, id)
-			w.finish(errTimeout)
-		}
-	}
-	for index, ws := range m.atIndex {
-		kept := ws[:0]
-		for _, w := range ws {
-			if now.After(w.deadline) {
-				w.finish(errTimeout)
-			} else {
-				kept = append(kept, w)
-			}
-		}
-		if len(kept) == 0 {
-			delete(m.atIndex, index)
-		} else {
-			m.atIndex[index] = kept
-		}
-	}
-	for id, w := range m.reads {
-		if now.After(w.deadline) {
-			delete(m.reads, id)
-			w.finish(errTimeout)
-		}
-	}
-}
-
-func (m *member) failAll(err error) {
-	for _, w := range m.forwarded {
-		w.finish(err)
-	}
-	for _, ws := range m.atIndex {
-		for _, w := range ws {
-			w.finish(err)
-		}
-	}
-	clear(m.forwarded)
-	clear(m.atIndex)
-	m.failUntracked(err)
-}
-
-// failUntracked fails the writes whose place in the log is not known and
-// every read.
-func (m *member) failUntracked(err error) {
-	for _, w := range m.waiters {
-		w.finish(err)
-	}
-	for _, w := range m.reads {
-		w.finish(err)
-	}
-	for _, w := range m.indexed {
-		w.finish(err)
-	}
-	clear(m.waiters)
-	clear(m.reads)
-	m.indexed = m.indexed[:0]
 }
 
 func (m *member) publishStatus() {

@@ -32,8 +32,7 @@ func TestNoteRemoval(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := &member{cfg: memberConfig{ID: 3}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(),
-				waiters: map[string]*waiter{}, reads: map[string]*waiter{}}
+			m := &member{cfg: memberConfig{ID: 3}, log: slog.New(slog.DiscardHandler), metrics: newMetrics(), requests: newRequests()}
 			w := m.newWaiter()
 			m.waiters["in-flight"] = w
 			for _, cs := range tt.configs {

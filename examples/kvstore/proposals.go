@@ -1,6 +1,9 @@
 package main
 
 import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -25,74 +28,173 @@ import (
 // A write that waits at an index is not failed when the leader changes:
 // its answer is certain once the index is applied, leader change or not.
 
-// track records where a write just proposed went, for w to be answered.
-func (m *member) track(w *waiter, reqID string, res raft.ProposalResult) {
-	w.reqID, w.lead = reqID, m.lead
+// requests are the writes, conf changes and reads waiting for their
+// answers, of one Raft group (the member's, or a shard's); owned by the
+// loop goroutine. A write or conf change waits in one of atIndex,
+// forwarded or waiters (see track).
+type requests struct {
+	atIndex   map[uint64][]*waiter // by the index its entry was appended at (waiter.term its term)
+	forwarded map[uint64]*waiter   // forwarded to the leader, by ForwardID: where it went is not known yet
+	waiters   map[string]*waiter   // by request id: where it went is not known
+	reads     map[string]*waiter   // reads waiting for their read state
+	indexed   []*waiter            // reads waiting for the applied index
+}
+
+func newRequests() requests {
+	return requests{atIndex: map[uint64][]*waiter{}, forwarded: map[uint64]*waiter{}, waiters: map[string]*waiter{}, reads: map[string]*waiter{}}
+}
+
+// track records where a write just proposed went, for w to be answered;
+// lead is the group's leader now.
+func (q *requests) track(w *waiter, reqID string, res raft.ProposalResult, lead uint64) {
+	w.reqID, w.lead = reqID, lead
 	switch {
 	case !res.Forwarded:
-		m.waitAt(w, res.Index, res.Term)
+		q.waitAt(w, res.Index, res.Term)
 	case res.ForwardID != 0:
-		m.forwarded[res.ForwardID] = w
+		q.forwarded[res.ForwardID] = w
 	default:
-		m.waiters[reqID] = w
+		q.waiters[reqID] = w
 	}
 }
 
-func (m *member) waitAt(w *waiter, index, term uint64) {
+func (q *requests) waitAt(w *waiter, index, term uint64) {
 	w.term = term
-	m.atIndex[index] = append(m.atIndex[index], w)
+	q.atIndex[index] = append(q.atIndex[index], w)
 }
 
 // takeForwardedOutcomes moves the forwarded writes whose place the library
 // learned to atIndex, and those it gave up on to waiters (or answers them
 // leader_changed if the leader they were forwarded to is gone, as before
-// the library could tell).
-func (m *member) takeForwardedOutcomes() {
-	for _, o := range m.rn.ForwardedOutcomes() {
-		w, ok := m.forwarded[o.ForwardID]
+// the library could tell); applied is the group's applied index, lead its
+// leader now.
+func (q *requests) takeForwardedOutcomes(outcomes []raft.ForwardedOutcome, applied, lead uint64) {
+	for _, o := range outcomes {
+		w, ok := q.forwarded[o.ForwardID]
 		if !ok {
 			continue // answered already (timed out)
 		}
-		delete(m.forwarded, o.ForwardID)
+		delete(q.forwarded, o.ForwardID)
 		switch {
-		case !o.Unknown && o.Index > m.sm.appliedIndex():
-			m.waitAt(w, o.Index, o.Term)
-		case w.lead != m.lead:
+		case !o.Unknown && o.Index > applied:
+			q.waitAt(w, o.Index, o.Term)
+		case w.lead != lead:
 			w.finish(errLeaderChanged)
 		default:
-			m.waiters[w.reqID] = w
+			q.waiters[w.reqID] = w
 		}
 	}
 }
 
 // answerAt answers the writes waiting at e's index, now applied: those of
-// e's term get res and err (e is their entry), the others were replaced.
-func (m *member) answerAt(e pb.Entry, res applyResult, err error) {
-	ws, ok := m.atIndex[e.Index]
+// e's term get res and err (e is their entry), the others were replaced
+// (counted in lost).
+func (q *requests) answerAt(e pb.Entry, res applyResult, err error, lost prometheus.Counter) {
+	ws, ok := q.atIndex[e.Index]
 	if !ok {
 		return
 	}
-	delete(m.atIndex, e.Index)
+	delete(q.atIndex, e.Index)
 	for _, w := range ws {
 		if w.term == e.Term {
 			w.result = res
 			w.finish(err)
 		} else {
-			m.metrics.proposalsLost.Inc()
+			lost.Inc()
 			w.finish(errProposalLost)
 		}
 	}
 }
 
+// answerID answers the write or conf change waiting under request id, if
+// any, with res and err.
+func (q *requests) answerID(id string, res applyResult, err error) {
+	if w, ok := q.waiters[id]; ok && id != "" {
+		delete(q.waiters, id)
+		w.result = res
+		w.finish(err)
+	}
+}
+
 // failCoveredBySnapshot answers the writes waiting at an index a snapshot
 // just covered: which entry was there is not known here.
-func (m *member) failCoveredBySnapshot(index uint64) {
-	for i, ws := range m.atIndex {
+func (q *requests) failCoveredBySnapshot(index uint64) {
+	for i, ws := range q.atIndex {
 		if i <= index {
 			for _, w := range ws {
 				w.finish(errSnapshotted)
 			}
-			delete(m.atIndex, i)
+			delete(q.atIndex, i)
 		}
 	}
+}
+
+// expire fails the requests whose deadline passed (their entries may still
+// be applied later; nobody waits for them any more).
+func (q *requests) expire(now time.Time) {
+	for id, w := range q.waiters {
+		if now.After(w.deadline) {
+			delete(q.waiters, id)
+			w.finish(errTimeout)
+		}
+	}
+	for id, w := range q.forwarded {
+		if now.After(w.deadline) {
+			delete(q.forwarded, id)
+			w.finish(errTimeout)
+		}
+	}
+	for index, ws := range q.atIndex {
+		kept := ws[:0]
+		for _, w := range ws {
+			if now.After(w.deadline) {
+				w.finish(errTimeout)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		if len(kept) == 0 {
+			delete(q.atIndex, index)
+		} else {
+			q.atIndex[index] = kept
+		}
+	}
+	for id, w := range q.reads {
+		if now.After(w.deadline) {
+			delete(q.reads, id)
+			w.finish(errTimeout)
+		}
+	}
+}
+
+// failAll fails every request.
+func (q *requests) failAll(err error) {
+	for _, w := range q.forwarded {
+		w.finish(err)
+	}
+	for _, ws := range q.atIndex {
+		for _, w := range ws {
+			w.finish(err)
+		}
+	}
+	clear(q.forwarded)
+	clear(q.atIndex)
+	q.failUntracked(err)
+}
+
+// failUntracked fails the writes whose place in the log is not known and
+// every read.
+func (q *requests) failUntracked(err error) {
+	for _, w := range q.waiters {
+		w.finish(err)
+	}
+	for _, w := range q.reads {
+		w.finish(err)
+	}
+	for _, w := range q.indexed {
+		w.finish(err)
+	}
+	clear(q.waiters)
+	clear(q.reads)
+	q.indexed = q.indexed[:0]
 }

@@ -30,12 +30,13 @@ import (
 // connection per peer (sharded_transport.go); the shards' logs are one
 // wal.MultiLog (shard_storage.go), saved once per host Ready.
 //
-// A write waits for its request id among the commands its shard applies
-// (this member does not use the host's ProposeWithResult and forwarded
-// outcomes yet, as the single-group member does RawNode's): it is answered
-// when applied here, or fails with leader_changed when its shard's leader
-// changes, or times out. Membership changes apply to every shard
-// (sharded_membership.go).
+// A write learns its fate as the single-group member's does
+// (proposals.go), through the host's ProposeWithResult and each shard's
+// forwarded outcomes: it waits at the (index, term) its entry got, and is
+// answered when this member applies that index (503 proposal_lost if
+// another entry is there), or by request id where its place is unknown.
+// Membership changes apply to every shard (sharded_membership.go) and wait
+// by request id.
 
 // shardOf is the shard holding key: FNV-1a of the key, the same on every
 // member and across restarts.
@@ -57,9 +58,7 @@ type shard struct {
 	lastSnap uint64
 	// campaignAt: campaign once this index is applied (see spreadLeaders).
 	campaignAt uint64
-	waiters    map[string]*waiter // writes and conf changes, by request id
-	reads      map[string]*waiter // reads waiting for their read state
-	indexed    []*waiter          // reads waiting for the applied index
+	requests
 	// wasMember: a configuration of the shard applied here held this
 	// member; removed: a later one did not (see noteSelf).
 	wasMember bool
@@ -185,7 +184,7 @@ func (m *shardedMember) startHost() error {
 	raftLog := raft.NewSlogLogger(m.log.With("component", "raft"))
 	recovered := 0
 	for i := 1; i <= m.n; i++ {
-		s := &shard{id: uint64(i), sm: newStateMachine(), waiters: map[string]*waiter{}, reads: map[string]*waiter{}}
+		s := &shard{id: uint64(i), sm: newStateMachine(), requests: newRequests()}
 		m.shards = append(m.shards, s)
 		rec, err := m.recoverShard(s)
 		if err != nil {
@@ -327,6 +326,9 @@ func (m *shardedMember) listen() error {
 
 // deliver hands a batch from a peer to the loop.
 func (m *shardedMember) deliver(from uint64, b *mrpb.Batch) {
+	if m.cfg.dropBatch != nil && m.cfg.dropBatch(from) {
+		return
+	}
 	select {
 	case m.recvC <- batchIn{from, b}:
 	case <-m.stopC:
@@ -500,9 +502,9 @@ func (m *shardedMember) softStateChanged(s *shard, ss *raft.SoftState) bool {
 	m.metrics.leaderChanges.Inc()
 	m.log.Debug("leader changed", "shard", s.id, "leader", ss.Lead, "state", ss.RaftState.String())
 	if s.lead != 0 {
-		// The host does not say where a proposal went: every write and
-		// read waiting on the shard may be lost with the old leader.
-		m.failShard(s, errLeaderChanged)
+		// Writes that know their (index, term) wait for it to be applied;
+		// the others, and every read, may be lost with the old leader.
+		s.failUntracked(errLeaderChanged)
 	}
 	s.lead = ss.Lead
 	return true
@@ -512,12 +514,16 @@ func (m *shardedMember) softStateChanged(s *shard, ss *raft.SoftState) bool {
 // states.
 func (m *shardedMember) applyGroup(gr *multiraft.GroupReady) {
 	s := m.shards[gr.GroupID-1]
+	// Where forwarded writes went is learned before the Ready that applies
+	// their entries.
+	s.takeForwardedOutcomes(gr.ForwardedOutcomes, s.sm.appliedIndex(), s.lead)
 	if !raft.IsEmptySnap(gr.Snapshot) {
 		old := s.sm.confState()
 		if err := s.sm.restore(gr.Snapshot); err != nil {
 			m.fatal(fmt.Sprintf("shard %d: restoring a snapshot failed", s.id), err)
 		}
 		s.lastSnap = gr.Snapshot.Metadata.Index
+		s.failCoveredBySnapshot(gr.Snapshot.Metadata.Index)
 		m.noteConf(s, old)
 		m.log.Info("installed snapshot", "shard", s.id, "index", gr.Snapshot.Metadata.Index)
 	}
@@ -528,11 +534,8 @@ func (m *shardedMember) applyGroup(gr *multiraft.GroupReady) {
 			if err != nil {
 				m.log.Error("skipping an entry the state machine cannot apply", "shard", s.id, "index", e.Index, "err", err)
 			}
-			if w, ok := s.waiters[id]; ok && id != "" {
-				delete(s.waiters, id)
-				w.result = res
-				w.finish(err)
-			}
+			s.answerAt(e, res, err, m.metrics.proposalsLost)
+			s.answerID(id, res, err)
 		case pb.EntryConfChange, pb.EntryConfChangeV2:
 			m.applyConfChange(s, e)
 		}
@@ -579,11 +582,8 @@ func (m *shardedMember) applyConfChange(s *shard, e pb.Entry) {
 	old := s.sm.confState()
 	s.sm.applyConf(e.Index, *cs, added, removed)
 	m.log.Debug("membership changed", "shard", s.id, "index", e.Index, "voters", cs.Voters, "learners", cs.Learners)
-	if w, ok := s.waiters[ctx.RequestID]; ok && ctx.RequestID != "" {
-		delete(s.waiters, ctx.RequestID)
-		w.result = applyResult{index: e.Index}
-		w.finish(nil)
-	}
+	s.answerAt(e, applyResult{index: e.Index}, nil, m.metrics.proposalsLost)
+	s.answerID(ctx.RequestID, applyResult{index: e.Index}, nil)
 	m.noteConf(s, old)
 }
 
@@ -633,7 +633,7 @@ func (m *shardedMember) noteSelf(s *shard, cs pb.ConfState) {
 	s.removed = true
 	m.removedShards++
 	m.dirty = true
-	m.failShard(s, errRemovedInFlight)
+	s.failAll(errRemovedInFlight)
 	if m.removedShards < m.n {
 		return
 	}
@@ -703,12 +703,13 @@ func (m *shardedMember) propose(s *shard, w *waiter, reqID string, data []byte) 
 		return
 	}
 	m.metrics.proposals.Inc()
-	if err := m.host.Propose(s.id, data); err != nil {
+	res, err := m.host.ProposeWithResult(s.id, data)
+	if err != nil {
 		m.metrics.proposalsFailed.Inc()
 		w.finish(fmt.Errorf("%w (%v)", errNoLeader, err))
 		return
 	}
-	s.waiters[reqID] = w
+	s.track(w, reqID, res, s.lead)
 }
 
 // readIndex asks shard s for a read index, on the loop goroutine.
@@ -732,43 +733,15 @@ func (m *shardedMember) readIndex(s *shard, w *waiter, rctx string) {
 // expire fails the requests whose deadline passed.
 func (m *shardedMember) expire(now time.Time) {
 	for _, s := range m.shards {
-		if len(s.waiters) == 0 && len(s.reads) == 0 {
-			continue
-		}
-		for id, w := range s.waiters {
-			if now.After(w.deadline) {
-				delete(s.waiters, id)
-				w.finish(errTimeout)
-			}
-		}
-		for id, w := range s.reads {
-			if now.After(w.deadline) {
-				delete(s.reads, id)
-				w.finish(errTimeout)
-			}
+		if len(s.waiters)+len(s.reads)+len(s.forwarded)+len(s.atIndex) > 0 {
+			s.expire(now)
 		}
 	}
-}
-
-// failShard fails every request waiting on s.
-func (m *shardedMember) failShard(s *shard, err error) {
-	for _, w := range s.waiters {
-		w.finish(err)
-	}
-	for _, w := range s.reads {
-		w.finish(err)
-	}
-	for _, w := range s.indexed {
-		w.finish(err)
-	}
-	clear(s.waiters)
-	clear(s.reads)
-	s.indexed = s.indexed[:0]
 }
 
 func (m *shardedMember) failAll(err error) {
 	for _, s := range m.shards {
-		m.failShard(s, err)
+		s.failAll(err)
 	}
 }
 

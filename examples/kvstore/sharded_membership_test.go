@@ -36,6 +36,8 @@ type shardedTestCluster struct {
 	dir string
 	// tick is the members' TickInterval (default 5ms).
 	tick time.Duration
+	// tweak, if set, adjusts each member's configuration.
+	tweak func(*memberConfig)
 }
 
 func newShardedTestCluster(t *testing.T, n, shards int, snapshotEvery uint64) *shardedTestCluster {
@@ -96,6 +98,9 @@ func (c *shardedTestCluster) start(id uint64, join bool) *shardedMember {
 	delete(c.reserved, id)
 	if c.dir != "" {
 		cfg.DataDir = filepath.Join(c.dir, fmt.Sprint("member-", id))
+	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
 	}
 	m, err := startShardedMember(cfg)
 	require.NoError(c.t, err)

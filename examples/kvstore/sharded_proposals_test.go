@@ -1,0 +1,73 @@
+package main
+
+import (
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestShardedWriteReplacedAfterLeaderChangeIsLost is
+// TestWriteReplacedAfterLeaderChangeIsLost with shards: a write a shard's
+// leader appended, then lost with its leadership (the others elected a
+// leader whose first entry took that index), is answered 503
+// proposal_lost as soon as the old leader applies that index, not at the
+// request timeout.
+func TestShardedWriteReplacedAfterLeaderChangeIsLost(t *testing.T) {
+	const requestTimeout = 20 * time.Second
+	var isolated atomic.Uint64
+	c := &shardedTestCluster{shards: 2}
+	c.tweak = func(cfg *memberConfig) {
+		cfg.RequestTimeout = requestTimeout
+		self := cfg.ID
+		cfg.dropBatch = func(from uint64) bool {
+			iso := isolated.Load()
+			return iso != 0 && (self == iso || from == iso)
+		}
+	}
+	newShardedTestClusterWith(t, c, 3)
+	const sh = 1
+	old := c.waitLeaders()[sh-1]
+	oldTerm := c.members[old].status.Load().Groups[sh-1].Term
+	put(t, c.url(old, "/kv/"+c.keyIn(sh, "before")), "1")
+
+	isolated.Store(old)
+	type answer struct {
+		r    response
+		took time.Duration
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(mustRequest("PUT", c.url(old, "/kv/"+c.keyIn(sh, "lost")), "x"))
+		if err != nil {
+			answered <- answer{r: response{status: -1, body: err.Error()}}
+			return
+		}
+		defer resp.Body.Close()
+		var b [4096]byte
+		n, _ := resp.Body.Read(b[:])
+		answered <- answer{r: response{status: resp.StatusCode, body: string(b[:n])}, took: time.Since(start)}
+	}()
+	require.Eventually(t, func() bool {
+		for id, m := range c.members {
+			if g := m.status.Load().Groups[sh-1]; id != old && g.State == "StateLeader" && g.Term > oldTerm {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "the others elect a leader of shard %d", sh)
+	isolated.Store(0)
+
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write was not answered within 10s of the partition healing")
+	}
+	require.Equal(t, http.StatusServiceUnavailable, a.r.status, a.r.body)
+	require.Equal(t, "proposal_lost", errorCode(t, response{body: a.r.body}), a.r.body)
+	require.Less(t, a.took, requestTimeout/2, "answered when the index was applied, not at the timeout")
+}
