@@ -155,3 +155,22 @@ func TestLeaderOnlyStateIsLazy(t *testing.T) {
 	lead.becomeFollower(lead.Term+1, None)
 	requireNoLeaderState(t, lead)
 }
+
+// Bootstrap's membership entries leave no unstable array behind once they
+// are persisted: a group that is created and never ticked (a multi-group
+// host's idle group) holds none, not an array with room to grow.
+func TestBootstrapLeavesNoUnstableArray(t *testing.T) {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(&Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s, MaxInflightMsgs: 16, Logger: DiscardLogger})
+	require.NoError(t, err)
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}, {ID: 3}}))
+	rd := rn.Ready()
+	require.Len(t, rd.Entries, 3)
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	rn.Advance(rd)
+	u := &rn.raft.raftLog.unstable
+	require.Nil(t, u.entries)
+	require.Zero(t, u.arrayLen)
+	require.Equal(t, uint64(3), rn.raft.raftLog.lastIndex())
+}

@@ -197,8 +197,16 @@ func (u *unstable) reallocate(n int) {
 
 // shrinkEntries releases a large backing array once most of it lies
 // before the live entries, so a long-lived node does not pin every entry
-// it ever appended. The live entries are copied; payloads are shared.
+// it ever appended, and a full one whose entries are all stable. The live entries are copied; payloads are shared.
 func (u *unstable) shrinkEntries() {
+	if len(u.entries) == 0 && cap(u.entries) == 0 {
+		// Every slot of the array is stable and none is spare: the next
+		// entry needs a new array anyway, so this one is dropped now
+		// rather than pinned (with its entries' payloads) until then.
+		u.entries = nil
+		u.arrayLen = 0
+		return
+	}
 	if u.arrayLen <= maxRetainedEntries {
 		return // small: kept, its spare capacity takes the next entries
 	}

@@ -176,7 +176,7 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 		ents[i] = pb.Entry{Type: pb.EntryConfChange, Term: 1, Index: uint64(i + 1), Data: data}
 		voters[i] = p.ID
 	}
-	rn.raft.raftLog.append(ents...)
+	rn.raft.raftLog.bootstrap(ents)
 	rn.raft.raftLog.committed = uint64(len(ents))
 	return rn.raft.restoreConfState(pb.ConfState{Voters: voters})
 }
