@@ -3,6 +3,7 @@ package raft
 import (
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -107,12 +108,12 @@ func BenchmarkIdleFollowerHeap(b *testing.B) {
 }
 
 // idleFollowerHeapCeiling is the most an idle follower group may hold: a
-// regression guard, 13 bytes over the 977 B measured (raft 320, its log
-// 176, RawNode 160, the configuration 48, MemoryStorage 96 with its
+// regression guard, 13 bytes over the 957 B measured (raft 320, its log
+// 160, RawNode 160, the configuration 48, MemoryStorage 96 with its
 // 144-byte array and 24 bytes of conf change payloads). Each of those is
 // a Go size class: a struct growing into the next class, or an allocation
 // an idle follower does not need, adds 16 bytes or more and fails here.
-const idleFollowerHeapCeiling = 990
+const idleFollowerHeapCeiling = 970
 
 func TestIdleFollowerHeap(t *testing.T) {
 	if raceEnabled {
@@ -129,6 +130,14 @@ func TestIdleFollowerHeap(t *testing.T) {
 // Inflights, read-index queue, lease acknowledgements) and the candidate's
 // (the tracker with its votes) do not exist on a follower: the role
 // creates them when it begins, and stepping down drops them again.
+// The log is allocated once per group: it must stay in the 160-byte size
+// class (see unstable.arrayLen).
+func TestRaftLogSize(t *testing.T) {
+	if got := unsafe.Sizeof(raftLog{}); got > 160 {
+		t.Fatalf("raftLog is %d bytes, want at most 160", got)
+	}
+}
+
 func TestLeaderOnlyStateIsLazy(t *testing.T) {
 	requireNoLeaderState := func(t *testing.T, r *raft) {
 		t.Helper()

@@ -159,7 +159,7 @@ func (l *raftLog) bootstrap(ents []pb.Entry) {
 		l.unstable.logger.Panicf("raft: bootstrap of a nonempty log (last index %d)", l.lastIndex())
 	}
 	l.unstable.entries = ents[:len(ents):len(ents)]
-	l.unstable.arrayLen = len(ents)
+	l.unstable.arrayLen = int32(min(len(ents), math.MaxInt32))
 	if invariants.Enabled {
 		l.checkInvariants()
 	}

@@ -74,8 +74,7 @@ func (h *Host) Ready() Ready {
 		outcomes := !mutationNoOutcomes && g.takeOutcomes()
 		if !g.rn.HasReady() {
 			if outcomes {
-				rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, ForwardedOutcomes: g.outcomes})
-				g.outcomes = nil
+				rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, ForwardedOutcomes: g.handOutOutcomes()})
 			}
 			continue
 		}
@@ -86,8 +85,7 @@ func (h *Host) Ready() Ready {
 			addMessage(batch(m.To), g.id, m)
 		}
 		grd.Messages = nil
-		rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, Ready: grd, ForwardedOutcomes: g.outcomes})
-		g.outcomes = nil
+		rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, Ready: grd, ForwardedOutcomes: g.handOutOutcomes()})
 	}
 	clear(h.work)
 	h.work = h.work[:0]
@@ -155,7 +153,7 @@ func (h *Host) noteReads(g *group, rd *raft.Ready) {
 			settled++
 		}
 	}
-	g.pendingReads = max(0, g.pendingReads-settled)
+	g.pendingReads = max(0, g.pendingReads-int32(settled))
 }
 
 // Advance acknowledges rd: every group's state is persisted, the batches
