@@ -174,6 +174,12 @@ func (h *Host) Advance(rd Ready) {
 		g.rn.Advance(gr.Ready)
 		if g.rn.HasReady() {
 			h.markWork(g)
+		} else if g.activeIdx < 0 {
+			// A quiesced group gets no Tick, at which its RawNode would
+			// drop the buffers kept for the next Ready (see deactivate);
+			// its last Ready (answering the leader's Quiesce heartbeat,
+			// say) came after it was deactivated.
+			g.rn.ReleaseMemory()
 		}
 	}
 }
