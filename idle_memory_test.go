@@ -183,3 +183,41 @@ func TestBootstrapLeavesNoUnstableArray(t *testing.T) {
 	require.Zero(t, u.arrayLen)
 	require.Equal(t, uint64(3), rn.raft.raftLog.lastIndex())
 }
+
+// ReleaseMemory leaves a leader that has handled its Readys holding none
+// of the buffers kept for the next one: message slots (also those for its
+// own acknowledgements), the message arena and the unstable array.
+func TestReleaseMemoryDropsReadyBuffers(t *testing.T) {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(&Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s, MaxInflightMsgs: 16, Logger: DiscardLogger})
+	require.NoError(t, err)
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}}))
+	settle := func() {
+		for rn.HasReady() {
+			rd := rn.Ready()
+			require.NoError(t, s.Save(rd.HardState, rd.Entries, rd.Snapshot))
+			for _, e := range rd.CommittedEntries {
+				if e.Type == pb.EntryConfChange {
+					cc, err := pb.UnmarshalConfChange(e)
+					require.NoError(t, err)
+					rn.ApplyConfChange(cc)
+				}
+			}
+			rn.Advance(rd)
+		}
+	}
+	settle()
+	require.NoError(t, rn.Campaign())
+	settle()
+	require.NoError(t, rn.Propose([]byte("x")))
+	settle()
+	require.Equal(t, StateLeader, rn.BasicStatus().RaftState)
+	require.NotNil(t, rn.ack.steps, "the leader acknowledged its own entries")
+
+	rn.ReleaseMemory()
+	require.Nil(t, rn.ack.steps)
+	require.Nil(t, rn.raft.msgs)
+	require.Nil(t, rn.raft.msgsAfterAppend)
+	require.Equal(t, messageArena{}, rn.arena)
+	require.Nil(t, rn.raft.raftLog.unstable.entries)
+}
