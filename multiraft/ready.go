@@ -93,12 +93,12 @@ func (h *Host) Ready() Ready {
 		b := batch(q.to)
 		b.Heartbeats = append(b.Heartbeats, q.hb)
 	}
-	h.quiesceOut = h.quiesceOut[:0]
+	h.quiesceOut = drained(h.quiesceOut)
 	for _, w := range h.wakeOut {
 		b := batch(w.to)
 		b.WakeGroups = append(b.WakeGroups, w.group)
 	}
-	h.wakeOut = h.wakeOut[:0]
+	h.wakeOut = drained(h.wakeOut)
 	if h.nodeHBDue {
 		h.nodeHBDue = false
 		for _, p := range h.peers {
@@ -182,4 +182,19 @@ func (h *Host) Advance(rd Ready) {
 			g.rn.ReleaseMemory()
 		}
 	}
+}
+
+// maxKeptOutbox is the most Quiesce heartbeats or wakes whose room the host
+// keeps between Readys.
+const maxKeptOutbox = 64
+
+// drained empties an outbox the Ready has taken. Groups quiesce and wake
+// in bursts (every idle group of a host at once, every group under a
+// leader whose node went down), so a large array is dropped rather than
+// kept for a burst that may not come: a quiet host holds none.
+func drained[T any](s []T) []T {
+	if cap(s) > maxKeptOutbox {
+		return nil
+	}
+	return s[:0]
 }
