@@ -58,7 +58,7 @@ func freshHostHeap(tb testing.TB, groups int) float64 {
 }
 
 // quiescedHostHeap is the live heap per group of a host in a settled
-// cluster (quietCluster): three in-memory hosts sharing groups groups,
+// cluster (quietCluster; BenchmarkHostQuietHeap's host-B/replica): three in-memory hosts sharing groups groups,
 // one leader per group spread evenly over the hosts, the leader's empty
 // entry committed and applied everywhere, then ticked until every group is
 // quiesced. It is the heap of the three hosts with their MemoryStorages
@@ -86,17 +86,6 @@ func quiescedHostHeap(tb testing.TB, groups int) float64 {
 func BenchmarkHostHeapPerGroup(b *testing.B) {
 	for range b.N {
 		b.ReportMetric(freshHostHeap(b, 10000), "B/group")
-	}
-}
-
-// BenchmarkHostHeapPerGroupQuiesced reports quiescedHostHeap of 3,000
-// groups: the heap per group of a host in a settled cluster, leaders
-// elected and every group quiesced.
-//
-//	go test -run '^$' -bench BenchmarkHostHeapPerGroupQuiesced -benchtime 1x ./multiraft/
-func BenchmarkHostHeapPerGroupQuiesced(b *testing.B) {
-	for range b.N {
-		b.ReportMetric(quiescedHostHeap(b, 3000), "B/group")
 	}
 }
 
