@@ -79,8 +79,11 @@ func quiescedHostHeap(tb testing.TB, groups int) float64 {
 }
 
 // BenchmarkHostHeapPerGroup reports freshHostHeap of 10,000 groups: the
-// heap per group of a host whose groups were just created and never
-// ticked.
+// heap per group of one host whose groups were just created, bootstrapped
+// and their first Ready handled, and never ticked: leaderless followers of
+// term 1, none quiesced. It is the smallest state a group is in; a settled
+// cluster, leaders elected and every group quiesced, is measured by
+// BenchmarkHostQuietHeap (host-B/replica).
 //
 //	go test -run '^$' -bench BenchmarkHostHeapPerGroup -benchtime 1x ./multiraft/
 func BenchmarkHostHeapPerGroup(b *testing.B) {
