@@ -202,7 +202,8 @@ func (u *unstable) reallocate(n int) {
 
 // shrinkEntries releases a large backing array once most of it lies
 // before the live entries, so a long-lived node does not pin every entry
-// it ever appended, and a full one whose entries are all stable. The live entries are copied; payloads are shared.
+// it ever appended, and a full one whose entries are all stable. The live
+// entries are copied; payloads are shared.
 func (u *unstable) shrinkEntries() {
 	if len(u.entries) == 0 && cap(u.entries) == 0 {
 		// Every slot of the array is stable and none is spare: the next
