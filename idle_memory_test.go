@@ -3,6 +3,7 @@ package raft
 import (
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
@@ -107,12 +108,12 @@ func BenchmarkIdleFollowerHeap(b *testing.B) {
 }
 
 // idleFollowerHeapCeiling is the most an idle follower group may hold: a
-// regression guard, 13 bytes over the 977 B measured (raft 320, its log
-// 176, RawNode 160, the configuration 48, MemoryStorage 96 with its
+// regression guard, 13 bytes over the 941 B measured (raft 320, its log
+// 160, RawNode 160, the configuration 48, MemoryStorage 80 with its
 // 144-byte array and 24 bytes of conf change payloads). Each of those is
 // a Go size class: a struct growing into the next class, or an allocation
 // an idle follower does not need, adds 16 bytes or more and fails here.
-const idleFollowerHeapCeiling = 990
+const idleFollowerHeapCeiling = 954
 
 func TestIdleFollowerHeap(t *testing.T) {
 	if raceEnabled {
@@ -129,6 +130,14 @@ func TestIdleFollowerHeap(t *testing.T) {
 // Inflights, read-index queue, lease acknowledgements) and the candidate's
 // (the tracker with its votes) do not exist on a follower: the role
 // creates them when it begins, and stepping down drops them again.
+// The log is allocated once per group: it must stay in the 160-byte size
+// class (see unstable.arrayLen).
+func TestRaftLogSize(t *testing.T) {
+	if got := unsafe.Sizeof(raftLog{}); got > 160 {
+		t.Fatalf("raftLog is %d bytes, want at most 160", got)
+	}
+}
+
 func TestLeaderOnlyStateIsLazy(t *testing.T) {
 	requireNoLeaderState := func(t *testing.T, r *raft) {
 		t.Helper()
@@ -154,4 +163,61 @@ func TestLeaderOnlyStateIsLazy(t *testing.T) {
 
 	lead.becomeFollower(lead.Term+1, None)
 	requireNoLeaderState(t, lead)
+}
+
+// Bootstrap's membership entries leave no unstable array behind once they
+// are persisted: a group that is created and never ticked (a multi-group
+// host's idle group) holds none, not an array with room to grow.
+func TestBootstrapLeavesNoUnstableArray(t *testing.T) {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(&Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s, MaxInflightMsgs: 16, Logger: DiscardLogger})
+	require.NoError(t, err)
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}, {ID: 3}}))
+	rd := rn.Ready()
+	require.Len(t, rd.Entries, 3)
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	rn.Advance(rd)
+	u := &rn.raft.raftLog.unstable
+	require.Nil(t, u.entries)
+	require.Zero(t, u.arrayLen)
+	require.Equal(t, uint64(3), rn.raft.raftLog.lastIndex())
+}
+
+// ReleaseMemory leaves a leader that has handled its Readys holding none
+// of the buffers kept for the next one: message slots (also those for its
+// own acknowledgements), the message arena and the unstable array.
+func TestReleaseMemoryDropsReadyBuffers(t *testing.T) {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(&Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s, MaxInflightMsgs: 16, Logger: DiscardLogger})
+	require.NoError(t, err)
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}}))
+	settle := func() {
+		for rn.HasReady() {
+			rd := rn.Ready()
+			require.NoError(t, s.Save(rd.HardState, rd.Entries, rd.Snapshot))
+			for _, e := range rd.CommittedEntries {
+				if e.Type == pb.EntryConfChange {
+					cc, err := pb.UnmarshalConfChange(e)
+					require.NoError(t, err)
+					rn.ApplyConfChange(cc)
+				}
+			}
+			rn.Advance(rd)
+		}
+	}
+	settle()
+	require.NoError(t, rn.Campaign())
+	settle()
+	require.NoError(t, rn.Propose([]byte("x")))
+	settle()
+	require.Equal(t, StateLeader, rn.BasicStatus().RaftState)
+	require.NotNil(t, rn.ack.steps, "the leader acknowledged its own entries")
+
+	rn.ReleaseMemory()
+	require.Nil(t, rn.ack.steps)
+	require.Nil(t, rn.raft.msgs)
+	require.Nil(t, rn.raft.msgsAfterAppend)
+	require.Equal(t, messageArena{}, rn.arena)
+	require.Nil(t, rn.raft.raftLog.unstable.entries)
 }

@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"math"
+
 	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -24,18 +26,21 @@ type unstable struct {
 	// when entries is empty.
 	offset uint64
 	// arrayLen is the length of the array entries lives in (0 when nil);
-	// entries starts arrayLen-cap(entries) elements into it.
-	arrayLen int
+	// entries starts arrayLen-cap(entries) elements into it. It saturates
+	// at math.MaxInt32, which only makes shrinkEntries keep an array it
+	// could have dropped. The three small fields share one word: a group
+	// holds a raftLog, and this keeps it in the 160-byte size class.
+	arrayLen int32
 	// nextLen is the least length of the next array: it doubles at each
 	// new array, up to maxRetainedEntries, so a node that keeps appending
 	// allocates ever more rarely while one that appended a few entries
 	// (and went idle) holds a small array. release resets it.
-	nextLen int
-
+	nextLen uint16
 	// snapshotInProgress is true while the snapshot has been handed out for
 	// writing and the write is not yet acknowledged.
 	// Invariant: snapshotInProgress implies snapshot != nil.
 	snapshotInProgress bool
+
 	// offsetInProgress is the index after the last entry handed out for
 	// writing: entries [offset, offsetInProgress) are being written.
 	// Invariant: offset <= offsetInProgress <= offset+len(entries).
@@ -187,22 +192,31 @@ func (u *unstable) reserve(k int) {
 
 // reallocate moves the live entries to a new array with room for n in all.
 func (u *unstable) reallocate(n int) {
-	c := max(2*n, minUnstableEntries, u.nextLen)
+	c := max(2*n, minUnstableEntries, int(u.nextLen))
 	ents := make([]pb.Entry, len(u.entries), c)
 	copy(ents, u.entries)
 	u.entries = ents
-	u.arrayLen = c
-	u.nextLen = min(2*c, maxRetainedEntries)
+	u.arrayLen = int32(min(c, math.MaxInt32))
+	u.nextLen = uint16(min(2*c, maxRetainedEntries))
 }
 
 // shrinkEntries releases a large backing array once most of it lies
 // before the live entries, so a long-lived node does not pin every entry
-// it ever appended. The live entries are copied; payloads are shared.
+// it ever appended, and a full one whose entries are all stable. The live
+// entries are copied; payloads are shared.
 func (u *unstable) shrinkEntries() {
+	if len(u.entries) == 0 && cap(u.entries) == 0 {
+		// Every slot of the array is stable and none is spare: the next
+		// entry needs a new array anyway, so this one is dropped now
+		// rather than pinned (with its entries' payloads) until then.
+		u.entries = nil
+		u.arrayLen = 0
+		return
+	}
 	if u.arrayLen <= maxRetainedEntries {
 		return // small: kept, its spare capacity takes the next entries
 	}
-	dead := u.arrayLen - cap(u.entries)
+	dead := int(u.arrayLen) - cap(u.entries)
 	if dead <= len(u.entries) {
 		return
 	}

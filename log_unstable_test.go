@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -250,10 +251,10 @@ func TestUnstableShrinkReleasesMemory(t *testing.T) {
 	u.acceptInProgress()
 	u.stableTo(entryID{term: 0, index: 1020})
 	require.Len(t, u.entries, 4)
-	require.LessOrEqual(t, u.arrayLen, maxRetainedEntries, "backing array of stable entries should be released")
+	require.LessOrEqual(t, int(u.arrayLen), maxRetainedEntries, "backing array of stable entries should be released")
 	u.stableTo(entryID{term: 0, index: 1024})
 	require.Empty(t, u.entries)
-	require.LessOrEqual(t, u.arrayLen, maxRetainedEntries)
+	require.LessOrEqual(t, int(u.arrayLen), maxRetainedEntries)
 	u.release()
 	require.Zero(t, u.arrayLen, "an idle tail holds no array")
 	require.Nil(t, u.entries)
@@ -270,14 +271,42 @@ func TestUnstableArraysGrowWithUse(t *testing.T) {
 		u.truncateAndAppend(entsFrom(i, 1))
 		u.acceptInProgress()
 		u.stableTo(entryID{term: 1, index: i})
-		if n := len(lens); n == 0 || lens[n-1] != u.arrayLen {
-			lens = append(lens, u.arrayLen)
+		if n := len(lens); int(u.arrayLen) != 0 && (n == 0 || lens[n-1] != int(u.arrayLen)) {
+			lens = append(lens, int(u.arrayLen))
 		}
 	}
 	require.Equal(t, []int{minUnstableEntries, 8, 16, 32, 64, 128, 256}, lens)
 	u.release()
 	u.truncateAndAppend(entsFrom(601, 1))
-	require.Equal(t, minUnstableEntries, u.arrayLen)
+	require.Equal(t, minUnstableEntries, int(u.arrayLen))
+}
+
+// An array whose every slot holds a stable entry has no room for the next
+// one: it is dropped when its last entries become stable, not pinned with
+// their payloads until the next append replaces it. Arrays keep growing as
+// the node keeps appending.
+func TestUnstableDropsSpentArray(t *testing.T) {
+	const n = minUnstableEntries
+	run := func(first uint64, k int) []pb.Entry {
+		return entsFrom(first, slices.Repeat([]uint64{1}, k)...)
+	}
+	u := unstable{offset: 1, offsetInProgress: 1, logger: DiscardLogger}
+	u.truncateAndAppend(run(1, n))
+	require.Equal(t, 2*n, int(u.arrayLen))
+	u.acceptInProgress()
+	u.stableTo(entryID{term: 1, index: n})
+	require.Equal(t, 2*n, int(u.arrayLen), "spare room is kept")
+
+	u.truncateAndAppend(run(n+1, n))
+	u.acceptInProgress()
+	u.stableTo(entryID{term: 1, index: n + 1})
+	require.Equal(t, 2*n, int(u.arrayLen), "live entries are kept")
+	u.stableTo(entryID{term: 1, index: 2 * n})
+	require.Nil(t, u.entries)
+	require.Zero(t, u.arrayLen)
+
+	u.truncateAndAppend(run(2*n+1, 1))
+	require.Equal(t, 4*n, int(u.arrayLen), "the next array still doubles")
 }
 
 // A small backing array is reused: appending one entry at a time, written

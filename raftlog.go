@@ -145,6 +145,26 @@ func (l *raftLog) append(ents ...pb.Entry) uint64 {
 	return l.lastIndex()
 }
 
+// bootstrap makes ents, the membership entries of a fresh log, its unstable
+// tail. ents is an array the caller gives up, exactly as long as the
+// entries: the tail takes it as its own array rather than copying them
+// into one with room to grow, so that once they are stable no spare room
+// is left to keep and the array goes (see unstable.shrinkEntries). A group
+// bootstrapped and never ticked holds no tail array.
+func (l *raftLog) bootstrap(ents []pb.Entry) {
+	if invariants.Enabled {
+		l.unstable.checkAppend(ents)
+	}
+	if l.lastIndex() != 0 || len(l.unstable.entries) != 0 || ents[0].Index != 1 {
+		l.unstable.logger.Panicf("raft: bootstrap of a nonempty log (last index %d)", l.lastIndex())
+	}
+	l.unstable.entries = ents[:len(ents):len(ents)]
+	l.unstable.arrayLen = int32(min(len(ents), math.MaxInt32))
+	if invariants.Enabled {
+		l.checkInvariants()
+	}
+}
+
 // appendNew appends ents as the leader's new entries of term after the
 // last index, setting their index and term on the log's copies (ents is
 // not written), and returns the new last index.

@@ -176,7 +176,7 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 		ents[i] = pb.Entry{Type: pb.EntryConfChange, Term: 1, Index: uint64(i + 1), Data: data}
 		voters[i] = p.ID
 	}
-	rn.raft.raftLog.append(ents...)
+	rn.raft.raftLog.bootstrap(ents)
 	rn.raft.raftLog.committed = uint64(len(ents))
 	return rn.raft.restoreConfState(pb.ConfState{Voters: voters})
 }
@@ -195,7 +195,8 @@ func (rn *RawNode) Tick() {
 
 // ReleaseMemory drops the buffers a busy node keeps for reuse between
 // Readys: the spare room of its unstable entry array once every entry is
-// stable, and its spare message slots. The next Ready allocates them again.
+// stable, and its spare message slots (also those for its messages to
+// itself). The next Ready allocates them again.
 // A node does this by itself at a Tick when no Ready was handed out since
 // the previous one, so an idle group holds only its state; an application
 // that stops ticking an idle group (to quiesce it) may call it then. It
@@ -209,6 +210,9 @@ func (rn *RawNode) ReleaseMemory() {
 	}
 	if len(r.msgsAfterAppend) == 0 {
 		r.msgsAfterAppend = nil
+	}
+	if len(rn.ack.steps) == 0 {
+		rn.ack.steps = nil
 	}
 	r.raftLog.unstable.release()
 }

@@ -88,8 +88,9 @@ type MemoryStorage struct {
 
 	hardState pb.HardState
 	// snapshot is the latest snapshot applied or created, nil until there
-	// is one: a group that never had one does not carry an empty Snapshot.
-	snapshot *pb.Snapshot
+	// is one (or a test makes Snapshot fail): a group that never had one
+	// does not carry an empty Snapshot.
+	snapshot *storedSnapshot
 	// compacted is the compaction point: the last entry folded into a
 	// snapshot or discarded (zero at first), whose term stays known.
 	// Invariant: compacted.index is the snapshot index or a later index.
@@ -98,9 +99,16 @@ type MemoryStorage struct {
 	// group whose log holds nothing past the compaction point keeps no
 	// array.
 	ents []pb.Entry
+}
 
-	// snapshotUnavailable makes Snapshot fail, for tests.
-	snapshotUnavailable bool
+// storedSnapshot is MemoryStorage's snapshot. The test hook lives here,
+// not in MemoryStorage: a process may hold thousands of MemoryStorages
+// (one per group), and a flag beside the fields would move each into the
+// next size class.
+type storedSnapshot struct {
+	pb.Snapshot
+	// unavailable makes Snapshot fail (SetSnapshotUnavailableForTest).
+	unavailable bool
 }
 
 // NewMemoryStorage returns an empty MemoryStorage: FirstIndex 1, LastIndex 0.
@@ -113,7 +121,7 @@ func (ms *MemoryStorage) snapshotValue() pb.Snapshot {
 	if ms.snapshot == nil {
 		return pb.Snapshot{}
 	}
-	return *ms.snapshot
+	return ms.snapshot.Snapshot
 }
 
 // snapshotIndex returns the index of the latest snapshot, 0 if none.
@@ -202,7 +210,7 @@ func (ms *MemoryStorage) FirstIndex() (uint64, error) {
 func (ms *MemoryStorage) Snapshot() (pb.Snapshot, error) {
 	ms.Lock()
 	defer ms.Unlock()
-	if ms.snapshotUnavailable {
+	if ms.snapshot != nil && ms.snapshot.unavailable {
 		return pb.Snapshot{}, ErrSnapshotTemporarilyUnavailable
 	}
 	return ms.snapshotValue(), nil
@@ -213,7 +221,13 @@ func (ms *MemoryStorage) Snapshot() (pb.Snapshot, error) {
 func (ms *MemoryStorage) SetSnapshotUnavailableForTest(unavailable bool) {
 	ms.Lock()
 	defer ms.Unlock()
-	ms.snapshotUnavailable = unavailable
+	if ms.snapshot == nil {
+		if !unavailable {
+			return
+		}
+		ms.snapshot = &storedSnapshot{}
+	}
+	ms.snapshot.unavailable = unavailable
 }
 
 // ApplySnapshot replaces the storage's contents with snap: the log then
@@ -230,7 +244,7 @@ func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
 }
 
 func (ms *MemoryStorage) applySnapshot(snap pb.Snapshot) {
-	ms.snapshot = &snap
+	ms.snapshot = &storedSnapshot{Snapshot: snap, unavailable: ms.snapshot != nil && ms.snapshot.unavailable}
 	ms.compacted = entryID{term: snap.Metadata.Term, index: snap.Metadata.Index}
 	ms.ents = nil
 }
@@ -285,7 +299,7 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte)
 		return pb.Snapshot{}, ErrCompacted
 	}
 	if ms.snapshot == nil {
-		ms.snapshot = &pb.Snapshot{}
+		ms.snapshot = &storedSnapshot{}
 	}
 	ms.snapshot.Metadata.Index = i
 	ms.snapshot.Metadata.Term = ms.term(i)
@@ -293,7 +307,7 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *pb.ConfState, data []byte)
 		ms.snapshot.Metadata.ConfState = *cs
 	}
 	ms.snapshot.Data = data
-	return *ms.snapshot, nil
+	return ms.snapshot.Snapshot, nil
 }
 
 // Compact discards the entries before compactIndex; the term of

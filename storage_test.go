@@ -443,3 +443,31 @@ func TestMemoryStorageAppendDoubles(t *testing.T) {
 	t.Logf("%.2f entries' worth allocated per entry appended", perEntry)
 	require.Less(t, perEntry, 3.0)
 }
+
+// Snapshot stays unavailable, as a test asked, while snapshots are applied
+// and created, and returns the latest once available again.
+func TestMemoryStorageSnapshotUnavailableForTest(t *testing.T) {
+	s := NewMemoryStorage()
+	s.SetSnapshotUnavailableForTest(true)
+	snap := pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 5, Term: 2, ConfState: pb.ConfState{Voters: []uint64{1}}}}
+	require.NoError(t, s.ApplySnapshot(snap))
+	_, err := s.Snapshot()
+	require.ErrorIs(t, err, ErrSnapshotTemporarilyUnavailable)
+	require.NoError(t, s.Append([]pb.Entry{{Index: 6, Term: 2}}))
+	_, err = s.CreateSnapshot(6, nil, []byte("d"))
+	require.NoError(t, err)
+	_, err = s.Snapshot()
+	require.ErrorIs(t, err, ErrSnapshotTemporarilyUnavailable)
+	s.SetSnapshotUnavailableForTest(false)
+	got, err := s.Snapshot()
+	require.NoError(t, err)
+	require.Equal(t, uint64(6), got.Metadata.Index)
+	require.Equal(t, []byte("d"), got.Data)
+}
+
+// One MemoryStorage per group: it must stay in the 80-byte size class.
+func TestMemoryStorageSize(t *testing.T) {
+	if got := unsafe.Sizeof(MemoryStorage{}); got > 80 {
+		t.Fatalf("MemoryStorage is %d bytes, want at most 80", got)
+	}
+}

@@ -3,6 +3,7 @@ package multiraft
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/raftcore/raft"
@@ -68,35 +69,47 @@ type Metrics struct {
 	Rejected uint64
 }
 
-// group is one hosted Raft group.
+// group is one hosted Raft group. A host keeps one per group, so the
+// record is packed: counters are 32 bits (activeIdx counts groups, idle
+// saturates, the others count requests in flight) and what only a follower
+// forwarding ProposeWithResult needs is allocated on first use. Its 56
+// bytes fill the 64-byte size class; TestGroupRecordSize guards that.
 type group struct {
 	id uint64
 	rn *raft.RawNode
-	// canQuiesce is false for lease-based reads (see the package doc).
-	canQuiesce    bool
-	quiesceAfter  int
-	heartbeatTick int
-	// activeIdx is the group's index in Host.active, or -1 when
-	// quiesced. Invariant: activeIdx < 0 == quiesced.
-	activeIdx int
 	// leaderNode is the leader a quiesced follower sleeps under (a key of
 	// Host.sleepers), 0 otherwise.
 	leaderNode uint64
+	// fwd tracks this replica's forwarded ProposeWithResult proposals; nil
+	// until the first one.
+	fwd *forwarding
+	// activeIdx is the group's index in Host.active, or -1 when
+	// quiesced. Invariant: activeIdx < 0 == quiesced.
+	activeIdx int32
+	// quiesceAfter is QuiesceAfterTicks, or the group's ElectionTick.
+	quiesceAfter int32
+	// idle counts ticks since the last input other than ticks and
+	// heartbeats, saturating at math.MaxInt32.
+	idle int32
+	// pendingReads counts read requests the leader has taken and not yet
+	// answered; it blocks quiescence.
+	pendingReads int32
+	// canQuiesce is false for lease-based reads (see the package doc).
+	canQuiesce bool
 	// hasWork: the group is in Host.work.
 	hasWork bool
 	// inReady: the group's Ready is outstanding in the host's Ready.
 	inReady bool
 	removed bool
-	// idle counts ticks since the last input other than ticks and
-	// heartbeats.
-	idle int
-	// pendingReads counts read requests the leader has taken and not yet
-	// answered; it blocks quiescence.
-	pendingReads int
-	// watching counts the proposals this replica forwarded with
-	// ProposeWithResult whose outcome its RawNode has not yet given;
-	// outcomes are those it gave and the next Ready hands out.
+}
+
+// forwarding is what a group knows of the proposals it forwarded with
+// ProposeWithResult.
+type forwarding struct {
+	// watching counts the forwarded proposals whose outcome the group's
+	// RawNode has not yet given.
 	watching int
+	// outcomes are those it gave, for the next Ready to hand out.
 	outcomes []raft.ForwardedOutcome
 }
 
@@ -214,16 +227,16 @@ func (h *Host) CreateGroup(id uint64, cfg raft.Config, peers []raft.Peer) error 
 			return fmt.Errorf("raft: multiraft: group %d: %w", id, err)
 		}
 	}
-	g := &group{
-		id:            id,
-		rn:            rn,
-		canQuiesce:    !h.cfg.DisableQuiescence && cfg.ReadOnlyOption != raft.ReadOnlyLeaseBased,
-		quiesceAfter:  h.cfg.QuiesceAfterTicks,
-		heartbeatTick: cfg.HeartbeatTick,
-		activeIdx:     -1,
+	quiesceAfter := h.cfg.QuiesceAfterTicks
+	if quiesceAfter <= 0 {
+		quiesceAfter = cfg.ElectionTick
 	}
-	if g.quiesceAfter <= 0 {
-		g.quiesceAfter = cfg.ElectionTick
+	g := &group{
+		id:           id,
+		rn:           rn,
+		canQuiesce:   !h.cfg.DisableQuiescence && cfg.ReadOnlyOption != raft.ReadOnlyLeaseBased,
+		quiesceAfter: int32(min(quiesceAfter, math.MaxInt32)),
+		activeIdx:    -1,
 	}
 	h.groups[id] = g
 	h.activate(g, h.id)
@@ -337,21 +350,39 @@ func (h *Host) ProposeConfChangeWithResult(id uint64, cc pb.ConfChangeI) (raft.P
 // noteResult counts a forwarded proposal the group's RawNode now watches.
 func (g *group) noteResult(res raft.ProposalResult, err error) {
 	if err == nil && res.Forwarded && !mutationNoForwardWatch {
-		g.watching++
+		if g.fwd == nil {
+			g.fwd = &forwarding{}
+		}
+		g.fwd.watching++
 	}
 }
 
 // takeOutcomes moves what g's RawNode learned of the proposals it
-// forwarded into g.outcomes, and reports whether any wait there. It asks
-// the RawNode only while some forwarded proposal is unresolved, so groups
-// that never use ProposeWithResult pay a comparison.
+// forwarded into g.fwd.outcomes, and reports whether any wait there. It
+// asks the RawNode only while some forwarded proposal is unresolved, so
+// groups that never use ProposeWithResult pay a comparison.
 func (g *group) takeOutcomes() bool {
-	if g.watching > 0 {
-		o := g.rn.ForwardedOutcomes()
-		g.watching -= len(o)
-		g.outcomes = append(g.outcomes, o...)
+	f := g.fwd
+	if f == nil {
+		return false
 	}
-	return len(g.outcomes) > 0
+	if f.watching > 0 {
+		o := g.rn.ForwardedOutcomes()
+		f.watching -= len(o)
+		f.outcomes = append(f.outcomes, o...)
+	}
+	return len(f.outcomes) > 0
+}
+
+// handOutOutcomes returns the outcomes waiting for the next Ready, which
+// owns them from now on.
+func (g *group) handOutOutcomes() []raft.ForwardedOutcome {
+	if g.fwd == nil {
+		return nil
+	}
+	o := g.fwd.outcomes
+	g.fwd.outcomes = nil
+	return o
 }
 
 // ReadIndex asks group id for a read point (see raft.RawNode.ReadIndex);

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/raftcore/raft"
 	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
@@ -209,4 +210,12 @@ func TestRemovedGroupLeavesReady(t *testing.T) {
 		t.Fatalf("Ready of a removed group: %d groups, %d batches", len(rd.Groups), len(rd.Batches))
 	}
 	h.Advance(rd)
+}
+
+// A host keeps one group record per group: it must stay in the 64-byte
+// size class (see the group type).
+func TestGroupRecordSize(t *testing.T) {
+	if got := unsafe.Sizeof(group{}); got > 64 {
+		t.Fatalf("group record is %d bytes, want at most 64", got)
+	}
 }

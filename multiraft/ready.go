@@ -74,8 +74,7 @@ func (h *Host) Ready() Ready {
 		outcomes := !mutationNoOutcomes && g.takeOutcomes()
 		if !g.rn.HasReady() {
 			if outcomes {
-				rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, ForwardedOutcomes: g.outcomes})
-				g.outcomes = nil
+				rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, ForwardedOutcomes: g.handOutOutcomes()})
 			}
 			continue
 		}
@@ -86,8 +85,7 @@ func (h *Host) Ready() Ready {
 			addMessage(batch(m.To), g.id, m)
 		}
 		grd.Messages = nil
-		rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, Ready: grd, ForwardedOutcomes: g.outcomes})
-		g.outcomes = nil
+		rd.Groups = append(rd.Groups, GroupReady{GroupID: g.id, Ready: grd, ForwardedOutcomes: g.handOutOutcomes()})
 	}
 	clear(h.work)
 	h.work = h.work[:0]
@@ -95,12 +93,12 @@ func (h *Host) Ready() Ready {
 		b := batch(q.to)
 		b.Heartbeats = append(b.Heartbeats, q.hb)
 	}
-	h.quiesceOut = h.quiesceOut[:0]
+	h.quiesceOut = drained(h.quiesceOut)
 	for _, w := range h.wakeOut {
 		b := batch(w.to)
 		b.WakeGroups = append(b.WakeGroups, w.group)
 	}
-	h.wakeOut = h.wakeOut[:0]
+	h.wakeOut = drained(h.wakeOut)
 	if h.nodeHBDue {
 		h.nodeHBDue = false
 		for _, p := range h.peers {
@@ -155,7 +153,7 @@ func (h *Host) noteReads(g *group, rd *raft.Ready) {
 			settled++
 		}
 	}
-	g.pendingReads = max(0, g.pendingReads-settled)
+	g.pendingReads = max(0, g.pendingReads-int32(settled))
 }
 
 // Advance acknowledges rd: every group's state is persisted, the batches
@@ -176,6 +174,27 @@ func (h *Host) Advance(rd Ready) {
 		g.rn.Advance(gr.Ready)
 		if g.rn.HasReady() {
 			h.markWork(g)
+		} else if g.activeIdx < 0 {
+			// A quiesced group gets no Tick, at which its RawNode would
+			// drop the buffers kept for the next Ready (see deactivate);
+			// its last Ready (answering the leader's Quiesce heartbeat,
+			// say) came after it was deactivated.
+			g.rn.ReleaseMemory()
 		}
 	}
+}
+
+// maxKeptOutbox is the most Quiesce heartbeats or wakes whose room the host
+// keeps between Readys.
+const maxKeptOutbox = 64
+
+// drained empties an outbox the Ready has taken. Groups quiesce and wake
+// in bursts (every idle group of a host at once, every group under a
+// leader whose node went down), so a large array is dropped rather than
+// kept for a burst that may not come: a quiet host holds none.
+func drained[T any](s []T) []T {
+	if cap(s) > maxKeptOutbox {
+		return nil
+	}
+	return s[:0]
 }

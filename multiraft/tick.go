@@ -1,6 +1,7 @@
 package multiraft
 
 import (
+	"math"
 	"slices"
 
 	"github.com/raftcore/raft"
@@ -21,7 +22,9 @@ func (h *Host) Tick() {
 			continue
 		}
 		g.rn.Tick()
-		g.idle++
+		if g.idle < math.MaxInt32 {
+			g.idle++
+		}
 		// A tick may give up, as Unknown, a forwarded proposal looked for
 		// too long: its outcome waits for the next Ready.
 		if g.rn.HasReady() || (!mutationNoTickOutcomes && g.takeOutcomes()) {
@@ -119,7 +122,7 @@ func (h *Host) activate(g *group, by uint64) {
 		delete(h.sleepers[g.leaderNode], g.id)
 		g.leaderNode = 0
 	}
-	g.activeIdx = len(h.active)
+	g.activeIdx = int32(len(h.active))
 	h.active = append(h.active, g)
 }
 
