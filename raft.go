@@ -105,8 +105,11 @@ type raft struct {
 	// ticks counts this node's ticks since it started.
 	ticks uint64
 
-	// msgs are messages that may be sent at once.
+	// msgs are messages that may be sent at once, queued in memory that
+	// the next Ready hands out as it is (see handout.go).
 	msgs []pb.Message
+	// msgChunk is the length of the last chunk msgs was given.
+	msgChunk int
 	// propScratch holds the entry of a local proposal (RawNode.Propose)
 	// while it is stepped, so that proposing allocates nothing. Nothing
 	// keeps a proposal's Entries after Step except forwarding, which
@@ -330,7 +333,10 @@ func (r *raft) send(m pb.Message) {
 	case m.To == r.id:
 		r.logger.Panicf("raft: message to self must be an acknowledgement or vote, got %s", m.Type)
 	default:
-		r.msgs = append(r.msgs, m)
+		out := r.msgRoom(1)
+		out[len(out)-1] = m
+		// Not out itself, which is capped: the chunk's room stays.
+		r.msgs = r.msgs[:len(out)]
 	}
 }
 

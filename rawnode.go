@@ -120,8 +120,6 @@ type RawNode struct {
 	prevSoftSt SoftState
 	prevHardSt pb.HardState
 	ack        readyAck
-	// arena holds the memory of the messages Readys hand out.
-	arena messageArena
 
 	asyncWrite bool
 	// outstanding is true between Ready and Advance.
@@ -130,6 +128,11 @@ type RawNode struct {
 	// node that stays idle for a whole tick releases its buffers, if it
 	// holds any (holding: a Ready was handed out since the last release).
 	busy, holding bool
+	// msgSlots is how many slots of the node's message memory the Ready
+	// built last takes when it is handed out (see takeMsgs). An int32 so
+	// that it fits beside the flags: an idle group's RawNode stays in its
+	// size class.
+	msgSlots int32
 }
 
 // NewRawNode builds a node from c, restoring its state from c.Storage. A
@@ -202,8 +205,8 @@ func (rn *RawNode) Tick() {
 // changes nothing the node will do.
 func (rn *RawNode) ReleaseMemory() {
 	rn.holding = false
-	rn.arena = messageArena{}
 	r := rn.raft
+	r.msgChunk = 0
 	if len(r.msgs) == 0 {
 		r.msgs = nil
 	}
@@ -358,25 +361,29 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 }
 
 // readyMessages returns the messages of a Ready without
-// AsyncStorageWrites, in arena memory (see messageArena): r.msgs, then the
+// AsyncStorageWrites, in place (see handout.go): r.msgs, then the
 // acknowledgements and votes to peers. The contract sends Messages only
 // after persisting, so those travel with the Ready; the ones to this node
 // itself wait for Advance (see accept).
 func (rn *RawNode) readyMessages() []pb.Message {
 	r := rn.raft
-	n := len(r.msgs)
+	n := 0
 	for i := range r.msgsAfterAppend {
 		if r.msgsAfterAppend[i].To != r.id {
 			n++
 		}
 	}
-	out := rn.arena.peek(n)
-	k := copy(out, r.msgs)
+	k := len(r.msgs)
+	out := r.msgRoom(n)
 	for i := range r.msgsAfterAppend {
 		if m := &r.msgsAfterAppend[i]; m.To != r.id {
 			out[k] = *m
 			k++
 		}
+	}
+	rn.msgSlots = int32(len(out))
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
@@ -396,18 +403,6 @@ func reuseMessages(ms []pb.Message) []pb.Message {
 	return ms[:0]
 }
 
-// arenaUsed is how many arena slots rd's messages (and their Responses,
-// with AsyncStorageWrites) took.
-func arenaUsed(rd *Ready) int {
-	n := len(rd.Messages)
-	for i := range rd.Messages {
-		if t := rd.Messages[i].Type; t == pb.MsgStorageAppend || t == pb.MsgStorageApply {
-			n += len(rd.Messages[i].Responses)
-		}
-	}
-	return n
-}
-
 // accept records what rd hands out, to be acknowledged at Advance.
 func (rn *RawNode) accept(rd *Ready) {
 	r := rn.raft
@@ -425,10 +420,10 @@ func (rn *RawNode) accept(rd *Ready) {
 	if invariants.Enabled {
 		r.checkLeaderOnlyState()
 	}
-	// The messages were copied out (into the arena, or ack.steps): the
-	// node's own arrays are reused, emptied so they pin nothing.
-	rn.arena.take(arenaUsed(rd))
-	r.msgs = reuseMessages(r.msgs)
+	// r.msgs was handed out in place; msgsAfterAppend was copied out (to
+	// the Ready, or ack.steps) and is reused, emptied so it pins nothing.
+	r.takeMsgs(int(rn.msgSlots))
+	rn.msgSlots = 0
 	r.msgsAfterAppend = reuseMessages(r.msgsAfterAppend)
 	r.readStates = nil
 	r.raftLog.acceptUnstable()
