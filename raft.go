@@ -329,6 +329,10 @@ func (r *raft) send(m pb.Message) {
 	case m.Type == pb.MsgAppResp || m.Type == pb.MsgVoteResp || m.Type == pb.MsgPreVoteResp || mustPersistBeforeVoteRequest(m):
 		// Acknowledgements and votes promise something about durable
 		// state: they leave only once the current write is done.
+		if invariants.Enabled && (m.Entries != nil || m.Snapshot != nil || m.Responses != nil) {
+			// Their buffers are reused without clearing (reuseMessages).
+			r.logger.Panicf("raft: invariant: %s to %x carries entries, a snapshot or responses", m.Type, m.To)
+		}
 		r.msgsAfterAppend = append(r.msgsAfterAppend, m)
 	case m.To == r.id:
 		r.logger.Panicf("raft: message to self must be an acknowledgement or vote, got %s", m.Type)

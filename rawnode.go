@@ -393,14 +393,38 @@ func (rn *RawNode) readyMessages() []pb.Message {
 // for the node's lifetime.
 const maxReusedMessages = 256
 
-// reuseMessages empties an internal message buffer for reuse (cleared, so
-// it pins nothing), or drops it if it is large.
+// reuseMessages empties an internal buffer of acknowledgements and votes
+// for reuse, or drops it if it is large. It is not cleared: such messages
+// carry no entries, snapshot or responses (send checks it), so their old
+// copies pin nothing but, at most, a vote's campaign context.
 func reuseMessages(ms []pb.Message) []pb.Message {
 	if cap(ms) > maxReusedMessages {
 		return nil
 	}
-	clear(ms)
 	return ms[:0]
+}
+
+// takeOwnMessages moves the messages to this node itself from
+// r.msgsAfterAppend to steps, where they wait for Advance. Usually (a
+// leader acknowledging its own entries) they are all of them and steps is
+// empty: the two buffers then swap rather than copy.
+func (r *raft) takeOwnMessages(steps []pb.Message) []pb.Message {
+	own := 0
+	for i := range r.msgsAfterAppend {
+		if r.msgsAfterAppend[i].To == r.id {
+			own++
+		}
+	}
+	if own > 0 && own == len(r.msgsAfterAppend) && len(steps) == 0 {
+		steps, r.msgsAfterAppend = r.msgsAfterAppend, steps
+		return steps
+	}
+	for i := range r.msgsAfterAppend {
+		if m := &r.msgsAfterAppend[i]; m.To == r.id {
+			steps = append(steps, *m)
+		}
+	}
+	return steps
 }
 
 // accept records what rd hands out, to be acknowledged at Advance.
@@ -410,18 +434,14 @@ func (rn *RawNode) accept(rd *Ready) {
 		rn.prevSoftSt = *rd.SoftState
 	}
 	if !rn.asyncWrite {
-		for _, m := range r.msgsAfterAppend {
-			if m.To == r.id {
-				rn.ack.steps = append(rn.ack.steps, m)
-			}
-		}
+		rn.ack.steps = r.takeOwnMessages(rn.ack.steps)
 	}
 	rn.busy, rn.holding = true, true
 	if invariants.Enabled {
 		r.checkLeaderOnlyState()
 	}
 	// r.msgs was handed out in place; msgsAfterAppend was copied out (to
-	// the Ready, or ack.steps) and is reused, emptied so it pins nothing.
+	// the Ready, or ack.steps) and is reused.
 	r.takeMsgs(int(rn.msgSlots))
 	rn.msgSlots = 0
 	r.msgsAfterAppend = reuseMessages(r.msgsAfterAppend)
@@ -491,8 +511,7 @@ func (rn *RawNode) Advance(_ Ready) {
 		}
 	}
 	// Keep the array for the next Ready's own messages.
-	clear(ack.steps)
-	rn.ack.steps = ack.steps[:0]
+	rn.ack.steps = reuseMessages(ack.steps)
 }
 
 // ReadIndex asks for a linearizable read point. The answer comes in a
