@@ -324,18 +324,19 @@ func (rn *RawNode) HasReady() bool {
 
 // Ready returns the next batch of work. Handle it as Ready's documentation
 // says, then call Advance.
-func (rn *RawNode) Ready() Ready {
-	rd := rn.readyWithoutAccept()
+func (rn *RawNode) Ready() (rd Ready) {
+	rn.readyWithoutAccept(&rd)
 	rn.accept(&rd)
 	return rd
 }
 
 // readyWithoutAccept builds the next Ready without handing it out: it
 // changes nothing the node would miss, so Node can rebuild it until the
-// application takes it.
-func (rn *RawNode) readyWithoutAccept() Ready {
+// application takes it. It fills rd (which it first empties) rather than
+// returning a Ready: a Ready is large, and Ready would copy it once more.
+func (rn *RawNode) readyWithoutAccept(rd *Ready) {
 	r := rn.raft
-	rd := Ready{
+	*rd = Ready{
 		Entries:          r.raftLog.nextUnstableEnts(),
 		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
 		ReadStates:       r.readStates,
@@ -353,11 +354,10 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 	}
 	rd.MustSync = MustSync(r.hardState(), rn.prevHardSt, len(rd.Entries))
 	if rn.asyncWrite {
-		rd.Messages = rn.storageMessages(&rd)
+		rd.Messages = rn.storageMessages(rd)
 	} else {
 		rd.Messages = rn.readyMessages()
 	}
-	return rd
 }
 
 // readyMessages returns the messages of a Ready without
