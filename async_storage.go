@@ -17,8 +17,8 @@ const (
 // Responses are delivered once the write is durable (the node's own
 // acknowledgement, and the acknowledgements and votes that promise the
 // write to peers), and a MsgStorageApply with the committed entries to
-// apply. Messages and Responses share one stretch of arena memory (see
-// messageArena), each capped.
+// apply. Messages and Responses follow r.msgs in the memory it is handed
+// out in (see handout.go), each capped.
 func (rn *RawNode) storageMessages(rd *Ready) []pb.Message {
 	r := rn.raft
 	needAppend := len(rd.Entries) > 0 || !IsEmptyHardState(rd.HardState) || !IsEmptySnap(rd.Snapshot) || len(r.msgsAfterAppend) > 0
@@ -32,9 +32,10 @@ func (rn *RawNode) storageMessages(rd *Ready) []pb.Message {
 		nmsgs++
 		nresps++
 	}
-	out := rn.arena.peek(nmsgs + nresps)
+	k := len(r.msgs)
+	out := r.msgRoom(nmsgs - k + nresps)
+	rn.msgSlots = int32(len(out))
 	msgs, resps := out[:nmsgs:nmsgs], out[nmsgs:]
-	k := copy(msgs, r.msgs)
 	if needAppend {
 		m := pb.Message{
 			Type:    pb.MsgStorageAppend,

@@ -21,6 +21,8 @@ type asyncNode struct {
 	// queued are MsgStorageAppend messages not yet written.
 	queued []pb.Message
 	hold   bool
+	// rec, if set, records what every Ready hands out.
+	rec *handoutRecorder
 }
 
 func newAsyncNode(t *testing.T, id uint64, peers []Peer, opts ...func(*Config)) *asyncNode {
@@ -43,6 +45,9 @@ func (n *asyncNode) process() []pb.Message {
 	var out []pb.Message
 	for n.rn.HasReady() {
 		rd := n.rn.Ready()
+		if n.rec != nil {
+			n.rec.ready(n.rn.raft.id, rd)
+		}
 		for _, m := range rd.Messages {
 			switch m.To {
 			case LocalAppendThread:
@@ -142,14 +147,20 @@ func TestAsyncLeaderCountsItselfWhenDurable(t *testing.T) {
 	require.Equal(t, []byte("x"), n.appliedData()[0])
 }
 
-// asyncCluster runs async nodes with a seeded random delay on their
-// appends, delivering peer messages in rounds.
+// runAsyncCluster runs async nodes with a seeded random delay on their
+// appends, delivering peer messages in rounds, and checks that nothing a
+// Ready hands out is written afterwards.
 func runAsyncCluster(t *testing.T, seed uint64, proposals [][]byte) [][][]byte {
 	rnd := rand.New(rand.NewPCG(seed, 1))
 	peers := []Peer{{ID: 1}, {ID: 2}, {ID: 3}}
 	nodes := map[uint64]*asyncNode{}
+	// Nothing a Ready hands out (messages, their entries and responses)
+	// may be written afterwards, while writes are held back and Readys
+	// follow each other.
+	rec := &handoutRecorder{t: t}
 	for _, p := range peers {
 		nodes[p.ID] = newAsyncNode(t, p.ID, peers)
+		nodes[p.ID].rec = rec
 	}
 	round := func() bool {
 		var msgs []pb.Message
@@ -174,6 +185,7 @@ func runAsyncCluster(t *testing.T, seed uint64, proposals [][]byte) [][][]byte {
 	settle := func() {
 		for i := 0; i < 10000 && round(); i++ {
 		}
+		rec.check()
 	}
 	settle()
 	require.NoError(t, nodes[1].rn.Campaign())

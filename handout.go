@@ -5,43 +5,61 @@ import pb "github.com/raftcore/raft/raftpb"
 // Arrays handed out in a Ready belong to the application from then on: it
 // may keep them forever, so the node never writes into them again. Giving
 // every Ready fresh arrays would cost an allocation per Ready, so small
-// arrays are carved from a larger one instead: each Ready gets the next
-// unused stretch, capped (s[lo:hi:hi]) so that an append by the application
-// reallocates rather than reaching into the next stretch, and the node
-// moves on past it. A stretch is written only before it is handed out.
+// arrays are carved from a larger one (a chunk) instead: each Ready gets
+// the next unused stretch, capped (s[lo:hi:hi]) so that an append by the
+// application reallocates rather than reaching into the next stretch, and
+// the node moves on past it. A stretch is written only before it is handed
+// out.
+//
+// r.msgs lives in such a chunk: the messages queued since the last Ready
+// sit at the start of the chunk's part never handed out, so a Ready hands
+// them out in place, with whatever it adds after them (see readyMessages
+// and storageMessages), and r.msgs then restarts past them (takeMsgs).
+// send writes only at len(r.msgs) and beyond, so it never reaches what was
+// handed out.
 
-// Bounds on the length of a messageArena's chunks: a chunk pins the
-// messages handed out from it (and their entries) until the application
-// drops every one of them, so chunks stay small.
+// Bounds on the length of a message chunk: a chunk pins the messages
+// handed out from it (and their entries) until the application drops
+// every one of them, so chunks stay small.
 const (
 	minMessageChunk = 4
 	maxMessageChunk = 64
 )
 
-// messageArena hands out message arrays for Readys.
-type messageArena struct {
-	// free is the part of the current chunk never handed out.
-	free []pb.Message
-	// chunk is the length of the next chunk to allocate.
-	chunk int
+// msgRoom makes room for n messages past len(r.msgs) in memory never
+// handed out, and returns r.msgs extended over them (capped, their
+// content left for the caller to write). If the chunk is short, the
+// queued messages move to a new one.
+func (r *raft) msgRoom(n int) []pb.Message {
+	k := len(r.msgs)
+	if need := k + n; need > cap(r.msgs) {
+		r.msgChunk = min(max(2*r.msgChunk, minMessageChunk), maxMessageChunk)
+		size := r.msgChunk
+		if need > size {
+			// A burst: room for as many again, so that queuing it
+			// message by message moves it only a few times.
+			size = 2 * need
+		}
+		chunk := make([]pb.Message, size)
+		copy(chunk, r.msgs)
+		// The old copies were never handed out: cleared, so that they
+		// pin no entries.
+		clear(r.msgs)
+		r.msgs = chunk[:k]
+	}
+	return r.msgs[: k+n : k+n]
 }
 
-// peek returns n message slots that were never handed out, capped at n.
-// Until take(n) is called the same slots are returned again, so a Ready
-// that is built but not handed out costs nothing.
-func (a *messageArena) peek(n int) []pb.Message {
+// takeMsgs records that a Ready handed out the first n slots of r.msgs's
+// array (the queued messages and what the Ready added after them): r.msgs
+// restarts empty past them. A chunk left with more room than a node
+// needs between Readys (after a burst) is dropped rather than kept.
+func (r *raft) takeMsgs(n int) {
 	if n == 0 {
-		return nil
+		return
 	}
-	if len(a.free) < n {
-		a.chunk = min(max(2*a.chunk, minMessageChunk), maxMessageChunk)
-		a.free = make([]pb.Message, max(n, a.chunk))
+	r.msgs = r.msgs[n:n]
+	if cap(r.msgs) > maxReusedMessages {
+		r.msgs = nil
 	}
-	return a.free[:n:n]
-}
-
-// take marks the n slots last returned by peek as handed out: they are
-// never written again.
-func (a *messageArena) take(n int) {
-	a.free = a.free[n:]
 }

@@ -171,7 +171,7 @@ func (n *node) run() {
 		if advancec == nil && !built && n.rn.HasReady() {
 			// What the application receives is the state when it takes
 			// it.
-			rd = n.rn.readyWithoutAccept()
+			n.rn.readyWithoutAccept(&rd)
 			n.readyBuilds.Add(1)
 			built = true
 		}

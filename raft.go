@@ -39,6 +39,12 @@ func (st StateType) MarshalJSON() ([]byte, error) {
 // seldomState is the part of a node's state that most nodes never need,
 // behind one pointer.
 type seldomState struct {
+	// propScratch holds the entry of a local proposal (RawNode.Propose)
+	// while it is stepped, so that proposing allocates nothing. Nothing
+	// keeps a proposal's Entries after Step except forwarding, which
+	// copies them (forwardProposal). Here, so that a follower that never
+	// proposes carries none.
+	propScratch [1]pb.Entry
 	// forwarded watches the proposals this follower forwarded with
 	// ProposeWithResult (see proposal_forwarded.go).
 	forwarded *forwardedProposals
@@ -105,14 +111,11 @@ type raft struct {
 	// ticks counts this node's ticks since it started.
 	ticks uint64
 
-	// msgs are messages that may be sent at once.
+	// msgs are messages that may be sent at once, queued in memory that
+	// the next Ready hands out as it is (see handout.go).
 	msgs []pb.Message
-	// propScratch holds the entry of a local proposal (RawNode.Propose)
-	// while it is stepped, so that proposing allocates nothing. Nothing
-	// keeps a proposal's Entries after Step except forwarding, which
-	// copies them (forwardProposal). Allocated at the first proposal, so a
-	// follower that never proposes carries none.
-	propScratch *[1]pb.Entry
+	// msgChunk is the length of the last chunk msgs was given.
+	msgChunk int
 	// msgsAfterAppend must wait until the entries and hard state written
 	// with them are durable: acknowledgements and votes. Those addressed to
 	// this node itself are stepped back in once the write is done.
@@ -326,11 +329,18 @@ func (r *raft) send(m pb.Message) {
 	case m.Type == pb.MsgAppResp || m.Type == pb.MsgVoteResp || m.Type == pb.MsgPreVoteResp || mustPersistBeforeVoteRequest(m):
 		// Acknowledgements and votes promise something about durable
 		// state: they leave only once the current write is done.
+		if invariants.Enabled && (m.Entries != nil || m.Snapshot != nil || m.Responses != nil) {
+			// Their buffers are reused without clearing (reuseMessages).
+			r.logger.Panicf("raft: invariant: %s to %x carries entries, a snapshot or responses", m.Type, m.To)
+		}
 		r.msgsAfterAppend = append(r.msgsAfterAppend, m)
 	case m.To == r.id:
 		r.logger.Panicf("raft: message to self must be an acknowledgement or vote, got %s", m.Type)
 	default:
-		r.msgs = append(r.msgs, m)
+		out := r.msgRoom(1)
+		out[len(out)-1] = m
+		// Not out itself, which is capped: the chunk's room stays.
+		r.msgs = r.msgs[:len(out)]
 	}
 }
 

@@ -353,7 +353,7 @@ func (r *raft) forwardProposal(m pb.Message) error {
 		return ErrProposalForwardingDisabled
 	}
 	m.To = r.lead
-	if len(m.Entries) > 0 && r.propScratch != nil && &m.Entries[0] == &r.propScratch[0] {
+	if len(m.Entries) > 0 && r.seldom != nil && &m.Entries[0] == &r.seldom.propScratch[0] {
 		// The message is handed out: it needs entries of its own.
 		m.Entries = slices.Clone(m.Entries)
 	}

@@ -120,8 +120,6 @@ type RawNode struct {
 	prevSoftSt SoftState
 	prevHardSt pb.HardState
 	ack        readyAck
-	// arena holds the memory of the messages Readys hand out.
-	arena messageArena
 
 	asyncWrite bool
 	// outstanding is true between Ready and Advance.
@@ -130,6 +128,11 @@ type RawNode struct {
 	// node that stays idle for a whole tick releases its buffers, if it
 	// holds any (holding: a Ready was handed out since the last release).
 	busy, holding bool
+	// msgSlots is how many slots of the node's message memory the Ready
+	// built last takes when it is handed out (see takeMsgs). An int32 so
+	// that it fits beside the flags: an idle group's RawNode stays in its
+	// size class.
+	msgSlots int32
 }
 
 // NewRawNode builds a node from c, restoring its state from c.Storage. A
@@ -203,8 +206,8 @@ func (rn *RawNode) Tick() {
 // changes nothing the node will do.
 func (rn *RawNode) ReleaseMemory() {
 	rn.holding = false
-	rn.arena = messageArena{}
 	r := rn.raft
+	r.msgChunk = 0
 	if len(r.msgs) == 0 {
 		r.msgs = nil
 	}
@@ -250,16 +253,14 @@ func (rn *RawNode) Campaign() error {
 // CommittedEntries.
 func (rn *RawNode) Propose(data []byte) error {
 	r := rn.raft
-	if r.propScratch == nil {
-		r.propScratch = new([1]pb.Entry)
-	}
-	r.propScratch[0] = pb.Entry{Data: data}
+	scratch := &r.rare().propScratch
+	scratch[0] = pb.Entry{Data: data}
 	err := r.Step(pb.Message{
 		Type:    pb.MsgProp,
 		From:    r.id,
-		Entries: r.propScratch[:1:1],
+		Entries: scratch[:1:1],
 	})
-	r.propScratch[0] = pb.Entry{}
+	scratch[0] = pb.Entry{}
 	return err
 }
 
@@ -325,18 +326,19 @@ func (rn *RawNode) HasReady() bool {
 
 // Ready returns the next batch of work. Handle it as Ready's documentation
 // says, then call Advance.
-func (rn *RawNode) Ready() Ready {
-	rd := rn.readyWithoutAccept()
+func (rn *RawNode) Ready() (rd Ready) {
+	rn.readyWithoutAccept(&rd)
 	rn.accept(&rd)
 	return rd
 }
 
 // readyWithoutAccept builds the next Ready without handing it out: it
 // changes nothing the node would miss, so Node can rebuild it until the
-// application takes it.
-func (rn *RawNode) readyWithoutAccept() Ready {
+// application takes it. It fills rd (which it first empties) rather than
+// returning a Ready: a Ready is large, and Ready would copy it once more.
+func (rn *RawNode) readyWithoutAccept(rd *Ready) {
 	r := rn.raft
-	rd := Ready{
+	*rd = Ready{
 		Entries:          r.raftLog.nextUnstableEnts(),
 		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
 		ReadStates:       r.readStates,
@@ -354,33 +356,36 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 	}
 	rd.MustSync = MustSync(r.hardState(), rn.prevHardSt, len(rd.Entries))
 	if rn.asyncWrite {
-		rd.Messages = rn.storageMessages(&rd)
+		rd.Messages = rn.storageMessages(rd)
 	} else {
 		rd.Messages = rn.readyMessages()
 	}
-	return rd
 }
 
 // readyMessages returns the messages of a Ready without
-// AsyncStorageWrites, in arena memory (see messageArena): r.msgs, then the
+// AsyncStorageWrites, in place (see handout.go): r.msgs, then the
 // acknowledgements and votes to peers. The contract sends Messages only
 // after persisting, so those travel with the Ready; the ones to this node
 // itself wait for Advance (see accept).
 func (rn *RawNode) readyMessages() []pb.Message {
 	r := rn.raft
-	n := len(r.msgs)
+	n := 0
 	for i := range r.msgsAfterAppend {
 		if r.msgsAfterAppend[i].To != r.id {
 			n++
 		}
 	}
-	out := rn.arena.peek(n)
-	k := copy(out, r.msgs)
+	k := len(r.msgs)
+	out := r.msgRoom(n)
 	for i := range r.msgsAfterAppend {
 		if m := &r.msgsAfterAppend[i]; m.To != r.id {
 			out[k] = *m
 			k++
 		}
+	}
+	rn.msgSlots = int32(len(out))
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
@@ -390,26 +395,38 @@ func (rn *RawNode) readyMessages() []pb.Message {
 // for the node's lifetime.
 const maxReusedMessages = 256
 
-// reuseMessages empties an internal message buffer for reuse (cleared, so
-// it pins nothing), or drops it if it is large.
+// reuseMessages empties an internal buffer of acknowledgements and votes
+// for reuse, or drops it if it is large. It is not cleared: such messages
+// carry no entries, snapshot or responses (send checks it), so their old
+// copies pin nothing but, at most, a vote's campaign context.
 func reuseMessages(ms []pb.Message) []pb.Message {
 	if cap(ms) > maxReusedMessages {
 		return nil
 	}
-	clear(ms)
 	return ms[:0]
 }
 
-// arenaUsed is how many arena slots rd's messages (and their Responses,
-// with AsyncStorageWrites) took.
-func arenaUsed(rd *Ready) int {
-	n := len(rd.Messages)
-	for i := range rd.Messages {
-		if t := rd.Messages[i].Type; t == pb.MsgStorageAppend || t == pb.MsgStorageApply {
-			n += len(rd.Messages[i].Responses)
+// takeOwnMessages moves the messages to this node itself from
+// r.msgsAfterAppend to steps, where they wait for Advance. Usually (a
+// leader acknowledging its own entries) they are all of them and steps is
+// empty: the two buffers then swap rather than copy.
+func (r *raft) takeOwnMessages(steps []pb.Message) []pb.Message {
+	own := 0
+	for i := range r.msgsAfterAppend {
+		if r.msgsAfterAppend[i].To == r.id {
+			own++
 		}
 	}
-	return n
+	if own > 0 && own == len(r.msgsAfterAppend) && len(steps) == 0 {
+		steps, r.msgsAfterAppend = r.msgsAfterAppend, steps
+		return steps
+	}
+	for i := range r.msgsAfterAppend {
+		if m := &r.msgsAfterAppend[i]; m.To == r.id {
+			steps = append(steps, *m)
+		}
+	}
+	return steps
 }
 
 // accept records what rd hands out, to be acknowledged at Advance.
@@ -419,20 +436,16 @@ func (rn *RawNode) accept(rd *Ready) {
 		rn.prevSoftSt = *rd.SoftState
 	}
 	if !rn.asyncWrite {
-		for _, m := range r.msgsAfterAppend {
-			if m.To == r.id {
-				rn.ack.steps = append(rn.ack.steps, m)
-			}
-		}
+		rn.ack.steps = r.takeOwnMessages(rn.ack.steps)
 	}
 	rn.busy, rn.holding = true, true
 	if invariants.Enabled {
 		r.checkLeaderOnlyState()
 	}
-	// The messages were copied out (into the arena, or ack.steps): the
-	// node's own arrays are reused, emptied so they pin nothing.
-	rn.arena.take(arenaUsed(rd))
-	r.msgs = reuseMessages(r.msgs)
+	// r.msgs was handed out in place; msgsAfterAppend was copied out (to
+	// the Ready, or ack.steps) and is reused.
+	r.takeMsgs(int(rn.msgSlots))
+	rn.msgSlots = 0
 	r.msgsAfterAppend = reuseMessages(r.msgsAfterAppend)
 	r.readStates = nil
 	r.raftLog.acceptUnstable()
@@ -500,8 +513,7 @@ func (rn *RawNode) Advance(_ Ready) {
 		}
 	}
 	// Keep the array for the next Ready's own messages.
-	clear(ack.steps)
-	rn.ack.steps = ack.steps[:0]
+	rn.ack.steps = reuseMessages(ack.steps)
 }
 
 // ReadIndex asks for a linearizable read point. The answer comes in a
