@@ -33,8 +33,13 @@ const (
 func (r *raft) msgRoom(n int) []pb.Message {
 	k := len(r.msgs)
 	if need := k + n; need > cap(r.msgs) {
-		r.msgChunk = min(max(2*r.msgChunk, minMessageChunk), maxMessageChunk)
-		size := r.msgChunk
+		size := min(max(2*r.msgChunk, minMessageChunk), maxMessageChunk)
+		if r.msgChunk > maxMessageChunk {
+			// Readys this large came before (takeMsgs): room for two.
+			size = 2 * r.msgChunk
+		} else {
+			r.msgChunk = size
+		}
 		if need > size {
 			// A burst: room for as many again, so that queuing it
 			// message by message moves it only a few times.
@@ -61,5 +66,11 @@ func (r *raft) takeMsgs(n int) {
 	r.msgs = r.msgs[n:n]
 	if cap(r.msgs) > maxReusedMessages {
 		r.msgs = nil
+	}
+	if n > maxMessageChunk {
+		// A leader queues a burst per batch of proposals: the next chunks
+		// are sized for Readys like this one, instead of growing to it by
+		// doubling each time (ReleaseMemory forgets it).
+		r.msgChunk = min(n, maxReusedMessages)
 	}
 }
