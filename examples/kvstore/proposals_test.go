@@ -32,23 +32,7 @@ func TestWriteReplacedAfterLeaderChangeIsLost(t *testing.T) {
 	put(t, c.url(old, "/kv/before"), "1")
 
 	isolated.Store(old)
-	type answer struct {
-		r    response
-		took time.Duration
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		start := time.Now()
-		resp, err := http.DefaultClient.Do(mustRequest("PUT", c.url(old, "/kv/lost"), "x"))
-		if err != nil {
-			answered <- answer{r: response{status: -1, body: err.Error()}}
-			return
-		}
-		defer resp.Body.Close()
-		var b [4096]byte
-		n, _ := resp.Body.Read(b[:])
-		answered <- answer{r: response{status: resp.StatusCode, body: string(b[:n])}, took: time.Since(start)}
-	}()
+	answered := putLater(c.url(old, "/kv/lost"), "x")
 
 	// The two others elect a leader of a later term, whose first entry
 	// takes the index the old leader appended the write at.
@@ -68,7 +52,7 @@ func TestWriteReplacedAfterLeaderChangeIsLost(t *testing.T) {
 	}
 	isolated.Store(0)
 
-	var a answer
+	var a timedAnswer
 	select {
 	case a = <-answered:
 	case <-time.After(10 * time.Second):
@@ -123,19 +107,7 @@ func TestForwardedWriteReplacedIsLost(t *testing.T) {
 		return (msg.From == lead && self != fol && msg.Type == pb.MsgApp) || (msg.From == fol && self == lead && msg.Type == pb.MsgAppResp)
 	})
 	drop.Store(&onlyFollower)
-	answered := make(chan response, 1)
-	start := time.Now()
-	go func() {
-		resp, err := http.DefaultClient.Do(mustRequest("PUT", c.url(fol, "/kv/lost"), "x"))
-		if err != nil {
-			answered <- response{status: -1, body: err.Error()}
-			return
-		}
-		defer resp.Body.Close()
-		var b [4096]byte
-		n, _ := resp.Body.Read(b[:])
-		answered <- response{status: resp.StatusCode, body: string(b[:n])}
-	}()
+	answered := putLater(c.url(fol, "/kv/lost"), "x")
 	fm := c.members[fol]
 	require.Eventually(t, func() bool {
 		waiting := make(chan int, 1)
@@ -159,15 +131,15 @@ func TestForwardedWriteReplacedIsLost(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond, "the three others elected no leader")
 	drop.Store(nil)
 
-	var r response
+	var a timedAnswer
 	select {
-	case r = <-answered:
+	case a = <-answered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the write was not answered within 10s of the partition healing")
 	}
-	require.Equal(t, http.StatusServiceUnavailable, r.status, r.body)
-	require.Equal(t, "proposal_lost", errorCode(t, r), r.body)
-	require.Less(t, time.Since(start), requestTimeout/2, "answered when the index was applied, not at the timeout")
+	require.Equal(t, http.StatusServiceUnavailable, a.r.status, a.r.body)
+	require.Equal(t, "proposal_lost", errorCode(t, a.r), a.r.body)
+	require.Less(t, a.took, requestTimeout/2, "answered when the index was applied, not at the timeout")
 
 	put(t, c.url(c.waitLeader(), "/kv/after"), "2")
 	for id := range c.members {
@@ -184,4 +156,29 @@ func mustRequest(method, url, body string) *http.Request {
 		panic(err)
 	}
 	return req
+}
+
+// timedAnswer is the answer to a request and how long it took.
+type timedAnswer struct {
+	r    response
+	took time.Duration
+}
+
+// putLater sends PUT url with value in the background; its answer comes
+// on the channel (status -1 with the error if there was none).
+func putLater(url, value string) <-chan timedAnswer {
+	answered := make(chan timedAnswer, 1)
+	go func() {
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(mustRequest("PUT", url, value))
+		if err != nil {
+			answered <- timedAnswer{r: response{status: -1, body: err.Error()}}
+			return
+		}
+		defer resp.Body.Close()
+		var b [4096]byte
+		n, _ := resp.Body.Read(b[:])
+		answered <- timedAnswer{r: response{status: resp.StatusCode, body: string(b[:n])}, took: time.Since(start)}
+	}()
+	return answered
 }

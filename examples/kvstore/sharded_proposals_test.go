@@ -34,23 +34,7 @@ func TestShardedWriteReplacedAfterLeaderChangeIsLost(t *testing.T) {
 	put(t, c.url(old, "/kv/"+c.keyIn(sh, "before")), "1")
 
 	isolated.Store(old)
-	type answer struct {
-		r    response
-		took time.Duration
-	}
-	answered := make(chan answer, 1)
-	go func() {
-		start := time.Now()
-		resp, err := http.DefaultClient.Do(mustRequest("PUT", c.url(old, "/kv/"+c.keyIn(sh, "lost")), "x"))
-		if err != nil {
-			answered <- answer{r: response{status: -1, body: err.Error()}}
-			return
-		}
-		defer resp.Body.Close()
-		var b [4096]byte
-		n, _ := resp.Body.Read(b[:])
-		answered <- answer{r: response{status: resp.StatusCode, body: string(b[:n])}, took: time.Since(start)}
-	}()
+	answered := putLater(c.url(old, "/kv/"+c.keyIn(sh, "lost")), "x")
 	require.Eventually(t, func() bool {
 		for id, m := range c.members {
 			if g := m.status.Load().Groups[sh-1]; id != old && g.State == "StateLeader" && g.Term > oldTerm {
@@ -61,7 +45,7 @@ func TestShardedWriteReplacedAfterLeaderChangeIsLost(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond, "the others elect a leader of shard %d", sh)
 	isolated.Store(0)
 
-	var a answer
+	var a timedAnswer
 	select {
 	case a = <-answered:
 	case <-time.After(10 * time.Second):
