@@ -186,33 +186,21 @@ func TestBootstrapLeavesNoUnstableArray(t *testing.T) {
 
 // ReleaseMemory leaves a leader that has handled its Readys holding none
 // of the buffers kept for the next one: message slots (also those for its
-// own acknowledgements), the message arena and the unstable array.
+// own acknowledgements), the chunk size they grew to and the unstable
+// array.
 func TestReleaseMemoryDropsReadyBuffers(t *testing.T) {
-	s := NewMemoryStorage()
-	rn, err := NewRawNode(&Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s, MaxInflightMsgs: 16, Logger: DiscardLogger})
-	require.NoError(t, err)
-	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}}))
-	settle := func() {
-		for rn.HasReady() {
-			rd := rn.Ready()
-			require.NoError(t, s.Save(rd.HardState, rd.Entries, rd.Snapshot))
-			for _, e := range rd.CommittedEntries {
-				if e.Type == pb.EntryConfChange {
-					cc, err := pb.UnmarshalConfChange(e)
-					require.NoError(t, err)
-					rn.ApplyConfChange(cc)
-				}
-			}
-			rn.Advance(rd)
-		}
-	}
-	settle()
+	n := newTestNode(t, 1, []uint64{1, 2, 3})
+	rn := n.rn
 	require.NoError(t, rn.Campaign())
-	settle()
+	n.ready()
+	n.step(pb.Message{Type: pb.MsgVoteResp, From: 2, To: 1, Term: rn.raft.Term})
+	n.ready()
 	require.NoError(t, rn.Propose([]byte("x")))
-	settle()
+	n.ready()
 	require.Equal(t, StateLeader, rn.BasicStatus().RaftState)
 	require.NotNil(t, rn.ack.steps, "the leader acknowledged its own entries")
+	require.NotNil(t, rn.raft.msgs, "slots left in the chunk its messages to peers were queued in")
+	require.NotZero(t, rn.raft.msgChunk)
 
 	rn.ReleaseMemory()
 	require.Nil(t, rn.ack.steps)
