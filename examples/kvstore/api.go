@@ -256,15 +256,24 @@ func (m *member) write(ctx context.Context, c command) (applyResult, error) {
 	return w.result, err
 }
 
+// unserved is why a group (this member's, or a shard) takes no proposal or
+// read now: this member was removed from it, or it has no leader; nil if
+// it may.
+func unserved(removed bool, lead uint64) error {
+	if removed {
+		return errRemoved
+	}
+	if lead == 0 {
+		return errNoLeader
+	}
+	return nil
+}
+
 // propose proposes a command (data, with request id reqID), on the loop
 // goroutine; w is answered when it is applied, or fails.
 func (m *member) propose(w *waiter, reqID string, data []byte) {
-	if m.removed.Load() {
-		w.finish(errRemoved)
-		return
-	}
-	if m.lead == 0 {
-		w.finish(errNoLeader)
+	if err := unserved(m.removed.Load(), m.lead); err != nil {
+		w.finish(err)
 		return
 	}
 	m.metrics.proposals.Inc()
@@ -315,12 +324,8 @@ func (m *member) linearizableRead(ctx context.Context) error {
 // goroutine; w is answered once the state machine has applied it, or
 // fails.
 func (m *member) readIndex(w *waiter, rctx string) {
-	if m.removed.Load() {
-		w.finish(errRemoved)
-		return
-	}
-	if m.lead == 0 {
-		w.finish(errNoLeader)
+	if err := unserved(m.removed.Load(), m.lead); err != nil {
+		w.finish(err)
 		return
 	}
 	m.metrics.readIndex.Inc()
@@ -633,12 +638,8 @@ func (m *member) changeMembership(w http.ResponseWriter, r *http.Request, cc pb.
 // proposeConfChange proposes cc, whose context names request reqID, on
 // the loop; wt finishes when it is applied or fails.
 func (m *member) proposeConfChange(wt *waiter, reqID string, cc pb.ConfChange) {
-	if m.removed.Load() {
-		wt.finish(errRemoved)
-		return
-	}
-	if m.lead == 0 {
-		wt.finish(errNoLeader)
+	if err := unserved(m.removed.Load(), m.lead); err != nil {
+		wt.finish(err)
 		return
 	}
 	m.metrics.proposals.Inc()

@@ -52,15 +52,7 @@ func TestWriteReplacedAfterLeaderChangeIsLost(t *testing.T) {
 	}
 	isolated.Store(0)
 
-	var a timedAnswer
-	select {
-	case a = <-answered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the write was not answered within 10s of the partition healing")
-	}
-	require.Equal(t, http.StatusServiceUnavailable, a.r.status, a.r.body)
-	require.Equal(t, "proposal_lost", errorCode(t, response{body: a.r.body}), a.r.body)
-	require.Less(t, a.took, requestTimeout/2, "answered when the index was applied, not at the timeout")
+	requireLostAtOnce(t, answered, requestTimeout)
 
 	// The claim holds: no member ever applies the write.
 	put(t, c.url(c.waitLeader(), "/kv/after"), "2")
@@ -131,15 +123,7 @@ func TestForwardedWriteReplacedIsLost(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond, "the three others elected no leader")
 	drop.Store(nil)
 
-	var a timedAnswer
-	select {
-	case a = <-answered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the write was not answered within 10s of the partition healing")
-	}
-	require.Equal(t, http.StatusServiceUnavailable, a.r.status, a.r.body)
-	require.Equal(t, "proposal_lost", errorCode(t, a.r), a.r.body)
-	require.Less(t, a.took, requestTimeout/2, "answered when the index was applied, not at the timeout")
+	requireLostAtOnce(t, answered, requestTimeout)
 
 	put(t, c.url(c.waitLeader(), "/kv/after"), "2")
 	for id := range c.members {
@@ -181,4 +165,20 @@ func putLater(url, value string) <-chan timedAnswer {
 		answered <- timedAnswer{r: response{status: resp.StatusCode, body: string(b[:n])}, took: time.Since(start)}
 	}()
 	return answered
+}
+
+// requireLostAtOnce waits for a write's answer, within 10s of the
+// partition healing: 503 proposal_lost, well before the request timeout
+// (answered when its index was applied).
+func requireLostAtOnce(t *testing.T, answered <-chan timedAnswer, requestTimeout time.Duration) {
+	t.Helper()
+	var a timedAnswer
+	select {
+	case a = <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write was not answered within 10s of the partition healing")
+	}
+	require.Equal(t, http.StatusServiceUnavailable, a.r.status, a.r.body)
+	require.Equal(t, "proposal_lost", errorCode(t, a.r), a.r.body)
+	require.Less(t, a.took, requestTimeout/2, "answered when the index was applied, not at the timeout")
 }

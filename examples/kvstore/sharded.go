@@ -694,12 +694,8 @@ func (m *shardedMember) maybeSnapshot(s *shard) {
 
 // propose proposes a command to shard s, on the loop goroutine.
 func (m *shardedMember) propose(s *shard, w *waiter, reqID string, data []byte) {
-	if s.removed {
-		w.finish(errRemoved)
-		return
-	}
-	if s.lead == 0 {
-		w.finish(errNoLeader)
+	if err := unserved(s.removed, s.lead); err != nil {
+		w.finish(err)
 		return
 	}
 	m.metrics.proposals.Inc()
@@ -714,12 +710,8 @@ func (m *shardedMember) propose(s *shard, w *waiter, reqID string, data []byte) 
 
 // readIndex asks shard s for a read index, on the loop goroutine.
 func (m *shardedMember) readIndex(s *shard, w *waiter, rctx string) {
-	if s.removed {
-		w.finish(errRemoved)
-		return
-	}
-	if s.lead == 0 {
-		w.finish(errNoLeader)
+	if err := unserved(s.removed, s.lead); err != nil {
+		w.finish(err)
 		return
 	}
 	m.metrics.readIndex.Inc()

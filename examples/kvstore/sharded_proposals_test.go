@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,13 +44,5 @@ func TestShardedWriteReplacedAfterLeaderChangeIsLost(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond, "the others elect a leader of shard %d", sh)
 	isolated.Store(0)
 
-	var a timedAnswer
-	select {
-	case a = <-answered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the write was not answered within 10s of the partition healing")
-	}
-	require.Equal(t, http.StatusServiceUnavailable, a.r.status, a.r.body)
-	require.Equal(t, "proposal_lost", errorCode(t, response{body: a.r.body}), a.r.body)
-	require.Less(t, a.took, requestTimeout/2, "answered when the index was applied, not at the timeout")
+	requireLostAtOnce(t, answered, requestTimeout)
 }
