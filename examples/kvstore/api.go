@@ -171,12 +171,31 @@ func failureStatus(err error) (int, string) {
 	return http.StatusServiceUnavailable, code
 }
 
-func (m *member) checkKey(w http.ResponseWriter, key string) bool {
-	if key == "" || len(key) > m.cfg.MaxKeySize {
-		writeError(w, http.StatusBadRequest, "bad_key", fmt.Sprintf("keys are 1 to %d bytes", m.cfg.MaxKeySize))
+func (m *member) checkKey(w http.ResponseWriter, key string) bool { return checkKey(w, key, m.cfg) }
+
+// checkKey answers 400 and returns false if key is empty or too long.
+func checkKey(w http.ResponseWriter, key string, cfg memberConfig) bool {
+	if key == "" || len(key) > cfg.MaxKeySize {
+		writeError(w, http.StatusBadRequest, "bad_key", fmt.Sprintf("keys are 1 to %d bytes", cfg.MaxKeySize))
 		return false
 	}
 	return true
+}
+
+// readValue reads the body of PUT /kv/{key}; on a value too large or an
+// unreadable body it answers (413, 400) and returns false.
+func readValue(w http.ResponseWriter, r *http.Request, cfg memberConfig) ([]byte, bool) {
+	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(cfg.MaxValueSize)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "value_too_large", fmt.Sprintf("values are at most %d bytes", cfg.MaxValueSize))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "bad_body", "reading the value: "+err.Error())
+		return nil, false
+	}
+	return value, true
 }
 
 func (m *member) handlePut(w http.ResponseWriter, r *http.Request) {
@@ -184,14 +203,8 @@ func (m *member) handlePut(w http.ResponseWriter, r *http.Request) {
 	if !m.checkKey(w, key) {
 		return
 	}
-	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.cfg.MaxValueSize)))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "value_too_large", fmt.Sprintf("values are at most %d bytes", m.cfg.MaxValueSize))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "bad_body", "reading the value: "+err.Error())
+	value, ok := readValue(w, r, m.cfg)
+	if !ok {
 		return
 	}
 	res, err := m.write(r.Context(), command{Op: opPut, Key: key, Value: value})

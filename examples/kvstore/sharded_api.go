@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -35,11 +33,7 @@ func (m *shardedMember) routes() http.Handler {
 }
 
 func (m *shardedMember) checkKey(w http.ResponseWriter, key string) bool {
-	if key == "" || len(key) > m.cfg.MaxKeySize {
-		writeError(w, http.StatusBadRequest, "bad_key", fmt.Sprintf("keys are 1 to %d bytes", m.cfg.MaxKeySize))
-		return false
-	}
-	return true
+	return checkKey(w, key, m.cfg)
 }
 
 func (m *shardedMember) handlePut(w http.ResponseWriter, r *http.Request) {
@@ -47,14 +41,8 @@ func (m *shardedMember) handlePut(w http.ResponseWriter, r *http.Request) {
 	if !m.checkKey(w, key) {
 		return
 	}
-	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(m.cfg.MaxValueSize)))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "value_too_large", fmt.Sprintf("values are at most %d bytes", m.cfg.MaxValueSize))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "bad_body", "reading the value: "+err.Error())
+	value, ok := readValue(w, r, m.cfg)
+	if !ok {
 		return
 	}
 	sh, res, err := m.write(r.Context(), command{Op: opPut, Key: key, Value: value})
