@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // loop is what a member's Ready loop shares with the goroutines that hand
@@ -105,5 +106,42 @@ func (l *loop) Failure() error {
 		return l.failure
 	default:
 		return nil
+	}
+}
+
+// next waits for the Ready loop's next input and handles it: tick on the
+// ticker, a function from the inbox, step for what a peer sent, report for
+// what the transport says. It returns false when the member is asked to
+// stop.
+func next[T any](l *loop, ticks <-chan time.Time, tick func(), recv <-chan T, step func(T), reports <-chan report, report func(report)) bool {
+	select {
+	case <-ticks:
+		tick()
+	case f := <-l.inbox:
+		f()
+	case in := <-recv:
+		step(in)
+	case r := <-reports:
+		report(r)
+	case <-l.stopC:
+		return false
+	}
+	return true
+}
+
+// drain handles the inputs already waiting (up to 1024), so that one Ready,
+// and one write to storage, carries many proposals.
+func drain[T any](l *loop, recv <-chan T, step func(T), reports <-chan report, report func(report)) {
+	for range 1024 {
+		select {
+		case f := <-l.inbox:
+			f()
+		case in := <-recv:
+			step(in)
+		case r := <-reports:
+			report(r)
+		default:
+			return
+		}
 	}
 }

@@ -343,36 +343,17 @@ func (m *member) run() {
 	defer m.recoverFailure(m.log, m.failAll)
 	ticker := time.NewTicker(m.cfg.TickInterval)
 	defer ticker.Stop()
+	tick := func() {
+		m.rn.Tick()
+		m.expire(time.Now())
+	}
+	step, report := m.step, m.handleReport // bound once, not at every wake
 	for {
-		select {
-		case <-ticker.C:
-			m.rn.Tick()
-			m.expire(time.Now())
-		case f := <-m.inbox:
-			f()
-		case msg := <-m.recvC:
-			m.step(msg)
-		case r := <-m.reports:
-			m.handleReport(r)
-		case <-m.stopC:
+		if !next(&m.loop, ticker.C, tick, m.recvC, step, m.reports, report) {
 			m.failAll(errStopped)
 			return
 		}
-		// Take whatever else is waiting, so that one Ready (one fsync)
-		// carries many proposals.
-	drain:
-		for range 1024 {
-			select {
-			case f := <-m.inbox:
-				f()
-			case msg := <-m.recvC:
-				m.step(msg)
-			case r := <-m.reports:
-				m.handleReport(r)
-			default:
-				break drain
-			}
-		}
+		drain(&m.loop, m.recvC, step, m.reports, report)
 		for m.rn.HasReady() {
 			m.handleReady(m.rn.Ready())
 		}

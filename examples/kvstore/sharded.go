@@ -352,41 +352,25 @@ func (m *shardedMember) run() {
 	ticker := time.NewTicker(m.cfg.TickInterval)
 	defer ticker.Stop()
 	perWake := 1
-	for {
-		publish := false
-		select {
-		case <-ticker.C:
-			for range perWake {
-				m.host.Tick()
-				m.ticks++
-				if m.ticks%statusEvery == 0 {
-					m.expire(time.Now())
-					publish = publish || m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
-				}
+	publish := false
+	tick := func() {
+		for range perWake {
+			m.host.Tick()
+			m.ticks++
+			if m.ticks%statusEvery == 0 {
+				m.expire(time.Now())
+				publish = publish || m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
 			}
-		case f := <-m.inbox:
-			f()
-		case b := <-m.recvC:
-			m.step(b)
-		case r := <-m.reports:
-			m.handleReport(r)
-		case <-m.stopC:
+		}
+	}
+	step, report := m.step, m.handleReport // bound once, not at every wake
+	for {
+		publish = false
+		if !next(&m.loop, ticker.C, tick, m.recvC, step, m.reports, report) {
 			m.failAll(errStopped)
 			return
 		}
-	drain:
-		for range 1024 {
-			select {
-			case f := <-m.inbox:
-				f()
-			case b := <-m.recvC:
-				m.step(b)
-			case r := <-m.reports:
-				m.handleReport(r)
-			default:
-				break drain
-			}
-		}
+		drain(&m.loop, m.recvC, step, m.reports, report)
 		for m.host.HasReady() {
 			if m.handleReady(m.host.Ready()) {
 				publish = true
