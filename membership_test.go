@@ -548,3 +548,21 @@ func TestConfChangeProposalRefusedWhole(t *testing.T) {
 		})
 	}
 }
+
+// A node remembers the last maxRemembered peers it saw removed, no more:
+// the memory of removals stays bounded however many a long-lived node
+// applies.
+func TestRemovedPeersRememberedAreBounded(t *testing.T) {
+	var voters []uint64
+	for id := uint64(1); id <= maxRemembered+5; id++ {
+		voters = append(voters, id)
+	}
+	n := newTestNode(t, 1, voters)
+	for _, id := range voters[1:] {
+		n.rn.ApplyConfChange(v1(pb.ConfChangeRemoveNode, id))
+	}
+	require.Len(t, n.r().seldom.removed, maxRemembered)
+	for _, id := range voters[1:] {
+		require.Equal(t, id > 5, n.r().wasRemoved(id), "peer %d", id)
+	}
+}
