@@ -150,3 +150,22 @@ func TestRunCatchesBrokenAsyncServers(t *testing.T) {
 		})
 	}
 }
+
+// Later and Send called from Start, before the server runs, do nothing
+// (as documented): the work of an incarnation that is not running yet is
+// not run.
+func TestLaterFromStartIsDropped(t *testing.T) {
+	cfg := asyncMapConfig(asyncBugs{})
+	start := cfg.Start
+	ran := 0
+	cfg.Start = func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+		env.Later("append", func() { ran++ })
+		return start(env)
+	}
+	if res := rafttest.RunChaos(cfg, 1); res.Failed() {
+		t.Fatal(res.Report())
+	}
+	if ran != 0 {
+		t.Fatalf("%d functions handed to Later from Start ran", ran)
+	}
+}
