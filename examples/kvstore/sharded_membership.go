@@ -307,7 +307,9 @@ func (m *shardedMember) changeEveryShard(w http.ResponseWriter, r *http.Request,
 }
 
 // proposeConfChange proposes cc to shard s unless its configuration has it
-// already, on the loop goroutine; w is answered when s applies it here.
+// already, on the loop goroutine; w is answered when s applies it here,
+// or as soon as the entry the shard's leader appended it as is replaced
+// (proposal_lost), as a write is (proposals.go).
 func (m *shardedMember) proposeConfChange(s *shard, w *waiter, reqID string, cc pb.ConfChange) {
 	if s.removed {
 		w.finish(errRemoved)
@@ -322,12 +324,13 @@ func (m *shardedMember) proposeConfChange(s *shard, w *waiter, reqID string, cc 
 		return
 	}
 	m.metrics.proposals.Inc()
-	if err := m.host.ProposeConfChange(s.id, cc); err != nil {
+	res, err := m.host.ProposeConfChangeWithResult(s.id, cc)
+	if err != nil {
 		m.metrics.proposalsFailed.Inc()
 		w.finish(confChangeFailure(err))
 		return
 	}
-	s.waiters[reqID] = w
+	s.track(w, reqID, res, s.lead)
 }
 
 // checkConfChange says whether configuration cs of shard has cc already

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
 )
 
 // TestShardedWriteReplacedAfterLeaderChangeIsLost is
@@ -45,4 +49,43 @@ func TestShardedWriteReplacedAfterLeaderChangeIsLost(t *testing.T) {
 	isolated.Store(0)
 
 	requireLostAtOnce(t, answered, requestTimeout)
+}
+
+// TestShardedConfChangeWaitsWhereItWent: a membership change proposed to a
+// shard waits where the library says it went, as a write does — at the
+// (index, term) its leader appended it at, or under the ForwardID of a
+// follower's forwarded proposal — so that an entry replaced after a leader
+// change is answered proposal_lost at once (answerAt) rather than at the
+// request timeout. Each is answered when the change applies.
+func TestShardedConfChangeWaitsWhereItWent(t *testing.T) {
+	c := newShardedTestCluster(t, 3, 2, 0)
+	const sh = 1
+	lead := c.waitLeaders()[sh-1]
+	follower := lead%3 + 1
+	peer := c.reservePeer(4)
+	for i, id := range []uint64{lead, follower} {
+		m := c.members[id]
+		s := m.shards[sh-1]
+		w := m.newWaiter()
+		reqID := m.newRequestID()
+		typ := []pb.ConfChangeType{pb.ConfChangeAddLearnerNode, pb.ConfChangeAddNode}[i]
+		cc := pb.ConfChange{Type: typ, NodeID: 4, Context: mustJSON(confContext{RequestID: reqID, Peer: peer})}
+		var atIndex, forwarded, byID bool
+		require.True(t, m.call(context.Background(), func() {
+			m.proposeConfChange(s, w, reqID, cc)
+			for _, ws := range s.atIndex {
+				atIndex = atIndex || slices.Contains(ws, w)
+			}
+			for _, fw := range s.forwarded {
+				forwarded = forwarded || fw == w
+			}
+			byID = s.waiters[reqID] == w
+		}))
+		if id == lead {
+			require.True(t, atIndex && !forwarded && !byID, "on the leader the change waits at its index (at index %v, forwarded %v, by id %v)", atIndex, forwarded, byID)
+		} else {
+			require.True(t, forwarded && !atIndex && !byID, "on a follower the change waits under its ForwardID (at index %v, forwarded %v, by id %v)", atIndex, forwarded, byID)
+		}
+		require.NoError(t, m.wait(context.Background(), w), "member %d's change applies", id)
+	}
 }
