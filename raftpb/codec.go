@@ -538,6 +538,9 @@ type entryIndex struct {
 	// spans are the first entries' bounds; once decoded, the bounds of
 	// their payloads.
 	spans []span
+	// depth is how deep in Responses the message being decoded is: 0 for
+	// the outermost.
+	depth int
 }
 
 func (x *entryIndex) add(start, end int) {
@@ -710,7 +713,7 @@ func (m *Message) decodeField(b []byte, keyAt int, idx *entryIndex) (int, error)
 		v, i, err = varintField(b, i, wireType, "Vote")
 		m.Vote = v
 	case 14:
-		i, err = m.decodeResponse(b, i, wireType)
+		i, err = m.decodeResponse(b, i, wireType, idx.depth)
 	default:
 		i, err = skipField(b, keyAt)
 	}
@@ -905,15 +908,30 @@ func (m *Message) decodeContext(b []byte, i, wireType int) (int, error) {
 	return end, nil
 }
 
-func (m *Message) decodeResponse(b []byte, i, wireType int) (int, error) {
+// MaxResponseDepth bounds how deeply messages may nest in Responses for
+// Unmarshal: a message in the Responses of a message in the Responses of
+// ... more than MaxResponseDepth levels down is an error. Responses carry
+// the messages a local storage write or apply acknowledges, which have no
+// Responses of their own, so one level is all that is ever used; the
+// bound keeps a crafted input of a few megabytes from recursing until the
+// goroutine's stack is exhausted, which would kill the process (the
+// generated decoder, and so etcd raft's, has no bound).
+const MaxResponseDepth = 8
+
+var errResponseDepth = fmt.Errorf("proto: Message: Responses nested more than %d levels deep", MaxResponseDepth)
+
+func (m *Message) decodeResponse(b []byte, i, wireType, depth int) (int, error) {
 	if wireType != 2 {
 		return i, wrongWireType(wireType, "Responses")
+	}
+	if depth >= MaxResponseDepth {
+		return i, errResponseDepth
 	}
 	start, end, err := lengthDelimited(b, i)
 	if err != nil {
 		return i, err
 	}
 	m.Responses = append(m.Responses, Message{})
-	var idx entryIndex
+	idx := entryIndex{depth: depth + 1}
 	return end, m.Responses[len(m.Responses)-1].unmarshal(b[start:end], 0, &idx)
 }

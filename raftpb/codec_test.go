@@ -2,6 +2,8 @@ package raftpb
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -217,6 +219,16 @@ func encodeWithUnknowns(t testing.TB, rng *rand.Rand, m *Message) []byte {
 // checkDecodeAgainstRef decodes data with both codecs into fresh messages,
 // then decodes it again into the results (a merge), and requires the same
 // outcome each time; it also decodes data as an Entry with both.
+// refResponseDepth is how deeply messages nest in m's Responses: 0 without
+// Responses.
+func refResponseDepth(m *raftpbref.Message) int {
+	d := 0
+	for i := range m.Responses {
+		d = max(d, 1+refResponseDepth(&m.Responses[i]))
+	}
+	return d
+}
+
 func checkDecodeAgainstRef(t *testing.T, data []byte) {
 	t.Helper()
 	var ref raftpbref.Message
@@ -224,8 +236,13 @@ func checkDecodeAgainstRef(t *testing.T, data []byte) {
 	input := bytes.Clone(data)
 	var got Message
 	gotErr := got.Unmarshal(input)
-	require.Equal(t, refErr != nil, gotErr != nil, "reference error %v, hand-written error %v", refErr, gotErr)
 	checkNoAlias(t, &got, input)
+	if refErr == nil && errors.Is(gotErr, errResponseDepth) {
+		// The generated decoder has no bound on nesting.
+		require.Greater(t, refResponseDepth(&ref), MaxResponseDepth, "refused as nested too deeply")
+		return
+	}
+	require.Equal(t, refErr != nil, gotErr != nil, "reference error %v, hand-written error %v", refErr, gotErr)
 	if refErr != nil {
 		return
 	}
@@ -608,6 +625,51 @@ var hugeLengthInputs = [][]byte{
 	{0x62, 0x80, 0x80, 0x80, 0x80, 0x01},                               // context of 256 MiB
 	{0x72, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},       // response of 2^63 bytes
 	{0x62, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, // negative context length
+}
+
+// nestedResponses is a message nested depth levels deep in Responses, the
+// innermost of type MsgHeartbeat: each level is a key and a length.
+func nestedResponses(depth int) []byte {
+	inner := []byte{0x08, byte(MsgHeartbeat)}
+	// Level k's key and length, from the innermost out.
+	keys := make([][]byte, depth)
+	n := len(inner)
+	for k := range keys {
+		keys[k] = binary.AppendUvarint([]byte{0x72}, uint64(n))
+		n += len(keys[k])
+	}
+	b := make([]byte, 0, n)
+	for k := depth - 1; k >= 0; k-- {
+		b = append(b, keys[k]...)
+	}
+	return append(b, inner...)
+}
+
+// Messages nest in Responses up to MaxResponseDepth levels; deeper is an
+// error, found before recursing further, so that a crafted input cannot
+// exhaust the stack (a few megabytes of such nesting kill the process
+// with an unbounded decoder).
+func TestUnmarshalResponseDepth(t *testing.T) {
+	var m Message
+	require.NoError(t, m.Unmarshal(nestedResponses(MaxResponseDepth)))
+	inner := &m
+	for range MaxResponseDepth {
+		require.Len(t, inner.Responses, 1)
+		inner = &inner.Responses[0]
+	}
+	require.Equal(t, MsgHeartbeat, inner.Type)
+
+	for _, depth := range []int{MaxResponseDepth + 1, 100_000} {
+		data := nestedResponses(depth)
+		before := heapAllocatedBytes()
+		var deep Message
+		require.ErrorIs(t, deep.Unmarshal(data), errResponseDepth, "depth %d", depth)
+		require.LessOrEqual(t, heapAllocatedBytes()-before, uint64(64<<10), "depth %d: stopped early", depth)
+	}
+	// The generated decoder takes it, to any depth.
+	var ref raftpbref.Message
+	require.NoError(t, ref.Unmarshal(nestedResponses(MaxResponseDepth+1)))
+	checkDecodeAgainstRef(t, nestedResponses(MaxResponseDepth+1))
 }
 
 // Length prefixes that claim more than the input holds are rejected before
