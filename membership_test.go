@@ -566,3 +566,54 @@ func TestRemovedPeersRememberedAreBounded(t *testing.T) {
 		require.Equal(t, id > 5, n.r().wasRemoved(id), "peer %d", id)
 	}
 }
+
+// A peer removed and re-added is a voter again from the re-adding entry
+// on. A node that holds that entry but never heard it committed still has
+// the configuration without the peer, and remembers the removal: it must
+// not refuse the peer's votes for it, or the peer (whose log is the most
+// up to date) and this node, the two that are left, could never elect a
+// leader.
+func TestReAddedPeerGetsTheVoteOfANodeHoldingItsReAdd(t *testing.T) {
+	c := newBootstrappedCluster(t, 3, withPreVote)
+	c.campaign(1)
+	c.load(1, 2, "a")
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 3))
+	reAdd := c.nodes[1].r().raftLog.lastIndex() + 1
+	// Node 2 gets the re-adding entry, never its commit.
+	c.intercept = func(m *pb.Message) bool { return !(m.From == 1 && m.To == 2 && m.Commit >= reAdd) }
+	c.proposeCC(1, v1(pb.ConfChangeAddNode, 3))
+	c.load(1, 3, "b")
+	all := pb.ConfState{Voters: []uint64{1, 2, 3}}
+	require.Equal(t, all, c.config(1))
+	require.Equal(t, all, c.config(3))
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2}}, c.config(2))
+	require.GreaterOrEqual(t, c.nodes[2].r().raftLog.lastIndex(), reAdd, "node 2 holds the re-adding entry")
+	require.Less(t, c.nodes[2].r().raftLog.committed, reAdd, "but not its commit")
+	require.Contains(t, c.nodes[2].r().seldom.removed, uint64(3), "and remembers the removal")
+
+	c.intercept = nil
+	c.isolate(1)
+	c.tickAll(10 * c.nodes[3].r().electionTimeout)
+	require.Contains(t, c.leaders(), uint64(3), "node 3 leads with node 2's vote (node 1, cut off, still thinks it leads)")
+	c.load(3, 2, "c")
+	require.Equal(t, all, c.config(2), "node 2 applied the re-adding entry")
+}
+
+// A removed peer that a later configuration has again is forgotten, so
+// that only a change that removes it again makes it removed; so is one
+// that a snapshot's configuration brings back (a snapshot that then
+// removes it does not count: only applied changes do).
+func TestReAddedPeerIsForgotten(t *testing.T) {
+	n := newTestNode(t, 1, []uint64{1, 2, 3})
+	n.rn.ApplyConfChange(v1(pb.ConfChangeRemoveNode, 3))
+	require.True(t, n.r().wasRemoved(3))
+	n.rn.ApplyConfChange(v1(pb.ConfChangeAddNode, 3))
+	require.Empty(t, n.r().seldom.removed, "re-added by a change")
+
+	n.rn.ApplyConfChange(v1(pb.ConfChangeRemoveNode, 3))
+	require.True(t, n.r().wasRemoved(3))
+	require.NoError(t, n.r().restoreConfState(pb.ConfState{Voters: []uint64{1, 2, 3}}))
+	require.Empty(t, n.r().seldom.removed, "re-added by a snapshot's configuration")
+	require.NoError(t, n.r().restoreConfState(pb.ConfState{Voters: []uint64{1, 2}}))
+	require.False(t, n.r().wasRemoved(3), "removed by a snapshot's configuration only")
+}

@@ -109,10 +109,46 @@ func (r *raft) noteRemovals(before []uint64) {
 	}
 }
 
-// wasRemoved reports whether id is a peer this node saw removed and that
-// is not in its configuration now.
+// wasRemoved reports whether id is a peer this node saw removed, that is
+// not in its configuration now, and that no entry of its log past what it
+// applied may bring back.
+//
+// The last condition keeps the rule from blocking elections: a peer
+// removed and then re-added is a voter of every configuration from the
+// re-adding entry on, and a node that holds that entry without having
+// applied it (it never heard the entry committed) may be the vote the
+// re-added peer needs. Refusing it there could leave a cluster without a
+// leader for good; without the rule the request is handled as any other.
 func (r *raft) wasRemoved(id uint64) bool {
-	return r.seldom != nil && slices.Contains(r.seldom.removed, id) && !r.isMember(id)
+	return r.seldom != nil && slices.Contains(r.seldom.removed, id) && !r.isMember(id) && !r.confChangeUnapplied()
+}
+
+// maxUnappliedScan bounds how many entries past the applied index
+// confChangeUnapplied looks at; a longer unapplied tail counts as holding
+// a configuration change.
+const maxUnappliedScan = 1024
+
+// confChangeUnapplied reports whether this node's log may hold a
+// configuration change past its applied index: one of the entries there
+// is a change, or they are too many to look at, or cannot be read.
+func (r *raft) confChangeUnapplied() bool {
+	lo, hi := r.raftLog.applied+1, r.raftLog.lastIndex()
+	if lo > hi {
+		return false
+	}
+	if hi-lo >= maxUnappliedScan {
+		return true
+	}
+	ents, err := r.raftLog.slice(lo, hi+1, noLimit)
+	if err != nil {
+		return true
+	}
+	for i := range ents {
+		if ents[i].Type == pb.EntryConfChange || ents[i].Type == pb.EntryConfChangeV2 {
+			return true
+		}
+	}
+	return false
 }
 
 // refuseRemovedCampaigner handles a vote request from a peer this node saw
@@ -170,6 +206,11 @@ func (r *raft) restoreConfState(cs pb.ConfState) error {
 func (r *raft) installConfig(cfg tracker.Config, prs tracker.ProgressMap) {
 	r.conf = makeConfiguration(cfg)
 	r.autoLeave = cfg.AutoLeave
+	if r.seldom != nil && len(r.seldom.removed) > 0 {
+		// A removed peer the new configuration has again is forgotten: it
+		// counts as removed again only when a change removes it again.
+		r.seldom.removed = slices.DeleteFunc(r.seldom.removed, r.isMember)
+	}
 	if r.trk == nil {
 		return
 	}
