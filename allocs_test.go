@@ -86,3 +86,30 @@ func TestLeaderBurstChunk(t *testing.T) {
 		t.Fatalf("the leader moved its queued messages to a bigger chunk %d times in 16 bursts", grown)
 	}
 }
+
+// After a burst, a leader back to one entry per Ready goes back to the
+// allocations it had before the burst: the chunks sized for the burst
+// shrink again, instead of each being dropped after one small Ready and a
+// new one allocated for the next.
+func TestLeaderChunksShrinkAfterABurst(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	perRound := func(burst int) float64 {
+		c := newBenchCluster(t, 3, false)
+		for range 4 {
+			c.round(t, 1)
+		}
+		for range 4 {
+			c.round(t, burst)
+		}
+		for range 8 {
+			c.round(t, 1) // the chunks settle
+		}
+		return testing.AllocsPerRun(256, func() { c.round(t, 1) })
+	}
+	quiet, afterBurst := perRound(1), perRound(100)
+	if afterBurst > quiet+0.1 {
+		t.Fatalf("one-entry rounds allocate %.2f times each after a burst of 100 entries, %.2f without", afterBurst, quiet)
+	}
+}

@@ -67,10 +67,16 @@ func (r *raft) takeMsgs(n int) {
 	if cap(r.msgs) > maxReusedMessages {
 		r.msgs = nil
 	}
-	if n > maxMessageChunk {
+	switch {
+	case n > maxMessageChunk:
 		// A leader queues a burst per batch of proposals: the next chunks
 		// are sized for Readys like this one, instead of growing to it by
 		// doubling each time (ReleaseMemory forgets it).
 		r.msgChunk = min(n, maxReusedMessages)
+	case r.msgChunk > maxMessageChunk:
+		// Small Readys again: the chunks shrink back. Kept at a burst's
+		// size, each would be left with more room than is reused after a
+		// small Ready, and dropped, one chunk allocated per Ready.
+		r.msgChunk = max(r.msgChunk/2, maxMessageChunk)
 	}
 }
