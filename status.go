@@ -90,7 +90,11 @@ func (rn *RawNode) WithProgress(visitor func(id uint64, typ ProgressType, pr tra
 			if learner {
 				typ = ProgressTypeLearner
 			}
-			visitor(m.id, typ, tracker.Progress{Next: next, IsLearner: learner})
+			pr := tracker.Progress{Next: next, IsLearner: learner}
+			if m.id == r.id {
+				pr.Match = next - 1 // its own log, as a leader starts it
+			}
+			visitor(m.id, typ, pr)
 		}
 		return
 	}
