@@ -138,6 +138,15 @@ func TestRaftLogSize(t *testing.T) {
 	}
 }
 
+// The protocol state is allocated once per group: it must stay in the
+// 256-byte size class. What most nodes never need goes to seldomState or,
+// if only a leader needs it, to leaderState.
+func TestRaftSize(t *testing.T) {
+	if got := unsafe.Sizeof(raft{}); got > 256 {
+		t.Fatalf("raft is %d bytes, want at most 256", got)
+	}
+}
+
 func TestLeaderOnlyStateIsLazy(t *testing.T) {
 	requireNoLeaderState := func(t *testing.T, r *raft) {
 		t.Helper()

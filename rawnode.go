@@ -319,7 +319,7 @@ func (rn *RawNode) HasReady() bool {
 		return true
 	}
 	return r.raftLog.hasNextUnstableSnapshot() ||
-		len(r.msgs) > 0 || len(r.msgsAfterAppend) > 0 || len(r.readStates) > 0 ||
+		len(r.msgs) > 0 || len(r.msgsAfterAppend) > 0 || len(r.readStates()) > 0 ||
 		r.raftLog.hasNextUnstableEnts() ||
 		r.raftLog.hasNextCommittedEnts(!rn.asyncWrite)
 }
@@ -341,7 +341,7 @@ func (rn *RawNode) readyWithoutAccept(rd *Ready) {
 	*rd = Ready{
 		Entries:          r.raftLog.nextUnstableEnts(),
 		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
-		ReadStates:       r.readStates,
+		ReadStates:       r.readStates(),
 	}
 	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
 		// Allocated only when it changed: a SoftState taken by address
@@ -447,11 +447,13 @@ func (rn *RawNode) accept(rd *Ready) {
 	r.takeMsgs(int(rn.msgSlots))
 	rn.msgSlots = 0
 	r.msgsAfterAppend = reuseMessages(r.msgsAfterAppend)
-	r.readStates = nil
+	if r.seldom != nil {
+		r.seldom.readStates = nil
+	}
 	r.raftLog.acceptUnstable()
 	if !IsEmptyHardState(rd.HardState) {
 		if invariants.Enabled {
-			checkHardStateSuccession(r.logger, rn.prevHardSt, rd.HardState)
+			checkHardStateSuccession(r.logger(), rn.prevHardSt, rd.HardState)
 		}
 		rn.prevHardSt = rd.HardState
 	}
@@ -509,7 +511,7 @@ func (rn *RawNode) Advance(_ Ready) {
 	}
 	for _, m := range ack.steps {
 		if err := r.Step(m); err != nil {
-			r.logger.Panicf("raft: stepping own message %s: %v", m.Type, err)
+			r.logger().Panicf("raft: stepping own message %s: %v", m.Type, err)
 		}
 	}
 	// Keep the array for the next Ready's own messages.
