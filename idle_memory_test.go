@@ -147,6 +147,14 @@ func TestRaftSize(t *testing.T) {
 	}
 }
 
+// A RawNode too is allocated once per group: it must stay in the 112-byte
+// size class.
+func TestRawNodeSize(t *testing.T) {
+	if got := unsafe.Sizeof(RawNode{}); got > 112 {
+		t.Fatalf("RawNode is %d bytes, want at most 112", got)
+	}
+}
+
 func TestLeaderOnlyStateIsLazy(t *testing.T) {
 	requireNoLeaderState := func(t *testing.T, r *raft) {
 		t.Helper()
