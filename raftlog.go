@@ -522,8 +522,9 @@ func (l *raftLog) restore(s pb.Snapshot) {
 // checkInvariants panics, naming the invariant, if the log's indexes
 // disagree: committed <= lastIndex, applied <= applying <= committed, the
 // unstable tail consistent in itself and, when it holds no snapshot,
-// continuing the stable log without a gap. It takes constant time (and one
-// call to Storage).
+// continuing the stable log without a gap, and the term it keeps for the
+// entry before the tail storage's. It takes constant time (and two calls
+// to Storage).
 func (l *raftLog) checkInvariants() {
 	l.unstable.checkInvariants()
 	if last := l.lastIndex(); l.committed > last {
@@ -538,6 +539,12 @@ func (l *raftLog) checkInvariants() {
 		if err == nil && l.unstable.offset > stableLast+1 {
 			l.unstable.logger.Panicf("raft: invariant: unstable offset(%d) > stable lastIndex(%d)+1: a gap between the stable and unstable entries",
 				l.unstable.offset, stableLast)
+		}
+		if u := &l.unstable; u.prevTerm != 0 {
+			if t, err := l.storage.Term(u.offset - 1); err == nil && t != u.prevTerm {
+				u.logger.Panicf("raft: invariant: the term %d kept for index %d before the unstable tail differs from storage's %d",
+					u.prevTerm, u.offset-1, t)
+			}
 		}
 	}
 }
