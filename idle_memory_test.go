@@ -130,11 +130,11 @@ func TestIdleFollowerHeap(t *testing.T) {
 // Inflights, read-index queue, lease acknowledgements) and the candidate's
 // (the tracker with its votes) do not exist on a follower: the role
 // creates them when it begins, and stepping down drops them again.
-// The log is allocated once per group: it must stay in the 160-byte size
-// class (see unstable.arrayLen).
+// The log is allocated once per group: it must stay in the 144-byte size
+// class (see unstable.arrayLen and unstable.prevTerm).
 func TestRaftLogSize(t *testing.T) {
-	if got := unsafe.Sizeof(raftLog{}); got > 160 {
-		t.Fatalf("raftLog is %d bytes, want at most 160", got)
+	if got := unsafe.Sizeof(raftLog{}); got > 144 {
+		t.Fatalf("raftLog is %d bytes, want at most 144", got)
 	}
 }
 

@@ -29,7 +29,7 @@ type unstable struct {
 	// entries starts arrayLen-cap(entries) elements into it. It saturates
 	// at math.MaxInt32, which only makes shrinkEntries keep an array it
 	// could have dropped. The three small fields share one word: a group
-	// holds a raftLog, and this keeps it in the 160-byte size class.
+	// holds a raftLog, and this keeps it in the 144-byte size class.
 	arrayLen int32
 	// nextLen is the least length of the next array: it doubles at each
 	// new array, up to maxRetainedEntries, so a node that keeps appending

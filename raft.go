@@ -54,6 +54,11 @@ type seldomState struct {
 	// readStates are read-index answers for the application, until the
 	// next Ready hands them out.
 	readStates []ReadState
+	// snapApplied is the index of the newest snapshot applied. With
+	// AsyncStorageWrites the apply thread may report a batch handed out
+	// before that snapshot after it: such a batch ends below snapApplied
+	// and is superseded by the snapshot.
+	snapApplied uint64
 }
 
 // rare returns the node's seldomState, allocating it at the first use.
@@ -288,7 +293,7 @@ func newRaft(c *Config) (*raft, error) {
 		if c.Applied < r.raftLog.applied {
 			return nil, fmt.Errorf("raft: config: Applied %d is before the storage's snapshot index %d", c.Applied, r.raftLog.applied)
 		}
-		r.raftLog.appliedTo(c.Applied, 0)
+		r.raftLog.appliedTo(c.Applied, 0, 0)
 	}
 	r.becomeFollower(r.Term, None)
 

@@ -366,8 +366,8 @@ func (r *raft) forwardProposal(m pb.Message) error {
 // superseded meanwhile (the apply thread lagging the append thread) only
 // returns its size budget.
 func (r *raft) appliedTo(index, size, payloads uint64) {
-	if !r.raftLog.appliedTo(index, size) {
-		r.logger().Debugf("node %x: applied batch up to %d superseded by the snapshot at %d", r.id, index, r.raftLog.snapApplied)
+	if !r.raftLog.appliedTo(index, size, r.snapApplied()) {
+		r.logger().Debugf("node %x: applied batch up to %d superseded by the snapshot at %d", r.id, index, r.snapApplied())
 		return
 	}
 	r.reduceUncommittedSize(payloads)

@@ -144,5 +144,15 @@ func (r *raft) checkSnapshotStalls() {
 
 // appliedSnapshot records that the snapshot at index was applied.
 func (r *raft) appliedSnapshot(index uint64) {
+	s := r.rare()
+	s.snapApplied = max(s.snapApplied, index)
 	r.raftLog.appliedSnapshotTo(index)
+}
+
+// snapApplied returns the index of the newest snapshot applied, 0 if none.
+func (r *raft) snapApplied() uint64 {
+	if r.seldom == nil {
+		return 0
+	}
+	return r.seldom.snapApplied
 }

@@ -44,12 +44,6 @@ type raftLog struct {
 	applying uint64
 	// applied is the highest index the application reported as applied.
 	applied uint64
-	// snapApplied is the index of the newest snapshot applied. With
-	// AsyncStorageWrites the apply thread may report a batch handed out
-	// before that snapshot after it: such a batch ends below snapApplied
-	// and is superseded by the snapshot.
-	snapApplied uint64
-
 	// maxApplyingEntsSize caps the total size of entries handed out for
 	// applying and not yet reported applied (MaxCommittedSizePerReady).
 	maxApplyingEntsSize uint64
@@ -455,9 +449,11 @@ func (l *raftLog) acceptApplying(i, size uint64, allowUnstable bool) {
 // appliedTo records that the application applied every entry up to index i;
 // size is the size of the entries it applied since the last call. It
 // reports false, changing nothing but the size budget, for a batch that a
-// snapshot applied since it was handed out has superseded.
-func (l *raftLog) appliedTo(i, size uint64) bool {
-	if i < l.snapApplied && i <= l.applied && !mutationStaleApplyPanics {
+// snapshot applied since it was handed out has superseded: snapApplied is
+// the index of the newest snapshot applied (0 if none), which the node
+// keeps (see seldomState).
+func (l *raftLog) appliedTo(i, size, snapApplied uint64) bool {
+	if i < snapApplied && i <= l.applied && !mutationStaleApplyPanics {
 		l.applyingEntsSize -= min(size, l.applyingEntsSize)
 		l.applyingEntsPaused = l.applyingEntsSize >= l.maxApplyingEntsSize
 		return false
@@ -477,9 +473,8 @@ func (l *raftLog) appliedTo(i, size uint64) bool {
 
 // appliedSnapshotTo records that the snapshot at index i was applied.
 func (l *raftLog) appliedSnapshotTo(i uint64) {
-	l.snapApplied = max(l.snapApplied, i)
 	if i > l.applied {
-		l.appliedTo(i, 0)
+		l.appliedTo(i, 0, i)
 	}
 }
 
