@@ -109,11 +109,11 @@ func BenchmarkIdleFollowerHeap(b *testing.B) {
 
 // idleFollowerHeapCeiling is the most an idle follower group may hold: a
 // regression guard, 13 bytes over the 829 B measured alone (832 in a run
-// of the whole package; raft 256, its log
-// 144, RawNode 112, the configuration 48, the node's own random source 16
-// (no Config.RandomSource here), MemoryStorage 80 with its 144-byte array
-// and 24 bytes of conf change payloads). Each of those is a Go size class:
-// a struct growing into the next class, or an allocation an idle follower
+// of the whole package): raft 256, its log 144, RawNode 112, the
+// configuration 48, the node's own random source 16 (no
+// Config.RandomSource here), MemoryStorage 80 with its 144-byte array and
+// 24 bytes of conf change payloads. Each of those is a Go size class: a
+// struct growing into the next class, or an allocation an idle follower
 // does not need, adds 16 bytes or more and fails here.
 const idleFollowerHeapCeiling = 842
 
