@@ -29,7 +29,7 @@ type unstable struct {
 	// entries starts arrayLen-cap(entries) elements into it. It saturates
 	// at math.MaxInt32, which only makes shrinkEntries keep an array it
 	// could have dropped. The three small fields share one word: a group
-	// holds a raftLog, and this keeps it in the 160-byte size class.
+	// holds a raftLog, and this keeps it in the 144-byte size class.
 	arrayLen int32
 	// nextLen is the least length of the next array: it doubles at each
 	// new array, up to maxRetainedEntries, so a node that keeps appending
@@ -46,16 +46,16 @@ type unstable struct {
 	// Invariant: offset <= offsetInProgress <= offset+len(entries).
 	offsetInProgress uint64
 
-	// prev is the entry right before the tail (index offset-1) when its
-	// term is known: the last entry acknowledged as written, the snapshot
-	// the tail started with, or what Storage answered for that index. The
+	// prevTerm is the term of the entry right before the tail (index
+	// offset-1) when it is known, else 0 (every entry after index 0 has a
+	// term): the last entry acknowledged as written, the snapshot the
+	// tail started with, or what Storage answered for that index. The
 	// application writes only what the tail hands out, at offset or later,
 	// so the entry before it does not change while offset stays; compacting
 	// it away in Storage does not make its term wrong, and the log keeps
-	// answering with it. It counts only while prev.index+1 == offset and
-	// prev.term != 0 (every entry after index 0 has a term), so moving the
-	// offset without setting prev drops it.
-	prev entryID
+	// answering with it. Only the term is kept (the index is offset-1), so
+	// every change of offset sets it or clears it.
+	prevTerm uint64
 
 	logger Logger
 }
@@ -88,8 +88,8 @@ func (u *unstable) maybeTerm(i uint64) (uint64, bool) {
 		if u.snapshot != nil && u.snapshot.Metadata.Index == i {
 			return u.snapshot.Metadata.Term, true
 		}
-		if t, ok := u.prevTerm(); ok && i == u.prev.index {
-			return t, true
+		if u.prevTerm != 0 && i == u.offset-1 {
+			return u.prevTerm, true
 		}
 		return 0, false
 	}
@@ -99,18 +99,10 @@ func (u *unstable) maybeTerm(i uint64) (uint64, bool) {
 	return u.entries[i-u.offset].Term, true
 }
 
-// prevTerm returns the term of the entry at offset-1 if it is known.
-func (u *unstable) prevTerm() (uint64, bool) {
-	if u.prev.term == 0 || u.prev.index+1 != u.offset {
-		return 0, false
-	}
-	return u.prev.term, true
-}
-
 // setPrev records id, the entry at offset-1 as Storage holds it.
 func (u *unstable) setPrev(id entryID) {
 	if id.index+1 == u.offset {
-		u.prev = id
+		u.prevTerm = id.term
 	}
 }
 
@@ -157,7 +149,7 @@ func (u *unstable) stableTo(id entryID) {
 	n := int(id.index + 1 - u.offset)
 	u.entries = u.entries[n:]
 	u.offset = id.index + 1
-	u.prev = id
+	u.prevTerm = id.term
 	u.offsetInProgress = max(u.offsetInProgress, u.offset)
 	u.shrinkEntries()
 }
@@ -241,7 +233,7 @@ func (u *unstable) release() {
 // stableSnapTo records that the snapshot at index i is durable.
 func (u *unstable) stableSnapTo(i uint64) {
 	if u.snapshot != nil && u.snapshot.Metadata.Index == i {
-		u.prev = entryID{term: u.snapshot.Metadata.Term, index: i}
+		u.prevTerm = u.snapshot.Metadata.Term // offset is i+1
 		u.snapshot = nil
 		u.snapshotInProgress = false
 	}
@@ -256,7 +248,7 @@ func (u *unstable) restore(s pb.Snapshot) {
 	u.arrayLen = 0
 	u.snapshot = &s
 	u.snapshotInProgress = false
-	u.prev = entryID{term: s.Metadata.Term, index: s.Metadata.Index}
+	u.prevTerm = s.Metadata.Term
 }
 
 // truncateAndAppend appends ents, whose first index may be at or before the
@@ -277,6 +269,9 @@ func (u *unstable) truncateAndAppend(ents []pb.Entry) {
 		// Everything unstable is replaced. Entries before offset are in
 		// Storage; the application truncates them when it writes ents.
 		// A new array: the old one may have been handed out.
+		if from < u.offset {
+			u.prevTerm = 0 // not known for the new offset-1
+		}
 		u.offset = from
 		u.offsetInProgress = from
 		u.entries = nil

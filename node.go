@@ -330,7 +330,7 @@ func (n *node) Tick() {
 	case n.tickc <- struct{}{}:
 	case <-n.done:
 	default:
-		n.rn.raft.logger.Warningf("raft: node is busy, dropping a tick (%d are waiting)", maxPendingTicks)
+		n.rn.raft.logger().Warningf("raft: node is busy, dropping a tick (%d are waiting)", maxPendingTicks)
 	}
 }
 

@@ -51,6 +51,14 @@ type seldomState struct {
 	// removed remembers the last peers a configuration change applied
 	// here took out (see noteRemovals).
 	removed []uint64
+	// readStates are read-index answers for the application, until the
+	// next Ready hands them out.
+	readStates []ReadState
+	// snapApplied is the index of the newest snapshot applied. With
+	// AsyncStorageWrites the apply thread may report a batch handed out
+	// before that snapshot after it: such a batch ends below snapApplied
+	// and is superseded by the snapshot.
+	snapApplied uint64
 }
 
 // rare returns the node's seldomState, allocating it at the first use.
@@ -59,6 +67,21 @@ func (r *raft) rare() *seldomState {
 		r.seldom = &seldomState{}
 	}
 	return r.seldom
+}
+
+// addReadState queues a read-index answer for the next Ready.
+func (r *raft) addReadState(rs ReadState) {
+	s := r.rare()
+	s.readStates = append(s.readStates, rs)
+}
+
+// readStates returns the read-index answers waiting for the next Ready, or
+// nil.
+func (r *raft) readStates() []ReadState {
+	if r.seldom == nil {
+		return nil
+	}
+	return r.seldom.readStates
 }
 
 // forwarded returns the proposals this follower watches, or nil.
@@ -97,8 +120,6 @@ type raft struct {
 	state StateType
 	// lead is the leader of the current term as far as this node knows.
 	lead uint64
-	// leadTransferee is the node a leader is handing leadership to, or None.
-	leadTransferee uint64
 	// leaderState is what only a leader keeps (its fields are promoted, so
 	// r.termStart means r.leaderState.termStart): becomeLeader allocates it
 	// and every other role change drops it, so that a follower carries
@@ -106,8 +127,6 @@ type raft struct {
 	// StateLeader.
 	*leaderState
 
-	// readStates are read-index answers for the application.
-	readStates []ReadState
 	// ticks counts this node's ticks since it started.
 	ticks uint64
 
@@ -150,12 +169,13 @@ type raft struct {
 	// check-quorum and leader transfer timeouts.
 	electionElapsed int
 
-	// rand draws the randomized election timeouts, from Config.RandomSource
-	// or, by default, from pcg (both held by value: no allocation per group).
-	rand   rand.Rand
-	pcg    rand.PCG
-	logger Logger
+	// rand is the source of the randomized election timeouts:
+	// Config.RandomSource or, by default, a PCG of the node's own.
+	rand rand.Source
 }
+
+// logger returns the node's logger, which its log holds.
+func (r *raft) logger() Logger { return r.raftLog.unstable.logger }
 
 // leaderState is the part of a node's state that only a leader keeps.
 type leaderState struct {
@@ -176,6 +196,9 @@ type leaderState struct {
 	uncommittedSize uint64
 	// heartbeatElapsed counts ticks since the last heartbeat round.
 	heartbeatElapsed int
+	// leadTransferee is the node the leader is handing leadership to, or
+	// None.
+	leadTransferee uint64
 
 	// readOnly holds the read-index requests being confirmed;
 	// pendingReadIndexMessages are requests held until an entry of the
@@ -198,11 +221,11 @@ func (r *raft) checkLeaderOnlyState() {
 		prs = r.trk.Progress
 	}
 	if (r.leaderState != nil) != leader || (r.trk != nil) != (r.state != StateFollower) || (prs != nil) != leader {
-		r.logger.Panicf("raft: invariant: %s with leader state %t, tracker %t and progress of %d peers",
+		r.logger().Panicf("raft: invariant: %s with leader state %t, tracker %t and progress of %d peers",
 			r.state, r.leaderState != nil, r.trk != nil, len(prs))
 	}
 	if r.trk != nil && !r.conf.matches(r.trk.Config, r.autoLeave) {
-		r.logger.Panicf("raft: invariant: the tracker's configuration %s differs from the node's %+v", r.trk.Config, r.conf)
+		r.logger().Panicf("raft: invariant: the tracker's configuration %s differs from the node's %+v", r.trk.Config, r.conf)
 	}
 }
 
@@ -231,7 +254,6 @@ func newRaft(c *Config) (*raft, error) {
 		electionTimeout:           c.ElectionTick,
 		heartbeatTimeout:          c.HeartbeatTick,
 		snapshotTimeout:           c.SnapshotTimeout,
-		logger:                    c.Logger,
 		checkQuorum:               c.CheckQuorum,
 		preVote:                   c.PreVote,
 		disableProposalForwarding: c.DisableProposalForwarding,
@@ -239,12 +261,10 @@ func newRaft(c *Config) (*raft, error) {
 		stepDownOnRemoval:         c.StepDownOnRemoval,
 		leaseReads:                c.ReadOnlyOption == ReadOnlyLeaseBased,
 	}
-	src := c.RandomSource
-	if src == nil {
-		r.pcg.Seed(rand.Uint64(), rand.Uint64())
-		src = &r.pcg
+	r.rand = c.RandomSource
+	if r.rand == nil {
+		r.rand = rand.NewPCG(rand.Uint64(), rand.Uint64())
 	}
-	r.rand = *rand.New(src)
 	if err := r.restoreConfState(cs); err != nil {
 		return nil, fmt.Errorf("raft: restoring the configuration from storage: %w", err)
 	}
@@ -267,17 +287,17 @@ func newRaft(c *Config) (*raft, error) {
 			// index is written after the entries, and applying needs only
 			// the entries): they were committed, so take the state
 			// machine's word.
-			r.logger.Infof("node %x: applied index %d is past the stored commit %d; committing to it", c.ID, c.Applied, r.raftLog.committed)
+			r.logger().Infof("node %x: applied index %d is past the stored commit %d; committing to it", c.ID, c.Applied, r.raftLog.committed)
 			r.raftLog.commitTo(c.Applied)
 		}
 		if c.Applied < r.raftLog.applied {
 			return nil, fmt.Errorf("raft: config: Applied %d is before the storage's snapshot index %d", c.Applied, r.raftLog.applied)
 		}
-		r.raftLog.appliedTo(c.Applied, 0)
+		r.raftLog.appliedTo(c.Applied, 0, 0)
 	}
 	r.becomeFollower(r.Term, None)
 
-	r.logger.Infof("node %x starting: voters=%v term=%d commit=%d applied=%d last=%d lastTerm=%d",
+	r.logger().Infof("node %x starting: voters=%v term=%d commit=%d applied=%d last=%d lastTerm=%d",
 		r.id, r.conf.voterIDs(), r.Term, r.raftLog.committed, r.raftLog.applied,
 		r.raftLog.lastIndex(), r.raftLog.lastEntryID().term)
 	return r, nil
@@ -318,7 +338,7 @@ func (r *raft) send(m pb.Message) {
 		// candidate would campaign in, and a granted pre-vote response
 		// echoes it.
 		if m.Term == 0 {
-			r.logger.Panicf("raft: %s must carry a term", m.Type)
+			r.logger().Panicf("raft: %s must carry a term", m.Type)
 		}
 	case pb.MsgProp, pb.MsgReadIndex:
 		// Forwarded as if local to the leader: no term.
@@ -331,11 +351,11 @@ func (r *raft) send(m pb.Message) {
 		// state: they leave only once the current write is done.
 		if invariants.Enabled && (m.Entries != nil || m.Snapshot != nil || m.Responses != nil) {
 			// Their buffers are reused without clearing (reuseMessages).
-			r.logger.Panicf("raft: invariant: %s to %x carries entries, a snapshot or responses", m.Type, m.To)
+			r.logger().Panicf("raft: invariant: %s to %x carries entries, a snapshot or responses", m.Type, m.To)
 		}
 		r.msgsAfterAppend = append(r.msgsAfterAppend, m)
 	case m.To == r.id:
-		r.logger.Panicf("raft: message to self must be an acknowledgement or vote, got %s", m.Type)
+		r.logger().Panicf("raft: message to self must be an acknowledgement or vote, got %s", m.Type)
 	default:
 		out := r.msgRoom(1)
 		out[len(out)-1] = m
@@ -357,7 +377,7 @@ func mustPersistBeforeVoteRequest(m pb.Message) bool {
 // reset prepares the node for a new role in term.
 func (r *raft) reset(term uint64) {
 	if invariants.Enabled && term < r.Term {
-		r.logger.Panicf("raft: invariant: term(%d) going back to %d", r.Term, term)
+		r.logger().Panicf("raft: invariant: term(%d) going back to %d", r.Term, term)
 	}
 	if r.Term != term {
 		r.Term = term
@@ -378,35 +398,35 @@ func (r *raft) becomeFollower(term, lead uint64) {
 	r.reset(term)
 	r.lead = lead
 	r.state = StateFollower
-	r.logger.Infof("node %x: follower at term %d", r.id, r.Term)
+	r.logger().Infof("node %x: follower at term %d", r.id, r.Term)
 }
 
 func (r *raft) becomeCandidate() {
 	if r.state == StateLeader {
-		r.logger.Panicf("raft: invalid transition [leader -> candidate]")
+		r.logger().Panicf("raft: invalid transition [leader -> candidate]")
 	}
 	r.reset(r.Term + 1)
 	r.trk = r.newTracker()
 	r.Vote = r.id
 	r.state = StateCandidate
-	r.logger.Infof("node %x: candidate at term %d", r.id, r.Term)
+	r.logger().Infof("node %x: candidate at term %d", r.id, r.Term)
 }
 
 func (r *raft) becomePreCandidate() {
 	if r.state == StateLeader {
-		r.logger.Panicf("raft: invalid transition [leader -> pre-candidate]")
+		r.logger().Panicf("raft: invalid transition [leader -> pre-candidate]")
 	}
 	// A pre-candidate keeps its term and vote: nothing durable changes
 	// until the pre-election is won.
 	r.trk = r.newTracker()
 	r.lead = None
 	r.state = StatePreCandidate
-	r.logger.Infof("node %x: pre-candidate at term %d", r.id, r.Term)
+	r.logger().Infof("node %x: pre-candidate at term %d", r.id, r.Term)
 }
 
 func (r *raft) becomeLeader() {
 	if r.state == StateFollower {
-		r.logger.Panicf("raft: invalid transition [follower -> leader]")
+		r.logger().Panicf("raft: invalid transition [follower -> leader]")
 	}
 	r.reset(r.Term)
 	r.leaderState = &leaderState{}
@@ -428,9 +448,9 @@ func (r *raft) becomeLeader() {
 	// before it (Raft §5.4.2), and the leader learns its commit index.
 	r.termStart = r.raftLog.lastIndex() + 1
 	if !r.appendEntry(pb.Entry{}) {
-		r.logger.Panicf("raft: empty entry was dropped")
+		r.logger().Panicf("raft: empty entry was dropped")
 	}
-	r.logger.Infof("node %x: leader at term %d", r.id, r.Term)
+	r.logger().Infof("node %x: leader at term %d", r.id, r.Term)
 }
 
 // tick advances the role's clock: the leader's heartbeat (and quorum
@@ -455,7 +475,7 @@ func (r *raft) tickElection() {
 	if r.pastElectionTimeout() && r.promotable() {
 		r.electionElapsed = 0
 		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgHup}); err != nil {
-			r.logger.Debugf("campaign after election timeout: %v", err)
+			r.logger().Debugf("campaign after election timeout: %v", err)
 		}
 	}
 }
@@ -469,7 +489,7 @@ func (r *raft) tickHeartbeat() {
 		r.electionElapsed = 0
 		if r.checkQuorum {
 			if err := r.Step(pb.Message{From: r.id, Type: pb.MsgCheckQuorum}); err != nil {
-				r.logger.Debugf("periodic leader step: %v", err)
+				r.logger().Debugf("periodic leader step: %v", err)
 			}
 		}
 		if r.state == StateLeader && r.leadTransferee != None {
@@ -484,7 +504,7 @@ func (r *raft) tickHeartbeat() {
 	if r.heartbeatElapsed >= r.heartbeatTimeout {
 		r.heartbeatElapsed = 0
 		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgBeat}); err != nil {
-			r.logger.Debugf("periodic leader step: %v", err)
+			r.logger().Debugf("periodic leader step: %v", err)
 		}
 	}
 }
@@ -495,7 +515,9 @@ func (r *raft) pastElectionTimeout() bool {
 
 func (r *raft) resetRandomizedElectionTimeout() {
 	// Saturating: ElectionTick may be close to the largest int.
-	r.randomizedElectionTimeout = saturatingAdd(r.electionTimeout, r.rand.IntN(r.electionTimeout))
+	// rand.Rand holds nothing but its source, so a node keeps the source
+	// alone and wraps it here (on the stack) for the draw.
+	r.randomizedElectionTimeout = saturatingAdd(r.electionTimeout, rand.New(r.rand).IntN(r.electionTimeout))
 }
 
 // promotable reports whether this node may campaign: it is a voter in the
@@ -566,7 +588,7 @@ func (r *raft) stepHigherTerm(m pb.Message) bool {
 			// A leader was heard from within the election timeout: this
 			// candidate is likely disruptive (e.g. it was partitioned).
 			// Don't bump the term or grant the vote (Raft thesis §4.2.3).
-			r.logger.Infof("node %x (last term %d index %d, vote %x): leader lease holds, dropping %s from %x (last term %d index %d) at term %d, %d ticks left",
+			r.logger().Infof("node %x (last term %d index %d, vote %x): leader lease holds, dropping %s from %x (last term %d index %d) at term %d, %d ticks left",
 				r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term, r.electionTimeout-r.electionElapsed)
 			return true
 		}
@@ -578,7 +600,7 @@ func (r *raft) stepHigherTerm(m pb.Message) bool {
 		// A granted pre-vote carries the term we would campaign in; our
 		// term changes only if the pre-election is won.
 	default:
-		r.logger.Infof("node %x (term %d): %s from %x carries higher term %d",
+		r.logger().Infof("node %x (term %d): %s from %x carries higher term %d",
 			r.id, r.Term, m.Type, m.From, m.Term)
 		if m.Type == pb.MsgApp || m.Type == pb.MsgHeartbeat || m.Type == pb.MsgSnap {
 			r.becomeFollower(m.Term, m.From)
@@ -603,11 +625,11 @@ func (r *raft) stepLowerTerm(m pb.Message) {
 	case m.Type == pb.MsgPreVote:
 		// Reject so that the pre-candidate learns the current term instead
 		// of waiting for responses that never come.
-		r.logger.Infof("node %x (last term %d index %d, vote %x): refusing stale %s from %x (last term %d index %d); our term is %d",
+		r.logger().Infof("node %x (last term %d index %d, vote %x): refusing stale %s from %x (last term %d index %d); our term is %d",
 			r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
 		r.send(pb.Message{To: m.From, Term: r.Term, Type: pb.MsgPreVoteResp, Reject: true})
 	default:
-		r.logger.Infof("node %x (term %d): dropping %s from %x with stale term %d",
+		r.logger().Infof("node %x (term %d): dropping %s from %x with stale term %d",
 			r.id, r.Term, m.Type, m.From, m.Term)
 	}
 }
@@ -634,7 +656,7 @@ func stepFollower(r *raft, m pb.Message) error {
 		r.handleSnapshot(m)
 	case pb.MsgTransferLeader:
 		if r.lead == None {
-			r.logger.Infof("node %x: no leader known at term %d, dropping transfer request", r.id, r.Term)
+			r.logger().Infof("node %x: no leader known at term %d, dropping transfer request", r.id, r.Term)
 			return nil
 		}
 		m.To = r.lead
@@ -643,15 +665,15 @@ func stepFollower(r *raft, m pb.Message) error {
 		r.forgetLeader()
 	case pb.MsgReadIndex:
 		if r.lead == None {
-			r.logger.Infof("node %x: no leader known at term %d, dropping read-index request", r.id, r.Term)
+			r.logger().Infof("node %x: no leader known at term %d, dropping read-index request", r.id, r.Term)
 			return nil
 		}
 		m.To = r.lead
 		r.send(m)
 	case pb.MsgReadIndexResp:
-		r.readStates = append(r.readStates, ReadState{Index: m.Index, RequestCtx: m.Entries[0].Data})
+		r.addReadState(ReadState{Index: m.Index, RequestCtx: m.Entries[0].Data})
 	case pb.MsgTimeoutNow:
-		r.logger.Infof("node %x (term %d): %x handed over leadership, campaigning now", r.id, r.Term, m.From)
+		r.logger().Infof("node %x (term %d): %x handed over leadership, campaigning now", r.id, r.Term, m.From)
 		// Leadership transfers never use pre-vote: the leader asked for it.
 		r.hup(campaignTransfer)
 	}
@@ -662,10 +684,10 @@ func stepFollower(r *raft, m pb.Message) error {
 func stepCandidate(r *raft, m pb.Message) error {
 	switch m.Type {
 	case pb.MsgProp:
-		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
+		r.logger().Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
 		return ErrProposalNoLeader
 	case pb.MsgReadIndex:
-		r.logger.Infof("node %x: no leader known at term %d, dropping read-index request", r.id, r.Term)
+		r.logger().Infof("node %x: no leader known at term %d, dropping read-index request", r.id, r.Term)
 	case pb.MsgApp:
 		r.becomeFollower(m.Term, m.From) // always m.Term == r.Term
 		return r.handleAppendEntries(m)
@@ -681,7 +703,7 @@ func stepCandidate(r *raft, m pb.Message) error {
 	case pb.MsgVoteResp, pb.MsgPreVoteResp:
 		r.handleVoteResponse(m)
 	case pb.MsgTimeoutNow:
-		r.logger.Debugf("node %x (term %d, %v): ignoring timeout-now from %x", r.id, r.Term, r.state, m.From)
+		r.logger().Debugf("node %x (term %d, %v): ignoring timeout-now from %x", r.id, r.Term, r.state, m.From)
 	}
 	return nil
 }
@@ -704,7 +726,7 @@ func stepLeader(r *raft, m pb.Message) error {
 	// The rest are about one peer, which must be in the configuration.
 	pr := r.trk.Progress[m.From]
 	if pr == nil {
-		r.logger.Debugf("node %x: %x is not in the configuration, dropping its message", r.id, m.From)
+		r.logger().Debugf("node %x: %x is not in the configuration, dropping its message", r.id, m.From)
 		return nil
 	}
 	switch m.Type {
@@ -720,7 +742,7 @@ func stepLeader(r *raft, m pb.Message) error {
 		if pr.State == tracker.StateReplicate {
 			pr.BecomeProbe()
 		}
-		r.logger.Debugf("node %x: %x unreachable, probing it again (%s)", r.id, m.From, pr)
+		r.logger().Debugf("node %x: %x unreachable, probing it again (%s)", r.id, m.From, pr)
 	case pb.MsgTransferLeader:
 		r.handleTransferLeader(m, pr)
 	}
@@ -731,7 +753,7 @@ func stepLeader(r *raft, m pb.Message) error {
 // the last election timeout, and starts a new interval.
 func (r *raft) checkQuorumActive() {
 	if !r.trk.QuorumActive() {
-		r.logger.Warningf("node %x: no quorum heard from within an election timeout, stepping down", r.id)
+		r.logger().Warningf("node %x: no quorum heard from within an election timeout, stepping down", r.id)
 		r.becomeFollower(r.Term, None)
 		return
 	}

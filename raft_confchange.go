@@ -12,7 +12,7 @@ import (
 func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
 	cfg, prs, err := r.nextConfig(cc)
 	if err != nil {
-		r.logger.Errorf("%x: ignoring invalid conf change %s: %v", r.id, pb.ConfChangesToString(cc.Changes), err)
+		r.logger().Errorf("%x: ignoring invalid conf change %s: %v", r.id, pb.ConfChangesToString(cc.Changes), err)
 		return r.confState()
 	}
 	return r.switchToConfig(cfg, prs)
@@ -53,7 +53,7 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 	before := r.conf.ids(roleVoter | roleOutgoing | roleLearner | roleLearnerNext)
 	r.installConfig(cfg, prs)
 	r.noteRemovals(before)
-	r.logger.Infof("%x: switched to configuration %s", r.id, cfg)
+	r.logger().Infof("%x: switched to configuration %s", r.id, cfg)
 	cs := r.confState()
 	member := r.isMember(r.id)
 
@@ -84,7 +84,7 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 			r.maybeSendAppend(id, !known)
 		})
 	}
-	if _, ok := r.trk.Progress[r.leadTransferee]; !ok && r.leadTransferee != None {
+	if t := r.transferee(); t != None && r.trk.Progress[t] == nil {
 		r.abortLeaderTransfer()
 	}
 	return cs
@@ -163,7 +163,7 @@ func (r *raft) confChangeUnapplied() bool {
 // (a committed one), it takes the rest and applies its removal; if not, it
 // refuses the append and nothing changes.
 func (r *raft) refuseRemovedCampaigner(m pb.Message) {
-	r.logger.Infof("%x: refusing %s from %x (last term %d index %d) at term %d: it was removed from the configuration",
+	r.logger().Infof("%x: refusing %s from %x (last term %d index %d) at term %d: it was removed from the configuration",
 		r.id, m.Type, m.From, m.LogTerm, m.Index, m.Term)
 	if r.state != StateLeader || m.Type != pb.MsgPreVote || m.Term > r.Term+1 {
 		// A vote request carries the campaigner's new term, past ours:
@@ -181,7 +181,7 @@ func (r *raft) refuseRemovedCampaigner(m pb.Message) {
 			return
 		}
 	}
-	r.logger.Infof("%x: sending removed %x the log from index %d up to commit index %d", r.id, m.From, prev, r.raftLog.committed)
+	r.logger().Infof("%x: sending removed %x the log from index %d up to commit index %d", r.id, m.From, prev, r.raftLog.committed)
 	r.send(pb.Message{To: m.From, Type: pb.MsgApp, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: r.raftLog.committed})
 }
 
@@ -281,7 +281,7 @@ func (r *raft) vetConfChange(e *pb.Entry, index uint64) {
 	cc, err := pb.UnmarshalConfChange(*e)
 	if err != nil {
 		// refuseConfChanges has refused it already.
-		r.logger.Panicf("raft: vetting a conf change that does not decode: %v", err)
+		r.logger().Panicf("raft: vetting a conf change that does not decode: %v", err)
 	}
 	r.pendingConfIndex = index
 	if r.excludesSelf(cc.AsV2()) {
@@ -379,14 +379,14 @@ func (r *raft) maybeAutoLeave() {
 	}
 	data, err := (&pb.ConfChangeV2{}).Marshal()
 	if err != nil {
-		r.logger.Panicf("raft: encoding the leave-joint change: %v", err)
+		r.logger().Panicf("raft: encoding the leave-joint change: %v", err)
 	}
 	m := pb.Message{Type: pb.MsgProp, From: r.id, Entries: []pb.Entry{{Type: pb.EntryConfChangeV2, Data: data}}}
 	if err := r.Step(m); err != nil {
-		r.logger.Debugf("node %x: proposing to leave the joint config %s failed (will retry): %v", r.id, r.trk.Config, err)
+		r.logger().Debugf("node %x: proposing to leave the joint config %s failed (will retry): %v", r.id, r.trk.Config, err)
 		return
 	}
-	r.logger.Infof("node %x: proposed leaving the joint config %s", r.id, r.trk.Config)
+	r.logger().Infof("node %x: proposed leaving the joint config %s", r.id, r.trk.Config)
 }
 
 // validateConfState checks that cs describes a possible configuration:

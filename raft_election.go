@@ -8,21 +8,21 @@ import (
 // hup starts an election (or pre-election) if this node may campaign.
 func (r *raft) hup(t CampaignType) {
 	if r.state == StateLeader {
-		r.logger.Debugf("node %x: already leader, no election needed", r.id)
+		r.logger().Debugf("node %x: already leader, no election needed", r.id)
 		return
 	}
 	if !r.promotable() {
-		r.logger.Warningf("node %x: not a voter (or a snapshot is pending), not campaigning", r.id)
+		r.logger().Warningf("node %x: not a voter (or a snapshot is pending), not campaigning", r.id)
 		return
 	}
 	if r.hasUnappliedConfChanges() {
 		// A committed but unapplied conf change may change who votes:
 		// campaigning under the old config could elect a leader the new
 		// config does not accept.
-		r.logger.Warningf("node %x: committed conf changes await applying, not campaigning at term %d", r.id, r.Term)
+		r.logger().Warningf("node %x: committed conf changes await applying, not campaigning at term %d", r.id, r.Term)
 		return
 	}
-	r.logger.Infof("node %x: election timeout at term %d, campaigning", r.id, r.Term)
+	r.logger().Infof("node %x: election timeout at term %d, campaigning", r.id, r.Term)
 	r.campaign(t)
 }
 
@@ -38,7 +38,7 @@ func (r *raft) hasUnappliedConfChanges() bool {
 	for lo < hi {
 		ents, err := r.raftLog.slice(lo, hi, pageSize)
 		if err != nil {
-			r.logger.Panicf("raft: reading committed entries [%d,%d): %v", lo, hi, err)
+			r.logger().Panicf("raft: reading committed entries [%d,%d): %v", lo, hi, err)
 		}
 		for i := range ents {
 			if ents[i].Type == pb.EntryConfChange || ents[i].Type == pb.EntryConfChangeV2 {
@@ -75,7 +75,7 @@ func (r *raft) campaign(t CampaignType) {
 			r.send(pb.Message{To: id, Term: term, Type: voteRespMsgType(voteMsg)})
 			continue
 		}
-		r.logger.Infof("node %x (last term %d index %d): asking for %s from %x at term %d",
+		r.logger().Infof("node %x (last term %d index %d): asking for %s from %x at term %d",
 			r.id, last.term, last.index, voteMsg, id, r.Term)
 		r.send(pb.Message{To: id, Term: term, Type: voteMsg, Index: last.index, LogTerm: last.term, Context: ctx})
 	}
@@ -100,7 +100,7 @@ func (r *raft) handleVoteRequest(m pb.Message) {
 		(m.Type == pb.MsgPreVote && m.Term > r.Term)
 	candidateLast := entryID{term: m.LogTerm, index: m.Index}
 	if canVote && (mutationAnyLog || r.raftLog.isUpToDate(candidateLast)) {
-		r.logger.Infof("node %x (last term %d index %d, vote %x): granting %s to %x (last term %d index %d) at term %d",
+		r.logger().Infof("node %x (last term %d index %d, vote %x): granting %s to %x (last term %d index %d) at term %d",
 			r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
 		// The response carries the candidate's term, not ours: for a
 		// pre-vote ours may be lower, and the pre-candidate must not take
@@ -112,7 +112,7 @@ func (r *raft) handleVoteRequest(m pb.Message) {
 		}
 		return
 	}
-	r.logger.Infof("node %x (last term %d index %d, vote %x): refusing %s to %x (last term %d index %d) at term %d",
+	r.logger().Infof("node %x (last term %d index %d, vote %x): refusing %s to %x (last term %d index %d) at term %d",
 		r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term)
 	if r.Term == 0 {
 		// Only a pre-vote reaches a node still at term 0 (storage with a
@@ -136,7 +136,7 @@ func (r *raft) handleVoteResponse(m pb.Message) {
 	}
 	r.trk.RecordVote(m.From, !m.Reject)
 	granted, rejected, res := r.trk.TallyVotes()
-	r.logger.Infof("node %x: %d granted and %d refused so far (%s)", r.id, granted, rejected, m.Type)
+	r.logger().Infof("node %x: %d granted and %d refused so far (%s)", r.id, granted, rejected, m.Type)
 	switch res {
 	case quorum.VoteWon:
 		if r.state == StatePreCandidate {

@@ -20,7 +20,7 @@ func (r *raft) handleProposal(m pb.Message) error {
 		return ErrProposalNodeRemoved
 	}
 	if r.leadTransferee != None {
-		r.logger.Debugf("node %x (term %d): handing leadership to %x, dropping proposal", r.id, r.Term, r.leadTransferee)
+		r.logger().Debugf("node %x (term %d): handing leadership to %x, dropping proposal", r.id, r.Term, r.leadTransferee)
 		return ErrProposalLeaderTransfer
 	}
 	if r.leavingConfig() && !r.acceptableLeaveJoint(m.Entries) {
@@ -30,11 +30,11 @@ func (r *raft) handleProposal(m pb.Message) error {
 		// refuse its vote to the members that remain (their logs would be
 		// shorter), and once it stops leading it never campaigns: a joint
 		// configuration that still needs its vote would be stuck.
-		r.logger.Debugf("node %x (term %d): leaving the configuration, dropping proposal", r.id, r.Term)
+		r.logger().Debugf("node %x (term %d): leaving the configuration, dropping proposal", r.id, r.Term)
 		return ErrProposalNodeRemoved
 	}
 	if err := r.refuseConfChanges(m.Entries); err != nil {
-		r.logger.Infof("node %x: %v (config %s)", r.id, err, r.trk.Config)
+		r.logger().Infof("node %x: %v (config %s)", r.id, err, r.trk.Config)
 		return err
 	}
 	for i := range m.Entries {
@@ -54,7 +54,7 @@ func (r *raft) handleProposal(m pb.Message) error {
 // index and term.
 func (r *raft) appendEntry(es ...pb.Entry) bool {
 	if !r.increaseUncommittedSize(es) {
-		r.logger.Warningf("node %x: uncommitted-size limit reached, dropping proposal", r.id)
+		r.logger().Warningf("node %x: uncommitted-size limit reached, dropping proposal", r.id)
 		return false
 	}
 	last := r.raftLog.appendNew(r.Term, es)
@@ -168,7 +168,7 @@ func (r *raft) bcastHeartbeat() {
 
 func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
 	if pr := r.trk.Progress[r.id]; pr == nil || pr.IsLearner {
-		r.logger.Debugf("node %x: no longer a voter, not sending heartbeats", r.id)
+		r.logger().Debugf("node %x: no longer a voter, not sending heartbeats", r.id)
 		return
 	}
 	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
@@ -200,7 +200,7 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 	prev := entryID{term: m.LogTerm, index: m.Index}
 	lastNew, ok, err := r.raftLog.maybeAppend(prev, m.Commit, m.Entries)
 	if err != nil {
-		r.logger.Errorf("node %x: dropping append from %x at term %d: %v", r.id, m.From, m.Term, err)
+		r.logger().Errorf("node %x: dropping append from %x at term %d: %v", r.id, m.From, m.Term, err)
 		return fmt.Errorf("%w: %v", ErrInvalidMessage, err)
 	}
 	if ok {
@@ -212,7 +212,7 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 	// match. Entries of a term higher than the leader's term at m.Index
 	// cannot be in the leader's log, so they are skipped in one step.
 	hintIndex, hintTerm := r.raftLog.findConflictByTerm(m.Index, m.LogTerm)
-	r.logger.Debugf("node %x: our term %d at %d does not match append (term %d at %d) from %x; hint index %d term %d",
+	r.logger().Debugf("node %x: our term %d at %d does not match append (term %d at %d) from %x; hint index %d term %d",
 		r.id, r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(m.Index)), m.Index, m.LogTerm, m.Index, m.From, hintIndex, hintTerm)
 	r.send(pb.Message{
 		To:         m.From,
@@ -264,7 +264,7 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 	case pr.State == tracker.StateSnapshot && pr.Match+1 >= r.raftLog.firstIndex():
 		// The follower has caught up far enough (through the snapshot or
 		// otherwise) to continue from the log.
-		r.logger.Debugf("node %x: %x caught up past the compaction point, replicating again (%s)", r.id, m.From, pr)
+		r.logger().Debugf("node %x: %x caught up past the compaction point, replicating again (%s)", r.id, m.From, pr)
 		pr.BecomeProbe()
 		pr.BecomeReplicate()
 	case pr.State == tracker.StateReplicate:
@@ -287,7 +287,7 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 		r.sendAppend(m.From)
 	}
 	if m.From == r.leadTransferee && pr.Match == r.raftLog.lastIndex() {
-		r.logger.Infof("node %x: transferee %x caught up, sending timeout-now", r.id, m.From)
+		r.logger().Infof("node %x: transferee %x caught up, sending timeout-now", r.id, m.From)
 		r.sendTimeoutNow(m.From)
 	}
 	return nil
@@ -296,7 +296,7 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 // handleAppendRejection moves a follower's Next back after a rejection,
 // using the follower's hint to skip whole terms, and probes again.
 func (r *raft) handleAppendRejection(m pb.Message, pr *tracker.Progress) {
-	r.logger.Debugf("node %x: hint index %d term %d from %x after it refused index %d",
+	r.logger().Debugf("node %x: hint index %d term %d from %x after it refused index %d",
 		r.id, m.RejectHint, m.LogTerm, m.From, m.Index)
 	next := m.RejectHint
 	if m.LogTerm > 0 {
@@ -307,7 +307,7 @@ func (r *raft) handleAppendRejection(m pb.Message, pr *tracker.Progress) {
 	if !pr.MaybeDecrTo(m.Index, next) {
 		return // stale
 	}
-	r.logger.Debugf("node %x: probing %x further back (%s)", r.id, m.From, pr)
+	r.logger().Debugf("node %x: probing %x further back (%s)", r.id, m.From, pr)
 	if pr.State == tracker.StateReplicate {
 		pr.BecomeProbe()
 	}
@@ -345,11 +345,11 @@ func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
 // forwardProposal sends a follower's proposal to the leader.
 func (r *raft) forwardProposal(m pb.Message) error {
 	if r.lead == None {
-		r.logger.Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
+		r.logger().Infof("node %x: no leader known at term %d, dropping proposal", r.id, r.Term)
 		return ErrProposalNoLeader
 	}
 	if r.disableProposalForwarding {
-		r.logger.Infof("node %x: forwarding disabled (leader %x, term %d), dropping proposal", r.id, r.lead, r.Term)
+		r.logger().Infof("node %x: forwarding disabled (leader %x, term %d), dropping proposal", r.id, r.lead, r.Term)
 		return ErrProposalForwardingDisabled
 	}
 	m.To = r.lead
@@ -366,8 +366,8 @@ func (r *raft) forwardProposal(m pb.Message) error {
 // superseded meanwhile (the apply thread lagging the append thread) only
 // returns its size budget.
 func (r *raft) appliedTo(index, size, payloads uint64) {
-	if !r.raftLog.appliedTo(index, size) {
-		r.logger.Debugf("node %x: applied batch up to %d superseded by the snapshot at %d", r.id, index, r.raftLog.snapApplied)
+	if !r.raftLog.appliedTo(index, size, r.snapApplied()) {
+		r.logger().Debugf("node %x: applied batch up to %d superseded by the snapshot at %d", r.id, index, r.snapApplied())
 		return
 	}
 	r.reduceUncommittedSize(payloads)

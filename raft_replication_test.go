@@ -478,7 +478,7 @@ func TestProposalRouting(t *testing.T) {
 		c.campaign(1)
 		c.isolate(2) // keep the transfer from finishing
 		c.nodes[1].rn.TransferLeader(2)
-		require.Equal(t, uint64(2), c.nodes[1].r().leadTransferee)
+		require.Equal(t, uint64(2), c.nodes[1].r().transferee())
 		before := c.nodes[1].r().raftLog.lastIndex()
 		requireDropped(t, c.nodes[1].rn.Propose([]byte("x")), ErrProposalLeaderTransfer)
 		require.Equal(t, before, c.nodes[1].r().raftLog.lastIndex())

@@ -11,21 +11,21 @@ import (
 // were compacted away. It reports whether it sent one.
 func (r *raft) maybeSendSnapshot(to uint64, pr *tracker.Progress) bool {
 	if !pr.RecentActive {
-		r.logger.Debugf("node %x: %x has been silent, holding its snapshot back", r.id, to)
+		r.logger().Debugf("node %x: %x has been silent, holding its snapshot back", r.id, to)
 		return false
 	}
 	snap, err := r.raftLog.snapshot()
 	if errors.Is(err, ErrSnapshotTemporarilyUnavailable) {
-		r.logger.Debugf("node %x: storage has no snapshot for %x yet, will retry", r.id, to)
+		r.logger().Debugf("node %x: storage has no snapshot for %x yet, will retry", r.id, to)
 		return false
 	}
 	if err != nil {
-		r.logger.Panicf("raft: reading the snapshot for %x: %v", to, err)
+		r.logger().Panicf("raft: reading the snapshot for %x: %v", to, err)
 	}
 	if IsEmptySnap(snap) {
-		r.logger.Panicf("raft: need a non-empty snapshot for %x", to)
+		r.logger().Panicf("raft: need a non-empty snapshot for %x", to)
 	}
-	r.logger.Infof("node %x (first %d, commit %d): entries compacted, sending snapshot index %d term %d to %x (%s)",
+	r.logger().Infof("node %x (first %d, commit %d): entries compacted, sending snapshot index %d term %d to %x (%s)",
 		r.id, r.raftLog.firstIndex(), r.raftLog.committed, snap.Metadata.Index, snap.Metadata.Term, to, pr)
 	pr.BecomeSnapshot(snap.Metadata.Index)
 	r.send(pb.Message{To: to, Type: pb.MsgSnap, Snapshot: &snap})
@@ -38,11 +38,11 @@ func (r *raft) handleSnapshot(m pb.Message) {
 	s := *m.Snapshot
 	sindex, sterm := s.Metadata.Index, s.Metadata.Term
 	if r.restore(s) {
-		r.logger.Infof("node %x: installed snapshot, commit now %d (snapshot index %d term %d)", r.id, r.raftLog.committed, sindex, sterm)
+		r.logger().Infof("node %x: installed snapshot, commit now %d (snapshot index %d term %d)", r.id, r.raftLog.committed, sindex, sterm)
 		r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: r.raftLog.lastIndex()})
 		return
 	}
-	r.logger.Infof("node %x: snapshot no newer than commit %d, keeping the log (snapshot index %d term %d)", r.id, r.raftLog.committed, sindex, sterm)
+	r.logger().Infof("node %x: snapshot no newer than commit %d, keeping the log (snapshot index %d term %d)", r.id, r.raftLog.committed, sindex, sterm)
 	r.send(pb.Message{To: m.From, Type: pb.MsgAppResp, Index: r.raftLog.committed})
 }
 
@@ -57,7 +57,7 @@ func (r *raft) restore(s pb.Snapshot) bool {
 		// Only followers install snapshots (a candidate that receives one
 		// becomes a follower first, and a leader never receives one for
 		// its own term).
-		r.logger.Warningf("node %x: not installing a snapshot as %s", r.id, r.state)
+		r.logger().Warningf("node %x: not installing a snapshot as %s", r.id, r.state)
 		return false
 	}
 	if !isMember(s.Metadata.ConfState, r.id) {
@@ -66,14 +66,14 @@ func (r *raft) restore(s pb.Snapshot) bool {
 		// committed state, stays out of elections, and learns of its
 		// membership from the entries after the snapshot. Refusing it
 		// would make the leader resend it forever.
-		r.logger.Infof("node %x: snapshot at %d has config %s without this node; installing it, membership comes with later entries",
+		r.logger().Infof("node %x: snapshot at %d has config %s without this node; installing it, membership comes with later entries",
 			r.id, s.Metadata.Index, s.Metadata.ConfState.Describe())
 	}
 	id := entryID{term: s.Metadata.Term, index: s.Metadata.Index}
 	if r.raftLog.matchTerm(id) {
 		// We have the snapshot's last entry: fast-forward the commit index
 		// and keep the log after it.
-		r.logger.Infof("node %x: log already holds the snapshot point, commit %d -> %d (term %d)",
+		r.logger().Infof("node %x: log already holds the snapshot point, commit %d -> %d (term %d)",
 			r.id, r.raftLog.committed, id.index, id.term)
 		r.raftLog.commitTo(id.index)
 		return false
@@ -82,7 +82,7 @@ func (r *raft) restore(s pb.Snapshot) bool {
 	if err := r.restoreConfState(s.Metadata.ConfState); err != nil {
 		// The snapshot came over the network with an invalid config, but
 		// the log is already replaced: this cannot be undone safely.
-		r.logger.Panicf("raft: unable to restore config %s: %v", s.Metadata.ConfState.Describe(), err)
+		r.logger().Panicf("raft: unable to restore config %s: %v", s.Metadata.ConfState.Describe(), err)
 	}
 	return true
 }
@@ -108,7 +108,7 @@ func (r *raft) handleSnapStatus(m pb.Message, pr *tracker.Progress) {
 		pr.PendingSnapshot = 0
 	}
 	pr.BecomeProbe()
-	r.logger.Debugf("node %x: snapshot to %x %s, probing again (%s)", r.id, m.From, snapStatusWord(m.Reject), pr)
+	r.logger().Debugf("node %x: snapshot to %x %s, probing again (%s)", r.id, m.From, snapStatusWord(m.Reject), pr)
 	// Wait for the next heartbeat response before probing, so a slow
 	// follower still applying the snapshot is not flooded.
 	pr.MsgAppFlowPaused = true
@@ -134,7 +134,7 @@ func (r *raft) checkSnapshotStalls() {
 		if pr.SnapshotTicks < r.snapshotTimeout {
 			return
 		}
-		r.logger.Warningf("node %x: no news of the snapshot at %d sent to %x for %d ticks, probing it again",
+		r.logger().Warningf("node %x: no news of the snapshot at %d sent to %x for %d ticks, probing it again",
 			r.id, pr.PendingSnapshot, id, pr.SnapshotTicks)
 		pr.PendingSnapshot = 0 // it may never have arrived
 		pr.BecomeProbe()
@@ -144,5 +144,15 @@ func (r *raft) checkSnapshotStalls() {
 
 // appliedSnapshot records that the snapshot at index was applied.
 func (r *raft) appliedSnapshot(index uint64) {
+	s := r.rare()
+	s.snapApplied = max(s.snapApplied, index)
 	r.raftLog.appliedSnapshotTo(index)
+}
+
+// snapApplied returns the index of the newest snapshot applied, 0 if none.
+func (r *raft) snapApplied() uint64 {
+	if r.seldom == nil {
+		return 0
+	}
+	return r.seldom.snapApplied
 }

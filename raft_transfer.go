@@ -9,30 +9,30 @@ import (
 // transferee), or restarts one aimed elsewhere.
 func (r *raft) handleTransferLeader(m pb.Message, pr *tracker.Progress) {
 	if pr.IsLearner {
-		r.logger.Debugf("node %x: learners cannot take leadership, ignoring transfer", r.id)
+		r.logger().Debugf("node %x: learners cannot take leadership, ignoring transfer", r.id)
 		return
 	}
 	transferee := m.From
 	if last := r.leadTransferee; last != None {
 		if last == transferee {
-			r.logger.Infof("node %x (term %d): transfer to %x already under way (request for %x)",
+			r.logger().Infof("node %x (term %d): transfer to %x already under way (request for %x)",
 				r.id, r.Term, transferee, transferee)
 			return
 		}
 		r.abortLeaderTransfer()
-		r.logger.Infof("node %x (term %d): abandoning transfer to %x for a new one", r.id, r.Term, last)
+		r.logger().Infof("node %x (term %d): abandoning transfer to %x for a new one", r.id, r.Term, last)
 	}
 	if transferee == r.id {
-		r.logger.Debugf("node %x: transfer to the current leader itself, nothing to do", r.id)
+		r.logger().Debugf("node %x: transfer to the current leader itself, nothing to do", r.id)
 		return
 	}
-	r.logger.Infof("node %x (term %d): handing leadership to %x", r.id, r.Term, transferee)
+	r.logger().Infof("node %x (term %d): handing leadership to %x", r.id, r.Term, transferee)
 	// The transfer must finish within an election timeout.
 	r.electionElapsed = 0
 	r.leadTransferee = transferee
 	if pr.Match == r.raftLog.lastIndex() {
 		r.sendTimeoutNow(transferee)
-		r.logger.Infof("node %x: %x is caught up, sending it timeout-now", r.id, transferee)
+		r.logger().Infof("node %x: %x is caught up, sending it timeout-now", r.id, transferee)
 	} else {
 		r.sendAppend(transferee)
 	}
@@ -42,7 +42,22 @@ func (r *raft) sendTimeoutNow(to uint64) {
 	r.send(pb.Message{To: to, Type: pb.MsgTimeoutNow})
 }
 
-func (r *raft) abortLeaderTransfer() { r.leadTransferee = None }
+// abortLeaderTransfer ends the transfer under way, if any. A node that
+// does not lead has none: its leaderState is gone.
+func (r *raft) abortLeaderTransfer() {
+	if r.leaderState != nil {
+		r.leadTransferee = None
+	}
+}
+
+// transferee returns the node the leader is handing leadership to, or None
+// (always None when this node does not lead).
+func (r *raft) transferee() uint64 {
+	if r.leaderState == nil {
+		return None
+	}
+	return r.leadTransferee
+}
 
 // forgetLeader makes a follower forget its leader, so that (with
 // CheckQuorum) it may grant votes at once instead of waiting for the lease
@@ -56,13 +71,13 @@ func (r *raft) forgetLeader() {
 		// follower votes within an election timeout of hearing from it:
 		// forgetting it would let a new leader be elected behind its
 		// back.
-		r.logger.Infof("node %x: not forgetting leader %x with lease-based reads", r.id, r.lead)
+		r.logger().Infof("node %x: not forgetting leader %x with lease-based reads", r.id, r.lead)
 		return
 	}
 	r.startupLease = false
 	if r.lead == None {
 		return
 	}
-	r.logger.Infof("node %x: forgetting leader %x at term %d", r.id, r.lead, r.Term)
+	r.logger().Infof("node %x: forgetting leader %x at term %d", r.id, r.lead, r.Term)
 	r.lead = None
 }

@@ -44,12 +44,6 @@ type raftLog struct {
 	applying uint64
 	// applied is the highest index the application reported as applied.
 	applied uint64
-	// snapApplied is the index of the newest snapshot applied. With
-	// AsyncStorageWrites the apply thread may report a batch handed out
-	// before that snapshot after it: such a batch ends below snapApplied
-	// and is superseded by the snapshot.
-	snapApplied uint64
-
 	// maxApplyingEntsSize caps the total size of entries handed out for
 	// applying and not yet reported applied (MaxCommittedSizePerReady).
 	maxApplyingEntsSize uint64
@@ -455,9 +449,11 @@ func (l *raftLog) acceptApplying(i, size uint64, allowUnstable bool) {
 // appliedTo records that the application applied every entry up to index i;
 // size is the size of the entries it applied since the last call. It
 // reports false, changing nothing but the size budget, for a batch that a
-// snapshot applied since it was handed out has superseded.
-func (l *raftLog) appliedTo(i, size uint64) bool {
-	if i < l.snapApplied && i <= l.applied && !mutationStaleApplyPanics {
+// snapshot applied since it was handed out has superseded: snapApplied is
+// the index of the newest snapshot applied (0 if none), which the node
+// keeps (see seldomState).
+func (l *raftLog) appliedTo(i, size, snapApplied uint64) bool {
+	if i < snapApplied && i <= l.applied && !mutationStaleApplyPanics {
 		l.applyingEntsSize -= min(size, l.applyingEntsSize)
 		l.applyingEntsPaused = l.applyingEntsSize >= l.maxApplyingEntsSize
 		return false
@@ -477,9 +473,8 @@ func (l *raftLog) appliedTo(i, size uint64) bool {
 
 // appliedSnapshotTo records that the snapshot at index i was applied.
 func (l *raftLog) appliedSnapshotTo(i uint64) {
-	l.snapApplied = max(l.snapApplied, i)
 	if i > l.applied {
-		l.appliedTo(i, 0)
+		l.appliedTo(i, 0, i)
 	}
 }
 
@@ -522,8 +517,9 @@ func (l *raftLog) restore(s pb.Snapshot) {
 // checkInvariants panics, naming the invariant, if the log's indexes
 // disagree: committed <= lastIndex, applied <= applying <= committed, the
 // unstable tail consistent in itself and, when it holds no snapshot,
-// continuing the stable log without a gap. It takes constant time (and one
-// call to Storage).
+// continuing the stable log without a gap, and the term it keeps for the
+// entry before the tail storage's. It takes constant time (and two calls
+// to Storage).
 func (l *raftLog) checkInvariants() {
 	l.unstable.checkInvariants()
 	if last := l.lastIndex(); l.committed > last {
@@ -538,6 +534,12 @@ func (l *raftLog) checkInvariants() {
 		if err == nil && l.unstable.offset > stableLast+1 {
 			l.unstable.logger.Panicf("raft: invariant: unstable offset(%d) > stable lastIndex(%d)+1: a gap between the stable and unstable entries",
 				l.unstable.offset, stableLast)
+		}
+		if u := &l.unstable; u.prevTerm != 0 {
+			if t, err := l.storage.Term(u.offset - 1); err == nil && t != u.prevTerm {
+				u.logger.Panicf("raft: invariant: the term %d kept for index %d before the unstable tail differs from storage's %d",
+					u.prevTerm, u.offset-1, t)
+			}
 		}
 	}
 }

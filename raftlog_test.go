@@ -109,7 +109,7 @@ func TestLogTermWithUnstableSnapshot(t *testing.T) {
 	_, err = l.term(2)
 	require.ErrorIs(t, err, ErrCompacted, "stable entries before an unstable snapshot are gone")
 	// The log may not be applied past the snapshot before it is applied.
-	l.appliedTo(0, 0)
+	l.appliedTo(0, 0, 0)
 	require.False(t, l.hasNextCommittedEnts(true), "nothing applies before the snapshot")
 }
 
@@ -361,7 +361,7 @@ func TestLogNextCommittedEnts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := testLog{stable: []uint64{1, 1}, unstable: []uint64{2, 2}}.build(t)
 			l.commitTo(tt.committed)
-			l.appliedTo(tt.applied, 0)
+			l.appliedTo(tt.applied, 0, 0)
 			if tt.snapPending {
 				l.restore(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 10, Term: 3}})
 			}
@@ -391,7 +391,7 @@ func TestLogApplyingSizeBudget(t *testing.T) {
 	require.Nil(t, l.nextCommittedEnts(false))
 	require.False(t, l.hasNextCommittedEnts(false))
 
-	l.appliedTo(1, size) // half applied frees half the budget
+	l.appliedTo(1, size, 0) // half applied frees half the budget
 	require.False(t, l.applyingEntsPaused)
 	batch = l.nextCommittedEnts(false)
 	require.Len(t, batch, 1)
@@ -399,12 +399,12 @@ func TestLogApplyingSizeBudget(t *testing.T) {
 	l.acceptApplying(3, size, false)
 	require.True(t, l.applyingEntsPaused)
 
-	l.appliedTo(3, 2*size)
+	l.appliedTo(3, 2*size, 0)
 	batch = l.nextCommittedEnts(false)
 	require.Len(t, batch, 2)
 	require.Equal(t, uint64(4), batch[0].Index)
 	l.acceptApplying(5, 2*size, false)
-	l.appliedTo(5, 2*size)
+	l.appliedTo(5, 2*size, 0)
 	require.Nil(t, l.nextCommittedEnts(false))
 	require.Zero(t, l.applyingEntsSize)
 }
@@ -421,7 +421,7 @@ func TestLogApplyingOversizedEntry(t *testing.T) {
 	require.Len(t, batch, 1)
 	l.acceptApplying(1, uint64(batch[0].Size()), false)
 	require.Nil(t, l.nextCommittedEnts(false))
-	l.appliedTo(1, uint64(batch[0].Size()))
+	l.appliedTo(1, uint64(batch[0].Size()), 0)
 	batch = l.nextCommittedEnts(false)
 	require.Len(t, batch, 1)
 	require.Equal(t, uint64(2), batch[0].Index)
@@ -444,9 +444,9 @@ func TestLogStableToAfterTruncation(t *testing.T) {
 func TestLogAppliedOutOfRangePanics(t *testing.T) {
 	l := testLog{stable: []uint64{1, 1}}.build(t)
 	l.commitTo(1)
-	require.Panics(t, func() { l.appliedTo(2, 0) }, "applied past committed")
-	l.appliedTo(1, 0)
-	require.Panics(t, func() { l.appliedTo(0, 0) }, "applied moving back")
+	require.Panics(t, func() { l.appliedTo(2, 0, 0) }, "applied past committed")
+	l.appliedTo(1, 0, 0)
+	require.Panics(t, func() { l.appliedTo(0, 0, 0) }, "applied moving back")
 }
 
 func TestLogEntriesFrom(t *testing.T) {

@@ -14,10 +14,6 @@ type SoftState struct {
 	RaftState StateType
 }
 
-func (a *SoftState) equal(b *SoftState) bool {
-	return a.Lead == b.Lead && a.RaftState == b.RaftState
-}
-
 // ReadState answers a ReadIndex request: once the application has applied
 // every entry up to Index, it may serve the read identified by RequestCtx.
 type ReadState struct {
@@ -103,9 +99,11 @@ type readyAck struct {
 	// snapIndex is the index of the snapshot handed out (0 if none).
 	snapIndex uint64
 	// applied is the last committed entry handed out (0 if none), with
-	// the total encoded and payload sizes of those entries.
+	// the total payload size of those entries. Their encoded size is the
+	// log's applyingEntsSize: without AsyncStorageWrites only accept adds
+	// to it and only Advance takes from it, so at Advance it holds exactly
+	// what the Readys since the last Advance handed out.
 	applied             uint64
-	appliedSize         uint64
 	appliedPayloadsSize uint64
 	// steps are messages to this node itself, delivered once the writes
 	// are done (its acknowledgements of its own entries, its votes).
@@ -116,14 +114,19 @@ type readyAck struct {
 // messages and proposals, and hands out Ready batches. It is not safe for
 // concurrent use: drive it from one goroutine (or use Node).
 type RawNode struct {
-	raft       *raft
-	prevSoftSt SoftState
+	raft *raft
+	// prevLead and prevState are the SoftState the last Ready reported.
+	// The state takes a byte (the roles are 0 to 3), beside the flags:
+	// an idle group's RawNode stays in the 112-byte size class.
+	prevLead   uint64
 	prevHardSt pb.HardState
-	ack        readyAck
+	// ack is what the Readys handed out since the last Advance: nothing
+	// (but maybe an empty steps array) when none is outstanding, so that
+	// Advance then does nothing.
+	ack readyAck
 
 	asyncWrite bool
-	// outstanding is true between Ready and Advance.
-	outstanding bool
+	prevState  uint8
 	// busy records that a Ready was handed out since the last Tick; a
 	// node that stays idle for a whole tick releases its buffers, if it
 	// holds any (holding: a Ready was handed out since the last release).
@@ -144,9 +147,20 @@ func NewRawNode(c *Config) (*RawNode, error) {
 		return nil, err
 	}
 	rn := &RawNode{raft: r, asyncWrite: c.AsyncStorageWrites}
-	rn.prevSoftSt = r.softState()
+	rn.setPrevSoftState(r.softState())
 	rn.prevHardSt = r.hardState()
 	return rn, nil
+}
+
+// softStateChanged reports whether ss differs from the SoftState of the
+// last Ready.
+func (rn *RawNode) softStateChanged(ss SoftState) bool {
+	return ss.Lead != rn.prevLead || ss.RaftState != StateType(rn.prevState)
+}
+
+// setPrevSoftState records ss as the SoftState of the last Ready.
+func (rn *RawNode) setPrevSoftState(ss SoftState) {
+	rn.prevLead, rn.prevState = ss.Lead, uint8(ss.RaftState)
 }
 
 // Bootstrap initializes a fresh node's log with a conf change entry adding
@@ -312,14 +326,14 @@ func (rn *RawNode) Step(m pb.Message) error {
 // HasReady reports whether Ready would return any work.
 func (rn *RawNode) HasReady() bool {
 	r := rn.raft
-	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
+	if rn.softStateChanged(r.softState()) {
 		return true
 	}
 	if hs := r.hardState(); !IsEmptyHardState(hs) && hs != rn.prevHardSt {
 		return true
 	}
 	return r.raftLog.hasNextUnstableSnapshot() ||
-		len(r.msgs) > 0 || len(r.msgsAfterAppend) > 0 || len(r.readStates) > 0 ||
+		len(r.msgs) > 0 || len(r.msgsAfterAppend) > 0 || len(r.readStates()) > 0 ||
 		r.raftLog.hasNextUnstableEnts() ||
 		r.raftLog.hasNextCommittedEnts(!rn.asyncWrite)
 }
@@ -341,9 +355,9 @@ func (rn *RawNode) readyWithoutAccept(rd *Ready) {
 	*rd = Ready{
 		Entries:          r.raftLog.nextUnstableEnts(),
 		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
-		ReadStates:       r.readStates,
+		ReadStates:       r.readStates(),
 	}
-	if ss := r.softState(); !ss.equal(&rn.prevSoftSt) {
+	if ss := r.softState(); rn.softStateChanged(ss) {
 		// Allocated only when it changed: a SoftState taken by address
 		// on every Ready would escape to the heap each time.
 		rd.SoftState = &SoftState{Lead: ss.Lead, RaftState: ss.RaftState}
@@ -433,7 +447,7 @@ func (r *raft) takeOwnMessages(steps []pb.Message) []pb.Message {
 func (rn *RawNode) accept(rd *Ready) {
 	r := rn.raft
 	if rd.SoftState != nil {
-		rn.prevSoftSt = *rd.SoftState
+		rn.setPrevSoftState(*rd.SoftState)
 	}
 	if !rn.asyncWrite {
 		rn.ack.steps = r.takeOwnMessages(rn.ack.steps)
@@ -447,11 +461,13 @@ func (rn *RawNode) accept(rd *Ready) {
 	r.takeMsgs(int(rn.msgSlots))
 	rn.msgSlots = 0
 	r.msgsAfterAppend = reuseMessages(r.msgsAfterAppend)
-	r.readStates = nil
+	if r.seldom != nil {
+		r.seldom.readStates = nil
+	}
 	r.raftLog.acceptUnstable()
 	if !IsEmptyHardState(rd.HardState) {
 		if invariants.Enabled {
-			checkHardStateSuccession(r.logger, rn.prevHardSt, rd.HardState)
+			checkHardStateSuccession(r.logger(), rn.prevHardSt, rd.HardState)
 		}
 		rn.prevHardSt = rd.HardState
 	}
@@ -472,11 +488,9 @@ func (rn *RawNode) accept(rd *Ready) {
 	if n := len(rd.CommittedEntries); n > 0 {
 		size := pb.EntriesSize(rd.CommittedEntries)
 		rn.ack.applied = rd.CommittedEntries[n-1].Index
-		rn.ack.appliedSize += size
 		rn.ack.appliedPayloadsSize += pb.PayloadsSize(rd.CommittedEntries)
 		r.raftLog.acceptApplying(rn.ack.applied, size, true)
 	}
-	rn.outstanding = true
 }
 
 // Advance tells the node that the last Ready was handled: its entries,
@@ -490,12 +504,8 @@ func (rn *RawNode) Advance(_ Ready) {
 	if rn.asyncWrite {
 		panic("raft: Advance must not be called with AsyncStorageWrites")
 	}
-	if !rn.outstanding {
-		return
-	}
 	ack := rn.ack
 	rn.ack = readyAck{}
-	rn.outstanding = false
 	r := rn.raft
 	if ack.snapIndex > 0 {
 		r.raftLog.stableSnapTo(ack.snapIndex)
@@ -505,11 +515,11 @@ func (rn *RawNode) Advance(_ Ready) {
 		r.raftLog.stableTo(ack.stable)
 	}
 	if ack.applied > 0 {
-		r.appliedTo(ack.applied, ack.appliedSize, ack.appliedPayloadsSize)
+		r.appliedTo(ack.applied, r.raftLog.applyingEntsSize, ack.appliedPayloadsSize)
 	}
 	for _, m := range ack.steps {
 		if err := r.Step(m); err != nil {
-			r.logger.Panicf("raft: stepping own message %s: %v", m.Type, err)
+			r.logger().Panicf("raft: stepping own message %s: %v", m.Type, err)
 		}
 	}
 	// Keep the array for the next Ready's own messages.

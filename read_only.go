@@ -142,7 +142,7 @@ func (r *raft) readIndexAcked(m pb.Message) {
 // the follower that asked.
 func (r *raft) answerReadIndex(m pb.Message, index uint64) {
 	if m.From == None || m.From == r.id {
-		r.readStates = append(r.readStates, ReadState{Index: index, RequestCtx: m.Entries[0].Data})
+		r.addReadState(ReadState{Index: index, RequestCtx: m.Entries[0].Data})
 		return
 	}
 	r.send(pb.Message{To: m.From, Type: pb.MsgReadIndexResp, Index: index, Entries: m.Entries})

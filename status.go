@@ -38,7 +38,7 @@ func getBasicStatus(r *raft) BasicStatus {
 		HardState:      r.hardState(),
 		SoftState:      r.softState(),
 		Applied:        r.raftLog.applied,
-		LeadTransferee: r.leadTransferee,
+		LeadTransferee: r.transferee(),
 	}
 }
 

@@ -389,26 +389,42 @@ func (ms *MemoryStorage) append(entries []pb.Entry) {
 	ms.ents = appendEntries(ms.ents, entries)
 }
 
-// MemoryStorage doubles its array when it runs out of room for logs of
-// between minDoublingEntries and maxDoublingEntries entries. Below,
-// append already doubles (and a small log, such as an idle group's,
-// keeps no more spare room than append gives it); above, append's own
-// growth (about 1.25x) keeps the spare room of a large log small.
+// How MemoryStorage grows its array when it runs out of room. A log of
+// at most maxExactEntries entries gets an array of exactly its length:
+// that is the log of a group that was bootstrapped and elected a leader or
+// two, and an idle group keeps it for good, so spare room would be held
+// by thousands of groups (append would give a log of 4 entries room for
+// 6). A busy log pays a few more small copies, after each compaction at
+// most. Logs of between minDoublingEntries and maxDoublingEntries entries
+// double their array; between the two ranges append already doubles,
+// and above them append's own growth (about 1.25x) keeps the spare room
+// of a large log small.
 const (
+	maxExactEntries    = 8
 	minDoublingEntries = 256
 	maxDoublingEntries = 1 << 16
 )
 
-// appendEntries appends src to dst, doubling dst's array when it must
-// grow (see minDoublingEntries). append alone grows a slice of this size
-// by a quarter at a time, so a log that grows from a compaction to the
-// next one (thousands of entries) is copied and reallocated several times
+// appendEntries appends src to dst, growing dst's array as the constants
+// above say. append alone grows a slice of minDoublingEntries or more by
+// a quarter at a time, so a log that grows from a compaction to the next
+// one (thousands of entries) would be copied and reallocated several times
 // over; doubling copies each entry about once.
 func appendEntries(dst, src []pb.Entry) []pb.Entry {
-	if n := len(dst) + len(src); n > cap(dst) && n >= minDoublingEntries && n <= maxDoublingEntries {
-		grown := make([]pb.Entry, len(dst), 2*n)
-		copy(grown, dst)
-		dst = grown
+	n := len(dst) + len(src)
+	if n <= cap(dst) {
+		return append(dst, src...)
 	}
-	return append(dst, src...)
+	var c int
+	switch {
+	case n <= maxExactEntries:
+		c = n
+	case n >= minDoublingEntries && n <= maxDoublingEntries:
+		c = 2 * n
+	default:
+		return append(dst, src...)
+	}
+	grown := make([]pb.Entry, len(dst), c)
+	copy(grown, dst)
+	return append(grown, src...)
 }

@@ -444,6 +444,25 @@ func TestMemoryStorageAppendDoubles(t *testing.T) {
 	require.Less(t, perEntry, 3.0)
 }
 
+// A small log (a group's bootstrap entries, then a leader's empty entry)
+// keeps an array of exactly its length: 4 entries in a 192-byte array, not
+// the 6 that append would give them (288 bytes) and every idle group would
+// hold.
+func TestMemoryStorageSmallLogKeepsNoSpareRoom(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.Append(entsFrom(1, 1, 1, 1)))
+	require.NoError(t, ms.Append(entsFrom(4, 2)))
+	require.Equal(t, 4, cap(ms.ents))
+	for i := uint64(5); i <= maxExactEntries; i++ {
+		require.NoError(t, ms.Append(entsFrom(i, 2)))
+		require.Equal(t, int(i), cap(ms.ents))
+	}
+	ents, err := ms.Entries(1, maxExactEntries+1, noLimit)
+	require.NoError(t, err)
+	require.Len(t, ents, maxExactEntries)
+	require.Equal(t, uint64(maxExactEntries), ents[maxExactEntries-1].Index)
+}
+
 // Snapshot stays unavailable, as a test asked, while snapshots are applied
 // and created, and returns the latest once available again.
 func TestMemoryStorageSnapshotUnavailableForTest(t *testing.T) {

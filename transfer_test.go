@@ -44,7 +44,7 @@ func TestTransferToLaggingFollower(t *testing.T) {
 		return true
 	}
 	leader.rn.TransferLeader(3)
-	require.Equal(t, uint64(3), leader.r().leadTransferee)
+	require.Equal(t, uint64(3), leader.r().transferee())
 	requireDropped(t, leader.rn.Propose([]byte("x")), ErrProposalLeaderTransfer, "no proposals during a transfer")
 	c.stabilize()
 	require.Equal(t, []uint64{3}, c.leaders())
@@ -60,10 +60,10 @@ func TestTransferToPartitionedFollowerAborts(t *testing.T) {
 	c.isolate(3)
 	leader := c.nodes[1]
 	leader.rn.TransferLeader(3)
-	require.Equal(t, uint64(3), leader.r().leadTransferee)
+	require.Equal(t, uint64(3), leader.r().transferee())
 	require.Equal(t, uint64(3), leader.rn.BasicStatus().LeadTransferee)
 	c.tickAll(leader.r().electionTimeout)
-	require.Equal(t, None, leader.r().leadTransferee)
+	require.Equal(t, None, leader.r().transferee())
 	require.Equal(t, StateLeader, leader.r().state)
 	require.NoError(t, leader.rn.Propose([]byte("resumed")))
 }
@@ -78,17 +78,17 @@ func TestTransferRequestsIgnoredOrReplaced(t *testing.T) {
 	c.proposeCC(1, v1(pb.ConfChangeAddLearnerNode, 4))
 
 	leader.rn.TransferLeader(1)
-	require.Equal(t, None, leader.r().leadTransferee, "to itself")
+	require.Equal(t, None, leader.r().transferee(), "to itself")
 	leader.rn.TransferLeader(4)
-	require.Equal(t, None, leader.r().leadTransferee, "to a learner")
+	require.Equal(t, None, leader.r().transferee(), "to a learner")
 
 	c.isolate(2)
 	c.isolate(3)
 	leader.rn.TransferLeader(2)
-	require.Equal(t, uint64(2), leader.r().leadTransferee)
+	require.Equal(t, uint64(2), leader.r().transferee())
 	c.stabilize() // its timeout-now is lost
 	leader.rn.TransferLeader(3)
-	require.Equal(t, uint64(3), leader.r().leadTransferee, "the second request wins")
+	require.Equal(t, uint64(3), leader.r().transferee(), "the second request wins")
 	c.stabilize() // and so is this one
 	c.heal()
 	c.stabilize()
@@ -110,12 +110,12 @@ func TestTransferAbortedWhenTransfereeRemoved(t *testing.T) {
 	require.NoError(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeRemoveNode, 3)))
 	c.stabilize()
 	leader.rn.TransferLeader(3)
-	require.Equal(t, uint64(3), leader.r().leadTransferee)
+	require.Equal(t, uint64(3), leader.r().transferee())
 	// The removal commits and applies before 3 gets its timeout-now.
 	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgTimeoutNow }
 	c.stabilize()
 	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2}}, c.config(1))
-	require.Equal(t, None, leader.r().leadTransferee)
+	require.Equal(t, None, leader.r().transferee())
 	require.Equal(t, StateLeader, leader.r().state)
 	require.NoError(t, leader.rn.Propose([]byte("resumed")))
 }

@@ -93,11 +93,13 @@ func BenchmarkHostHeapPerGroup(b *testing.B) {
 }
 
 // Regression guards on the two figures, a little over what was measured
-// (freshHostHeap 1,057 B; quiescedHostHeap 1,605 B), with fewer groups
-// for the quiesced cluster to keep the test quick.
+// in a run of the whole package (freshHostHeap 966 B, 962 alone;
+// quiescedHostHeap 1,426 B, 1,413 alone), with fewer groups for the
+// quiesced cluster to keep the test quick. A per-group allocation growing
+// into the next size class (16 bytes or more) fails the first.
 const (
-	freshHostHeapCeiling    = 1075
-	quiescedHostHeapCeiling = 1625
+	freshHostHeapCeiling    = 975
+	quiescedHostHeapCeiling = 1440
 )
 
 func TestFreshHostHeap(t *testing.T) {
