@@ -328,6 +328,7 @@ func (m *shardedMember) proposeConfChange(s *shard, w *waiter, reqID string, cc 
 		return
 	}
 	s.waiters[reqID] = w
+	m.waiting[s.id] = s
 }
 
 // checkConfChange says whether configuration cs of shard has cc already
