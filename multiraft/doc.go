@@ -29,6 +29,10 @@
 //
 // The cost of Ready and Advance follows the number of groups that have work:
 // the host keeps the set of groups reached by input since the last Ready.
+// While every group is quiesced the host needs no tick but the one that
+// sends its node-level heartbeats or takes a silent peer for down:
+// IdleTicks says how many ticks away that is, so an application may sleep
+// that long and then call Tick as many times.
 //
 // A Host is not safe for concurrent use. StartNode runs one on a goroutine
 // of its own, as raft.Node runs a RawNode, for applications that prefer
