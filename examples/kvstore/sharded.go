@@ -175,7 +175,7 @@ func (m *shardedMember) startHost() error {
 			peerIDs = append(peerIDs, id)
 		}
 	}
-	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeHeartbeatTicks: nodeHeartbeatTicks, NodeDownTicks: 2 * electionTick})
+	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeHeartbeatTicks: nodeHeartbeatTicks, NodeDownTicks: nodeDownTicks})
 	if err != nil {
 		return err
 	}
@@ -352,12 +352,11 @@ const statusEvery = 10
 func (m *shardedMember) run() {
 	defer close(m.doneC)
 	defer m.recoverFailure(m.log, m.failAll)
-	ticker := time.NewTicker(m.cfg.TickInterval)
-	defer ticker.Stop()
-	perWake := 1
+	clock := newTickClock(m.cfg.TickInterval)
+	defer clock.stop()
 	publish := false
 	tick := func() {
-		for range perWake {
+		for range clock.due {
 			m.host.Tick()
 			m.ticks++
 			if m.ticks%statusEvery == 0 {
@@ -365,11 +364,12 @@ func (m *shardedMember) run() {
 				publish = publish || m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
 			}
 		}
+		clock.fired()
 	}
 	step, report := m.step, m.handleReport // bound once, not at every wake
 	for {
 		publish = false
-		if !next(&m.loop, ticker.C, tick, m.recvC, step, m.reports, report) {
+		if !next(&m.loop, clock.timer.C, tick, m.recvC, step, m.reports, report) {
 			m.failAll(errStopped)
 			return
 		}
@@ -383,10 +383,7 @@ func (m *shardedMember) run() {
 			m.publishStatus()
 		}
 		m.forgetGone()
-		if n := m.ticksPerWake(); n != perWake {
-			perWake = n
-			ticker.Reset(time.Duration(n) * m.cfg.TickInterval)
-		}
+		clock.plan(m.ticksPerWake())
 	}
 }
 
@@ -401,26 +398,50 @@ func (m *shardedMember) forgetGone() {
 	}
 }
 
-// nodeHeartbeatTicks is the host's node-level heartbeat interval, in ticks.
-const nodeHeartbeatTicks = 2
+// The node-level heartbeat interval and liveness timeout, in ticks: at
+// the default 10 ms tick a heartbeat every 100 ms, and a peer silent for
+// a second taken for down.
+//
+// The heartbeats are what an idle member costs: with every shard
+// quiesced, the loop wakes once per interval to send them (ticksPerWake)
+// and once per peer's heartbeat received. At two ticks (as before) three
+// idle --shards 10000 members used a median 3.4% of a core each on the
+// shared 2-core test machine; at ten, see docs/benchmarks.md.
+//
+// Safety does not depend on either: quiescence only withholds ticks, and
+// ticks only decide when elections and heartbeats happen, never what is
+// committed (see the multiraft package documentation). What they decide is
+// failover: the shards asleep under a leader on a member that stops wake
+// nodeDownTicks after it was last heard, and then elect within their
+// election timeout (10-20 ticks). With the interval at two ticks and the
+// timeout at 20 that was 30-40 ticks (0.3-0.4 s at 10 ms); at ten and 100
+// it is 110-120 ticks (1.1-1.2 s), the price of an idle member five times
+// cheaper in heartbeats. The timeout is the same ten intervals as before,
+// so as many heartbeats may be late or lost before a live member is taken
+// for down (a wake of the shards asleep under it; with PreVote and
+// CheckQuorum, no election while their leader answers). Shards that are
+// awake are not concerned: their leaders heartbeat every tick, and their
+// followers elect within their election timeout.
+const (
+	nodeHeartbeatTicks = 10
+	nodeDownTicks      = 10 * nodeHeartbeatTicks
+)
 
-// ticksPerWake is how many ticks the loop gives the host each time its
-// ticker fires: one while any shard is awake or the host has work;
-// nodeHeartbeatTicks while every shard is quiesced, so that an idle member
-// wakes once per node-level heartbeat rather than at every tick. It does
-// not stop ticking: the node-level heartbeats are how peers know this
-// member is alive (without them, after NodeDownTicks, they would wake
-// every shard asleep under its leaders and elect). They keep their rate
-// (one per nodeHeartbeatTicks ticks' time) and the host's clock its pace,
-// moving in steps of two ticks, so a peer may be taken for down up to one
-// tick earlier than with a wake per tick, against a NodeDownTicks of
-// 2*electionTick. Input that wakes a shard brings the loop back to a tick
-// a wake.
+// ticksPerWake is how many ticks the loop gives the host at its clock's
+// next firing: one while any shard is awake or the host has work; with
+// every shard quiesced, the ticks until the host next has something to do
+// (multiraft.Host.IdleTicks: its node-level heartbeats fall due, or a
+// silent peer is taken for down), at most nodeHeartbeatTicks, so that an
+// idle member wakes once per heartbeat interval rather than at every
+// tick. It does not stop ticking: the node-level heartbeats are how peers
+// know this member is alive (without them, after nodeDownTicks, they would
+// wake every shard asleep under its leaders and elect). A batch received
+// between two wakes is stamped at the host's older clock reading, so a
+// peer may be taken for down up to nodeHeartbeatTicks-1 ticks early, a
+// tenth of nodeDownTicks. Input that wakes a shard brings the loop back to
+// a tick a wake.
 func (m *shardedMember) ticksPerWake() int {
-	if m.host.NumActive() > 0 || m.host.HasReady() {
-		return 1
-	}
-	return nodeHeartbeatTicks
+	return min(m.host.IdleTicks(), nodeHeartbeatTicks)
 }
 
 func (m *shardedMember) step(b batchIn) {
