@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,12 @@ type shardedMember struct {
 	// removal (owned by the loop); removed is set once all have.
 	removedShards int
 	removed       atomic.Bool
+	// heard are the peers whose liveness-only batches arrived since the
+	// loop last stepped them (see deliver); heardSpare is the loop's
+	// other buffer.
+	heardMu    sync.Mutex
+	heard      []uint64
+	heardSpare []uint64
 	// waiting are the shards given a request (write, read, conf change)
 	// since they last had none waiting; owned by the loop (see expire).
 	waiting map[uint64]*shard
@@ -327,9 +334,23 @@ func (m *shardedMember) listen() error {
 	return nil
 }
 
-// deliver hands a batch from a peer to the loop.
+// deliver hands a batch from a peer to the loop. A batch that only says
+// the peer is alive (a node-level heartbeat, nothing for any shard) does
+// not wake the loop: it is noted (heard) and stepped at the loop's next
+// tick (stepHeard), which with every shard quiesced is the next time the
+// host's clock moves, so the host records the peer as heard at the same
+// clock reading, and otherwise within a tick. An idle member thus wakes
+// once per heartbeat interval, not once more per peer.
 func (m *shardedMember) deliver(from uint64, b *mrpb.Batch) {
 	if m.cfg.dropBatch != nil && m.cfg.dropBatch(from) {
+		return
+	}
+	if len(b.Messages)+len(b.Heartbeats)+len(b.HeartbeatResponses)+len(b.WakeGroups) == 0 {
+		m.heardMu.Lock()
+		if !slices.Contains(m.heard, from) {
+			m.heard = append(m.heard, from)
+		}
+		m.heardMu.Unlock()
 		return
 	}
 	select {
@@ -356,6 +377,7 @@ func (m *shardedMember) run() {
 	defer clock.stop()
 	publish := false
 	tick := func() {
+		m.stepHeard()
 		for range clock.due {
 			m.host.Tick()
 			m.ticks++
@@ -442,6 +464,19 @@ const (
 // a tick a wake.
 func (m *shardedMember) ticksPerWake() int {
 	return min(m.host.IdleTicks(), nodeHeartbeatTicks)
+}
+
+// stepHeard steps, on the loop, a node-level heartbeat from each peer
+// deliver noted since the last call.
+func (m *shardedMember) stepHeard() {
+	m.heardMu.Lock()
+	heard := m.heard
+	m.heard = m.heardSpare[:0]
+	m.heardMu.Unlock()
+	for _, from := range heard {
+		m.step(batchIn{from, &mrpb.Batch{From: from, To: m.cfg.ID, NodeHeartbeat: true}})
+	}
+	m.heardSpare = heard[:0]
 }
 
 func (m *shardedMember) step(b batchIn) {

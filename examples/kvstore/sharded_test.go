@@ -259,3 +259,19 @@ func TestIdleShardedMemberWakesPerHeartbeat(t *testing.T) {
 	leads := c.waitLeaders()
 	require.NotContains(t, leads, uint64(1))
 }
+
+// TestLivenessOnlyBatchDoesNotWakeLoop: a batch that carries nothing for
+// any shard (a node-level heartbeat) is noted for the loop's next tick
+// rather than queued for it (which would wake it), once per peer however
+// many arrive; a batch with anything for a shard is queued.
+func TestLivenessOnlyBatchDoesNotWakeLoop(t *testing.T) {
+	m := &shardedMember{cfg: memberConfig{ID: 1}, recvC: make(chan batchIn, 4), loop: newLoop(1)}
+	for range 3 {
+		m.deliver(2, &mrpb.Batch{From: 2, To: 1, NodeHeartbeat: true})
+	}
+	m.deliver(3, &mrpb.Batch{From: 3, To: 1})
+	require.Equal(t, 0, len(m.recvC), "liveness-only batches queued for the loop")
+	require.Equal(t, []uint64{2, 3}, m.heard)
+	m.deliver(2, &mrpb.Batch{From: 2, To: 1, NodeHeartbeat: true, WakeGroups: []uint64{7}})
+	require.Len(t, m.recvC, 1, "a batch with a wake is the loop's at once")
+}
