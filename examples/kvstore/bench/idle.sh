@@ -5,7 +5,9 @@
 # every member has a leader for every shard and every shard quiesced (GET
 # /status: no_leader 0, quiesced SHARDS), then reads each member's
 # utime+stime from /proc/<pid>/stat over SECONDS (default 10) and prints a
-# line per member: CPU as % of one core, and VmRSS.
+# line per member: CPU as % of one core, and VmRSS. With FAILOVER=1 it
+# then kills member 1 (SIGKILL) and prints how long until members 2 and 3
+# between them lead every shard (GET /status: the sum of their "leading").
 #
 #	go build -o /var/tmp/kv ./examples/kvstore
 #	examples/kvstore/bench/idle.sh /var/tmp/kv [SHARDS] [SECONDS] [extra kvstore flags...]
@@ -78,3 +80,23 @@ done
 for id in 1 2 3; do
 	if ! ready "$id"; then echo "idle.sh: member $id no longer all led and quiesced after the sample" >&2; fi
 done
+
+if [[ ${FAILOVER:-0} == 1 ]]; then
+	leading() {
+		local st
+		st=$(curl -sf "http://127.0.0.1:$((base + 10 + $1))/status") || { echo 0; return; }
+		st=${st#*\"leading\":}
+		echo "${st%%,*}"
+	}
+	kill -9 "${pids[0]}"
+	t0=$(date +%s%N)
+	wait "${pids[0]}" 2>/dev/null || true
+	until (( $(leading 2) + $(leading 3) == shards )); do
+		if (( ($(date +%s%N) - t0) / 1000000000 > 120 )); then
+			echo "idle.sh: the others did not take over every shard within 120 s" >&2
+			exit 1
+		fi
+		sleep 0.02
+	done
+	echo "failover: every shard led by member 2 or 3 $(( ($(date +%s%N) - t0) / 1000000 )) ms after member 1 was killed"
+fi
