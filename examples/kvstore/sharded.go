@@ -425,10 +425,10 @@ func (m *shardedMember) forgetGone() {
 // a second taken for down.
 //
 // The heartbeats are what an idle member costs: with every shard
-// quiesced, the loop wakes once per interval to send them (ticksPerWake)
-// and once per peer's heartbeat received. At two ticks (as before) three
-// idle --shards 10000 members used a median 3.4% of a core each on the
-// shared 2-core test machine; at ten, see docs/benchmarks.md.
+// quiesced, the loop wakes once per interval to send its own and take the
+// peers' (ticksPerWake, deliver). At two ticks (as before) three idle
+// --shards 10000 members used a median 3.4-4.1% of a core each on the
+// shared 2-core test machine, at ten 1.0% (docs/benchmarks.md).
 //
 // Safety does not depend on either: quiescence only withholds ticks, and
 // ticks only decide when elections and heartbeats happen, never what is
@@ -437,8 +437,9 @@ func (m *shardedMember) forgetGone() {
 // nodeDownTicks after it was last heard, and then elect within their
 // election timeout (10-20 ticks). With the interval at two ticks and the
 // timeout at 20 that was 30-40 ticks (0.3-0.4 s at 10 ms); at ten and 100
-// it is 110-120 ticks (1.1-1.2 s), the price of an idle member five times
-// cheaper in heartbeats. The timeout is the same ten intervals as before,
+// it is 110-120 ticks (1.1-1.2 s; measured with 64 shards, 1.5 s from a
+// kill to every shard led again, against 0.6 s), the price of an idle
+// member five times cheaper in heartbeats. The timeout is the same ten intervals as before,
 // so as many heartbeats may be late or lost before a live member is taken
 // for down (a wake of the shards asleep under it; with PreVote and
 // CheckQuorum, no election while their leader answers). Shards that are
@@ -770,8 +771,8 @@ func (m *shardedMember) readIndex(s *shard, w *waiter, rctx string) {
 // expire fails the requests whose deadline passed. It looks only at the
 // shards given a request since they last had none (m.waiting), so that an
 // idle member's pass costs nothing however many shards it hosts: a pass
-// over all of them, every statusEvery ticks, was most of what an idle
-// --shards 10000 member did between node-level heartbeats.
+// over all of them, every statusEvery ticks, was about a third of what an
+// idle --shards 10000 member did.
 func (m *shardedMember) expire(now time.Time) {
 	for id, s := range m.waiting {
 		if len(s.waiters)+len(s.reads)+len(s.forwarded)+len(s.atIndex) == 0 {
