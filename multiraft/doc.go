@@ -29,6 +29,10 @@
 //
 // The cost of Ready and Advance follows the number of groups that have work:
 // the host keeps the set of groups reached by input since the last Ready.
+// While every group is quiesced the host needs no tick but the one that
+// sends its node-level heartbeats or takes a silent peer for down:
+// IdleTicks says how many ticks away that is, so an application may sleep
+// that long and then call Tick as many times.
 //
 // A Host is not safe for concurrent use. StartNode runs one on a goroutine
 // of its own, as raft.Node runs a RawNode, for applications that prefer
@@ -86,9 +90,11 @@
 //     on the followers' election timers running at the leader's rate, which
 //     quiescence stops.
 //   - NodeDownTicks must exceed NodeHeartbeatTicks plus the delivery delay of
-//     a batch; otherwise a live leader is taken for dead and its groups elect
-//     needlessly (safe, but churn). All hosts should tick at about the same
-//     rate, as raft itself assumes for its timeouts.
+//     a batch (twice NodeHeartbeatTicks when hosts sleep through IdleTicks,
+//     which stamps a batch at the clock's older reading); otherwise a live
+//     leader is taken for dead and its groups elect needlessly (safe, but
+//     churn). All hosts should tick at about the same rate, as raft itself
+//     assumes for its timeouts.
 //   - A message lost on the way to a quiesced group can leave it asleep only
 //     until the next message or wake: a follower that missed the Quiesce
 //     heartbeat keeps ticking, campaigns and wakes the others.

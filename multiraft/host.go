@@ -43,10 +43,21 @@ type Config struct {
 	// false, the message is dropped and counted.
 	OnUnknownGroup func(groupID uint64, m pb.Message) (create bool, cfg raft.Config)
 	// NodeHeartbeatTicks is the interval, in ticks, of node-level
-	// heartbeats. Default 2.
+	// heartbeats. Default 2. It is what an idle host costs: with every
+	// group quiesced, a host need only be ticked (IdleTicks) and send
+	// anything once per interval. A longer one goes with a proportionally
+	// longer NodeDownTicks, so that as many heartbeats may be late or lost
+	// before a live peer is taken for down.
 	NodeHeartbeatTicks int
 	// NodeDownTicks is how long a peer may stay silent before it is taken
 	// for down and the groups quiesced under its leaders wake. Default 10.
+	// It never affects safety (a wake only restarts election timers; see
+	// the package documentation), only failover: the groups asleep under a
+	// leader on a node that dies elect a new leader NodeDownTicks after it
+	// was last heard, plus their election timeout, instead of after the
+	// election timeout alone. A live peer taken for down costs a wake of
+	// those groups and, without PreVote and CheckQuorum, perhaps a needless
+	// election.
 	NodeDownTicks int
 	// QuiesceAfterTicks is how many ticks a leader must have seen its group
 	// idle and caught up before quiescing it. Default: the group's

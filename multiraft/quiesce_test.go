@@ -348,3 +348,55 @@ func TestRemovedPeerGetsNoNodeHeartbeats(t *testing.T) {
 		t.Fatalf("after a batch from node 3, node heartbeats to %v, want [2 3]", got)
 	}
 }
+
+// TestIdleTicksNamesTheNextTickThatActs: a host whose groups are all
+// quiesced may be ticked IdleTicks at a time: the ticks before the last
+// do nothing but advance its clock, and the last sends its node-level
+// heartbeats or takes its silent peers for down (waking the groups asleep
+// under their leaders), as ticking at every interval would have. Once a
+// group ticks, IdleTicks is 1.
+func TestIdleTicksNamesTheNextTickThatActs(t *testing.T) {
+	// A heartbeat interval that does not divide NodeDownTicks: the peers
+	// are taken for down between two heartbeats.
+	c := newCluster(t, 1, 3, 6, Config{NodeHeartbeatTicks: 3, NodeDownTicks: 10})
+	c.electSpread()
+	for range 40 {
+		c.tick()
+	}
+	h := c.node(1).host
+	if a := h.NumActive(); a != 0 {
+		t.Fatalf("%d groups active on node 1 in a quiet cluster", a)
+	}
+	// From now on node 1 hears nobody, and what it sends is dropped.
+	heartbeats := 0
+	for round := 0; h.NumActive() == 0; round++ {
+		if round > 10 {
+			t.Fatal("node 1 never took its silent peers for down")
+		}
+		n := h.IdleTicks()
+		if n < 1 || n > 3 {
+			t.Fatalf("round %d: IdleTicks %d with every group quiesced, want 1..NodeHeartbeatTicks", round, n)
+		}
+		for i := 1; i <= n; i++ {
+			h.Tick()
+			if acted := h.HasReady() || h.NumActive() > 0; acted != (i == n) {
+				t.Fatalf("round %d: tick %d of IdleTicks %d: acted %v", round, i, n, acted)
+			}
+		}
+		for h.HasReady() {
+			rd := h.Ready()
+			for _, b := range rd.Batches {
+				if b.NodeHeartbeat {
+					heartbeats++
+				}
+			}
+			h.Advance(rd)
+		}
+	}
+	if heartbeats == 0 {
+		t.Fatal("node 1 sent no node-level heartbeats while alone")
+	}
+	if n := h.IdleTicks(); n != 1 {
+		t.Fatalf("IdleTicks %d with %d groups awake, want 1", n, h.NumActive())
+	}
+}

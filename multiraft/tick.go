@@ -159,11 +159,8 @@ func (h *Host) tickLiveness() {
 	if h.now%uint64(h.cfg.NodeHeartbeatTicks) == 0 && len(h.peers) > 0 {
 		h.nodeHBDue = true
 	}
+	downTicks := h.downTicks()
 	for _, p := range h.peers {
-		downTicks := uint64(h.cfg.NodeDownTicks)
-		if mutationLateWake {
-			downTicks *= 50
-		}
 		if p.down || h.now-p.lastHeard < downTicks {
 			continue
 		}
@@ -173,6 +170,55 @@ func (h *Host) tickLiveness() {
 		}
 		h.wakeSleepers(p.id)
 	}
+}
+
+// downTicks is NodeDownTicks, as tickLiveness and IdleTicks use it.
+func (h *Host) downTicks() uint64 {
+	if mutationLateWake {
+		return 50 * uint64(h.cfg.NodeDownTicks)
+	}
+	return uint64(h.cfg.NodeDownTicks)
+}
+
+// IdleTicks returns how many Ticks may come before one does more than
+// advance the host's clock: 1 while a group is ticking, a Ready is waiting
+// (HasReady) or outstanding; otherwise (every group quiesced) the ticks
+// until the next node-level heartbeat is due or a peer not heard from
+// since would be taken for down, whichever is first; math.MaxInt when
+// neither can happen (no peers).
+//
+// An application whose host is idle need not wake at every tick: it may
+// wait IdleTicks tick intervals and then call Tick that many times, which
+// ends where ticking at each interval would have. Input arriving in the
+// meantime is handled at the clock's older reading: a batch from a peer
+// is recorded as heard up to IdleTicks-1 ticks early on the host's clock,
+// so that peer may be taken for down as much earlier (a wake of the groups
+// asleep under it, never a change to what is committed). With every group
+// quiesced IdleTicks is at most NodeHeartbeatTicks, so the host's
+// heartbeats keep their rate.
+func (h *Host) IdleTicks() int {
+	if len(h.active) > 0 || h.outstanding || h.HasReady() {
+		return 1
+	}
+	if len(h.peers) == 0 {
+		return math.MaxInt
+	}
+	every := uint64(h.cfg.NodeHeartbeatTicks)
+	next := every - h.now%every
+	downTicks := h.downTicks()
+	for _, p := range h.peers {
+		if p.down {
+			continue
+		}
+		// tickLiveness takes p for down at the tick where now-lastHeard
+		// reaches downTicks.
+		silent := h.now - p.lastHeard
+		if silent >= downTicks {
+			return 1
+		}
+		next = min(next, downTicks-silent)
+	}
+	return int(next)
 }
 
 // wakeSleepers wakes every group quiesced under a leader on node, in group

@@ -145,3 +145,46 @@ func drain[T any](l *loop, recv <-chan T, step func(T), reports <-chan report, r
 		}
 	}
 }
+
+// tickClock times a Ready loop's ticks: it fires every interval while the
+// loop wants every tick, and once per run of n ticks (plan) when the ticks
+// before the last of the run would do nothing (multiraft.Host.IdleTicks),
+// so that an idle member sleeps through them and delivers the run at once.
+type tickClock struct {
+	interval time.Duration
+	timer    *time.Timer
+	// last is when the ticks delivered so far fell due.
+	last time.Time
+	// due is how many ticks the timer's next firing delivers; armed, that
+	// it is set for them.
+	due   int
+	armed bool
+}
+
+func newTickClock(interval time.Duration) *tickClock {
+	return &tickClock{interval: interval, timer: time.NewTimer(interval), last: time.Now(), due: 1, armed: true}
+}
+
+// fired records that the timer fired and its due ticks were delivered. A
+// loop too busy to take them in time loses the ticks it missed, as with a
+// time.Ticker: late ticks only delay timers.
+func (c *tickClock) fired() {
+	c.armed = false
+	c.last = c.last.Add(time.Duration(c.due) * c.interval)
+	if now := time.Now(); now.Sub(c.last) > c.interval {
+		c.last = now
+	}
+}
+
+// plan sets the timer to deliver the next n ticks (n >= 1) when the last
+// of them falls due. A run cut short (input woke a shard) loses the ticks
+// already slept through, but for the one delivered at once.
+func (c *tickClock) plan(n int) {
+	if c.armed && n == c.due {
+		return
+	}
+	c.due, c.armed = n, true
+	c.timer.Reset(time.Until(c.last.Add(time.Duration(n) * c.interval)))
+}
+
+func (c *tickClock) stop() { c.timer.Stop() }

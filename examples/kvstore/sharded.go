@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,15 @@ type shardedMember struct {
 	// removal (owned by the loop); removed is set once all have.
 	removedShards int
 	removed       atomic.Bool
+	// heard are the peers whose liveness-only batches arrived since the
+	// loop last stepped them (see deliver); heardSpare is the loop's
+	// other buffer.
+	heardMu    sync.Mutex
+	heard      []uint64
+	heardSpare []uint64
+	// waiting are the shards given a request (write, read, conf change)
+	// since they last had none waiting; owned by the loop (see expire).
+	waiting map[uint64]*shard
 }
 
 // shardStatus is one shard as a member sees it.
@@ -139,7 +149,7 @@ func startShardedMember(cfg memberConfig) (*shardedMember, error) {
 	m := &shardedMember{
 		cfg: cfg, n: cfg.Shards, log: cfg.Logger.With("member", cfg.ID), metrics: newMetrics(),
 		loop: newLoop(4096), recvC: make(chan batchIn, 1024), reports: make(chan report, 4096),
-		started: time.Now(), peerIn: map[uint64]int{}, gone: map[uint64]bool{},
+		started: time.Now(), peerIn: map[uint64]int{}, gone: map[uint64]bool{}, waiting: map[uint64]*shard{},
 	}
 	m.quiesced = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_quiesced_groups", Help: "Shards (Raft groups) quiesced on this member: not ticking, no heartbeats."})
 	m.led = prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_shards_led", Help: "Shards this member leads."})
@@ -172,7 +182,7 @@ func (m *shardedMember) startHost() error {
 			peerIDs = append(peerIDs, id)
 		}
 	}
-	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeHeartbeatTicks: nodeHeartbeatTicks, NodeDownTicks: 2 * electionTick})
+	host, err := multiraft.NewHost(multiraft.Config{ID: m.cfg.ID, Peers: peerIDs, NodeHeartbeatTicks: nodeHeartbeatTicks, NodeDownTicks: nodeDownTicks})
 	if err != nil {
 		return err
 	}
@@ -324,9 +334,23 @@ func (m *shardedMember) listen() error {
 	return nil
 }
 
-// deliver hands a batch from a peer to the loop.
+// deliver hands a batch from a peer to the loop. A batch that only says
+// the peer is alive (a node-level heartbeat, nothing for any shard) does
+// not wake the loop: it is noted (heard) and stepped at the loop's next
+// tick (stepHeard), which with every shard quiesced is the next time the
+// host's clock moves, so the host records the peer as heard at the same
+// clock reading, and otherwise within a tick. An idle member thus wakes
+// once per heartbeat interval, not once more per peer.
 func (m *shardedMember) deliver(from uint64, b *mrpb.Batch) {
 	if m.cfg.dropBatch != nil && m.cfg.dropBatch(from) {
+		return
+	}
+	if len(b.Messages)+len(b.Heartbeats)+len(b.HeartbeatResponses)+len(b.WakeGroups) == 0 {
+		m.heardMu.Lock()
+		if !slices.Contains(m.heard, from) {
+			m.heard = append(m.heard, from)
+		}
+		m.heardMu.Unlock()
 		return
 	}
 	select {
@@ -349,12 +373,12 @@ const statusEvery = 10
 func (m *shardedMember) run() {
 	defer close(m.doneC)
 	defer m.recoverFailure(m.log, m.failAll)
-	ticker := time.NewTicker(m.cfg.TickInterval)
-	defer ticker.Stop()
-	perWake := 1
+	clock := newTickClock(m.cfg.TickInterval)
+	defer clock.stop()
 	publish := false
 	tick := func() {
-		for range perWake {
+		m.stepHeard()
+		for range clock.due {
 			m.host.Tick()
 			m.ticks++
 			if m.ticks%statusEvery == 0 {
@@ -362,11 +386,12 @@ func (m *shardedMember) run() {
 				publish = publish || m.dirty || m.published != m.host.NumGroups()-m.host.NumActive()
 			}
 		}
+		clock.fired()
 	}
 	step, report := m.step, m.handleReport // bound once, not at every wake
 	for {
 		publish = false
-		if !next(&m.loop, ticker.C, tick, m.recvC, step, m.reports, report) {
+		if !next(&m.loop, clock.timer.C, tick, m.recvC, step, m.reports, report) {
 			m.failAll(errStopped)
 			return
 		}
@@ -380,10 +405,7 @@ func (m *shardedMember) run() {
 			m.publishStatus()
 		}
 		m.forgetGone()
-		if n := m.ticksPerWake(); n != perWake {
-			perWake = n
-			ticker.Reset(time.Duration(n) * m.cfg.TickInterval)
-		}
+		clock.plan(m.ticksPerWake())
 	}
 }
 
@@ -398,26 +420,64 @@ func (m *shardedMember) forgetGone() {
 	}
 }
 
-// nodeHeartbeatTicks is the host's node-level heartbeat interval, in ticks.
-const nodeHeartbeatTicks = 2
+// The node-level heartbeat interval and liveness timeout, in ticks: at
+// the default 10 ms tick a heartbeat every 100 ms, and a peer silent for
+// a second taken for down.
+//
+// The heartbeats are what an idle member costs: with every shard
+// quiesced, the loop wakes once per interval to send its own and take the
+// peers' (ticksPerWake, deliver). At two ticks (as before) three idle
+// --shards 10000 members used a median 3.4-4.1% of a core each on the
+// shared 2-core test machine, at ten 1.0% (docs/benchmarks.md).
+//
+// Safety does not depend on either: quiescence only withholds ticks, and
+// ticks only decide when elections and heartbeats happen, never what is
+// committed (see the multiraft package documentation). What they decide is
+// failover: the shards asleep under a leader on a member that stops wake
+// nodeDownTicks after it was last heard, and then elect within their
+// election timeout (10-20 ticks). With the interval at two ticks and the
+// timeout at 20 that was 30-40 ticks (0.3-0.4 s at 10 ms); at ten and 100
+// it is 110-120 ticks (1.1-1.2 s; measured with 64 shards, 1.5 s from a
+// kill to every shard led again, against 0.6 s), the price of an idle
+// member five times cheaper in heartbeats. The timeout is the same ten intervals as before,
+// so as many heartbeats may be late or lost before a live member is taken
+// for down (a wake of the shards asleep under it; with PreVote and
+// CheckQuorum, no election while their leader answers). Shards that are
+// awake are not concerned: their leaders heartbeat every tick, and their
+// followers elect within their election timeout.
+const (
+	nodeHeartbeatTicks = 10
+	nodeDownTicks      = 10 * nodeHeartbeatTicks
+)
 
-// ticksPerWake is how many ticks the loop gives the host each time its
-// ticker fires: one while any shard is awake or the host has work;
-// nodeHeartbeatTicks while every shard is quiesced, so that an idle member
-// wakes once per node-level heartbeat rather than at every tick. It does
-// not stop ticking: the node-level heartbeats are how peers know this
-// member is alive (without them, after NodeDownTicks, they would wake
-// every shard asleep under its leaders and elect). They keep their rate
-// (one per nodeHeartbeatTicks ticks' time) and the host's clock its pace,
-// moving in steps of two ticks, so a peer may be taken for down up to one
-// tick earlier than with a wake per tick, against a NodeDownTicks of
-// 2*electionTick. Input that wakes a shard brings the loop back to a tick
-// a wake.
+// ticksPerWake is how many ticks the loop gives the host at its clock's
+// next firing: one while any shard is awake or the host has work; with
+// every shard quiesced, the ticks until the host next has something to do
+// (multiraft.Host.IdleTicks: its node-level heartbeats fall due, or a
+// silent peer is taken for down), at most nodeHeartbeatTicks, so that an
+// idle member wakes once per heartbeat interval rather than at every
+// tick. It does not stop ticking: the node-level heartbeats are how peers
+// know this member is alive (without them, after nodeDownTicks, they would
+// wake every shard asleep under its leaders and elect). A batch received
+// between two wakes is stamped at the host's older clock reading, so a
+// peer may be taken for down up to nodeHeartbeatTicks-1 ticks early, a
+// tenth of nodeDownTicks. Input that wakes a shard brings the loop back to
+// a tick a wake.
 func (m *shardedMember) ticksPerWake() int {
-	if m.host.NumActive() > 0 || m.host.HasReady() {
-		return 1
+	return min(m.host.IdleTicks(), nodeHeartbeatTicks)
+}
+
+// stepHeard steps, on the loop, a node-level heartbeat from each peer
+// deliver noted since the last call.
+func (m *shardedMember) stepHeard() {
+	m.heardMu.Lock()
+	heard := m.heard
+	m.heard = m.heardSpare[:0]
+	m.heardMu.Unlock()
+	for _, from := range heard {
+		m.step(batchIn{from, &mrpb.Batch{From: from, To: m.cfg.ID, NodeHeartbeat: true}})
 	}
-	return nodeHeartbeatTicks
+	m.heardSpare = heard[:0]
 }
 
 func (m *shardedMember) step(b batchIn) {
@@ -690,6 +750,7 @@ func (m *shardedMember) propose(s *shard, w *waiter, reqID string, data []byte) 
 		return
 	}
 	s.track(w, reqID, res, s.lead)
+	m.waiting[s.id] = s
 }
 
 // readIndex asks shard s for a read index, on the loop goroutine.
@@ -704,14 +765,21 @@ func (m *shardedMember) readIndex(s *shard, w *waiter, rctx string) {
 		return
 	}
 	s.reads[rctx] = w
+	m.waiting[s.id] = s
 }
 
-// expire fails the requests whose deadline passed.
+// expire fails the requests whose deadline passed. It looks only at the
+// shards given a request since they last had none (m.waiting), so that an
+// idle member's pass costs nothing however many shards it hosts: a pass
+// over all of them, every statusEvery ticks, was about a third of what an
+// idle --shards 10000 member did.
 func (m *shardedMember) expire(now time.Time) {
-	for _, s := range m.shards {
-		if len(s.waiters)+len(s.reads)+len(s.forwarded)+len(s.atIndex) > 0 {
-			s.expire(now)
+	for id, s := range m.waiting {
+		if len(s.waiters)+len(s.reads)+len(s.forwarded)+len(s.atIndex) == 0 {
+			delete(m.waiting, id)
+			continue
 		}
+		s.expire(now)
 	}
 }
 

@@ -331,6 +331,7 @@ func (m *shardedMember) proposeConfChange(s *shard, w *waiter, reqID string, cc 
 		return
 	}
 	s.track(w, reqID, res, s.lead)
+	m.waiting[s.id] = s
 }
 
 // checkConfChange says whether configuration cs of shard has cc already

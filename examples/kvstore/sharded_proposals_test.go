@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -88,4 +89,51 @@ func TestShardedConfChangeWaitsWhereItWent(t *testing.T) {
 		}
 		require.NoError(t, m.wait(context.Background(), w), "member %d's change applies", id)
 	}
+}
+
+// TestShardedRequestsTimeOut: a write and a read that get no answer from
+// their shards' leaders are answered 503 timeout at the request timeout,
+// and the member then forgets them (expire), and stops looking at their
+// shards: its pass over the shards with requests is empty again, so that
+// on an idle member it costs nothing whatever the shard count.
+func TestShardedRequestsTimeOut(t *testing.T) {
+	// Ticks long enough that a woken follower on member 1 does not give
+	// up on its leader (and fail the requests, leader_changed) first.
+	const requestTimeout, tick = 300 * time.Millisecond, 100 * time.Millisecond
+	var deaf atomic.Bool
+	c := &shardedTestCluster{shards: 3, tick: tick}
+	c.tweak = func(cfg *memberConfig) {
+		cfg.RequestTimeout = requestTimeout
+		self := cfg.ID
+		// Once deaf, the others hear nothing from member 1; it hears them.
+		cfg.dropBatch = func(from uint64) bool { return self != 1 && from == 1 && deaf.Load() }
+	}
+	newShardedTestClusterWith(t, c, 3)
+	var others []uint64 // the shards member 1 does not lead
+	for i, l := range c.waitLeaders() {
+		if l != 1 {
+			others = append(others, uint64(i+1))
+		}
+	}
+	require.Len(t, others, 2, "spreadLeaders gives each member one of three shards")
+	deaf.Store(true)
+	m1 := c.members[1]
+	for _, r := range []response{
+		do(t, "PUT", c.url(1, "/kv/"+c.keyIn(others[0], "w")), "x"),
+		do(t, "GET", c.url(1, "/kv/"+c.keyIn(others[1], "r")), ""),
+	} {
+		require.Equal(t, http.StatusServiceUnavailable, r.status, r.body)
+		require.Equal(t, "timeout", errorCode(t, r), r.body)
+	}
+	require.Eventually(t, func() bool {
+		left := -1
+		m1.call(t.Context(), func() {
+			left = len(m1.waiting)
+			for _, sh := range others {
+				s := m1.shards[sh-1]
+				left += len(s.waiters) + len(s.reads) + len(s.forwarded) + len(s.atIndex)
+			}
+		})
+		return left == 0
+	}, 5*time.Second, 10*time.Millisecond, "the timed-out requests are forgotten, and no shard is left waiting")
 }

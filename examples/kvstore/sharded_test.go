@@ -194,17 +194,17 @@ func TestShardLogSplitsTheDefaults(t *testing.T) {
 }
 
 // TestIdleShardedMemberWakesPerHeartbeat: once every shard is quiesced, a
-// member ticks its host two ticks a wake (one node-level heartbeat
-// interval), one again as soon as a shard wakes; its peers keep hearing
-// from it (no shard wakes and no term changes while all are idle, many
-// NodeDownTicks long), and they still notice when it stops (the shards
-// it led elect new leaders).
+// member ticks its host nodeHeartbeatTicks ticks a wake (one node-level
+// heartbeat interval), one again as soon as a shard wakes; its peers keep
+// hearing from it (no shard wakes and no term changes while all are idle,
+// many nodeDownTicks long), and they still notice when it stops (the
+// shards it led elect new leaders).
 func TestIdleShardedMemberWakesPerHeartbeat(t *testing.T) {
 	const (
 		shards = 4
 		// Ticks long enough that a busy machine does not stall a member
-		// for NodeDownTicks (2*electionTick ticks, 200ms).
-		tick = 10 * time.Millisecond
+		// for nodeDownTicks (100 ticks, 500ms).
+		tick = 5 * time.Millisecond
 	)
 	c := newShardedTestClusterWith(t, &shardedTestCluster{shards: shards, tick: tick}, 3)
 	put(t, c.url(1, "/kv/"+c.keyIn(1, "k")), "1")
@@ -236,10 +236,10 @@ func TestIdleShardedMemberWakesPerHeartbeat(t *testing.T) {
 		return out
 	}
 	before := terms()
-	// Five times NodeDownTicks: a member whose heartbeats stopped would
-	// be taken for down, and the shards asleep under its leaders would
-	// wake and elect.
-	for end := time.Now().Add(5 * 2 * electionTick * tick); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+	// Twice nodeDownTicks: a member whose heartbeats stopped would be
+	// taken for down, and the shards asleep under its leaders would wake
+	// and elect.
+	for end := time.Now().Add(2 * nodeDownTicks * tick); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		require.True(t, allQuiesced(), "a shard woke while the cluster was idle")
 	}
 	require.Equal(t, before, terms(), "no shard elected while the cluster was idle")
@@ -258,4 +258,20 @@ func TestIdleShardedMemberWakesPerHeartbeat(t *testing.T) {
 	delete(c.members, 1)
 	leads := c.waitLeaders()
 	require.NotContains(t, leads, uint64(1))
+}
+
+// TestLivenessOnlyBatchDoesNotWakeLoop: a batch that carries nothing for
+// any shard (a node-level heartbeat) is noted for the loop's next tick
+// rather than queued for it (which would wake it), once per peer however
+// many arrive; a batch with anything for a shard is queued.
+func TestLivenessOnlyBatchDoesNotWakeLoop(t *testing.T) {
+	m := &shardedMember{cfg: memberConfig{ID: 1}, recvC: make(chan batchIn, 4), loop: newLoop(1)}
+	for range 3 {
+		m.deliver(2, &mrpb.Batch{From: 2, To: 1, NodeHeartbeat: true})
+	}
+	m.deliver(3, &mrpb.Batch{From: 3, To: 1})
+	require.Equal(t, 0, len(m.recvC), "liveness-only batches queued for the loop")
+	require.Equal(t, []uint64{2, 3}, m.heard)
+	m.deliver(2, &mrpb.Batch{From: 2, To: 1, NodeHeartbeat: true, WakeGroups: []uint64{7}})
+	require.Len(t, m.recvC, 1, "a batch with a wake is the loop's at once")
 }
