@@ -388,20 +388,9 @@ func (s *Sim) handleReadyAsync(n *simNode) {
 	for _, m := range rd.Messages {
 		switch m.To {
 		case raft.LocalAppendThread:
-			minDelay, maxDelay := 0, s.cfg.MaxDelay
-			if n.id == s.cfg.SlowDisk {
-				minDelay, maxDelay = slowDiskTicks, maxDelay+2*slowDiskTicks
-			}
-			n.writes = s.enqueue(n.writes, m, minDelay, maxDelay)
+			n.writes = s.enqueue(n, n.writes, m, s.cfg.appendQueue())
 		case raft.LocalApplyThread:
-			lo, hi := 0, s.cfg.ApplyDelay
-			if hi > 0 && s.chaos && s.rnd.Float64() < applyStallRate {
-				// A long apply (a big batch, a slow state machine):
-				// the batches behind it wait too, while the append
-				// thread goes on.
-				lo, hi = applyStallTicks, applyStallTicks+hi
-			}
-			n.applies = s.enqueue(n.applies, m, lo, hi)
+			n.applies = s.enqueue(n, n.applies, m, s.cfg.applyQueue())
 		default:
 			peers = append(peers, m)
 		}
@@ -409,17 +398,16 @@ func (s *Sim) handleReadyAsync(n *simNode) {
 	// A leader whose own term is not durable yet is the window where a
 	// crash does the most harm; a correct node is never in it.
 	termPending := n.persisted.Term < n.rn.BasicStatus().Term
-	if becameLeader && s.chaos && len(n.writes) > 0 && (termPending || s.rnd.Float64() < s.cfg.FreshLeaderCrashRate) {
-		// A new leader whose own writes (its term and vote among them,
-		// perhaps) are not durable yet dies at once, before or after
-		// sending its first appends, and comes back soon.
-		if !termPending && s.rnd.IntN(2) == 0 {
-			s.net.Send(peers...)
+	if becameLeader && s.chaos && len(n.writes) > 0 {
+		if c, ok := decideFreshLeaderCrash(s.rnd, s.cfg.FreshLeaderCrashRate, termPending); ok {
+			if c.sendFirst {
+				s.net.Send(peers...)
+			}
+			s.crash(n)
+			n.restartAt = s.now + c.restartIn
+			n.campaignOnRestart = c.campaign
+			return
 		}
-		s.crash(n)
-		n.restartAt = s.now + 1 + int64(s.rnd.IntN(2))
-		n.campaignOnRestart = termPending || s.rnd.IntN(2) == 0
-		return
 	}
 	s.net.Send(peers...)
 	s.maybeCompact(n)
@@ -428,21 +416,34 @@ func (s *Sim) handleReadyAsync(n *simNode) {
 
 // applyStallRate is the probability that an apply batch (with ApplyDelay)
 // stalls for applyStallTicks: long enough for a partition to heal and a
-// snapshot to overtake it.
+// snapshot to overtake it, while the append thread goes on.
 const (
 	applyStallRate  = 0.05
 	applyStallTicks = 40
 )
 
-// slowDiskTicks is the least a write on the slow disk takes.
-const slowDiskTicks = 3
+// appendQueue is how the nodes' append threads (Async) are delayed: up to
+// MaxDelay, longer on the slow disk.
+func (c SimConfig) appendQueue() QueueFaults {
+	return QueueFaults{MaxDelay: c.MaxDelay, SlowDisk: true}
+}
 
-// enqueue adds m to a storage thread's queue, due minDelay to maxDelay
-// ticks from now but not before the work queued ahead of it.
-func (s *Sim) enqueue(q []simWrite, m pb.Message, minDelay, maxDelay int) []simWrite {
+// applyQueue is how the nodes' apply threads (Async) are delayed: up to
+// ApplyDelay, with a long batch now and then.
+func (c SimConfig) applyQueue() QueueFaults {
+	q := QueueFaults{MaxDelay: c.ApplyDelay}
+	if c.ApplyDelay > 0 {
+		q.StallRate, q.StallTicks = applyStallRate, applyStallTicks
+	}
+	return q
+}
+
+// enqueue adds m to one of n's storage threads' queue, delayed as fault
+// says in the chaos phase, but not before the work queued ahead of it.
+func (s *Sim) enqueue(n *simNode, q []simWrite, m pb.Message, fault QueueFaults) []simWrite {
 	due := s.now
-	if s.chaos && maxDelay > 0 {
-		due += int64(minDelay + s.rnd.IntN(maxDelay-minDelay+1))
+	if s.chaos {
+		due += fault.delay(s.rnd, n.id == s.cfg.SlowDisk)
 	}
 	if k := len(q); k > 0 && q[k-1].due > due {
 		due = q[k-1].due // in order
