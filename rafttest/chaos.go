@@ -230,6 +230,24 @@ type ChaosConfig struct {
 	// node whose server is a Reconfigurer is asked to change the
 	// membership.
 	ReconfigureRate float64
+
+	// Queues sets, by queue name, how long the functions handed to
+	// ServerEnv.Later wait in the chaos phase: the faults of the server's
+	// own threads (a slow disk for the append thread, long batches for
+	// the apply thread). After the chaos phase they wait no longer than
+	// the work ahead of them. Functions of other queues wait 0 to 3 ticks
+	// throughout.
+	Queues map[string]QueueFaults
+	// FreshLeaderCrashRate is the probability that a node that has just
+	// become leader while ServerEnv.Later work of its own is pending (its
+	// first writes as leader) crashes at once, its first messages as
+	// leader sent or not, and restarts one or two ticks later, half the
+	// time calling Campaign at once as a server that wants its leadership
+	// back quickly does. With a rate above 0, a new leader of a
+	// StorageServer whose stored term is behind (it won the election
+	// before its term was durable) crashes so always, and campaigns at
+	// once: a correct server is never there.
+	FreshLeaderCrashRate float64
 }
 
 // Reconfigurer is a Server that changes the cluster's membership the way
@@ -278,6 +296,11 @@ func (c ChaosConfig) validate() error {
 		return fmt.Errorf("rafttest: ChaosConfig.Nodes is %d", c.Nodes)
 	case c.Spares < 0:
 		return fmt.Errorf("rafttest: ChaosConfig.Spares is %d", c.Spares)
+	}
+	for name, q := range c.Queues {
+		if q.MaxDelay < 0 || q.StallTicks < 0 {
+			return fmt.Errorf("rafttest: ChaosConfig.Queues[%q] has a negative delay", name)
+		}
 	}
 	return nil
 }
@@ -391,7 +414,8 @@ func writePicture(t testing.TB, res *ChaosResult) string {
 type ChaosResult struct {
 	// Seed is the run's seed; Faults the configuration it chose (only
 	// its cluster size, PreVote, CheckQuorum, flow-control and fault
-	// fields apply).
+	// fields apply; SlowDisk is the slow node of ChaosConfig.Queues, if
+	// the seed chose one).
 	Seed   uint64
 	Faults SimConfig
 	// Ops is the number of client operations; Answered how many got an
@@ -446,8 +470,15 @@ func (r *ChaosResult) Failed() bool { return len(r.Violations) > 0 || !r.Lineari
 func (r *ChaosResult) Report() string {
 	var b strings.Builder
 	f := r.Faults
-	fmt.Fprintf(&b, "rafttest: seed %d failed: nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f restart=%.2f transfer=%.2f\n",
+	fmt.Fprintf(&b, "rafttest: seed %d failed: nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f restart=%.2f transfer=%.2f",
 		r.Seed, f.Nodes, f.PreVote, f.CheckQuorum, f.MaxSizePerMsg, f.MaxInflightMsgs, f.DropRate, f.DupRate, f.MaxDelay, f.PartitionRate, f.CrashRate, f.RestartRate, f.TransferRate)
+	if f.SlowDisk != 0 {
+		fmt.Fprintf(&b, " slowdisk=%d", f.SlowDisk)
+	}
+	if f.FreshLeaderCrashRate != 0 {
+		fmt.Fprintf(&b, " leadercrash=%.2f", f.FreshLeaderCrashRate)
+	}
+	b.WriteString("\n")
 	if !r.Linearizable && len(r.Violations) == 0 {
 		b.WriteString("the clients' history is not linearizable\n")
 	}

@@ -48,6 +48,14 @@ type chaosNode struct {
 	// own (AsyncStorageWrites): a Ready's commit index is then not known
 	// to be stored when HandleReady returns.
 	async bool
+	// outbox holds what its server sends during HandleReady, sent once it
+	// returns (unless the node dies first); nil outside HandleReady.
+	outbox []pb.Message
+	// restartAt, when not 0, is the tick of a restart already decided
+	// (FreshLeaderCrashRate), and campaign makes that restart call
+	// Campaign at once.
+	restartAt int64
+	campaign  bool
 }
 
 // laterWork is a function handed to ServerEnv.Later and when it is due.
@@ -99,13 +107,14 @@ type chaosRun struct {
 	rnd   *rand.Rand
 	opRnd *rand.Rand
 	// laterRnd draws the delays of ServerEnv.Later, reconfRnd the
-	// membership changes (streams of their own, so that servers that use
-	// neither replay as before).
-	laterRnd, reconfRnd *rand.Rand
-	net                 *Network
-	clock               int64
-	nodes               []*chaosNode
-	peers               []raft.Peer
+	// membership changes, leaderCrashRnd the fresh leaders' crashes
+	// (streams of their own, so that servers that use none replay as
+	// before).
+	laterRnd, reconfRnd, leaderCrashRnd *rand.Rand
+	net                                 *Network
+	clock                               int64
+	nodes                               []*chaosNode
+	peers                               []raft.Peer
 
 	clients  []*chaosClient
 	history  []porcupine.Operation
@@ -145,18 +154,26 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	if cfg.NoDuplicates {
 		fault.DupRate = 0
 	}
+	fault.FreshLeaderCrashRate = cfg.FreshLeaderCrashRate
+	for _, q := range cfg.Queues {
+		if slow := rand.New(rand.NewPCG(seed, 0x51d15c)); q.SlowDisk && slow.IntN(2) == 0 {
+			fault.SlowDisk = uint64(1 + slow.IntN(fault.Nodes))
+			break
+		}
+	}
 	r := &chaosRun{
-		cfg:       cfg,
-		fault:     fault,
-		rnd:       rand.New(rand.NewPCG(seed, 0xc4a05)),
-		opRnd:     rand.New(rand.NewPCG(seed, 0x0905)),
-		laterRnd:  rand.New(rand.NewPCG(seed, 0x1a7e)),
-		reconfRnd: rand.New(rand.NewPCG(seed, 0xc0f)),
-		net:       NewNetwork(seed),
-		pending:   map[uint64]*chaosOp{},
-		leaders:   map[uint64]leadership{},
-		committed: map[uint64]entryRecord{},
-		chaos:     true,
+		cfg:            cfg,
+		fault:          fault,
+		rnd:            rand.New(rand.NewPCG(seed, 0xc4a05)),
+		opRnd:          rand.New(rand.NewPCG(seed, 0x0905)),
+		laterRnd:       rand.New(rand.NewPCG(seed, 0x1a7e)),
+		reconfRnd:      rand.New(rand.NewPCG(seed, 0xc0f)),
+		leaderCrashRnd: rand.New(rand.NewPCG(seed, 0x1eade7)),
+		net:            NewNetwork(seed),
+		pending:        map[uint64]*chaosOp{},
+		leaders:        map[uint64]leadership{},
+		committed:      map[uint64]entryRecord{},
+		chaos:          true,
 	}
 	res := &ChaosResult{Seed: seed, Faults: fault, model: cfg.Model}
 	if err := cfg.validate(); err != nil {
@@ -264,6 +281,7 @@ func (r *chaosRun) start(n *chaosNode) {
 		return
 	}
 	n.srv, n.rn, n.log = srv, srv.RawNode(), nil
+	n.restartAt = 0
 	if ss, ok := srv.(StorageServer); ok {
 		n.log = ss.Storage()
 	}
@@ -298,6 +316,12 @@ func (r *chaosRun) start(n *chaosNode) {
 	n.commit, n.applied = st.Commit, st.Applied
 	if n.restarts > 0 {
 		r.event("node %d restarted (term %d commit %d applied %d)", n.id, st.Term, st.Commit, st.Applied)
+	}
+	if n.campaign {
+		n.campaign = false
+		if err := n.rn.Campaign(); err != nil {
+			r.violate("node %d: campaign after restart: %v", n.id, err)
+		}
 	}
 	r.observe(n)
 }
@@ -354,7 +378,7 @@ func (r *chaosRun) chaosStep() {
 		}
 	}
 	for _, n := range r.nodes {
-		if n.srv == nil && r.rnd.Float64() < f.RestartRate {
+		if n.srv == nil && ((n.restartAt != 0 && n.restartAt <= r.now) || r.rnd.Float64() < f.RestartRate) {
 			r.start(n)
 		}
 	}
@@ -441,7 +465,12 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 		async = async || m.To == raft.LocalAppendThread || m.To == raft.LocalApplyThread
 	}
 	n.async = n.async || async
-	if err := n.srv.HandleReady(rd); err != nil {
+	n.outbox = []pb.Message{}
+	err := n.srv.HandleReady(rd)
+	out := n.outbox
+	n.outbox = nil
+	if err != nil {
+		r.deliver(n, out)
 		r.violate("node %d: HandleReady: %v", n.id, err)
 		return
 	}
@@ -460,7 +489,46 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 			r.violate("node %d: HandleReady returned without calling Advance (applied %d, handed entries up to %d)", n.id, applied, rd.CommittedEntries[k-1].Index)
 		}
 	}
+	if rd.SoftState != nil && rd.RaftState == raft.StateLeader && r.maybeCrashFreshLeader(n, out) {
+		return
+	}
+	r.deliver(n, out)
 	r.observe(n)
+}
+
+// maybeCrashFreshLeader crashes n, which has just become leader, at once
+// if FreshLeaderCrashRate says so, sending out (its first messages as
+// leader) first or not; it reports whether n crashed.
+func (r *chaosRun) maybeCrashFreshLeader(n *chaosNode, out []pb.Message) bool {
+	if r.cfg.FreshLeaderCrashRate <= 0 || !r.chaos || !n.hasLater() {
+		return false
+	}
+	termPending := false
+	if n.log != nil {
+		hs, _, err := n.log.InitialState()
+		termPending = err == nil && hs.Term < n.rn.BasicStatus().Term
+	}
+	c, ok := decideFreshLeaderCrash(r.leaderCrashRnd, r.cfg.FreshLeaderCrashRate, termPending)
+	if !ok {
+		return false
+	}
+	if c.sendFirst {
+		r.deliver(n, out)
+	}
+	r.event("node %d crashes as soon as it leads (its term durable: %v)", n.id, !termPending)
+	r.crash(n)
+	n.restartAt, n.campaign = r.now+c.restartIn, c.campaign
+	return true
+}
+
+// hasLater reports whether n's server has ServerEnv.Later work pending.
+func (n *chaosNode) hasLater() bool {
+	for _, q := range n.later {
+		if len(q) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkCommitted checks a committed entry handed to n: in order, never
@@ -526,6 +594,15 @@ func (r *chaosRun) send(e *ServerEnv, msgs []pb.Message) {
 			return
 		}
 	}
+	if n.outbox != nil {
+		n.outbox = append(n.outbox, msgs...)
+		return
+	}
+	r.deliver(n, msgs)
+}
+
+// deliver hands messages n sent to the network.
+func (r *chaosRun) deliver(n *chaosNode, msgs []pb.Message) {
 	for _, m := range msgs {
 		n.promised.note(m)
 	}
@@ -564,13 +641,19 @@ func (p *promise) note(m pb.Message) {
 }
 
 // later queues f on node id's queue, due after a delay drawn from the
-// seed and not before the work queued before it.
+// seed (as ChaosConfig.Queues says) and not before the work queued before
+// it.
 func (r *chaosRun) later(e *ServerEnv, queue string, f func()) {
 	n := r.node(e.ID)
 	if n == nil || n.env != e || n.srv == nil {
 		return // a server of an earlier incarnation
 	}
-	due := r.now + int64(r.laterRnd.IntN(maxLaterTicks+1))
+	due := r.now
+	if fault, ok := r.cfg.Queues[queue]; !ok {
+		due += int64(r.laterRnd.IntN(maxLaterTicks + 1))
+	} else if r.chaos {
+		due += fault.delay(r.laterRnd, n.id == r.fault.SlowDisk)
+	}
 	q := n.later[queue]
 	if len(q) > 0 {
 		due = max(due, q[len(q)-1].due)
