@@ -99,6 +99,12 @@ type Op struct {
 	ID uint64
 	// Input is what ChaosConfig.NextOp returned.
 	Input any
+	// Client is the client that started the operation, 0 to
+	// ChaosConfig.Clients-1. A client runs one operation at a time, so
+	// the IDs of its operations increase: with ChaosConfig.Retry, a
+	// server may remember the last ID applied per client to apply each
+	// operation once.
+	Client int
 	// Done answers the client with the operation's output, for the
 	// Model. Only the first call counts, and only while the client still
 	// waits; Done is never nil.
@@ -128,6 +134,11 @@ type ServerEnv struct {
 	// (only what was written to it, so write there only what the server
 	// makes durable) and nothing else: every run starts without it.
 	Durable any
+	// Rand is a random source drawn from the seed, the node and its
+	// restarts, for the server's own random choices (how much log to
+	// keep when compacting, which path a read takes): a server that
+	// draws from it, and from no other, replays with the seed.
+	Rand *rand.Rand
 
 	run *chaosRun
 }
@@ -212,6 +223,13 @@ type ChaosConfig struct {
 	// OpTimeout is how many ticks a client waits for an answer before it
 	// gives up on an operation and starts another (default 20).
 	OpTimeout int
+	// Retry makes a client that times out submit the same operation
+	// again (the same Op.ID and Input) to a random running node, until
+	// it is answered, as the client of a server that applies each
+	// operation once does; the history keeps it as one operation, called
+	// when first submitted. The liveness phase then requires the
+	// operations pending when it began to be answered too.
+	Retry bool
 	// Seeds is how many seeds Run runs (default 20; the flag
 	// -rafttest.seeds overrides it).
 	Seeds int
@@ -248,6 +266,12 @@ type ChaosConfig struct {
 	// before its term was durable) crashes so always, and campaigns at
 	// once: a correct server is never there.
 	FreshLeaderCrashRate float64
+	// ForgetSnapshotReports is the probability that the network does
+	// not tell the sender of a lost snapshot (ReportSnapshot with
+	// SnapshotFailure), as a transport that loses track of one: only
+	// the sender's Config.SnapshotTimeout then gets the follower out of
+	// StateSnapshot.
+	ForgetSnapshotReports float64
 }
 
 // Reconfigurer is a Server that changes the cluster's membership the way

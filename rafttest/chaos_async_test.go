@@ -42,7 +42,7 @@ func startAsyncMap(bugs asyncBugs) func(*rafttest.ServerEnv) (rafttest.Server, e
 			err = rn.Bootstrap(env.Peers)
 		}
 		s := &asyncMapServer{bugs: bugs}
-		s.mapServer = mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]bool{}, waiting: map[uint64]func(any){}}
+		s.mapServer = mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]any{}, waiting: map[uint64]func(any){}}
 		return s, err
 	}
 }

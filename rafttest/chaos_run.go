@@ -107,14 +107,14 @@ type chaosRun struct {
 	rnd   *rand.Rand
 	opRnd *rand.Rand
 	// laterRnd draws the delays of ServerEnv.Later, reconfRnd the
-	// membership changes, leaderCrashRnd the fresh leaders' crashes
-	// (streams of their own, so that servers that use none replay as
-	// before).
-	laterRnd, reconfRnd, leaderCrashRnd *rand.Rand
-	net                                 *Network
-	clock                               int64
-	nodes                               []*chaosNode
-	peers                               []raft.Peer
+	// membership changes, leaderCrashRnd the fresh leaders' crashes,
+	// forgetRnd the snapshot reports forgotten (streams of their own, so
+	// that servers that use none replay as before).
+	laterRnd, reconfRnd, leaderCrashRnd, forgetRnd *rand.Rand
+	net                                            *Network
+	clock                                          int64
+	nodes                                          []*chaosNode
+	peers                                          []raft.Peer
 
 	clients  []*chaosClient
 	history  []porcupine.Operation
@@ -142,6 +142,12 @@ const windowTicks = 10
 // over many seeds from a test. The same cfg and seed replay the same run.
 func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	cfg = cfg.withDefaults()
+	return runChaos(cfg, chaosFaults(cfg, seed))
+}
+
+// chaosFaults returns the faults seed chooses for a run of cfg (which
+// has its defaults).
+func chaosFaults(cfg ChaosConfig, seed uint64) SimConfig {
 	fault := RandomSimConfig(seed)
 	if cfg.Nodes != 0 {
 		fault.Nodes = cfg.Nodes
@@ -154,13 +160,26 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	if cfg.NoDuplicates {
 		fault.DupRate = 0
 	}
-	fault.FreshLeaderCrashRate = cfg.FreshLeaderCrashRate
+	fault.FreshLeaderCrashRate, fault.ForgetReports = cfg.FreshLeaderCrashRate, cfg.ForgetSnapshotReports
 	for _, q := range cfg.Queues {
-		if slow := rand.New(rand.NewPCG(seed, 0x51d15c)); q.SlowDisk && slow.IntN(2) == 0 {
-			fault.SlowDisk = uint64(1 + slow.IntN(fault.Nodes))
-			break
+		if !q.SlowDisk {
+			continue
 		}
+		if slow := rand.New(rand.NewPCG(seed, 0x51d15c)); slow.IntN(2) == 0 {
+			fault.SlowDisk = uint64(1 + slow.IntN(fault.Nodes))
+		}
+		break
 	}
+	return fault
+}
+
+// runChaos runs cfg (which has its defaults) once, with the faults of
+// fault: its cluster size, PreVote, CheckQuorum, flow-control limits,
+// network, crash, restart and transfer rates, SlowDisk,
+// FreshLeaderCrashRate and ForgetReports; the rest is the servers'
+// business.
+func runChaos(cfg ChaosConfig, fault SimConfig) *ChaosResult {
+	seed := fault.Seed
 	r := &chaosRun{
 		cfg:            cfg,
 		fault:          fault,
@@ -169,6 +188,7 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 		laterRnd:       rand.New(rand.NewPCG(seed, 0x1a7e)),
 		reconfRnd:      rand.New(rand.NewPCG(seed, 0xc0f)),
 		leaderCrashRnd: rand.New(rand.NewPCG(seed, 0x1eade7)),
+		forgetRnd:      rand.New(rand.NewPCG(seed, 0xf0497)),
 		net:            NewNetwork(seed),
 		pending:        map[uint64]*chaosOp{},
 		leaders:        map[uint64]leadership{},
@@ -264,7 +284,8 @@ func (r *chaosRun) run() {
 // start starts n's server, at the beginning or after a crash, and checks
 // that it recovered what it had persisted.
 func (r *chaosRun) start(n *chaosNode) {
-	env := &ServerEnv{ID: n.id, Storage: n.storage, Restarts: n.restarts, run: r}
+	env := &ServerEnv{ID: n.id, Storage: n.storage, Restarts: n.restarts, run: r,
+		Rand: rand.New(rand.NewPCG(r.fault.Seed^0x5e4e4, n.id<<16|uint64(n.restarts)))}
 	if n.id <= uint64(len(r.peers)) {
 		env.Peers = r.peers
 	}
@@ -500,7 +521,7 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 // if FreshLeaderCrashRate says so, sending out (its first messages as
 // leader) first or not; it reports whether n crashed.
 func (r *chaosRun) maybeCrashFreshLeader(n *chaosNode, out []pb.Message) bool {
-	if r.cfg.FreshLeaderCrashRate <= 0 || !r.chaos || !n.hasLater() {
+	if r.fault.FreshLeaderCrashRate <= 0 || !r.chaos || !n.hasLater() {
 		return false
 	}
 	termPending := false
@@ -508,7 +529,7 @@ func (r *chaosRun) maybeCrashFreshLeader(n *chaosNode, out []pb.Message) bool {
 		hs, _, err := n.log.InitialState()
 		termPending = err == nil && hs.Term < n.rn.BasicStatus().Term
 	}
-	c, ok := decideFreshLeaderCrash(r.leaderCrashRnd, r.cfg.FreshLeaderCrashRate, termPending)
+	c, ok := decideFreshLeaderCrash(r.leaderCrashRnd, r.fault.FreshLeaderCrashRate, termPending)
 	if !ok {
 		return false
 	}
@@ -715,9 +736,15 @@ func (r *chaosRun) lost(m pb.Message) {
 }
 
 func (r *chaosRun) reportSnapshot(m pb.Message, status raft.SnapshotStatus) {
-	if from := r.node(m.From); m.Type == pb.MsgSnap && from != nil && from.srv != nil {
-		from.rn.ReportSnapshot(m.To, status)
+	from := r.node(m.From)
+	if m.Type != pb.MsgSnap || from == nil || from.srv == nil {
+		return
 	}
+	if forgotten(r.forgetRnd, status, r.fault.ForgetReports) {
+		r.event("the report of node %d's lost snapshot to %d is forgotten", m.From, m.To)
+		return
+	}
+	from.rn.ReportSnapshot(m.To, status)
 }
 
 // checkLeaderLog checks, once a new leader's first Ready is handled, that

@@ -83,7 +83,13 @@ func (s *Sim) reportSnapshot(m pb.Message, status raft.SnapshotStatus) {
 	if m.Type != pb.MsgSnap || from == nil || from.rn == nil {
 		return
 	}
-	if status == raft.SnapshotFinish || s.rnd.Float64() >= s.cfg.ForgetReports {
+	if !forgotten(s.rnd, status, s.cfg.ForgetReports) {
 		from.rn.ReportSnapshot(m.To, status)
 	}
+}
+
+// forgotten reports whether a transport that forgets to report a lost
+// snapshot with probability rate forgets this report.
+func forgotten(rnd *rand.Rand, status raft.SnapshotStatus, rate float64) bool {
+	return status == raft.SnapshotFailure && rnd.Float64() < rate
 }
