@@ -809,3 +809,34 @@ func (r *chaosRun) checkStoredLog(n *chaosNode) {
 		}
 	}
 }
+
+// entryRecord is what the first node to be handed a committed index was
+// handed there.
+type entryRecord struct {
+	term uint64
+	data string
+	// seenTerm is the highest term any node had when the entry was first
+	// handed over: the term in which it was committed is no later, so
+	// every leader of a later term must hold it (Leader Completeness).
+	seenTerm uint64
+}
+
+// leadership is who led a term: a node, in one of its incarnations.
+type leadership struct {
+	id          uint64
+	incarnation int
+}
+
+// hardStateRegression describes what is wrong with node id persisting hs
+// after prev, or returns "".
+func hardStateRegression(id uint64, prev, hs pb.HardState) string {
+	switch {
+	case hs.Term < prev.Term:
+		return fmt.Sprintf("node %d: persisted term goes back from %d to %d", id, prev.Term, hs.Term)
+	case hs.Term == prev.Term && prev.Vote != raft.None && hs.Vote != prev.Vote:
+		return fmt.Sprintf("node %d: vote changed within term %d from %d to %d", id, hs.Term, prev.Vote, hs.Vote)
+	case hs.Commit < prev.Commit:
+		return fmt.Sprintf("node %d: persisted commit goes back from %d to %d", id, prev.Commit, hs.Commit)
+	}
+	return ""
+}
