@@ -79,6 +79,10 @@ type promise struct {
 type nodeSpan struct {
 	start int64
 	what  string
+	// state and term are the role and term of a stretch up (what is
+	// "down" otherwise).
+	state raft.StateType
+	term  uint64
 }
 
 // chaosOp is a client's operation while its client waits for it.
@@ -542,6 +546,17 @@ func (r *chaosRun) maybeCrashFreshLeader(n *chaosNode, out []pb.Message) bool {
 	return true
 }
 
+// laterDue reports whether n's server has ServerEnv.Later work due at
+// now.
+func (n *chaosNode) laterDue(now int64) bool {
+	for _, q := range n.later {
+		if len(q) > 0 && q[0].due <= now {
+			return true
+		}
+	}
+	return false
+}
+
 // hasLater reports whether n's server has ServerEnv.Later work pending.
 func (n *chaosNode) hasLater() bool {
 	for _, q := range n.later {
@@ -589,10 +604,10 @@ func (r *chaosRun) observe(n *chaosNode) {
 		r.violate("node %d: commit went back from %d to %d", n.id, n.commit, st.Commit)
 	}
 	n.commit = max(n.commit, st.Commit)
-	what := fmt.Sprintf("%s t%d", strings.TrimPrefix(st.RaftState.String(), "State"), st.Term)
-	if what != n.span.what {
+	if sp := n.span; sp.what == "" || sp.what == "down" || sp.state != st.RaftState || sp.term != st.Term {
 		r.closeSpan(n)
-		n.span = nodeSpan{start: r.now, what: what}
+		what := fmt.Sprintf("%s t%d", strings.TrimPrefix(st.RaftState.String(), "State"), st.Term)
+		n.span = nodeSpan{start: r.now, what: what, state: st.RaftState, term: st.Term}
 	}
 }
 
@@ -694,6 +709,9 @@ const maxLaterTicks = 3
 func (r *chaosRun) runLater() bool {
 	ran := false
 	for _, n := range r.nodes {
+		if !n.laterDue(r.now) {
+			continue
+		}
 		for _, queue := range slices.Sorted(maps.Keys(n.later)) {
 			for n.srv != nil && len(n.later[queue]) > 0 && n.later[queue][0].due <= r.now {
 				w := n.later[queue][0]

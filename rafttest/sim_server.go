@@ -313,11 +313,13 @@ func (s *simServer) takeReadStates(rd raft.Ready) {
 // reports.
 func (s *simServer) afterApply() error {
 	sm := s.durable.sm
-	for _, ctx := range slices.Sorted(maps.Keys(s.reads)) {
-		if r := s.reads[ctx]; r.index > 0 && sm.Applied >= r.index {
-			v := sm.Data[r.key]
-			r.done(KVOutput{Found: v != "", Value: v})
-			delete(s.reads, ctx)
+	if len(s.reads) > 0 {
+		for _, ctx := range slices.Sorted(maps.Keys(s.reads)) {
+			if r := s.reads[ctx]; r.index > 0 && sm.Applied >= r.index {
+				v := sm.Data[r.key]
+				r.done(KVOutput{Found: v != "", Value: v})
+				delete(s.reads, ctx)
+			}
 		}
 	}
 	if st := s.rn.BasicStatus(); st.Applied < sm.Applied && st.Applied != 0 {
