@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
@@ -189,7 +190,9 @@ func (s *simServer) HandleReady(rd raft.Ready) error {
 	if err := s.takeForwarded(); err != nil {
 		return err
 	}
-	s.takeReadStates(rd)
+	if err := s.takeReadStates(rd); err != nil {
+		return err
+	}
 	s.maybeLeaveJoint()
 	if s.sim.cfg.Async {
 		return s.handleReadyAsync(rd)
@@ -299,13 +302,19 @@ func (s *simServer) persist(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot) 
 	return nil
 }
 
-// takeReadStates notes the read indexes the node's reads got.
-func (s *simServer) takeReadStates(rd raft.Ready) {
+// takeReadStates notes the read indexes the node's reads got. A read
+// state for another node's request is a violation; one for a request of
+// an earlier incarnation, or answered already, is not.
+func (s *simServer) takeReadStates(rd raft.Ready) error {
 	for _, rs := range rd.ReadStates {
-		if r, ok := s.reads[string(rs.RequestCtx)]; ok {
+		ctx := string(rs.RequestCtx)
+		if r, ok := s.reads[ctx]; ok {
 			r.index = rs.Index
+		} else if !strings.HasPrefix(ctx, fmt.Sprintf("read %d.", s.env.ID)) {
+			return fmt.Errorf("read state for %q, which it was not asked", ctx)
 		}
 	}
+	return nil
 }
 
 // afterApply serves the reads whose index the state machine has reached,
