@@ -185,6 +185,17 @@ func (e *ServerEnv) Send(msgs ...pb.Message) {
 	e.run.send(e, msgs)
 }
 
+// Appended tells the simulator where the node's RawNode reported a
+// proposal appended: the Index and Term of ProposeWithResult's result, or
+// of a ForwardedOutcome that is not Unknown, with the data proposed. Run
+// checks that the entry committed at that index, if it is of that term,
+// carries that data, and that no two reports for one index and term
+// differ: a server that answers its clients from those reports relies on
+// both.
+func (e *ServerEnv) Appended(index, term uint64, data []byte) {
+	e.run.appended(e, index, term, data)
+}
+
 // ChaosConfig is a chaos test of a program's own server: how to start it,
 // the clients' operations and the model their history must be
 // linearizable against.

@@ -128,6 +128,9 @@ type chaosRun struct {
 
 	leaders   map[uint64]leadership
 	committed map[uint64]entryRecord
+	// appendedAt maps where servers reported proposals appended
+	// (ServerEnv.Appended) to what was proposed.
+	appendedAt map[[2]uint64]string // (index, term) -> data
 	// maxTerm is the highest term any node has reached.
 	maxTerm uint64
 	chaos   bool
@@ -197,6 +200,7 @@ func runChaos(cfg ChaosConfig, fault SimConfig) *ChaosResult {
 		pending:        map[uint64]*chaosOp{},
 		leaders:        map[uint64]leadership{},
 		committed:      map[uint64]entryRecord{},
+		appendedAt:     map[[2]uint64]string{},
 		chaos:          true,
 	}
 	res := &ChaosResult{Seed: seed, Faults: fault, model: cfg.Model}
@@ -577,10 +581,30 @@ func (r *chaosRun) checkCommitted(n *chaosNode, e pb.Entry) {
 	}
 	n.applied = e.Index
 	rec := entryRecord{term: e.Term, data: string(e.Data), seenTerm: r.maxTerm}
+	if want, ok := r.appendedAt[[2]uint64{e.Index, e.Term}]; ok && want != rec.data {
+		r.violate("node %d is handed %q at index %d term %d, where a node reported appending %q", n.id, rec.data, e.Index, e.Term, want)
+	}
 	if prev, ok := r.committed[e.Index]; !ok {
 		r.committed[e.Index] = rec
 	} else if prev.term != rec.term || prev.data != rec.data {
 		r.violate("node %d committed term %d at index %d where another node committed term %d (different entries)", n.id, e.Term, e.Index, prev.term)
+	}
+}
+
+// appended checks and records a server's report (ServerEnv.Appended)
+// that data was appended at index in term.
+func (r *chaosRun) appended(e *ServerEnv, index, term uint64, data []byte) {
+	n := r.node(e.ID)
+	if n == nil || n.env != e || n.srv == nil {
+		return // a server of an earlier incarnation
+	}
+	at := [2]uint64{index, term}
+	if prev, ok := r.appendedAt[at]; ok && prev != string(data) {
+		r.violate("node %d reports %q appended at index %d term %d, where %q was reported", e.ID, data, index, term, prev)
+	}
+	r.appendedAt[at] = string(data)
+	if rec, ok := r.committed[index]; ok && rec.term == term && rec.data != string(data) {
+		r.violate("node %d reports %q appended at index %d term %d, where %q was committed", e.ID, data, index, term, rec.data)
 	}
 }
 

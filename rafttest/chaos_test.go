@@ -856,3 +856,51 @@ func TestServerEnvRand(t *testing.T) {
 		t.Fatalf("no restart on seed 3: %v", a)
 	}
 }
+
+// reportingMap is a mapServer that proposes with ProposeWithResult and
+// tells Run where each proposal went (ServerEnv.Appended), skew indexes
+// off.
+type reportingMap struct {
+	*mapServer
+	skew uint64
+}
+
+func (s reportingMap) Submit(op rafttest.Op) {
+	data, _ := json.Marshal(mapEntry{ID: op.ID, In: op.Input.(rafttest.KVInput)})
+	s.waiting[op.ID] = op.Done
+	if res, err := s.rn.ProposeWithResult(data); err == nil && !res.Forwarded {
+		s.env.Appended(res.Index+s.skew, res.Term, data)
+	}
+}
+
+// Where a server says its proposals went (ServerEnv.Appended) is checked
+// against what is committed there: true reports pass, reports one index
+// off are caught.
+func TestRunChecksAppendedReports(t *testing.T) {
+	for _, tt := range []struct {
+		skew uint64
+		want string // "": passes
+	}{
+		{skew: 0},
+		{skew: 1, want: "appending"},
+	} {
+		cfg := mapChaosConfig(func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+			srv, err := startMap(env)
+			return reportingMap{srv.(*mapServer), tt.skew}, err
+		})
+		caught := false
+		for seed := uint64(1); seed <= 5 && !caught; seed++ {
+			res := rafttest.RunChaos(cfg, seed)
+			switch rep := res.Report(); {
+			case res.Failed() && (tt.want == "" || !strings.Contains(rep, tt.want)):
+				t.Fatalf("skew %d: %s", tt.skew, rep)
+			case res.Failed():
+				caught = true
+				t.Logf("skew %d caught: %s", tt.skew, strings.Join(res.Violations, "; "))
+			}
+		}
+		if tt.want != "" && !caught {
+			t.Fatalf("skew %d: 5 seeds passed", tt.skew)
+		}
+	}
+}

@@ -14,15 +14,11 @@ import (
 // Sim is the built-in chaos simulation: a replicated key-value store
 // (simServer) whose clients read and write a few keys, run by RunChaos's
 // machinery under the faults of a SimConfig. It holds what the servers of
-// one run share: the configuration, the simulation's own checks of where
-// proposals went, and each node's latest server. Use RunSim; the type is
+// one run share: the configuration, the counts of forwarded proposals'
+// outcomes, and each node's latest server. Use RunSim; the type is
 // exported for its documentation.
 type Sim struct {
 	cfg SimConfig
-	// proposed maps where a leader reported appending a client's
-	// proposal (ProposeWithResult), or a follower one it forwarded, to
-	// what was proposed: the entry applied there must be it.
-	proposed map[[2]uint64]string // (index, term) -> data
 	// forwardedAppended and forwardedUnknown count the followers'
 	// reports on proposals they forwarded (SimResult).
 	forwardedAppended, forwardedUnknown int
@@ -63,7 +59,7 @@ func (s *simLog) violate(format string, args ...any) {
 
 // RunSim runs one simulation and returns what it found.
 func RunSim(cfg SimConfig) *SimResult {
-	s := &Sim{cfg: cfg, proposed: map[[2]uint64]string{}, servers: map[uint64]*simServer{}}
+	s := &Sim{cfg: cfg, servers: map[uint64]*simServer{}}
 	cc := ChaosConfig{
 		Start:      s.start,
 		Model:      KVModel(),

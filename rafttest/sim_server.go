@@ -170,7 +170,7 @@ func (s *simServer) Submit(op Op) {
 	s.waiting[op.ID] = op.Done
 	switch res, err := s.rn.ProposeWithResult(data); {
 	case err == nil && !res.Forwarded:
-		s.sim.proposed[[2]uint64{res.Index, res.Term}] = string(data)
+		s.env.Appended(res.Index, res.Term, data)
 	case err == nil && res.ForwardID != 0:
 		if s.forwarded == nil {
 			s.forwarded = map[uint64]string{}
