@@ -99,6 +99,12 @@ type Op struct {
 	ID uint64
 	// Input is what ChaosConfig.NextOp returned.
 	Input any
+	// Client is the client that started the operation, 0 to
+	// ChaosConfig.Clients-1. A client runs one operation at a time, so
+	// the IDs of its operations increase: with ChaosConfig.Retry, a
+	// server may remember the last ID applied per client to apply each
+	// operation once.
+	Client int
 	// Done answers the client with the operation's output, for the
 	// Model. Only the first call counts, and only while the client still
 	// waits; Done is never nil.
@@ -128,6 +134,11 @@ type ServerEnv struct {
 	// (only what was written to it, so write there only what the server
 	// makes durable) and nothing else: every run starts without it.
 	Durable any
+	// Rand is a random source drawn from the seed, the node and its
+	// restarts, for the server's own random choices (how much log to
+	// keep when compacting, which path a read takes): a server that
+	// draws from it, and from no other, replays with the seed.
+	Rand *rand.Rand
 
 	run *chaosRun
 }
@@ -174,6 +185,17 @@ func (e *ServerEnv) Send(msgs ...pb.Message) {
 	e.run.send(e, msgs)
 }
 
+// Appended tells the simulator where the node's RawNode reported a
+// proposal appended: the Index and Term of ProposeWithResult's result, or
+// of a ForwardedOutcome that is not Unknown, with the data proposed. Run
+// checks that the entry committed at that index, if it is of that term,
+// carries that data, and that no two reports for one index and term
+// differ: a server that answers its clients from those reports relies on
+// both.
+func (e *ServerEnv) Appended(index, term uint64, data []byte) {
+	e.run.appended(e, index, term, data)
+}
+
 // ChaosConfig is a chaos test of a program's own server: how to start it,
 // the clients' operations and the model their history must be
 // linearizable against.
@@ -212,6 +234,13 @@ type ChaosConfig struct {
 	// OpTimeout is how many ticks a client waits for an answer before it
 	// gives up on an operation and starts another (default 20).
 	OpTimeout int
+	// Retry makes a client that times out submit the same operation
+	// again (the same Op.ID and Input) to a random running node, until
+	// it is answered, as the client of a server that applies each
+	// operation once does; the history keeps it as one operation, called
+	// when first submitted. The liveness phase then requires the
+	// operations pending when it began to be answered too.
+	Retry bool
 	// Seeds is how many seeds Run runs (default 20; the flag
 	// -rafttest.seeds overrides it).
 	Seeds int
@@ -230,6 +259,30 @@ type ChaosConfig struct {
 	// node whose server is a Reconfigurer is asked to change the
 	// membership.
 	ReconfigureRate float64
+
+	// Queues sets, by queue name, how long the functions handed to
+	// ServerEnv.Later wait in the chaos phase: the faults of the server's
+	// own threads (a slow disk for the append thread, long batches for
+	// the apply thread). After the chaos phase they wait no longer than
+	// the work ahead of them. Functions of other queues wait 0 to 3 ticks
+	// throughout.
+	Queues map[string]QueueFaults
+	// FreshLeaderCrashRate is the probability that a node that has just
+	// become leader while ServerEnv.Later work of its own is pending (its
+	// first writes as leader) crashes at once, its first messages as
+	// leader sent or not, and restarts one or two ticks later, half the
+	// time calling Campaign at once as a server that wants its leadership
+	// back quickly does. With a rate above 0, a new leader of a
+	// StorageServer whose stored term is behind (it won the election
+	// before its term was durable) crashes so always, and campaigns at
+	// once: a correct server is never there.
+	FreshLeaderCrashRate float64
+	// ForgetSnapshotReports is the probability that the network does
+	// not tell the sender of a lost snapshot (ReportSnapshot with
+	// SnapshotFailure), as a transport that loses track of one: only
+	// the sender's Config.SnapshotTimeout then gets the follower out of
+	// StateSnapshot.
+	ForgetSnapshotReports float64
 }
 
 // Reconfigurer is a Server that changes the cluster's membership the way
@@ -278,6 +331,11 @@ func (c ChaosConfig) validate() error {
 		return fmt.Errorf("rafttest: ChaosConfig.Nodes is %d", c.Nodes)
 	case c.Spares < 0:
 		return fmt.Errorf("rafttest: ChaosConfig.Spares is %d", c.Spares)
+	}
+	for name, q := range c.Queues {
+		if q.MaxDelay < 0 || q.StallTicks < 0 {
+			return fmt.Errorf("rafttest: ChaosConfig.Queues[%q] has a negative delay", name)
+		}
 	}
 	return nil
 }
@@ -391,7 +449,8 @@ func writePicture(t testing.TB, res *ChaosResult) string {
 type ChaosResult struct {
 	// Seed is the run's seed; Faults the configuration it chose (only
 	// its cluster size, PreVote, CheckQuorum, flow-control and fault
-	// fields apply).
+	// fields apply; SlowDisk is the slow node of ChaosConfig.Queues, if
+	// the seed chose one).
 	Seed   uint64
 	Faults SimConfig
 	// Ops is the number of client operations; Answered how many got an
@@ -446,8 +505,15 @@ func (r *ChaosResult) Failed() bool { return len(r.Violations) > 0 || !r.Lineari
 func (r *ChaosResult) Report() string {
 	var b strings.Builder
 	f := r.Faults
-	fmt.Fprintf(&b, "rafttest: seed %d failed: nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f restart=%.2f transfer=%.2f\n",
+	fmt.Fprintf(&b, "rafttest: seed %d failed: nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f restart=%.2f transfer=%.2f",
 		r.Seed, f.Nodes, f.PreVote, f.CheckQuorum, f.MaxSizePerMsg, f.MaxInflightMsgs, f.DropRate, f.DupRate, f.MaxDelay, f.PartitionRate, f.CrashRate, f.RestartRate, f.TransferRate)
+	if f.SlowDisk != 0 {
+		fmt.Fprintf(&b, " slowdisk=%d", f.SlowDisk)
+	}
+	if f.FreshLeaderCrashRate != 0 {
+		fmt.Fprintf(&b, " leadercrash=%.2f", f.FreshLeaderCrashRate)
+	}
+	b.WriteString("\n")
 	if !r.Linearizable && len(r.Violations) == 0 {
 		b.WriteString("the clients' history is not linearizable\n")
 	}

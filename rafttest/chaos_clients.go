@@ -12,7 +12,12 @@ import (
 // has had an answer).
 func (r *chaosRun) clientsStep() {
 	for _, c := range r.clients {
-		if p := c.pending; p != nil && r.now >= p.deadline {
+		if p := c.pending; p != nil && r.now >= p.deadline && r.cfg.Retry {
+			r.event("client %d submits operation %d again", c.id, p.id)
+			p.deadline = r.now + int64(r.cfg.OpTimeout)
+			r.submit(p)
+			continue
+		} else if p != nil && r.now >= p.deadline {
 			r.event("client %d gave up on operation %d", c.id, p.id)
 			delete(r.pending, p.id)
 			c.pending = nil
@@ -32,13 +37,18 @@ func (r *chaosRun) newOp(c *chaosClient) {
 	r.answered = append(r.answered, false)
 	c.pending = op
 	r.pending[op.id] = op
+	r.submit(op)
+}
+
+// submit hands op to the server of a random running node.
+func (r *chaosRun) submit(op *chaosOp) {
 	run := r.running()
 	if len(run) == 0 {
 		return // no node to ask: the client waits for its timeout
 	}
 	n := run[r.rnd.IntN(len(run))]
 	id := op.id
-	n.srv.Submit(Op{ID: id, Input: input, Done: func(output any) { r.answer(id, output) }})
+	n.srv.Submit(Op{ID: id, Input: r.history[op.hist].Input, Client: op.client.id, Done: func(output any) { r.answer(id, output) }})
 	if n.srv != nil {
 		r.observe(n)
 	}

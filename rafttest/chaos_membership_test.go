@@ -29,7 +29,7 @@ func startReconfMap(initial int) func(*rafttest.ServerEnv) (rafttest.Server, err
 		if last, _ := env.Storage.LastIndex(); err == nil && last == 0 && len(env.Peers) > 0 {
 			err = rn.Bootstrap(env.Peers)
 		}
-		s := &mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]bool{}, waiting: map[uint64]func(any){}}
+		s := &mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]any{}, waiting: map[uint64]func(any){}}
 		return reconfMapServer{s, initial}, err
 	}
 }

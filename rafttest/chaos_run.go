@@ -48,6 +48,14 @@ type chaosNode struct {
 	// own (AsyncStorageWrites): a Ready's commit index is then not known
 	// to be stored when HandleReady returns.
 	async bool
+	// outbox holds what its server sends during HandleReady, sent once it
+	// returns (unless the node dies first); nil outside HandleReady.
+	outbox []pb.Message
+	// restartAt, when not 0, is the tick of a restart already decided
+	// (FreshLeaderCrashRate), and campaign makes that restart call
+	// Campaign at once.
+	restartAt int64
+	campaign  bool
 }
 
 // laterWork is a function handed to ServerEnv.Later and when it is due.
@@ -71,6 +79,10 @@ type promise struct {
 type nodeSpan struct {
 	start int64
 	what  string
+	// state and term are the role and term of a stretch up (what is
+	// "down" otherwise).
+	state raft.StateType
+	term  uint64
 }
 
 // chaosOp is a client's operation while its client waits for it.
@@ -99,13 +111,14 @@ type chaosRun struct {
 	rnd   *rand.Rand
 	opRnd *rand.Rand
 	// laterRnd draws the delays of ServerEnv.Later, reconfRnd the
-	// membership changes (streams of their own, so that servers that use
-	// neither replay as before).
-	laterRnd, reconfRnd *rand.Rand
-	net                 *Network
-	clock               int64
-	nodes               []*chaosNode
-	peers               []raft.Peer
+	// membership changes, leaderCrashRnd the fresh leaders' crashes,
+	// forgetRnd the snapshot reports forgotten (streams of their own, so
+	// that servers that use none replay as before).
+	laterRnd, reconfRnd, leaderCrashRnd, forgetRnd *rand.Rand
+	net                                            *Network
+	clock                                          int64
+	nodes                                          []*chaosNode
+	peers                                          []raft.Peer
 
 	clients  []*chaosClient
 	history  []porcupine.Operation
@@ -115,6 +128,9 @@ type chaosRun struct {
 
 	leaders   map[uint64]leadership
 	committed map[uint64]entryRecord
+	// appendedAt maps where servers reported proposals appended
+	// (ServerEnv.Appended) to what was proposed.
+	appendedAt map[[2]uint64]string // (index, term) -> data
 	// maxTerm is the highest term any node has reached.
 	maxTerm uint64
 	chaos   bool
@@ -133,6 +149,12 @@ const windowTicks = 10
 // over many seeds from a test. The same cfg and seed replay the same run.
 func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	cfg = cfg.withDefaults()
+	return runChaos(cfg, chaosFaults(cfg, seed))
+}
+
+// chaosFaults returns the faults seed chooses for a run of cfg (which
+// has its defaults).
+func chaosFaults(cfg ChaosConfig, seed uint64) SimConfig {
 	fault := RandomSimConfig(seed)
 	if cfg.Nodes != 0 {
 		fault.Nodes = cfg.Nodes
@@ -145,18 +167,41 @@ func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	if cfg.NoDuplicates {
 		fault.DupRate = 0
 	}
+	fault.FreshLeaderCrashRate, fault.ForgetReports = cfg.FreshLeaderCrashRate, cfg.ForgetSnapshotReports
+	for _, q := range cfg.Queues {
+		if !q.SlowDisk {
+			continue
+		}
+		if slow := rand.New(rand.NewPCG(seed, 0x51d15c)); slow.IntN(2) == 0 {
+			fault.SlowDisk = uint64(1 + slow.IntN(fault.Nodes))
+		}
+		break
+	}
+	return fault
+}
+
+// runChaos runs cfg (which has its defaults) once, with the faults of
+// fault: its cluster size, PreVote, CheckQuorum, flow-control limits,
+// network, crash, restart and transfer rates, SlowDisk,
+// FreshLeaderCrashRate and ForgetReports; the rest is the servers'
+// business.
+func runChaos(cfg ChaosConfig, fault SimConfig) *ChaosResult {
+	seed := fault.Seed
 	r := &chaosRun{
-		cfg:       cfg,
-		fault:     fault,
-		rnd:       rand.New(rand.NewPCG(seed, 0xc4a05)),
-		opRnd:     rand.New(rand.NewPCG(seed, 0x0905)),
-		laterRnd:  rand.New(rand.NewPCG(seed, 0x1a7e)),
-		reconfRnd: rand.New(rand.NewPCG(seed, 0xc0f)),
-		net:       NewNetwork(seed),
-		pending:   map[uint64]*chaosOp{},
-		leaders:   map[uint64]leadership{},
-		committed: map[uint64]entryRecord{},
-		chaos:     true,
+		cfg:            cfg,
+		fault:          fault,
+		rnd:            rand.New(rand.NewPCG(seed, 0xc4a05)),
+		opRnd:          rand.New(rand.NewPCG(seed, 0x0905)),
+		laterRnd:       rand.New(rand.NewPCG(seed, 0x1a7e)),
+		reconfRnd:      rand.New(rand.NewPCG(seed, 0xc0f)),
+		leaderCrashRnd: rand.New(rand.NewPCG(seed, 0x1eade7)),
+		forgetRnd:      rand.New(rand.NewPCG(seed, 0xf0497)),
+		net:            NewNetwork(seed),
+		pending:        map[uint64]*chaosOp{},
+		leaders:        map[uint64]leadership{},
+		committed:      map[uint64]entryRecord{},
+		appendedAt:     map[[2]uint64]string{},
+		chaos:          true,
 	}
 	res := &ChaosResult{Seed: seed, Faults: fault, model: cfg.Model}
 	if err := cfg.validate(); err != nil {
@@ -247,7 +292,8 @@ func (r *chaosRun) run() {
 // start starts n's server, at the beginning or after a crash, and checks
 // that it recovered what it had persisted.
 func (r *chaosRun) start(n *chaosNode) {
-	env := &ServerEnv{ID: n.id, Storage: n.storage, Restarts: n.restarts, run: r}
+	env := &ServerEnv{ID: n.id, Storage: n.storage, Restarts: n.restarts, run: r,
+		Rand: rand.New(rand.NewPCG(r.fault.Seed^0x5e4e4, n.id<<16|uint64(n.restarts)))}
 	if n.id <= uint64(len(r.peers)) {
 		env.Peers = r.peers
 	}
@@ -264,6 +310,7 @@ func (r *chaosRun) start(n *chaosNode) {
 		return
 	}
 	n.srv, n.rn, n.log = srv, srv.RawNode(), nil
+	n.restartAt = 0
 	if ss, ok := srv.(StorageServer); ok {
 		n.log = ss.Storage()
 	}
@@ -298,6 +345,12 @@ func (r *chaosRun) start(n *chaosNode) {
 	n.commit, n.applied = st.Commit, st.Applied
 	if n.restarts > 0 {
 		r.event("node %d restarted (term %d commit %d applied %d)", n.id, st.Term, st.Commit, st.Applied)
+	}
+	if n.campaign {
+		n.campaign = false
+		if err := n.rn.Campaign(); err != nil {
+			r.violate("node %d: campaign after restart: %v", n.id, err)
+		}
 	}
 	r.observe(n)
 }
@@ -354,7 +407,7 @@ func (r *chaosRun) chaosStep() {
 		}
 	}
 	for _, n := range r.nodes {
-		if n.srv == nil && r.rnd.Float64() < f.RestartRate {
+		if n.srv == nil && ((n.restartAt != 0 && n.restartAt <= r.now) || r.rnd.Float64() < f.RestartRate) {
 			r.start(n)
 		}
 	}
@@ -441,7 +494,12 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 		async = async || m.To == raft.LocalAppendThread || m.To == raft.LocalApplyThread
 	}
 	n.async = n.async || async
-	if err := n.srv.HandleReady(rd); err != nil {
+	n.outbox = []pb.Message{}
+	err := n.srv.HandleReady(rd)
+	out := n.outbox
+	n.outbox = nil
+	if err != nil {
+		r.deliver(n, out)
 		r.violate("node %d: HandleReady: %v", n.id, err)
 		return
 	}
@@ -460,7 +518,57 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 			r.violate("node %d: HandleReady returned without calling Advance (applied %d, handed entries up to %d)", n.id, applied, rd.CommittedEntries[k-1].Index)
 		}
 	}
+	if rd.SoftState != nil && rd.RaftState == raft.StateLeader && r.maybeCrashFreshLeader(n, out) {
+		return
+	}
+	r.deliver(n, out)
 	r.observe(n)
+}
+
+// maybeCrashFreshLeader crashes n, which has just become leader, at once
+// if FreshLeaderCrashRate says so, sending out (its first messages as
+// leader) first or not; it reports whether n crashed.
+func (r *chaosRun) maybeCrashFreshLeader(n *chaosNode, out []pb.Message) bool {
+	if r.fault.FreshLeaderCrashRate <= 0 || !r.chaos || !n.hasLater() {
+		return false
+	}
+	termPending := false
+	if n.log != nil {
+		hs, _, err := n.log.InitialState()
+		termPending = err == nil && hs.Term < n.rn.BasicStatus().Term
+	}
+	c, ok := decideFreshLeaderCrash(r.leaderCrashRnd, r.fault.FreshLeaderCrashRate, termPending)
+	if !ok {
+		return false
+	}
+	if c.sendFirst {
+		r.deliver(n, out)
+	}
+	r.event("node %d crashes as soon as it leads (its term durable: %v)", n.id, !termPending)
+	r.crash(n)
+	n.restartAt, n.campaign = r.now+c.restartIn, c.campaign
+	return true
+}
+
+// laterDue reports whether n's server has ServerEnv.Later work due at
+// now.
+func (n *chaosNode) laterDue(now int64) bool {
+	for _, q := range n.later {
+		if len(q) > 0 && q[0].due <= now {
+			return true
+		}
+	}
+	return false
+}
+
+// hasLater reports whether n's server has ServerEnv.Later work pending.
+func (n *chaosNode) hasLater() bool {
+	for _, q := range n.later {
+		if len(q) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkCommitted checks a committed entry handed to n: in order, never
@@ -473,10 +581,30 @@ func (r *chaosRun) checkCommitted(n *chaosNode, e pb.Entry) {
 	}
 	n.applied = e.Index
 	rec := entryRecord{term: e.Term, data: string(e.Data), seenTerm: r.maxTerm}
+	if want, ok := r.appendedAt[[2]uint64{e.Index, e.Term}]; ok && want != rec.data {
+		r.violate("node %d is handed %q at index %d term %d, where a node reported appending %q", n.id, rec.data, e.Index, e.Term, want)
+	}
 	if prev, ok := r.committed[e.Index]; !ok {
 		r.committed[e.Index] = rec
 	} else if prev.term != rec.term || prev.data != rec.data {
 		r.violate("node %d committed term %d at index %d where another node committed term %d (different entries)", n.id, e.Term, e.Index, prev.term)
+	}
+}
+
+// appended checks and records a server's report (ServerEnv.Appended)
+// that data was appended at index in term.
+func (r *chaosRun) appended(e *ServerEnv, index, term uint64, data []byte) {
+	n := r.node(e.ID)
+	if n == nil || n.env != e || n.srv == nil {
+		return // a server of an earlier incarnation
+	}
+	at := [2]uint64{index, term}
+	if prev, ok := r.appendedAt[at]; ok && prev != string(data) {
+		r.violate("node %d reports %q appended at index %d term %d, where %q was reported", e.ID, data, index, term, prev)
+	}
+	r.appendedAt[at] = string(data)
+	if rec, ok := r.committed[index]; ok && rec.term == term && rec.data != string(data) {
+		r.violate("node %d reports %q appended at index %d term %d, where %q was committed", e.ID, data, index, term, rec.data)
 	}
 }
 
@@ -500,10 +628,10 @@ func (r *chaosRun) observe(n *chaosNode) {
 		r.violate("node %d: commit went back from %d to %d", n.id, n.commit, st.Commit)
 	}
 	n.commit = max(n.commit, st.Commit)
-	what := fmt.Sprintf("%s t%d", strings.TrimPrefix(st.RaftState.String(), "State"), st.Term)
-	if what != n.span.what {
+	if sp := n.span; sp.what == "" || sp.what == "down" || sp.state != st.RaftState || sp.term != st.Term {
 		r.closeSpan(n)
-		n.span = nodeSpan{start: r.now, what: what}
+		what := fmt.Sprintf("%s t%d", strings.TrimPrefix(st.RaftState.String(), "State"), st.Term)
+		n.span = nodeSpan{start: r.now, what: what, state: st.RaftState, term: st.Term}
 	}
 }
 
@@ -526,6 +654,15 @@ func (r *chaosRun) send(e *ServerEnv, msgs []pb.Message) {
 			return
 		}
 	}
+	if n.outbox != nil {
+		n.outbox = append(n.outbox, msgs...)
+		return
+	}
+	r.deliver(n, msgs)
+}
+
+// deliver hands messages n sent to the network.
+func (r *chaosRun) deliver(n *chaosNode, msgs []pb.Message) {
 	for _, m := range msgs {
 		n.promised.note(m)
 	}
@@ -564,13 +701,19 @@ func (p *promise) note(m pb.Message) {
 }
 
 // later queues f on node id's queue, due after a delay drawn from the
-// seed and not before the work queued before it.
+// seed (as ChaosConfig.Queues says) and not before the work queued before
+// it.
 func (r *chaosRun) later(e *ServerEnv, queue string, f func()) {
 	n := r.node(e.ID)
 	if n == nil || n.env != e || n.srv == nil {
 		return // a server of an earlier incarnation
 	}
-	due := r.now + int64(r.laterRnd.IntN(maxLaterTicks+1))
+	due := r.now
+	if fault, ok := r.cfg.Queues[queue]; !ok {
+		due += int64(r.laterRnd.IntN(maxLaterTicks + 1))
+	} else if r.chaos {
+		due += fault.delay(r.laterRnd, n.id == r.fault.SlowDisk)
+	}
 	q := n.later[queue]
 	if len(q) > 0 {
 		due = max(due, q[len(q)-1].due)
@@ -590,6 +733,9 @@ const maxLaterTicks = 3
 func (r *chaosRun) runLater() bool {
 	ran := false
 	for _, n := range r.nodes {
+		if !n.laterDue(r.now) {
+			continue
+		}
 		for _, queue := range slices.Sorted(maps.Keys(n.later)) {
 			for n.srv != nil && len(n.later[queue]) > 0 && n.later[queue][0].due <= r.now {
 				w := n.later[queue][0]
@@ -632,9 +778,15 @@ func (r *chaosRun) lost(m pb.Message) {
 }
 
 func (r *chaosRun) reportSnapshot(m pb.Message, status raft.SnapshotStatus) {
-	if from := r.node(m.From); m.Type == pb.MsgSnap && from != nil && from.srv != nil {
-		from.rn.ReportSnapshot(m.To, status)
+	from := r.node(m.From)
+	if m.Type != pb.MsgSnap || from == nil || from.srv == nil {
+		return
 	}
+	if forgotten(r.forgetRnd, status, r.fault.ForgetReports) {
+		r.event("the report of node %d's lost snapshot to %d is forgotten", m.From, m.To)
+		return
+	}
+	from.rn.ReportSnapshot(m.To, status)
 }
 
 // checkLeaderLog checks, once a new leader's first Ready is handled, that
@@ -698,4 +850,35 @@ func (r *chaosRun) checkStoredLog(n *chaosNode) {
 			return
 		}
 	}
+}
+
+// entryRecord is what the first node to be handed a committed index was
+// handed there.
+type entryRecord struct {
+	term uint64
+	data string
+	// seenTerm is the highest term any node had when the entry was first
+	// handed over: the term in which it was committed is no later, so
+	// every leader of a later term must hold it (Leader Completeness).
+	seenTerm uint64
+}
+
+// leadership is who led a term: a node, in one of its incarnations.
+type leadership struct {
+	id          uint64
+	incarnation int
+}
+
+// hardStateRegression describes what is wrong with node id persisting hs
+// after prev, or returns "".
+func hardStateRegression(id uint64, prev, hs pb.HardState) string {
+	switch {
+	case hs.Term < prev.Term:
+		return fmt.Sprintf("node %d: persisted term goes back from %d to %d", id, prev.Term, hs.Term)
+	case hs.Term == prev.Term && prev.Vote != raft.None && hs.Vote != prev.Vote:
+		return fmt.Sprintf("node %d: vote changed within term %d from %d to %d", id, hs.Term, prev.Vote, hs.Vote)
+	case hs.Commit < prev.Commit:
+		return fmt.Sprintf("node %d: persisted commit goes back from %d to %d", id, prev.Commit, hs.Commit)
+	}
+	return ""
 }

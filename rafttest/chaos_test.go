@@ -21,6 +21,7 @@ import (
 	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
 	"github.com/raftcore/raft/rafttest"
+	"github.com/raftcore/raft/tracker"
 )
 
 // counterBugs are mistakes a counterServer can be told to make, each one
@@ -700,12 +701,206 @@ func TestRunRequiresReplay(t *testing.T) {
 		if last, _ := env.Storage.LastIndex(); err == nil && last == 0 {
 			err = rn.Bootstrap(env.Peers)
 		}
-		return &mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]bool{}, waiting: map[uint64]func(any){}}, err
+		return &mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]any{}, waiting: map[uint64]func(any){}}, err
 	}
 	cfg.Model, cfg.NextOp, cfg.Unanswered = rafttest.KVModel(), func(r *rand.Rand) any { return rafttest.KVInput{Op: rafttest.KVGet, Key: "x"} }, rafttest.KVUnanswered
 	tb := &fatalTB{name: "TestX"}
 	runAside(tb, cfg)
 	if !strings.Contains(tb.failed, "ran differently twice") {
 		t.Fatalf("a run that does not replay went unnoticed: %q", tb.failed)
+	}
+}
+
+// snapshotWatcher is a server that measures how long, while it leads, a
+// follower stays in StateSnapshot: until its snapshot is reported sent
+// or lost, or SnapshotTimeout.
+type snapshotWatcher struct {
+	rafttest.StorageServer
+	env     *rafttest.ServerEnv
+	since   map[uint64]int64
+	longest *int64
+}
+
+func (w *snapshotWatcher) HandleReady(rd raft.Ready) error {
+	now, st := w.env.NowForTest(), w.RawNode().Status()
+	for id, pr := range st.Progress {
+		if pr.State != tracker.StateSnapshot {
+			delete(w.since, id)
+			continue
+		}
+		if _, ok := w.since[id]; !ok {
+			w.since[id] = now
+		}
+		*w.longest = max(*w.longest, now-w.since[id])
+	}
+	if st.RaftState != raft.StateLeader {
+		clear(w.since)
+	}
+	return w.StorageServer.HandleReady(rd)
+}
+
+// With ForgetSnapshotReports the network does not tell a leader that its
+// snapshot was lost, so the follower stays in StateSnapshot (until the
+// leadership changes, or the default SnapshotTimeout of 500 ticks) for
+// longer than a message takes; when every report comes, no follower stays
+// there for more than a few ticks.
+func TestRunForgetSnapshotReports(t *testing.T) {
+	for _, tt := range []struct {
+		forget   float64
+		stuckFor func(ticks int64) bool
+	}{
+		{forget: 1, stuckFor: func(ticks int64) bool { return ticks >= 10 }},
+		{forget: 0, stuckFor: func(ticks int64) bool { return ticks <= 4 }},
+	} {
+		cfg := counterConfig(counterBugs{})
+		cfg.ForgetSnapshotReports = tt.forget
+		var longest int64
+		start := cfg.Start
+		cfg.Start = func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+			srv, err := start(env)
+			if err != nil {
+				return nil, err
+			}
+			return &snapshotWatcher{StorageServer: srv.(rafttest.StorageServer), env: env, since: map[uint64]int64{}, longest: &longest}, nil
+		}
+		for seed := uint64(1); seed <= 10; seed++ {
+			if res := rafttest.RunChaos(cfg, seed); res.Failed() {
+				t.Fatal(res.Report())
+			}
+		}
+		if !tt.stuckFor(longest) {
+			t.Fatalf("forget=%v: a follower stayed in StateSnapshot for up to %d ticks", tt.forget, longest)
+		}
+		t.Logf("forget=%v: a follower stayed in StateSnapshot for up to %d ticks", tt.forget, longest)
+	}
+}
+
+// With Retry a client submits an operation that timed out again, with
+// the same ID and client, until it is answered: every operation of a
+// server that applies each ID once is answered.
+func TestRunRetry(t *testing.T) {
+	cfg := mapChaosConfig(startMap)
+	cfg.Retry = true
+	client := map[uint64]int{} // operation ID -> its client
+	clients := map[int]bool{}
+	resubmitted := 0
+	start := cfg.Start
+	cfg.Start = func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+		srv, err := start(env)
+		return submitWatcher{srv, func(op rafttest.Op) {
+			if c, ok := client[op.ID]; ok {
+				resubmitted++
+				if c != op.Client {
+					t.Fatalf("operation %d submitted again by client %d, first by %d", op.ID, op.Client, c)
+				}
+			}
+			client[op.ID] = op.Client
+			clients[op.Client] = true
+		}}, err
+	}
+	for seed := uint64(1); seed <= 5; seed++ {
+		clear(client)
+		res := rafttest.RunChaos(cfg, seed)
+		if res.Failed() {
+			t.Fatal(res.Report())
+		}
+		if res.Answered != res.Ops {
+			t.Fatalf("seed %d: %d of %d operations answered", seed, res.Answered, res.Ops)
+		}
+	}
+	if resubmitted == 0 || len(clients) != 3 {
+		t.Fatalf("%d operations submitted again, by clients %v (of 3)", resubmitted, clients)
+	}
+}
+
+// submitWatcher is a server that shows each operation submitted to
+// watch.
+type submitWatcher struct {
+	rafttest.Server
+	watch func(rafttest.Op)
+}
+
+func (w submitWatcher) Submit(op rafttest.Op) {
+	w.watch(op)
+	w.Server.Submit(op)
+}
+
+// ServerEnv.Rand replays with the seed and differs between nodes and
+// incarnations.
+func TestServerEnvRand(t *testing.T) {
+	draws := func() map[string]uint64 {
+		got := map[string]uint64{}
+		cfg := counterConfig(counterBugs{})
+		start := cfg.Start
+		cfg.Start = func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+			got[fmt.Sprintf("node %d restart %d", env.ID, env.Restarts)] = env.Rand.Uint64()
+			return start(env)
+		}
+		if res := rafttest.RunChaos(cfg, 3); res.Failed() {
+			t.Fatal(res.Report())
+		}
+		return got
+	}
+	a, b := draws(), draws()
+	if !maps.Equal(a, b) {
+		t.Fatalf("the same seed drew differently: %v, then %v", a, b)
+	}
+	seen := map[uint64]string{}
+	for who, v := range a {
+		if other, ok := seen[v]; ok {
+			t.Fatalf("%s and %s drew the same", who, other)
+		}
+		seen[v] = who
+	}
+	if len(a) <= 3 {
+		t.Fatalf("no restart on seed 3: %v", a)
+	}
+}
+
+// reportingMap is a mapServer that proposes with ProposeWithResult and
+// tells Run where each proposal went (ServerEnv.Appended), skew indexes
+// off.
+type reportingMap struct {
+	*mapServer
+	skew uint64
+}
+
+func (s reportingMap) Submit(op rafttest.Op) {
+	data, _ := json.Marshal(mapEntry{ID: op.ID, In: op.Input.(rafttest.KVInput)})
+	s.waiting[op.ID] = op.Done
+	if res, err := s.rn.ProposeWithResult(data); err == nil && !res.Forwarded {
+		s.env.Appended(res.Index+s.skew, res.Term, data)
+	}
+}
+
+// Where a server says its proposals went (ServerEnv.Appended) is checked
+// against what is committed there: true reports pass, reports one index
+// off are caught.
+func TestRunChecksAppendedReports(t *testing.T) {
+	for _, tt := range []struct {
+		skew uint64
+		want string // "": passes
+	}{
+		{skew: 0},
+		{skew: 1, want: "appending"},
+	} {
+		cfg := mapChaosConfig(func(env *rafttest.ServerEnv) (rafttest.Server, error) {
+			srv, err := startMap(env)
+			return reportingMap{srv.(*mapServer), tt.skew}, err
+		})
+		caught := false
+		for seed := uint64(1); seed <= 5 && !caught; seed++ {
+			res := rafttest.RunChaos(cfg, seed)
+			switch rep := res.Report(); {
+			case res.Failed() && (tt.want == "" || !strings.Contains(rep, tt.want)):
+				t.Fatalf("skew %d: %s", tt.skew, rep)
+			case res.Failed():
+				caught = true
+				t.Logf("skew %d caught: %s", tt.skew, strings.Join(res.Violations, "; "))
+			}
+		}
+		if tt.want != "" && !caught {
+			t.Fatalf("skew %d: 5 seeds passed", tt.skew)
+		}
 	}
 }

@@ -8,9 +8,10 @@
 // drives it step by step (Tick, Propose, Stabilize) and looks at what
 // every node applied.
 //
-// RunSim is the deterministic chaos simulation: from one seed it builds a
-// cluster of 3, 5 or 7 nodes with clients reading and writing a key-value
-// store, injects faults (a network that delays, reorders, drops and
+// RunSim is the built-in deterministic chaos simulation, one user of Run's
+// machinery: from one seed it builds a cluster of 3, 5 or 7 nodes running
+// a key-value server (a Server like any user's) with clients reading and
+// writing it, injects faults (a network that delays, reorders, drops and
 // duplicates messages and partitions nodes; crashes that lose what was not
 // persisted, power loss on a simulated disk; slow disks and lagging apply
 // threads with AsyncStorageWrites; compaction, leader transfers and

@@ -16,7 +16,7 @@ type mapServer struct {
 	rn      *raft.RawNode
 	env     *rafttest.ServerEnv
 	data    map[string]string
-	applied map[uint64]bool      // operation IDs: a proposal may arrive twice
+	applied map[uint64]any       // operation ID -> output: a proposal may come twice
 	waiting map[uint64]func(any) // operation ID -> answer
 }
 
@@ -30,7 +30,7 @@ func startMap(env *rafttest.ServerEnv) (rafttest.Server, error) {
 	if last, _ := env.Storage.LastIndex(); err == nil && last == 0 {
 		err = rn.Bootstrap(env.Peers)
 	}
-	return &mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]bool{}, waiting: map[uint64]func(any){}}, err
+	return &mapServer{rn: rn, env: env, data: map[string]string{}, applied: map[uint64]any{}, waiting: map[uint64]func(any){}}, err
 }
 
 func (s *mapServer) RawNode() *raft.RawNode { return s.rn }
@@ -58,14 +58,17 @@ func (s *mapServer) apply(ents []pb.Entry) {
 			continue
 		}
 		var en mapEntry
-		if json.Unmarshal(e.Data, &en) != nil || s.applied[en.ID] {
-			continue // the empty entry of a new leader, or a duplicate
+		if json.Unmarshal(e.Data, &en) != nil {
+			continue // the empty entry of a new leader
 		}
-		s.applied[en.ID] = true
-		old, found := s.data[en.In.Key]
-		out := rafttest.KVOutput{Found: found, Value: old}
-		if en.In.Op == rafttest.KVPut {
-			s.data[en.In.Key], out.Value = en.In.Value, ""
+		out, dup := s.applied[en.ID]
+		if !dup { // a duplicate gets the first one's output
+			old, found := s.data[en.In.Key]
+			kv := rafttest.KVOutput{Found: found, Value: old}
+			if en.In.Op == rafttest.KVPut {
+				s.data[en.In.Key], kv.Value = en.In.Value, ""
+			}
+			out, s.applied[en.ID] = kv, kv
 		}
 		if done := s.waiting[en.ID]; done != nil {
 			done(out)

@@ -172,10 +172,11 @@ func (n *Network) TakeFor(to uint64) []pb.Message { return n.take(to) }
 
 // take is Take for the messages to node to, or to every node if to is 0.
 func (n *Network) take(to uint64) []pb.Message {
-	// Messages the hooks send meanwhile queue behind those kept.
+	// Messages the hooks send meanwhile queue behind those kept (in a
+	// new array: those kept are filtered in place).
 	q := n.queue
 	n.queue = nil
-	kept := q[:0:0]
+	kept := q[:0]
 	var out []pb.Message
 	for _, f := range q {
 		m := f.m
@@ -196,6 +197,7 @@ func (n *Network) take(to uint64) []pb.Message {
 		}
 		out = append(out, m)
 	}
+	clear(q[len(kept):])
 	n.queue = append(kept, n.queue...)
 	return out
 }

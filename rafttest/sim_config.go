@@ -199,3 +199,27 @@ func (r *SimResult) Report() string {
 	}
 	return b.String()
 }
+
+// applyStallRate is the probability that an apply batch (with ApplyDelay)
+// stalls for applyStallTicks: long enough for a partition to heal and a
+// snapshot to overtake it, while the append thread goes on.
+const (
+	applyStallRate  = 0.05
+	applyStallTicks = 40
+)
+
+// appendQueue is how the nodes' append threads (Async) are delayed: up to
+// MaxDelay, longer on the slow disk.
+func (c SimConfig) appendQueue() QueueFaults {
+	return QueueFaults{MaxDelay: c.MaxDelay, SlowDisk: true}
+}
+
+// applyQueue is how the nodes' apply threads (Async) are delayed: up to
+// ApplyDelay, with a long batch now and then.
+func (c SimConfig) applyQueue() QueueFaults {
+	q := QueueFaults{MaxDelay: c.ApplyDelay}
+	if c.ApplyDelay > 0 {
+		q.StallRate, q.StallTicks = applyStallRate, applyStallTicks
+	}
+	return q
+}

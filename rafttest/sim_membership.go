@@ -2,24 +2,28 @@ package rafttest
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
 )
 
-// changeMembership asks the leader for a random membership change that
-// fits its configuration. The leader may still refuse it (one is pending),
-// which the log records as an empty entry.
-func (s *Sim) changeMembership() {
-	l := s.leader()
-	if l == nil {
+// Reconfigure, on a leader, proposes a random membership change that fits
+// the configuration it has applied: add a learner, promote one, remove
+// or demote a voter, replace one through a joint configuration (left
+// automatically or explicitly), or leave an explicit joint configuration.
+// The leader may still refuse it (one is pending), which the log records
+// as an empty entry. Removed nodes keep running (membership changes run
+// with CheckQuorum).
+func (s *simServer) Reconfigure(r *rand.Rand, nodes []uint64) {
+	if s.rn.BasicStatus().RaftState != raft.StateLeader {
 		return
 	}
-	cs := l.sm.ConfState
+	cs := s.durable.sm.ConfState
 	in := func(set []uint64, id uint64) bool { return slices.Contains(set, id) }
 	var voters, learners, others []uint64
-	for id := uint64(1); id <= uint64(len(s.nodes)); id++ {
+	for _, id := range nodes {
 		switch {
 		case in(cs.Voters, id):
 			voters = append(voters, id)
@@ -29,7 +33,7 @@ func (s *Sim) changeMembership() {
 			others = append(others, id)
 		}
 	}
-	pick := func(set []uint64) uint64 { return set[s.rnd.IntN(len(set))] }
+	pick := func(set []uint64) uint64 { return set[r.IntN(len(set))] }
 	var cc pb.ConfChangeI
 	switch {
 	case len(cs.VotersOutgoing) > 0:
@@ -38,7 +42,7 @@ func (s *Sim) changeMembership() {
 		}
 		cc = pb.ConfChangeV2{}
 	default:
-		switch op := s.rnd.IntN(5); {
+		switch op := r.IntN(5); {
 		case op == 0 && len(others) > 0:
 			cc = pb.ConfChange{Type: pb.ConfChangeAddLearnerNode, NodeID: pick(others)}
 		case op == 1 && len(learners) > 0:
@@ -50,7 +54,7 @@ func (s *Sim) changeMembership() {
 		case op == 4 && len(voters) > 1 && len(others)+len(learners) > 0:
 			add := pick(append(append([]uint64{}, others...), learners...))
 			cc = pb.ConfChangeV2{
-				Transition: []pb.ConfChangeTransition{pb.ConfChangeTransitionAuto, pb.ConfChangeTransitionJointImplicit, pb.ConfChangeTransitionJointExplicit}[s.rnd.IntN(3)],
+				Transition: []pb.ConfChangeTransition{pb.ConfChangeTransitionAuto, pb.ConfChangeTransitionJointImplicit, pb.ConfChangeTransitionJointExplicit}[r.IntN(3)],
 				Changes: []pb.ConfChangeSingle{
 					{Type: pb.ConfChangeAddNode, NodeID: add},
 					{Type: pb.ConfChangeRemoveNode, NodeID: pick(voters)},
@@ -60,42 +64,25 @@ func (s *Sim) changeMembership() {
 			return
 		}
 	}
-	s.event("leader %d proposes %v (config %s)", l.id, describeCC(cc), raft.DescribeConfState(cs))
-	if err := l.rn.ProposeConfChange(cc); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
-		s.violate("node %d: proposing a conf change: %v", l.id, err)
+	s.env.run.event("leader %d proposes %v (config %s)", s.env.ID, describeCC(cc), raft.DescribeConfState(cs))
+	if err := s.rn.ProposeConfChange(cc); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+		s.env.run.violate("node %d: proposing a conf change: %v", s.env.ID, err)
 	}
 }
 
-// membershipChanged marks the nodes out of the latest configuration as
-// removed, and starts re-added nodes that are down, as an operator would.
-func (s *Sim) membershipChanged() {
-	cs := s.conf
-	for _, n := range s.nodes {
-		member := slices.Contains(cs.Voters, n.id) || slices.Contains(cs.VotersOutgoing, n.id) ||
-			slices.Contains(cs.Learners, n.id) || slices.Contains(cs.LearnersNext, n.id)
-		switch {
-		case !member && !n.removed:
-			n.removed = true
-		case member && n.removed:
-			n.removed = false
-			s.event("node %d is a member again", n.id)
-			if n.rn == nil {
-				s.restart(n) // the operator starts it again
-			}
-		}
-	}
-}
-
-// leaveExplicitJoint asks the leader to leave an explicit joint
-// configuration, as an application that entered one must.
-func (s *Sim) leaveExplicitJoint() {
-	l := s.leader()
-	if l == nil || len(l.sm.ConfState.VotersOutgoing) == 0 || l.sm.ConfState.AutoLeave {
+// maybeLeaveJoint, after the chaos phase, has a leader in an explicit
+// joint configuration propose to leave it (every ten ticks until it
+// does), as an application that entered one must.
+func (s *simServer) maybeLeaveJoint() {
+	run, cs := s.env.run, s.durable.sm.ConfState
+	if run.chaos || len(cs.VotersOutgoing) == 0 || cs.AutoLeave || run.now < s.sim.nextLeave ||
+		s.rn.BasicStatus().RaftState != raft.StateLeader {
 		return
 	}
-	s.event("leader %d proposes leaving the joint config", l.id)
-	if err := l.rn.ProposeConfChange(pb.ConfChangeV2{}); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
-		s.violate("node %d: proposing to leave joint: %v", l.id, err)
+	s.sim.nextLeave = run.now + 10
+	run.event("leader %d proposes leaving the joint config", s.env.ID)
+	if err := s.rn.ProposeConfChange(pb.ConfChangeV2{}); err != nil && !errors.Is(err, raft.ErrProposalDropped) {
+		run.violate("node %d: proposing to leave joint: %v", s.env.ID, err)
 	}
 }
 

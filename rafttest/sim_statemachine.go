@@ -3,6 +3,7 @@ package rafttest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/raftcore/raft"
 	pb "github.com/raftcore/raft/raftpb"
@@ -15,13 +16,15 @@ type kvState struct {
 	Applied uint64            `json:"applied"`
 	Data    map[string]string `json:"data"`
 	// LastSeq is the last operation applied per client; retries of it (or
-	// of older ones) are skipped.
+	// of older ones) are not applied again. LastOut is what it returned
+	// (a read's value), the answer to a retry of it.
 	LastSeq   map[int]uint64 `json:"lastSeq"`
+	LastOut   map[int]string `json:"lastOut"`
 	ConfState pb.ConfState   `json:"confState"`
 }
 
 func newKVState() *kvState {
-	return &kvState{Data: map[string]string{}, LastSeq: map[int]uint64{}}
+	return &kvState{Data: map[string]string{}, LastSeq: map[int]uint64{}, LastOut: map[int]string{}}
 }
 
 func (s *kvState) encode() []byte {
@@ -43,10 +46,14 @@ func decodeKVState(b []byte) (*kvState, error) {
 	if s.LastSeq == nil {
 		s.LastSeq = map[int]uint64{}
 	}
+	if s.LastOut == nil {
+		s.LastOut = map[int]string{}
+	}
 	return s, nil
 }
 
-// simOp is a client operation, as proposed and applied.
+// simOp is a client operation, as proposed and applied: Seq is its
+// Op.ID, which grows with each operation of a client.
 type simOp struct {
 	Client int    `json:"c"`
 	Seq    uint64 `json:"s"`
@@ -55,111 +62,95 @@ type simOp struct {
 	Value  string `json:"v,omitempty"`
 }
 
-func (s *Sim) installSnapshot(n *simNode, snap pb.Snapshot) {
-	rec, ok := s.committed[snap.Metadata.Index]
-	if ok && rec.term != snap.Metadata.Term {
-		s.violate("node %d: snapshot at %d has term %d, committed term is %d", n.id, snap.Metadata.Index, snap.Metadata.Term, rec.term)
-	}
-	if err := n.storage.ApplySnapshot(snap); err != nil {
-		s.violate("node %d: apply snapshot: %v", n.id, err)
-		return
+// checkSnapshot checks a snapshot the node is to install and returns the
+// state machine it holds.
+func (s *simServer) checkSnapshot(snap pb.Snapshot) (*kvState, error) {
+	md := snap.Metadata
+	if rec, ok := s.env.run.committed[md.Index]; ok && rec.term != md.Term {
+		return nil, fmt.Errorf("snapshot at %d has term %d, committed term is %d", md.Index, md.Term, rec.term)
 	}
 	sm, err := decodeKVState(snap.Data)
 	if err != nil {
-		s.violate("node %d: snapshot data: %v", n.id, err)
-		return
+		return nil, fmt.Errorf("snapshot data: %w", err)
 	}
-	if sm.Applied != snap.Metadata.Index {
-		s.violate("node %d: snapshot at %d holds state applied to %d", n.id, snap.Metadata.Index, sm.Applied)
+	if sm.Applied != md.Index {
+		return nil, fmt.Errorf("snapshot at %d holds state applied to %d", md.Index, sm.Applied)
 	}
-	if snap.Metadata.Index < n.sm.Applied {
-		s.violate("node %d: snapshot at %d is behind applied %d", n.id, snap.Metadata.Index, n.sm.Applied)
+	if md.Index < s.durable.sm.Applied {
+		return nil, fmt.Errorf("snapshot at %d is behind applied %d", md.Index, s.durable.sm.Applied)
 	}
-	sm.ConfState = snap.Metadata.ConfState
-	n.sm = sm
-	s.event("node %d installed snapshot at %d", n.id, snap.Metadata.Index)
+	sm.ConfState = md.ConfState
+	return sm, nil
 }
 
-// maybeCompact snapshots and compacts n's log every CompactEvery entries.
-func (s *Sim) maybeCompact(n *simNode) {
-	every := s.cfg.CompactEvery
-	if every == 0 || !s.chaos {
-		return
+// maybeCompact snapshots and compacts the log every CompactEvery entries,
+// in the chaos phase.
+func (s *simServer) maybeCompact() error {
+	every, sm := s.sim.cfg.CompactEvery, s.durable.sm
+	if every == 0 || !s.env.run.chaos {
+		return nil
 	}
-	snap, err := n.storage.Snapshot()
-	if err != nil {
-		return
+	snap, err := s.storage.Snapshot()
+	if err != nil || sm.Applied < snap.Metadata.Index+every {
+		return nil
 	}
-	if n.sm.Applied < snap.Metadata.Index+every {
-		return
-	}
-	if _, err := n.storage.CreateSnapshot(n.sm.Applied, &n.sm.ConfState, n.sm.encode()); err != nil {
-		s.violate("node %d: create snapshot: %v", n.id, err)
-		return
+	if _, err := s.storage.CreateSnapshot(sm.Applied, &sm.ConfState, sm.encode()); err != nil {
+		return fmt.Errorf("create snapshot: %w", err)
 	}
 	// Keep a few entries so that slightly behind followers need no
 	// snapshot.
-	keep := uint64(s.rnd.IntN(4))
-	if n.sm.Applied > keep+1 {
-		if err := n.storage.Compact(n.sm.Applied - keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			s.violate("node %d: compact: %v", n.id, err)
+	keep := uint64(s.env.Rand.IntN(4))
+	if sm.Applied > keep+1 {
+		if err := s.storage.Compact(sm.Applied - keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return fmt.Errorf("compact: %w", err)
 		}
 	}
+	return nil
 }
 
-// apply applies one committed entry to n's state machine and checks that
-// every node applies the same entry at each index.
-func (s *Sim) apply(n *simNode, e pb.Entry) {
-	if e.Index != n.sm.Applied+1 {
-		s.violate("node %d applies index %d after %d", n.id, e.Index, n.sm.Applied)
+// apply applies one committed entry to the state machine, checking that
+// it is the next one, and answers the operation it completes.
+func (s *simServer) apply(e pb.Entry) error {
+	sm := s.durable.sm
+	if e.Index != sm.Applied+1 {
+		return fmt.Errorf("applies index %d after %d", e.Index, sm.Applied)
 	}
-	rec := entryRecord{term: e.Term, data: string(e.Data), seenTerm: s.maxTerm}
-	if want, ok := s.proposed[[2]uint64{e.Index, e.Term}]; ok && want != rec.data {
-		s.violate("node %d applied %q at index %d term %d, where a node reported appending %q", n.id, rec.data, e.Index, e.Term, want)
-	}
-	if prev, ok := s.committed[e.Index]; ok {
-		if prev.term != rec.term || prev.data != rec.data {
-			s.violate("node %d applied term %d at index %d where another node applied term %d", n.id, e.Term, e.Index, prev.term)
-		}
-	} else {
-		s.committed[e.Index] = rec
-		s.lastIndex = max(s.lastIndex, e.Index)
-	}
-	n.sm.Applied = e.Index
+	sm.Applied = e.Index
 	switch e.Type {
 	case pb.EntryConfChange, pb.EntryConfChangeV2:
 		cc, err := pb.UnmarshalConfChange(e)
 		if err != nil {
-			s.violate("node %d: conf change at %d: %v", n.id, e.Index, err)
-			return
+			return fmt.Errorf("conf change at %d: %w", e.Index, err)
 		}
-		n.sm.ConfState = *n.rn.ApplyConfChange(cc)
-		if e.Index > s.confIndex {
-			s.confIndex, s.conf = e.Index, n.sm.ConfState
-			s.membershipChanged()
-		}
-		return
+		sm.ConfState = *s.rn.ApplyConfChange(cc)
+		return nil
 	}
 	if len(e.Data) == 0 {
-		return
+		return nil
 	}
 	var op simOp
 	if err := json.Unmarshal(e.Data, &op); err != nil {
-		s.violate("node %d: entry %d: %v", n.id, e.Index, err)
-		return
+		return fmt.Errorf("entry %d: %w", e.Index, err)
 	}
-	var out string
-	if op.Seq <= n.sm.LastSeq[op.Client] {
-		return // a retry of an operation already applied
+	switch last := sm.LastSeq[op.Client]; {
+	case op.Seq < last:
+		return nil // a retry of an operation answered already
+	case op.Seq > last:
+		sm.LastSeq[op.Client], sm.LastOut[op.Client] = op.Seq, ""
+		if op.Get {
+			sm.LastOut[op.Client] = sm.Data[op.Key]
+		} else {
+			sm.Data[op.Key] = op.Value
+		}
 	}
-	n.sm.LastSeq[op.Client] = op.Seq
-	if op.Get {
-		out = n.sm.Data[op.Key]
-	} else {
-		n.sm.Data[op.Key] = op.Value
+	if done := s.waiting[op.Seq]; done != nil {
+		delete(s.waiting, op.Seq)
+		out := KVOutput{Unknown: true}
+		if op.Get {
+			v := sm.LastOut[op.Client]
+			out = KVOutput{Found: v != "", Value: v}
+		}
+		done(out)
 	}
-	key := [2]uint64{uint64(op.Client), op.Seq}
-	if _, ok := s.done[key]; !ok {
-		s.done[key] = out
-	}
+	return nil
 }
