@@ -148,10 +148,28 @@ type entrySizes [stackEntries]int
 func (m *Message) size(sizes *entrySizes) (n int) {
 	n = 11 + varintSize(uint64(m.Type)) + varintSize(m.To) + varintSize(m.From) + varintSize(m.Term) +
 		varintSize(m.LogTerm) + varintSize(m.Index) + varintSize(m.Commit) + varintSize(m.RejectHint) + varintSize(m.Vote)
-	for i := range m.Entries {
-		l := m.Entries[i].Size()
-		if sizes != nil && i < len(sizes) {
+	ents := m.Entries
+	if sizes != nil {
+		// The same sum as below, each entry's size kept.
+		k := min(len(ents), len(sizes))
+		for i := range ents[:k] {
+			e := &ents[i]
+			l := 3 + varintSize(uint64(e.Type)) + varintSize(e.Term) + varintSize(e.Index)
+			if e.Data != nil {
+				l += 1 + varintSize(uint64(len(e.Data))) + len(e.Data)
+			}
 			sizes[i] = l
+			n += 1 + varintSize(uint64(l)) + l
+		}
+		ents = ents[k:]
+	}
+	// Entry.Size, written out: the call per entry would cost more than
+	// the sum.
+	for i := range ents {
+		e := &ents[i]
+		l := 3 + varintSize(uint64(e.Type)) + varintSize(e.Term) + varintSize(e.Index)
+		if e.Data != nil {
+			l += 1 + varintSize(uint64(len(e.Data))) + len(e.Data)
 		}
 		n += 1 + varintSize(uint64(l)) + l
 	}
@@ -219,16 +237,16 @@ func (m *Message) encode(b []byte, sizes *entrySizes) (int, error) {
 	i = putUvarint(b, i+1, m.LogTerm)
 	b[i] = tagMsgIndex
 	i = putUvarint(b, i+1, m.Index)
-	for k := range m.Entries {
-		e := &m.Entries[k]
-		var l int
-		if sizes != nil && k < len(sizes) {
-			l = sizes[k]
-		} else {
-			l = e.Size()
-		}
+	ents := m.Entries
+	if sizes != nil {
+		k := min(len(ents), len(sizes))
+		i = encodeEntries(b, i, ents[:k], sizes[:k])
+		ents = ents[k:]
+	}
+	for k := range ents {
+		e := &ents[k]
 		b[i] = tagMsgEntries
-		i = putUvarint(b, i+1, uint64(l))
+		i = putUvarint(b, i+1, uint64(e.Size()))
 		i = e.encode(b, i)
 	}
 	b[i] = tagMsgCommit
@@ -270,6 +288,30 @@ func (m *Message) encode(b []byte, sizes *entrySizes) (int, error) {
 		i += n
 	}
 	return i, nil
+}
+
+// encodeEntries writes ents, each with its key and length prefix
+// (sizes[k] is the size of ents[k]), at b[i:] and returns the position
+// after them. Entry.encode is written out: the call per entry would cost
+// more than most of what it writes.
+func encodeEntries(b []byte, i int, ents []Entry, sizes []int) int {
+	for k := range ents {
+		e := &ents[k]
+		b[i] = tagMsgEntries
+		i = putUvarint(b, i+1, uint64(sizes[k]))
+		b[i] = tagEntryType
+		i = putUvarint(b, i+1, uint64(e.Type))
+		b[i] = tagEntryTerm
+		i = putUvarint(b, i+1, e.Term)
+		b[i] = tagEntryIndex
+		i = putUvarint(b, i+1, e.Index)
+		if e.Data != nil {
+			b[i] = tagEntryData
+			i = putUvarint(b, i+1, uint64(len(e.Data)))
+			i += copy(b[i:], e.Data)
+		}
+	}
+	return i
 }
 
 // uvarint decodes the varint at b[i:] and returns it with the position
