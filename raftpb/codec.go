@@ -589,6 +589,24 @@ func (x *entryIndex) add(start, end int) {
 	x.n++
 }
 
+// addRun records the entries whose one-byte keys follow one another from
+// b[i] on, as encoders write them, and returns the position after the
+// last.
+func (x *entryIndex) addRun(b []byte, i int) (int, error) {
+	for i < len(b) && b[i] == tagMsgEntries {
+		start, end, ok := shortLength(b, i+1)
+		if !ok {
+			var err error
+			if start, end, err = lengthDelimited(b, i+1); err != nil {
+				return i, err
+			}
+		}
+		x.add(start, end)
+		i = end
+	}
+	return i, nil
+}
+
 // Unmarshal decodes dAtA into m, merging as generated code does: scalar
 // fields present overwrite m's, entries and responses are appended, a
 // snapshot is merged into m.Snapshot. Payloads are copied (all the new
@@ -652,14 +670,9 @@ func (m *Message) decodeFields(b []byte, i int, idx *entryIndex) (int, error) {
 			if idx.stopAtEntry {
 				return i, nil
 			}
-			start, end, ok := shortLength(b, i+1)
-			if !ok {
-				if start, end, err = lengthDelimited(b, i+1); err != nil {
-					return i, err
-				}
+			if i, err = idx.addRun(b, i); err != nil {
+				return i, err
 			}
-			idx.add(start, end)
-			i = end
 		default:
 			if i, err = m.decodeField(b, i, idx); err != nil || idx.stopped {
 				return i, err
