@@ -23,7 +23,10 @@ import (
 // (those in the encoders' canonical field order on a path of their own)
 // and copies every payload into a single buffer of exactly their total
 // size: two allocations for the entries of a message instead of one per
-// entry plus the slice's regrowth. Each entry's Data is a full slice
+// entry plus the slice's regrowth, and one for a message with a single
+// entry of up to maxPackedPayload bytes (an append of one proposal, a
+// follower's usual message when proposals come one at a time), whose
+// entry and payload share one object. Each entry's Data is a full slice
 // expression over that buffer (its capacity ends where its payload does),
 // so appending to one entry's Data never overwrites the next. Nothing
 // aliases the input: the caller may reuse it at once. Keys of one byte,
@@ -31,7 +34,8 @@ import (
 // and varints and lengths of one or two bytes are decoded without a loop;
 // anything else takes the general path, which follows the generated code.
 // Message.Marshal sizes each entry once, keeping the sizes for the length
-// prefixes.
+// prefixes; sizing and encoding write each entry out in the loop rather
+// than calling Entry's methods.
 
 // Wire tags (field number << 3 | wire type) of Entry and Message.
 const (
