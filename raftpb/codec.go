@@ -17,10 +17,7 @@ package raftpb
 // (those in the encoders' canonical field order on a path of their own)
 // and copies every payload into a single buffer of exactly their total
 // size: two allocations for the entries of a message instead of one per
-// entry plus the slice's regrowth, and one for a message with a single
-// entry of up to maxPackedPayload bytes (an append of one proposal, a
-// follower's usual message when proposals come one at a time), whose
-// entry and payload share one object. Each entry's Data is a full slice
+// entry plus the slice's regrowth. Each entry's Data is a full slice
 // expression over that buffer (its capacity ends where its payload does),
 // so appending to one entry's Data never overwrites the next. Nothing
 // aliases the input: the caller may reuse it at once. Keys of one byte,

@@ -468,9 +468,6 @@ func (m *Message) decodeField(b []byte, keyAt int, idx *entryIndex) (int, error)
 // copies their payloads. Entries grows at most once.
 func (m *Message) decodeEntries(b []byte, idx *entryIndex) error {
 	first, n := len(m.Entries), idx.n
-	if n == 1 && cap(m.Entries) == 0 && len(idx.spans) > 0 && m.decodeSingle(b, idx.spans[0]) {
-		return nil
-	}
 	if n > cap(m.Entries)-first {
 		ents := make([]Entry, first, first+n)
 		copy(ents, m.Entries)
@@ -501,90 +498,6 @@ func (m *Message) decodeEntries(b []byte, idx *entryIndex) error {
 	m.Entries = m.Entries[:first+k]
 	copyPayloads(ents[:k], spans[:k], b)
 	return err
-}
-
-// decodeSingle sets Entries, which has no capacity, to the one entry
-// b[sp] in encoders' field order, and reports whether it did: only if
-// its payload is at most maxPackedPayload bytes, so that the entry and its
-// payload take a single allocation instead of two. Anything else, and
-// anything malformed, is left to decodeEntries' general path.
-func (m *Message) decodeSingle(b []byte, sp span) bool {
-	s := int(sp.start)
-	var e Entry
-	ds, de, ok := e.decodeCanonical(b[s:sp.end])
-	if !ok || ds < 0 || de-ds > maxPackedPayload {
-		return false
-	}
-	ents, buf := packedEntry(de - ds)
-	copy(buf, b[s+ds:s+de])
-	ents[0] = Entry{Term: e.Term, Index: e.Index, Type: e.Type, Data: buf}
-	m.Entries = ents
-	return true
-}
-
-// maxPackedPayload is the largest payload packedEntry holds: an Entry (48
-// bytes) and its payload in one object of up to 512 bytes, the largest
-// size whose objects with pointers need no header of their own.
-const maxPackedPayload = 464
-
-// packedEntry returns a slice of one zero Entry and an n-byte buffer
-// (n <= maxPackedPayload, a full slice expression: its capacity is n), both
-// in one new object sized to one of the allocator's size classes. A
-// decoded entry's Data is its buffer, so the object lives as long as
-// either is reachable.
-func packedEntry(n int) ([]Entry, []byte) {
-	switch {
-	case n == 0:
-		return make([]Entry, 1), []byte{}
-	case n <= 16:
-		p := new(struct {
-			e [1]Entry
-			b [16]byte
-		})
-		return p.e[:], p.b[:n:n]
-	case n <= 48:
-		p := new(struct {
-			e [1]Entry
-			b [48]byte
-		})
-		return p.e[:], p.b[:n:n]
-	case n <= 80:
-		p := new(struct {
-			e [1]Entry
-			b [80]byte
-		})
-		return p.e[:], p.b[:n:n]
-	case n <= 128:
-		p := new(struct {
-			e [1]Entry
-			b [128]byte
-		})
-		return p.e[:], p.b[:n:n]
-	case n <= 208:
-		p := new(struct {
-			e [1]Entry
-			b [208]byte
-		})
-		return p.e[:], p.b[:n:n]
-	case n <= 272:
-		p := new(struct {
-			e [1]Entry
-			b [272]byte
-		})
-		return p.e[:], p.b[:n:n]
-	case n <= 336:
-		p := new(struct {
-			e [1]Entry
-			b [336]byte
-		})
-		return p.e[:], p.b[:n:n]
-	default:
-		p := new(struct {
-			e [1]Entry
-			b [maxPackedPayload]byte
-		})
-		return p.e[:], p.b[:n:n]
-	}
 }
 
 // decodeAt decodes the entry b[start:end] into e, all but Data, and
