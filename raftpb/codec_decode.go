@@ -253,7 +253,9 @@ func (m *Entry) decode(b []byte) (start, end int, err error) {
 
 // stackEntries is how many entries Message.Unmarshal keeps track of in an
 // array on its stack; the entries of a message with more are decoded by a
-// second walk over the input.
+// second walk over the input. It starts with an array of fewEntries, which
+// costs nothing to clear, and moves to one of stackEntries at the entry
+// after those.
 const stackEntries = 128
 
 // span is a range [start, end) of a Message.Unmarshal's input; start < 0
@@ -265,10 +267,11 @@ type span struct{ start, end int32 }
 // are counted first so that Entries grows once, then decoded, then their
 // payloads copied into one buffer of their total size.
 type entryIndex struct {
-	// stopAtEntry makes decodeFields stop at the first entry, and stopped
-	// tells that it did.
-	stopAtEntry, stopped bool
-	n                    int // entries seen, even past len(spans)
+	// stopWhenFull makes decodeFields stop at an entry it has no span
+	// left for (with no spans, at the first entry), and stopped tells
+	// that it did.
+	stopWhenFull, stopped bool
+	n                     int // entries seen, even past len(spans)
 	// spans are the first entries' bounds; once decoded, the bounds of
 	// their payloads.
 	spans []span
@@ -281,11 +284,24 @@ func (x *entryIndex) add(start, end int) {
 	x.n++
 }
 
+// full reports whether decodeFields is to stop at the next entry, and if
+// so marks that it stopped.
+func (x *entryIndex) full() bool {
+	if x.stopWhenFull && x.n == len(x.spans) {
+		x.stopped = true
+		return true
+	}
+	return false
+}
+
 // addRun records the entries whose one-byte keys follow one another from
 // b[i] on, as encoders write them, and returns the position after the
-// last.
+// last, or of the entry it stopped at (see stopWhenFull).
 func (x *entryIndex) addRun(b []byte, i int) (int, error) {
 	for i < len(b) && b[i] == tagMsgEntries {
+		if x.full() {
+			return i, nil
+		}
 		start, end, ok := shortLength(b, i+1)
 		if !ok {
 			var err error
@@ -304,24 +320,37 @@ func (x *entryIndex) addRun(b []byte, i int) (int, error) {
 // snapshot is merged into m.Snapshot. Payloads are copied (all the new
 // entries' into one buffer); dAtA is not retained.
 func (m *Message) Unmarshal(dAtA []byte) error {
-	// Most messages carry no entries: the array to record them in, which
-	// takes clearing, comes into play at the first one.
-	idx := entryIndex{stopAtEntry: true}
+	// Most messages carry no entries: the array to record them in comes
+	// into play at the first one.
+	idx := entryIndex{stopWhenFull: true}
 	i, err := m.decodeFields(dAtA, 0, &idx)
-	if err != nil || i == len(dAtA) {
+	if err != nil || !idx.stopped {
 		return err
 	}
 	return m.unmarshalEntries(dAtA, i)
 }
 
 // unmarshalEntries goes on with Unmarshal at b[i:], where the first entry
-// is.
+// is, with room for fewEntries of them, and unmarshalMany goes on from the
+// entry after those.
 func (m *Message) unmarshalEntries(b []byte, i int) error {
-	var spans [stackEntries]span
-	idx := entryIndex{spans: spans[:]}
 	if len(b) > math.MaxInt32 {
-		idx.spans = nil
+		var idx entryIndex
+		return m.unmarshal(b, i, &idx)
 	}
+	var spans [fewEntries]span
+	idx := entryIndex{spans: spans[:], stopWhenFull: true}
+	i, err := m.decodeFields(b, i, &idx)
+	if err == nil && idx.stopped {
+		return m.unmarshalMany(b, i, &idx)
+	}
+	return m.decodeEntriesAfter(b, &idx, err)
+}
+
+func (m *Message) unmarshalMany(b []byte, i int, few *entryIndex) error {
+	var spans [stackEntries]span
+	idx := entryIndex{spans: spans[:], n: few.n}
+	copy(spans[:], few.spans)
 	return m.unmarshal(b, i, &idx)
 }
 
@@ -330,6 +359,12 @@ func (m *Message) unmarshalEntries(b []byte, i int) error {
 // a deep nesting stays as small as the generated decoder's.
 func (m *Message) unmarshal(b []byte, i int, idx *entryIndex) error {
 	_, err := m.decodeFields(b, i, idx)
+	return m.decodeEntriesAfter(b, idx, err)
+}
+
+// decodeEntriesAfter decodes the entries idx recorded, after decodeFields
+// returned err.
+func (m *Message) decodeEntriesAfter(b []byte, idx *entryIndex, err error) error {
 	if idx.n == 0 {
 		return err
 	}
@@ -342,9 +377,9 @@ func (m *Message) unmarshal(b []byte, i int, idx *entryIndex) error {
 }
 
 // decodeFields merges b[i:] into m, all but the entries, which it records
-// in idx, and returns len(b), or with idx.stopAtEntry set the position of
-// the first entry's key. The common keys, one byte each, are matched
-// whole; any other key takes decodeField.
+// in idx, and returns len(b), or if it stopped (see stopWhenFull) the
+// position of the key of the entry it stopped at. The common keys, one
+// byte each, are matched whole; any other key takes decodeField.
 func (m *Message) decodeFields(b []byte, i int, idx *entryIndex) (int, error) {
 	for i < len(b) {
 		var err error
@@ -359,10 +394,7 @@ func (m *Message) decodeFields(b []byte, i int, idx *entryIndex) (int, error) {
 			}
 			m.setScalar(tag, v)
 		case tagMsgEntries:
-			if idx.stopAtEntry {
-				return i, nil
-			}
-			if i, err = idx.addRun(b, i); err != nil {
+			if i, err = idx.addRun(b, i); err != nil || idx.stopped {
 				return i, err
 			}
 		default:
@@ -402,7 +434,7 @@ func (m *Message) setScalar(tag byte, v uint64) {
 
 // decodeField decodes the field whose key starts at b[keyAt:], whatever
 // the key's form, and returns the position after it, or keyAt if it
-// stopped at an entry (see entryIndex.stopAtEntry).
+// stopped at an entry (see entryIndex.stopWhenFull).
 func (m *Message) decodeField(b []byte, keyAt int, idx *entryIndex) (int, error) {
 	field, wireType, i, err := fieldKey(b, keyAt, "Message")
 	if err != nil {
@@ -432,8 +464,7 @@ func (m *Message) decodeField(b []byte, keyAt int, idx *entryIndex) (int, error)
 		if wireType != 2 {
 			return i, wrongWireType(wireType, "Entries")
 		}
-		if idx.stopAtEntry {
-			idx.stopped = true
+		if idx.full() {
 			return keyAt, nil
 		}
 		var start int

@@ -85,17 +85,18 @@ func (m *Entry) encode(b []byte, i int) int {
 // Size returns the encoded size of m.
 func (m *Message) Size() (n int) { return m.size(nil) }
 
-// entrySizes keeps the sizes of a message's first entries between sizing
-// the message and writing the entries' length prefixes.
-type entrySizes [stackEntries]int
+// fewEntries is how many entries' sizes Marshal keeps in an array that
+// costs nothing to clear; a message with more takes one of stackEntries.
+const fewEntries = 8
 
-// size returns the encoded size of m and, unless sizes is nil, records
-// the sizes of its first entries in it.
-func (m *Message) size(sizes *entrySizes) (n int) {
+// size returns the encoded size of m and records the sizes of its first
+// len(sizes) entries in sizes (nil for none), for encode's length
+// prefixes.
+func (m *Message) size(sizes []int) (n int) {
 	n = 11 + varintSize(uint64(m.Type)) + varintSize(m.To) + varintSize(m.From) + varintSize(m.Term) +
 		varintSize(m.LogTerm) + varintSize(m.Index) + varintSize(m.Commit) + varintSize(m.RejectHint) + varintSize(m.Vote)
 	ents := m.Entries
-	if sizes != nil {
+	if len(sizes) > 0 {
 		// The same sum as below, each entry's size kept.
 		k := min(len(ents), len(sizes))
 		for i := range ents[:k] {
@@ -136,16 +137,25 @@ func (m *Message) size(sizes *entrySizes) (n int) {
 
 // Marshal returns the encoding of m in a new slice.
 func (m *Message) Marshal() (dAtA []byte, err error) {
-	var n int
-	if len(m.Entries) == 0 {
-		// Most messages: no sizes to keep, no array to clear.
-		dAtA = make([]byte, m.size(nil))
-		n, err = m.encode(dAtA, nil)
-	} else {
-		var sizes entrySizes
-		dAtA = make([]byte, m.size(&sizes))
-		n, err = m.encode(dAtA, &sizes)
+	if len(m.Entries) > fewEntries {
+		return m.marshalMany()
 	}
+	// Most messages: no entries, or a few, whose sizes take an array
+	// that costs nothing to clear.
+	var sizes [fewEntries]int
+	dAtA = make([]byte, m.size(sizes[:]))
+	n, err := m.encode(dAtA, sizes[:])
+	if err != nil {
+		return nil, err
+	}
+	return dAtA[:n], nil
+}
+
+// marshalMany is Marshal for a message of more than fewEntries entries.
+func (m *Message) marshalMany() ([]byte, error) {
+	var sizes [stackEntries]int
+	dAtA := make([]byte, m.size(sizes[:]))
+	n, err := m.encode(dAtA, sizes[:])
 	if err != nil {
 		return nil, err
 	}
@@ -155,22 +165,39 @@ func (m *Message) Marshal() (dAtA []byte, err error) {
 // MarshalTo encodes m at the start of dAtA, which must hold Size() bytes,
 // and returns the number of bytes written.
 func (m *Message) MarshalTo(dAtA []byte) (int, error) {
-	var sizes entrySizes
-	return m.encode(dAtA[:m.size(&sizes)], &sizes)
+	if len(m.Entries) > fewEntries {
+		return m.marshalToMany(dAtA, false)
+	}
+	var sizes [fewEntries]int
+	return m.encode(dAtA[:m.size(sizes[:])], sizes[:])
 }
 
 // MarshalToSizedBuffer encodes m at the end of dAtA, which must hold
 // Size() bytes, and returns the number of bytes written.
 func (m *Message) MarshalToSizedBuffer(dAtA []byte) (int, error) {
-	var sizes entrySizes
-	size := m.size(&sizes)
-	return m.encode(dAtA[len(dAtA)-size:], &sizes)
+	if len(m.Entries) > fewEntries {
+		return m.marshalToMany(dAtA, true)
+	}
+	var sizes [fewEntries]int
+	size := m.size(sizes[:])
+	return m.encode(dAtA[len(dAtA)-size:], sizes[:])
+}
+
+// marshalToMany is MarshalTo, or with atEnd MarshalToSizedBuffer, for a
+// message of more than fewEntries entries.
+func (m *Message) marshalToMany(dAtA []byte, atEnd bool) (int, error) {
+	var sizes [stackEntries]int
+	size := m.size(sizes[:])
+	if atEnd {
+		return m.encode(dAtA[len(dAtA)-size:], sizes[:])
+	}
+	return m.encode(dAtA[:size], sizes[:])
 }
 
 // encode writes m at the start of b, which holds at least Size() bytes;
-// sizes, unless nil, holds the sizes of m's first entries, as size
-// recorded them.
-func (m *Message) encode(b []byte, sizes *entrySizes) (int, error) {
+// sizes holds the sizes of m's first len(sizes) entries, as size recorded
+// them.
+func (m *Message) encode(b []byte, sizes []int) (int, error) {
 	b[0] = tagMsgType
 	i := putUvarint(b, 1, uint64(m.Type))
 	b[i] = tagMsgTo
@@ -184,7 +211,7 @@ func (m *Message) encode(b []byte, sizes *entrySizes) (int, error) {
 	b[i] = tagMsgIndex
 	i = putUvarint(b, i+1, m.Index)
 	ents := m.Entries
-	if sizes != nil {
+	if len(sizes) > 0 {
 		k := min(len(ents), len(sizes))
 		i = encodeEntries(b, i, ents[:k], sizes[:k])
 		ents = ents[k:]
