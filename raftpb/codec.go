@@ -12,8 +12,9 @@ package raftpb
 //
 // What differs is the cost. Message.Unmarshal walks the input once for
 // everything but the entries, noting where each entry lies (in an array on
-// its stack, for up to stackEntries entries; a message with more walks its
-// entries a second time), then grows Entries once, decodes the entries
+// its stack: one of fewEntries, then, for a message with more, one of
+// stackEntries; a message with more still walks its entries a second
+// time), then grows Entries once, decodes the entries
 // (those in the encoders' canonical field order on a path of their own)
 // and copies every payload into a single buffer of exactly their total
 // size: two allocations for the entries of a message instead of one per
@@ -25,7 +26,8 @@ package raftpb
 // and varints and lengths of one or two bytes are decoded without a loop;
 // anything else takes the general path, which follows the generated code.
 // Message.Marshal sizes each entry once, keeping the sizes for the length
-// prefixes; sizing and encoding write each entry out in the loop rather
+// prefixes (in an array of fewEntries, or of stackEntries for a message
+// with more); sizing and encoding write each entry out in the loop rather
 // than calling Entry's methods.
 
 // Wire tags (field number << 3 | wire type) of Entry and Message.
