@@ -353,6 +353,44 @@ func TestCodecMatchesGenerated(t *testing.T) {
 	}
 }
 
+// Unmarshal records a message's first fewEntries entries in a small array
+// and moves to a larger one at the entry after them. Entries around that
+// point, reached through a one-byte key, a key written in two bytes (field
+// 7 as 0xba 0x00, which takes the general path), or after a scalar field
+// between entries, decode as the generated decoder decodes them.
+func TestUnmarshalAcrossTheEntryArrays(t *testing.T) {
+	entry := func(i int) []byte {
+		e := benchEntry(i%3*40, uint64(i+1))
+		b, err := e.Marshal()
+		require.NoError(t, err)
+		return b
+	}
+	for _, n := range []int{fewEntries - 1, fewEntries, fewEntries + 1, fewEntries + 2, 3 * fewEntries, stackEntries, stackEntries + 1} {
+		for _, form := range []string{"one-byte keys", "two-byte key at the boundary", "scalar between entries"} {
+			b := []byte{tagMsgType, byte(MsgApp), tagMsgTo, 2}
+			for i := 0; i < n; i++ {
+				switch {
+				case form == "two-byte key at the boundary" && (i == fewEntries-1 || i == fewEntries):
+					b = append(b, 0xba, 0x00)
+				case form == "scalar between entries" && (i == fewEntries || i == fewEntries+1):
+					b = append(b, tagMsgCommit, byte(i), tagMsgEntries)
+				default:
+					b = append(b, tagMsgEntries)
+				}
+				e := entry(i)
+				b = appendUvarintForTest(b, uint64(len(e)))
+				b = append(b, e...)
+			}
+			t.Run(fmt.Sprintf("%d entries, %s", n, form), func(t *testing.T) {
+				checkDecodeAgainstRef(t, b)
+				var m Message
+				require.NoError(t, m.Unmarshal(b))
+				require.Len(t, m.Entries, n)
+			})
+		}
+	}
+}
+
 // nonCanonicalInputs are valid encodings no encoder writes, where a decoder
 // could easily part ways with the generated one.
 var nonCanonicalInputs = []struct {

@@ -29,7 +29,7 @@ type workload struct {
 }
 
 func perUnit(unit string) []string {
-	return []string{"ns/" + unit, "allocs/" + unit, "B/" + unit}
+	return []string{"ns/" + unit, "cpu-ns/" + unit, "allocs/" + unit, "B/" + unit}
 }
 
 var workloads = []workload{
@@ -219,6 +219,7 @@ func figures(w workload, s sample) map[string]float64 {
 	ops := float64(s.ops)
 	f := map[string]float64{
 		"ns/" + w.unit:     float64(s.elapsed.Nanoseconds()) / ops,
+		"cpu-ns/" + w.unit: float64(s.cpu.Nanoseconds()) / ops,
 		"allocs/" + w.unit: float64(s.mallocs) / ops,
 		"B/" + w.unit:      float64(s.bytes) / ops,
 	}

@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -37,8 +38,22 @@ func main() {
 	asJSON := flag.Bool("json", false, "print JSON instead of a Markdown table")
 	dir := flag.String("dir", os.TempDir(), "directory on a real disk (not tmpfs) for the file workload")
 	verbose := flag.Bool("v", false, "print every measurement to stderr")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (both libraries) to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile of the whole run, every allocation sampled, to this file")
 	flag.Parse()
 	log.SetFlags(0)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			log.Fatalf("compare: -cpuprofile: %v", err)
+		}
+		defer stop()
+	}
+	if *memProfile != "" {
+		// Every allocation, so that the per-site counts are exact.
+		runtime.MemProfileRate = 1
+		defer writeMemProfile(*memProfile)
+	}
 
 	o := options{rounds: *rounds, minTime: *minTime, quick: *quick, dir: *dir}
 	if o.quick {
@@ -59,7 +74,7 @@ func main() {
 	}
 	results, err := runAll(o)
 	if err != nil {
-		log.Fatalf("compare: %v", err)
+		log.Panicf("compare: %v", err) // Panicf, not Fatalf: the profile is still written
 	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -71,6 +86,39 @@ func main() {
 	}
 	writeHeader(os.Stdout, o)
 	writeMarkdown(os.Stdout, results, etcdName())
+}
+
+// startCPUProfile starts profiling into path; the function it returns
+// stops and writes the profile.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Printf("compare: -cpuprofile: %v", err)
+		}
+	}, nil
+}
+
+// writeMemProfile writes the allocation profile to path.
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		log.Printf("compare: -memprofile: %v", err)
+	}
 }
 
 func workloadIDs() string {

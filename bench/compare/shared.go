@@ -62,6 +62,10 @@ type sample struct {
 	// group-ticks).
 	ops     int64
 	elapsed time.Duration
+	// cpu is the process's CPU time (user + system) over the run: with
+	// GOMAXPROCS 1 the run's own work and the garbage collector's, and
+	// far less disturbed than elapsed by other programs on the machine.
+	cpu     time.Duration
 	mallocs uint64
 	bytes   uint64
 	// extra holds figures of the workload's own (heap per group,
@@ -71,14 +75,16 @@ type sample struct {
 
 // meter measures time and allocations over a stretch of a run, after a GC.
 type meter struct {
-	start time.Time
-	ms    runtime.MemStats
+	start    time.Time
+	startCPU time.Duration
+	ms       runtime.MemStats
 }
 
 func startMeter() *meter {
 	m := &meter{}
 	runtime.GC()
 	runtime.ReadMemStats(&m.ms)
+	m.startCPU = processCPU()
 	m.start = time.Now()
 	return m
 }
@@ -86,11 +92,13 @@ func startMeter() *meter {
 // stop ends the measurement of ops operations.
 func (m *meter) stop(ops int64) sample {
 	elapsed := time.Since(m.start)
+	cpu := processCPU() - m.startCPU
 	var end runtime.MemStats
 	runtime.ReadMemStats(&end)
 	return sample{
 		ops:     ops,
 		elapsed: elapsed,
+		cpu:     cpu,
 		mallocs: end.Mallocs - m.ms.Mallocs,
 		bytes:   end.TotalAlloc - m.ms.TotalAlloc,
 		extra:   map[string]float64{},

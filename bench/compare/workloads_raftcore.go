@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	raft "github.com/raftcore/raft"
@@ -189,11 +190,16 @@ func singleVoterRaftcore(p params) (sample, error) {
 
 // clusterRaftcore is three voters in one goroutine; messages go from one
 // to another as values, or marshaled and unmarshaled when wire is set.
+// Marshaled, each message goes through one buffer the cluster reuses, as
+// a transport writing length-prefixed frames to a connection and reading
+// them back reuses its buffers: the decoded message owns its payloads, so
+// the buffer is free again once it is decoded.
 type clusterRaftcore struct {
 	peers []*peerRaftcore
 	wire  bool
 	msgs  []pb.Message
 	spare []pb.Message
+	frame []byte
 }
 
 func newClusterRaftcore(wire bool, dir string) (*clusterRaftcore, error) {
@@ -243,12 +249,14 @@ func (c *clusterRaftcore) pump() error {
 		for i := range msgs {
 			m := msgs[i]
 			if c.wire {
-				b, err := m.Marshal()
+				size := m.Size()
+				c.frame = slices.Grow(c.frame[:0], size)[:size]
+				n, err := m.MarshalTo(c.frame)
 				if err != nil {
 					return err
 				}
 				m = pb.Message{}
-				if err := m.Unmarshal(b); err != nil {
+				if err := m.Unmarshal(c.frame[:n]); err != nil {
 					return err
 				}
 			}
