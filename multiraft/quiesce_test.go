@@ -400,3 +400,24 @@ func TestIdleTicksNamesTheNextTickThatActs(t *testing.T) {
 		t.Fatalf("IdleTicks %d with %d groups awake, want 1", n, h.NumActive())
 	}
 }
+
+// A host without peers whose groups are all quiesced has nothing to time:
+// IdleTicks still stays within 1..NodeHeartbeatTicks, so that a caller
+// multiplying it by its tick interval gets a sane wait (the largest int
+// there overflowed to a negative duration, a loop spinning).
+func TestIdleTicksBoundedWithoutPeers(t *testing.T) {
+	c := newCluster(t, 1, 1, 2, Config{NodeHeartbeatTicks: 4})
+	h := c.node(1).host
+	for range 200 {
+		c.tick()
+		if h.NumActive() == 0 {
+			break
+		}
+	}
+	if h.NumActive() != 0 || h.HasReady() {
+		t.Fatalf("the single node's groups did not quiesce: %d active", h.NumActive())
+	}
+	if n := h.IdleTicks(); n != 4 {
+		t.Fatalf("IdleTicks %d without peers, want NodeHeartbeatTicks (4)", n)
+	}
+}

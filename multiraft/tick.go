@@ -184,8 +184,10 @@ func (h *Host) downTicks() uint64 {
 // advance the host's clock: 1 while a group is ticking, a Ready is waiting
 // (HasReady) or outstanding; otherwise (every group quiesced) the ticks
 // until the next node-level heartbeat is due or a peer not heard from
-// since would be taken for down, whichever is first; math.MaxInt when
-// neither can happen (no peers).
+// since would be taken for down, whichever is first; NodeHeartbeatTicks
+// when neither can happen (no peers), so that the result is always between
+// 1 and NodeHeartbeatTicks, a wait any caller can multiply by its tick
+// interval.
 //
 // An application whose host is idle need not wake at every tick: it may
 // wait IdleTicks tick intervals and then call Tick that many times, which
@@ -200,10 +202,10 @@ func (h *Host) IdleTicks() int {
 	if len(h.active) > 0 || h.outstanding || h.HasReady() {
 		return 1
 	}
-	if len(h.peers) == 0 {
-		return math.MaxInt
-	}
 	every := uint64(h.cfg.NodeHeartbeatTicks)
+	if len(h.peers) == 0 {
+		return int(every)
+	}
 	next := every - h.now%every
 	downTicks := h.downTicks()
 	for _, p := range h.peers {
