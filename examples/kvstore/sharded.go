@@ -475,6 +475,11 @@ func (m *shardedMember) stepHeard() {
 	m.heard = m.heardSpare[:0]
 	m.heardMu.Unlock()
 	for _, from := range heard {
+		if _, gone := m.gone[from]; gone {
+			// Stepped, it would make the member a peer again, sent
+			// node-level heartbeats until forgetGone after this round.
+			continue
+		}
 		m.step(batchIn{from, &mrpb.Batch{From: from, To: m.cfg.ID, NodeHeartbeat: true}})
 	}
 	m.heardSpare = heard[:0]

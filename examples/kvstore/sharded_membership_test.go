@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -531,4 +532,32 @@ func TestShardedChangeCatchesUpFirst(t *testing.T) {
 	for id := uint64(1); id <= 3; id++ {
 		require.Contains(t, c.confOf(id, sh).Voters, uint64(4), "member %d: member 4 is still a voter of shard %d", id, sh)
 	}
+}
+
+// A member removed from every shard but still running gets no more
+// batches from the others: its node-level heartbeats, which go on
+// reaching them, do not make it their host's peer again (which would send
+// it heartbeats until the end of the round, every round).
+func TestRemovedMemberGetsNoHeartbeats(t *testing.T) {
+	var from [4]atomic.Int64
+	c := &shardedTestCluster{shards: 2}
+	c.tweak = func(cfg *memberConfig) {
+		if cfg.ID == 3 {
+			cfg.dropBatch = func(sender uint64) bool {
+				from[sender].Add(1)
+				return false
+			}
+		}
+	}
+	newShardedTestClusterWith(t, c, 3)
+	c.waitLeaders()
+	r := do(t, "DELETE", c.url(1, "/cluster/members/3"), "")
+	require.Equal(t, 200, r.status, r.body)
+	require.Eventually(t, func() bool { return c.members[3].removed.Load() }, 5*time.Second, 5*time.Millisecond,
+		"member 3 applies its removal from every shard")
+	time.Sleep(200 * time.Millisecond) // what was on its way
+	from[1].Store(0)
+	from[2].Store(0)
+	time.Sleep(100 * 5 * time.Millisecond) // 100 ticks, ten heartbeat intervals
+	require.Zero(t, from[1].Load()+from[2].Load(), "batches to a member removed from every shard")
 }
