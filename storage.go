@@ -88,8 +88,8 @@ type MemoryStorage struct {
 
 	hardState pb.HardState
 	// snapshot is the latest snapshot applied or created, nil until there
-	// is one (or a test makes Snapshot fail): a group that never had one
-	// does not carry an empty Snapshot.
+	// is one (or a test makes Snapshot fail, or a long log is compacted):
+	// a group that never had one does not carry an empty Snapshot.
 	snapshot *storedSnapshot
 	// compacted is the compaction point: the last entry folded into a
 	// snapshot or discarded (zero at first), whose term stays known.
@@ -101,14 +101,19 @@ type MemoryStorage struct {
 	ents []pb.Entry
 }
 
-// storedSnapshot is MemoryStorage's snapshot. The test hook lives here,
-// not in MemoryStorage: a process may hold thousands of MemoryStorages
-// (one per group), and a flag beside the fields would move each into the
-// next size class.
+// storedSnapshot is MemoryStorage's snapshot. The test hook and the
+// growth hint live here, not in MemoryStorage: a process may hold
+// thousands of MemoryStorages (one per group), and a field beside the
+// others would move each into the next size class. An empty Snapshot here
+// is the same as none.
 type storedSnapshot struct {
 	pb.Snapshot
 	// unavailable makes Snapshot fail (SetSnapshotUnavailableForTest).
 	unavailable bool
+	// regrow is how long the log was when Compact last ran on a log of
+	// minDoublingEntries entries or more (0 otherwise): how long it will
+	// likely grow again before the next compaction (see appendEntries).
+	regrow int
 }
 
 // NewMemoryStorage returns an empty MemoryStorage: FirstIndex 1, LastIndex 0.
@@ -244,7 +249,11 @@ func (ms *MemoryStorage) ApplySnapshot(snap pb.Snapshot) error {
 }
 
 func (ms *MemoryStorage) applySnapshot(snap pb.Snapshot) {
-	ms.snapshot = &storedSnapshot{Snapshot: snap, unavailable: ms.snapshot != nil && ms.snapshot.unavailable}
+	old := ms.snapshot
+	ms.snapshot = &storedSnapshot{Snapshot: snap}
+	if old != nil {
+		ms.snapshot.unavailable, ms.snapshot.regrow = old.unavailable, old.regrow
+	}
 	ms.compacted = entryID{term: snap.Metadata.Term, index: snap.Metadata.Index}
 	ms.ents = nil
 }
@@ -326,6 +335,7 @@ func (ms *MemoryStorage) Compact(compactIndex uint64) error {
 	}
 	rest := ms.ents[compactIndex+1-ms.firstIndex():]
 	ms.compacted = entryID{term: ms.term(compactIndex), index: compactIndex}
+	ms.noteCompactedLength(len(ms.ents))
 	// A new array: the compacted entries (and their payloads) are freed,
 	// and a reader holding an earlier Entries result keeps its view.
 	ms.ents = nil
@@ -333,6 +343,31 @@ func (ms *MemoryStorage) Compact(compactIndex uint64) error {
 		ms.ents = slices.Clone(rest)
 	}
 	return nil
+}
+
+// noteCompactedLength records the length n of a log being compacted, for
+// appendEntries to size the array the log grows into next. A log shorter
+// than minDoublingEntries records nothing unless it had a hint already.
+func (ms *MemoryStorage) noteCompactedLength(n int) {
+	if n < minDoublingEntries {
+		n = 0
+		if ms.snapshot == nil {
+			return
+		}
+	}
+	if ms.snapshot == nil {
+		ms.snapshot = &storedSnapshot{}
+	}
+	ms.snapshot.regrow = min(n, maxDoublingEntries)
+}
+
+// regrow returns the length the log had at its last compaction, if it
+// was long (see noteCompactedLength), else 0.
+func (ms *MemoryStorage) regrow() int {
+	if ms.snapshot == nil {
+		return 0
+	}
+	return ms.snapshot.regrow
 }
 
 // Append adds entries to the log. An entry at index i replaces every stored
@@ -383,10 +418,10 @@ func (ms *MemoryStorage) append(entries []pb.Entry) {
 	if keep < uint64(len(ms.ents)) {
 		// Truncating: copy rather than overwrite entries a reader may
 		// still hold from an earlier Entries call.
-		ms.ents = appendEntries(slices.Clip(ms.ents[:keep]), entries)
+		ms.ents = appendEntries(slices.Clip(ms.ents[:keep]), entries, ms.regrow())
 		return
 	}
-	ms.ents = appendEntries(ms.ents, entries)
+	ms.ents = appendEntries(ms.ents, entries, ms.regrow())
 }
 
 // How MemoryStorage grows its array when it runs out of room. A log of
@@ -398,7 +433,13 @@ func (ms *MemoryStorage) append(entries []pb.Entry) {
 // most. Logs of between minDoublingEntries and maxDoublingEntries entries
 // double their array; between the two ranges append already doubles,
 // and above them append's own growth (about 1.25x) keeps the spare room
-// of a large log small.
+// of a large log small. A log that was compacted at a length of
+// minDoublingEntries or more will likely grow as long again before the
+// next compaction: once it reaches minDoublingEntries, it gets an array
+// for that length (and an eighth more) at once, instead of doubling its
+// way there with a copy of every entry at each step. That array is 9/8 of
+// the length the log had, where the doubled array it had before the
+// compaction was up to twice that length.
 const (
 	maxExactEntries    = 8
 	minDoublingEntries = 256
@@ -410,7 +451,9 @@ const (
 // a quarter at a time, so a log that grows from a compaction to the next
 // one (thousands of entries) would be copied and reallocated several times
 // over; doubling copies each entry about once.
-func appendEntries(dst, src []pb.Entry) []pb.Entry {
+//
+// regrow is the log's length at its last compaction (0 if unknown).
+func appendEntries(dst, src []pb.Entry, regrow int) []pb.Entry {
 	n := len(dst) + len(src)
 	if n <= cap(dst) {
 		return append(dst, src...)
@@ -420,7 +463,7 @@ func appendEntries(dst, src []pb.Entry) []pb.Entry {
 	case n <= maxExactEntries:
 		c = n
 	case n >= minDoublingEntries && n <= maxDoublingEntries:
-		c = 2 * n
+		c = max(2*n, regrow+regrow/8)
 	default:
 		return append(dst, src...)
 	}

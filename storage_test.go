@@ -444,6 +444,49 @@ func TestMemoryStorageAppendDoubles(t *testing.T) {
 	require.Less(t, perEntry, 3.0)
 }
 
+// A log compacted at a length of minDoublingEntries or more grows, the next
+// time it reaches minDoublingEntries, straight into an array for that
+// length (and an eighth): one copy of 256 entries instead of a copy of
+// every entry at each doubling up to it. A log compacted short grows as
+// before, and the hint changes nothing Snapshot returns.
+func TestMemoryStorageRegrowsToItsCompactedLength(t *testing.T) {
+	// grow appends entries one at a time from index first to last and
+	// returns the capacities the array had as it grew past
+	// minDoublingEntries entries.
+	grow := func(ms *MemoryStorage, first, last uint64) []int {
+		var caps []int
+		for i := first; i <= last; i++ {
+			require.NoError(t, ms.Append([]pb.Entry{{Index: i, Term: 1}}))
+			if c := cap(ms.ents); len(ms.ents) >= minDoublingEntries && (len(caps) == 0 || caps[len(caps)-1] != c) {
+				caps = append(caps, c)
+			}
+		}
+		return caps
+	}
+	t.Run("long", func(t *testing.T) {
+		const n = 4096
+		ms := NewMemoryStorage()
+		fresh := grow(ms, 1, n)
+		require.Greater(t, len(fresh), 2, "a fresh log doubles its way up")
+		require.NoError(t, ms.Compact(n))
+		snap, err := ms.Snapshot()
+		require.NoError(t, err)
+		require.True(t, IsEmptySnap(snap))
+		// The array append grew below minDoublingEntries, then one for
+		// the whole length.
+		again := grow(ms, n+1, 2*n)
+		require.Equal(t, []int{fresh[0], n + n/8}, again)
+	})
+	t.Run("short", func(t *testing.T) {
+		const n = minDoublingEntries - 1
+		ms := NewMemoryStorage()
+		grow(ms, 1, n)
+		require.NoError(t, ms.Compact(n))
+		require.Nil(t, ms.snapshot)
+		require.Equal(t, grow(NewMemoryStorage(), 1, 2000), grow(ms, n+1, n+2000))
+	})
+}
+
 // A small log (a group's bootstrap entries, then a leader's empty entry)
 // keeps an array of exactly its length: 4 entries in a 192-byte array, not
 // the 6 that append would give them (288 bytes) and every idle group would
