@@ -191,6 +191,22 @@ func put(t *testing.T, url, value string) {
 	t.Fatalf("PUT %s failed for 10s", url)
 }
 
+// get reads url, retrying on 503 (a member whose leader just went away
+// answers so, and a client retries) for up to 10 s, and returns the 200
+// answer.
+func get(t *testing.T, url string) response {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := do(t, "GET", url, "")
+		if r.status != 503 || time.Now().After(deadline) {
+			require.Equal(t, 200, r.status, "GET %s: %s", url, r.body)
+			return r
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // errorCode returns the "code" of a JSON error body.
 func errorCode(t *testing.T, r response) string {
 	t.Helper()
