@@ -137,14 +137,20 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	if len(ents) == 0 && !sendIfEmpty {
 		return false
 	}
-	r.send(pb.Message{
-		To:      to,
-		Type:    pb.MsgApp,
-		Index:   prevIndex,
-		LogTerm: prevTerm,
-		Entries: ents,
-		Commit:  r.raftLog.committed,
-	})
+	if !r.coalesceAppend(to, pr, prevIndex, prevTerm, ents) {
+		r.send(pb.Message{
+			To:      to,
+			Type:    pb.MsgApp,
+			Index:   prevIndex,
+			LogTerm: prevTerm,
+			Entries: ents,
+			Commit:  r.raftLog.committed,
+		})
+		if pr.State == tracker.StateReplicate && len(ents) > 0 {
+			r.noteQueuedAppend(to, ents)
+		}
+	}
+	// Recorded as its own append even when merged (see raft_coalesce.go).
 	pr.SentEntries(len(ents), pb.PayloadsSize(ents))
 	pr.SentCommit(r.raftLog.committed)
 	return true
