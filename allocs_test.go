@@ -22,9 +22,9 @@ func TestAllocsPerEntry(t *testing.T) {
 		"SingleVoter/batch=1":            0.02, // 0.004
 		"SingleVoter/batch=64":           0.02, // 0.004
 		"ThreeVoters/value/batch=1":      0.3,  // 0.14
-		"ThreeVoters/value/batch=64":     0.25, // 0.094
+		"ThreeVoters/value/batch=64":     0.06, // 0.020
 		"ThreeVoters/marshaled/batch=1":  5.0,  // 4.14
-		"ThreeVoters/marshaled/batch=64": 4.6,  // 4.09
+		"ThreeVoters/marshaled/batch=64": 0.25, // 0.082
 	}
 	const entriesPerRun = 256
 	for _, w := range benchWorkloads {
@@ -57,7 +57,8 @@ func TestAllocsPerEntry(t *testing.T) {
 }
 
 // TestLeaderBurstChunk: a leader queues a burst of messages per batch of
-// proposals (an append per follower per proposal). Once one such Ready was
+// proposals when its appends cannot be merged (with MaxSizePerMsg 0, an
+// append per follower per proposal). Once one such Ready was
 // handed out, the next chunks have room for the next burst at once, rather
 // than growing to it by doubling (each step a new chunk and a copy).
 func TestLeaderBurstChunk(t *testing.T) {
@@ -65,6 +66,7 @@ func TestLeaderBurstChunk(t *testing.T) {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
 	c := newBenchCluster(t, 3, false)
+	c.oneEntryPerAppend()
 	for range 4 {
 		c.round(t, 64)
 	}
@@ -87,7 +89,8 @@ func TestLeaderBurstChunk(t *testing.T) {
 	}
 }
 
-// After a burst, a leader back to one entry per Ready goes back to the
+// After a burst (one append per entry, as in TestLeaderBurstChunk), a
+// leader back to one entry per Ready goes back to the
 // allocations it had before the burst: the chunks sized for the burst
 // shrink again, instead of each being dropped after one small Ready and a
 // new one allocated for the next.
@@ -97,6 +100,7 @@ func TestLeaderChunksShrinkAfterABurst(t *testing.T) {
 	}
 	perRound := func(burst int) float64 {
 		c := newBenchCluster(t, 3, false)
+		c.oneEntryPerAppend()
 		for range 4 {
 			c.round(t, 1)
 		}
@@ -111,5 +115,14 @@ func TestLeaderChunksShrinkAfterABurst(t *testing.T) {
 	quiet, afterBurst := perRound(1), perRound(100)
 	if afterBurst > quiet+0.1 {
 		t.Fatalf("one-entry rounds allocate %.2f times each after a burst of 100 entries, %.2f without", afterBurst, quiet)
+	}
+}
+
+// oneEntryPerAppend sets MaxSizePerMsg to 0 on every node: each append
+// carries one entry, so a leader's appends are never merged and a batch of
+// proposals queues a burst of messages.
+func (c *benchCluster) oneEntryPerAppend() {
+	for _, n := range c.nodes {
+		n.rn.raft.maxMsgSize = 0
 	}
 }

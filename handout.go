@@ -15,8 +15,9 @@ import pb "github.com/raftcore/raft/raftpb"
 // sit at the start of the chunk's part never handed out, so a Ready hands
 // them out in place, with whatever it adds after them (see readyMessages
 // and storageMessages), and r.msgs then restarts past them (takeMsgs).
-// send writes only at len(r.msgs) and beyond, so it never reaches what was
-// handed out.
+// send writes only at len(r.msgs) and beyond, and a leader extending a
+// queued append (raft_coalesce.go) only within r.msgs, so neither reaches
+// what was handed out.
 
 // Bounds on the length of a message chunk: a chunk pins the messages
 // handed out from it (and their entries) until the application drops
@@ -64,14 +65,20 @@ func (r *raft) takeMsgs(n int) {
 		return
 	}
 	r.msgs = r.msgs[n:n]
+	if r.leaderState != nil {
+		// The appends noted there were handed out: none may be extended.
+		r.queuedAppends = r.queuedAppends[:0]
+	}
 	if cap(r.msgs) > maxReusedMessages {
 		r.msgs = nil
 	}
 	switch {
 	case n > maxMessageChunk:
-		// A leader queues a burst per batch of proposals: the next chunks
-		// are sized for Readys like this one, instead of growing to it by
-		// doubling each time (ReleaseMemory forgets it).
+		// A leader whose appends do not merge (one entry per append, or
+		// more peers than maxCoalesceDistance) queues a burst per batch
+		// of proposals: the next chunks are sized for Readys like this
+		// one, instead of growing to it by doubling each time
+		// (ReleaseMemory forgets it).
 		r.msgChunk = min(n, maxReusedMessages)
 	case r.msgChunk > maxMessageChunk:
 		// Small Readys again: the chunks shrink back. Kept at a burst's

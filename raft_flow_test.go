@@ -90,3 +90,19 @@ func TestAckPastLastIndexRefused(t *testing.T) {
 	require.Equal(t, before.Next, after.Next)
 	require.Equal(t, last, n.r().raftLog.committed, "commit unchanged")
 }
+
+// TestRefusalAtOrBelowMatchIgnored: a peer refusing an index it has
+// acknowledged in this term (impossible for a correct peer) gets no new
+// probe: probing it again would be refused again, round trip after round
+// trip, one more such loop started at each heartbeat response.
+func TestRefusalAtOrBelowMatchIgnored(t *testing.T) {
+	n := newReplicatingLeader(t, 4, noLimit)
+	pr := n.r().trk.Progress[2]
+	pr.BecomeProbe()
+	match := pr.Match
+	require.Equal(t, match+1, pr.Next)
+	n.step(pb.Message{From: 2, To: 1, Term: n.r().Term, Type: pb.MsgAppResp, Index: match, Reject: true, RejectHint: match, LogTerm: n.r().Term})
+	require.Equal(t, 0, countApps(n.ready()), "no probe for a refusal at the match index")
+	require.Equal(t, match, pr.Match)
+	require.Equal(t, match+1, pr.Next)
+}

@@ -137,14 +137,20 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	if len(ents) == 0 && !sendIfEmpty {
 		return false
 	}
-	r.send(pb.Message{
-		To:      to,
-		Type:    pb.MsgApp,
-		Index:   prevIndex,
-		LogTerm: prevTerm,
-		Entries: ents,
-		Commit:  r.raftLog.committed,
-	})
+	if !r.coalesceAppend(to, pr, prevIndex, prevTerm, ents) {
+		r.send(pb.Message{
+			To:      to,
+			Type:    pb.MsgApp,
+			Index:   prevIndex,
+			LogTerm: prevTerm,
+			Entries: ents,
+			Commit:  r.raftLog.committed,
+		})
+		if pr.State == tracker.StateReplicate && len(ents) > 0 {
+			r.noteQueuedAppend(to, ents)
+		}
+	}
+	// Recorded as its own append even when merged (see raft_coalesce.go).
 	pr.SentEntries(len(ents), pb.PayloadsSize(ents))
 	pr.SentCommit(r.raftLog.committed)
 	return true
@@ -298,6 +304,14 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 func (r *raft) handleAppendRejection(m pb.Message, pr *tracker.Progress) {
 	r.logger().Debugf("node %x: hint index %d term %d from %x after it refused index %d",
 		r.id, m.RejectHint, m.LogTerm, m.From, m.Index)
+	if m.Index <= pr.Match {
+		// The peer acknowledged this index in this term: a correct peer
+		// never refuses it later (acknowledgements follow its writes, and
+		// it keeps entries that match the leader's). Probing again would
+		// only be refused again, one round trip after another.
+		r.logger().Debugf("node %x: ignoring %x's refusal of index %d at or below its match %d", r.id, m.From, m.Index, pr.Match)
+		return
+	}
 	next := m.RejectHint
 	if m.LogTerm > 0 {
 		// The follower has term m.LogTerm at m.RejectHint; our log cannot
