@@ -23,6 +23,12 @@ import (
 // the last index, which frees every record at or below it (FreeLE), so no
 // record is left behind. Probes, snapshots, heartbeats and every other
 // message are never merged nor merged into.
+//
+// A merge does change a Ready built (readyWithoutAccept) and not yet
+// accepted, since its Messages share r.msgs: Node rebuilds its Ready after
+// every input that can queue or merge a message, so what it hands out is
+// always built after the last merge; RawNode.Ready and the multiraft host
+// accept what they build at once.
 
 // maxCoalesceDistance bounds how far back in r.msgs the append being
 // extended may sit, so that the check that no other message to the
