@@ -677,9 +677,13 @@ type transferRequest struct {
 }
 
 // readTransfer decodes the body of POST /cluster/leader (none: ID 0); on a
-// bad one it answers 400 and returns false.
-func readTransfer(w http.ResponseWriter, r *http.Request) (transferRequest, bool) {
+// bad one it answers 400, and on a member removed 410, and returns false.
+func readTransfer(w http.ResponseWriter, r *http.Request, removed bool) (transferRequest, bool) {
 	var req transferRequest
+	if removed {
+		writeFailure(w, errRemoved)
+		return req, false
+	}
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 		dec.DisallowUnknownFields()
@@ -692,11 +696,7 @@ func readTransfer(w http.ResponseWriter, r *http.Request) (transferRequest, bool
 }
 
 func (m *member) handleTransfer(w http.ResponseWriter, r *http.Request) {
-	if m.removed.Load() {
-		writeFailure(w, errRemoved)
-		return
-	}
-	req, ok := readTransfer(w, r)
+	req, ok := readTransfer(w, r, m.removed.Load())
 	if !ok {
 		return
 	}

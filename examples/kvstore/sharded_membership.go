@@ -142,7 +142,8 @@ func writeShardReport(w http.ResponseWriter, r *http.Request, okStatus int, what
 }
 
 // memberConfs parses the request's member id and returns each shard's
-// configuration; it answers 404 if no shard holds the member.
+// configuration; it answers 404 if no shard holds the member, and 410 if
+// this member was removed.
 func (m *shardedMember) memberConfs(w http.ResponseWriter, r *http.Request) (uint64, []pb.ConfState, bool) {
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil || id == 0 {
@@ -157,6 +158,10 @@ func (m *shardedMember) memberConfs(w http.ResponseWriter, r *http.Request) (uin
 	}
 	if !known {
 		writeError(w, http.StatusNotFound, "unknown_member", fmt.Sprintf("member %d is in no shard's configuration", id))
+		return 0, nil, false
+	}
+	if m.removed.Load() {
+		writeFailure(w, errRemoved)
 		return 0, nil, false
 	}
 	return id, confs, true
@@ -201,10 +206,6 @@ func (m *shardedMember) handleRemoveMember(w http.ResponseWriter, r *http.Reques
 	if !ok {
 		return
 	}
-	if m.removed.Load() {
-		writeFailure(w, errRemoved)
-		return
-	}
 	m.changeEveryShard(w, r, pb.ConfChange{Type: pb.ConfChangeRemoveNode, NodeID: id}, "", http.StatusOK, fmt.Sprintf("removing member %d", id))
 }
 
@@ -215,10 +216,6 @@ func (m *shardedMember) handleRemoveMember(w http.ResponseWriter, r *http.Reques
 func (m *shardedMember) handlePromote(w http.ResponseWriter, r *http.Request) {
 	id, confs, ok := m.memberConfs(w, r)
 	if !ok {
-		return
-	}
-	if m.removed.Load() {
-		writeFailure(w, errRemoved)
 		return
 	}
 	var learnerOf []uint64

@@ -19,11 +19,7 @@ import (
 // other voters (draining this member: say, before stopping it). Shards led
 // elsewhere are not touched: ask their leaders (GET /cluster lists them).
 func (m *shardedMember) handleTransfer(w http.ResponseWriter, r *http.Request) {
-	if m.removed.Load() {
-		writeFailure(w, errRemoved)
-		return
-	}
-	req, ok := readTransfer(w, r)
+	req, ok := readTransfer(w, r, m.removed.Load())
 	if !ok {
 		return
 	}
