@@ -617,3 +617,13 @@ func TestReAddedPeerIsForgotten(t *testing.T) {
 	require.NoError(t, n.r().restoreConfState(pb.ConfState{Voters: []uint64{1, 2}}))
 	require.False(t, n.r().wasRemoved(3), "removed by a snapshot's configuration only")
 }
+
+// ApplyConfChange with a change the configuration cannot take leaves it
+// as it was and returns it, where etcd raft panics (MIGRATING.md).
+func TestApplyConfChangeInvalidLeavesConfig(t *testing.T) {
+	n := newTestNode(t, 1, []uint64{1})
+	before := n.r().confState()
+	cs := n.rn.ApplyConfChange(v1(pb.ConfChangeRemoveNode, 1)) // no voter would be left
+	require.Equal(t, before, *cs)
+	require.Equal(t, before, n.r().confState())
+}

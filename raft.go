@@ -208,6 +208,9 @@ type leaderState struct {
 	// leaseAcks maps a peer to the tick at which the leader sent the
 	// latest heartbeat the peer acknowledged (ReadOnlyLeaseBased).
 	leaseAcks map[uint64]uint64
+	// leaseFloor is the tick a leader transfer was abandoned at: heartbeats
+	// sent up to it build no lease.
+	leaseFloor uint64
 	// queuedAppends notes, per peer, the append queued for it since the
 	// last Ready that a later one may extend (see raft_coalesce.go).
 	queuedAppends []queuedAppend

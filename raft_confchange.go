@@ -218,6 +218,12 @@ func (r *raft) installConfig(cfg tracker.Config, prs tracker.ProgressMap) {
 	r.trk.Progress = nil
 	if r.state == StateLeader {
 		r.trk.Progress = prs
+		if !r.leaderIsVoter() {
+			// Reads waiting for a heartbeat round would never be
+			// confirmed (see leaderIsVoter): dropped, to be retried.
+			r.readOnly = readOnly{}
+			r.pendingReadIndexMessages = nil
+		}
 	}
 }
 

@@ -173,7 +173,7 @@ func (r *raft) bcastHeartbeat() {
 }
 
 func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
-	if pr := r.trk.Progress[r.id]; pr == nil || pr.IsLearner {
+	if !r.leaderIsVoter() {
 		r.logger().Debugf("node %x: no longer a voter, not sending heartbeats", r.id)
 		return
 	}

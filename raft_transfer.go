@@ -45,9 +45,16 @@ func (r *raft) sendTimeoutNow(to uint64) {
 // abortLeaderTransfer ends the transfer under way, if any. A node that
 // does not lead has none: its leaderState is gone.
 func (r *raft) abortLeaderTransfer() {
-	if r.leaderState != nil {
-		r.leadTransferee = None
+	if r.leaderState == nil || r.leadTransferee == None {
+		return
 	}
+	r.leadTransferee = None
+	// The transferee may have had its timeout-now and be winning votes
+	// that ignore leases: acknowledgements of heartbeats sent until now
+	// no longer hold a lease (leaseValid). Heartbeats sent from the next
+	// tick on rebuild it.
+	r.leaseAcks = nil
+	r.leaseFloor = r.ticks
 }
 
 // transferee returns the node the leader is handing leadership to, or None

@@ -94,8 +94,13 @@ func (ro *readOnly) last() []byte {
 // handleReadIndex is the leader's handling of a read request, local or
 // forwarded.
 func (r *raft) handleReadIndex(m pb.Message) {
+	if !r.leaderIsVoter() {
+		r.dropReadIndex(m)
+		return
+	}
 	if r.trk.IsSingleton() {
-		// No one else can be leader: the commit index is safe to read at.
+		// This leader is the only voter: no one else can be leader, so the
+		// commit index is safe to read at.
 		r.answerReadIndex(m, r.raftLog.committed)
 		return
 	}
@@ -112,6 +117,12 @@ func (r *raft) handleReadIndex(m pb.Message) {
 // confirmReadIndex answers m as the read-only option says: at once from
 // the commit index (lease), or after a heartbeat round (safe).
 func (r *raft) confirmReadIndex(m pb.Message) {
+	if !r.leaderIsVoter() {
+		// Held back (see handleReadIndex) while this leader stopped being
+		// a voter.
+		r.dropReadIndex(m)
+		return
+	}
 	switch {
 	case mutationReadWithoutConfirm:
 		r.answerReadIndex(m, r.raftLog.committed)
@@ -124,6 +135,23 @@ func (r *raft) confirmReadIndex(m pb.Message) {
 		r.readOnly.ack(r.id, m.Entries[0].Data)
 		r.bcastHeartbeatWithCtx(m.Entries[0].Data)
 	}
+}
+
+// leaderIsVoter reports whether this leader is a voter of its
+// configuration (of either half of a joint one). One whose removal or
+// demotion was applied, without StepDownOnRemoval, is not: it sends no
+// heartbeats (bcastHeartbeatWithCtx), and the voters may have elected
+// another leader and committed past it unknown to it, so it can neither
+// confirm a read nor answer one from its commit index.
+func (r *raft) leaderIsVoter() bool {
+	pr := r.trk.Progress[r.id]
+	return pr != nil && !pr.IsLearner
+}
+
+// dropReadIndex drops a read request the leader cannot serve; the
+// application retries it (elsewhere) after its timeout.
+func (r *raft) dropReadIndex(m pb.Message) {
+	r.logger().Debugf("node %x: no longer a voter, dropping a read request from %x", r.id, m.From)
 }
 
 // readIndexAcked counts a heartbeat response carrying a read context and
@@ -206,7 +234,7 @@ func parseLeaseCtx(ctx []byte) (uint64, bool) {
 // leaseAcked records that m.From acknowledged a heartbeat sent at the tick
 // its context carries.
 func (r *raft) leaseAcked(m pb.Message) {
-	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] {
+	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] && t > r.leaseFloor {
 		if r.leaseAcks == nil {
 			r.leaseAcks = map[uint64]uint64{}
 		}

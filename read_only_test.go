@@ -213,3 +213,122 @@ func TestReadIndexRetryNeverStale(t *testing.T) {
 	require.Len(t, leader.reads, 1)
 	require.Equal(t, written, leader.reads[0].Index)
 }
+
+// A leader whose removal was applied (no StepDownOnRemoval) is not the
+// voter its single-voter configuration names: the remaining voter elects
+// itself and commits past it. Its reads must not come from its own commit
+// index; it drops them (and sends no heartbeats to confirm any).
+func TestRemovedLeaderServesNoReads(t *testing.T) {
+	for _, lease := range []bool{false, true} {
+		t.Run(map[bool]string{false: "safe", true: "lease"}[lease], func(t *testing.T) {
+			c := newBootstrappedCluster(t, 2, withCheckQuorum, func(cfg *Config) {
+				if lease {
+					cfg.ReadOnlyOption = ReadOnlyLeaseBased
+				}
+			})
+			c.campaign(1)
+			c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 1))
+			old, next := c.nodes[1], c.nodes[2]
+			require.True(t, old.r().trk.IsSingleton())
+			for next.r().state != StateLeader {
+				c.tickAll(1)
+			}
+			require.NoError(t, next.rn.Propose([]byte("w")))
+			c.stabilize()
+			written := next.r().raftLog.committed
+			require.Equal(t, StateLeader, old.r().state, "the old leader has not heard of the new one")
+
+			old.rn.ReadIndex([]byte("r"))
+			c.stabilize()
+			for _, rs := range old.reads {
+				require.GreaterOrEqual(t, rs.Index, written, "a read answered below a committed write")
+			}
+			require.Empty(t, old.reads)
+		})
+	}
+}
+
+// Heartbeats acknowledged while a transfer was under way build no lease
+// once it is abandoned: the transferee, with its timeout-now, may have won
+// votes that ignore leases and committed writes the old leader never saw.
+func TestLeaseNotFromTransferAcks(t *testing.T) {
+	c := newTestCluster(t, 3, withCheckQuorum, func(cfg *Config) { cfg.ReadOnlyOption = ReadOnlyLeaseBased })
+	c.campaign(1)
+	c.tickAll(2)
+	old := c.nodes[1]
+	// The transfer starts, but its timeout-now is held back while
+	// heartbeats are acknowledged.
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgTimeoutNow }
+	old.rn.TransferLeader(2)
+	c.stabilize()
+	c.tickAll(5)
+	c.intercept = nil
+	// Then the timeout-now gets through, and the old leader is cut off.
+	old.r().sendTimeoutNow(2)
+	msgs := old.ready()
+	c.isolate(1)
+	for _, m := range msgs {
+		if m.Type == pb.MsgTimeoutNow {
+			require.NoError(t, c.nodes[2].rn.Step(m))
+		}
+	}
+	c.stabilize()
+	require.Equal(t, StateLeader, c.nodes[2].r().state)
+	require.NoError(t, c.nodes[2].rn.Propose([]byte("w")))
+	c.stabilize()
+	written := c.nodes[2].r().raftLog.committed
+	// The old leader abandons the transfer at its timeout, still leading.
+	for old.r().transferee() != None {
+		old.tick(1)
+		old.ready()
+	}
+	require.Equal(t, StateLeader, old.r().state)
+	require.False(t, old.r().leaseValid())
+	old.rn.ReadIndex([]byte("r"))
+	old.ready()
+	for _, rs := range old.reads {
+		require.GreaterOrEqual(t, rs.Index, written, "a read answered below a committed write")
+	}
+}
+
+// An acknowledgement arriving after the transfer was abandoned, of a
+// heartbeat sent before, builds no lease either.
+func TestLeaseNotFromLateTransferAcks(t *testing.T) {
+	c := newTestCluster(t, 3, withCheckQuorum, func(cfg *Config) { cfg.ReadOnlyOption = ReadOnlyLeaseBased })
+	c.campaign(1)
+	c.tickAll(2)
+	old := c.nodes[1]
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgTimeoutNow }
+	old.rn.TransferLeader(2)
+	c.stabilize()
+	c.isolate(1)
+	var sentDuring uint64
+	for old.r().transferee() != None {
+		sentDuring = old.r().ticks
+		old.tick(1)
+		old.ready()
+	}
+	for _, id := range []uint64{2, 3} {
+		require.NoError(t, old.rn.Step(pb.Message{Type: pb.MsgHeartbeatResp, From: id, To: 1, Term: old.r().Term,
+			Context: leaseCtx(sentDuring)}))
+	}
+	require.Equal(t, StateLeader, old.r().state)
+	require.False(t, old.r().leaseValid())
+}
+
+// Reads waiting for a heartbeat round when the leader's own removal
+// applies are dropped with it: a leader that is not a voter sends no
+// heartbeats to confirm them.
+func TestRemovedLeaderDropsPendingReads(t *testing.T) {
+	c := newBootstrappedCluster(t, 3)
+	c.campaign(1)
+	leader := c.nodes[1]
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgHeartbeatResp }
+	leader.rn.ReadIndex([]byte("r"))
+	c.stabilize()
+	require.Len(t, leader.r().readOnly.queue, 1)
+	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 1))
+	require.Equal(t, StateLeader, leader.r().state)
+	require.Empty(t, leader.r().readOnly.queue)
+	require.Empty(t, leader.reads)
+}
