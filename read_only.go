@@ -98,6 +98,13 @@ func (r *raft) handleReadIndex(m pb.Message) {
 		r.dropReadIndex(m)
 		return
 	}
+	if _, ok := parseLeaseCtx(m.Entries[0].Data); ok && r.leaseReads {
+		// Its heartbeats would carry this context, and their
+		// acknowledgements would be taken for a lease from whatever tick
+		// it names (leaseAcked).
+		r.logger().Warningf("node %x: dropping a read request from %x whose context has the lease form", r.id, m.From)
+		return
+	}
 	if r.trk.IsSingleton() {
 		// This leader is the only voter: no one else can be leader, so the
 		// commit index is safe to read at.
@@ -206,9 +213,10 @@ func (r *raft) committedEntryInCurrentTerm() bool {
 // (whose campaign ignores leases); ForgetLeader does nothing with
 // lease-based reads for this reason.
 
-// leaseCtxPrefix marks a heartbeat context that carries a send tick; read
-// request contexts are never this long with this prefix by accident in
-// practice, and a collision would only refresh nothing.
+// leaseCtxPrefix marks a heartbeat context that carries a send tick. Read
+// request contexts of this form are dropped (handleReadIndex), since a
+// heartbeat carrying one would be acknowledged as a lease heartbeat; by
+// accident they never are in practice.
 const leaseCtxPrefix = "\x00raftcore-lease:"
 
 func leaseCtx(tick uint64) []byte {
@@ -234,7 +242,8 @@ func parseLeaseCtx(ctx []byte) (uint64, bool) {
 // leaseAcked records that m.From acknowledged a heartbeat sent at the tick
 // its context carries.
 func (r *raft) leaseAcked(m pb.Message) {
-	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] && t > r.leaseFloor {
+	// A tick still to come is no heartbeat this leader sent.
+	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] && t > r.leaseFloor && t <= r.ticks {
 		if r.leaseAcks == nil {
 			r.leaseAcks = map[uint64]uint64{}
 		}

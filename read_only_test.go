@@ -332,3 +332,32 @@ func TestRemovedLeaderDropsPendingReads(t *testing.T) {
 	require.Empty(t, leader.r().readOnly.queue)
 	require.Empty(t, leader.reads)
 }
+
+// A read request whose context has the form of a lease heartbeat's is
+// dropped, and an acknowledgement naming a tick still to come builds no
+// lease: otherwise the leader's heartbeats would carry the read's context
+// and their acknowledgements would extend its lease to any tick the
+// request chose, and a deposed leader would answer reads from it.
+func TestLeaseNotFromForgedContexts(t *testing.T) {
+	c := newTestCluster(t, 3, withCheckQuorum, func(cfg *Config) { cfg.ReadOnlyOption = ReadOnlyLeaseBased })
+	c.campaign(1)
+	leader := c.nodes[1]
+	future := leader.r().ticks + 1<<40
+	require.NoError(t, leader.rn.Step(pb.Message{Type: pb.MsgReadIndex, From: 2, To: 1,
+		Entries: []pb.Entry{{Data: leaseCtx(future)}}}))
+	leader.rn.ReadIndex(leaseCtx(future))
+	c.stabilize()
+	require.Empty(t, leader.reads)
+	require.NoError(t, leader.rn.Step(pb.Message{Type: pb.MsgHeartbeatResp, From: 3, To: 1, Term: leader.r().Term,
+		Context: leaseCtx(future)}))
+	for id, tick := range leader.r().leaseAcks {
+		require.LessOrEqual(t, tick, leader.r().ticks, "lease acknowledgement of %x", id)
+	}
+	// Cut off, the leader's lease runs out within an election timeout.
+	c.isolate(1)
+	for range leader.r().electionTimeout {
+		leader.tick(1)
+		leader.ready()
+	}
+	require.False(t, leader.r().leaseValid())
+}
