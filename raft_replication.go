@@ -217,7 +217,7 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 	// Rejected: point the leader at the last entry of ours that might
 	// match. Entries of a term higher than the leader's term at m.Index
 	// cannot be in the leader's log, so they are skipped in one step.
-	hintIndex, hintTerm := r.raftLog.findConflictByTerm(m.Index, m.LogTerm)
+	hintIndex, hintTerm := r.raftLog.findConflictByTerm(m.Index, m.LogTerm, r.raftLog.committed)
 	r.logger().Debugf("node %x: our term %d at %d does not match append (term %d at %d) from %x; hint index %d term %d",
 		r.id, r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(m.Index)), m.Index, m.LogTerm, m.Index, m.From, hintIndex, hintTerm)
 	r.send(pb.Message{
@@ -316,7 +316,7 @@ func (r *raft) handleAppendRejection(m pb.Message, pr *tracker.Progress) {
 	if m.LogTerm > 0 {
 		// The follower has term m.LogTerm at m.RejectHint; our log cannot
 		// match it at any index whose term is higher, so skip those too.
-		next, _ = r.raftLog.findConflictByTerm(m.RejectHint, m.LogTerm)
+		next, _ = r.raftLog.findConflictByTerm(m.RejectHint, m.LogTerm, pr.Match)
 	}
 	if !pr.MaybeDecrTo(m.Index, next) {
 		return // stale

@@ -201,9 +201,16 @@ func (l *raftLog) findConflict(ents []pb.Entry) uint64 {
 // search starts at the last entry. When the search reaches an index whose
 // term is no longer known (compacted), it returns that index and term 0,
 // meaning "unknown": the caller must not match on it.
-func (l *raftLog) findConflictByTerm(index, term uint64) (uint64, uint64) {
+//
+// The search stops at floor, an index below which the two logs are known
+// to agree (a follower's commit index, a leader's Match for the peer), and
+// returns floor with its term: a correct peer's message never makes it go
+// that far (its term at an index at or above floor is at least the term at
+// floor), and one claiming a term too low makes it walk no further than
+// that, rather than down the whole log.
+func (l *raftLog) findConflictByTerm(index, term, floor uint64) (uint64, uint64) {
 	index = min(index, l.lastIndex())
-	for ; index > 0; index-- {
+	for ; index > floor; index-- {
 		t, err := l.term(index)
 		if err != nil {
 			// Compacted (or not available): the caller learns nothing more.
@@ -213,7 +220,10 @@ func (l *raftLog) findConflictByTerm(index, term uint64) (uint64, uint64) {
 			return index, t
 		}
 	}
-	return 0, 0
+	if index == 0 {
+		return 0, 0
+	}
+	return index, l.zeroTermOnOutOfBounds(l.term(index))
 }
 
 // nextUnstableEnts returns the entries to be written next: the unstable

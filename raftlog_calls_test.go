@@ -155,3 +155,65 @@ func TestLeaderCommitAsksStorageNoTerm(t *testing.T) {
 		require.Zero(t, s.calls, "Storage.Term and FirstIndex calls")
 	}
 }
+
+// A follower refusing an append whose previous term is lower than its log
+// could hold there (a broken or hostile leader) looks for the hint no
+// further down than its commit index, where the logs agree, instead of
+// reading the term of every entry down to the start of the log.
+func TestRefusalHintStopsAtCommit(t *testing.T) {
+	ms := NewMemoryStorage()
+	terms := make([]uint64, 1000)
+	for i := range terms {
+		terms[i] = 5
+	}
+	require.NoError(t, ms.Append(entsFrom(1, terms...)))
+	require.NoError(t, ms.SetHardState(pb.HardState{Term: 5, Commit: 990}))
+	s := &termCounter{MemoryStorage: ms}
+	cfg := testConfig(1, ms)
+	cfg.Storage = s
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	rn.raft.becomeFollower(5, 2)
+	s.calls = 0
+	require.NoError(t, rn.Step(pb.Message{Type: pb.MsgApp, From: 2, To: 1, Term: 5, Index: 1000, LogTerm: 1, Commit: 990}))
+	require.LessOrEqual(t, s.calls, 50, "Storage.Term calls for one refusal (1,998 walking the whole log)")
+	var refusal pb.Message
+	for _, m := range rn.Ready().Messages {
+		if m.Type == pb.MsgAppResp {
+			refusal = m
+		}
+	}
+	require.True(t, refusal.Reject)
+	require.Equal(t, uint64(990), refusal.RejectHint)
+	require.Equal(t, uint64(5), refusal.LogTerm)
+}
+
+// A leader handed a refusal whose hint claims a term lower than the
+// follower's log could hold looks for its next probe no further down than
+// what the follower acknowledged.
+func TestRefusalHintLeaderStopsAtMatch(t *testing.T) {
+	ms := NewMemoryStorage()
+	require.NoError(t, ms.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 1, Term: 5,
+		ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}}}}))
+	terms := make([]uint64, 999)
+	for i := range terms {
+		terms[i] = 5
+	}
+	require.NoError(t, ms.Append(entsFrom(2, terms...)))
+	require.NoError(t, ms.SetHardState(pb.HardState{Term: 5, Commit: 1}))
+	s := &termCounter{MemoryStorage: ms}
+	cfg := testConfig(1, ms)
+	cfg.Storage = s
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	rn.raft.becomeCandidate()
+	rn.raft.becomeLeader()
+	pr := rn.raft.trk.Progress[2]
+	pr.BecomeReplicate()
+	require.True(t, pr.MaybeUpdate(990))
+	s.calls = 0
+	require.NoError(t, rn.Step(pb.Message{Type: pb.MsgAppResp, From: 2, To: 1, Term: rn.raft.Term,
+		Index: 1000, Reject: true, RejectHint: 1000, LogTerm: 1}))
+	require.LessOrEqual(t, s.calls, 50, "Storage.Term calls for one refusal (about 1,000 walking the whole log)")
+	require.Equal(t, uint64(991), pr.Next)
+}

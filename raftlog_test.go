@@ -223,9 +223,12 @@ func TestLogFindConflictByTerm(t *testing.T) {
 		name      string
 		index     uint64
 		term      uint64
+		floor     uint64
 		wantIndex uint64
 		wantTerm  uint64
 	}{
+		{name: "stops at the floor", index: 15, term: 1, floor: 13, wantIndex: 13, wantTerm: 3},
+		{name: "the floor does not stop an earlier match", index: 15, term: 4, floor: 13, wantIndex: 14, wantTerm: 3},
 		{name: "term of the last entry", index: 15, term: 5, wantIndex: 15, wantTerm: 5},
 		{name: "past the end starts at the last entry", index: 30, term: 5, wantIndex: 15, wantTerm: 5},
 		{name: "skips a higher term", index: 15, term: 4, wantIndex: 14, wantTerm: 3},
@@ -236,7 +239,7 @@ func TestLogFindConflictByTerm(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			idx, term := l.findConflictByTerm(tt.index, tt.term)
+			idx, term := l.findConflictByTerm(tt.index, tt.term, tt.floor)
 			require.Equal(t, tt.wantIndex, idx)
 			require.Equal(t, tt.wantTerm, term)
 		})
