@@ -102,6 +102,7 @@ func (r *raft) handleStorageResponse(m pb.Message) {
 	case pb.MsgStorageApplyResp:
 		if n := len(m.Entries); n > 0 {
 			r.appliedTo(m.Entries[n-1].Index, pb.EntriesSize(m.Entries), pb.PayloadsSize(m.Entries))
+			r.staleApplyReported(m.Entries[n-1].Index)
 		}
 	}
 }

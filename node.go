@@ -40,7 +40,9 @@ type Node interface {
 	Advance()
 	// ApplyConfChange applies a committed conf change and returns the new
 	// configuration, never nil (an empty ConfState once the node is
-	// stopped).
+	// stopped). A change from a Ready handed out before a snapshot the
+	// node installed meanwhile changes nothing (see
+	// RawNode.ApplyConfChange).
 	ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState
 	// TransferLeadership asks the leader (lead, as far as the caller
 	// knows) to hand leadership to transferee.

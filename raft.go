@@ -59,6 +59,9 @@ type seldomState struct {
 	// before that snapshot after it: such a batch ends below snapApplied
 	// and is superseded by the snapshot.
 	snapApplied uint64
+	// restored is the last snapshot installed from a leader's message,
+	// until the application has caught up with it (see staleConfChange).
+	restored restoredSnapshot
 }
 
 // rare returns the node's seldomState, allocating it at the first use.

@@ -9,7 +9,14 @@ import (
 	"github.com/raftcore/raft/tracker"
 )
 
+// applyConfChange applies a conf change the application took from a
+// committed entry and returns the resulting configuration. A change from
+// entries that a snapshot installed since has superseded changes nothing
+// (see staleConfChange).
 func (r *raft) applyConfChange(cc pb.ConfChangeV2) pb.ConfState {
+	if r.staleConfChange(cc) {
+		return r.confState()
+	}
 	cfg, prs, err := r.nextConfig(cc)
 	if err != nil {
 		r.logger().Errorf("%x: ignoring invalid conf change %s: %v", r.id, pb.ConfChangesToString(cc.Changes), err)

@@ -78,12 +78,14 @@ func (r *raft) restore(s pb.Snapshot) bool {
 		r.raftLog.commitTo(id.index)
 		return false
 	}
+	applied, applying := r.raftLog.applied, r.raftLog.applying
 	r.raftLog.restore(s)
 	if err := r.restoreConfState(s.Metadata.ConfState); err != nil {
 		// The snapshot came over the network with an invalid config, but
 		// the log is already replaced: this cannot be undone safely.
 		r.logger().Panicf("raft: unable to restore config %s: %v", s.Metadata.ConfState.Describe(), err)
 	}
+	r.noteRestored(s.Metadata.Index, applied, applying)
 	return true
 }
 
@@ -155,4 +157,93 @@ func (r *raft) snapApplied() uint64 {
 		return 0
 	}
 	return r.seldom.snapApplied
+}
+
+// restoredSnapshot is what a node remembers of the last snapshot it
+// installed from a leader's message, so that it can tell the conf changes
+// the application applies from entries handed out before the snapshot
+// (stale: the snapshot's configuration already holds their effect) from
+// those after it.
+type restoredSnapshot struct {
+	// index is the snapshot's index.
+	index uint64
+	// staleApplying is the last index of the entries handed out for
+	// applying before the snapshot was installed whose application the
+	// application has not reported yet, 0 when there are none.
+	staleApplying uint64
+}
+
+// noteRestored records that the snapshot at index replaced the log and the
+// configuration when entries up to applying were handed out for applying
+// and those up to applied reported applied.
+func (r *raft) noteRestored(index, applied, applying uint64) {
+	s := &r.rare().restored
+	s.index = index
+	if applying > applied {
+		s.staleApplying = max(s.staleApplying, applying)
+	}
+}
+
+// staleApplyReported takes the application's report (Advance, or a
+// MsgStorageApplyResp) that it applied the entries up to index.
+func (r *raft) staleApplyReported(index uint64) {
+	if r.seldom != nil && r.seldom.restored.staleApplying != 0 && index >= r.seldom.restored.staleApplying {
+		r.seldom.restored.staleApplying = 0
+	}
+}
+
+// applyHeldBack reports whether committed entries must not be handed out
+// for applying yet: entries handed out before the last installed snapshot
+// are still being applied. The application applies them before anything
+// handed out later (in order, on one apply thread), and a conf change among
+// them is ignored (see staleConfChange); handing out the entries after the
+// snapshot only once they are reported keeps every conf change of those out
+// of that window. Without AsyncStorageWrites the pending snapshot holds
+// back as much: the Advance of the Ready that handed the earlier entries
+// out comes before the Ready carrying the snapshot is advanced.
+func (r *raft) applyHeldBack() bool {
+	return r.seldom != nil && r.seldom.restored.staleApplying != 0
+}
+
+// nextCommittedEnts returns the committed entries to hand out for applying
+// next (see raftLog.nextCommittedEnts and applyHeldBack).
+func (r *raft) nextCommittedEnts(allowUnstable bool) []pb.Entry {
+	if r.applyHeldBack() {
+		return nil
+	}
+	return r.raftLog.nextCommittedEnts(allowUnstable)
+}
+
+// hasNextCommittedEnts reports whether nextCommittedEnts would return
+// entries, without reading them.
+func (r *raft) hasNextCommittedEnts(allowUnstable bool) bool {
+	return !r.applyHeldBack() && r.raftLog.hasNextCommittedEnts(allowUnstable)
+}
+
+// staleConfChange reports whether a conf change the application applies now
+// comes from entries handed out before the last snapshot installed from a
+// leader, and names the reason in the log if so. Those entries are older
+// than the snapshot, whose configuration already holds their changes and
+// any later ones: applied on top of it, a change would give this node a
+// configuration no other node has (an old enter-joint change could even
+// take it back into a joint configuration it has left). It is the case
+// while the snapshot is not applied yet (no entry after it is handed out
+// before), and while entries handed out before it are not reported applied
+// (applyHeldBack keeps later ones back).
+func (r *raft) staleConfChange(cc pb.ConfChangeV2) bool {
+	if r.seldom == nil {
+		return false
+	}
+	s := r.seldom.restored
+	switch {
+	case s.staleApplying != 0:
+		r.logger().Warningf("node %x: ignoring conf change %s from entries up to %d, handed out before the snapshot at %d was installed (applied %d): the snapshot's configuration %s already holds it",
+			r.id, pb.ConfChangesToString(cc.Changes), s.staleApplying, s.index, r.raftLog.applied, r.confState().Describe())
+		return true
+	case s.index > r.snapApplied():
+		r.logger().Warningf("node %x: ignoring conf change %s from entries before the snapshot at %d, not yet applied (applied %d): the snapshot's configuration %s already holds it",
+			r.id, pb.ConfChangesToString(cc.Changes), s.index, r.raftLog.applied, r.confState().Describe())
+		return true
+	}
+	return false
 }

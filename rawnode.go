@@ -335,7 +335,7 @@ func (rn *RawNode) HasReady() bool {
 	return r.raftLog.hasNextUnstableSnapshot() ||
 		len(r.msgs) > 0 || len(r.msgsAfterAppend) > 0 || len(r.readStates()) > 0 ||
 		r.raftLog.hasNextUnstableEnts() ||
-		r.raftLog.hasNextCommittedEnts(!rn.asyncWrite)
+		r.hasNextCommittedEnts(!rn.asyncWrite)
 }
 
 // Ready returns the next batch of work. Handle it as Ready's documentation
@@ -354,7 +354,7 @@ func (rn *RawNode) readyWithoutAccept(rd *Ready) {
 	r := rn.raft
 	*rd = Ready{
 		Entries:          r.raftLog.nextUnstableEnts(),
-		CommittedEntries: r.raftLog.nextCommittedEnts(!rn.asyncWrite),
+		CommittedEntries: r.nextCommittedEnts(!rn.asyncWrite),
 		ReadStates:       r.readStates(),
 	}
 	if ss := r.softState(); rn.softStateChanged(ss) {
@@ -516,6 +516,7 @@ func (rn *RawNode) Advance(_ Ready) {
 	}
 	if ack.applied > 0 {
 		r.appliedTo(ack.applied, r.raftLog.applyingEntsSize, ack.appliedPayloadsSize)
+		r.staleApplyReported(ack.applied)
 	}
 	for _, m := range ack.steps {
 		if err := r.Step(m); err != nil {
@@ -598,6 +599,19 @@ func checkHardStateSuccession(logger Logger, prev, next pb.HardState) {
 // remove every voter) is ignored and the unchanged ConfState returned:
 // every node reaches the same decision from the same log, so ignoring it
 // keeps them consistent.
+//
+// A change from entries handed out before a snapshot that the node
+// installed since (a leader's MsgSnap stepped while the application was
+// still applying them) is ignored too, and the snapshot's ConfState
+// returned: the snapshot's configuration already holds that change and
+// every later one, and applying it again would leave this node with a
+// configuration no other node has. This holds until the snapshot is
+// applied (the Advance of the Ready carrying it, or with
+// AsyncStorageWrites the response of the MsgStorageAppend carrying it) and
+// the entries handed out before it are reported applied (Advance, or
+// their MsgStorageApply's response); with AsyncStorageWrites the entries
+// after the snapshot are handed out only then. Apply every entry's conf
+// change before reporting its batch applied.
 func (rn *RawNode) ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState {
 	cs := rn.raft.applyConfChange(cc.AsV2())
 	return &cs
