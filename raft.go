@@ -668,6 +668,13 @@ func stepFollower(r *raft, m pb.Message) error {
 			r.logger().Infof("node %x: no leader known at term %d, dropping transfer request", r.id, r.Term)
 			return nil
 		}
+		if m.From == r.lead {
+			// A transfer to the leader itself: nothing to do. Forwarded,
+			// it would reach the leader as a message claiming to come
+			// from it, which it refuses as invalid.
+			r.logger().Debugf("node %x: transfer to the current leader %x, nothing to do", r.id, r.lead)
+			return nil
+		}
 		m.To = r.lead
 		r.send(m)
 	case pb.MsgForgetLeader:

@@ -130,6 +130,19 @@ func TestTransferRequestForwardedByFollower(t *testing.T) {
 	require.Equal(t, 1, c.delivered[pb.MsgTransferLeader])
 }
 
+// A follower asked to hand leadership to the current leader does nothing
+// (as the leader itself does): forwarded, the request would reach the
+// leader claiming to come from it, and be refused as invalid.
+func TestTransferToLeaderAskedOfFollower(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	c.nodes[2].rn.TransferLeader(1)
+	require.Empty(t, filterMsgs(c.nodes[2].ready(), pb.MsgTransferLeader, 0))
+	c.stabilize()
+	require.Equal(t, []uint64{1}, c.leaders())
+	require.Zero(t, c.delivered[pb.MsgTransferLeader])
+}
+
 // ForgetLeader: with CheckQuorum a follower refuses votes while it has a
 // leader (the lease); once it forgets the leader it grants them at once.
 func TestForgetLeader(t *testing.T) {
