@@ -24,12 +24,19 @@ type Node interface {
 	Campaign(ctx context.Context) error
 	// Propose proposes data. It returns once the node took the proposal
 	// (or refused it: ErrProposalDropped); it blocks while no leader is
-	// known, until ctx is done.
+	// known, until ctx is done. A context already done proposes nothing;
+	// one that ends while the node is taking the proposal may return its
+	// error though the proposal was appended (as with etcd raft): an error
+	// does not prove the entry will not commit.
 	Propose(ctx context.Context, data []byte) error
 	// ProposeConfChange proposes a configuration change, like Propose.
 	ProposeConfChange(ctx context.Context, cc pb.ConfChangeI) error
-	// Step delivers a message from a peer, returning the error that made
-	// the node refuse it (see RawNode.Step).
+	// Step delivers a message from a peer. It returns an error wrapping
+	// ErrInvalidMessage if the node refused the message as malformed or
+	// inconsistent (see RawNode.Step), and nil for the refusals of
+	// ordinary operation that etcd raft's Node.Step does not report either:
+	// a late message from a peer no longer in the configuration, a local
+	// message type, a forwarded proposal dropped.
 	Step(ctx context.Context, msg pb.Message) error
 	// Ready returns the channel of Readys. Handle each as RawNode.Ready
 	// says, then call Advance.
@@ -254,6 +261,12 @@ func (n *node) drain(propc chan stepRequest) bool {
 			}
 		case req := <-n.recvc:
 			n.receive(req)
+			if n.rn.raft.lead == None {
+				// The message may have taken the leader away (a vote
+				// of a higher term): proposals wait for the next one,
+				// as in the main loop.
+				propc = nil
+			}
 		default:
 			return i > 0
 		}
@@ -279,9 +292,15 @@ func (n *node) propose(req stepRequest) {
 func (n *node) receive(req stepRequest) {
 	if req.local {
 		n.reply(req, n.rn.raft.Step(req.m))
-	} else {
-		n.reply(req, n.rn.Step(req.m))
+		return
 	}
+	err := n.rn.Step(req.m)
+	if err != nil && !errors.Is(err, ErrInvalidMessage) {
+		// Refusals of ordinary operation (see Node.Step): a transport
+		// that counts or acts on Step errors must not see them.
+		err = nil
+	}
+	n.reply(req, err)
 }
 
 func (n *node) reply(req stepRequest, err error) {
@@ -301,6 +320,10 @@ func (n *node) submit(ctx context.Context, ch chan stepRequest, m pb.Message, lo
 var resultChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 func (n *node) submitRequest(ctx context.Context, ch chan stepRequest, req stepRequest, wait bool) error {
+	if err := ctx.Err(); err != nil {
+		// The select below could still hand req over.
+		return err
+	}
 	if wait {
 		req.result = resultChans.Get().(chan error)
 	}

@@ -77,8 +77,9 @@ func TestNodeContextAndStop(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 
-	// A message refused by the node comes back as an error.
-	require.ErrorIs(t, n.Step(context.Background(), pb.Message{Type: pb.MsgHup, From: 2, To: 1}), ErrStepLocalMsg)
+	// A message refused as malformed comes back as an error.
+	require.ErrorIs(t, n.Step(context.Background(), pb.Message{Type: pb.MsgApp, From: 2, To: 1, Term: 1,
+		Entries: []pb.Entry{{Index: 1, Term: 1}, {Index: 3, Term: 1}}}), ErrInvalidMessage)
 
 	// Stop unblocks a waiting Propose.
 	errc := make(chan error, 1)
@@ -338,4 +339,93 @@ func TestNodeStepAllocatesNothing(t *testing.T) {
 	require.ErrorIs(t, n.Step(ctx, m), ErrStepPeerNotFound)
 	allocs := testing.AllocsPerRun(100, func() { _ = n.Step(ctx, m) })
 	require.Zero(t, allocs, "allocations per Step")
+}
+
+// A message that takes the leader away (a vote of a higher term) while a
+// Ready waits to be taken stops proposals from being taken in the same
+// drain, as the main loop does: Propose waits for a leader instead of
+// failing with ErrProposalNoLeader.
+func TestNodeDrainStopsProposalsWithoutLeader(t *testing.T) {
+	for try := 0; try < 50; try++ {
+		s := NewMemoryStorage()
+		require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 1, Term: 1,
+			ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}}}}))
+		rn, err := NewRawNode(testConfig(1, s))
+		require.NoError(t, err)
+		n := newNode(rn)
+		require.NoError(t, rn.Step(pb.Message{Type: pb.MsgHeartbeat, From: 2, To: 1, Term: 1, Commit: 1}))
+		require.Equal(t, uint64(2), rn.raft.lead)
+		stepErr, propErr := make(chan error, 1), make(chan error, 1)
+		go func() {
+			stepErr <- n.Step(context.Background(), pb.Message{Type: pb.MsgVote, From: 3, To: 1, Term: 5, LogTerm: 1, Index: 1})
+		}()
+		go func() { propErr <- n.Propose(context.Background(), []byte("x")) }()
+		waitBlockedIn(t, "raft.(*node).Propose(")
+		waitBlockedIn(t, "raft.(*node).Step(")
+		n.drain(n.propc)
+		require.NoError(t, <-stepErr)
+		select {
+		case err := <-propErr:
+			require.NoError(t, err, "try %d: taken with leader %x", try, rn.raft.lead)
+		default: // still waiting for a leader
+		}
+		close(n.done)
+	}
+}
+
+// Node.Step reports malformed messages, and not the refusals of ordinary
+// operation etcd raft's Node.Step does not report either.
+func TestNodeStepReportsOnlyInvalidMessages(t *testing.T) {
+	s := NewMemoryStorage()
+	n := StartNode(testConfig(1, s), []Peer{{ID: 1}, {ID: 2}, {ID: 3}})
+	defer n.Stop()
+	ctx := context.Background()
+	// A late answer from a peer no longer in the configuration.
+	require.NoError(t, n.Step(ctx, pb.Message{Type: pb.MsgAppResp, From: 9, To: 1, Term: 1}))
+	// A local message type arriving from the network.
+	require.NoError(t, n.Step(ctx, pb.Message{Type: pb.MsgHup, From: 2, To: 1}))
+	// A proposal forwarded to a node that knows no leader.
+	require.NoError(t, n.Step(ctx, pb.Message{Type: pb.MsgProp, From: 2, To: 1, Entries: []pb.Entry{{Data: []byte("x")}}}))
+	// Malformed: entries that do not follow one another.
+	err := n.Step(ctx, pb.Message{Type: pb.MsgApp, From: 2, To: 1, Term: 1,
+		Entries: []pb.Entry{{Index: 1, Term: 1}, {Index: 3, Term: 1}}})
+	require.ErrorIs(t, err, ErrInvalidMessage)
+}
+
+// A proposal whose context is already done is never taken.
+func TestNodeProposeWithDoneContextProposesNothing(t *testing.T) {
+	s := NewMemoryStorage()
+	n := StartNode(testConfig(1, s), []Peer{{ID: 1}})
+	defer n.Stop()
+	rd := <-n.Ready() // the bootstrap entries, applied before campaigning
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	n.Advance()
+	require.NoError(t, n.Campaign(context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	go func() {
+		for i := 0; i < 200; i++ {
+			_ = n.Propose(ctx, []byte("never"))
+		}
+		_ = n.Propose(context.Background(), []byte("last"))
+	}()
+	for {
+		rd := <-n.Ready()
+		require.NoError(t, s.Append(rd.Entries))
+		if !IsEmptyHardState(rd.HardState) {
+			require.NoError(t, s.SetHardState(rd.HardState))
+		}
+		for _, e := range rd.Entries {
+			require.NotEqual(t, "never", string(e.Data))
+		}
+		done := false
+		for _, e := range rd.CommittedEntries {
+			done = done || string(e.Data) == "last"
+		}
+		n.Advance()
+		if done {
+			return
+		}
+	}
 }
