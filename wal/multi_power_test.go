@@ -367,7 +367,7 @@ var multiNotNeeded = map[string]bool{"compact-dir": true}
 // that TestMultiPowerLoss's runs then lose an acknowledged Save or leave a
 // log that does not reopen.
 func TestMultiPowerLossNeedsEverySync(t *testing.T) {
-	runs, err := multiPowerRuns(400, 1) // seed 3 is the first to catch a missing "repair" sync
+	runs, err := multiPowerRuns(400, 1) // seed 3 is the first to catch a missing "open-tail" sync
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,6 +380,9 @@ func TestMultiPowerLossNeedsEverySync(t *testing.T) {
 				if err = runs[i].run(); err != nil {
 					err = fmt.Errorf("%v: %w", runs[i], err)
 				}
+			}
+			if err == nil {
+				err = reopenMultiAfterUnsyncedRename()
 			}
 			switch {
 			case multiNotNeeded[site] && err != nil:
