@@ -23,11 +23,17 @@ var notNeeded = map[string]bool{"compact-dir": true}
 // not to be. Open's syncs of what it read are needed after a process died
 // without a power failure (reopenScenarios).
 func TestPowerLossNeedsEverySync(t *testing.T) {
-	// Fixed: the first 400 crash points from seed 1 catch every site.
+	// Fixed: the first 400 crash points and 200 kill points from seed 1
+	// catch every site.
 	runs, err := powerRuns(400, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	kills, err := killRuns(200, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs = append(runs, kills...)
 	for _, site := range wal.SyncSitesForTest() {
 		t.Run(site, func(t *testing.T) {
 			restore := wal.SkipSyncForTest(site)

@@ -289,6 +289,21 @@ func (fs *FS) Crash(mode Mode, seed uint64) {
 	fs.cut, fs.cutAt = false, 0
 }
 
+// Kill simulates the death of the process using the file system, with
+// no power failure: what it wrote stays, in the operating system's cache,
+// and is no more durable than it was (a later Crash still loses what was
+// not synced); every open file and lock is invalidated (they fail with
+// ErrStale), and the power, if cut, is on again. Cutting the power
+// (CutPowerAfter) and then calling Kill is a process killed before that
+// operation.
+func (fs *FS) Kill() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.locks = map[string]bool{}
+	fs.gen++
+	fs.cut, fs.cutAt = false, 0
+}
+
 func applyNS(names map[string]*node, c nsChange) {
 	if c.n == nil {
 		delete(names, c.name)
