@@ -121,7 +121,9 @@ func (s *Storage) recover() error {
 //
 // Only the last segment can hold unsynced writes: a segment is synced
 // before the next one is created (and this sync covers the one a dead
-// process wrote last), and a new segment's header before its rename.
+// process wrote last), and a new segment's header before its rename; a
+// rotation that failed after its rename leaves the segment before it
+// synced. (A log written with NoSync promises nothing.)
 // Snapshot files are synced before their rename, so only their names
 // need the directory sync. A torn tail cut off by replaySegment is made
 // durable here too, so that the next write, torn in turn, cannot land on

@@ -11,7 +11,8 @@
 // at a sector boundary, or an arbitrary subset of the unsynced sectors
 // survives. Directory changes that were not synced survive as an ordered
 // prefix (as a journaling file system commits them) except under
-// DropUnsynced, which loses them all.
+// DropUnsynced, which loses them all. Kill is a process dying without a
+// power failure: everything stays as written, no more durable than it was.
 //
 // The model is strict on purpose: a real file system often persists more
 // than it promised, which hides a missing sync; this one persists nothing
