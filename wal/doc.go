@@ -81,13 +81,13 @@
 // after it) is cut off. Anything else that fails its checksum or cannot
 // have been written by this package, anywhere in the log, makes Open fail
 // with an error wrapping ErrCorrupt that names the file and offset: the
-// Storage never serves a log that damage has silently shortened. A write
-// torn out of order (a later sector on disk, an earlier one not) cannot be
+// Storage never serves a log that damage has silently shortened (but for
+// the limitation below). A write torn out of order (a later sector on disk, an earlier one not) cannot be
 // told from damage and is reported as corruption too.
 //
 // A torn record is told from damage by what a tear leaves: its header and
-// type whole, its payload cut at a sector boundary (zero from there) or at
-// the end of the file, and no intact record past the end its header
+// type whole, an all-zero (unwritten) sector in its payload or the end of
+// the file inside it, and no intact record past the end its header
 // claims. What its own surviving payload holds does not count (entry data
 // may hold anything, intact records included). A damaged length that
 // would hide the records after it is caught by the checksum, which then

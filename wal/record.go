@@ -209,7 +209,9 @@ func allZero(b []byte) bool {
 // leaves of the record at off is then either nothing (a zero header), or
 // its header and type written whole, with its payload cut at a sector
 // boundary (an all-zero sector from there on) or where the file ends; and
-// nothing written after it.
+// nothing written after it. (A disk that wrote a later sector of the
+// record but not an earlier one leaves garbage after the zero sector; it
+// is accepted as long as no intact record lies past the record's end.)
 //
 // The record's own surviving payload is the application's data and may
 // hold anything, intact records included (an entry holding a copy of a
@@ -217,7 +219,11 @@ func allZero(b []byte) bool {
 // That trusts the length field, which a tear leaves intact but damage may
 // not: a length damaged to reach past the records after it would hide
 // them. lengthDamaged catches that case, when the length is all that was
-// damaged (the checksum then matches a shorter length).
+// damaged (the checksum then matches a shorter length). CRC-32C has no
+// key: entry data crafted to forge that match could still make its own
+// torn write look like damage, which only a record format binding each
+// record to its offset would make harder; data that merely holds records
+// (a copy of a log) cannot.
 func tornAt(data []byte, off int, st frameStatus) bool {
 	switch {
 	case st == frameEnd:
