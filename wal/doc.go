@@ -38,21 +38,26 @@
 // before the log records that they were applied. New segments are
 // preallocated, given a header, synced, renamed into place and the
 // directory synced; the segment before is synced first, since a torn
-// record is tolerated only at the end of the log. Open syncs the parent of
-// each directory it creates, and the last segment after cutting off a torn
-// tail (otherwise the next write, torn in turn, could land on the old
-// garbage). Deleting segments syncs the directory, to reclaim the space for
-// good; it is not needed for safety (segments a crash brings back are
-// replayed and dropped again).
+// record is tolerated only at the end of the log. Open syncs what it read
+// before serving it, every time: the last segment (after cutting off a
+// torn tail, so that the next write, torn in turn, cannot land on the old
+// garbage), the directory and every directory above it. A process that
+// died between a write and its sync, or failed stop (ErrFailed), leaves
+// data in the operating system's cache that a restarted node would read
+// and build on; a later power failure must not take it back. Deleting
+// segments syncs the directory, to reclaim the space for good; it is not
+// needed for safety (segments a crash brings back are replayed and
+// dropped again).
 //
 // # Testing durability
 //
 // Every file operation goes through Options.FS (the OS's by default).
 // Package crashfs is an FS that keeps only what was synced and simulates
 // power loss; the tests cut the power before every operation of seeded
-// workloads and check that every acknowledged Save survives, disable each
-// sync in turn to show a test notices, and inject an error into each kind
-// of operation to show the Storage fails stop (ErrFailed) and recovers on
+// workloads and check that every acknowledged Save survives, kill the
+// process there instead and cut the power later, disable each sync in
+// turn to show a test notices, and inject an error into each kind of
+// operation to show the Storage fails stop (ErrFailed) and recovers on
 // reopen.
 //
 // # On disk
@@ -76,9 +81,22 @@
 // after it) is cut off. Anything else that fails its checksum or cannot
 // have been written by this package, anywhere in the log, makes Open fail
 // with an error wrapping ErrCorrupt that names the file and offset: the
-// Storage never serves a log that damage has silently shortened. A write
-// torn out of order (a later sector on disk, an earlier one not) cannot be
+// Storage never serves a log that damage has silently shortened (but for
+// the limitation below). A write torn out of order (a later sector on disk, an earlier one not) cannot be
 // told from damage and is reported as corruption too.
+//
+// A torn record is told from damage by what a tear leaves: its header and
+// type whole, an all-zero (unwritten) sector in its payload or the end of
+// the file inside it, and no intact record past the end its header
+// claims. What its own surviving payload holds does not count (entry data
+// may hold anything, intact records included). A damaged length that
+// would hide the records after it is caught by the checksum, which then
+// matches a shorter length. Known limitation: damage to the last record of
+// the last segment that leaves exactly that picture (a bit flip in a
+// record with an all-zero 512-byte sector, or a header overwritten with a
+// valid type and a length reaching past the rest of the segment together
+// with a wrong checksum) cannot be told from a tear: that record and
+// anything after it in the segment is cut off silently.
 //
 // To look inside a directory, run go run ./cmd/waldump DIR. A node whose
 // directory is corrupt should be rebuilt from the other replicas: remove it

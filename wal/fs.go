@@ -176,16 +176,19 @@ const (
 	syncSnapDir
 	// syncCompactDir: the directory, after Compact deleted segments.
 	syncCompactDir
-	// syncRepair: the last segment, after Open cut off a torn tail.
-	syncRepair
-	// syncNewDir: the parent of each directory Open created.
-	syncNewDir
+	// syncOpenTail: Open's fsync of the last segment, after replaying it
+	// (and cutting off a torn tail).
+	syncOpenTail
+	// syncOpenDir: Open's sync of the directory.
+	syncOpenDir
+	// syncOpenParents: Open's sync of each directory above it.
+	syncOpenParents
 	numSyncSites
 )
 
 var syncSiteNames = [numSyncSites]string{
 	"save", "rotate", "segment-file", "segment-dir", "snapshot-file",
-	"snapshot-dir", "compact-dir", "repair", "new-dir",
+	"snapshot-dir", "compact-dir", "open-tail", "open-dir", "open-parents",
 }
 
 func (s syncSite) String() string { return syncSiteNames[s] }

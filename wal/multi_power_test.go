@@ -22,6 +22,10 @@ import (
 // hard state (a commit index at least that of the last synced Save of any
 // group it was saved with), and nothing that was never written; a removed
 // group must stay removed.
+//
+// TestMultiPowerLossAfterKill kills the process at each of those points
+// instead, and cuts the power in the second life, as
+// TestPowerLossAfterKill does for one log.
 
 const multiPowerDir = "/data/multi"
 
@@ -177,12 +181,25 @@ type multiPowerRun struct {
 	seed    uint64
 	cut     int
 	mode    crashfs.Mode
+	kill    bool // as in powerRun
 	ops     int
 	corrupt bool
 }
 
 func (r *multiPowerRun) String() string {
+	if r.kill {
+		return fmt.Sprintf("seed %d, process killed before operation %d, then %s", r.seed, r.cut, r.mode)
+	}
 	return fmt.Sprintf("seed %d, power cut before operation %d, %s", r.seed, r.cut, r.mode)
+}
+
+// interrupt ends a life as powerRun.interrupt does.
+func (r *multiPowerRun) interrupt(rng *rand.Rand, fs *crashfs.FS, life int) {
+	if r.kill && life == 1 {
+		fs.Kill()
+		return
+	}
+	fs.Crash(r.mode, rng.Uint64())
 }
 
 // check compares the reopened log with what m and the step in flight
@@ -244,13 +261,13 @@ func checkMulti(ml *wal.MultiLog, m *mmodel, inflight *mstep) (*mmodel, error) {
 // recover crashes fs (and sometimes again during Open), reopens and
 // checks; m becomes what was found.
 func (r *multiPowerRun) recover(rng *rand.Rand, fs *crashfs.FS, m **mmodel, inflight *mstep, life int) (*wal.MultiLog, error) {
-	fs.Crash(r.mode, rng.Uint64())
+	r.interrupt(rng, fs, life)
 	if rng.IntN(3) == 0 {
 		fs.CutPowerAfter(rng.IntN(6))
 		if ml, err := multiPowerOpen(fs); err == nil {
 			ml.Close()
 		}
-		fs.Crash(r.mode, rng.Uint64())
+		r.interrupt(rng, fs, life)
 	}
 	ml, err := multiPowerOpen(fs)
 	if err != nil {
@@ -342,6 +359,29 @@ func multiPowerRuns(points int, seed uint64) ([]*multiPowerRun, error) {
 	return runs, nil
 }
 
+// multiKillRuns returns about points kill runs, as killRuns does.
+func multiKillRuns(points int, seed uint64) ([]*multiPowerRun, error) {
+	runs, err := multiPowerRuns(points, seed)
+	for i, r := range runs {
+		r.kill = true
+		r.mode = []crashfs.Mode{crashfs.DropUnsynced, crashfs.TearWrites}[i%2]
+	}
+	return runs, err
+}
+
+func TestMultiPowerLossAfterKill(t *testing.T) {
+	runs, err := multiKillRuns(defaultPowerPoints()/2, *powerSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if err := r.run(); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+	}
+	t.Logf("%d kill points", len(runs))
+}
+
 func TestMultiPowerLoss(t *testing.T) {
 	runs, err := multiPowerRuns(defaultPowerPoints(), *powerSeed)
 	if err != nil {
@@ -367,10 +407,15 @@ var multiNotNeeded = map[string]bool{"compact-dir": true}
 // that TestMultiPowerLoss's runs then lose an acknowledged Save or leave a
 // log that does not reopen.
 func TestMultiPowerLossNeedsEverySync(t *testing.T) {
-	runs, err := multiPowerRuns(400, 1) // seed 3 is the first to catch a missing "repair" sync
+	runs, err := multiPowerRuns(400, 1) // seed 3 is the first to catch a missing "open-tail" sync
 	if err != nil {
 		t.Fatal(err)
 	}
+	kills, err := multiKillRuns(200, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs = append(runs, kills...)
 	for _, site := range wal.SyncSitesForTest() {
 		t.Run(site, func(t *testing.T) {
 			restore := wal.SkipSyncForTest(site)
@@ -380,6 +425,9 @@ func TestMultiPowerLossNeedsEverySync(t *testing.T) {
 				if err = runs[i].run(); err != nil {
 					err = fmt.Errorf("%v: %w", runs[i], err)
 				}
+			}
+			if err == nil {
+				err = reopenMultiAfterUnsyncedRename()
 			}
 			switch {
 			case multiNotNeeded[site] && err != nil:

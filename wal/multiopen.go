@@ -84,7 +84,7 @@ func (ml *MultiLog) recover() error {
 			return err
 		}
 		ml.segs, ml.tailOff, ml.tailHdr = []*segment{seg}, off, off
-		return nil
+		return syncOpened(ml.fs, ml.dir, nil, ml.opts.NoSync)
 	}
 	for i, seq := range seqs {
 		if i > 0 && seq != seqs[i-1]+1 {
@@ -95,6 +95,9 @@ func (ml *MultiLog) recover() error {
 		if err := ml.replaySegment(r, seq, i == len(seqs)-1); err != nil {
 			return err
 		}
+	}
+	if err := syncOpened(ml.fs, ml.dir, ml.segs[len(ml.segs)-1], ml.opts.NoSync); err != nil {
+		return err
 	}
 	if err := ml.rebuild(r); err != nil {
 		return err

@@ -40,17 +40,11 @@ func Open(dir string, opts Options) (*Storage, error) {
 	return s, nil
 }
 
-// lockDir creates dir durably if it does not exist and locks it.
+// lockDir creates dir if it does not exist and locks it. The directory
+// is made durable once the log in it is (syncOpened).
 func lockDir(fs FS, dir string) (io.Closer, error) {
-	created, err := fs.MkdirAll(dir, 0o750)
-	if err != nil {
+	if _, err := fs.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
-	}
-	// A new directory is durable once its parent is synced.
-	for _, d := range created {
-		if err := syncDir(fs, syncNewDir, filepath.Dir(d)); err != nil {
-			return nil, fmt.Errorf("wal: sync %s: %w", filepath.Dir(d), err)
-		}
 	}
 	lock, err := fs.Lock(filepath.Join(dir, lockName))
 	if err != nil {
@@ -94,7 +88,7 @@ func (s *Storage) recover() error {
 		}
 		s.segs, s.tailOff, s.tailHdr = []*segment{seg}, off, off
 		s.cacheFirst = 1
-		return nil
+		return syncOpened(s.fs, s.dir, nil, s.opts.NoSync)
 	}
 	for i, seq := range seqs {
 		if i > 0 && seq != seqs[i-1]+1 {
@@ -107,7 +101,59 @@ func (s *Storage) recover() error {
 			return err
 		}
 	}
+	if err := syncOpened(s.fs, s.dir, s.segs[len(s.segs)-1], s.opts.NoSync); err != nil {
+		return err
+	}
 	return s.reconcile(&r)
+}
+
+// syncOpened makes durable the log Open has just read, before anything
+// is built on it: the last segment (tail; nil when Open just created it,
+// synced), the directory and every directory above it. What Open reads
+// is what the file system shows, which may be more than is durable: the
+// process before may have died (or failed stop with ErrFailed) between a
+// write and its sync, a rename and the directory sync, or creating the
+// directory and syncing its parent. Raft treats what Storage serves as
+// stable, so without these syncs a power failure could later take away
+// data the restarted node had built on and acknowledged, or leave a log
+// that does not open. The syncs cost little when there is nothing to
+// flush.
+//
+// Only the last segment can hold unsynced writes: a segment is synced
+// before the next one is created (and this sync covers the one a dead
+// process wrote last), and a new segment's header before its rename; a
+// rotation that failed after its rename leaves the segment before it
+// synced. (A log written with NoSync promises nothing.)
+// Snapshot files are synced before their rename, so only their names
+// need the directory sync. A torn tail cut off by replaySegment is made
+// durable here too, so that the next write, torn in turn, cannot land on
+// the old garbage. With noSync (Options.NoSync) nothing is synced.
+func syncOpened(fs FS, dir string, tail *segment, noSync bool) error {
+	if noSync {
+		return nil
+	}
+	if tail != nil {
+		if err := syncFile(syncOpenTail, tail.f); err != nil {
+			return fmt.Errorf("wal: sync %s: %w", tail.path, err)
+		}
+		if err := syncDir(fs, syncOpenDir, dir); err != nil {
+			return fmt.Errorf("wal: sync %s: %w", dir, err)
+		}
+	}
+	// Each directory's entry in its parent, up to the root: any of them
+	// may have been created by an Open that died before syncing it.
+	d := filepath.Clean(dir)
+	if _, ok := fs.(osFS); ok && !filepath.IsAbs(d) {
+		if abs, err := filepath.Abs(d); err == nil {
+			d = abs
+		}
+	}
+	for parent := filepath.Dir(d); parent != d; d, parent = parent, filepath.Dir(parent) {
+		if err := syncDir(fs, syncOpenParents, parent); err != nil {
+			return fmt.Errorf("wal: sync %s: %w", parent, err)
+		}
+	}
+	return nil
 }
 
 func removeTemporaries(fs FS, dir string) error {
@@ -261,14 +307,11 @@ func (r *replay) record(t recType, p []byte, seq uint64, off int) error {
 
 // resetTail zeroes the last segment after the end of its intact data (a
 // torn write must not be read back later, after new records) and
-// preallocates it again.
+// preallocates it again. syncOpened makes it durable.
 func resetTail(f File, path string, end, size int64) error {
 	err := f.Truncate(end)
 	if err == nil {
 		err = f.Preallocate(size)
-	}
-	if err == nil {
-		err = syncFile(syncRepair, f)
 	}
 	if err != nil {
 		return fmt.Errorf("wal: cut the torn tail of %s: %w", path, err)

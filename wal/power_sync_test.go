@@ -20,13 +20,20 @@ var notNeeded = map[string]bool{"compact-dir": true}
 // turn and shows that the power-loss tests then lose an acknowledged Save
 // or leave a log that does not reopen: every sync is needed, and the tests
 // would notice one going missing. The one sync that is not needed is shown
-// not to be.
+// not to be. Open's syncs of what it read are needed after a process died
+// without a power failure (reopenScenarios).
 func TestPowerLossNeedsEverySync(t *testing.T) {
-	// Fixed: the first 400 crash points from seed 1 catch every site.
+	// Fixed: the first 400 crash points and 200 kill points from seed 1
+	// catch every site.
 	runs, err := powerRuns(400, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	kills, err := killRuns(200, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs = append(runs, kills...)
 	for _, site := range wal.SyncSitesForTest() {
 		t.Run(site, func(t *testing.T) {
 			restore := wal.SkipSyncForTest(site)
@@ -36,6 +43,11 @@ func TestPowerLossNeedsEverySync(t *testing.T) {
 				if err = runs[i].run(); err != nil {
 					err = fmt.Errorf("%v: %w", runs[i], err)
 				}
+			}
+			if err == nil {
+				// Last: without the sync a scenario's injected error
+				// stands for, the scenario fails for that reason.
+				err = allReopenScenarios()
 			}
 			switch {
 			case notNeeded[site] && err != nil:

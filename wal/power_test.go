@@ -21,6 +21,11 @@ import (
 // state, and nothing that was never written. Each run goes on from the
 // reopened log, cuts the power again (sometimes during Open's repair) and
 // checks again, then writes more, closes and reopens cleanly.
+//
+// TestPowerLossAfterKill starts the runs the same way but kills the
+// process instead of cutting the power (what it wrote stays in the page
+// cache, unsynced), and cuts the power only in the second life: what the
+// restarted process read and built on must survive.
 
 var (
 	powerPoints = flag.Int("wal.power.points", 0, "crash points of TestPowerLoss (0: about 400, 120 with -short)")
@@ -41,6 +46,9 @@ type powerRun struct {
 	seed uint64
 	cut  int
 	mode crashfs.Mode
+	// kill: the first life ends with the process killed, not the power
+	// cut; mode is the second life's power failure.
+	kill bool
 	// ops counts the first life's operations when cut is 0.
 	ops int
 	// corrupt is set when Open refused a log with sectors of unsynced
@@ -51,7 +59,20 @@ type powerRun struct {
 }
 
 func (r *powerRun) String() string {
+	if r.kill {
+		return fmt.Sprintf("seed %d, process killed before operation %d, then %s", r.seed, r.cut, r.mode)
+	}
 	return fmt.Sprintf("seed %d, power cut before operation %d, %s", r.seed, r.cut, r.mode)
+}
+
+// interrupt ends a life: the power fails, or the process of the first
+// life of a kill run dies.
+func (r *powerRun) interrupt(rng *rand.Rand, fs *crashfs.FS, life int) {
+	if r.kill && life == 1 {
+		fs.Kill()
+		return
+	}
+	fs.Crash(r.mode, rng.Uint64())
 }
 
 func powerOpen(fs *crashfs.FS) (*wal.Storage, error) {
@@ -79,9 +100,10 @@ func live(rng *rand.Rand, s *wal.Storage, fs *crashfs.FS, m *pmodel, n int) (*ps
 // recover crashes fs, reopens it and checks the Storage against what m
 // and inflight allow; m becomes what was found.
 func (r *powerRun) recover(rng *rand.Rand, fs *crashfs.FS, m *pmodel, inflight *pstep, life int) (*wal.Storage, error) {
-	fs.Crash(r.mode, rng.Uint64())
+	r.interrupt(rng, fs, life)
 	if rng.IntN(3) == 0 {
-		// The power fails again while Open repairs the log.
+		// The power fails (or the process dies) again while Open
+		// repairs the log.
 		fs.CutPowerAfter(rng.IntN(6))
 		s, err := powerOpen(fs)
 		if err == nil {
@@ -89,7 +111,7 @@ func (r *powerRun) recover(rng *rand.Rand, fs *crashfs.FS, m *pmodel, inflight *
 		} else if errors.Is(err, crashfs.ErrPowerCut) {
 			r.openCut++
 		}
-		fs.Crash(r.mode, rng.Uint64())
+		r.interrupt(rng, fs, life)
 	}
 	s, err := powerOpen(fs)
 	if err != nil {
@@ -219,6 +241,18 @@ func powerRuns(points int, seed uint64) ([]*powerRun, error) {
 	return runs, nil
 }
 
+// killRuns returns about points kill runs: every operation of the first
+// life of consecutive seeds, the second life's power failure in turn
+// dropping and tearing unsynced writes.
+func killRuns(points int, seed uint64) ([]*powerRun, error) {
+	runs, err := powerRuns(points, seed)
+	for i, r := range runs {
+		r.kill = true
+		r.mode = []crashfs.Mode{crashfs.DropUnsynced, crashfs.TearWrites}[i%2]
+	}
+	return runs, err
+}
+
 func defaultPowerPoints() int {
 	switch {
 	case *powerPoints > 0:
@@ -248,4 +282,17 @@ func TestPowerLoss(t *testing.T) {
 		t.Errorf("only %d crashes during Open in %d runs", openCut, len(runs))
 	}
 	t.Logf("%d crash points, %d more during Open; %d reopens refused a log whose last segment had scrambled sectors", len(runs), openCut, corrupt)
+}
+
+func TestPowerLossAfterKill(t *testing.T) {
+	runs, err := killRuns(defaultPowerPoints()/2, *powerSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if err := r.run(); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+	}
+	t.Logf("%d kill points", len(runs))
 }

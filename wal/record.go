@@ -200,24 +200,68 @@ func allZero(b []byte) bool {
 }
 
 // tornAt reports whether the damaged record at data[off:] looks like a
-// write that did not finish, rather than damage to data that was written:
-// its header is unwritten (zero) or the data ends inside it, or a sector of
-// it, from a sector boundary on, is still zero; and no intact record
-// follows it. Writes that did not finish leave unwritten sectors zero
-// (segments are preallocated) and nothing after them.
+// write that did not finish, rather than damage to data that was written.
+//
+// A write that did not finish keeps a prefix of its sectors (a sector is
+// written whole or not at all) and leaves the rest as it was: zero, since
+// segments are preallocated and zeroed past a cut tail. Records start at
+// multiples of 8, so a record's header lies in one sector. What a tear
+// leaves of the record at off is then either nothing (a zero header), or
+// its header and type written whole, with its payload cut at a sector
+// boundary (an all-zero sector from there on) or where the file ends; and
+// nothing written after it. (A disk that wrote a later sector of the
+// record but not an earlier one leaves garbage after the zero sector; it
+// is accepted as long as no intact record lies past the record's end.)
+//
+// The record's own surviving payload is the application's data and may
+// hold anything, intact records included (an entry holding a copy of a
+// log): only what lies past the record's claimed end may refuse the tear.
+// That trusts the length field, which a tear leaves intact but damage may
+// not: a length damaged to reach past the records after it would hide
+// them. lengthDamaged catches that case, when the length is all that was
+// damaged (the checksum then matches a shorter length). CRC-32C has no
+// key: entry data crafted to forge that match could still make its own
+// torn write look like damage, which only a record format binding each
+// record to its offset would make harder; data that merely holds records
+// (a copy of a log) cannot.
 func tornAt(data []byte, off int, st frameStatus) bool {
-	if validFrameAfter(data, off) {
-		return false
-	}
-	switch st {
-	case frameEnd, frameShort:
-		return true
+	switch {
+	case st == frameEnd:
+		// The header was never written, so nothing after it was.
+		return !validFrameFrom(data, off+recAlign)
+	case off+headerSize > len(data):
+		return true // the data ends inside the header
 	}
 	length := int(binary.LittleEndian.Uint32(data[off:]))
-	if length == 0 || length > maxBody {
+	if length == 0 || length > maxBody || !appendedType(data, off) {
 		return false // headers are written whole: this is damage
 	}
-	end := min(off+headerSize+length, len(data))
+	bodyEnd := off + headerSize + length
+	if st == frameBad && !zeroSectorIn(data, off, min(bodyEnd, len(data))) {
+		return false
+	}
+	recEnd := off + frameSize(length-1)
+	return !validFrameFrom(data, recEnd) && !lengthDamaged(data, off, length, recEnd)
+}
+
+// appendedType reports whether the type byte of the record at off is one
+// a Save or a MultiLog appends, or zero in a sector a tear left unwritten.
+func appendedType(data []byte, off int) bool {
+	if off+headerSize >= len(data) {
+		return true
+	}
+	switch t := recType(data[off+headerSize]); t {
+	case recEntry, recHardState, recSnapshot, recGroupEntry, recGroupHardState, recGroupSnapshot, recGroupRemoved:
+		return true
+	case 0:
+		return (off+headerSize)%sectorSize == 0
+	}
+	return false
+}
+
+// zeroSectorIn reports whether data[off:end] holds an all-zero sector from
+// a sector boundary on (the last one may be cut short by end).
+func zeroSectorIn(data []byte, off, end int) bool {
 	for s := (off/sectorSize + 1) * sectorSize; s < end; s += sectorSize {
 		if allZero(data[s:min(s+sectorSize, end)]) {
 			return true
@@ -226,10 +270,10 @@ func tornAt(data []byte, off int, st frameStatus) bool {
 	return false
 }
 
-// validFrameAfter reports whether an intact record starts anywhere after
-// off (at a record boundary).
-func validFrameAfter(data []byte, off int) bool {
-	for p := off + recAlign; p+headerSize <= len(data); p += recAlign {
+// validFrameFrom reports whether an intact record starts at from or
+// after it (at a record boundary; from is one).
+func validFrameFrom(data []byte, from int) bool {
+	for p := from; p+headerSize <= len(data); p += recAlign {
 		if binary.LittleEndian.Uint64(data[p:]) == 0 {
 			continue
 		}
@@ -238,6 +282,79 @@ func validFrameAfter(data []byte, off int) bool {
 		}
 	}
 	return false
+}
+
+// lengthDamaged reports whether the damaged record at off, of the given
+// length and claimed end, is an intact record whose length field alone
+// was damaged to a larger or smaller value: a checksum over a different
+// length matches, for a record ending where intact records continue to
+// the end of the written data, or where the written data ends. A torn
+// record matches only if its checksum collides (one chance in 2^32 for
+// each of the few lengths tried).
+func lengthDamaged(data []byte, off, length, recEnd int) bool {
+	end := writtenEnd(data, off)
+	var ends []int
+	if head := chainHead(data, off, min(recEnd, end), end); head > 0 {
+		ends = append(ends, head)
+	}
+	ends = append(ends, end)
+	want := binary.LittleEndian.Uint32(data[off+4:])
+	var lb [4]byte
+	for _, e := range ends {
+		// The lengths whose record ends at e: off+headerSize+n rounded up
+		// to recAlign is e.
+		for n := e - off - headerSize - recAlign + 1; n <= e-off-headerSize; n++ {
+			if n < 1 || n == length || off+headerSize+n > len(data) {
+				continue
+			}
+			binary.LittleEndian.PutUint32(lb[:], uint32(n))
+			crc := crc32.Update(crc32.Checksum(lb[:], castagnoli), castagnoli, data[off+headerSize:off+headerSize+n])
+			if crc == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writtenEnd returns the offset, rounded up to a record boundary, after
+// the last non-zero byte of data past off.
+func writtenEnd(data []byte, off int) int {
+	i := len(data)
+	for i-recAlign > off && binary.LittleEndian.Uint64(data[i-recAlign:]) == 0 {
+		i -= recAlign
+	}
+	for i > off && data[i-1] == 0 {
+		i--
+	}
+	return min((i+recAlign-1)&^(recAlign-1), len(data))
+}
+
+// chainHead returns the first record boundary in (off, limit) where an
+// intact record starts that is followed by intact records up to end (the
+// end of the written data), or 0.
+func chainHead(data []byte, off, limit, end int) int {
+	if end <= off+recAlign {
+		return 0
+	}
+	// reaches[i]: a chain of intact records from off+i*recAlign runs to
+	// end. Filled from the back.
+	reaches := make([]bool, (end-off)/recAlign+1)
+	reaches[len(reaches)-1] = true
+	head := 0
+	for i := len(reaches) - 2; i > 0; i-- {
+		p := off + i*recAlign
+		if binary.LittleEndian.Uint64(data[p:]) == 0 {
+			continue
+		}
+		if _, _, next, st := readFrame(data, p); st == frameOK {
+			reaches[i] = next >= end || reaches[(next-off)/recAlign]
+		}
+		if reaches[i] && p < limit {
+			head = p
+		}
+	}
+	return head
 }
 
 // errBadEntry is returned by peekEntry and decodeEntry for a payload that

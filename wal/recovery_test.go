@@ -1,12 +1,14 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -132,7 +134,7 @@ func TestOpenCutsTornTail(t *testing.T) {
 				clear(b[cut:])
 				require.NoError(t, os.WriteFile(p, b, 0o600))
 			}
-			s, err := Open(d, Options{SegmentSize: 16 << 10})
+			s, err := Open(d, Options{SegmentSize: 16 << 10, NoSync: true})
 			require.NoError(t, err, msg)
 			ents, hs := intactPrefix(batches, cut)
 			requireLog(t, s, ents, hs, msg)
@@ -143,7 +145,7 @@ func TestOpenCutsTornTail(t *testing.T) {
 				hs2 := pb.HardState{Term: 99, Commit: hs.Commit}
 				require.NoError(t, s.Save(hs2, []pb.Entry{e}, pb.Snapshot{}), msg)
 				require.NoError(t, s.Close())
-				s, err = Open(d, Options{SegmentSize: 16 << 10})
+				s, err = Open(d, Options{SegmentSize: 16 << 10, NoSync: true})
 				require.NoError(t, err, msg)
 				requireLog(t, s, append(ents, e), hs2, msg+", written on")
 			}
@@ -216,6 +218,31 @@ func TestOpenRefusesCorruption(t *testing.T) {
 			require.Equal(t, int64(rec), ce.Offset, "segment %d, byte %d flipped: %v", seq, at, err)
 		}
 	}
+}
+
+// TestOpenRefusesGarbledHeader: a record header in the last segment
+// overwritten with garbage whose length reaches past the end of the file,
+// records after it: its type byte is none a Save writes, so it is damage,
+// not a torn write (which leaves header and type whole).
+func TestOpenRefusesGarbledHeader(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{SegmentSize: 8 << 10})
+	require.NoError(t, err)
+	for i := uint64(1); i <= 10; i++ {
+		require.NoError(t, s.Save(pb.HardState{Term: 1, Commit: i - 1}, []pb.Entry{{Index: i, Term: 1, Data: []byte("entry")}}, pb.Snapshot{}))
+	}
+	require.NoError(t, s.Close())
+	name := filepath.Join(dir, segmentName(1))
+	data, err := os.ReadFile(name)
+	require.NoError(t, err)
+	offs := recordOffsets(t, data)
+	at := offs[len(offs)/2]
+	copy(data[at:], []byte{0, 0, 0x10, 0, 0xef, 0xbe, 0xad, 0xde, 0xab}) // 1 MiB, a bad CRC, no such type
+	require.NoError(t, os.WriteFile(name, data, 0o600))
+	_, err = Open(dir, Options{SegmentSize: 8 << 10})
+	var ce *CorruptError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, int64(at), ce.Offset)
 }
 
 // recordBodyEnd is where the body of the record at off ends.
@@ -313,4 +340,61 @@ func TestOpenLocked(t *testing.T) {
 	_, err = s.LastIndex()
 	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, s.Append([]pb.Entry{{Index: 1, Term: 1}}), ErrClosed)
+}
+
+// TestOpenCutsTornEntryEmbeddingRecords: an entry whose data holds intact
+// records (here a copy of a segment) is torn at every sector boundary
+// inside it, and the file cut at every record boundary inside it: Open
+// cuts the entry off and serves the entries before it. The records inside
+// the entry are its data, not records of the log.
+func TestOpenCutsTornEntryEmbeddingRecords(t *testing.T) {
+	opts := Options{SegmentSize: 16 << 10}
+	inner := t.TempDir()
+	s, err := Open(inner, opts)
+	require.NoError(t, err)
+	for i := uint64(1); i <= 40; i++ {
+		require.NoError(t, s.Save(pb.HardState{Term: 1, Commit: i - 1}, []pb.Entry{{Index: i, Term: 1, Data: []byte("inner")}}, pb.Snapshot{}))
+	}
+	end := s.tailOff
+	require.NoError(t, s.Close())
+	copied, err := os.ReadFile(filepath.Join(inner, segmentName(1)))
+	require.NoError(t, err)
+	copied = copied[:end+64] // the records, and a few zeros after them
+
+	dir := t.TempDir()
+	s, err = Open(dir, opts)
+	require.NoError(t, err)
+	ents := []pb.Entry{{Index: 1, Term: 1, Data: []byte("before")}}
+	require.NoError(t, s.Save(pb.HardState{Term: 1}, ents, pb.Snapshot{}))
+	// Shifted so that the copy lies on record boundaries.
+	off := s.tailOff
+	e := pb.Entry{Index: 2, Term: 1, Data: copied}
+	dataAt := off + headerSize + 1 + int64(e.Size()-len(copied))
+	e.Data = append(bytes.Repeat([]byte{'x'}, int(-dataAt&(recAlign-1))), copied...)
+	require.NoError(t, s.Save(pb.HardState{}, []pb.Entry{e}, pb.Snapshot{}))
+	require.NoError(t, s.Close())
+	bodyEnd := off + headerSize + 1 + int64(e.Size())
+	require.Zero(t, (bodyEnd-int64(len(copied)))%recAlign, "the copy is on record boundaries")
+	data, err := os.ReadFile(filepath.Join(dir, segmentName(1)))
+	require.NoError(t, err)
+	for cut := off + recAlign; cut < bodyEnd; cut += recAlign {
+		for _, mode := range []string{"truncate", "zero"} {
+			if mode == "zero" && cut%sectorSize != 0 {
+				continue
+			}
+			msg := fmt.Sprintf("%s at %d", mode, cut)
+			b := slices.Clone(data)
+			if mode == "truncate" {
+				b = b[:cut]
+			} else {
+				clear(b[cut:])
+			}
+			d := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(d, segmentName(1)), b, 0o600))
+			s, err := Open(d, Options{SegmentSize: 16 << 10, NoSync: true})
+			require.NoError(t, err, msg)
+			requireLog(t, s, ents, pb.HardState{Term: 1}, msg)
+			require.NoError(t, s.Close())
+		}
+	}
 }

@@ -27,7 +27,8 @@ import (
 // If writing or syncing fails, what is on disk is unknown: Save returns
 // that error, and every later Save, CreateSnapshot and Compact an error
 // wrapping ErrFailed and it. Reads still serve what earlier Saves stored.
-// Close the Storage and open it again to recover what was durable.
+// Close the Storage and open it again to recover what was durable (see
+// ErrFailed for a failed sync).
 //
 // Save keeps the entries for its cache as they are, sharing their Data:
 // the caller must not modify them afterwards (Ready's entries are never

@@ -29,8 +29,18 @@ var ErrLocked = errors.New("wal: directory is locked by another process")
 // write (Save, CreateSnapshot, Compact) returns once a write, sync,
 // creation, rename or removal of a file has failed: the Storage
 // acknowledges nothing after such a failure. Reads go on serving what was
-// stored before it. Close the Storage and open it again to recover what
-// is durable.
+// stored before it. Close the Storage and open it again: Open syncs what
+// it finds before serving it.
+//
+// Every Save that returned nil before the failure is durable. What was
+// written since the last successful sync must be considered lost, and
+// reopening cannot always tell: on Linux a failed fsync may have marked
+// pages clean that never reached the disk, so they read back as written
+// and Open's own sync passes over them. A restarted node could then build
+// on data the disk does not hold, and a later power failure would take it
+// back (Open then reports ErrCorrupt, or a shorter log). After a failed
+// sync, reboot the machine before reopening (Open then reads what the disk
+// holds), or rebuild the node from its peers.
 var ErrFailed = errors.New("wal: storage failed")
 
 // ErrClosed is returned by every method after Close.

@@ -11,7 +11,8 @@
 // at a sector boundary, or an arbitrary subset of the unsynced sectors
 // survives. Directory changes that were not synced survive as an ordered
 // prefix (as a journaling file system commits them) except under
-// DropUnsynced, which loses them all.
+// DropUnsynced, which loses them all. Kill is a process dying without a
+// power failure: everything stays as written, no more durable than it was.
 //
 // The model is strict on purpose: a real file system often persists more
 // than it promised, which hides a missing sync; this one persists nothing
@@ -284,6 +285,21 @@ func (fs *FS) Crash(mode Mode, seed uint64) {
 		n.pending = nil
 	}
 	fs.names, fs.durable, fs.nsPending = names, maps.Clone(names), nil
+	fs.locks = map[string]bool{}
+	fs.gen++
+	fs.cut, fs.cutAt = false, 0
+}
+
+// Kill simulates the death of the process using the file system, with
+// no power failure: what it wrote stays, in the operating system's cache,
+// and is no more durable than it was (a later Crash still loses what was
+// not synced); every open file and lock is invalidated (they fail with
+// ErrStale), and the power, if cut, is on again. Cutting the power
+// (CutPowerAfter) and then calling Kill is a process killed before that
+// operation.
+func (fs *FS) Kill() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
 	fs.locks = map[string]bool{}
 	fs.gen++
 	fs.cut, fs.cutAt = false, 0

@@ -188,3 +188,38 @@ func allZero(b []byte) bool {
 	}
 	return true
 }
+
+// TestKill: after a process dies, what it wrote reads back, its handles
+// and locks are gone, and a later power failure still loses what was not
+// synced.
+func TestKill(t *testing.T) {
+	fs := New()
+	fs.MkdirAll("/d", 0o700)
+	fs.SyncDir("/")
+	a := mustCreate(t, fs, "/d/a")
+	a.WriteAt([]byte("synced"), 0)
+	a.Sync()
+	fs.SyncDir("/d")
+	a.WriteAt([]byte("+cached"), 6)
+	if _, err := fs.Lock("/d/LOCK"); err != nil {
+		t.Fatal(err)
+	}
+	fs.CutPowerAfter(0)
+	if _, err := a.WriteAt([]byte("never"), 0); !errors.Is(err, ErrPowerCut) {
+		t.Fatalf("a write after the cut: %v, want ErrPowerCut", err)
+	}
+	fs.Kill()
+	if _, err := a.WriteAt([]byte("x"), 0); !errors.Is(err, ErrStale) {
+		t.Fatalf("a file opened before the kill: %v, want ErrStale", err)
+	}
+	if _, err := fs.Lock("/d/LOCK"); err != nil {
+		t.Fatalf("the lock of a killed process: %v", err)
+	}
+	if got := contents(t, fs, "/d/a"); string(got) != "synced+cached" {
+		t.Fatalf("after the kill /d/a holds %q, want what was written", got)
+	}
+	fs.Crash(DropUnsynced, 1)
+	if got := contents(t, fs, "/d/a"); string(got) != "synced" {
+		t.Fatalf("after a later crash /d/a holds %q, want the synced data only", got)
+	}
+}
