@@ -595,10 +595,19 @@ func checkHardStateSuccession(logger Logger, prev, next pb.HardState) {
 // entry in CommittedEntries, in order.
 //
 // A change that is invalid for the current configuration (e.g. it would
-// remove every voter) is ignored and the unchanged ConfState returned:
+// remove every voter, or names LocalAppendThread or LocalApplyThread as a
+// node) is ignored and the unchanged ConfState returned:
 // every node reaches the same decision from the same log, so ignoring it
 // keeps them consistent.
 func (rn *RawNode) ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState {
+	if id, ok := changesLocalThread(cc.AsV2()); ok {
+		// No leader of this version appends such a change; one from a log
+		// written elsewhere is ignored, as every node of this version
+		// ignores it.
+		rn.raft.logger().Errorf("node %x: ignoring conf change naming the local storage thread ID %x as a node", rn.raft.id, id)
+		cs := rn.raft.confState()
+		return &cs
+	}
 	cs := rn.raft.applyConfChange(cc.AsV2())
 	return &cs
 }
