@@ -305,10 +305,9 @@ func (rn *RawNode) Step(m pb.Message) error {
 		switch {
 		case m.From == LocalAppendThread && m.Type == pb.MsgStorageAppendResp,
 			m.From == LocalApplyThread && m.Type == pb.MsgStorageApplyResp:
-			rn.raft.handleStorageResponse(m)
-			return nil
+			return rn.raft.handleStorageResponse(m)
 		case m.From == rn.raft.id && (m.Type == pb.MsgAppResp || m.Type == pb.MsgVoteResp || m.Type == pb.MsgPreVoteResp):
-			return rn.raft.Step(m)
+			return rn.raft.stepSelfResponse(m)
 		}
 	}
 	if err := validateMessage(rn.raft.id, &m); err != nil {
