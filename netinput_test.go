@@ -349,3 +349,17 @@ func TestAsyncSupersededSnapshotResponse(t *testing.T) {
 	n.process()
 	require.Equal(t, uint64(20), n.rn.Status().Commit)
 }
+
+// Bootstrap refuses a storage thread's ID as a peer, and leaves the node
+// and its storage as they were.
+func TestBootstrapRefusesLocalThreadPeer(t *testing.T) {
+	for _, id := range []uint64{LocalAppendThread, LocalApplyThread} {
+		s := NewMemoryStorage()
+		rn, err := NewRawNode(testConfig(1, s))
+		require.NoError(t, err)
+		require.Error(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: id}}))
+		require.False(t, rn.HasReady())
+		require.Equal(t, uint64(0), rn.raft.Term)
+		require.Empty(t, rn.raft.conf.voterIDs())
+	}
+}

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
@@ -171,6 +172,11 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 	if len(peers) == 0 {
 		return errors.New("raft: must provide at least one peer to Bootstrap")
 	}
+	for _, p := range peers {
+		if IsLocalMsgTarget(p.ID) {
+			return fmt.Errorf("raft: cannot bootstrap with peer ID %x, which names a local storage thread", p.ID)
+		}
+	}
 	last, err := rn.raft.raftLog.storage.LastIndex()
 	if err != nil {
 		return err
@@ -296,7 +302,9 @@ func (rn *RawNode) ProposeConfChange(cc pb.ConfChangeI) error {
 // are refused with ErrStepLocalMsg, responses from nodes outside the
 // configuration with ErrStepPeerNotFound, and malformed or inconsistent
 // messages with an error wrapping ErrInvalidMessage; a refused message
-// changes nothing.
+// changes nothing. With AsyncStorageWrites, the Responses of the storage
+// messages are stepped here too, in the order given; one that answers no
+// work the node handed out is refused with ErrInvalidMessage.
 func (rn *RawNode) Step(m pb.Message) error {
 	if rn.asyncWrite && m.To == rn.raft.id {
 		// With AsyncStorageWrites the application steps back the
