@@ -363,3 +363,15 @@ func TestBootstrapRefusesLocalThreadPeer(t *testing.T) {
 		require.Empty(t, rn.raft.conf.voterIDs())
 	}
 }
+
+// An append carrying a conf change that does not decode is refused: no
+// leader appends one, and the application could not apply it.
+func TestAppendWithUndecodableConfChangeRefused(t *testing.T) {
+	for _, typ := range []pb.EntryType{pb.EntryConfChange, pb.EntryConfChangeV2} {
+		n := newTestNode(t, 1, []uint64{1, 2, 3})
+		before := nodeState(n)
+		requireInvalid(t, n.rn.Step(pb.Message{Type: pb.MsgApp, From: 2, To: 1, Term: 1, Commit: 1,
+			Entries: []pb.Entry{{Index: 1, Term: 1, Type: typ, Data: []byte{0xff}}}}), "%s", typ)
+		require.Equal(t, before, nodeState(n))
+	}
+}

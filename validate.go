@@ -146,6 +146,13 @@ func validateAppend(m *pb.Message) error {
 		if err := validateEntryType(e); err != nil {
 			return fmt.Errorf("%w: MsgApp from %x: %v", ErrInvalidMessage, m.From, err)
 		}
+		if e.Type != pb.EntryNormal {
+			// No leader appends a conf change it cannot decode (it refuses
+			// the proposal); the application could not apply one.
+			if _, err := pb.UnmarshalConfChange(*e); err != nil {
+				return fmt.Errorf("%w: MsgApp from %x: conf change at index %d does not decode: %v", ErrInvalidMessage, m.From, e.Index, err)
+			}
+		}
 		prevTerm = e.Term
 	}
 	return nil
