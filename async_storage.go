@@ -1,6 +1,10 @@
 package raft
 
-import pb "github.com/raftcore/raft/raftpb"
+import (
+	"fmt"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
 
 // LocalAppendThread and LocalApplyThread address the application's storage
 // threads in the MsgStorageAppend and MsgStorageApply messages of
@@ -86,11 +90,17 @@ func (rn *RawNode) storageMessages(rd *Ready) []pb.Message {
 }
 
 // handleStorageResponse takes a storage thread's response (with
-// AsyncStorageWrites): a durable append or a finished apply.
-func (r *raft) handleStorageResponse(m pb.Message) {
+// AsyncStorageWrites): a durable append or a finished apply. A response
+// that answers no work handed out (checkStorageResponse) is refused with an
+// error wrapping ErrInvalidMessage and changes nothing.
+func (r *raft) handleStorageResponse(m pb.Message) error {
+	if err := r.checkStorageResponse(&m); err != nil {
+		return err
+	}
 	switch m.Type {
 	case pb.MsgStorageAppendResp:
-		if m.Snapshot != nil {
+		if m.Snapshot != nil && r.raftLog.unstable.snapshot != nil &&
+			r.raftLog.unstable.snapshot.Metadata.Index == m.Snapshot.Metadata.Index {
 			r.raftLog.stableSnapTo(m.Snapshot.Metadata.Index)
 			r.appliedSnapshot(m.Snapshot.Metadata.Index)
 		}
@@ -100,9 +110,117 @@ func (r *raft) handleStorageResponse(m pb.Message) {
 			r.raftLog.stableTo(entryID{term: m.LogTerm, index: m.Index})
 		}
 	case pb.MsgStorageApplyResp:
-		if n := len(m.Entries); n > 0 {
-			r.appliedTo(m.Entries[n-1].Index, pb.EntriesSize(m.Entries), pb.PayloadsSize(m.Entries))
-			r.staleApplyReported(m.Entries[n-1].Index)
+		n := len(m.Entries)
+		r.appliedTo(m.Entries[n-1].Index, pb.EntriesSize(m.Entries), pb.PayloadsSize(m.Entries))
+		r.staleApplyReported(m.Entries[n-1].Index)
+	}
+	return nil
+}
+
+// checkStorageResponse checks that m answers work this node handed out:
+//   - an append response's snapshot is the one being written, or one a
+//     later snapshot superseded (ignored then); its last entry, if it is
+//     still in the log with that term, was handed out for writing;
+//   - an apply response's entries are contiguous and either the next ones
+//     to report applied, within what was handed out for applying, or a
+//     batch that a snapshot applied meanwhile superseded.
+//
+// The application steps its storage threads' responses through Step, as it
+// steps messages from peers; anything else claiming to come from a thread
+// must not move the node's durable or applied state.
+func (r *raft) checkStorageResponse(m *pb.Message) error {
+	l := r.raftLog
+	u := &l.unstable
+	switch m.Type {
+	case pb.MsgStorageAppendResp:
+		if s := m.Snapshot; s != nil {
+			i := s.Metadata.Index
+			pending := u.snapshot
+			switch {
+			case pending != nil && u.snapshotInProgress && i == pending.Metadata.Index && s.Metadata.Term == pending.Metadata.Term:
+			case pending != nil && i < pending.Metadata.Index, pending == nil && i <= l.applied:
+				// Superseded by the newer snapshot: handleStorageResponse
+				// ignores it.
+			default:
+				return fmt.Errorf("%w: append response for a snapshot at %d (term %d) that is not being written", ErrInvalidMessage, i, s.Metadata.Term)
+			}
+		}
+		if m.Index >= u.offsetInProgress {
+			if term, ok := u.maybeTerm(m.Index); ok && term == m.LogTerm {
+				return fmt.Errorf("%w: append response for entry %d (term %d), which was not handed out for writing", ErrInvalidMessage, m.Index, m.LogTerm)
+			}
+		}
+	case pb.MsgStorageApplyResp:
+		n := len(m.Entries)
+		if n == 0 {
+			return fmt.Errorf("%w: apply response without entries", ErrInvalidMessage)
+		}
+		first, last := m.Entries[0].Index, m.Entries[n-1].Index
+		switch {
+		case last < first || last-first != uint64(n-1):
+			return fmt.Errorf("%w: apply response for entries %d to %d, not contiguous", ErrInvalidMessage, first, last)
+		case first == l.applied+1 && last <= l.applying:
+		case last < r.snapApplied() && last <= l.applied:
+			// Superseded by a snapshot applied meanwhile.
+		default:
+			return fmt.Errorf("%w: apply response for entries %d to %d, outside the ones being applied (%d, %d]",
+				ErrInvalidMessage, first, last, l.applied, l.applying)
 		}
 	}
+	return nil
+}
+
+// stepSelfResponse steps, with AsyncStorageWrites, an acknowledgement or
+// vote the node addressed to itself and handed out in a MsgStorageAppend's
+// Responses, which the application steps back once the write is durable.
+// Step cannot tell that message from a copy arriving from the network, so
+// it takes only what the node could have issued and not made obsolete: no
+// rejection, the term of the current round, and for an acknowledgement no
+// entry beyond those its append responses reported durable (the
+// MsgStorageAppendResp comes first in the same Responses). One of an
+// earlier round is dropped, as Step would drop it; anything else is
+// refused with an error wrapping ErrInvalidMessage.
+func (r *raft) stepSelfResponse(m pb.Message) error {
+	if m.Reject || m.Term == 0 {
+		return fmt.Errorf("%w: %s to itself with reject %v at term %d, which this node never sends", ErrInvalidMessage, m.Type, m.Reject, m.Term)
+	}
+	// A pre-vote is cast for the term after the candidate's.
+	term := m.Term
+	if m.Type == pb.MsgPreVoteResp {
+		term--
+	}
+	switch {
+	case term > r.Term:
+		return fmt.Errorf("%w: %s to itself at term %d, ahead of its term %d", ErrInvalidMessage, m.Type, m.Term, r.Term)
+	case term < r.Term:
+		return nil
+	}
+	switch m.Type {
+	case pb.MsgAppResp:
+		if r.state != StateLeader {
+			return nil
+		}
+		if durable := r.durableIndex(); m.Index > durable {
+			return fmt.Errorf("%w: acknowledgement to itself of index %d, past the last durable index %d", ErrInvalidMessage, m.Index, durable)
+		}
+	case pb.MsgVoteResp:
+		if r.state != StateCandidate {
+			return nil
+		}
+	case pb.MsgPreVoteResp:
+		if r.state != StatePreCandidate {
+			return nil
+		}
+	}
+	return r.Step(m)
+}
+
+// durableIndex returns the index of the last entry known to be durable: the
+// last one before the unstable tail, or 0 while a snapshot awaits writing.
+func (r *raft) durableIndex() uint64 {
+	u := &r.raftLog.unstable
+	if u.snapshot != nil {
+		return 0
+	}
+	return u.offset - 1
 }

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -18,9 +19,29 @@ var fuzzRoles = []StateType{StateFollower, StatePreCandidate, StateCandidate, St
 // seeds a new member from a snapshot.
 const fuzzTermZero StateType = 100
 
+// fuzzKind picks a role and whether the node uses AsyncStorageWrites from
+// one fuzzed byte.
+func fuzzKind(b uint8) (role StateType, async bool) {
+	return fuzzRoles[int(b)%len(fuzzRoles)], int(b)/len(fuzzRoles)%2 == 1
+}
+
 // newFuzzNode builds node 1 of voters {1, 2, 3} and learner 4, with a log
 // of terms [1 1 2 3 3] committed to 2, in the given role at term 5 or 6.
-func newFuzzNode(t testing.TB, role StateType) *testNode {
+// With async, the node is set up as usual and then continues with
+// AsyncStorageWrites (settle drives it); a leader then also has a proposal
+// whose write is handed out but not done: held are that Ready's messages,
+// for settle to complete.
+func newFuzzNode(t testing.TB, role StateType, async bool) (n *testNode, held []pb.Message) {
+	n = newFuzzNodeSync(t, role)
+	n.rn.asyncWrite = async
+	if async && role == StateLeader {
+		require.NoError(t, n.rn.Propose([]byte("held")))
+		held = n.rn.Ready().Messages
+	}
+	return n, held
+}
+
+func newFuzzNodeSync(t testing.TB, role StateType) *testNode {
 	if role == fuzzTermZero {
 		return newTermZeroNode(t)
 	}
@@ -61,14 +82,73 @@ func newTermZeroNode(t testing.TB) *testNode {
 	return n
 }
 
+// settle handles every pending Ready as the contract asks, synchronously
+// or, with AsyncStorageWrites, by doing the storage threads' work inline
+// and stepping their responses back (which the node must accept), after
+// completing the messages of a Ready handed out earlier (held).
+func (n *testNode) settle(held []pb.Message) {
+	n.t.Helper()
+	if !n.rn.asyncWrite {
+		for _, m := range n.ready() {
+			n.checkAddressee(m)
+		}
+		return
+	}
+	n.handleAsync(held)
+	for n.rn.HasReady() {
+		n.handleAsync(n.rn.Ready().Messages)
+	}
+}
+
+// handleAsync does what an AsyncStorageWrites Ready's messages ask of the
+// storage threads, and checks those for the network.
+func (n *testNode) handleAsync(msgs []pb.Message) {
+	n.t.Helper()
+	for _, m := range msgs {
+		switch m.To {
+		case LocalAppendThread:
+			require.NoError(n.t, saveStorageAppend(n.storage, m))
+		case LocalApplyThread:
+			for _, e := range m.Entries {
+				if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
+					cc, err := pb.UnmarshalConfChange(e)
+					require.NoError(n.t, err)
+					n.rn.ApplyConfChange(cc)
+				}
+				n.applied = append(n.applied, e)
+			}
+		default:
+			n.checkAddressee(m)
+			continue
+		}
+		for _, resp := range m.Responses {
+			if resp.To == n.r().id {
+				require.NoError(n.t, n.rn.Step(resp), "the node refused its own %s", DescribeMessage(resp, nil))
+			} else {
+				n.checkAddressee(resp)
+			}
+		}
+	}
+}
+
+// checkAddressee checks that a message for the network is addressed to a
+// node, not to a storage thread.
+func (n *testNode) checkAddressee(m pb.Message) {
+	n.t.Helper()
+	if IsLocalMsgTarget(m.To) {
+		n.t.Fatalf("%s for the network is addressed to a storage thread", DescribeMessage(m, nil))
+	}
+}
+
 // checkStep delivers m to a node in role and checks that nothing breaks:
-// no panic; a refused message changes nothing; otherwise the term and
-// commit index never move back, a vote is never changed within a term,
-// committed entries are never rewritten, and the node's invariants hold.
-func checkStep(t testing.TB, role StateType, m pb.Message) {
-	n := newFuzzNode(t, role)
+// no panic, also through the election timeouts that follow; a refused
+// message changes nothing; otherwise the term and commit index never move
+// back, a vote is never changed within a term, committed entries are never
+// rewritten, and the node's invariants hold.
+func checkStep(t testing.TB, role StateType, async bool, m pb.Message) {
+	n, held := newFuzzNode(t, role, async)
 	r := n.r()
-	before := nodeState(n)
+	before, beforeLog := nodeState(n), r.raftLog.String()
 	var committed []pb.Entry
 	if first := r.raftLog.firstIndex(); r.raftLog.committed >= first {
 		committed = r.raftLog.allEntries()[:r.raftLog.committed-first+1]
@@ -76,14 +156,23 @@ func checkStep(t testing.TB, role StateType, m pb.Message) {
 
 	err := n.rn.Step(m)
 	if err != nil {
-		if got := nodeState(n); got != before {
-			t.Fatalf("refused %s (%v) but the state changed: %+v -> %+v", DescribeMessage(m, nil), err, before, got)
+		if got, gotLog := nodeState(n), r.raftLog.String(); got != before || gotLog != beforeLog {
+			t.Fatalf("refused %s (%v) but the state changed: %+v %s -> %+v %s", DescribeMessage(m, nil), err, before, beforeLog, got, gotLog)
 		}
 		return
 	}
-	n.ready()
-	n.tick(1)
-	n.ready()
+	checkOwnProgress(t, n, m)
+	// Long enough for an election (and a second one) to follow: a bad
+	// value taken in may only bite when the node campaigns.
+	n.settle(held)
+	for i := 0; i < 2*r.randomizedElectionTimeout+1; i++ {
+		n.tick(1)
+		n.settle(nil)
+		checkOwnProgress(t, n, m)
+	}
+	if IsLocalMsgTarget(r.lead) || IsLocalMsgTarget(r.Vote) {
+		t.Fatalf("after %s the node follows %x and voted for %x: a storage thread's ID", DescribeMessage(m, nil), r.lead, r.Vote)
+	}
 	hs := r.hardState()
 	if hs.Term < before.hs.Term {
 		t.Fatalf("term went back %d -> %d after %s", before.hs.Term, hs.Term, DescribeMessage(m, nil))
@@ -114,6 +203,19 @@ func checkStep(t testing.TB, role StateType, m pb.Message) {
 	checkNodeInvariants(t, n)
 }
 
+// checkOwnProgress checks that a leader counts of its own log only what
+// is durable.
+func checkOwnProgress(t testing.TB, n *testNode, m pb.Message) {
+	t.Helper()
+	r := n.r()
+	if r.state != StateLeader {
+		return
+	}
+	if pr := r.trk.Progress[r.id]; pr != nil && pr.Match > r.durableIndex() {
+		t.Fatalf("after %s the leader's own match %d is past its durable index %d", DescribeMessage(m, nil), pr.Match, r.durableIndex())
+	}
+}
+
 // fuzzSeeds are valid and nearly valid messages of every kind.
 func fuzzSeeds() []pb.Message {
 	cs := pb.ConfState{Voters: []uint64{1, 2, 3}}
@@ -138,6 +240,19 @@ func fuzzSeeds() []pb.Message {
 		{Type: pb.MsgTransferLeader, From: 3, To: 1, Term: 6},
 		{Type: pb.MsgReadIndex, From: 2, To: 1, Entries: []pb.Entry{{Data: []byte("r")}}},
 		{Type: pb.MsgHup, From: 2, To: 1},
+		// Values near the end of the range, and senders that are not
+		// peers: a storage thread, and the node itself.
+		{Type: pb.MsgHeartbeat, From: 2, To: 1, Term: math.MaxUint64},
+		{Type: pb.MsgVote, From: 3, To: 1, Term: maxTerm - 1, Index: 5, LogTerm: 3},
+		{Type: pb.MsgSnap, From: 2, To: 1, Term: 6, Snapshot: &pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: math.MaxUint64, Term: 6, ConfState: cs}}},
+		{Type: pb.MsgApp, From: 2, To: 1, Term: 6, Index: math.MaxUint64 - 1, LogTerm: 6, Entries: entsFrom(math.MaxUint64, 6)},
+		{Type: pb.MsgHeartbeat, From: LocalAppendThread, To: 1, Term: 6},
+		{Type: pb.MsgAppResp, From: 1, To: 1, Term: 6, Index: 10, Reject: true, RejectHint: 1},
+		{Type: pb.MsgAppResp, From: 1, To: 1, Term: 6, Index: 7},
+		{Type: pb.MsgVoteResp, From: 1, To: 1, Term: 6},
+		{Type: pb.MsgStorageApplyResp, From: LocalApplyThread, To: 1, Entries: []pb.Entry{{Index: 1000}}},
+		{Type: pb.MsgStorageAppendResp, From: LocalAppendThread, To: 1, Snapshot: &pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 1000}}},
+		{Type: pb.MsgStorageAppendResp, From: LocalAppendThread, To: 1, Index: 5, LogTerm: 3},
 	}
 }
 
@@ -146,38 +261,62 @@ func FuzzStep(f *testing.F) {
 	for _, m := range fuzzSeeds() {
 		b, err := m.Marshal()
 		require.NoError(f, err)
-		for i := range fuzzRoles {
+		for i := range 2 * len(fuzzRoles) {
 			f.Add(uint8(i), b)
 		}
 	}
-	f.Fuzz(func(t *testing.T, role uint8, data []byte) {
+	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		var m pb.Message
 		if err := m.Unmarshal(data); err != nil {
 			return
 		}
-		checkStep(t, fuzzRoles[int(role)%len(fuzzRoles)], m)
+		role, async := fuzzKind(kind)
+		checkStep(t, role, async, m)
 	})
 }
 
 // FuzzStepFields builds messages from fuzzed fields, which reach deeper
 // than random bytes: the sender, terms and indexes are near the node's.
 func FuzzStepFields(f *testing.F) {
-	for _, m := range fuzzSeeds() {
-		f.Add(uint8(0), int32(m.Type), uint8(m.From), uint8(m.Term), uint8(m.Index), uint8(m.LogTerm), uint8(m.Commit), uint8(len(m.Entries)), m.Reject, uint8(m.RejectHint))
+	for i, m := range fuzzSeeds() {
+		f.Add(uint8(i), int32(m.Type), uint8(m.From), uint8(m.Term), uint8(m.Index), uint8(m.LogTerm), uint8(m.Commit), uint8(len(m.Entries)), m.Reject, uint8(m.RejectHint), uint8(0))
 	}
-	f.Fuzz(func(t *testing.T, role uint8, typ int32, from, term, index, logTerm, commit, nents uint8, reject bool, hint uint8) {
-		m := buildMessage(typ, from, term, index, logTerm, commit, nents, reject, hint)
-		checkStep(t, fuzzRoles[int(role)%len(fuzzRoles)], m)
+	f.Add(uint8(0), int32(pb.MsgHeartbeat), uint8(2), uint8(0), uint8(0), uint8(0), uint8(0), uint8(0), false, uint8(0), uint8(fuzzHugeTerm))
+	f.Add(uint8(0), int32(pb.MsgSnap), uint8(2), uint8(6), uint8(1), uint8(6), uint8(0), uint8(0), false, uint8(0), uint8(fuzzHugeIndex))
+	f.Add(uint8(len(fuzzRoles)+3), int32(pb.MsgAppResp), uint8(1), uint8(6), uint8(9), uint8(0), uint8(0), uint8(0), true, uint8(1), uint8(0))
+	f.Add(uint8(len(fuzzRoles)), int32(pb.MsgStorageApplyResp), uint8(fuzzApplyThread), uint8(0), uint8(9), uint8(0), uint8(0), uint8(1), false, uint8(0), uint8(0))
+	f.Fuzz(func(t *testing.T, kind uint8, typ int32, from, term, index, logTerm, commit, nents uint8, reject bool, hint, huge uint8) {
+		m := buildMessage(typ, from, term, index, logTerm, commit, nents, reject, hint, huge)
+		role, async := fuzzKind(kind)
+		checkStep(t, role, async, m)
 	})
 }
 
+// The bits of buildMessage's huge argument, and the from values that name
+// the storage threads.
+const (
+	// fuzzHugeTerm moves the term (and log term) to the end of the range.
+	fuzzHugeTerm = 1 << iota
+	// fuzzHugeIndex moves the index (and so the entries and a snapshot's
+	// index) there.
+	fuzzHugeIndex
+	// fuzzHugeCommit moves the commit index and reject hint there.
+	fuzzHugeCommit
+	// fuzzAtLimit makes the moved values land around maxTerm and maxIndex
+	// rather than MaxUint64.
+	fuzzAtLimit
+
+	fuzzApplyThread  = 6
+	fuzzAppendThread = 7
+)
+
 // buildMessage makes a message to node 1 from small fuzzed numbers. Its
 // entries follow Index with term Term, so that appends are often well
-// formed.
-func buildMessage(typ int32, from, term, index, logTerm, commit, nents uint8, reject bool, hint uint8) pb.Message {
+// formed. huge moves some values to the end of the range (see fuzzHugeTerm).
+func buildMessage(typ int32, from, term, index, logTerm, commit, nents uint8, reject bool, hint, huge uint8) pb.Message {
 	m := pb.Message{
 		Type:       pb.MessageType(typ % 24),
-		From:       uint64(from % 6),
+		From:       uint64(from % 8),
 		To:         1,
 		Term:       uint64(term % 10),
 		Index:      uint64(index % 16),
@@ -185,6 +324,27 @@ func buildMessage(typ int32, from, term, index, logTerm, commit, nents uint8, re
 		Commit:     uint64(commit % 16),
 		Reject:     reject,
 		RejectHint: uint64(hint % 16),
+	}
+	switch m.From {
+	case fuzzApplyThread:
+		m.From = LocalApplyThread
+	case fuzzAppendThread:
+		m.From = LocalAppendThread
+	}
+	top := uint64(math.MaxUint64 - 4)
+	if huge&fuzzAtLimit != 0 {
+		top = maxIndex - 2
+	}
+	if huge&fuzzHugeTerm != 0 {
+		m.Term += top
+		m.LogTerm += top
+	}
+	if huge&fuzzHugeIndex != 0 {
+		m.Index = top + m.Index%3
+	}
+	if huge&fuzzHugeCommit != 0 {
+		m.Commit = top + m.Commit%4
+		m.RejectHint = top + m.RejectHint%4
 	}
 	for i := 0; i < int(nents%5); i++ {
 		m.Entries = append(m.Entries, pb.Entry{Index: m.Index + uint64(i) + 1, Term: m.Term, Data: []byte{byte(i)}})
@@ -207,9 +367,13 @@ func TestStepRandomMessages(t *testing.T) {
 	}
 	for i := 0; i < runs; i++ {
 		u8 := func() uint8 { return uint8(rnd.UintN(256)) }
-		m := buildMessage(int32(rnd.IntN(24)), u8(), u8(), u8(), u8(), u8(), u8(), rnd.IntN(2) == 0, u8())
-		role := fuzzRoles[rnd.IntN(len(fuzzRoles))]
-		checkStep(t, role, m)
+		var huge uint8
+		if rnd.IntN(8) == 0 {
+			huge = u8()
+		}
+		m := buildMessage(int32(rnd.IntN(24)), u8(), u8(), u8(), u8(), u8(), u8(), rnd.IntN(2) == 0, u8(), huge)
+		role, async := fuzzKind(u8())
+		checkStep(t, role, async, m)
 	}
 }
 
@@ -220,12 +384,14 @@ func TestStepSeedsInEveryRole(t *testing.T) {
 	accepted := 0
 	for _, m := range fuzzSeeds() {
 		for _, role := range fuzzRoles {
-			checkStep(t, role, m)
-			n := newFuzzNode(t, role)
-			if n.rn.Step(m) == nil {
-				accepted++
+			for _, async := range []bool{false, true} {
+				checkStep(t, role, async, m)
+				n, _ := newFuzzNode(t, role, async)
+				if n.rn.Step(m) == nil {
+					accepted++
+				}
 			}
 		}
 	}
-	require.Greater(t, accepted, 3*len(fuzzSeeds()), "most seeds are valid in most roles")
+	require.Greater(t, accepted, 2*3*20, "most of the 20 well-formed seeds are valid in most roles")
 }

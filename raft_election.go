@@ -53,6 +53,14 @@ func (r *raft) hasUnappliedConfChanges() bool {
 // campaign asks every voter for its vote; this node votes for itself
 // through the same path as the others, once its vote is durable.
 func (r *raft) campaign(t CampaignType) {
+	if r.Term >= maxTerm-1 {
+		// The campaign's term (a pre-vote's too) would be one its peers
+		// refuse, and near the end of the range Term+1 would wrap to 0.
+		// Only a term read from local storage gets here: the network
+		// cannot raise the term this far (validateMessage).
+		r.logger().Errorf("node %x: term %d leaves no room for another campaign (terms stop below %d), not campaigning", r.id, r.Term, maxTerm)
+		return
+	}
 	var term uint64
 	var voteMsg pb.MessageType
 	if t == campaignPreElection {

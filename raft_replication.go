@@ -33,6 +33,9 @@ func (r *raft) handleProposal(m pb.Message) error {
 		r.logger().Debugf("node %x (term %d): leaving the configuration, dropping proposal", r.id, r.Term)
 		return ErrProposalNodeRemoved
 	}
+	if id, ok := confChangeLocalThread(m.Entries); ok {
+		return &confChangeRefused{reason: fmt.Sprintf("names the local storage thread ID %x as a node", id)}
+	}
 	if err := r.refuseConfChanges(m.Entries); err != nil {
 		r.logger().Infof("node %x: %v (config %s)", r.id, err, r.trk.Config)
 		return err

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/raftcore/raft/invariants"
 	pb "github.com/raftcore/raft/raftpb"
@@ -171,6 +172,11 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 	if len(peers) == 0 {
 		return errors.New("raft: must provide at least one peer to Bootstrap")
 	}
+	for _, p := range peers {
+		if IsLocalMsgTarget(p.ID) {
+			return fmt.Errorf("raft: cannot bootstrap with peer ID %x, which names a local storage thread", p.ID)
+		}
+	}
 	last, err := rn.raft.raftLog.storage.LastIndex()
 	if err != nil {
 		return err
@@ -296,7 +302,9 @@ func (rn *RawNode) ProposeConfChange(cc pb.ConfChangeI) error {
 // are refused with ErrStepLocalMsg, responses from nodes outside the
 // configuration with ErrStepPeerNotFound, and malformed or inconsistent
 // messages with an error wrapping ErrInvalidMessage; a refused message
-// changes nothing.
+// changes nothing. With AsyncStorageWrites, the Responses of the storage
+// messages are stepped here too, in the order given; one that answers no
+// work the node handed out is refused with ErrInvalidMessage.
 func (rn *RawNode) Step(m pb.Message) error {
 	if rn.asyncWrite && m.To == rn.raft.id {
 		// With AsyncStorageWrites the application steps back the
@@ -305,10 +313,9 @@ func (rn *RawNode) Step(m pb.Message) error {
 		switch {
 		case m.From == LocalAppendThread && m.Type == pb.MsgStorageAppendResp,
 			m.From == LocalApplyThread && m.Type == pb.MsgStorageApplyResp:
-			rn.raft.handleStorageResponse(m)
-			return nil
+			return rn.raft.handleStorageResponse(m)
 		case m.From == rn.raft.id && (m.Type == pb.MsgAppResp || m.Type == pb.MsgVoteResp || m.Type == pb.MsgPreVoteResp):
-			return rn.raft.Step(m)
+			return rn.raft.stepSelfResponse(m)
 		}
 	}
 	if err := validateMessage(rn.raft.id, &m); err != nil {
@@ -596,7 +603,8 @@ func checkHardStateSuccession(logger Logger, prev, next pb.HardState) {
 // entry in CommittedEntries, in order.
 //
 // A change that is invalid for the current configuration (e.g. it would
-// remove every voter) is ignored and the unchanged ConfState returned:
+// remove every voter, or names LocalAppendThread or LocalApplyThread as a
+// node) is ignored and the unchanged ConfState returned:
 // every node reaches the same decision from the same log, so ignoring it
 // keeps them consistent.
 //
@@ -613,6 +621,14 @@ func checkHardStateSuccession(logger Logger, prev, next pb.HardState) {
 // after the snapshot are handed out only then. Apply every entry's conf
 // change before reporting its batch applied.
 func (rn *RawNode) ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState {
+	if id, ok := changesLocalThread(cc.AsV2()); ok {
+		// No leader of this version appends such a change; one from a log
+		// written elsewhere is ignored, as every node of this version
+		// ignores it.
+		rn.raft.logger().Errorf("node %x: ignoring conf change naming the local storage thread ID %x as a node", rn.raft.id, id)
+		cs := rn.raft.confState()
+		return &cs
+	}
 	cs := rn.raft.applyConfChange(cc.AsV2())
 	return &cs
 }

@@ -73,6 +73,11 @@ func validateMessage(self uint64, m *pb.Message) error {
 	switch {
 	case m.From == None:
 		return fmt.Errorf("%w: %s without a sender", ErrInvalidMessage, m.Type)
+	case IsLocalMsgTarget(m.From):
+		// Taken in, the storage thread would become this node's leader or
+		// the candidate it voted for, and the node would address protocol
+		// messages to its own append or apply thread.
+		return fmt.Errorf("%w: %s from a local storage thread's ID %x", ErrInvalidMessage, m.Type, m.From)
 	case m.From == self && m.Type != pb.MsgProp && m.Type != pb.MsgReadIndex:
 		// A forwarded request keeps its original sender and may be
 		// forwarded again (by a follower whose leader changed) back to the
@@ -86,6 +91,11 @@ func validateMessage(self uint64, m *pb.Message) error {
 		// Forwarded requests travel without a term; one that carries a
 		// term would otherwise move this node's term.
 		return fmt.Errorf("%w: forwarded %s from %x carries term %d", ErrInvalidMessage, m.Type, m.From, m.Term)
+	case m.Term >= maxTerm:
+		return fmt.Errorf("%w: %s from %x: term %d at or above the limit %d", ErrInvalidMessage, m.Type, m.From, m.Term, maxTerm)
+	case m.Index >= maxIndex || m.Commit >= maxIndex || m.RejectHint >= maxIndex:
+		return fmt.Errorf("%w: %s from %x: index %d, commit %d or reject hint %d at or above the limit %d",
+			ErrInvalidMessage, m.Type, m.From, m.Index, m.Commit, m.RejectHint, maxIndex)
 	case len(m.Responses) > 0:
 		return fmt.Errorf("%w: %s from %x carries local responses", ErrInvalidMessage, m.Type, m.From)
 	case m.Snapshot != nil && m.Type != pb.MsgSnap:
@@ -120,8 +130,9 @@ func validateAppend(m *pb.Message) error {
 	if m.LogTerm > m.Term {
 		return fmt.Errorf("%w: MsgApp from %x: previous entry term %d above the message term %d", ErrInvalidMessage, m.From, m.LogTerm, m.Term)
 	}
-	if m.Index > ^uint64(0)-uint64(len(m.Entries)) {
-		return fmt.Errorf("%w: MsgApp from %x: index %d overflows", ErrInvalidMessage, m.From, m.Index)
+	// m.Index < maxIndex (validateMessage), so the sum does not wrap.
+	if last := m.Index + uint64(len(m.Entries)); last >= maxIndex {
+		return fmt.Errorf("%w: MsgApp from %x: last index %d at or above the limit %d", ErrInvalidMessage, m.From, last, maxIndex)
 	}
 	prevTerm := m.LogTerm
 	for i := range m.Entries {
@@ -134,6 +145,13 @@ func validateAppend(m *pb.Message) error {
 		}
 		if err := validateEntryType(e); err != nil {
 			return fmt.Errorf("%w: MsgApp from %x: %v", ErrInvalidMessage, m.From, err)
+		}
+		if e.Type != pb.EntryNormal {
+			// No leader appends a conf change it cannot decode (it refuses
+			// the proposal); the application could not apply one.
+			if _, err := pb.UnmarshalConfChange(*e); err != nil {
+				return fmt.Errorf("%w: MsgApp from %x: conf change at index %d does not decode: %v", ErrInvalidMessage, m.From, e.Index, err)
+			}
 		}
 		prevTerm = e.Term
 	}
@@ -150,6 +168,9 @@ func validateProposal(m *pb.Message) error {
 		if err := validateEntryType(&m.Entries[i]); err != nil {
 			return fmt.Errorf("%w: MsgProp from %x: %v", ErrInvalidMessage, m.From, err)
 		}
+	}
+	if id, ok := confChangeLocalThread(m.Entries); ok {
+		return fmt.Errorf("%w: MsgProp from %x: conf change names the local storage thread ID %x as a node", ErrInvalidMessage, m.From, id)
 	}
 	return nil
 }
@@ -170,6 +191,8 @@ func validateSnapshotMsg(m *pb.Message) error {
 		return fmt.Errorf("%w: MsgSnap from %x without a snapshot", ErrInvalidMessage, m.From)
 	case s.Metadata.Index == 0:
 		return fmt.Errorf("%w: MsgSnap from %x with an empty snapshot", ErrInvalidMessage, m.From)
+	case s.Metadata.Index >= maxIndex:
+		return fmt.Errorf("%w: MsgSnap from %x: snapshot index %d at or above the limit %d", ErrInvalidMessage, m.From, s.Metadata.Index, maxIndex)
 	case s.Metadata.Term == 0 || s.Metadata.Term > m.Term:
 		return fmt.Errorf("%w: MsgSnap from %x: snapshot term %d outside [1, %d]", ErrInvalidMessage, m.From, s.Metadata.Term, m.Term)
 	case len(s.Metadata.ConfState.Voters) == 0:
@@ -178,7 +201,55 @@ func validateSnapshotMsg(m *pb.Message) error {
 	if err := validateConfState(s.Metadata.ConfState); err != nil {
 		return fmt.Errorf("%w: MsgSnap from %x: %v", ErrInvalidMessage, m.From, err)
 	}
+	if id, ok := confStateLocalThread(s.Metadata.ConfState); ok {
+		return fmt.Errorf("%w: MsgSnap from %x: snapshot config names the local storage thread ID %x as a node", ErrInvalidMessage, m.From, id)
+	}
 	return nil
+}
+
+// confStateLocalThread returns an ID of cs that names a local storage
+// thread, if any.
+func confStateLocalThread(cs pb.ConfState) (uint64, bool) {
+	for _, ids := range [...][]uint64{cs.Voters, cs.VotersOutgoing, cs.Learners, cs.LearnersNext} {
+		for _, id := range ids {
+			if IsLocalMsgTarget(id) {
+				return id, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// confChangeLocalThread returns an ID that one of the conf changes in ents
+// names and that belongs to a local storage thread, if any. Entries that
+// are not conf changes, or do not decode, are skipped (decoding is checked
+// where the change is proposed or applied).
+func confChangeLocalThread(ents []pb.Entry) (uint64, bool) {
+	for i := range ents {
+		e := &ents[i]
+		if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
+			continue
+		}
+		cc, err := pb.UnmarshalConfChange(*e)
+		if err != nil {
+			continue
+		}
+		if id, ok := changesLocalThread(cc.AsV2()); ok {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// changesLocalThread returns the ID of a change in cc that names a local
+// storage thread, if any.
+func changesLocalThread(cc pb.ConfChangeV2) (uint64, bool) {
+	for _, c := range cc.Changes {
+		if IsLocalMsgTarget(c.NodeID) {
+			return c.NodeID, true
+		}
+	}
+	return 0, false
 }
 
 // validateAgainstLog checks what a message claims against this node's log,
@@ -195,3 +266,15 @@ func (r *raft) validateAgainstLog(m *pb.Message) error {
 	}
 	return nil
 }
+
+// maxTerm and maxIndex bound the terms and indexes a message may carry: a
+// message at or above them is refused. Half the range leaves a margin that
+// no real cluster reaches (a new term every nanosecond for centuries) yet
+// keeps every sum the node computes from an accepted value far from
+// wrapping: a campaign's Term+1 and a pre-vote's Term+1 above it, a
+// leader's appends after a log that ends just below maxIndex, index
+// arithmetic such as Index+len(Entries).
+const (
+	maxTerm  = ^uint64(0) / 2
+	maxIndex = ^uint64(0) / 2
+)
