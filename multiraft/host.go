@@ -102,11 +102,14 @@ type group struct {
 	// idle counts ticks since the last input other than ticks and
 	// heartbeats, saturating at math.MaxInt32.
 	idle int32
-	// pendingReads counts read requests the leader has taken and not yet
-	// answered; it blocks quiescence.
-	pendingReads int32
 	// canQuiesce is false for lease-based reads (see the package doc).
 	canQuiesce bool
+	// readsPending: the leader has read requests to confirm; it blocks
+	// quiescence. It is what the leader's latest heartbeat said (see
+	// noteReads), not a count of requests: a request the group refused,
+	// or one that replaced a pending one of the same context, is no
+	// request to wait for.
+	readsPending bool
 	// hasWork: the group is in Host.work.
 	hasWork bool
 	// inReady: the group's Ready is outstanding in the host's Ready.
@@ -402,9 +405,6 @@ func (h *Host) ReadIndex(id uint64, rctx []byte) error {
 	g, err := h.touch(id)
 	if err != nil {
 		return err
-	}
-	if g.rn.BasicStatus().RaftState == raft.StateLeader {
-		g.pendingReads++
 	}
 	g.rn.ReadIndex(rctx)
 	return nil

@@ -139,21 +139,26 @@ func addMessage(b *mrpb.Batch, group uint64, m pb.Message) {
 	}
 }
 
-// noteReads keeps the count of a leader's unanswered reads: losing
-// leadership drops them, answers (local ReadStates, MsgReadIndexResp to a
-// follower) settle them.
+// noteReads keeps whether leader g has reads to confirm. A leader
+// confirming reads (ReadOnlySafe) sends each heartbeat with the context of
+// its latest pending read, and without a context when none is pending; it
+// sends heartbeats with a new read's context as soon as it takes the read.
+// So the last heartbeat of a Ready tells whether reads were pending when
+// it left, and one that was answered since keeps the flag set only until
+// the next heartbeat, which comes before the group could quiesce (a
+// heartbeat interval is shorter than QuiesceAfterTicks' default, the
+// election timeout). Losing leadership drops the reads.
 func (h *Host) noteReads(g *group, rd *raft.Ready) {
 	if rd.SoftState != nil && rd.SoftState.RaftState != raft.StateLeader {
-		g.pendingReads = 0
+		g.readsPending = false
 		return
 	}
-	settled := len(rd.ReadStates)
-	for i := range rd.Messages {
-		if rd.Messages[i].Type == pb.MsgReadIndexResp {
-			settled++
+	for i := len(rd.Messages) - 1; i >= 0; i-- {
+		if m := &rd.Messages[i]; m.Type == pb.MsgHeartbeat {
+			g.readsPending = len(m.Context) > 0
+			return
 		}
 	}
-	g.pendingReads = max(0, g.pendingReads-int32(settled))
 }
 
 // Advance acknowledges rd: every group's state is persisted, the batches

@@ -125,15 +125,14 @@ func (h *Host) stepMessage(from, id uint64, m pb.Message) {
 	if g == nil {
 		return
 	}
+	if err := g.rn.Step(m); err != nil {
+		// Refused: nothing changed, nothing to wake the group for.
+		h.metrics.Rejected++
+		return
+	}
 	g.idle = 0
 	h.activate(g, from)
 	h.markWork(g)
-	if m.Type == pb.MsgReadIndex && g.rn.BasicStatus().RaftState == raft.StateLeader {
-		g.pendingReads++
-	}
-	if err := g.rn.Step(m); err != nil {
-		h.metrics.Rejected++
-	}
 }
 
 // stepHeartbeat expands a coalesced heartbeat into the group's
@@ -145,14 +144,14 @@ func (h *Host) stepHeartbeat(from uint64, hb *mrpb.Heartbeat) {
 	if g == nil {
 		return
 	}
-	if !hb.Quiesce {
-		h.activate(g, from)
-	}
-	h.markWork(g)
 	if err := g.rn.Step(m); err != nil {
 		h.metrics.Rejected++
 		return
 	}
+	if !hb.Quiesce {
+		h.activate(g, from)
+	}
+	h.markWork(g)
 	if hb.Quiesce {
 		h.maybeQuiesceFollower(g, from, hb)
 	}
