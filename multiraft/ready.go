@@ -119,9 +119,39 @@ func (h *Host) Ready() Ready {
 		return 0
 	})
 	for _, b := range rd.Batches {
-		h.peer(b.To)
+		h.maybeAddPeer(b)
 	}
 	return rd
+}
+
+// maybeAddPeer makes the destination of b a peer if it is not one yet and
+// is a member of a group whose messages b carries. A group may address a
+// node outside it (the answer to a read taken from a member since
+// removed): such a node gets the message but not, from then on, the
+// host's node-level heartbeats. Heartbeats and wakes go to nodes that are
+// peers already: members a leader tracks, leaders heard from.
+func (h *Host) maybeAddPeer(b *mrpb.Batch) {
+	if _, found := slices.BinarySearchFunc(h.peers, b.To, comparePeer); found {
+		return
+	}
+	for i := range b.Messages {
+		if g := h.groups[b.Messages[i].GroupID]; g != nil && g.isMember(b.To) {
+			h.peer(b.To)
+			return
+		}
+	}
+	for i := range b.Heartbeats {
+		if g := h.groups[b.Heartbeats[i].GroupID]; g != nil && g.isMember(b.To) {
+			h.peer(b.To)
+			return
+		}
+	}
+	for i := range b.HeartbeatResponses {
+		if g := h.groups[b.HeartbeatResponses[i].GroupID]; g != nil && g.isMember(b.To) {
+			h.peer(b.To)
+			return
+		}
+	}
 }
 
 // addMessage puts m into b, coalescing a heartbeat or heartbeat response
