@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // Batch decodes with the hand-written Unmarshal below instead of a
@@ -42,11 +41,23 @@ func (m *Batch) Unmarshal(dAtA []byte) error {
 	if err := m.walk(dAtA, &n); err != nil {
 		return err
 	}
-	m.Messages = slices.Grow(m.Messages, n.messages)
-	m.Heartbeats = slices.Grow(m.Heartbeats, n.heartbeats)
-	m.HeartbeatResponses = slices.Grow(m.HeartbeatResponses, n.responses)
-	m.WakeGroups = slices.Grow(m.WakeGroups, n.wakes)
+	m.Messages = grow(m.Messages, n.messages)
+	m.Heartbeats = grow(m.Heartbeats, n.heartbeats)
+	m.HeartbeatResponses = grow(m.HeartbeatResponses, n.responses)
+	m.WakeGroups = grow(m.WakeGroups, n.wakes)
 	return m.walk(dAtA, nil)
+}
+
+// grow returns s with room for n more items, in one new array of exactly
+// that size if it has not. (slices.Grow's array is rounded up to a size
+// class, and built through a temporary one under the race detector.)
+func grow[T any](s []T, n int) []T {
+	if n <= cap(s)-len(s) {
+		return s
+	}
+	g := make([]T, len(s), len(s)+n)
+	copy(g, s)
+	return g
 }
 
 // walk goes over the fields of a Batch's encoding b. With counts, it only
