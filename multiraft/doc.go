@@ -70,7 +70,9 @@
 // quiesced: the leader sends each follower a last heartbeat marked Quiesce,
 // and leader and followers stop ticking the group. A quiesced group costs
 // nothing per tick. Any proposal or call on the group, and any message for it
-// (other than the followers' answers to that last heartbeat), wakes it. A
+// that it does not refuse (other than the followers' answers to that last
+// heartbeat), wakes it. A read is pending while the leader's heartbeats
+// carry a read context, as a leader's do until its reads are confirmed. A
 // follower woken by anything but its leader (a local call, a peer's
 // campaign) asks its leader to wake too (Batch.WakeGroups): otherwise its
 // election timer would run out while the leader sends no heartbeats, and it
@@ -80,7 +82,10 @@
 // quiesced here under a leader on that node wakes, so its election timer runs
 // and it elects a new leader if the old one is gone. A node that left every
 // group is taken off the peers with RemovePeer (the host does not follow the
-// groups' configurations); it becomes a peer again if heard from.
+// groups' configurations); it becomes a peer again if heard from. A node
+// becomes a peer when heard from, or when a group sends it a message and it
+// is a member of that group: a forwarded request from a node outside its
+// group is refused, since the answer to a read goes to its first sender.
 //
 // Quiescence only withholds ticks, and in Raft ticks decide only when
 // elections and heartbeats happen, never what is committed: safety holds for

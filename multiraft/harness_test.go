@@ -223,6 +223,9 @@ func (c *cluster) deliver(i int) {
 	if c.cut != nil && c.cut(e.from, e.to) {
 		return
 	}
+	if e.to == 0 || e.to > uint64(len(c.nodes)) {
+		return // no such node
+	}
 	to := c.node(e.to)
 	if to.down {
 		return

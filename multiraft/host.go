@@ -30,8 +30,8 @@ type Config struct {
 	// replica on the host.
 	ID uint64
 	// Peers are the other nodes to exchange node-level heartbeats with.
-	// Nodes met later (as a batch's sender or a message's recipient) are
-	// added.
+	// Nodes met later are added: a batch's sender, and a node a group's
+	// message goes to if it is a member of that group.
 	Peers []uint64
 	// Tombstones are groups removed from this node before a restart. The
 	// application persists RemoveGroup's effect and passes them back here.
@@ -102,11 +102,14 @@ type group struct {
 	// idle counts ticks since the last input other than ticks and
 	// heartbeats, saturating at math.MaxInt32.
 	idle int32
-	// pendingReads counts read requests the leader has taken and not yet
-	// answered; it blocks quiescence.
-	pendingReads int32
 	// canQuiesce is false for lease-based reads (see the package doc).
 	canQuiesce bool
+	// readsPending: the leader has read requests to confirm; it blocks
+	// quiescence. It is what the leader's latest heartbeat said (see
+	// noteReads), not a count of requests: a request the group refused,
+	// or one that replaced a pending one of the same context, is no
+	// request to wait for.
+	readsPending bool
 	// hasWork: the group is in Host.work.
 	hasWork bool
 	// inReady: the group's Ready is outstanding in the host's Ready.
@@ -403,9 +406,6 @@ func (h *Host) ReadIndex(id uint64, rctx []byte) error {
 	if err != nil {
 		return err
 	}
-	if g.rn.BasicStatus().RaftState == raft.StateLeader {
-		g.pendingReads++
-	}
 	g.rn.ReadIndex(rctx)
 	return nil
 }
@@ -490,7 +490,7 @@ func (h *Host) Quiesced(id uint64) bool {
 // node has left every group on this host (the host does not follow the
 // groups' configurations). Groups quiesced here under a leader on that
 // node wake, as they would if it went down. A batch from the node, or a
-// message of a group for it, makes it a peer again.
+// message of a group it is a member of for it, makes it a peer again.
 func (h *Host) RemovePeer(id uint64) {
 	i, found := slices.BinarySearchFunc(h.peers, id, comparePeer)
 	if !found {

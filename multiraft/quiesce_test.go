@@ -421,3 +421,73 @@ func TestIdleTicksBoundedWithoutPeers(t *testing.T) {
 		t.Fatalf("IdleTicks %d without peers, want NodeHeartbeatTicks (4)", n)
 	}
 }
+
+// TestUnansweredReadsDoNotKeepLeaderAwake: what keeps a leader awake is a
+// read the group has pending, not every MsgReadIndex that reached it. A
+// read the group refuses, a retried read (its context already pending: the
+// retry replaces the first, and one answer comes back) and a local read
+// asked twice with one context each leave nothing pending once answered,
+// and the group quiesces again.
+func TestUnansweredReadsDoNotKeepLeaderAwake(t *testing.T) {
+	read := func(ctx string) pb.Message {
+		m := pb.Message{Type: pb.MsgReadIndex, From: 2, To: 1}
+		if ctx != "" {
+			m.Entries = []pb.Entry{{Data: []byte(ctx)}}
+		}
+		return m
+	}
+	batch := func(ms ...pb.Message) *mrpb.Batch {
+		b := &mrpb.Batch{From: 2, To: 1}
+		for _, m := range ms {
+			b.Messages = append(b.Messages, mrpb.GroupMessage{GroupID: 1, Message: m})
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		ask  func(h *Host) error
+	}{
+		{"one read", func(h *Host) error { return h.Step(2, batch(read("r"))) }},
+		{"a refused read", func(h *Host) error { return h.Step(2, batch(read(""))) }},
+		{"a read and its retry", func(h *Host) error { return h.Step(2, batch(read("r"), read("r"))) }},
+		{"a local read asked twice", func(h *Host) error {
+			if err := h.ReadIndex(1, []byte("r")); err != nil {
+				return err
+			}
+			return h.ReadIndex(1, []byte("r"))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := quietCluster(t, 3)
+			h := c.node(1).host
+			if err := tt.ask(h); err != nil {
+				t.Fatal(err)
+			}
+			c.settle()
+			for range 100 {
+				c.tick()
+			}
+			if !h.Quiesced(1) {
+				t.Fatal("group 1 stays awake after its reads were answered")
+			}
+		})
+	}
+}
+
+// TestRefusedMessageDoesNotWakeGroup: a message its group refuses changes
+// nothing, and wakes nothing either.
+func TestRefusedMessageDoesNotWakeGroup(t *testing.T) {
+	c := quietCluster(t, 3)
+	h := c.node(1).host
+	refused := pb.Message{Type: pb.MsgReadIndex, From: 2, To: 1} // no entry
+	if err := h.Step(2, &mrpb.Batch{From: 2, To: 1, Messages: []mrpb.GroupMessage{{GroupID: 1, Message: refused}}}); err != nil {
+		t.Fatal(err)
+	}
+	if h.Metrics().Rejected != 1 {
+		t.Fatalf("metrics %+v, want one rejected message", h.Metrics())
+	}
+	if !h.Quiesced(1) || h.HasReady() {
+		t.Fatalf("a refused message woke group 1 (quiesced %v, ready %v)", h.Quiesced(1), h.HasReady())
+	}
+}

@@ -119,9 +119,39 @@ func (h *Host) Ready() Ready {
 		return 0
 	})
 	for _, b := range rd.Batches {
-		h.peer(b.To)
+		h.maybeAddPeer(b)
 	}
 	return rd
+}
+
+// maybeAddPeer makes the destination of b a peer if it is not one yet and
+// is a member of a group whose messages b carries. A group may address a
+// node outside it (the answer to a read taken from a member since
+// removed): such a node gets the message but not, from then on, the
+// host's node-level heartbeats. Heartbeats and wakes go to nodes that are
+// peers already: members a leader tracks, leaders heard from.
+func (h *Host) maybeAddPeer(b *mrpb.Batch) {
+	if _, found := slices.BinarySearchFunc(h.peers, b.To, comparePeer); found {
+		return
+	}
+	for i := range b.Messages {
+		if g := h.groups[b.Messages[i].GroupID]; g != nil && g.isMember(b.To) {
+			h.peer(b.To)
+			return
+		}
+	}
+	for i := range b.Heartbeats {
+		if g := h.groups[b.Heartbeats[i].GroupID]; g != nil && g.isMember(b.To) {
+			h.peer(b.To)
+			return
+		}
+	}
+	for i := range b.HeartbeatResponses {
+		if g := h.groups[b.HeartbeatResponses[i].GroupID]; g != nil && g.isMember(b.To) {
+			h.peer(b.To)
+			return
+		}
+	}
 }
 
 // addMessage puts m into b, coalescing a heartbeat or heartbeat response
@@ -139,21 +169,26 @@ func addMessage(b *mrpb.Batch, group uint64, m pb.Message) {
 	}
 }
 
-// noteReads keeps the count of a leader's unanswered reads: losing
-// leadership drops them, answers (local ReadStates, MsgReadIndexResp to a
-// follower) settle them.
+// noteReads keeps whether leader g has reads to confirm. A leader
+// confirming reads (ReadOnlySafe) sends each heartbeat with the context of
+// its latest pending read, and without a context when none is pending; it
+// sends heartbeats with a new read's context as soon as it takes the read.
+// So the last heartbeat of a Ready tells whether reads were pending when
+// it left, and one that was answered since keeps the flag set only until
+// the next heartbeat, which comes before the group could quiesce (a
+// heartbeat interval is shorter than QuiesceAfterTicks' default, the
+// election timeout). Losing leadership drops the reads.
 func (h *Host) noteReads(g *group, rd *raft.Ready) {
 	if rd.SoftState != nil && rd.SoftState.RaftState != raft.StateLeader {
-		g.pendingReads = 0
+		g.readsPending = false
 		return
 	}
-	settled := len(rd.ReadStates)
-	for i := range rd.Messages {
-		if rd.Messages[i].Type == pb.MsgReadIndexResp {
-			settled++
+	for i := len(rd.Messages) - 1; i >= 0; i-- {
+		if m := &rd.Messages[i]; m.Type == pb.MsgHeartbeat {
+			g.readsPending = len(m.Context) > 0
+			return
 		}
 	}
-	g.pendingReads = max(0, g.pendingReads-int32(settled))
 }
 
 // Advance acknowledges rd: every group's state is persisted, the batches

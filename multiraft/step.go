@@ -6,6 +6,7 @@ import (
 	"github.com/raftcore/raft"
 	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/tracker"
 )
 
 // StepBytes decodes a marshaled Batch from node from and steps it (see
@@ -65,8 +66,11 @@ func (h *Host) validateBatch(from uint64, b *mrpb.Batch) error {
 		if _, known := pb.MessageType_name[int32(m.Type)]; !known || raft.IsLocalMsg(m.Type) {
 			return fmt.Errorf("%w: message %d: type %d", ErrMalformedBatch, i, int32(m.Type))
 		}
-		// A forwarded proposal or read keeps its first sender, and a
-		// forwarded leader transfer names the transferee as its sender.
+		// A forwarded proposal or read keeps its first sender (a read
+		// forwarded again, by a follower whose leader changed, comes from
+		// a third node), and a forwarded leader transfer names the
+		// transferee as its sender; stepMessage requires a member of the
+		// group.
 		forwarded := m.Type == pb.MsgProp || m.Type == pb.MsgReadIndex || m.Type == pb.MsgTransferLeader
 		switch {
 		case gm.GroupID == 0:
@@ -125,15 +129,21 @@ func (h *Host) stepMessage(from, id uint64, m pb.Message) {
 	if g == nil {
 		return
 	}
+	if m.From != from && !g.isMember(m.From) {
+		// A forwarded request from outside the group (validateBatch lets
+		// only those name a third node): the leader would answer a read
+		// to its sender, making that node a peer of this host.
+		h.metrics.Rejected++
+		return
+	}
+	if err := g.rn.Step(m); err != nil {
+		// Refused: nothing changed, nothing to wake the group for.
+		h.metrics.Rejected++
+		return
+	}
 	g.idle = 0
 	h.activate(g, from)
 	h.markWork(g)
-	if m.Type == pb.MsgReadIndex && g.rn.BasicStatus().RaftState == raft.StateLeader {
-		g.pendingReads++
-	}
-	if err := g.rn.Step(m); err != nil {
-		h.metrics.Rejected++
-	}
 }
 
 // stepHeartbeat expands a coalesced heartbeat into the group's
@@ -145,14 +155,14 @@ func (h *Host) stepHeartbeat(from uint64, hb *mrpb.Heartbeat) {
 	if g == nil {
 		return
 	}
-	if !hb.Quiesce {
-		h.activate(g, from)
-	}
-	h.markWork(g)
 	if err := g.rn.Step(m); err != nil {
 		h.metrics.Rejected++
 		return
 	}
+	if !hb.Quiesce {
+		h.activate(g, from)
+	}
+	h.markWork(g)
 	if hb.Quiesce {
 		h.maybeQuiesceFollower(g, from, hb)
 	}
@@ -194,4 +204,14 @@ func (h *Host) stepWake(from, id uint64) {
 	// cause of the wake (a campaign, a proposal) to settle.
 	g.idle = 0
 	h.activate(g, from)
+}
+
+// isMember reports whether node is a member (voter or learner) of g's
+// configuration as g's replica knows it.
+func (g *group) isMember(node uint64) bool {
+	found := false
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, _ tracker.Progress) {
+		found = found || id == node
+	})
+	return found
 }

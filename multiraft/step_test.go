@@ -2,6 +2,7 @@ package multiraft
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/raftcore/raft"
@@ -186,4 +187,56 @@ func TestForwardedLeaderTransferAccepted(t *testing.T) {
 	c.settle()
 	// Without ticks: the transfer itself, not a later election.
 	require.Equal(t, transferee, c.leader(g), "the transfer forwarded by node %d", follower)
+}
+
+// TestForwardedRequestsFromNonMembersRefused: a forwarded request keeps
+// its first sender, which may be a third node (a read forwarded twice, by
+// a follower whose leader changed), but must be a member of the group:
+// the leader answers a read to its sender, and every node a group sends to
+// becomes a peer of the host, heartbeated from then on. One batch of reads
+// from invented senders adds none; a read from a member forwarded by
+// another member is answered.
+func TestForwardedRequestsFromNonMembersRefused(t *testing.T) {
+	c := quietCluster(t, 3)
+	h := c.node(1).host // leads group 1
+	const reads = 1000
+	b := &mrpb.Batch{From: 2, To: 1}
+	for i := range uint64(reads) {
+		b.Messages = append(b.Messages, mrpb.GroupMessage{GroupID: 1, Message: pb.Message{
+			Type: pb.MsgReadIndex, From: 1000 + i, To: 1, Entries: []pb.Entry{{Data: fmt.Appendf(nil, "r%d", i)}},
+		}})
+	}
+	require.NoError(t, h.Step(2, b))
+	c.settle()
+	require.Equal(t, 2, len(h.peers), "peers after reads from %d strangers", reads)
+	require.Equal(t, uint64(reads), h.Metrics().Rejected)
+
+	// Node 3's read, forwarded by node 2.
+	var answered []string
+	c.onReadState = func(n *testNode, g uint64, rs raft.ReadState) {
+		answered = append(answered, fmt.Sprintf("%d/%d/%s", n.id, g, rs.RequestCtx))
+	}
+	fwd := &mrpb.Batch{From: 2, To: 1, Messages: []mrpb.GroupMessage{{GroupID: 1, Message: pb.Message{
+		Type: pb.MsgReadIndex, From: 3, To: 1, Entries: []pb.Entry{{Data: []byte("via 2")}},
+	}}}}
+	require.NoError(t, h.Step(2, fwd))
+	c.settle()
+	require.Equal(t, []string{"3/1/via 2"}, answered)
+	require.Equal(t, 2, len(h.peers))
+}
+
+// TestReadyAddsOnlyMembersAsPeers: a node a group's message goes to
+// becomes a peer of the host only if it is a member of that group (a
+// group's own rules may still address others: an answer to a read taken
+// from a node since removed, say).
+func TestReadyAddsOnlyMembersAsPeers(t *testing.T) {
+	c := quietCluster(t, 3)
+	h := c.node(1).host
+	g := h.groups[1]
+	h.activate(g, h.id)
+	h.markWork(g)
+	// Stepped past the host's checks, as if taken before node 7 left.
+	require.NoError(t, g.rn.Step(pb.Message{Type: pb.MsgReadIndex, From: 7, To: 1, Entries: []pb.Entry{{Data: []byte("x")}}}))
+	c.settle()
+	require.Equal(t, 2, len(h.peers))
 }

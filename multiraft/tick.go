@@ -48,7 +48,7 @@ func (h *Host) Tick() {
 // otherwise wait for the next wake. Lease-based groups never get here
 // (canQuiesce): a lease assumes the followers' election timers run.
 func (h *Host) mayQuiesce(g *group) bool {
-	if !g.canQuiesce || g.idle < g.quiesceAfter || g.inReady || g.hasWork || g.pendingReads > 0 || g.rn.HasReady() {
+	if !g.canQuiesce || g.idle < g.quiesceAfter || g.inReady || g.hasWork || g.readsPending || g.rn.HasReady() {
 		return false
 	}
 	st := g.rn.BasicStatus()

@@ -278,6 +278,9 @@ type entryIndex struct {
 	// depth is how deep in Responses the message being decoded is: 0 for
 	// the outermost.
 	depth int
+	// responses counts the messages decoded into Responses so far, at
+	// every depth, by the Unmarshal this is part of.
+	responses int
 }
 
 func (x *entryIndex) add(start, end int) {
@@ -330,19 +333,19 @@ func (m *Message) Unmarshal(dAtA []byte) error {
 	if err != nil || !idx.stopped {
 		return err
 	}
-	return m.unmarshalEntries(dAtA, i)
+	return m.unmarshalEntries(dAtA, i, idx.responses)
 }
 
 // unmarshalEntries goes on with Unmarshal at b[i:], where the first entry
 // is, with room for fewEntries of them, and unmarshalMany goes on from the
-// entry after those.
-func (m *Message) unmarshalEntries(b []byte, i int) error {
+// entry after those; responses are those decoded before b[i].
+func (m *Message) unmarshalEntries(b []byte, i, responses int) error {
 	if len(b) > math.MaxInt32 {
-		var idx entryIndex
+		idx := entryIndex{responses: responses}
 		return m.unmarshal(b, i, &idx)
 	}
 	var spans [fewEntries]span
-	idx := entryIndex{spans: spans[:], stopWhenFull: true}
+	idx := entryIndex{spans: spans[:], stopWhenFull: true, responses: responses}
 	i, err := m.decodeFields(b, i, &idx)
 	if err == nil && idx.stopped {
 		return m.unmarshalMany(b, i, &idx)
@@ -352,7 +355,7 @@ func (m *Message) unmarshalEntries(b []byte, i int) error {
 
 func (m *Message) unmarshalMany(b []byte, i int, few *entryIndex) error {
 	var spans [stackEntries]span
-	idx := entryIndex{spans: spans[:], n: few.n}
+	idx := entryIndex{spans: spans[:], n: few.n, responses: few.responses}
 	copy(spans[:], few.spans)
 	return m.unmarshal(b, i, &idx)
 }
@@ -491,7 +494,7 @@ func (m *Message) decodeField(b []byte, keyAt int, idx *entryIndex) (int, error)
 		v, i, err = varintField(b, i, wireType, "Vote")
 		m.Vote = v
 	case 14:
-		i, err = m.decodeResponse(b, i, wireType, idx.depth)
+		i, err = m.decodeResponse(b, i, wireType, idx)
 	default:
 		i, err = skipField(b, keyAt)
 	}
@@ -696,20 +699,40 @@ func (m *Message) decodeContext(b []byte, i, wireType int) (int, error) {
 // generated decoder, and so etcd raft's, has no bound).
 const MaxResponseDepth = 8
 
-var errResponseDepth = fmt.Errorf("proto: Message: Responses nested more than %d levels deep", MaxResponseDepth)
+// MaxResponses bounds how many messages Unmarshal decodes into Responses,
+// at every depth together: more is an error. A local storage write
+// acknowledges the node's own append and the messages that wait for it
+// (an acknowledgement, a vote or vote requests, one per voter), a few in
+// practice; the bound keeps a crafted input from costing a couple of
+// hundred bytes of Message for every two bytes of empty response (the
+// generated decoder, and so etcd raft's, has no bound).
+const MaxResponses = 256
 
-func (m *Message) decodeResponse(b []byte, i, wireType, depth int) (int, error) {
+var (
+	errResponseDepth = fmt.Errorf("proto: Message: Responses nested more than %d levels deep", MaxResponseDepth)
+	errResponseCount = fmt.Errorf("proto: Message: more than %d Responses", MaxResponses)
+)
+
+// decodeResponse decodes the response at b[i:] into m, within the bounds
+// idx keeps (MaxResponseDepth, MaxResponses).
+func (m *Message) decodeResponse(b []byte, i, wireType int, idx *entryIndex) (int, error) {
 	if wireType != 2 {
 		return i, wrongWireType(wireType, "Responses")
 	}
-	if depth >= MaxResponseDepth {
+	if idx.depth >= MaxResponseDepth {
 		return i, errResponseDepth
+	}
+	if idx.responses >= MaxResponses {
+		return i, errResponseCount
 	}
 	start, end, err := lengthDelimited(b, i)
 	if err != nil {
 		return i, err
 	}
+	idx.responses++
 	m.Responses = append(m.Responses, Message{})
-	idx := entryIndex{depth: depth + 1}
-	return end, m.Responses[len(m.Responses)-1].unmarshal(b[start:end], 0, &idx)
+	nested := entryIndex{depth: idx.depth + 1, responses: idx.responses}
+	err = m.Responses[len(m.Responses)-1].unmarshal(b[start:end], 0, &nested)
+	idx.responses = nested.responses
+	return end, err
 }

@@ -229,6 +229,16 @@ func refResponseDepth(m *raftpbref.Message) int {
 	return d
 }
 
+// refResponseCount is how many messages m's Responses hold, at every
+// depth.
+func refResponseCount(m *raftpbref.Message) int {
+	n := len(m.Responses)
+	for i := range m.Responses {
+		n += refResponseCount(&m.Responses[i])
+	}
+	return n
+}
+
 func checkDecodeAgainstRef(t *testing.T, data []byte) {
 	t.Helper()
 	var ref raftpbref.Message
@@ -240,6 +250,11 @@ func checkDecodeAgainstRef(t *testing.T, data []byte) {
 	if refErr == nil && errors.Is(gotErr, errResponseDepth) {
 		// The generated decoder has no bound on nesting.
 		require.Greater(t, refResponseDepth(&ref), MaxResponseDepth, "refused as nested too deeply")
+		return
+	}
+	if refErr == nil && errors.Is(gotErr, errResponseCount) {
+		// Nor on their number.
+		require.Greater(t, refResponseCount(&ref), MaxResponses, "refused for too many responses")
 		return
 	}
 	require.Equal(t, refErr != nil, gotErr != nil, "reference error %v, hand-written error %v", refErr, gotErr)
@@ -593,10 +608,10 @@ func TestUnmarshalMessageAllocations(t *testing.T) {
 }
 
 // maxDecodeAlloc bounds what decoding may allocate for an input of n bytes:
-// proportional to the input (a nested message is a couple of hundred bytes
-// of struct for two bytes of input), never to a length prefix's claim. The
-// slack covers heapAllocatedBytes counting small objects a span at a time.
-func maxDecodeAlloc(n int) uint64 { return uint64(512*n) + 1<<20 }
+// proportional to the input (see maxDecodeRatio), never to a length
+// prefix's claim. The slack covers MaxResponses empty responses and
+// heapAllocatedBytes counting small objects a span at a time.
+func maxDecodeAlloc(n int) uint64 { return uint64(maxDecodeRatio*n) + 1<<20 }
 
 // heapAllocatedBytes returns the bytes allocated on the heap so far. Unlike
 // runtime.ReadMemStats it does not stop the world, so a fuzz target can
@@ -708,6 +723,41 @@ func TestUnmarshalResponseDepth(t *testing.T) {
 	var ref raftpbref.Message
 	require.NoError(t, ref.Unmarshal(nestedResponses(MaxResponseDepth+1)))
 	checkDecodeAgainstRef(t, nestedResponses(MaxResponseDepth+1))
+}
+
+// Unmarshal decodes at most MaxResponses messages into Responses, at every
+// depth together; it refuses an input with more before decoding the one
+// past the bound, so that a crafted input of empty responses (two bytes
+// each, a couple of hundred bytes of Message decoded) costs little.
+func TestUnmarshalResponseCount(t *testing.T) {
+	flat := func(n int) []byte { return bytes.Repeat([]byte{tagMsgResponses, 0x00}, n) }
+	// n responses, each but the innermost holding the next and one empty
+	// response more.
+	nested := func(levels int) []byte {
+		b := []byte{}
+		for range levels {
+			b = append(appendUvarintForTest([]byte{tagMsgResponses}, uint64(len(b))), b...)
+			b = append(b, tagMsgResponses, 0x00)
+		}
+		return b
+	}
+	var m Message
+	require.NoError(t, m.Unmarshal(flat(MaxResponses)))
+	require.Len(t, m.Responses, MaxResponses)
+	for _, data := range [][]byte{flat(MaxResponses + 1), flat(1 << 19)} {
+		before := heapAllocatedBytes()
+		var m Message
+		require.ErrorIs(t, m.Unmarshal(data), errResponseCount, "%d bytes", len(data))
+		require.LessOrEqual(t, heapAllocatedBytes()-before, uint64(1<<20), "%d bytes: stopped early", len(data))
+	}
+	checkDecodeAgainstRef(t, flat(MaxResponses+1))
+	// Counted at every depth: MaxResponseDepth levels of two responses
+	// each are within the bound, but not with the count reaching it.
+	require.NoError(t, new(Message).Unmarshal(nested(MaxResponseDepth)))
+	deep := append(nested(MaxResponseDepth), flat(MaxResponses-2*MaxResponseDepth+1)...)
+	require.ErrorIs(t, new(Message).Unmarshal(deep), errResponseCount)
+	checkDecodeAgainstRef(t, deep)
+	require.NoError(t, new(Message).Unmarshal(deep[:len(deep)-2]))
 }
 
 // Length prefixes that claim more than the input holds are rejected before

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -274,4 +276,120 @@ func TestLivenessOnlyBatchDoesNotWakeLoop(t *testing.T) {
 	require.Equal(t, []uint64{2, 3}, m.heard)
 	m.deliver(2, &mrpb.Batch{From: 2, To: 1, NodeHeartbeat: true, WakeGroups: []uint64{7}})
 	require.Len(t, m.recvC, 1, "a batch with a wake is the loop's at once")
+}
+
+// TestBatchTransportRefusesFramesOfStructure: as for single-group members
+// (TestTransportRefusesFramesOfStructure), a batch frame carrying more
+// than maxFrameOverhead besides payloads closes the connection unread,
+// and a batch with a large snapshot arrives.
+func TestBatchTransportRefusesFramesOfStructure(t *testing.T) {
+	tr, got, _ := testBatchTransport(t, 1)
+	hb, err := (&mrpb.Batch{Heartbeats: []mrpb.Heartbeat{{GroupID: 1, Term: 2}}}).Marshal()
+	require.NoError(t, err)
+	head, err := (&mrpb.Batch{From: 2, To: 1}).Marshal()
+	require.NoError(t, err)
+	frames := map[string][]byte{
+		"heartbeats":    append(head, bytes.Repeat(hb, maxFrameOverhead/len(hb)+1)...),
+		"empty entries": batchOfEmptyEntries(t, maxFrameOverhead/2+1),
+	}
+	for name, frame := range frames {
+		t.Run(name, func(t *testing.T) {
+			conn := dialBatchPeer(t, tr.ln.Addr().String())
+			w := bufio.NewWriter(conn)
+			require.NoError(t, writeFrame(w, frame))
+			require.NoError(t, w.Flush())
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err := conn.Read(make([]byte, 1))
+			require.ErrorIs(t, err, io.EOF, "the member closes the connection")
+			select {
+			case in := <-got:
+				t.Fatalf("delivered a batch of %d messages, %d heartbeats", len(in.Messages), len(in.Heartbeats))
+			default:
+			}
+		})
+	}
+
+	snap := &mrpb.Batch{From: 2, To: 1, Messages: []mrpb.GroupMessage{{GroupID: 3, Message: pb.Message{
+		Type: pb.MsgSnap, From: 2, To: 1, Term: 4,
+		Snapshot: &pb.Snapshot{Data: bytes.Repeat([]byte("s"), 4*maxFrameOverhead), Metadata: pb.SnapshotMetadata{Index: 9, Term: 3}},
+	}}}}
+	frame, err := snap.Marshal()
+	require.NoError(t, err)
+	conn := dialBatchPeer(t, tr.ln.Addr().String())
+	w := bufio.NewWriter(conn)
+	require.NoError(t, writeFrame(w, frame))
+	require.NoError(t, w.Flush())
+	select {
+	case in := <-got:
+		require.Len(t, in.Messages, 1)
+		require.Len(t, in.Messages[0].Message.Snapshot.Data, 4*maxFrameOverhead)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the snapshot did not arrive")
+	}
+}
+
+// batchOfEmptyEntries is a batch from 2 to 1 with one MsgApp of n empty
+// entries (two bytes each).
+func batchOfEmptyEntries(t *testing.T, n int) []byte {
+	t.Helper()
+	msg, err := (&pb.Message{Type: pb.MsgApp, From: 2, To: 1, Term: 4}).Marshal()
+	require.NoError(t, err)
+	msg = append(msg, bytes.Repeat([]byte{0x3a, 0x00}, n)...)
+	gm := append([]byte{0x08, 0x03, 0x12}, binary.AppendUvarint(nil, uint64(len(msg)))...)
+	gm = append(gm, msg...)
+	frame, err := (&mrpb.Batch{From: 2, To: 1}).Marshal()
+	require.NoError(t, err)
+	frame = append(frame, 0x1a)
+	frame = binary.AppendUvarint(frame, uint64(len(gm)))
+	return append(frame, gm...)
+}
+
+// dialBatchPeer connects to a sharded member's peer port and says hello
+// as member 2 with 8 shards.
+func dialBatchPeer(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	require.NoError(t, writeFrame(conn, mustJSON(hello{Magic: helloMagic, From: 2, Client: "127.0.0.1:2", Shards: 8})))
+	return conn
+}
+
+// TestBatchTransportSplitsLargeBatches: a host batch whose messages
+// encode to more than maxBatchMessages leaves in several frames, the
+// messages in order and the heartbeats after them (in the last), so that
+// the receiver steps them in the order one batch would.
+func TestBatchTransportSplitsLargeBatches(t *testing.T) {
+	a, _, _ := testBatchTransport(t, 1)
+	b, got, _ := testBatchTransport(t, 2)
+	a.setPeer(2, b.ln.Addr().String())
+	batch := &mrpb.Batch{From: 1, To: 2, Heartbeats: []mrpb.Heartbeat{{GroupID: 7, Term: 3, Commit: 4}}, NodeHeartbeat: true}
+	for g := uint64(1); g <= 5; g++ {
+		batch.Messages = append(batch.Messages, mrpb.GroupMessage{GroupID: g, Message: pb.Message{
+			Type: pb.MsgApp, From: 1, To: 2, Term: 2, Index: 5,
+			Entries: []pb.Entry{{Index: 6, Term: 2, Data: bytes.Repeat([]byte{byte(g)}, maxBatchMessages/2-1024)}},
+		}})
+	}
+	a.sendBatches([]*mrpb.Batch{batch})
+	var msgs []mrpb.GroupMessage
+	frames := 0
+	for len(msgs) < len(batch.Messages) {
+		select {
+		case in := <-got:
+			frames++
+			require.Equal(t, uint64(1), in.From)
+			msgs = append(msgs, in.Messages...)
+			if len(msgs) < len(batch.Messages) {
+				require.Empty(t, in.Heartbeats, "heartbeats before the last frame")
+				require.False(t, in.NodeHeartbeat)
+			} else {
+				require.Equal(t, batch.Heartbeats, in.Heartbeats)
+				require.True(t, in.NodeHeartbeat)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d messages arrived", len(msgs), len(batch.Messages))
+		}
+	}
+	require.Equal(t, 3, frames, "two messages of half the bound per frame")
+	require.Equal(t, batch.Messages, msgs)
 }

@@ -15,7 +15,8 @@ import (
 // With --shards above 1 the peer protocol is the same (one connection per
 // direction and peer, the same hello and framing, TLS as configured) but
 // each frame after the hello is one multiraftpb.Batch: every shard's
-// messages from one host Ready to that peer, heartbeats coalesced. The
+// messages from one host Ready to that peer, heartbeats coalesced (a
+// batch of more than maxBatchMessages of messages in several frames). The
 // hello carries the sender's shard count; a peer running another count is
 // refused.
 
@@ -35,8 +36,15 @@ func newBatchTransport(id uint64, client string, ln net.Listener, pt *peerTLS, s
 	return t
 }
 
-// sendBatches queues one host Ready's batches, one per peer. A batch that
-// does not marshal is a bug of the host, not of the network.
+// maxBatchMessages is how many bytes of messages a batch frame carries at
+// most, unless one message alone is larger: a host batch with more leaves
+// in several frames (see splitBatch), so that what a frame carries besides
+// payloads stays far below maxFrameOverhead.
+const maxBatchMessages = 1 << 20
+
+// sendBatches queues one host Ready's batches, one per peer, each in one
+// frame or, if large, several. A batch that does not marshal is a bug of
+// the host, not of the network.
 func (t *transport) sendBatches(bs []*mrpb.Batch) {
 	if len(bs) == 0 {
 		return
@@ -48,20 +56,75 @@ func (t *transport) sendBatches(bs []*mrpb.Batch) {
 		if err != nil {
 			panic(err)
 		}
-		out := outBatch{frame: frame}
-		var last uint64
-		for i := range b.Messages {
-			gm := &b.Messages[i]
-			if gm.GroupID != last {
-				out.groups = append(out.groups, gm.GroupID)
-				last = gm.GroupID
-			}
-			if gm.Message.Type == pb.MsgSnap {
-				out.snaps = append(out.snaps, gm.GroupID)
-			}
+		if len(frame) <= maxBatchMessages || len(b.Messages) <= 1 {
+			t.enqueue(b.To, batchOut(b, frame))
+			continue
 		}
-		t.enqueue(b.To, out)
+		for _, part := range splitBatch(b, maxBatchMessages) {
+			frame, err := part.Marshal()
+			if err != nil {
+				panic(err)
+			}
+			t.enqueue(b.To, batchOut(part, frame))
+		}
 	}
+}
+
+// batchOut is what the peer's queue holds for b marshaled as frame.
+func batchOut(b *mrpb.Batch, frame []byte) outBatch {
+	out := outBatch{frame: frame}
+	var last uint64
+	for i := range b.Messages {
+		gm := &b.Messages[i]
+		if gm.GroupID != last {
+			out.groups = append(out.groups, gm.GroupID)
+			last = gm.GroupID
+		}
+		if gm.Message.Type == pb.MsgSnap {
+			out.snaps = append(out.snaps, gm.GroupID)
+		}
+	}
+	return out
+}
+
+// splitBatch splits b into batches whose messages encode to at most limit
+// bytes each (a larger message goes alone), in order. The last carries b's
+// heartbeats, heartbeat responses, wakes and node heartbeat: the receiving
+// host steps a batch's messages before those, and so steps the parts as it
+// would have stepped b.
+func splitBatch(b *mrpb.Batch, limit int) []*mrpb.Batch {
+	var parts []*mrpb.Batch
+	cur := &mrpb.Batch{From: b.From, To: b.To}
+	size := 0
+	for i := range b.Messages {
+		n := b.Messages[i].Size()
+		if len(cur.Messages) > 0 && size+n > limit {
+			parts = append(parts, cur)
+			cur = &mrpb.Batch{From: b.From, To: b.To}
+			size = 0
+		}
+		cur.Messages = append(cur.Messages, b.Messages[i])
+		size += n
+	}
+	cur.Heartbeats, cur.HeartbeatResponses = b.Heartbeats, b.HeartbeatResponses
+	cur.WakeGroups, cur.NodeHeartbeat = b.WakeGroups, b.NodeHeartbeat
+	return append(parts, cur)
+}
+
+// batchPayload returns how many bytes of the encoded multiraftpb.Batch b
+// are payloads: those of its messages (see messagePayload).
+func batchPayload(b []byte) int {
+	n := 0
+	eachField(b, func(field uint64, v []byte) {
+		if field == 3 { // Messages
+			eachField(v, func(field uint64, m []byte) {
+				if field == 2 { // GroupMessage.Message
+					n += messagePayload(m)
+				}
+			})
+		}
+	})
+	return n
 }
 
 // serveBatches reads the batches of peer from on r, after the hello.
@@ -78,6 +141,11 @@ func (t *transport) serveBatches(r *bufio.Reader, from uint64) {
 					t.metrics.peerBadFrames.Inc()
 				}
 			}
+			return
+		}
+		if err := checkOverhead(frame, batchPayload); err != nil {
+			t.log.Warn("closing peer connection", "peer", from, "err", err)
+			t.metrics.peerBadFrames.Inc()
 			return
 		}
 		b := new(mrpb.Batch)

@@ -27,8 +27,20 @@ import (
 const (
 	helloMagic = "raftcore-kvstore/1"
 	// maxFrame bounds a frame: large enough for a snapshot of the example's
-	// state, small enough that a garbage length cannot exhaust memory.
+	// state (a MsgSnap carries it whole), small enough that a garbage
+	// length cannot exhaust memory.
 	maxFrame = 256 << 20
+	// maxFrameOverhead bounds what a frame carries besides payloads (entry
+	// data, snapshot data, contexts, which decode into as many bytes): the
+	// keys, lengths and numbers that decode into structs, up to 24 times
+	// their size (an empty entry, two bytes, is a 48-byte Entry). A frame
+	// over it is refused before it is decoded, so that decoding a frame
+	// costs at most about 100 MiB besides its payloads. A message the
+	// library sends carries at most MaxSizePerMsg (1 MiB) of entries or
+	// one larger entry, and a sharded member's batch frames carry at most
+	// maxBatchMessages of messages or one larger message (see
+	// sendBatches), so neither comes near it.
+	maxFrameOverhead = 4 << 20
 	// queueSize is how many batches wait per peer; when a peer is that far
 	// behind, new batches are dropped and the peer reported unreachable
 	// (Raft retransmits).
@@ -353,7 +365,84 @@ func writeFrame(w io.Writer, b []byte) error {
 	return err
 }
 
-var errFrameTooLarge = errors.New("frame too large")
+var (
+	errFrameTooLarge   = errors.New("frame too large")
+	errFrameOfOverhead = fmt.Errorf("frame carries more than %d bytes besides payloads", maxFrameOverhead)
+)
+
+// checkOverhead refuses a frame that carries more than maxFrameOverhead
+// bytes besides payloads; payload counts the payload bytes of a frame.
+func checkOverhead(frame []byte, payload func([]byte) int) error {
+	if len(frame) <= maxFrameOverhead || len(frame)-payload(frame) <= maxFrameOverhead {
+		return nil
+	}
+	return errFrameOfOverhead
+}
+
+// messagePayload returns how many bytes of the encoded raftpb.Message b
+// are payloads: its context, its entries' data and its snapshot's data.
+// It stops at anything malformed (which the decoder refuses), counting
+// what came before.
+func messagePayload(b []byte) int {
+	n := 0
+	eachField(b, func(field uint64, v []byte) {
+		switch field {
+		case 7: // Entries
+			eachField(v, func(field uint64, d []byte) {
+				if field == 4 { // Entry.Data
+					n += len(d)
+				}
+			})
+		case 9: // Snapshot
+			eachField(v, func(field uint64, d []byte) {
+				if field == 1 { // Snapshot.Data
+					n += len(d)
+				}
+			})
+		case 12: // Context
+			n += len(v)
+		}
+	})
+	return n
+}
+
+// eachField calls f with the number and value of every length-delimited
+// field of the protobuf encoding b, in order, and skips the others. It
+// stops at anything malformed.
+func eachField(b []byte, f func(field uint64, value []byte)) {
+	for len(b) > 0 {
+		key, n := binary.Uvarint(b)
+		if n <= 0 {
+			return
+		}
+		b = b[n:]
+		switch key & 7 {
+		case 0:
+			if _, n = binary.Uvarint(b); n <= 0 {
+				return
+			}
+			b = b[n:]
+		case 1, 5:
+			size := 8
+			if key&7 == 5 {
+				size = 4
+			}
+			if len(b) < size {
+				return
+			}
+			b = b[size:]
+		case 2:
+			l, n := binary.Uvarint(b)
+			if n <= 0 || l > uint64(len(b)-n) {
+				return
+			}
+			f(key>>3, b[n:n+int(l)])
+			b = b[n+int(l):]
+		default:
+			return
+		}
+	}
+}
 
 func readFrame(r io.Reader, buf []byte) ([]byte, error) {
 	var hdr [4]byte
@@ -460,6 +549,11 @@ func (t *transport) serve(conn net.Conn) {
 			return
 		}
 		buf = b
+		if err := checkOverhead(b, messagePayload); err != nil {
+			t.log.Warn("closing peer connection", "peer", h.From, "err", err)
+			t.metrics.peerBadFrames.Inc()
+			return
+		}
 		var m pb.Message
 		if err := m.Unmarshal(b); err != nil {
 			t.log.Warn("closing peer connection: malformed message", "peer", h.From, "err", err)

@@ -159,3 +159,39 @@ func TestUnreachablePeerIsAWarning(t *testing.T) {
 	require.Contains(t, out, "level=WARN msg=\"peer unreachable\" peer=2 addr="+dead+" err=")
 	require.Contains(t, out, "connection refused")
 }
+
+// TestTransportRefusesFramesOfStructure: a frame may be as large as a
+// snapshot, but what it carries besides payloads (entry and snapshot
+// data), which decodes into structs many times its size, is bounded: a
+// frame of empty entries closes the connection before it is decoded, and
+// a large snapshot still arrives.
+func TestTransportRefusesFramesOfStructure(t *testing.T) {
+	tr, got := testTransport(t)
+	head, err := (&pb.Message{Type: pb.MsgApp, From: 2, To: 1, Term: 4}).Marshal()
+	require.NoError(t, err)
+	frame := append(head, bytes.Repeat([]byte{0x3a, 0x00}, (maxFrameOverhead+1)/2)...) // empty entries
+	conn := dialPeer(t, tr.ln.Addr().String(), 2)
+	w := bufio.NewWriter(conn)
+	require.NoError(t, writeFrame(w, frame))
+	require.NoError(t, w.Flush())
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF, "the member closes the connection")
+	select {
+	case in := <-got:
+		t.Fatalf("delivered %s with %d entries", in.Type, len(in.Entries))
+	default:
+	}
+
+	snap := pb.Message{Type: pb.MsgSnap, From: 2, To: 1, Term: 4, Snapshot: &pb.Snapshot{
+		Data: bytes.Repeat([]byte("s"), 4*maxFrameOverhead), Metadata: pb.SnapshotMetadata{Index: 9, Term: 3},
+	}}
+	writeMessage(t, dialPeer(t, tr.ln.Addr().String(), 2), snap)
+	select {
+	case in := <-got:
+		require.Equal(t, pb.MsgSnap, in.Type)
+		require.Len(t, in.Snapshot.Data, 4*maxFrameOverhead)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the snapshot did not arrive")
+	}
+}
