@@ -235,8 +235,10 @@ func TestNodeReadyWithoutRemovedGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	storages := map[uint64]*raft.MemoryStorage{}
 	for _, g := range []uint64{7, 8} {
-		if err := h.CreateGroup(g, groupConfig(1, 1, g, raft.NewMemoryStorage()), []raft.Peer{{ID: 1}, {ID: 2}}); err != nil {
+		storages[g] = raft.NewMemoryStorage()
+		if err := h.CreateGroup(g, groupConfig(1, 1, g, storages[g]), []raft.Peer{{ID: 1}, {ID: 2}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -260,6 +262,11 @@ func TestNodeReadyWithoutRemovedGroup(t *testing.T) {
 	for _, b := range rd.Batches {
 		if len(b.Messages)+len(b.Heartbeats)+len(b.HeartbeatResponses)+len(b.WakeGroups) == 0 && !b.NodeHeartbeat {
 			t.Fatalf("empty batch to %d left in the Ready", b.To)
+		}
+	}
+	for _, gr := range rd.Groups {
+		if err := storages[gr.GroupID].Save(gr.HardState, gr.Entries, gr.Snapshot); err != nil {
+			t.Fatal(err)
 		}
 	}
 	n.Advance()
