@@ -22,6 +22,10 @@ func TestLeaderLeavingVotersDoesNotQuiesce(t *testing.T) {
 	}{
 		{"removed", pb.ConfChange{Type: pb.ConfChangeRemoveNode, NodeID: 1}},
 		{"demoted", pb.ConfChangeV2{Changes: []pb.ConfChangeSingle{{Type: pb.ConfChangeAddLearnerNode, NodeID: 1}}}},
+		{"removed through a joint config", pb.ConfChangeV2{
+			Transition: pb.ConfChangeTransitionJointImplicit,
+			Changes:    []pb.ConfChangeSingle{{Type: pb.ConfChangeRemoveNode, NodeID: 1}},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
