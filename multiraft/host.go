@@ -22,6 +22,10 @@ var (
 	ErrGroupRemoved = errors.New("raft: multiraft: group was removed")
 	// ErrMalformedBatch: Step refused a batch; nothing changed.
 	ErrMalformedBatch = errors.New("raft: multiraft: malformed batch")
+	// ErrAsyncStorageWrites: CreateGroup for a group configured with
+	// AsyncStorageWrites, which a host cannot drive (it persists and
+	// applies through its Ready).
+	ErrAsyncStorageWrites = errors.New("raft: multiraft: AsyncStorageWrites is not supported")
 )
 
 // Config configures a Host.
@@ -40,7 +44,8 @@ type Config struct {
 	// have (and never removed). If it returns create, the group is created
 	// with cfg (not bootstrapped: it waits for its leader's appends or
 	// snapshot) and the message stepped into it. If nil, or create is
-	// false, the message is dropped and counted.
+	// false, or CreateGroup refuses cfg (AsyncStorageWrites, say), the
+	// message is dropped and counted.
 	OnUnknownGroup func(groupID uint64, m pb.Message) (create bool, cfg raft.Config)
 	// NodeHeartbeatTicks is the interval, in ticks, of node-level
 	// heartbeats. Default 2. It is what an idle host costs: with every
@@ -216,9 +221,14 @@ func (h *Host) NumActive() int { return len(h.active) }
 // must be zero (it is set to the host's ID) or the host's ID. With peers, a
 // fresh group (empty storage) is bootstrapped with them as its voters; on a
 // restart, or for a replica that joins an existing group, pass none.
+// cfg.AsyncStorageWrites must be false (the host persists and applies
+// through its Ready): CreateGroup returns ErrAsyncStorageWrites otherwise.
 func (h *Host) CreateGroup(id uint64, cfg raft.Config, peers []raft.Peer) error {
 	if id == 0 {
 		return errors.New("raft: multiraft: group ID must not be zero")
+	}
+	if cfg.AsyncStorageWrites {
+		return fmt.Errorf("%w: group %d", ErrAsyncStorageWrites, id)
 	}
 	if _, ok := h.groups[id]; ok {
 		return fmt.Errorf("%w: %d", ErrGroupExists, id)
@@ -262,16 +272,19 @@ func (h *Host) CreateGroup(id uint64, cfg raft.Config, peers []raft.Peer) error 
 // messages for it are refused from now on and CreateGroup fails for it.
 // The application removes the group's storage and records the tombstone
 // durably (Config.Tombstones). A Ready outstanding for the group is
-// dropped: Advance skips it.
+// dropped: Advance skips it. The next Ready carries nothing of the group,
+// not even the Quiesce heartbeats or wakes queued for it since the last.
 func (h *Host) RemoveGroup(id uint64) error {
 	g, ok := h.groups[id]
 	if !ok {
 		return fmt.Errorf("%w: %d", ErrGroupNotFound, id)
 	}
-	h.deactivate(g)
+	h.deactivate(g) // also out of h.sleepers, if quiesced
 	g.removed = true
 	delete(h.groups, id)
 	h.tombstones[id] = struct{}{}
+	h.quiesceOut = slices.DeleteFunc(h.quiesceOut, func(q outHeartbeat) bool { return q.hb.GroupID == id })
+	h.wakeOut = slices.DeleteFunc(h.wakeOut, func(w outWake) bool { return w.group == id })
 	return nil
 }
 

@@ -2,6 +2,7 @@ package multiraft
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/raftcore/raft"
@@ -34,6 +35,8 @@ type Node struct {
 type request struct {
 	fn     func(h *Host) error
 	result chan error
+	// removes is the group fn removes (RemoveGroup), 0 for other calls.
+	removes uint64
 }
 
 // StartNode starts a goroutine driving h and returns its Node. The Node
@@ -82,20 +85,48 @@ func (n *Node) run() {
 		case <-n.tickc:
 			n.h.Tick()
 		case req := <-n.reqc:
-			req.result <- req.fn(n.h)
+			err := req.fn(n.h)
+			if err == nil && req.removes != 0 && offered {
+				// Before RemoveGroup returns: the application may delete
+				// the group's storage once it has, and the Ready it takes
+				// next must ask nothing of the group.
+				dropGroup(&rd, req.removes)
+			}
+			req.result <- err
 		case <-n.stopc:
 			return
 		}
 	}
 }
 
+// dropGroup takes group id's share out of rd, a Ready computed but not yet
+// taken: its GroupReady and the group's items in the batches (messages,
+// heartbeats, responses, wakes), dropping batches left with nothing. This
+// is sound once the group is removed: Host.Advance skips it, and any
+// message may be lost.
+func dropGroup(rd *Ready, id uint64) {
+	rd.Groups = slices.DeleteFunc(rd.Groups, func(gr GroupReady) bool { return gr.GroupID == id })
+	rd.Batches = slices.DeleteFunc(rd.Batches, func(b *mrpb.Batch) bool {
+		b.Messages = slices.DeleteFunc(b.Messages, func(m mrpb.GroupMessage) bool { return m.GroupID == id })
+		b.Heartbeats = slices.DeleteFunc(b.Heartbeats, func(hb mrpb.Heartbeat) bool { return hb.GroupID == id })
+		b.HeartbeatResponses = slices.DeleteFunc(b.HeartbeatResponses, func(r mrpb.HeartbeatResponse) bool { return r.GroupID == id })
+		b.WakeGroups = slices.DeleteFunc(b.WakeGroups, func(g uint64) bool { return g == id })
+		return !b.NodeHeartbeat && len(b.Messages) == 0 && len(b.Heartbeats) == 0 &&
+			len(b.HeartbeatResponses) == 0 && len(b.WakeGroups) == 0
+	})
+}
+
 // do runs fn on the Node's goroutine and returns its error, or ctx's error
 // if ctx ends before fn starts, or raft.ErrStopped.
 func (n *Node) do(ctx context.Context, fn func(h *Host) error) error {
+	return n.send(ctx, request{fn: fn, result: make(chan error, 1)})
+}
+
+// send runs req as do does.
+func (n *Node) send(ctx context.Context, req request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req := request{fn: fn, result: make(chan error, 1)}
 	select {
 	case n.reqc <- req:
 	case <-ctx.Done():
@@ -195,9 +226,15 @@ func (n *Node) CreateGroup(ctx context.Context, id uint64, cfg raft.Config, peer
 }
 
 // RemoveGroup removes a group and leaves its tombstone (see
-// Host.RemoveGroup).
+// Host.RemoveGroup). No Ready received from Ready() after RemoveGroup
+// returns carries anything of the group, so the application may delete
+// its storage then. One received before may: Advance skips the group.
 func (n *Node) RemoveGroup(ctx context.Context, id uint64) error {
-	return n.do(ctx, func(h *Host) error { return h.RemoveGroup(id) })
+	return n.send(ctx, request{
+		fn:      func(h *Host) error { return h.RemoveGroup(id) },
+		result:  make(chan error, 1),
+		removes: id,
+	})
 }
 
 // ApplyConfChange applies a committed conf change entry of group id and

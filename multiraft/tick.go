@@ -37,9 +37,16 @@ func (h *Host) Tick() {
 	h.tickLiveness()
 }
 
-// mayQuiesce reports whether g is a leader whose group is idle and caught
-// up: every member's Match at the commit index, everything applied, no
-// transfer or read pending, and no Ready of its own waiting.
+// mayQuiesce reports whether g is a leader, still a voter, whose group is
+// idle and caught up: every member's Match at the commit index, everything
+// applied, no transfer or read pending, and no Ready of its own waiting.
+//
+// A leader that applied its own removal or demotion to learner (without
+// StepDownOnRemoval) keeps leading but sends no heartbeats, so that the
+// voters time out and elect a leader of the new configuration. Quiescing
+// it would put them to sleep under it instead, and its node, alive, would
+// never wake them: it must stay awake (its Progress entry is gone, or a
+// learner's, while it is a voter of neither half).
 //
 // Safety does not depend on this check: a quiesced group is one that is not
 // ticked, and ticks only schedule elections, heartbeats and quorum checks.
@@ -55,13 +62,16 @@ func (h *Host) mayQuiesce(g *group) bool {
 	if st.RaftState != raft.StateLeader || st.LeadTransferee != raft.None || st.Applied != st.Commit {
 		return false
 	}
-	caughtUp := true
-	g.rn.WithProgress(func(_ uint64, _ raft.ProgressType, pr tracker.Progress) {
+	caughtUp, voter := true, false
+	g.rn.WithProgress(func(id uint64, typ raft.ProgressType, pr tracker.Progress) {
 		if pr.Match != st.Commit {
 			caughtUp = false
 		}
+		if id == h.id && typ == raft.ProgressTypePeer {
+			voter = true
+		}
 	})
-	return caughtUp
+	return caughtUp && voter
 }
 
 // quiesceLeader stops ticking leader g and tells each follower to stop too,
@@ -111,8 +121,10 @@ func (h *Host) maybeQuiesceFollower(g *group, leader uint64, hb *mrpb.Heartbeat)
 // the leader, say) and the group elects a new leader for nothing. A wake
 // only restarts timers: it affects when elections and heartbeats happen,
 // never what is committed.
+//
+// A removed group is never activated: nothing would drain its work.
 func (h *Host) activate(g *group, by uint64) {
-	if g.activeIdx >= 0 {
+	if g.activeIdx >= 0 || g.removed {
 		return
 	}
 	if g.leaderNode != 0 {
@@ -128,8 +140,14 @@ func (h *Host) activate(g *group, by uint64) {
 
 // deactivate stops ticking g, and drops the buffers its RawNode keeps for
 // reuse while busy (it would drop them itself at its next idle tick, which
-// a quiesced group does not get).
+// a quiesced group does not get). A group quiesced under a leader leaves
+// its sleepers: nothing wakes it but a call or a message, which a removed
+// group no longer gets.
 func (h *Host) deactivate(g *group) {
+	if g.leaderNode != 0 {
+		delete(h.sleepers[g.leaderNode], g.id)
+		g.leaderNode = 0
+	}
 	if g.activeIdx < 0 {
 		return
 	}
@@ -141,10 +159,6 @@ func (h *Host) deactivate(g *group) {
 	h.active[last] = nil
 	h.active = h.active[:last]
 	g.activeIdx = -1
-	if g.leaderNode != 0 {
-		delete(h.sleepers[g.leaderNode], g.id)
-		g.leaderNode = 0
-	}
 }
 
 // tickLiveness schedules node-level heartbeats and wakes the groups
