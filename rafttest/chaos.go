@@ -64,7 +64,8 @@ type Server interface {
 	// rd.Snapshot, rd.Entries and rd.HardState; send rd.Messages through
 	// ServerEnv.Send; apply rd.Snapshot and rd.CommittedEntries and
 	// answer the operations they complete (Op.Done); serve rd.ReadStates;
-	// call Advance. Once it returns, what it persisted must survive a
+	// call Advance (or apply and advance later: ServerEnv.HoldReady).
+	// Once it returns, what it persisted must survive a
 	// crash if rd.MustSync (and with it what earlier Readys persisted); a
 	// Ready without MustSync only moves the commit index, which a crash
 	// may take back to the last synced one. (With AsyncStorageWrites, see
@@ -183,6 +184,34 @@ func (e *ServerEnv) Later(queue string, f func()) {
 // persisting, as a transport is.
 func (e *ServerEnv) Send(msgs ...pb.Message) {
 	e.run.send(e, msgs)
+}
+
+// HoldReady tells the simulator that HandleReady returns with its Ready
+// persisted and sent but not yet applied nor advanced: the server applies
+// it and calls Advance later, in a function handed to Later, then calls
+// ReleaseReady, as a server whose apply loop runs beside raft.Node (or
+// beside a goroutine that goes on stepping into its RawNode) does. Until
+// then the node gets no Ready, while the simulator goes on ticking it and
+// stepping into it what the network delivers: a snapshot among that may
+// replace its configuration before the held Ready's conf changes are
+// applied. Not with AsyncStorageWrites.
+func (e *ServerEnv) HoldReady() {
+	e.run.holdReady(e, true)
+}
+
+// ReleaseReady tells the simulator that the Ready HoldReady held is
+// applied and advanced: the node gets Readys again.
+func (e *ServerEnv) ReleaseReady() {
+	e.run.holdReady(e, false)
+}
+
+// Hurry runs at once, in order, the first n functions waiting on queue
+// (fewer if fewer wait), as a thread that waits for another thread's
+// work before going on: say, an append thread that installs a snapshot
+// only once the apply thread has applied the batches handed to it
+// before. Call it from a function of another queue.
+func (e *ServerEnv) Hurry(queue string, n int) {
+	e.run.hurry(e, queue, n)
 }
 
 // Appended tells the simulator where the node's RawNode reported a

@@ -1,6 +1,7 @@
 package rafttest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,5 +66,47 @@ func TestChaosStoredLogChecks(t *testing.T) {
 				t.Fatalf("violations %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// confNode returns a node at rest that applied up to 5, restored from a
+// snapshot there with configuration cs.
+func confNode(t *testing.T, id uint64, cs pb.ConfState) *chaosNode {
+	t.Helper()
+	ms := raft.NewMemoryStorage()
+	if err := ms.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 5, Term: 1, ConfState: cs}}); err != nil {
+		t.Fatal(err)
+	}
+	rn, err := raft.NewRawNode(&raft.Config{ID: id, ElectionTick: 10, HeartbeatTick: 1, Storage: ms, Applied: 5, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 1, Logger: simLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &chaosNode{id: id, rn: rn}
+}
+
+// Nodes at rest that applied the same conf changes must have the same
+// configuration, and so must a snapshot handed to a node.
+func TestChaosConfChecks(t *testing.T) {
+	three := pb.ConfState{Voters: []uint64{1, 2, 3}}
+	r := &chaosRun{confAt: map[uint64]confSeen{}}
+	r.noteConfChange(pb.Entry{Index: 4, Type: pb.EntryConfChangeV2})
+	r.noteConfChange(pb.Entry{Index: 2, Type: pb.EntryConfChange})
+	r.noteConfChange(pb.Entry{Index: 3, Type: pb.EntryNormal})
+	if got := []uint64{r.confKey(1), r.confKey(3), r.confKey(4), r.confKey(9)}; !slices.Equal(got, []uint64{0, 2, 4, 4}) {
+		t.Fatalf("conf keys %v", got)
+	}
+	r.checkConf(confNode(t, 1, three))
+	r.checkConf(confNode(t, 2, pb.ConfState{Voters: []uint64{3, 2, 1}}))
+	r.compareConf(3, "is handed a snapshot with", 6, three)
+	if len(r.violations) != 0 {
+		t.Fatalf("violations for the same configuration: %v", r.violations)
+	}
+	r.checkConf(confNode(t, 3, pb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}))
+	r.compareConf(2, "is handed a snapshot with", 5, pb.ConfState{Voters: []uint64{1, 2}})
+	got := strings.Join(r.violations, "; ")
+	for _, want := range []string{"node 3 has configuration voters=(1 2 3) learners=(4) at applied index 5, but node 1 had voters=(1 2 3)", "node 2 is handed a snapshot with configuration voters=(1 2)"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("violations %q, want %q", got, want)
+		}
 	}
 }

@@ -56,6 +56,13 @@ type chaosNode struct {
 	// Campaign at once.
 	restartAt int64
 	campaign  bool
+	// holding is set while its server holds a Ready (ServerEnv.HoldReady)
+	// and held the last committed index that Ready handed out.
+	holding bool
+	held    uint64
+	// confChecked is where its configuration was last checked
+	// (checkConf).
+	confChecked confCheckPoint
 }
 
 // laterWork is a function handed to ServerEnv.Later and when it is due.
@@ -131,6 +138,11 @@ type chaosRun struct {
 	// appendedAt maps where servers reported proposals appended
 	// (ServerEnv.Appended) to what was proposed.
 	appendedAt map[[2]uint64]string // (index, term) -> data
+	// confIndexes are the indexes of the committed conf changes, in
+	// order; confAt is the configuration nodes have at rest after
+	// applying up to each of them (checkConf).
+	confIndexes []uint64
+	confAt      map[uint64]confSeen
 	// maxTerm is the highest term any node has reached.
 	maxTerm uint64
 	chaos   bool
@@ -168,6 +180,7 @@ func chaosFaults(cfg ChaosConfig, seed uint64) SimConfig {
 		fault.DupRate = 0
 	}
 	fault.FreshLeaderCrashRate, fault.ForgetReports = cfg.FreshLeaderCrashRate, cfg.ForgetSnapshotReports
+	fault.HoldReadyRate, fault.SnapshotWaitsApply = 0, false
 	for _, q := range cfg.Queues {
 		if !q.SlowDisk {
 			continue
@@ -200,6 +213,7 @@ func runChaos(cfg ChaosConfig, fault SimConfig) *ChaosResult {
 		pending:        map[uint64]*chaosOp{},
 		leaders:        map[uint64]leadership{},
 		committed:      map[uint64]entryRecord{},
+		confAt:         map[uint64]confSeen{},
 		appendedAt:     map[[2]uint64]string{},
 		chaos:          true,
 	}
@@ -215,10 +229,7 @@ func runChaos(cfg ChaosConfig, fault SimConfig) *ChaosResult {
 		if n.rn != nil {
 			st := n.rn.Status()
 			cn.State, cn.Term, cn.Commit, cn.Applied = st.RaftState, st.Term, st.Commit, st.Applied
-			cn.Conf = pb.ConfState{
-				Voters: st.Config.Voters[0].Slice(), VotersOutgoing: st.Config.Voters[1].Slice(),
-				Learners: slices.Sorted(maps.Keys(st.Config.Learners)), LearnersNext: slices.Sorted(maps.Keys(st.Config.LearnersNext)),
-			}
+			cn.Conf = confStateOf(st)
 		}
 		res.Nodes = append(res.Nodes, cn)
 	}
@@ -369,6 +380,7 @@ func (r *chaosRun) crash(n *chaosNode) {
 	}
 	n.srv, n.rn, n.log = nil, nil, nil
 	n.later = nil
+	n.holding = false
 	n.restarts++
 	r.event("node %d crashed", n.id)
 	r.closeSpan(n)
@@ -449,7 +461,7 @@ func (r *chaosRun) tick() {
 	for round := 0; round < 1000 && len(r.violations) == 0; round++ {
 		busy := false
 		for _, n := range r.nodes {
-			if n.srv != nil && n.rn.HasReady() {
+			if n.srv != nil && !n.holding && n.rn.HasReady() {
 				busy = true
 				r.handleReady(n)
 			}
@@ -466,6 +478,7 @@ func (r *chaosRun) tick() {
 	}
 	for _, n := range r.running() {
 		r.checkStoredLog(n)
+		r.checkConf(n)
 	}
 	if (r.now+1)%windowTicks == 0 {
 		r.closeWindow()
@@ -483,6 +496,7 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		n.applied = max(n.applied, rd.Snapshot.Metadata.Index)
+		r.compareConf(n.id, "is handed a snapshot with", rd.Snapshot.Metadata.Index, rd.Snapshot.Metadata.ConfState)
 	}
 	for _, e := range rd.CommittedEntries {
 		r.checkCommitted(n, e)
@@ -513,7 +527,9 @@ func (r *chaosRun) handleReady(n *chaosNode) {
 	if rd.SoftState != nil && rd.RaftState == raft.StateLeader {
 		r.checkLeaderLog(n)
 	}
-	if k := len(rd.CommittedEntries); k > 0 && !async {
+	if k := len(rd.CommittedEntries); k > 0 && n.holding {
+		n.held = rd.CommittedEntries[k-1].Index
+	} else if k > 0 && !async {
 		if applied := n.rn.BasicStatus().Applied; applied < rd.CommittedEntries[k-1].Index {
 			r.violate("node %d: HandleReady returned without calling Advance (applied %d, handed entries up to %d)", n.id, applied, rd.CommittedEntries[k-1].Index)
 		}
@@ -586,6 +602,7 @@ func (r *chaosRun) checkCommitted(n *chaosNode, e pb.Entry) {
 	}
 	if prev, ok := r.committed[e.Index]; !ok {
 		r.committed[e.Index] = rec
+		r.noteConfChange(e)
 	} else if prev.term != rec.term || prev.data != rec.data {
 		r.violate("node %d committed term %d at index %d where another node committed term %d (different entries)", n.id, e.Term, e.Index, prev.term)
 	}
@@ -704,6 +721,12 @@ func (p *promise) note(m pb.Message) {
 // seed (as ChaosConfig.Queues says) and not before the work queued before
 // it.
 func (r *chaosRun) later(e *ServerEnv, queue string, f func()) {
+	r.laterSlow(e, queue, 0, f)
+}
+
+// laterSlow is later for work that takes extra ticks longer in the chaos
+// phase.
+func (r *chaosRun) laterSlow(e *ServerEnv, queue string, extra int64, f func()) {
 	n := r.node(e.ID)
 	if n == nil || n.env != e || n.srv == nil {
 		return // a server of an earlier incarnation
@@ -712,7 +735,7 @@ func (r *chaosRun) later(e *ServerEnv, queue string, f func()) {
 	if fault, ok := r.cfg.Queues[queue]; !ok {
 		due += int64(r.laterRnd.IntN(maxLaterTicks + 1))
 	} else if r.chaos {
-		due += fault.delay(r.laterRnd, n.id == r.fault.SlowDisk)
+		due += fault.delay(r.laterRnd, n.id == r.fault.SlowDisk) + extra
 	}
 	q := n.later[queue]
 	if len(q) > 0 {
@@ -756,19 +779,25 @@ func (r *chaosRun) runLater() bool {
 func (r *chaosRun) deliverDue() bool {
 	due := r.net.Take()
 	for _, m := range due {
-		to := r.node(m.To)
-		if to == nil || to.srv == nil {
-			r.lost(m)
-			continue
-		}
-		r.window.delivered++
-		r.reportSnapshot(m, raft.SnapshotFinish)
-		if err := to.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) && !errors.Is(err, raft.ErrStepPeerNotFound) {
-			r.violate("node %d refused %s: %v", to.id, raft.DescribeMessage(m, nil), err)
-		}
-		r.observe(to)
+		r.stepDelivered(m)
 	}
 	return len(due) > 0
+}
+
+// stepDelivered steps a message the network delivered into its
+// recipient, or tells its sender it was lost if the recipient is down.
+func (r *chaosRun) stepDelivered(m pb.Message) {
+	to := r.node(m.To)
+	if to == nil || to.srv == nil {
+		r.lost(m)
+		return
+	}
+	r.window.delivered++
+	r.reportSnapshot(m, raft.SnapshotFinish)
+	if err := to.rn.Step(m); err != nil && !errors.Is(err, raft.ErrProposalDropped) && !errors.Is(err, raft.ErrStepPeerNotFound) {
+		r.violate("node %d refused %s: %v", to.id, raft.DescribeMessage(m, nil), err)
+	}
+	r.observe(to)
 }
 
 // lost tells the sender of a lost snapshot, as a transport does.

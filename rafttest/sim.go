@@ -74,6 +74,8 @@ func RunSim(cfg SimConfig) *SimResult {
 	}
 	if cfg.Async {
 		cc.Queues = map[string]QueueFaults{"append": cfg.appendQueue(), "apply": cfg.applyQueue()}
+	} else if cfg.HoldReadyRate > 0 {
+		cc.Queues = map[string]QueueFaults{"apply": cfg.applyQueue()}
 	}
 	res := runChaos(cc.withDefaults(), cfg)
 	for _, id := range slices.Sorted(maps.Keys(s.servers)) {

@@ -60,7 +60,8 @@ type SimConfig struct {
 	// thread: its batches complete up to ApplyDelay ticks later, in order,
 	// before or after writes handed out after them (one in
 	// 1/applyStallRate stalls for applyStallTicks more), and a crash loses
-	// them too.
+	// them too. ApplyDelay bounds the wait of held Readys too
+	// (HoldReadyRate).
 	Async      bool
 	ApplyDelay int
 	// FreshLeaderCrashRate (Async) is the probability that a node that
@@ -72,6 +73,19 @@ type SimConfig struct {
 	// longer: a degraded disk.
 	FreshLeaderCrashRate float64
 	SlowDisk             uint64
+	// HoldReadyRate (without Async) is the probability that a server
+	// persists and sends a Ready at once but applies it and calls Advance
+	// up to three ticks later (ServerEnv.HoldReady), as a server whose
+	// apply loop runs beside raft.Node does: meanwhile the node steps
+	// what the network delivers and ticks, a snapshot perhaps among it.
+	// SnapshotWaitsApply (Async) makes the append thread install
+	// a snapshot in the state machine only once the apply thread has
+	// applied the batches handed to it before, in full (conf changes
+	// included, although the node already has the snapshot's
+	// configuration), instead of at once (the apply thread then skips
+	// what the snapshot covers).
+	HoldReadyRate      float64
+	SnapshotWaitsApply bool
 	// WALDir, when set, gives every node a durable wal.Storage in a
 	// directory of its own under it instead of a MemoryStorage; a restart
 	// then closes the storage and opens it again, recovering the node from
@@ -141,14 +155,20 @@ func RandomSimConfig(seed uint64) SimConfig {
 			cfg.SlowDisk = uint64(1 + r.IntN(cfg.Nodes))
 		}
 	}
+	if cfg.Async {
+		cfg.SnapshotWaitsApply = r.IntN(2) == 0
+	} else if r.IntN(2) == 0 {
+		cfg.HoldReadyRate = []float64{0.1, 0.3, 1}[r.IntN(3)]
+		cfg.ApplyDelay = r.IntN(8)
+	}
 	return cfg
 }
 
 func (c SimConfig) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v applydelay=%d leadercrash=%.1f slowdisk=%d walpowerloss=%v",
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v applydelay=%d leadercrash=%.1f slowdisk=%d holdready=%.1f snapwaitsapply=%v walpowerloss=%v",
 		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
 		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval, c.LeaseReads, c.Async,
-		c.ApplyDelay, c.FreshLeaderCrashRate, c.SlowDisk, c.WALPowerLoss)
+		c.ApplyDelay, c.FreshLeaderCrashRate, c.SlowDisk, c.HoldReadyRate, c.SnapshotWaitsApply, c.WALPowerLoss)
 }
 
 // SimResult is what a run found.

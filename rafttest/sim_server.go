@@ -37,6 +37,9 @@ type simServer struct {
 	forwarded map[uint64]string
 	// closed is set once the node crashed.
 	closed bool
+	// applyQueued and applyDone count the batches handed to the apply
+	// thread (Async) and those it has applied.
+	applyQueued, applyDone int
 }
 
 // simDurable is what a node keeps across crashes besides its storage:
@@ -201,6 +204,24 @@ func (s *simServer) HandleReady(rd raft.Ready) error {
 		return err
 	}
 	s.env.Send(rd.Messages...)
+	if rate := s.sim.cfg.HoldReadyRate; rate > 0 && s.env.Rand.Float64() < rate {
+		// Applied later, while the node goes on taking messages and
+		// ticks.
+		s.env.HoldReady()
+		s.env.run.laterSlow(s.env, "apply", s.confChangeStall(rd.CommittedEntries), func() {
+			if err := s.applyReady(rd); err != nil {
+				s.env.run.violate("node %d: applying a held Ready: %v", s.env.ID, err)
+			}
+			s.env.ReleaseReady()
+		})
+		return nil
+	}
+	return s.applyReady(rd)
+}
+
+// applyReady applies a Ready's committed entries, calls Advance and
+// serves the reads it can.
+func (s *simServer) applyReady(rd raft.Ready) error {
 	for _, e := range rd.CommittedEntries {
 		if err := s.apply(e); err != nil {
 			return err
@@ -217,9 +238,15 @@ func (s *simServer) handleReadyAsync(rd raft.Ready) error {
 	for _, m := range rd.Messages {
 		switch m.To {
 		case raft.LocalAppendThread:
-			s.env.Later("append", func() { s.appendThread(m) })
+			before := s.applyQueued
+			s.env.Later("append", func() { s.appendThread(m, before) })
 		case raft.LocalApplyThread:
-			s.env.Later("apply", func() { s.applyThread(m) })
+			s.applyQueued++
+			stall := int64(0)
+			if s.sim.cfg.SnapshotWaitsApply {
+				stall = s.confChangeStall(m.Entries)
+			}
+			s.env.run.laterSlow(s.env, "apply", stall, func() { s.applyThread(m) })
 		default:
 			peers = append(peers, m)
 		}
@@ -228,12 +255,36 @@ func (s *simServer) handleReadyAsync(rd raft.Ready) error {
 	return s.afterApply()
 }
 
+// confChangeStall returns how many ticks longer applying ents takes: a
+// server applying a conf change reconfigures its transport, which is
+// slow half the time (confChangeStallTicks).
+func (s *simServer) confChangeStall(ents []pb.Entry) int64 {
+	for _, e := range ents {
+		if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
+			if s.env.Rand.IntN(2) == 0 {
+				return confChangeStallTicks
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+// confChangeStallTicks is how much longer a slow conf change takes to
+// apply: long enough for a partition to heal and a snapshot to arrive.
+const confChangeStallTicks = 30
+
 // appendThread persists one MsgStorageAppend, then delivers its
-// responses.
-func (s *simServer) appendThread(m pb.Message) {
+// responses. With SnapshotWaitsApply, a snapshot waits for the apply
+// thread to apply the batches handed to it before this write (applyBefore
+// of them).
+func (s *simServer) appendThread(m pb.Message, applyBefore int) {
 	var snap pb.Snapshot
 	if m.Snapshot != nil {
 		snap = *m.Snapshot
+		if s.sim.cfg.SnapshotWaitsApply && s.applyDone < applyBefore {
+			s.env.Hurry("apply", applyBefore-s.applyDone)
+		}
 	}
 	if err := s.persist(pb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}, m.Entries, snap); err != nil {
 		s.env.run.violate("node %d: append thread: %v", s.env.ID, err)
@@ -255,6 +306,7 @@ func (s *simServer) appendThread(m pb.Message) {
 // covers are skipped, as a server's apply thread skips what its state
 // machine holds.
 func (s *simServer) applyThread(m pb.Message) {
+	s.applyDone++
 	for _, e := range m.Entries {
 		if e.Index <= s.durable.sm.Applied {
 			continue

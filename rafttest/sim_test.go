@@ -201,3 +201,34 @@ func TestSimDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestSimSnapshotDuringApply runs seeds set up for a snapshot to arrive
+// while a node still applies older entries: membership changes,
+// frequent compaction, and servers that apply each Ready a few ticks
+// after taking it (as beside raft.Node) or, with AsyncStorageWrites,
+// install a snapshot only after the apply batches handed out before it.
+// A conf change from those older entries applied on top of the
+// snapshot's configuration shows as a node whose configuration no other
+// node has (seed 200037 does, when ApplyConfChange takes such changes).
+func TestSimSnapshotDuringApply(t *testing.T) {
+	n := 40
+	if testing.Short() {
+		n = 10
+	}
+	var tot simTotals
+	for seed := uint64(200001); seed <= uint64(200000+n); seed++ {
+		cfg := RandomSimConfig(seed)
+		cfg.CheckQuorum, cfg.ConfChangeRate, cfg.CompactEvery, cfg.SnapshotTimeout = true, 0.05, 5, 30
+		if cfg.Async {
+			cfg.SnapshotWaitsApply = true
+		} else {
+			cfg.HoldReadyRate, cfg.ApplyDelay = 1, 3
+		}
+		res := RunSim(cfg)
+		tot.add(res)
+		if res.Failed() {
+			t.Fatalf("%s(replay with -run TestSimSnapshotDuringApply: the seed's configuration is changed as above)", res.Report())
+		}
+	}
+	t.Log(tot)
+}
