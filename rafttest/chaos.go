@@ -293,13 +293,22 @@ type ChaosConfig struct {
 	// once: a correct server is never there.
 	FreshLeaderCrashRate float64
 	// IsolateLeaderRate is the per-tick probability, in the chaos phase,
-	// that the current leader is cut off from the other nodes for 20 to
-	// 50 ticks (two to five election timeouts), its clients still
-	// reaching it: the others elect a leader and commit writes while it
-	// may still believe it leads, which catches a server whose leader
-	// answers reads from its own state without ReadIndex. 0 lets each
-	// seed choose 0.01, 0.02 or 0.03.
+	// that the current leader is cut off from the other nodes, its
+	// clock stalled (see SteadyClocks) and half the clients' operations
+	// still sent to it: for at least two election timeouts, and until
+	// the others have elected a leader and 40 to 80 ticks more (at most
+	// 150 ticks). They commit writes while it still believes it leads,
+	// which catches a server whose leader answers reads from its own
+	// state without ReadIndex. 0 lets each seed choose 0.01, 0.02 or
+	// 0.03.
 	IsolateLeaderRate float64
+	// SteadyClocks keeps an isolated leader's clock ticking. Otherwise it
+	// stalls while isolated (a paused process, a starved ticker), so that
+	// with CheckQuorum too the leader believes it still leads while the
+	// others elect: set it for a server whose reads rely on the leader's
+	// lease (Config.ReadOnlyOption ReadOnlyLeaseBased), which is safe only
+	// while clocks keep pace.
+	SteadyClocks bool
 	// ForgetSnapshotReports is the probability that the network does
 	// not tell the sender of a lost snapshot (ReportSnapshot with
 	// SnapshotFailure), as a transport that loses track of one: only

@@ -85,6 +85,9 @@ func (r *chaosRun) answer(id uint64, output any) {
 // its pending one first) within LivenessTicks.
 func (r *chaosRun) liveness() {
 	r.chaos = false
+	if r.isolation != nil {
+		r.isolation.node = 0 // healed below; its clock runs again
+	}
 	r.net.Heal()
 	r.net.SetDelay(0)
 	r.net.SetDupRate(0)

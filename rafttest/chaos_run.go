@@ -208,7 +208,7 @@ func runChaos(cfg ChaosConfig, fault SimConfig) *ChaosResult {
 		committed:      map[uint64]entryRecord{},
 		appendedAt:     map[[2]uint64]string{},
 		chaos:          true,
-		isolation:      newLeaderIsolation(seed, cfg.IsolateLeaderRate),
+		isolation:      newLeaderIsolation(seed, cfg.IsolateLeaderRate, !cfg.SteadyClocks),
 	}
 	res := &ChaosResult{Seed: seed, Faults: fault, model: cfg.Model}
 	if err := cfg.validate(); err != nil {
@@ -464,6 +464,9 @@ func (r *chaosRun) chaosStep() {
 func (r *chaosRun) tick() {
 	r.clientsStep()
 	for _, n := range r.running() {
+		if r.isolation.stalled(n.id) {
+			continue
+		}
 		n.rn.Tick()
 		r.observe(n)
 	}

@@ -119,9 +119,16 @@ func forgotten(rnd *rand.Rand, status raft.SnapshotStatus, rate float64) bool {
 // still reach it, as they would a node on their side of the partition)
 // until the others have elected a leader of a later term and then some
 // more, so that they commit writes while it may still believe it leads.
+// Its clock stalls meanwhile (a paused process, a starved ticker),
+// unless ChaosConfig.SteadyClocks: with CheckQuorum, a leader whose clock
+// runs steps down before the others can elect, and one whose clock
+// stalls does not.
 type leaderIsolation struct {
 	rnd  *rand.Rand
 	rate float64
+	// stalls lets the isolated leader's clock stall (not
+	// ChaosConfig.SteadyClocks).
+	stalls bool
 	// node is the isolated node (0: none), term the term it led when
 	// isolated; from the tick it was isolated, it stays so at least
 	// until min and at most until max.
@@ -154,12 +161,13 @@ func isolationRate(seed uint64, rate float64) float64 {
 }
 
 // newLeaderIsolation returns the leader isolations of a run of seed at
-// rate, or nil if rate is 0.
-func newLeaderIsolation(seed uint64, rate float64) *leaderIsolation {
+// rate, or nil if rate is 0; stalls lets the isolated leader's clock
+// stall.
+func newLeaderIsolation(seed uint64, rate float64, stalls bool) *leaderIsolation {
 	if rate <= 0 {
 		return nil
 	}
-	return &leaderIsolation{rnd: rand.New(rand.NewPCG(seed, 0x150)), rate: rate}
+	return &leaderIsolation{rnd: rand.New(rand.NewPCG(seed, 0x150)), rate: rate, stalls: stalls}
 }
 
 // isolateLeaderStep isolates the leader of the highest term among the
@@ -204,10 +212,13 @@ func (r *chaosRun) isolateLeaderStep() {
 	if lead == nil {
 		return
 	}
-	*li = leaderIsolation{rnd: li.rnd, rate: li.rate, node: lead.id, term: term,
+	*li = leaderIsolation{rnd: li.rnd, rate: li.rate, stalls: li.stalls, node: lead.id, term: term,
 		min: r.now + minIsolationTicks, max: r.now + maxIsolationTicks, after: int64(isolationAfter + li.rnd.IntN(isolationAfter+1))}
 	r.net.Isolate(lead.id, ids)
 	what := fmt.Sprintf("leader %d isolated from the other nodes", lead.id)
+	if li.stalls {
+		what += ", its clock stalled"
+	}
 	r.event("%s", what)
 	r.mark("network", what, "", "#fd8")
 }
@@ -222,4 +233,10 @@ func (r *chaosRun) isolatedNode() *chaosNode {
 		return n
 	}
 	return nil
+}
+
+// stalled reports whether node id is an isolated leader whose clock
+// stalls: it does not tick.
+func (li *leaderIsolation) stalled(id uint64) bool {
+	return li != nil && li.node == id && li.stalls
 }
