@@ -397,7 +397,8 @@ func (c ChaosConfig) validate() error {
 // seeds 1 to cfg.Seeds (or the -rafttest.seeds flag), each seed choosing
 // the cluster size (unless cfg.Nodes), PreVote and CheckQuorum and the
 // faults: messages delayed, reordered, duplicated and lost, partitions,
-// crashes and restarts, leader transfers. It checks after every step
+// the leader cut off from the others with its clock stalled
+// (IsolateLeaderRate), crashes and restarts, leader transfers. It checks after every step
 // that there is at most one leader per term, that no node's term, vote or
 // commit goes back (across restarts too: what HandleReady persisted with
 // MustSync must survive, and a node restarts in at least the term it

@@ -464,7 +464,7 @@ func (r *chaosRun) chaosStep() {
 func (r *chaosRun) tick() {
 	r.clientsStep()
 	for _, n := range r.running() {
-		if r.isolation.stalled(n.id) {
+		if r.stalled(n) {
 			continue
 		}
 		n.rn.Tick()

@@ -150,9 +150,10 @@ const (
 	maxIsolationTicks = 150
 )
 
-// isolationRate is the rate of leader isolations of a run of seed:
-// rate if not 0 (a negative one is refused), else the seed's choice of 0.01, 0.02 and 0.03 per
-// tick, so that every run isolates its leader a few times.
+// isolationRate is the rate of leader isolations of a run of seed: rate
+// if not 0 (a negative one is refused), else the seed's choice of 0.01,
+// 0.02 and 0.03 per tick, so that every run isolates its leader a few
+// times.
 func isolationRate(seed uint64, rate float64) float64 {
 	if rate != 0 {
 		return rate
@@ -235,8 +236,10 @@ func (r *chaosRun) isolatedNode() *chaosNode {
 	return nil
 }
 
-// stalled reports whether node id is an isolated leader whose clock
-// stalls: it does not tick.
-func (li *leaderIsolation) stalled(id uint64) bool {
-	return li != nil && li.node == id && li.stalls
+// stalled reports whether n is the isolated leader, still leading, and
+// its clock stalls: it does not tick. (Once it crashed, or stepped down,
+// its clock runs.)
+func (r *chaosRun) stalled(n *chaosNode) bool {
+	li := r.isolation
+	return li != nil && li.stalls && li.node == n.id && n.rn.BasicStatus().RaftState == raft.StateLeader
 }
