@@ -3,11 +3,15 @@ package rafttest
 import (
 	"flag"
 	"fmt"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,7 +24,7 @@ import (
 // Flags of Run, for go test: replay one seed, change how many seeds run,
 // or write a picture of every run.
 var (
-	chaosSeedFlag  = flag.Uint64("rafttest.seed", 0, "rafttest.Run: run only this seed, logging its events")
+	chaosSeedFlag  = flag.Uint64("rafttest.seed", 0, "rafttest.Run: run only this seed, logging every event of it")
 	chaosSeedsFlag = flag.Int("rafttest.seeds", 0, "rafttest.Run: number of seeds to run (default ChaosConfig.Seeds)")
 	chaosHTMLFlag  = flag.String("rafttest.html", "", "rafttest.Run: write a picture of every run (not only failed ones) to this directory")
 )
@@ -43,7 +47,12 @@ var (
 // A Server is used from one goroutine at a time and must not start
 // goroutines that touch its RawNode: everything happens in the simulator's
 // steps, so that a seed replays exactly. A crash comes between two of
-// those steps (never inside HandleReady); if the Server is an io.Closer,
+// those steps, never inside HandleReady: a synchronous server that sends
+// a Ready's messages before persisting it (a vote or an acknowledgement
+// leaving before the write) is not caught, since its HandleReady always
+// gets to persist. (With AsyncStorageWrites the writes are ServerEnv.Later
+// work a crash can overtake, and that mistake is caught.) If the Server is
+// an io.Closer,
 // Close is called then, to release what it holds (files, a storage), and
 // must not make anything more durable.
 //
@@ -256,9 +265,14 @@ type ChaosConfig struct {
 	// Clients is how many clients run operations, one at a time each
 	// (default 3).
 	Clients int
-	// ChaosTicks is how long faults are injected (default 300); then the
-	// network heals, every node restarts and each client's last operation
-	// must complete within LivenessTicks (default 400).
+	// ChaosTicks is how long faults are injected (default 300). Then
+	// comes the liveness phase: the network heals (no more cuts, losses,
+	// delays or duplicates), the nodes that are down start again (the
+	// others keep running), and each client must have, within
+	// LivenessTicks (default 400), an answer to an operation it starts in
+	// that phase (it starts new ones until one is answered; an operation
+	// still pending from the chaos phase is given up at its timeout,
+	// unless Retry).
 	ChaosTicks, LivenessTicks int
 	// OpTimeout is how many ticks a client waits for an answer before it
 	// gives up on an operation and starts another (default 20).
@@ -268,7 +282,8 @@ type ChaosConfig struct {
 	// it is answered, as the client of a server that applies each
 	// operation once does; the history keeps it as one operation, called
 	// when first submitted. The liveness phase then requires the
-	// operations pending when it began to be answered too.
+	// operations pending when it began to be answered too (a client
+	// starts no other before).
 	Retry bool
 	// Seeds is how many seeds Run runs (default 20; the flag
 	// -rafttest.seeds overrides it).
@@ -306,12 +321,32 @@ type ChaosConfig struct {
 	// before its term was durable) crashes so always, and campaigns at
 	// once: a correct server is never there.
 	FreshLeaderCrashRate float64
+	// IsolateLeaderRate is the per-tick probability, in the chaos phase,
+	// that the current leader is cut off from the other nodes, its
+	// clock stalled (see SteadyClocks) and half the clients' operations
+	// still sent to it: for at least two election timeouts, and until
+	// the others have elected a leader and 40 to 80 ticks more (at most
+	// 150 ticks). They commit writes while it still believes it leads,
+	// which catches a server whose leader answers reads from its own
+	// state without ReadIndex. 0 lets each seed choose 0.01, 0.02 or
+	// 0.03.
+	IsolateLeaderRate float64
+	// SteadyClocks keeps an isolated leader's clock ticking. Otherwise it
+	// stalls while isolated (a paused process, a starved ticker), so that
+	// with CheckQuorum too the leader believes it still leads while the
+	// others elect: set it for a server whose reads rely on the leader's
+	// lease (Config.ReadOnlyOption ReadOnlyLeaseBased), which is safe only
+	// while clocks keep pace.
+	SteadyClocks bool
 	// ForgetSnapshotReports is the probability that the network does
 	// not tell the sender of a lost snapshot (ReportSnapshot with
 	// SnapshotFailure), as a transport that loses track of one: only
 	// the sender's Config.SnapshotTimeout then gets the follower out of
 	// StateSnapshot.
 	ForgetSnapshotReports float64
+
+	// keepEvents keeps every event of a run in ChaosResult.allEvents.
+	keepEvents bool
 }
 
 // Reconfigurer is a Server that changes the cluster's membership the way
@@ -356,14 +391,32 @@ func (c ChaosConfig) validate() error {
 		return fmt.Errorf("rafttest: ChaosConfig.NextOp is nil")
 	case c.Unanswered == nil:
 		return fmt.Errorf("rafttest: ChaosConfig.Unanswered is nil (an unanswered write may have taken effect: say how to record it)")
-	case c.Nodes != 0 && c.Nodes < 1:
-		return fmt.Errorf("rafttest: ChaosConfig.Nodes is %d", c.Nodes)
-	case c.Spares < 0:
-		return fmt.Errorf("rafttest: ChaosConfig.Spares is %d", c.Spares)
 	}
-	for name, q := range c.Queues {
-		if q.MaxDelay < 0 || q.StallTicks < 0 {
-			return fmt.Errorf("rafttest: ChaosConfig.Queues[%q] has a negative delay", name)
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"Nodes", c.Nodes}, {"Clients", c.Clients}, {"ChaosTicks", c.ChaosTicks}, {"LivenessTicks", c.LivenessTicks},
+		{"OpTimeout", c.OpTimeout}, {"Seeds", c.Seeds}, {"Spares", c.Spares},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("rafttest: ChaosConfig.%s is %d, below 0", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"ReconfigureRate", c.ReconfigureRate}, {"FreshLeaderCrashRate", c.FreshLeaderCrashRate},
+		{"ForgetSnapshotReports", c.ForgetSnapshotReports}, {"IsolateLeaderRate", c.IsolateLeaderRate},
+	} {
+		if f.v < 0 || math.IsNaN(f.v) {
+			return fmt.Errorf("rafttest: ChaosConfig.%s is %v, below 0", f.name, f.v)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Queues)) {
+		if q := c.Queues[name]; q.MaxDelay < 0 || q.StallTicks < 0 || q.StallRate < 0 || math.IsNaN(q.StallRate) {
+			return fmt.Errorf("rafttest: ChaosConfig.Queues[%q] has a negative delay or rate", name)
 		}
 	}
 	return nil
@@ -373,7 +426,8 @@ func (c ChaosConfig) validate() error {
 // seeds 1 to cfg.Seeds (or the -rafttest.seeds flag), each seed choosing
 // the cluster size (unless cfg.Nodes), PreVote and CheckQuorum and the
 // faults: messages delayed, reordered, duplicated and lost, partitions,
-// crashes and restarts, leader transfers. It checks after every step
+// the leader cut off from the others with its clock stalled
+// (IsolateLeaderRate), crashes and restarts, leader transfers. It checks after every step
 // that there is at most one leader per term, that no node's term, vote or
 // commit goes back (across restarts too: what HandleReady persisted with
 // MustSync must survive, and a node restarts in at least the term it
@@ -386,7 +440,8 @@ func (c ChaosConfig) validate() error {
 //
 // The first failing seed fails t with a report: the violations, the
 // seed's faults, the last events and the command that replays it
-// (-rafttest.seed=N runs that seed alone and logs its events). A picture
+// (-rafttest.seed=N runs that seed alone and logs every event of it, from
+// the first tick, with the test's -v). A picture
 // of the failed run, the clients' operations beside the nodes' roles,
 // crashes and partitions, is written to an HTML file whose path the
 // report gives (-rafttest.html=DIR writes one for every run). The first
@@ -417,6 +472,8 @@ func Run(t testing.TB, cfg ChaosConfig) {
 		cd = "cd " + filepath.Dir(file) + " && "
 	}
 	ops := 0
+	// A replay keeps every event, not only the last ones.
+	cfg.keepEvents = *chaosSeedFlag != 0
 	for i, seed := range seeds {
 		res := RunChaos(cfg, seed)
 		ops += res.Ops
@@ -424,7 +481,7 @@ func Run(t testing.TB, cfg ChaosConfig) {
 			t.Fatalf("rafttest: seed %d ran differently twice, so no seed would replay: does the server build its RawNode from ServerEnv.Config (keeping its RandomSource), NextOp draw only from its r, and nothing start goroutines or read the clock?", seed)
 		}
 		if *chaosSeedFlag != 0 {
-			for _, e := range res.Events {
+			for _, e := range res.allEvents {
 				t.Log(e)
 			}
 		}
@@ -490,7 +547,8 @@ type ChaosResult struct {
 	Linearizable bool
 	// Violations lists every broken invariant; empty on success.
 	Violations []string
-	// Events are the last things that happened, for diagnosis.
+	// Events are the last things that happened (up to 60), for
+	// diagnosis.
 	Events []string
 	// Ticks is the virtual time the run took.
 	Ticks int64
@@ -500,6 +558,8 @@ type ChaosResult struct {
 	model    porcupine.Model
 	history  []porcupine.Operation
 	timeline []porcupine.Annotation
+	// allEvents is every event, with ChaosConfig.keepEvents.
+	allEvents []string
 }
 
 // ChaosNode is a node at the end of a run: down, or its role, term,
@@ -522,8 +582,11 @@ func (n ChaosNode) String() string {
 // sameRun reports whether r and o went the same way, as runs of one
 // seed must.
 func (r *ChaosResult) sameRun(o *ChaosResult) bool {
+	// The operations are compared by value: an input or output may hold
+	// pointers, new ones in every run.
 	return r.Ticks == o.Ticks && r.Ops == o.Ops && r.Answered == o.Answered &&
-		fmt.Sprint(r.Events, r.Violations, r.history) == fmt.Sprint(o.Events, o.Violations, o.history)
+		slices.Equal(r.Events, o.Events) && slices.Equal(r.Violations, o.Violations) &&
+		reflect.DeepEqual(r.history, o.history)
 }
 
 // Failed reports whether the run found a problem.

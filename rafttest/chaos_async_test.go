@@ -268,8 +268,8 @@ func TestRunQueueFaults(t *testing.T) {
 // With FreshLeaderCrashRate a new leader whose first writes are pending
 // dies at once: a correct server passes, and one whose vote requests leave
 // before its term and vote are durable is caught, coming back in an
-// earlier term than it campaigned in (without such crashes, none of the
-// first 40 seeds of five nodes catches it).
+// earlier term than it campaigned in (without such crashes, only 4 of the
+// first 40 seeds of five nodes catch it).
 func TestRunFreshLeaderCrashes(t *testing.T) {
 	for _, tt := range []struct {
 		name string

@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/anishathalye/porcupine"
@@ -47,6 +48,15 @@ func (r *chaosRun) submit(op *chaosOp) {
 		return // no node to ask: the client waits for its timeout
 	}
 	n := run[r.rnd.IntN(len(run))]
+	if iso := r.isolatedNode(); iso != nil && len(run) > 1 {
+		// Clients on both sides of the partition: half go to the
+		// isolated leader.
+		n = iso
+		if r.isolation.rnd.IntN(2) == 0 {
+			others := slices.DeleteFunc(slices.Clone(run), func(o *chaosNode) bool { return o == iso })
+			n = others[r.isolation.rnd.IntN(len(others))]
+		}
+	}
 	id := op.id
 	n.srv.Submit(Op{ID: id, Input: r.history[op.hist].Input, Client: op.client.id, Done: func(output any) { r.answer(id, output) }})
 	if n.srv != nil {
@@ -70,14 +80,18 @@ func (r *chaosRun) answer(id uint64, output any) {
 	}
 }
 
-// liveness heals the network, restarts every node and requires an answer
-// to a new operation of every client within LivenessTicks.
+// liveness heals the network, starts the nodes that are down and
+// requires an answer to a new operation of every client (with Retry, to
+// its pending one first) within LivenessTicks.
 func (r *chaosRun) liveness() {
 	r.chaos = false
+	if r.isolation != nil {
+		r.isolation.node = 0 // healed below; its clock runs again
+	}
 	r.net.Heal()
 	r.net.SetDelay(0)
 	r.net.SetDupRate(0)
-	r.event("liveness phase: network healed, every node restarted")
+	r.event("liveness phase: network healed, the nodes down started")
 	r.mark("network", "healed for good", "", "#8d8")
 	for _, n := range r.nodes {
 		if n.srv == nil {

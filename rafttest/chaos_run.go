@@ -146,6 +146,11 @@ type chaosRun struct {
 	// maxTerm is the highest term any node has reached.
 	maxTerm uint64
 	chaos   bool
+	// isolation isolates the leader now and then in the chaos phase.
+	isolation *leaderIsolation
+	// allEvents, with ChaosConfig.keepEvents, keeps every event (for a
+	// replay), not only the last ones.
+	allEvents []string
 
 	timeline []porcupine.Annotation
 	// window counts the messages delivered and lost since the timeline's
@@ -161,6 +166,7 @@ const windowTicks = 10
 // over many seeds from a test. The same cfg and seed replay the same run.
 func RunChaos(cfg ChaosConfig, seed uint64) *ChaosResult {
 	cfg = cfg.withDefaults()
+	cfg.IsolateLeaderRate = isolationRate(seed, cfg.IsolateLeaderRate)
 	return runChaos(cfg, chaosFaults(cfg, seed))
 }
 
@@ -216,6 +222,7 @@ func runChaos(cfg ChaosConfig, fault SimConfig) *ChaosResult {
 		confAt:         map[uint64]confSeen{},
 		appendedAt:     map[[2]uint64]string{},
 		chaos:          true,
+		isolation:      newLeaderIsolation(seed, cfg.IsolateLeaderRate, !cfg.SteadyClocks),
 	}
 	res := &ChaosResult{Seed: seed, Faults: fault, model: cfg.Model}
 	if err := cfg.validate(); err != nil {
@@ -248,12 +255,25 @@ func runChaos(cfg ChaosConfig, fault SimConfig) *ChaosResult {
 	}
 	res.Violations, res.Events = r.violations, r.events
 	res.history, res.timeline = r.history, r.timeline
+	res.allEvents = r.allEvents
 	return res
+}
+
+// event records an event: among the last ones, and in allEvents when
+// kept.
+func (r *chaosRun) event(format string, args ...any) {
+	r.simLog.event(format, args...)
+	if r.cfg.keepEvents {
+		r.allEvents = append(r.allEvents, r.events[len(r.events)-1])
+	}
 }
 
 // violate records a violation, on the timeline too.
 func (r *chaosRun) violate(format string, args ...any) {
 	r.simLog.violate(format, args...)
+	if r.cfg.keepEvents {
+		r.allEvents = append(r.allEvents, r.events[len(r.events)-1])
+	}
 	r.mark("violations", "violation", r.violations[len(r.violations)-1], "#f66")
 }
 
@@ -413,6 +433,7 @@ func (r *chaosRun) chaosStep() {
 		r.event("%s", what)
 		r.mark("network", what, "", "#fd8")
 	}
+	r.isolateLeaderStep()
 	if r.rnd.Float64() < f.CrashRate {
 		if run := r.running(); len(run) > 0 {
 			r.crash(run[r.rnd.IntN(len(run))])
@@ -455,6 +476,9 @@ func (r *chaosRun) chaosStep() {
 func (r *chaosRun) tick() {
 	r.clientsStep()
 	for _, n := range r.running() {
+		if r.stalled(n) {
+			continue
+		}
 		n.rn.Tick()
 		r.observe(n)
 	}

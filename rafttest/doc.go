@@ -21,7 +21,9 @@
 // run: go test ./rafttest -run 'TestSim$' -seed=N -v.
 //
 // Run (and RunChaos, one seed) puts a program's own server code under the
-// same faults: its Ready handling, state machine and storage, as a
-// Server, with its clients' operations checked against its own porcupine
-// model. ExampleRunChaos tests a replicated map in about forty lines.
+// same faults, and cuts the current leader off from the other nodes
+// (its clients still reaching it, its clock stalled) until they have
+// elected another: its
+// Ready handling, state machine and storage, as a Server, with its
+// clients' operations checked against its own porcupine model. ExampleRunChaos tests a replicated map in about forty lines.
 package rafttest
