@@ -60,7 +60,7 @@ soak:
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.wal -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestSimSoak' -v ./rafttest/ -soak -soak.walpower -soak.seeds=$$(( $(SOAK_SEEDS) / 5 )) | grep -vE '^(=== RUN|--- PASS|PASS)'
 	$(GO) test -count=1 -timeout 2h -run 'TestCrashSafety|TestMultiCrashSafety' ./wal/ -wal.crash.rounds=$(SOAK_WAL_ROUNDS)
-	$(GO) test -count=1 -timeout 2h -run 'TestPowerLoss$$|TestMultiPowerLoss$$' -v ./wal/ -wal.power.points=$(SOAK_WAL_POWER_POINTS) | grep -E 'power_test.go|^(ok|FAIL|---)'
+	$(GO) test -count=1 -timeout 2h -run 'TestPowerLoss$$|TestMultiPowerLoss$$|TestPowerLossAfterKill$$|TestMultiPowerLossAfterKill$$' -v ./wal/ -wal.power.points=$(SOAK_WAL_POWER_POINTS) | grep -E 'power_test.go|^(ok|FAIL|---)'
 	$(GO) test -count=1 -timeout 2h -run 'TestSimulation' ./multiraft/ -multiraft.seeds=$$(( $(SOAK_SEEDS) / 10 ))
 	cd $(KVSTORE) && $(GO) test -count=1 -timeout 1h -run 'TestE2ELinearizable' -v . -e2e.soak | grep -vE '^(=== RUN|PASS)'
 

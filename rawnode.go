@@ -536,7 +536,8 @@ func (rn *RawNode) Advance(_ Ready) {
 
 // ReadIndex asks for a linearizable read point. The answer comes in a
 // later Ready as a ReadState carrying rctx (which must be unique to the
-// request): once the application has applied up to its Index, a read of
+// request, and not empty: a heartbeat round confirms a read by echoing its
+// context, and an empty one confirms nothing, as in etcd raft): once the application has applied up to its Index, a read of
 // the state machine reflects every write acknowledged before ReadIndex was
 // called. A request that cannot be served (no leader known, or leadership
 // changed while it was pending) is dropped without an answer: retry it

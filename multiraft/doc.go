@@ -64,10 +64,12 @@
 // the receiver, and the receiving host expands each into the group's
 // MsgHeartbeat; responses travel the same way.
 //
-// A group whose leader has seen every member caught up (every Match at the
-// commit index, everything applied) and has nothing pending (no proposal,
-// read, conf change or leadership transfer) for QuiesceAfterTicks ticks is
-// quiesced: the leader sends each follower a last heartbeat marked Quiesce,
+// A group whose leader is one of its voters, has seen every member caught
+// up (every Match at the commit index, everything applied) and has nothing
+// pending (no proposal, read, conf change or leadership transfer) for
+// QuiesceAfterTicks ticks is quiesced (a leader whose removal or demotion
+// was applied never quiesces the group: it sends no heartbeats, so that the
+// voters elect a leader of the new configuration): the leader sends each follower a last heartbeat marked Quiesce,
 // and leader and followers stop ticking the group. A quiesced group costs
 // nothing per tick. Any proposal or call on the group, and any message for it
 // that it does not refuse (other than the followers' answers to that last
