@@ -515,3 +515,27 @@ func TestAsyncCandidateAsksVotesOnlyOnceItsTermIsDurable(t *testing.T) {
 	}
 	require.Equal(t, c.nodes[1].rn.raft.raftLog.lastEntryID(), c.nodes[2].rn.raft.raftLog.lastEntryID())
 }
+
+// A follower that took many appends while its write was slow hands out a
+// MsgStorageAppend with one acknowledgement each: encoded and decoded (an
+// application shipping storage work to another process), it comes back
+// whole, however many there are.
+func TestAsyncStorageAppendWithManyResponsesRoundTrips(t *testing.T) {
+	n := newAsyncNode(t, 2, []Peer{{ID: 1}, {ID: 2}, {ID: 3}})
+	n.process()
+	for i := uint64(0); i < 300; i++ {
+		idx, lt := 3+i, uint64(2)
+		if idx <= 3 {
+			lt = 1
+		}
+		require.NoError(t, n.rn.Step(pb.Message{From: 1, To: 2, Type: pb.MsgApp, Term: 2, Index: idx, LogTerm: lt, Commit: 3,
+			Entries: []pb.Entry{{Index: idx + 1, Term: 2, Data: []byte("x")}}}))
+	}
+	appendMsg, _, _ := takeAsync(n.rn.Ready())
+	require.Greater(t, len(appendMsg.Responses), pb.MaxResponses)
+	b, err := appendMsg.Marshal()
+	require.NoError(t, err)
+	var m pb.Message
+	require.NoError(t, m.Unmarshal(b))
+	require.Equal(t, len(appendMsg.Responses), len(m.Responses))
+}

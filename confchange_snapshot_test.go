@@ -2,6 +2,8 @@ package raft
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,4 +296,37 @@ func TestNodeStaleConfChangeAfterSnapshotIgnored(t *testing.T) {
 	st := n.Status()
 	require.Equal(t, uint64(10), st.Applied)
 	require.Equal(t, "voters=(1 2)", st.Config.String())
+}
+
+// warnLogger records warnings.
+type warnLogger struct {
+	Logger
+	warnings []string
+}
+
+func (l *warnLogger) Warningf(format string, v ...any) {
+	l.warnings = append(l.warnings, fmt.Sprintf(format, v...))
+}
+
+// An application that drops an apply batch a snapshot superseded, instead
+// of reporting it applied, stalls the node's applying (committed entries
+// wait for that report): the node says so once, after an election timeout.
+func TestAsyncUnreportedSupersededBatchWarns(t *testing.T) {
+	n, _ := laggingApply(t) // its response is never stepped
+	logger := &warnLogger{Logger: DiscardLogger}
+	n.rn.raft.raftLog.unstable.logger = logger
+	require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgSnap, From: 1, To: 2, Term: 2, Snapshot: &pb.Snapshot{
+		Metadata: pb.SnapshotMetadata{Index: 10, Term: 2, ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}}}}}))
+	n.process()
+	for range 3 * n.rn.raft.electionTimeout {
+		n.rn.Tick()
+		n.process()
+	}
+	var held []string
+	for _, w := range logger.warnings {
+		if strings.Contains(w, "answer every MsgStorageApply") {
+			held = append(held, w)
+		}
+	}
+	require.Len(t, held, 1, "warnings: %q", logger.warnings)
 }

@@ -171,6 +171,9 @@ type restoredSnapshot struct {
 	// applying before the snapshot was installed whose application the
 	// application has not reported yet, 0 when there are none.
 	staleApplying uint64
+	// heldTicks counts the ticks since committed entries started waiting
+	// for that report (applyHeldBack), to warn once if it never comes.
+	heldTicks int
 }
 
 // noteRestored records that the snapshot at index replaced the log and the
@@ -181,6 +184,24 @@ func (r *raft) noteRestored(index, applied, applying uint64) {
 	s.index = index
 	if applying > applied {
 		s.staleApplying = max(s.staleApplying, applying)
+		s.heldTicks = 0
+	}
+}
+
+// tickApplyHeldBack warns, once, when committed entries have waited an
+// election timeout for the report of a batch a snapshot superseded: an
+// application that drops such a batch instead of reporting it applied
+// would otherwise stall with no sign (with AsyncStorageWrites every
+// MsgStorageApply must be answered, superseded or not).
+func (r *raft) tickApplyHeldBack() {
+	if !r.applyHeldBack() {
+		return
+	}
+	s := &r.seldom.restored
+	s.heldTicks++
+	if s.heldTicks == r.electionTimeout {
+		r.logger().Warningf("node %x: committed entries wait for the report that the entries up to %d, handed out before the snapshot at %d, were applied: answer every MsgStorageApply, also one a snapshot superseded",
+			r.id, s.staleApplying, s.index)
 	}
 }
 

@@ -209,6 +209,7 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 func (rn *RawNode) Tick() {
 	rn.raft.ticks++
 	rn.raft.tick()
+	rn.raft.tickApplyHeldBack()
 	if rn.busy {
 		rn.busy = false
 	} else if rn.holding {

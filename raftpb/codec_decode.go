@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 )
 
 // uvarint decodes the varint at b[i:] and returns it with the position
@@ -279,9 +280,15 @@ type entryIndex struct {
 	// the outermost.
 	depth int
 	// responses counts the messages decoded into Responses so far, at
-	// every depth, by the Unmarshal this is part of.
-	responses int
+	// every depth, by the Unmarshal this is part of; maxResponses is how
+	// many it may decode (responseLimit of its input's length).
+	responses, maxResponses int
 }
+
+// responseLimit is how many Responses Unmarshal decodes from n bytes, at
+// every depth together: MaxResponses, or one per responseBytes of input if
+// that is more.
+func responseLimit(n int) int { return max(MaxResponses, n/responseBytes) }
 
 func (x *entryIndex) add(start, end int) {
 	if x.n < len(x.spans) {
@@ -328,7 +335,7 @@ func (x *entryIndex) addRun(b []byte, i int) (int, error) {
 func (m *Message) Unmarshal(dAtA []byte) error {
 	// Most messages carry no entries: the array to record them in comes
 	// into play at the first one.
-	idx := entryIndex{stopWhenFull: true}
+	idx := entryIndex{stopWhenFull: true, maxResponses: responseLimit(len(dAtA))}
 	i, err := m.decodeFields(dAtA, 0, &idx)
 	if err != nil || !idx.stopped {
 		return err
@@ -341,11 +348,11 @@ func (m *Message) Unmarshal(dAtA []byte) error {
 // entry after those; responses are those decoded before b[i].
 func (m *Message) unmarshalEntries(b []byte, i, responses int) error {
 	if len(b) > math.MaxInt32 {
-		idx := entryIndex{responses: responses}
+		idx := entryIndex{responses: responses, maxResponses: responseLimit(len(b))}
 		return m.unmarshal(b, i, &idx)
 	}
 	var spans [fewEntries]span
-	idx := entryIndex{spans: spans[:], stopWhenFull: true, responses: responses}
+	idx := entryIndex{spans: spans[:], stopWhenFull: true, responses: responses, maxResponses: responseLimit(len(b))}
 	i, err := m.decodeFields(b, i, &idx)
 	if err == nil && idx.stopped {
 		return m.unmarshalMany(b, i, &idx)
@@ -355,7 +362,7 @@ func (m *Message) unmarshalEntries(b []byte, i, responses int) error {
 
 func (m *Message) unmarshalMany(b []byte, i int, few *entryIndex) error {
 	var spans [stackEntries]span
-	idx := entryIndex{spans: spans[:], n: few.n, responses: few.responses}
+	idx := entryIndex{spans: spans[:], n: few.n, responses: few.responses, maxResponses: few.maxResponses}
 	copy(spans[:], few.spans)
 	return m.unmarshal(b, i, &idx)
 }
@@ -700,17 +707,26 @@ func (m *Message) decodeContext(b []byte, i, wireType int) (int, error) {
 const MaxResponseDepth = 8
 
 // MaxResponses bounds how many messages Unmarshal decodes into Responses,
-// at every depth together: more is an error. A local storage write
-// acknowledges the node's own append and the messages that wait for it
-// (an acknowledgement, a vote or vote requests, one per voter), a few in
-// practice; the bound keeps a crafted input from costing a couple of
-// hundred bytes of Message for every two bytes of empty response (the
-// generated decoder, and so etcd raft's, has no bound).
+// at every depth together, unless the input has more than responseBytes
+// bytes for each: more is an error. A local storage write carries the
+// node's own acknowledgement and the messages that wait for it: usually a
+// few, but one MsgAppResp per append a follower took while a write was
+// slow (hundreds), each of which takes more than responseBytes to encode.
+// The bound keeps a crafted input from costing a Message (160 bytes) for
+// every two bytes of empty response (the generated decoder, and so etcd
+// raft's, has no bound).
 const MaxResponses = 256
+
+// responseBytes is the input one Response beyond MaxResponses needs: less
+// than any Message this wire format's encoders write takes (its ten scalar
+// fields are always written, 20 bytes at least, and two more frame it). So
+// a crafted input decodes at most a Message (160 bytes) per 16 bytes: with
+// the growth of the slice, about 20 times the input.
+const responseBytes = 16
 
 var (
 	errResponseDepth = fmt.Errorf("proto: Message: Responses nested more than %d levels deep", MaxResponseDepth)
-	errResponseCount = fmt.Errorf("proto: Message: more than %d Responses", MaxResponses)
+	errResponseCount = fmt.Errorf("proto: Message: more than %d Responses, or than one per %d bytes of input", MaxResponses, responseBytes)
 )
 
 // decodeResponse decodes the response at b[i:] into m, within the bounds
@@ -722,7 +738,7 @@ func (m *Message) decodeResponse(b []byte, i, wireType int, idx *entryIndex) (in
 	if idx.depth >= MaxResponseDepth {
 		return i, errResponseDepth
 	}
-	if idx.responses >= MaxResponses {
+	if idx.responses >= idx.maxResponses {
 		return i, errResponseCount
 	}
 	start, end, err := lengthDelimited(b, i)
@@ -730,9 +746,34 @@ func (m *Message) decodeResponse(b []byte, i, wireType int, idx *entryIndex) (in
 		return i, err
 	}
 	idx.responses++
+	if len(m.Responses) == cap(m.Responses) {
+		// Room for every response left at this level (within the bound):
+		// grown one at a time, the slice's reallocations would cost
+		// several times its final size.
+		want := min(countResponses(b, end)+1, idx.maxResponses-idx.responses+1)
+		m.Responses = slices.Grow(m.Responses, want)
+	}
 	m.Responses = append(m.Responses, Message{})
-	nested := entryIndex{depth: idx.depth + 1, responses: idx.responses}
+	nested := entryIndex{depth: idx.depth + 1, responses: idx.responses, maxResponses: idx.maxResponses}
 	err = m.Responses[len(m.Responses)-1].unmarshal(b[start:end], 0, &nested)
 	idx.responses = nested.responses
 	return end, err
+}
+
+// countResponses counts the Responses fields in b[i:], a message's fields
+// from a key on, stopping at the first it cannot skip (the decoder reports
+// that one).
+func countResponses(b []byte, i int) int {
+	n := 0
+	for i < len(b) {
+		if b[i] == tagMsgResponses {
+			n++
+		}
+		next, err := skipField(b, i)
+		if err != nil || next <= i {
+			return n
+		}
+		i = next
+	}
+	return n
 }
