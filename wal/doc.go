@@ -41,7 +41,8 @@
 // record is tolerated only at the end of the log. Open syncs what it read
 // before serving it, every time: the last segment (after cutting off a
 // torn tail, so that the next write, torn in turn, cannot land on the old
-// garbage), the directory and every directory above it. A process that
+// garbage), the directory and every directory above it (but one it may not
+// read, which no Open of this process created). A process that
 // died between a write and its sync, or failed stop (ErrFailed), leaves
 // data in the operating system's cache that a restarted node would read
 // and build on; a later power failure must not take it back. Deleting

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,7 +110,8 @@ func (s *Storage) recover() error {
 
 // syncOpened makes durable the log Open has just read, before anything
 // is built on it: the last segment (tail; nil when Open just created it,
-// synced), the directory and every directory above it. What Open reads
+// synced), the directory and every directory above it that the process
+// may read. What Open reads
 // is what the file system shows, which may be more than is durable: the
 // process before may have died (or failed stop with ErrFailed) between a
 // write and its sync, a rename and the directory sync, or creating the
@@ -150,6 +152,13 @@ func syncOpened(fs FS, dir string, tail *segment, noSync bool) error {
 	}
 	for parent := filepath.Dir(d); parent != d; d, parent = parent, filepath.Dir(parent) {
 		if err := syncDir(fs, syncOpenParents, parent); err != nil {
+			if errors.Is(err, iofs.ErrPermission) {
+				// A directory this process may pass through but not
+				// read (a shared parent, mode 0711): not one an Open
+				// of this process created, so nothing of the log's
+				// depends on syncing it.
+				continue
+			}
 			return fmt.Errorf("wal: sync %s: %w", parent, err)
 		}
 	}

@@ -236,3 +236,36 @@ func reopenMultiAfterUnsyncedRename() error {
 	}
 	return nil
 }
+
+// A directory above the log that the process may pass through but not
+// read (a shared parent with mode 0711) cannot be synced; Open goes on
+// without it, as before it synced every ancestor, for the log and the
+// directory holding it are synced all the same. Any other failure to sync
+// an ancestor still fails Open.
+func TestOpenSkipsUnreadableAncestors(t *testing.T) {
+	fs := crashfs.New()
+	s, err := powerOpen(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(pb.HardState{Term: 1, Vote: 1}, []pb.Entry{{Term: 1, Index: 1}}, pb.Snapshot{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The sync of the log's directory, then of /data (the first ancestor).
+	fs.InjectFault(crashfs.OpSyncDir, 2, syscall.EACCES)
+	s, err = powerOpen(fs)
+	if err != nil {
+		t.Fatalf("Open with an unreadable ancestor: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fs.InjectFault(crashfs.OpSyncDir, 2, syscall.EIO)
+	if s, err = powerOpen(fs); err == nil {
+		s.Close()
+		t.Fatal("Open succeeded though syncing an ancestor failed with EIO")
+	}
+}
