@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,4 +49,50 @@ func TestMembershipChangeCatchesUpFirst(t *testing.T) {
 	require.Equal(t, 409, r.status, r.body)
 	require.Equal(t, "member_exists", errorCode(t, r))
 	require.Contains(t, c.members[lead].sm.confState().Voters, uint64(4), "member 4 was demoted")
+}
+
+// A member removed, then added again under the same id with a fresh data
+// directory, replays its first addition and its removal, then its
+// re-addition: it serves again (it was answering 410 for good).
+func TestReAddedMemberServes(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.reservePeer(4)
+	r := do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q}`, c.peers[4]))
+	require.Equal(t, 201, r.status, r.body)
+	c.start(4, true)
+	put(t, c.url(4, "/kv/a"), "1")
+	r = do(t, "DELETE", c.url(1, "/cluster/members/4"), "")
+	require.Equal(t, 200, r.status, r.body)
+	c.stop(4)
+	require.NoError(t, os.RemoveAll(filepath.Join(c.dir, "member-4")))
+	c.reservePeer(4)
+	r = do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q}`, c.peers[4]))
+	require.Equal(t, 201, r.status, r.body)
+	m4 := c.start(4, true)
+	want := c.members[1].status.Load().Commit
+	require.Eventually(t, func() bool { return m4.sm.appliedIndex() >= want }, 5*time.Second, 10*time.Millisecond)
+	put(t, c.url(4, "/kv/b"), "2")
+	require.False(t, m4.removed.Load())
+}
+
+// The same with --shards.
+func TestShardedReAddedMemberServes(t *testing.T) {
+	c := newShardedTestCluster(t, 3, 2, 1000)
+	c.reservePeer(4)
+	r := do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q}`, c.peers[4]))
+	require.Equal(t, 201, r.status, r.body)
+	c.start(4, true)
+	put(t, c.url(4, "/kv/"+c.keyIn(1, "k")), "1")
+	r = do(t, "DELETE", c.url(1, "/cluster/members/4"), "")
+	require.Equal(t, 200, r.status, r.body)
+	c.members[4].stop()
+	delete(c.members, 4)
+	c.reservePeer(4)
+	r = do(t, "POST", c.url(1, "/cluster/members"), fmt.Sprintf(`{"id":4,"peer":%q}`, c.peers[4]))
+	require.Equal(t, 201, r.status, r.body)
+	m4 := c.start(4, true)
+	c.waitConf("member 4 is back", func(cs pb.ConfState) bool { return slices.Contains(cs.Voters, 4) })
+	put(t, c.url(4, "/kv/"+c.keyIn(1, "k")), "2")
+	put(t, c.url(4, "/kv/"+c.keyIn(2, "k")), "2")
+	require.False(t, m4.removed.Load())
 }
