@@ -96,3 +96,30 @@ func TestShardedReAddedMemberServes(t *testing.T) {
 	put(t, c.url(4, "/kv/"+c.keyIn(2, "k")), "2")
 	require.False(t, m4.removed.Load())
 }
+
+// A linearizable read whose read index this member never applies (it gets
+// no appends) times out, and its waiter goes with it: retried reads do not
+// pile up.
+func TestReadWaitingForTheAppliedIndexExpires(t *testing.T) {
+	var lagging atomic.Uint64
+	c := newTestClusterWith(t, 3, func(cfg *memberConfig) {
+		id := cfg.ID
+		cfg.dropIncoming = func(m pb.Message) bool {
+			return lagging.Load() == id && (m.Type == pb.MsgApp || m.Type == pb.MsgSnap)
+		}
+	})
+	lead := c.waitLeader()
+	b := lead%3 + 1
+	lagging.Store(b)
+	put(t, c.url(lead, "/kv/a"), "1")
+	for range 2 {
+		r := do(t, "GET", c.url(b, "/kv/a"), "")
+		require.Equal(t, 503, r.status, r.body)
+	}
+	m := c.members[b]
+	require.Eventually(t, func() bool {
+		n := -1
+		m.call(t.Context(), func() { n = len(m.indexed) })
+		return n == 0
+	}, 2*time.Second, 10*time.Millisecond, "the reads that timed out still wait for the applied index")
+}
