@@ -444,7 +444,7 @@ func readAddMember(w http.ResponseWriter, r *http.Request) (addMemberRequest, bo
 
 func (m *member) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	req, ok := readAddMember(w, r)
-	if !ok {
+	if !ok || !m.catchUp(w, r) {
 		return
 	}
 	cs, _ := m.sm.members()
@@ -459,10 +459,30 @@ func (m *member) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	m.changeMembership(w, r, pb.ConfChange{Type: typ, NodeID: req.ID}, req.Peer, http.StatusCreated)
 }
 
+// catchUp waits until this member has applied everything committed when
+// the request arrived (a read index), before a membership request is
+// checked against its configuration: a member behind the log would
+// otherwise propose a change again after a later one (an addition as a
+// learner retried after the promotion would demote the voter, a removal
+// retried after a re-addition would remove it again). If it cannot catch
+// up it answers the failure (503, nothing proposed) and returns false.
+func (m *member) catchUp(w http.ResponseWriter, r *http.Request) bool {
+	if err := m.linearizableRead(r.Context()); err != nil {
+		writeFailure(w, err)
+		return false
+	}
+	return true
+}
+
+// memberID reads the member id of the request's path and, once this
+// member has caught up (catchUp), checks that it is in the configuration.
 func (m *member) memberID(w http.ResponseWriter, r *http.Request) (uint64, pb.ConfState, bool) {
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil || id == 0 {
 		writeError(w, http.StatusBadRequest, "bad_id", fmt.Sprintf("member ids are positive integers, not %q", r.PathValue("id")))
+		return 0, pb.ConfState{}, false
+	}
+	if !m.catchUp(w, r) {
 		return 0, pb.ConfState{}, false
 	}
 	cs, _ := m.sm.members()

@@ -501,10 +501,17 @@ func (m *member) applyConfChange(e pb.Entry) {
 // here. A configuration without this member before it held it is not a
 // removal: it is the log before this member was added (a member replays
 // the bootstrap entries one by one, a joining one the log up to its own
-// addition). Member ids are not reused.
+// addition). A configuration that holds this member again after its
+// removal is its re-addition under the same id (a fresh member, replaying
+// the log from its first addition): it serves again.
 func (m *member) noteRemoval(cs pb.ConfState) {
 	if inConfig(m.cfg.ID, cs) {
 		m.wasMember = true
+		if m.removed.Load() {
+			m.removed.Store(false)
+			m.metrics.removed.Set(0)
+			m.log.Info("this member was added to the cluster again")
+		}
 		return
 	}
 	if !m.wasMember || m.removed.Load() {

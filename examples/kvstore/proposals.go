@@ -165,6 +165,16 @@ func (q *requests) expire(now time.Time) {
 			w.finish(errTimeout)
 		}
 	}
+	kept := q.indexed[:0]
+	for _, w := range q.indexed {
+		if now.After(w.deadline) {
+			w.finish(errTimeout)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(q.indexed[len(kept):])
+	q.indexed = kept
 }
 
 // failAll fails every request.

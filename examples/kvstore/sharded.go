@@ -674,6 +674,17 @@ func (m *shardedMember) noteConf(s *shard, old pb.ConfState) {
 func (m *shardedMember) noteSelf(s *shard, cs pb.ConfState) {
 	if inConfig(m.cfg.ID, cs) {
 		s.wasMember = true
+		if s.removed {
+			// Added again under the same id after its removal.
+			s.removed = false
+			m.removedShards--
+			m.dirty = true
+			if m.removed.Load() {
+				m.removed.Store(false)
+				m.metrics.removed.Set(0)
+				m.log.Info("this member was added again to a shard it had been removed from", "shard", s.id)
+			}
+		}
 		return
 	}
 	if !s.wasMember || s.removed {

@@ -27,7 +27,7 @@ func newBatchTransport(id uint64, client string, ln net.Listener, pt *peerTLS, s
 		ln = tls.NewListener(ln, pt.serverConfig())
 	}
 	t := &transport{
-		id: id, client: client, ln: ln, tls: pt, reports: reports, metrics: m, log: log, warnEvery: unreachableWarnEvery,
+		id: id, client: client, ln: ln, tls: pt, reports: reports, metrics: m, log: log, warnEvery: unreachableWarnEvery, sendLimit: maxFrame,
 		shards: shards, recvBatch: recv,
 		peers: map[uint64]*peer{}, clients: map[uint64]string{}, conns: map[net.Conn]struct{}{},
 	}
@@ -52,12 +52,13 @@ func (t *transport) sendBatches(bs []*mrpb.Batch) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, b := range bs {
+		b = t.withoutTooLargeSnapshots(b)
 		frame, err := b.Marshal()
 		if err != nil {
 			panic(err)
 		}
 		if len(frame) <= maxBatchMessages || len(b.Messages) <= 1 {
-			t.enqueue(b.To, batchOut(b, frame))
+			t.enqueueFrame(b, frame)
 			continue
 		}
 		for _, part := range splitBatch(b, maxBatchMessages) {
@@ -65,9 +66,44 @@ func (t *transport) sendBatches(bs []*mrpb.Batch) {
 			if err != nil {
 				panic(err)
 			}
-			t.enqueue(b.To, batchOut(part, frame))
+			t.enqueueFrame(part, frame)
 		}
 	}
+}
+
+// withoutTooLargeSnapshots is b without the snapshots that alone make a
+// frame over sendLimit (see snapshotTooLarge), b itself if none do.
+func (t *transport) withoutTooLargeSnapshots(b *mrpb.Batch) *mrpb.Batch {
+	var kept []mrpb.GroupMessage
+	for i := range b.Messages {
+		gm := &b.Messages[i]
+		tooLarge := gm.Message.Type == pb.MsgSnap &&
+			t.snapshotTooLarge(b.To, gm.GroupID, (&mrpb.Batch{From: b.From, To: b.To, Messages: b.Messages[i : i+1]}).Size())
+		if tooLarge && kept == nil {
+			kept = append(make([]mrpb.GroupMessage, 0, len(b.Messages)), b.Messages[:i]...)
+		} else if !tooLarge && kept != nil {
+			kept = append(kept, *gm)
+		}
+	}
+	if kept == nil {
+		return b
+	}
+	nb := *b
+	nb.Messages = kept
+	return &nb
+}
+
+// enqueueFrame queues frame, batch b marshaled, unless it is over
+// sendLimit (a snapshot just below it with the batch's heartbeats): the
+// peer would refuse it, so it is reported failed instead.
+func (t *transport) enqueueFrame(b *mrpb.Batch, frame []byte) {
+	out := batchOut(b, frame)
+	if len(frame) > t.sendLimit {
+		t.reportFailure(b.To, out)
+		t.logTooLarge("batch frame too large to send: the state must stay below the peer frame limit", b.To, 0, len(frame))
+		return
+	}
+	t.enqueue(b.To, out)
 }
 
 // batchOut is what the peer's queue holds for b marshaled as frame.

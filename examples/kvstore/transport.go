@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftcore/raft"
@@ -81,6 +82,12 @@ type transport struct {
 	tls     *peerTLS // nil: plain TCP
 	// warnEvery rate-limits the "peer unreachable" warning, per peer.
 	warnEvery time.Duration
+	// sendLimit is the largest frame sent: maxFrame, which peers refuse
+	// frames above (smaller in tests).
+	sendLimit int
+	// tooLargeLogged: a frame over sendLimit was logged at error level
+	// (the later ones are logged at debug level).
+	tooLargeLogged atomic.Bool
 	// shards and recvBatch are set with --shards above 1: frames are
 	// multiraftpb.Batch (see sharded_transport.go).
 	shards    int
@@ -121,7 +128,7 @@ func newTransport(id uint64, client string, ln net.Listener, pt *peerTLS, recv f
 		ln = tls.NewListener(ln, pt.serverConfig())
 	}
 	t := &transport{
-		id: id, client: client, ln: ln, tls: pt, recv: recv, reports: reports, metrics: m, log: log, warnEvery: unreachableWarnEvery,
+		id: id, client: client, ln: ln, tls: pt, recv: recv, reports: reports, metrics: m, log: log, warnEvery: unreachableWarnEvery, sendLimit: maxFrame,
 		peers: map[uint64]*peer{}, clients: map[uint64]string{}, conns: map[net.Conn]struct{}{},
 	}
 	t.wg.Add(1)
@@ -168,6 +175,9 @@ func (t *transport) send(msgs []pb.Message) {
 	}
 	byPeer := map[uint64][]pb.Message{}
 	for _, m := range msgs {
+		if m.Type == pb.MsgSnap && t.snapshotTooLarge(m.To, 0, m.Size()) {
+			continue
+		}
 		byPeer[m.To] = append(byPeer[m.To], m)
 	}
 	t.mu.Lock()
@@ -175,6 +185,38 @@ func (t *transport) send(msgs []pb.Message) {
 	for to, msgs := range byPeer {
 		t.enqueue(to, outBatch{msgs: msgs})
 	}
+}
+
+// snapshotTooLarge reports whether a snapshot for peer to (of group, with
+// --shards) whose frame would be size bytes is over sendLimit. Such a
+// snapshot is not sent: the peer would refuse the frame and close the
+// connection, and the leader, told it was sent, would build it and send it
+// again for ever. It is reported failed (the leader tries again later) and
+// logged, at error level the first time: the state machine must stay below
+// the frame limit.
+func (t *transport) snapshotTooLarge(to, group uint64, size int) bool {
+	if size <= t.sendLimit {
+		return false
+	}
+	t.metrics.peerSendFailures.Inc()
+	st := raft.SnapshotFailure
+	t.report(report{to: to, snapshot: &st, group: group})
+	t.logTooLarge("snapshot too large to send: the state must stay below the peer frame limit", to, group, size)
+	return true
+}
+
+// logTooLarge logs a frame over sendLimit not sent to peer to: at error
+// level the first time, at debug level after.
+func (t *transport) logTooLarge(msg string, to, group uint64, size int) {
+	level := slog.LevelDebug
+	if t.tooLargeLogged.CompareAndSwap(false, true) {
+		level = slog.LevelError
+	}
+	args := []any{"peer", to, "bytes", size, "limit", t.sendLimit}
+	if group != 0 {
+		args = append(args, "shard", group)
+	}
+	t.log.Log(context.Background(), level, msg, args...)
 }
 
 // enqueue queues batch for peer to; t.mu is held.
