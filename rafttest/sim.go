@@ -71,6 +71,14 @@ func RunSim(cfg SimConfig) *SimResult {
 		Retry: true,
 		// Run asks a random node; only a leader changes the membership.
 		ReconfigureRate: math.Min(1, cfg.ConfChangeRate*float64(cfg.Nodes)),
+		SteadyClocks: cfg.LeaseReads,
+	}
+	if cfg.Seed%2 == 0 {
+		// On half the seeds, cut the current leader off now and then,
+		// its clock stalled unless its reads rely on a lease: a deposed
+		// leader answering reads is caught. (On every seed, the other
+		// faults' share of the operations would shrink.)
+		cc.IsolateLeaderRate = isolationRate(cfg.Seed, 0)
 	}
 	if cfg.Async {
 		cc.Queues = map[string]QueueFaults{"append": cfg.appendQueue(), "apply": cfg.applyQueue()}
