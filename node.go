@@ -108,9 +108,10 @@ type node struct {
 }
 
 // StartNode starts a node for a new cluster whose initial members are
-// peers (this node among them), on c.Storage, which must be empty. It
-// panics if c is invalid or peers is empty: use RestartNode for a node
-// with state, or one joining an existing cluster.
+// peers (this node among them), on c.Storage. It panics if c is invalid
+// or peers is empty: use RestartNode for a node with state, or one joining
+// an existing cluster. If c.Storage is not empty it logs a warning and
+// starts from the storage's state, ignoring peers, as etcd raft does.
 func StartNode(c *Config, peers []Peer) Node {
 	if len(peers) == 0 {
 		panic("raft: StartNode needs the initial peers; use RestartNode to join a cluster or restart")
@@ -120,7 +121,9 @@ func StartNode(c *Config, peers []Peer) Node {
 		panic(err)
 	}
 	if err := rn.Bootstrap(peers); err != nil {
-		panic(err)
+		// As etcd raft does: a node whose storage already holds state
+		// (bootstrapped by hand, or restarted) starts from it.
+		rn.raft.logger().Warningf("raft: StartNode: %v; starting from the storage's state, as RestartNode would", err)
 	}
 	return startNode(rn)
 }

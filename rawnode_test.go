@@ -271,7 +271,7 @@ func TestRawNodeStepRefusesBadMessages(t *testing.T) {
 		{"local snap status", pb.Message{Type: pb.MsgSnapStatus, From: 2, To: 1}, ErrStepLocalMsg},
 		{"local storage append", pb.Message{Type: pb.MsgStorageAppend, From: 2, To: 1}, ErrStepLocalMsg},
 		{"local storage apply", pb.Message{Type: pb.MsgStorageApply, From: 2, To: 1}, ErrStepLocalMsg},
-		{"local forget leader", pb.Message{Type: pb.MsgForgetLeader, From: 2, To: 1}, ErrStepLocalMsg},
+		{"forget leader with a term", pb.Message{Type: pb.MsgForgetLeader, From: 2, To: 1, Term: 5}, ErrInvalidMessage},
 		{"no sender", pb.Message{Type: pb.MsgHeartbeat, To: 1, Term: 5}, ErrInvalidMessage},
 		{"from itself", pb.Message{Type: pb.MsgHeartbeat, From: 1, To: 1, Term: 5}, ErrInvalidMessage},
 		{"to another node", pb.Message{Type: pb.MsgHeartbeat, From: 2, To: 3, Term: 5}, ErrInvalidMessage},
@@ -430,4 +430,28 @@ func TestRawNodeTickQuiesced(t *testing.T) {
 		// not outlive them.
 		require.False(t, leader.r().leaseValid(), "the lease expires with quiesced ticks")
 	})
+}
+
+// As in etcd raft: Step takes MsgForgetLeader (a follower forgets its
+// leader, as with ForgetLeader), refuses local message types with the bare
+// ErrStepLocalMsg (code compares it with ==), and StartNode on a storage
+// that already holds state starts from it instead of panicking.
+func TestEtcdCompatibleStepAndStart(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	f := c.nodes[2]
+	require.Equal(t, uint64(1), f.r().lead)
+	require.NoError(t, f.rn.Step(pb.Message{Type: pb.MsgForgetLeader}))
+	require.Equal(t, None, f.r().lead)
+	require.False(t, IsLocalMsg(pb.MsgForgetLeader))
+	err := f.rn.Step(pb.Message{Type: pb.MsgHup, From: 1, To: 2})
+	require.True(t, err == ErrStepLocalMsg, "got %v", err)
+
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 1, Term: 1,
+		ConfState: pb.ConfState{Voters: []uint64{1}}}}))
+	var n Node
+	require.NotPanics(t, func() { n = StartNode(testConfig(1, s), []Peer{{ID: 1}}) })
+	require.Equal(t, uint64(1), n.Status().Commit)
+	n.Stop()
 }

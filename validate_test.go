@@ -40,7 +40,7 @@ func TestMessageTypeClasses(t *testing.T) {
 		{pb.MsgStorageAppendResp, true, true},
 		{pb.MsgStorageApply, true, false},
 		{pb.MsgStorageApplyResp, true, true},
-		{pb.MsgForgetLeader, true, false},
+		{pb.MsgForgetLeader, false, false}, // as in etcd raft: Step takes it
 	} {
 		t.Run(tt.typ.String(), func(t *testing.T) {
 			require.Equal(t, tt.local, IsLocalMsg(tt.typ), "IsLocalMsg")

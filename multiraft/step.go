@@ -63,7 +63,7 @@ func (h *Host) validateBatch(from uint64, b *mrpb.Batch) error {
 	for i := range b.Messages {
 		gm := &b.Messages[i]
 		m := &gm.Message
-		if _, known := pb.MessageType_name[int32(m.Type)]; !known || raft.IsLocalMsg(m.Type) {
+		if _, known := pb.MessageType_name[int32(m.Type)]; !known || raft.IsLocalMsg(m.Type) || m.Type == pb.MsgForgetLeader {
 			return fmt.Errorf("%w: message %d: type %d", ErrMalformedBatch, i, int32(m.Type))
 		}
 		// A forwarded proposal or read keeps its first sender (a read
