@@ -71,7 +71,7 @@ func RunSim(cfg SimConfig) *SimResult {
 		Retry: true,
 		// Run asks a random node; only a leader changes the membership.
 		ReconfigureRate: math.Min(1, cfg.ConfChangeRate*float64(cfg.Nodes)),
-		SteadyClocks: cfg.LeaseReads,
+		SteadyClocks:    cfg.LeaseReads,
 	}
 	if cfg.Seed%2 == 0 {
 		// On half the seeds, cut the current leader off now and then,
