@@ -97,11 +97,15 @@ func DescribeEntries(ents []pb.Entry, f EntryFormatter) string {
 // message go on indented lines of their own.
 func DescribeMessage(m pb.Message, f EntryFormatter) string {
 	var b strings.Builder
-	describeMessage(&b, m, f)
+	describeMessage(&b, m, f, "")
 	return b.String()
 }
 
-func describeMessage(b *strings.Builder, m pb.Message, f EntryFormatter) {
+// describeMessage writes m to b. indent prefixes every line after the
+// first: a response nested in another message is indented two spaces more
+// than the message that carries it, and so are its own entries, snapshot
+// and responses.
+func describeMessage(b *strings.Builder, m pb.Message, f EntryFormatter, indent string) {
 	fmt.Fprintf(b, "%s->%s %s Term:%d Log:%d/%d", describeTarget(m.From), describeTarget(m.To), m.Type, m.Term, m.LogTerm, m.Index)
 	if m.Reject {
 		fmt.Fprintf(b, " Rejected (Hint: %d)", m.RejectHint)
@@ -119,21 +123,20 @@ func describeMessage(b *strings.Builder, m pb.Message, f EntryFormatter) {
 	default:
 		b.WriteString(" Entries:[")
 		for _, e := range m.Entries {
-			b.WriteString("\n  ")
-			b.WriteString(DescribeEntry(e, f))
+			fmt.Fprintf(b, "\n%s  %s", indent, DescribeEntry(e, f))
 		}
-		b.WriteString("\n]")
+		fmt.Fprintf(b, "\n%s]", indent)
 	}
 	if m.Snapshot != nil && !IsEmptySnap(*m.Snapshot) {
-		fmt.Fprintf(b, "\n  Snapshot: %s", DescribeSnapshot(*m.Snapshot))
+		fmt.Fprintf(b, "\n%s  Snapshot: %s", indent, DescribeSnapshot(*m.Snapshot))
 	}
 	if len(m.Responses) > 0 {
 		b.WriteString(" Responses:[")
 		for _, r := range m.Responses {
-			b.WriteString("\n  ")
-			describeMessage(b, r, f)
+			fmt.Fprintf(b, "\n%s  ", indent)
+			describeMessage(b, r, f, indent+"  ")
 		}
-		b.WriteString("\n]")
+		fmt.Fprintf(b, "\n%s]", indent)
 	}
 }
 

@@ -172,6 +172,14 @@ func TestDescribeEntriesOnePerLine(t *testing.T) {
 	require.Equal(t, DescribeEntries(ents, quoted), DescribeEntries(ents, nil))
 }
 
+// storageApplyOfTwo is a local apply message with two entries whose
+// response carries the same two entries.
+func storageApplyOfTwo() pb.Message {
+	ents := []pb.Entry{{Term: 1, Index: 1}, {Term: 1, Index: 2}}
+	return pb.Message{From: 1, To: LocalApplyThread, Type: pb.MsgStorageApply, Entries: ents,
+		Responses: []pb.Message{{From: LocalApplyThread, To: 1, Type: pb.MsgStorageApplyResp, Entries: ents}}}
+}
+
 func TestDescribeMessages(t *testing.T) {
 	snap := &pb.Snapshot{Data: []byte("sm"), Metadata: pb.SnapshotMetadata{Index: 10, Term: 2,
 		ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}}}}
@@ -229,6 +237,29 @@ func TestDescribeMessages(t *testing.T) {
 		}, nil,
 			"1->ApplyThread MsgStorageApply Term:0 Log:0/0 Entries:[2/3 EntryNormal \"\"] " +
 				"Responses:[\n  ApplyThread->1 MsgStorageApplyResp Term:0 Log:0/0 Entries:[2/3 EntryNormal \"\"]\n]"},
+		{"response with two entries", storageApplyOfTwo(), nil,
+			"1->ApplyThread MsgStorageApply Term:0 Log:0/0 Entries:[\n  1/1 EntryNormal \"\"\n  1/2 EntryNormal \"\"\n] " +
+				"Responses:[\n  ApplyThread->1 MsgStorageApplyResp Term:0 Log:0/0 Entries:[\n    1/1 EntryNormal \"\"\n    1/2 EntryNormal \"\"\n  ]\n]"},
+		{"response nested in a response", pb.Message{From: 1, To: LocalAppendThread, Type: pb.MsgStorageAppend, Term: 2,
+			Responses: []pb.Message{{From: LocalAppendThread, To: 1, Type: pb.MsgStorageAppendResp,
+				Responses: []pb.Message{{From: 1, To: LocalApplyThread, Type: pb.MsgStorageApply,
+					Entries: []pb.Entry{{Term: 1, Index: 1}, {Term: 1, Index: 2}}}}}},
+		}, nil,
+			"1->AppendThread MsgStorageAppend Term:2 Log:0/0 Responses:[\n" +
+				"  AppendThread->1 MsgStorageAppendResp Term:0 Log:0/0 Responses:[\n" +
+				"    1->ApplyThread MsgStorageApply Term:0 Log:0/0 Entries:[\n" +
+				"      1/1 EntryNormal \"\"\n" +
+				"      1/2 EntryNormal \"\"\n" +
+				"    ]\n" +
+				"  ]\n" +
+				"]"},
+		{"response carrying a snapshot", pb.Message{From: 1, To: LocalAppendThread, Type: pb.MsgStorageAppend,
+			Responses: []pb.Message{{From: LocalAppendThread, To: 1, Type: pb.MsgStorageAppendResp, Snapshot: snap}},
+		}, nil,
+			"1->AppendThread MsgStorageAppend Term:0 Log:0/0 Responses:[\n" +
+				"  AppendThread->1 MsgStorageAppendResp Term:0 Log:0/0\n" +
+				"    Snapshot: Index:10 Term:2 ConfState:Voters:[1 2 3] VotersOutgoing:[] Learners:[] LearnersNext:[] AutoLeave:false\n" +
+				"]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Equal(t, tt.want, DescribeMessage(tt.m, tt.f))
@@ -255,6 +286,10 @@ func TestDescribeReadyContents(t *testing.T) {
 			{From: 1, To: 3, Type: pb.MsgHeartbeat, Term: 2, Commit: 3},
 		}}, nil,
 			"Ready MustSync=false:\nMessages:\n1->2 MsgHeartbeat Term:2 Log:0/0 Commit:4\n1->3 MsgHeartbeat Term:2 Log:0/0 Commit:3\n"},
+		{"message with a nested response", Ready{Messages: []pb.Message{storageApplyOfTwo()}}, nil,
+			"Ready MustSync=false:\nMessages:\n" +
+				"1->ApplyThread MsgStorageApply Term:0 Log:0/0 Entries:[\n  1/1 EntryNormal \"\"\n  1/2 EntryNormal \"\"\n] " +
+				"Responses:[\n  ApplyThread->1 MsgStorageApplyResp Term:0 Log:0/0 Entries:[\n    1/1 EntryNormal \"\"\n    1/2 EntryNormal \"\"\n  ]\n]\n"},
 		{"everything", Ready{
 			SoftState:        &SoftState{Lead: 1, RaftState: StateLeader},
 			HardState:        pb.HardState{Term: 2, Vote: 1, Commit: 5},
