@@ -50,7 +50,9 @@ func (rn *RawNode) storageMessages(rd *Ready) []pb.Message {
 			Commit:  rd.HardState.Commit,
 			Entries: rd.Entries,
 		}
-		resp := pb.Message{Type: pb.MsgStorageAppendResp, To: r.id, From: LocalAppendThread}
+		// Commit carries the write epoch (see newWriteEpoch); the field
+		// means nothing else on this response.
+		resp := pb.Message{Type: pb.MsgStorageAppendResp, To: r.id, From: LocalAppendThread, Commit: r.writeEpoch()}
 		if n := len(rd.Entries); n > 0 {
 			resp.Index, resp.LogTerm = rd.Entries[n-1].Index, rd.Entries[n-1].Term
 		}
@@ -104,7 +106,17 @@ func (r *raft) handleStorageResponse(m pb.Message) error {
 			r.raftLog.stableSnapTo(m.Snapshot.Metadata.Index)
 			r.appliedSnapshot(m.Snapshot.Metadata.Index)
 		}
-		if m.Index != 0 {
+		switch {
+		case m.Index == 0:
+		case m.Commit != r.writeEpoch():
+			// Written before the log replaced entries handed out for
+			// writing: a later write replaces what this one wrote, even
+			// where the log holds the same index and term again (see
+			// newWriteEpoch). The response of a write of this epoch
+			// acknowledges it, and everything before it, in turn.
+			r.logger().Debugf("node %x: ignoring the acknowledgement of a write up to %d (term %d) made before the log was replaced",
+				r.id, m.Index, m.LogTerm)
+		default:
 			// Ignored if the entry was overwritten meanwhile (its term
 			// differs): that write no longer matters.
 			r.raftLog.stableTo(entryID{term: m.LogTerm, index: m.Index})
@@ -223,4 +235,26 @@ func (r *raft) durableIndex() uint64 {
 		return 0
 	}
 	return u.offset - 1
+}
+
+// writeEpoch is the current write epoch, which each MsgStorageAppendResp
+// carries (in Commit) from when its write was handed out.
+func (r *raft) writeEpoch() uint64 {
+	if r.seldom == nil {
+		return 0
+	}
+	return r.seldom.writeEpoch
+}
+
+// newWriteEpoch starts a write epoch: the log replaced entries it had
+// handed out for writing, or a snapshot replaced the log. The writes
+// handed out before are still carried out, in order, and a later one
+// overwrites what they wrote; so their acknowledgements no longer say
+// what storage holds. An acknowledgement naming an index and term is not
+// enough to tell: after W1 wrote 6@2 and W2 replaced it with 6@3, W3 may
+// write 6@2 again (the first leader, back in a later term), and W1's
+// acknowledgement would match the log while storage, once W2 lands,
+// holds 6@3. Only a write of the current epoch is acknowledged.
+func (r *raft) newWriteEpoch() {
+	r.rare().writeEpoch++
 }

@@ -539,3 +539,40 @@ func TestAsyncStorageAppendWithManyResponsesRoundTrips(t *testing.T) {
 	require.NoError(t, m.Unmarshal(b))
 	require.Equal(t, len(appendMsg.Responses), len(m.Responses))
 }
+
+// With AsyncStorageWrites, a write's late acknowledgement does not make
+// durable an index and term that a later write replaced and a still later
+// one brought back: W1 writes 6@2 and 7@2, W2 replaces 6 with 6@3 (a
+// leader of term 3), W3 writes 6@2 and 7@2 again (the first leader, back
+// in term 4). W1's acknowledgement matches the log again, but storage
+// holds 6@3 once W2 lands: taken, the node would apply 6@3 as the
+// committed entry at 6 (or, committing 7, find it missing from storage).
+func TestAsyncLateAckOfReplacedWrite(t *testing.T) {
+	peers := []Peer{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 4}, {ID: 5}}
+	n := newAsyncNode(t, 3, peers)
+	n.process() // the bootstrap entries 1..5 (term 1), durable
+	n.hold = true
+	app := func(from, term uint64, ents ...pb.Entry) {
+		require.NoError(t, n.rn.Step(pb.Message{From: from, To: 3, Type: pb.MsgApp, Term: term,
+			Index: 5, LogTerm: 1, Entries: ents, Commit: 5}))
+		n.process()
+	}
+	e := func(i, t uint64) pb.Entry { return pb.Entry{Index: i, Term: t, Data: []byte{byte(i), byte(t)}} }
+	app(1, 2, e(6, 2), e(7, 2)) // W1: leader 1, term 2
+	app(2, 3, e(6, 3))          // W2: leader 2, term 3, replaces 6
+	app(1, 4, e(6, 2), e(7, 2)) // W3: leader 1 again, term 4
+	require.Len(t, n.queued, 3)
+	n.flush(1) // W1 durable, its acknowledgement stepped
+	n.flush(1) // W2 durable; W3 still queued
+	require.NoError(t, n.rn.Step(pb.Message{From: 1, To: 3, Type: pb.MsgHeartbeat, Term: 4, Commit: 6}))
+	n.process()
+	for _, got := range n.applied {
+		if got.Index == 6 {
+			t.Fatalf("applied %d@%d before the write of the committed entry 6@2 was durable", got.Index, got.Term)
+		}
+	}
+	n.hold = false
+	n.flush(1) // W3 durable: now 6@2 is, and it is applied
+	n.process()
+	require.Equal(t, e(6, 2), n.applied[len(n.applied)-1])
+}

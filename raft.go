@@ -62,6 +62,10 @@ type seldomState struct {
 	// restored is the last snapshot installed from a leader's message,
 	// until the application has caught up with it (see staleConfChange).
 	restored restoredSnapshot
+	// writeEpoch counts the times the log replaced entries it had handed
+	// out for writing, or was replaced by a snapshot (see
+	// newWriteEpoch).
+	writeEpoch uint64
 }
 
 // rare returns the node's seldomState, allocating it at the first use.

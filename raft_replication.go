@@ -207,7 +207,12 @@ func (r *raft) handleAppendEntries(m pb.Message) error {
 		return nil
 	}
 	prev := entryID{term: m.LogTerm, index: m.Index}
+	inProgress := r.raftLog.unstable.offsetInProgress
 	lastNew, ok, err := r.raftLog.maybeAppend(prev, m.Commit, m.Entries)
+	if r.raftLog.unstable.offsetInProgress < inProgress {
+		// Entries handed out for writing were replaced.
+		r.newWriteEpoch()
+	}
 	if err != nil {
 		r.logger().Errorf("node %x: dropping append from %x at term %d: %v", r.id, m.From, m.Term, err)
 		return fmt.Errorf("%w: %v", ErrInvalidMessage, err)

@@ -80,6 +80,7 @@ func (r *raft) restore(s pb.Snapshot) bool {
 	}
 	applied, applying := r.raftLog.applied, r.raftLog.applying
 	r.raftLog.restore(s)
+	r.newWriteEpoch()
 	if err := r.restoreConfState(s.Metadata.ConfState); err != nil {
 		// The snapshot came over the network with an invalid config, but
 		// the log is already replaced: this cannot be undone safely.
