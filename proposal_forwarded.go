@@ -87,6 +87,15 @@ func (r *raft) watchForwarded(e pb.Entry) uint64 {
 		f.giveUpOldest()
 	}
 	f.nextID++
+	if len(e.Data) == 0 {
+		// An empty proposal looks like the empty entry every new leader
+		// appends (and a leader's own leave of a joint configuration,
+		// for an empty conf change): a match could be that entry, so
+		// none is looked for and the outcome is unknown at once.
+		f.outcomes = append(f.outcomes, ForwardedOutcome{ForwardID: f.nextID, Unknown: true})
+		f.trimOutcomes()
+		return f.nextID
+	}
 	p := &forwardedProposal{id: f.nextID, term: r.Term, at: r.ticks, typ: e.Type, data: e.Data, hash: maphash.Bytes(f.seed, e.Data)}
 	f.order = append(f.order, p)
 	f.byHash[p.hash] = append(f.byHash[p.hash], p)
@@ -177,6 +186,16 @@ func (f *forwardedProposals) resolve(p *forwardedProposal, o ForwardedOutcome) {
 	p.data = nil
 	f.watched--
 	f.outcomes = append(f.outcomes, o)
+	f.trimOutcomes()
+}
+
+// trimOutcomes drops the oldest outcomes beyond maxForwardedWatched: an
+// application that never takes them (ProposeWithResult used only for the
+// leader's answer) must not grow the list for ever.
+func (f *forwardedProposals) trimOutcomes() {
+	if n := len(f.outcomes) - maxForwardedWatched; n > 0 {
+		f.outcomes = append(f.outcomes[:0], f.outcomes[n:]...)
+	}
 }
 
 // ForwardedOutcomes returns what this node learned, since the last call,
@@ -191,7 +210,9 @@ func (f *forwardedProposals) resolve(p *forwardedProposal, o ForwardedOutcome) {
 //
 // Call it after stepping messages, before applying the next Ready's
 // CommittedEntries, so that an appended proposal is known before its entry
-// is applied. Outcomes wait here until taken; the returned slice belongs
+// is applied. Outcomes wait here until taken (the newest 4096: older ones
+// are dropped); a proposal with empty data is reported unknown at once,
+// since a leader's own empty entries would match it. The returned slice belongs
 // to the caller. Proposals made with Propose (RawNode or Node) are not
 // followed; for a Node, see the package function ForwardedOutcomes.
 func (rn *RawNode) ForwardedOutcomes() []ForwardedOutcome {

@@ -190,3 +190,42 @@ func TestForwardedEarlierTermNotMatched(t *testing.T) {
 	require.Equal(t, []byte("same"), appliedAt(t, c.nodes[2], 2).Data, "node 2 received the term-1 entry")
 	require.Empty(t, c.nodes[2].rn.ForwardedOutcomes())
 }
+
+// A forwarded proposal with empty data is reported unknown at once: the
+// empty entry a new leader appends would otherwise be taken for it, and
+// the application told its proposal was appended when it never reached a
+// leader.
+func TestForwardedEmptyProposalUnknown(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgProp } // lost
+	res, err := c.nodes[2].rn.ProposeWithResult(nil)
+	require.NoError(t, err)
+	c.stabilize()
+	c.intercept = nil
+	c.campaign(3)
+	c.stabilize()
+	outs := c.nodes[2].rn.ForwardedOutcomes()
+	require.Len(t, outs, 1)
+	require.Equal(t, res.ForwardID, outs[0].ForwardID)
+	require.True(t, outs[0].Unknown, "reported %+v", outs[0])
+}
+
+// Outcomes never taken are bounded: the oldest are dropped.
+func TestForwardedOutcomesBounded(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgProp }
+	for i := 0; i < 3*maxForwardedWatched; i++ {
+		_, err := c.nodes[2].rn.ProposeWithResult([]byte{byte(i), byte(i >> 8)})
+		require.NoError(t, err)
+	}
+	f := c.nodes[2].r().forwarded()
+	require.LessOrEqual(t, len(f.outcomes), maxForwardedWatched)
+	// The first 2×4096 were given up (the watch holds 4096); the newest
+	// 4096 of those outcomes are kept.
+	outs := c.nodes[2].rn.ForwardedOutcomes()
+	require.Len(t, outs, maxForwardedWatched)
+	require.Equal(t, uint64(maxForwardedWatched+1), outs[0].ForwardID)
+	require.Equal(t, uint64(2*maxForwardedWatched), outs[len(outs)-1].ForwardID)
+}

@@ -210,3 +210,31 @@ func forwardedOutcomeUnknownOnTick(t testing.TB, seed uint64) {
 		}
 	}
 }
+
+// A follower watching a proposal it forwarded does not quiesce: its
+// window is counted in ticks, so asleep it would never report the
+// outcome. Here the leader refuses the proposal (leaving a joint
+// configuration that is not joint) and says nothing, the group idles, and
+// the follower still reports the proposal unknown within its window.
+func TestQuiescedFollowerStillReportsForwarded(t *testing.T) {
+	c := quietClusterSeed(t, 1, 3)
+	outcomes := watchOutcomes(c)
+	const g = 2 // led by node 2
+	// (With a context, so that its entry is not empty: an empty proposal
+	// is reported unknown at once.)
+	res, err := c.node(1).host.ProposeConfChangeWithResult(g, pb.ConfChangeV2{Context: []byte("leave")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Forwarded {
+		t.Fatalf("node 1 leads group %d", g)
+	}
+	c.settle()
+	for range 400 { // ten times the window
+		c.tick()
+	}
+	got := outcomes.got[[2]uint64{1, g}]
+	if len(got) != 1 || got[0].ForwardID != res.ForwardID || !got[0].Unknown {
+		t.Fatalf("outcomes %+v, want ForwardID %d unknown", got, res.ForwardID)
+	}
+}

@@ -55,7 +55,7 @@ func (h *Host) Tick() {
 // otherwise wait for the next wake. Lease-based groups never get here
 // (canQuiesce): a lease assumes the followers' election timers run.
 func (h *Host) mayQuiesce(g *group) bool {
-	if !g.canQuiesce || g.idle < g.quiesceAfter || g.inReady || g.hasWork || g.readsPending || g.rn.HasReady() {
+	if !g.canQuiesce || g.idle < g.quiesceAfter || g.inReady || g.hasWork || g.readsPending || g.watchingForwarded() || g.rn.HasReady() {
 		return false
 	}
 	st := g.rn.BasicStatus()
@@ -94,7 +94,7 @@ func (h *Host) quiesceLeader(g *group) {
 // has just stepped left it in the state the leader saw: a follower of
 // leader at term, with commit at the leader's commit.
 func (h *Host) maybeQuiesceFollower(g *group, leader uint64, hb *mrpb.Heartbeat) {
-	if !g.canQuiesce || g.activeIdx < 0 {
+	if !g.canQuiesce || g.activeIdx < 0 || g.watchingForwarded() {
 		return
 	}
 	st := g.rn.BasicStatus()
@@ -262,4 +262,12 @@ func (h *Host) heard(node uint64) {
 	p := h.peer(node)
 	p.lastHeard = h.now
 	p.down = false
+}
+
+// watchingForwarded reports whether g's RawNode still looks for a proposal
+// it forwarded: its window is counted in ticks, so a group asleep would
+// never report it (neither appended nor unknown). A leader that dropped
+// the proposal sends nothing more, and would quiesce the group meanwhile.
+func (g *group) watchingForwarded() bool {
+	return g.fwd != nil && g.fwd.watching > 0
 }
