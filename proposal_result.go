@@ -28,7 +28,8 @@ type ProposalResult struct {
 
 // ProposeWithResult proposes data, like Propose, and says where the
 // proposal went. The error is Propose's: one of the ErrProposal… reasons,
-// each matching ErrProposalDropped.
+// each matching ErrProposalDropped. A forwarded proposal is looked for by
+// its bytes: do not modify data until its outcome is known.
 func (rn *RawNode) ProposeWithResult(data []byte) (ProposalResult, error) {
 	return rn.proposeWithResult(pb.Entry{Data: data})
 }

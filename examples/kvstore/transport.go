@@ -647,6 +647,11 @@ func checkPeerMessage(self, peer uint64, m pb.Message) error {
 	if m.To != self {
 		return fmt.Errorf("message for member %d, not this one", m.To)
 	}
+	if m.Type == pb.MsgForgetLeader {
+		// Step takes it, as etcd raft does, as the application's request
+		// to forget the leader; no member sends one.
+		return errors.New("a request to forget the leader")
+	}
 	if m.Type == pb.MsgTransferLeader {
 		if m.From == 0 {
 			return errors.New("leader transfer without a transferee")

@@ -195,3 +195,11 @@ func TestTransportRefusesFramesOfStructure(t *testing.T) {
 		t.Fatal("the snapshot did not arrive")
 	}
 }
+
+// A peer cannot make a member forget its leader: Step takes
+// MsgForgetLeader as the application's own request, so the transport
+// refuses it.
+func TestPeerMessageForgetLeaderRefused(t *testing.T) {
+	require.Error(t, checkPeerMessage(1, 2, pb.Message{Type: pb.MsgForgetLeader, From: 2, To: 1}))
+	require.NoError(t, checkPeerMessage(1, 2, pb.Message{Type: pb.MsgHeartbeat, From: 2, To: 1, Term: 1}))
+}
