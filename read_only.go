@@ -94,10 +94,6 @@ func (ro *readOnly) last() []byte {
 // handleReadIndex is the leader's handling of a read request, local or
 // forwarded.
 func (r *raft) handleReadIndex(m pb.Message) {
-	if !r.leaderIsVoter() {
-		r.dropReadIndex(m)
-		return
-	}
 	if _, ok := parseLeaseCtx(m.Entries[0].Data); ok && r.leaseReads {
 		// Its heartbeats would carry this context, and their
 		// acknowledgements would be taken for a lease from whatever tick
@@ -105,33 +101,29 @@ func (r *raft) handleReadIndex(m pb.Message) {
 		r.logger().Warningf("node %x: dropping a read request from %x whose context has the lease form", r.id, m.From)
 		return
 	}
-	if r.trk.IsSingleton() {
-		// This leader is the only voter: no one else can be leader, so the
-		// commit index is safe to read at.
-		r.answerReadIndex(m, r.raftLog.committed)
-		return
-	}
-	if !r.committedEntryInCurrentTerm() {
+	if !r.trk.IsSingleton() && !r.committedEntryInCurrentTerm() {
 		// Until an entry of this term commits, the leader's commit index may
 		// lag the previous leader's: answering could miss acknowledged
-		// writes. Hold the request until then.
+		// writes. Hold the request until then. (A leader that is no
+		// longer a voter has committed its removal, so it is never held.)
 		r.pendingReadIndexMessages = append(r.pendingReadIndexMessages, m)
 		return
 	}
 	r.confirmReadIndex(m)
 }
 
-// confirmReadIndex answers m as the read-only option says: at once from
-// the commit index (lease), or after a heartbeat round (safe).
+// confirmReadIndex answers m: at once from the commit index if this leader
+// is the only voter or (lease) while its lease holds, else after a
+// heartbeat round (safe). A leader that is not a voter drops it.
 func (r *raft) confirmReadIndex(m pb.Message) {
-	if !r.leaderIsVoter() {
-		// Held back (see handleReadIndex) while this leader stopped being
-		// a voter.
-		r.dropReadIndex(m)
-		return
-	}
 	switch {
+	case !r.leaderIsVoter():
+		r.logger().Debugf("node %x: no longer a voter, dropping a read request from %x", r.id, m.From)
 	case mutationReadWithoutConfirm:
+		r.answerReadIndex(m, r.raftLog.committed)
+	case r.trk.IsSingleton():
+		// This leader is the only voter: no one else can be leader, so the
+		// commit index is safe to read at.
 		r.answerReadIndex(m, r.raftLog.committed)
 	case r.leaseReads && r.leaseValid():
 		r.answerReadIndex(m, r.raftLog.committed)
@@ -153,12 +145,6 @@ func (r *raft) confirmReadIndex(m pb.Message) {
 func (r *raft) leaderIsVoter() bool {
 	pr := r.trk.Progress[r.id]
 	return pr != nil && !pr.IsLearner
-}
-
-// dropReadIndex drops a read request the leader cannot serve; the
-// application retries it (elsewhere) after its timeout.
-func (r *raft) dropReadIndex(m pb.Message) {
-	r.logger().Debugf("node %x: no longer a voter, dropping a read request from %x", r.id, m.From)
 }
 
 // readIndexAcked counts a heartbeat response carrying a read context and
