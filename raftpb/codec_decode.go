@@ -567,16 +567,49 @@ func (m *Entry) decodeAt(b []byte, start, end int) (int, int, error) {
 // copyPayloads sets the Data of each of ents to a copy of b[spans[k]], all
 // of them in one new buffer, each a full slice expression over it (its
 // capacity ends where its payload does, so appending to one entry's Data
-// never overwrites the next).
+// never overwrites the next). The spans lie in b in order (the decoder
+// records them walking forward). When the stretch of b from the first
+// payload to the last is not much longer than the payloads themselves
+// (the entry headers between them are small), that stretch is copied
+// whole: one copy into memory that need not be zeroed first, instead of
+// one per entry into a zeroed buffer.
 func copyPayloads(ents []Entry, spans []span, b []byte) {
-	total := 0
+	total, lo, hi := 0, int32(-1), int32(-1)
 	for _, s := range spans {
-		total += int(s.end - s.start)
+		if s.start < s.end {
+			total += int(s.end - s.start)
+			if lo < 0 {
+				lo = s.start
+			}
+			hi = s.end
+		}
 	}
-	var buf []byte
-	if total > 0 {
-		buf = make([]byte, total)
+	switch {
+	case total == 0:
+		copyPayloadsInto(ents, spans, b, nil)
+	case int(hi-lo) <= 2*total+256:
+		region := append([]byte(nil), b[lo:hi]...)
+		for k := range ents {
+			s := spans[k]
+			switch {
+			case s.start < 0:
+				if ents[k].Data != nil {
+					ents[k].Data = nil
+				}
+			case s.start == s.end:
+				ents[k].Data = []byte{}
+			default:
+				ents[k].Data = region[s.start-lo : s.end-lo : s.end-lo]
+			}
+		}
+	default:
+		copyPayloadsInto(ents, spans, b, make([]byte, total))
 	}
+}
+
+// copyPayloadsInto is copyPayloads into buf, of the payloads' total size,
+// one payload after another.
+func copyPayloadsInto(ents []Entry, spans []span, b []byte, buf []byte) {
 	off := 0
 	for k := range ents {
 		s := spans[k]
