@@ -25,6 +25,9 @@ func TestAllocsPerEntry(t *testing.T) {
 		"ThreeVoters/value/batch=64":     0.06, // 0.020
 		"ThreeVoters/marshaled/batch=1":  5.0,  // 4.14
 		"ThreeVoters/marshaled/batch=64": 0.25, // 0.082
+		// ReuseReadyMessages: no message slots.
+		"ThreeVoters/value/batch=1/reuse":     0.05, // 0.017
+		"ThreeVoters/marshaled/batch=1/reuse": 4.08, // 4.02
 	}
 	const entriesPerRun = 256
 	for _, w := range benchWorkloads {
@@ -33,7 +36,7 @@ func TestAllocsPerEntry(t *testing.T) {
 			if !ok {
 				t.Fatalf("no ceiling for workload %s", w.name)
 			}
-			c := newBenchCluster(t, w.voters, w.marshal)
+			c := newBenchCluster(t, w.voters, w.marshal, w.options()...)
 			rounds := entriesPerRun / w.batch
 			// AllocsPerRun runs once more to warm up, so that the node's
 			// buffers have grown.

@@ -19,11 +19,14 @@ type benchNode struct {
 	out       []pb.Message
 }
 
-func newBenchNode(tb testing.TB, id uint64, peers []Peer) *benchNode {
+func newBenchNode(tb testing.TB, id uint64, peers []Peer, opts ...func(*Config)) *benchNode {
 	s := NewMemoryStorage()
 	cfg := testConfig(id, s)
 	cfg.MaxSizePerMsg = 1 << 20
 	cfg.MaxInflightMsgs = 4096
+	for _, o := range opts {
+		o(cfg)
+	}
 	rn, err := NewRawNode(cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -80,14 +83,14 @@ type benchCluster struct {
 }
 
 // newBenchCluster builds a cluster of voters nodes whose node 1 leads.
-func newBenchCluster(tb testing.TB, voters int, marshal bool) *benchCluster {
+func newBenchCluster(tb testing.TB, voters int, marshal bool, opts ...func(*Config)) *benchCluster {
 	peers := make([]Peer, voters)
 	for i := range peers {
 		peers[i] = Peer{ID: uint64(i + 1)}
 	}
 	c := &benchCluster{marshal: marshal, data: make([]byte, 128)}
 	for _, p := range peers {
-		c.nodes = append(c.nodes, newBenchNode(tb, p.ID, peers))
+		c.nodes = append(c.nodes, newBenchNode(tb, p.ID, peers, opts...))
 	}
 	c.settle(tb)
 	if err := c.nodes[0].rn.Campaign(); err != nil {
@@ -166,15 +169,28 @@ type benchWorkload struct {
 	voters  int
 	batch   int // proposals per Ready (per round)
 	marshal bool
+	// reuse sets Config.ReuseReadyMessages (the harness copies a Ready's
+	// messages out before Advance).
+	reuse bool
 }
 
 var benchWorkloads = []benchWorkload{
-	{"SingleVoter/batch=1", 1, 1, false},
-	{"SingleVoter/batch=64", 1, 64, false},
-	{"ThreeVoters/value/batch=1", 3, 1, false},
-	{"ThreeVoters/value/batch=64", 3, 64, false},
-	{"ThreeVoters/marshaled/batch=1", 3, 1, true},
-	{"ThreeVoters/marshaled/batch=64", 3, 64, true},
+	{"SingleVoter/batch=1", 1, 1, false, false},
+	{"SingleVoter/batch=64", 1, 64, false, false},
+	{"ThreeVoters/value/batch=1", 3, 1, false, false},
+	{"ThreeVoters/value/batch=64", 3, 64, false, false},
+	{"ThreeVoters/marshaled/batch=1", 3, 1, true, false},
+	{"ThreeVoters/marshaled/batch=64", 3, 64, true, false},
+	{"ThreeVoters/value/batch=1/reuse", 3, 1, false, true},
+	{"ThreeVoters/marshaled/batch=1/reuse", 3, 1, true, true},
+}
+
+// options returns the config options of w.
+func (w benchWorkload) options() []func(*Config) {
+	if w.reuse {
+		return []func(*Config){withReuseReadyMessages}
+	}
+	return nil
 }
 
 // BenchmarkRawNode measures the propose -> Ready -> persist -> send ->
@@ -186,7 +202,7 @@ var benchWorkloads = []benchWorkload{
 func BenchmarkRawNode(b *testing.B) {
 	for _, w := range benchWorkloads {
 		b.Run(w.name, func(b *testing.B) {
-			c := newBenchCluster(b, w.voters, w.marshal)
+			c := newBenchCluster(b, w.voters, w.marshal, w.options()...)
 			// Warm up, so that the internal buffers have grown.
 			for i := 0; i < 4; i++ {
 				c.round(b, w.batch)

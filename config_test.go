@@ -77,6 +77,8 @@ func configErrorCases() []configErrorCase {
 			func(c *Config) { c.ReadOnlyOption = -1; c.CheckQuorum = true }, "(-1)"},
 		{"lease-based reads without check quorum", "ErrConfigLeaseNeedsQuorum", ErrConfigLeaseNeedsQuorum,
 			func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased }, ""},
+		{"reused Ready messages with async storage writes", "ErrConfigReuseWithAsync", ErrConfigReuseWithAsync,
+			func(c *Config) { c.ReuseReadyMessages, c.AsyncStorageWrites = true, true }, ""},
 	}
 }
 
@@ -123,7 +125,7 @@ func TestConfigValidateRefusesEachImpossibleSetting(t *testing.T) {
 	all := []error{
 		ErrConfigZeroID, ErrConfigLocalThreadID, ErrConfigHeartbeatTick, ErrConfigElectionTick,
 		ErrConfigNilStorage, ErrConfigSnapshotTimeout, ErrConfigMaxInflightMsgs, ErrConfigMaxInflightBytes,
-		ErrConfigReadOnlyOption, ErrConfigLeaseNeedsQuorum,
+		ErrConfigReadOnlyOption, ErrConfigLeaseNeedsQuorum, ErrConfigReuseWithAsync,
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,7 +329,7 @@ func TestConfigFieldsFollowEtcd(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, len(fields), len(etcd))
 	require.Equal(t, etcd, fields[:len(etcd)])
-	require.Equal(t, []string{"SnapshotTimeout int", "RandomSource rand.Source"}, fields[len(etcd):])
+	require.Equal(t, []string{"SnapshotTimeout int", "RandomSource rand.Source", "ReuseReadyMessages bool"}, fields[len(etcd):])
 }
 
 // A node whose ElectionTick is very large (as applications give idle

@@ -1,6 +1,9 @@
 package raft
 
-import pb "github.com/raftcore/raft/raftpb"
+import (
+	"github.com/raftcore/raft/invariants"
+	pb "github.com/raftcore/raft/raftpb"
+)
 
 // Arrays handed out in a Ready belong to the application from then on: it
 // may keep them forever, so the node never writes into them again. Giving
@@ -33,20 +36,20 @@ const (
 // queued messages move to a new one.
 func (r *raft) msgRoom(n int) []pb.Message {
 	k := len(r.msgs)
-	if need := k + n; need > cap(r.msgs) {
-		size := min(max(2*r.msgChunk, minMessageChunk), maxMessageChunk)
+	if need := k + n; need > r.msgRoomLeft() {
+		size := int(min(max(2*r.msgChunk, minMessageChunk), maxMessageChunk))
 		if r.msgChunk > maxMessageChunk {
 			// Readys this large came before (takeMsgs): room for two.
-			size = 2 * r.msgChunk
+			size = 2 * int(r.msgChunk)
 		} else {
-			r.msgChunk = size
+			r.msgChunk = int32(size)
 		}
 		if need > size {
 			// A burst: room for as many again, so that queuing it
 			// message by message moves it only a few times.
 			size = 2 * need
 		}
-		chunk := make([]pb.Message, size)
+		chunk := r.newChunk(size)
 		copy(chunk, r.msgs)
 		// The old copies were never handed out: cleared, so that they
 		// pin no entries.
@@ -54,6 +57,31 @@ func (r *raft) msgRoom(n int) []pb.Message {
 		r.msgs = chunk[:k]
 	}
 	return r.msgs[: k+n : k+n]
+}
+
+// msgRoomLeft is how many slots r.msgs's chunk has from the start of
+// r.msgs on: its capacity, less the chunk's last slot where Readys'
+// messages are reused (see newChunk).
+func (r *raft) msgRoomLeft() int {
+	if r.reuseMsgs && cap(r.msgs) > 0 {
+		return cap(r.msgs) - 1
+	}
+	return cap(r.msgs)
+}
+
+// newChunk returns a chunk of size slots for messages. With
+// ReuseReadyMessages it has one slot more, its last, never written
+// otherwise nor handed out, whose Responses is the chunk's slots from the
+// first: reuseHandedOut, which has only r.msgs (a slice can only be
+// extended forward), finds the start of the chunk there. This keeps the
+// node's state as small as without the option.
+func (r *raft) newChunk(size int) []pb.Message {
+	if !r.reuseMsgs {
+		return make([]pb.Message, size)
+	}
+	chunk := make([]pb.Message, size+1)
+	chunk[size].Responses = chunk[:size]
+	return chunk
 }
 
 // takeMsgs records that a Ready handed out the first n slots of r.msgs's
@@ -79,11 +107,37 @@ func (r *raft) takeMsgs(n int) {
 		// of proposals: the next chunks are sized for Readys like this
 		// one, instead of growing to it by doubling each time
 		// (ReleaseMemory forgets it).
-		r.msgChunk = min(n, maxReusedMessages)
+		r.msgChunk = int32(min(n, maxReusedMessages))
 	case r.msgChunk > maxMessageChunk:
 		// Small Readys again: the chunks shrink back. Kept at a burst's
 		// size, each would be left with more room than is reused after a
 		// small Ready, and dropped, one chunk allocated per Ready.
 		r.msgChunk = max(r.msgChunk/2, maxMessageChunk)
 	}
+}
+
+// reuseHandedOut makes the slots of r.msgs's chunk that Readys handed out
+// free again, with Config.ReuseReadyMessages once the application called
+// Advance: the messages queued since the last Ready (Step and Tick may
+// come between Ready and Advance) move to the start of the chunk, and the
+// handed-out copies are cleared, so that they pin nothing and a message
+// kept against the contract reads as a zero value rather than as another.
+// Slots handed out from earlier chunks are left to the garbage collector.
+func (r *raft) reuseHandedOut() {
+	if cap(r.msgs) == 0 {
+		return
+	}
+	tail := r.msgs[:cap(r.msgs)]
+	chunk := tail[len(tail)-1].Responses
+	if invariants.Enabled && (cap(chunk) != len(chunk)+1 || &chunk[:cap(chunk)][len(chunk)] != &tail[len(tail)-1]) {
+		r.logger().Panicf("raft: invariant: the last slot of a message chunk does not point to the chunk")
+	}
+	off := len(chunk) - r.msgRoomLeft() // where r.msgs starts
+	if off == 0 {
+		return
+	}
+	k := len(r.msgs)
+	copy(chunk, r.msgs)
+	clear(chunk[k : off+k])
+	r.msgs = chunk[:k]
 }

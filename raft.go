@@ -141,7 +141,9 @@ type raft struct {
 	// the next Ready hands out as it is (see handout.go).
 	msgs []pb.Message
 	// msgChunk is the length of the last chunk msgs was given.
-	msgChunk int
+	msgChunk int32
+	// reuseMsgs is Config.ReuseReadyMessages (see reuseHandedOut).
+	reuseMsgs bool
 	// msgsAfterAppend must wait until the entries and hard state written
 	// with them are durable: acknowledgements and votes. Those addressed to
 	// this node itself are stepped back in once the write is done.

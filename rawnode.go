@@ -148,6 +148,7 @@ func NewRawNode(c *Config) (*RawNode, error) {
 		return nil, err
 	}
 	rn := &RawNode{raft: r, asyncWrite: c.AsyncStorageWrites}
+	r.reuseMsgs = c.ReuseReadyMessages
 	rn.setPrevSoftState(r.softState())
 	rn.prevHardSt = r.hardState()
 	return rn, nil
@@ -537,6 +538,9 @@ func (rn *RawNode) Advance(_ Ready) {
 	}
 	// Keep the array for the next Ready's own messages.
 	rn.ack.steps = reuseMessages(ack.steps)
+	if r.reuseMsgs {
+		r.reuseHandedOut()
+	}
 }
 
 // ReadIndex asks for a linearizable read point. The answer comes in a

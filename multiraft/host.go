@@ -242,6 +242,9 @@ func (h *Host) CreateGroup(id uint64, cfg raft.Config, peers []raft.Peer) error 
 	if cfg.ID != h.id {
 		return fmt.Errorf("raft: multiraft: group %d: raft ID %d is not the host's node ID %d", id, cfg.ID, h.id)
 	}
+	// The host copies a group's messages into its batches when it builds
+	// its Ready, before the group's Advance: the group may reuse them.
+	cfg.ReuseReadyMessages = true
 	rn, err := raft.NewRawNode(&cfg)
 	if err != nil {
 		return fmt.Errorf("raft: multiraft: group %d: %w", id, err)

@@ -86,6 +86,10 @@ type SimConfig struct {
 	// what the snapshot covers).
 	HoldReadyRate      float64
 	SnapshotWaitsApply bool
+	// ReuseReadyMessages (without Async) sets the nodes'
+	// Config.ReuseReadyMessages: the servers send (copy) a Ready's
+	// messages before Advance, as the option requires.
+	ReuseReadyMessages bool
 	// WALDir, when set, gives every node a durable wal.Storage in a
 	// directory of its own under it instead of a MemoryStorage; a restart
 	// then closes the storage and opens it again, recovering the node from
@@ -161,14 +165,17 @@ func RandomSimConfig(seed uint64) SimConfig {
 		cfg.HoldReadyRate = []float64{0.1, 0.3, 1}[r.IntN(3)]
 		cfg.ApplyDelay = r.IntN(8)
 	}
+	// From the seed's parity, not drawn: a run differs from earlier
+	// versions' only in the memory its messages occupy.
+	cfg.ReuseReadyMessages = !cfg.Async && seed%2 == 1
 	return cfg
 }
 
 func (c SimConfig) String() string {
-	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v applydelay=%d leadercrash=%.1f slowdisk=%d holdready=%.1f snapwaitsapply=%v walpowerloss=%v",
+	return fmt.Sprintf("seed=%d nodes=%d prevote=%v checkquorum=%v maxsize=%d inflight=%d clients=%d drop=%.2f dup=%.2f delay=%d partition=%.2f crash=%.2f compact=%d snaptimeout=%d forget=%.1f transfer=%.2f confchange=%.2f stepdown=%v leasereads=%v async=%v applydelay=%d leadercrash=%.1f slowdisk=%d holdready=%.1f snapwaitsapply=%v reusemsgs=%v walpowerloss=%v",
 		c.Seed, c.Nodes, c.PreVote, c.CheckQuorum, c.MaxSizePerMsg, c.MaxInflightMsgs, c.Clients,
 		c.DropRate, c.DupRate, c.MaxDelay, c.PartitionRate, c.CrashRate, c.CompactEvery, c.SnapshotTimeout, c.ForgetReports, c.TransferRate, c.ConfChangeRate, c.StepDownOnRemoval, c.LeaseReads, c.Async,
-		c.ApplyDelay, c.FreshLeaderCrashRate, c.SlowDisk, c.HoldReadyRate, c.SnapshotWaitsApply, c.WALPowerLoss)
+		c.ApplyDelay, c.FreshLeaderCrashRate, c.SlowDisk, c.HoldReadyRate, c.SnapshotWaitsApply, c.ReuseReadyMessages, c.WALPowerLoss)
 }
 
 // SimResult is what a run found.

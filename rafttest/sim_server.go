@@ -96,6 +96,7 @@ func (s *simServer) open() error {
 	c.SnapshotTimeout = cfg.SnapshotTimeout
 	c.StepDownOnRemoval = cfg.StepDownOnRemoval
 	c.AsyncStorageWrites = cfg.Async
+	c.ReuseReadyMessages = cfg.ReuseReadyMessages && !cfg.Async
 	if cfg.LeaseReads {
 		c.ReadOnlyOption = raft.ReadOnlyLeaseBased
 	}
