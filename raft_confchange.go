@@ -116,6 +116,31 @@ func (r *raft) noteRemovals(before []uint64) {
 	}
 }
 
+// refusesAsRemoved reports whether the vote request m is refused because
+// it comes from a peer this node saw removed (see wasRemoved and
+// refuseRemovedCampaigner), and whose log is not ahead of ours.
+//
+// The last condition keeps the rule from blocking elections: a peer
+// removed and then re-added may hold the re-adding entry (and more) while
+// this node, lagging, lacks it, and this node's vote may be the one the
+// re-added peer needs (the peer's log may be the only one up to date
+// enough to win). A log that holds an entry ours lacks ends past ours or
+// before it (two logs with the same last entry are the same log); one
+// that ends before ours would be refused by the log rule anyway, so the
+// request of one that ends past ours is handled as any other. A removed
+// peer that missed its removal has no entry past the leader's log, so the
+// leader still refuses it (and answers it with the log); a lagging
+// follower may grant it, which costs an election at worst, as everywhere
+// in etcd raft.
+func (r *raft) refusesAsRemoved(m pb.Message) bool {
+	if !r.wasRemoved(m.From) {
+		return false
+	}
+	last := r.raftLog.lastEntryID()
+	ahead := m.LogTerm > last.term || (m.LogTerm == last.term && m.Index > last.index)
+	return !ahead
+}
+
 // wasRemoved reports whether id is a peer this node saw removed, that is
 // not in its configuration now, and that no entry of its log past what it
 // applied may bring back.
