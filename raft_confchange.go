@@ -51,7 +51,7 @@ func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressM
 // switchToConfig installs a new configuration and progress map and deals
 // with the consequences: a removed or demoted leader may step down, the
 // commit index may move under the new quorum, new peers are contacted, and a
-// transfer to a removed node is abandoned.
+// transfer to a node that no longer votes is abandoned.
 func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.ConfState {
 	var prev tracker.ProgressMap
 	if r.trk != nil {
@@ -91,7 +91,9 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 			r.maybeSendAppend(id, !known)
 		})
 	}
-	if t := r.transferee(); t != None && r.trk.Progress[t] == nil {
+	if t := r.transferee(); t != None && !r.isVoter(t) {
+		// Removed or demoted: a learner ignores the timeout-now, and
+		// proposals would be refused until the transfer timed out.
 		r.abortLeaderTransfer()
 	}
 	return cs
