@@ -77,7 +77,9 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 		return cs
 	}
 	if r.maybeCommit() {
-		// The new quorum committed more: tell everyone.
+		// The new quorum committed more: tell everyone, and answer the
+		// reads that waited for a commit in this term.
+		r.releasePendingReadIndexMessages()
 		r.bcastAppend()
 	} else {
 		// Send what is new to peers that lack it, and probe peers that
