@@ -693,3 +693,25 @@ func TestApplyConfChangeInvalidLeavesConfig(t *testing.T) {
 	require.Equal(t, before, *cs)
 	require.Equal(t, before, n.r().confState())
 }
+
+// A node whose storage holds a configuration with members but no voter
+// (learners only, or joint without incoming voters) does not start, as
+// confchange.Restore refuses it; an empty one waits to learn its own.
+func TestStartRefusesConfigWithoutVoters(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cs   pb.ConfState
+	}{
+		{"learners only", pb.ConfState{Learners: []uint64{1, 2}}},
+		{"joint without incoming voters", pb.ConfState{VotersOutgoing: []uint64{1, 2}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewMemoryStorage()
+			require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 5, Term: 1, ConfState: tt.cs}}))
+			_, err := NewRawNode(testConfig(1, s))
+			require.Error(t, err)
+		})
+	}
+	_, err := NewRawNode(testConfig(1, NewMemoryStorage()))
+	require.NoError(t, err, "an empty configuration")
+}
