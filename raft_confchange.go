@@ -134,8 +134,8 @@ func (r *raft) noteRemovals(before []uint64) {
 // request of one that ends past ours is handled as any other. A removed
 // peer that missed its removal has no entry past the leader's log, so the
 // leader still refuses it (and answers it with the log); a lagging
-// follower may grant it, which costs an election at worst, as everywhere
-// in etcd raft.
+// follower may grant it, which costs an election at worst (etcd raft
+// handles every removed peer's requests so).
 func (r *raft) refusesAsRemoved(m pb.Message) bool {
 	if !r.wasRemoved(m.From) {
 		return false
