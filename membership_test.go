@@ -136,7 +136,9 @@ func TestRemovedFollowerThatMissedTheCommitLearnsIt(t *testing.T) {
 // The leader's answer to a removed node's pre-vote starts where the
 // node's log can only hold the leader's entry: at its last index, or at
 // the leader's commit index if its log goes further (entries past it may
-// differ); a node never removed gets no such answer.
+// differ); a node never removed gets no such answer, nor one whose log
+// ends past the leader's (it may hold a change adding it back: its
+// request is handled as any other).
 func TestRemovedCampaignerAppendStartsAtCommitOrItsLast(t *testing.T) {
 	c := newBootstrappedCluster(t, 3, withPreVote, withCheckQuorum)
 	c.campaign(1)
@@ -144,6 +146,11 @@ func TestRemovedCampaignerAppendStartsAtCommitOrItsLast(t *testing.T) {
 	c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 3))
 	leader := c.nodes[1]
 	committed := leader.r().raftLog.committed
+	// Entries past the commit index: 2, the other voter, does not get them.
+	c.isolate(2)
+	c.load(1, 5, "b")
+	require.Equal(t, committed+5, leader.r().raftLog.lastIndex())
+	require.Equal(t, committed, leader.r().raftLog.committed)
 	termAt := func(i uint64) uint64 { t, _ := leader.r().raftLog.term(i); return t }
 	for _, tt := range []struct {
 		name                   string
@@ -152,7 +159,8 @@ func TestRemovedCampaignerAppendStartsAtCommitOrItsLast(t *testing.T) {
 		wantEntries            int
 	}{
 		{"behind the commit index", 3, committed - 3, termAt(committed - 3), committed - 3, 3},
-		{"past the commit index and our log", 3, committed + 5, termAt(committed), committed, 0},
+		{"past the commit index, ending where our log ends", 3, committed + 5, termAt(committed + 5), committed, 0},
+		{"past our log", 3, committed + 6, termAt(committed + 5), 0, -1},
 		{"never a member", 9, committed, termAt(committed), 0, -1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -599,6 +607,64 @@ func TestReAddedPeerGetsTheVoteOfANodeHoldingItsReAdd(t *testing.T) {
 	require.Equal(t, all, c.config(2), "node 2 applied the re-adding entry")
 }
 
+// A node that saw a peer removed, and lags behind the change that added it
+// back, grants the re-added peer's vote when the peer's log ends past its
+// own (it may hold the re-adding entry). Refusing it left three of four
+// voters unable to elect anyone: 3 holds the longest log but 2 refused it
+// as removed, 4 was refused by 3 (its log is longer) and 2 by 4.
+func TestReAddedPeerGetsTheVoteOfANodeLackingItsReAdd(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts []func(*Config)
+	}{
+		{"plain", nil},
+		{"pre-vote", []func(*Config){withPreVote}},
+		{"pre-vote and check quorum", []func(*Config){withPreVote, withCheckQuorum}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newBootstrappedCluster(t, 4, tt.opts...)
+			c.campaign(1)
+			c.proposeCC(1, v1(pb.ConfChangeRemoveNode, 3))
+			without3 := pb.ConfState{Voters: []uint64{1, 2, 4}}
+			require.Equal(t, without3, c.config(2))
+			c.isolate(2)
+			c.proposeCC(1, v1(pb.ConfChangeAddNode, 3))
+			c.tickAll(c.nodes[1].r().heartbeatTimeout) // the commit reaches 3
+			all := pb.ConfState{Voters: []uint64{1, 2, 3, 4}}
+			require.Equal(t, all, c.config(3))
+			require.Equal(t, all, c.config(4))
+			require.Equal(t, without3, c.config(2), "2 lacks the re-adding entry")
+			require.Contains(t, c.nodes[2].r().seldom.removed, uint64(3))
+			// One more entry reaches 3 only; then 1 is gone for good.
+			c.cut[[2]uint64{1, 4}] = true
+			require.NoError(t, c.nodes[1].rn.Propose([]byte("x")))
+			c.stabilize()
+			last := func(id uint64) uint64 { return c.nodes[id].r().raftLog.lastIndex() }
+			require.Less(t, last(2), last(4))
+			require.Less(t, last(4), last(3))
+			c.heal()
+			c.isolate(1)
+
+			// Without PreVote, split votes may take a few rounds.
+			var leaders []uint64
+			for i := 0; i < 50*c.nodes[2].r().electionTimeout && len(leaders) == 0; i++ {
+				c.tickAll(1)
+				for _, id := range []uint64{2, 3, 4} {
+					if c.nodes[id].r().state == StateLeader {
+						leaders = append(leaders, id)
+					}
+				}
+			}
+			require.Equal(t, []uint64{3}, leaders, "only 3's log is up to date enough to win")
+			c.load(3, 2, "after")
+			for _, id := range []uint64{2, 4} {
+				require.Equal(t, all, c.config(id), "node %d", id)
+				require.Equal(t, c.nodes[3].r().raftLog.committed, c.nodes[id].r().raftLog.committed, "node %d", id)
+			}
+		})
+	}
+}
+
 // A removed peer that a later configuration has again is forgotten, so
 // that only a change that removes it again makes it removed; so is one
 // that a snapshot's configuration brings back (a snapshot that then
@@ -626,4 +692,26 @@ func TestApplyConfChangeInvalidLeavesConfig(t *testing.T) {
 	cs := n.rn.ApplyConfChange(v1(pb.ConfChangeRemoveNode, 1)) // no voter would be left
 	require.Equal(t, before, *cs)
 	require.Equal(t, before, n.r().confState())
+}
+
+// A node whose storage holds a configuration with members but no voter
+// (learners only, or joint without incoming voters) does not start, as
+// confchange.Restore refuses it; an empty one waits to learn its own.
+func TestStartRefusesConfigWithoutVoters(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cs   pb.ConfState
+	}{
+		{"learners only", pb.ConfState{Learners: []uint64{1, 2}}},
+		{"joint without incoming voters", pb.ConfState{VotersOutgoing: []uint64{1, 2}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewMemoryStorage()
+			require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 5, Term: 1, ConfState: tt.cs}}))
+			_, err := NewRawNode(testConfig(1, s))
+			require.Error(t, err)
+		})
+	}
+	_, err := NewRawNode(testConfig(1, NewMemoryStorage()))
+	require.NoError(t, err, "an empty configuration")
 }

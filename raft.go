@@ -545,7 +545,7 @@ func (r *raft) promotable() bool {
 // applies the term rules (Raft §5.1) and hands the message to the current
 // role's step function.
 func (r *raft) Step(m pb.Message) error {
-	if (m.Type == pb.MsgPreVote || m.Type == pb.MsgVote) && r.wasRemoved(m.From) {
+	if (m.Type == pb.MsgPreVote || m.Type == pb.MsgVote) && r.refusesAsRemoved(m) {
 		r.refuseRemovedCampaigner(m)
 		return nil
 	}

@@ -51,7 +51,7 @@ func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressM
 // switchToConfig installs a new configuration and progress map and deals
 // with the consequences: a removed or demoted leader may step down, the
 // commit index may move under the new quorum, new peers are contacted, and a
-// transfer to a removed node is abandoned.
+// transfer to a node that no longer votes is abandoned.
 func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.ConfState {
 	var prev tracker.ProgressMap
 	if r.trk != nil {
@@ -77,7 +77,9 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 		return cs
 	}
 	if r.maybeCommit() {
-		// The new quorum committed more: tell everyone.
+		// The new quorum committed more: tell everyone, and answer the
+		// reads that waited for a commit in this term.
+		r.releasePendingReadIndexMessages()
 		r.bcastAppend()
 	} else {
 		// Send what is new to peers that lack it, and probe peers that
@@ -91,7 +93,9 @@ func (r *raft) switchToConfig(cfg tracker.Config, prs tracker.ProgressMap) pb.Co
 			r.maybeSendAppend(id, !known)
 		})
 	}
-	if t := r.transferee(); t != None && r.trk.Progress[t] == nil {
+	if t := r.transferee(); t != None && !r.isVoter(t) {
+		// Removed or demoted: a learner ignores the timeout-now, and
+		// proposals would be refused until the transfer timed out.
 		r.abortLeaderTransfer()
 	}
 	return cs
@@ -114,6 +118,31 @@ func (r *raft) noteRemovals(before []uint64) {
 		rm := append(r.rare().removed, id)
 		r.seldom.removed = rm[max(0, len(rm)-maxRemembered):]
 	}
+}
+
+// refusesAsRemoved reports whether the vote request m is refused because
+// it comes from a peer this node saw removed (see wasRemoved and
+// refuseRemovedCampaigner), and whose log is not ahead of ours.
+//
+// The last condition keeps the rule from blocking elections: a peer
+// removed and then re-added may hold the re-adding entry (and more) while
+// this node, lagging, lacks it, and this node's vote may be the one the
+// re-added peer needs (the peer's log may be the only one up to date
+// enough to win). A log that holds an entry ours lacks ends past ours or
+// before it (two logs with the same last entry are the same log); one
+// that ends before ours would be refused by the log rule anyway, so the
+// request of one that ends past ours is handled as any other. A removed
+// peer that missed its removal has no entry past the leader's log, so the
+// leader still refuses it (and answers it with the log); a lagging
+// follower may grant it, which costs an election at worst (etcd raft
+// handles every removed peer's requests so).
+func (r *raft) refusesAsRemoved(m pb.Message) bool {
+	if !r.wasRemoved(m.From) {
+		return false
+	}
+	last := r.raftLog.lastEntryID()
+	ahead := m.LogTerm > last.term || (m.LogTerm == last.term && m.Index > last.index)
+	return !ahead
 }
 
 // wasRemoved reports whether id is a peer this node saw removed, that is

@@ -361,3 +361,50 @@ func TestLeaseNotFromForgedContexts(t *testing.T) {
 	}
 	require.False(t, leader.r().leaseValid())
 }
+
+// A read held until the leader commits an entry of its term is released
+// when that commit comes from applying a conf change that shrinks the
+// quorum, not only from an acknowledgement: on an idle cluster no later
+// commit would come.
+func TestReadIndexReleasedWhenConfChangeCommits(t *testing.T) {
+	cc := v1(pb.ConfChangeRemoveNode, 4)
+	removal, err := cc.Marshal()
+	require.NoError(t, err)
+	n := newTestNode(t, 1, []uint64{1, 2, 3, 4}, func(c *Config) {
+		s := c.Storage.(*MemoryStorage)
+		ents := []pb.Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1, Type: pb.EntryConfChange, Data: removal}}
+		require.NoError(t, s.Append(ents))
+		require.NoError(t, s.SetHardState(pb.HardState{Term: 1, Commit: 2}))
+		c.MaxCommittedSizePerReady = 1 // one committed entry per Ready
+	})
+	r := n.r()
+	r.becomeCandidate()
+	r.becomeLeader() // its empty entry at index 3
+	// The first Ready: the leader's entry written, entry 1 applied.
+	rd := n.rn.Ready()
+	require.Len(t, rd.CommittedEntries, 1)
+	require.NoError(t, n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot))
+	n.rn.Advance(rd)
+	n.step(pb.Message{Type: pb.MsgAppResp, From: 2, To: 1, Term: r.Term, Index: 3})
+	require.Equal(t, uint64(3), r.trk.Progress[1].Match)
+	require.Equal(t, uint64(2), r.raftLog.committed, "two of four voters: nothing of the term commits")
+	n.rn.ReadIndex([]byte("rd"))
+	require.Len(t, r.pendingReadIndexMessages, 1, "held until an entry of the term commits")
+
+	// Applying the removal of 4 leaves {1, 2, 3}, of which 1 and 2 hold
+	// index 3: it commits, and the read goes on to its heartbeat round.
+	msgs := n.ready()
+	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2, 3}}, r.confState())
+	require.Equal(t, uint64(3), r.raftLog.committed)
+	var beats []pb.Message
+	for _, m := range filterMsgs(msgs, pb.MsgHeartbeat, 0) {
+		if string(m.Context) == "rd" {
+			beats = append(beats, m)
+		}
+	}
+	require.Len(t, beats, 2, "a heartbeat round for the read, to 2 and 3")
+	n.step(pb.Message{Type: pb.MsgHeartbeatResp, From: 2, To: 1, Term: r.Term, Context: []byte("rd")})
+	n.ready()
+	require.Len(t, n.reads, 1)
+	require.Equal(t, uint64(3), n.reads[0].Index)
+}

@@ -99,25 +99,38 @@ func TestTransferRequestsIgnoredOrReplaced(t *testing.T) {
 	require.Equal(t, []uint64{3}, c.leaders())
 }
 
-// Removing the transferee aborts the transfer.
-func TestTransferAbortedWhenTransfereeRemoved(t *testing.T) {
-	c := newBootstrappedCluster(t, 3)
-	c.campaign(1)
-	leader := c.nodes[1]
-	// The removal of 3 is proposed and held back; then a transfer to 3
-	// starts (3 lags, so the leader catches it up first).
-	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgApp }
-	require.NoError(t, leader.rn.ProposeConfChange(v1(pb.ConfChangeRemoveNode, 3)))
-	c.stabilize()
-	leader.rn.TransferLeader(3)
-	require.Equal(t, uint64(3), leader.r().transferee())
-	// The removal commits and applies before 3 gets its timeout-now.
-	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgTimeoutNow }
-	c.stabilize()
-	require.Equal(t, pb.ConfState{Voters: []uint64{1, 2}}, c.config(1))
-	require.Equal(t, None, leader.r().transferee())
-	require.Equal(t, StateLeader, leader.r().state)
-	require.NoError(t, leader.rn.Propose([]byte("resumed")))
+// Removing the transferee, or demoting it to learner, aborts the transfer:
+// a learner ignores the timeout-now, and the leader would refuse proposals
+// until the election timeout ended it.
+func TestTransferAbortedWhenTransfereeNoLongerVotes(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cc   pb.ConfChange
+		want pb.ConfState
+	}{
+		{"removed", v1(pb.ConfChangeRemoveNode, 3), pb.ConfState{Voters: []uint64{1, 2}}},
+		{"demoted to learner", v1(pb.ConfChangeAddLearnerNode, 3), pb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{3}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newBootstrappedCluster(t, 3)
+			c.campaign(1)
+			leader := c.nodes[1]
+			// The change is proposed and held back; then a transfer to 3
+			// starts (3 lags, so the leader catches it up first).
+			c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgApp }
+			require.NoError(t, leader.rn.ProposeConfChange(tt.cc))
+			c.stabilize()
+			leader.rn.TransferLeader(3)
+			require.Equal(t, uint64(3), leader.r().transferee())
+			// The change commits and applies before 3 gets its timeout-now.
+			c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgTimeoutNow }
+			c.stabilize()
+			require.Equal(t, tt.want, c.config(1))
+			require.Equal(t, None, leader.r().transferee())
+			require.Equal(t, StateLeader, leader.r().state)
+			require.NoError(t, leader.rn.Propose([]byte("resumed")))
+		})
+	}
 }
 
 // A follower forwards a transfer request to its leader.

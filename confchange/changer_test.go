@@ -138,6 +138,7 @@ func TestRestore(t *testing.T) {
 		name    string
 		cs      pb.ConfState
 		wantErr bool
+		wantIs  error
 	}{
 		{name: "empty", cs: pb.ConfState{}},
 		{name: "voters", cs: pb.ConfState{Voters: []uint64{1, 2, 3}}},
@@ -146,12 +147,19 @@ func TestRestore(t *testing.T) {
 		{name: "joint with disjoint halves", cs: pb.ConfState{Voters: []uint64{4, 5}, VotersOutgoing: []uint64{1, 2, 3}}},
 		{name: "voter and learner at once", cs: pb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{2}}, wantErr: true},
 		{name: "learner-next not outgoing", cs: pb.ConfState{Voters: []uint64{1}, VotersOutgoing: []uint64{1}, LearnersNext: []uint64{2}}, wantErr: true},
+		// As etcd raft's Restore: members but no voter is an error.
+		{name: "joint without incoming voters", cs: pb.ConfState{VotersOutgoing: []uint64{1}}, wantErr: true, wantIs: ErrNoVoters},
+		{name: "joint without incoming voters, with a learner-next", cs: pb.ConfState{VotersOutgoing: []uint64{1, 2}, LearnersNext: []uint64{2}}, wantErr: true, wantIs: ErrNoVoters},
+		{name: "learners without voters", cs: pb.ConfState{Learners: []uint64{1, 2}}, wantErr: true, wantIs: ErrNoVoters},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, prs, err := Restore(Changer{Tracker: tracker.MakeProgressTracker(5, 0), LastIndex: 3}, tt.cs)
 			if tt.wantErr {
 				require.Error(t, err)
+				if tt.wantIs != nil {
+					require.ErrorIs(t, err, tt.wantIs)
+				}
 				return
 			}
 			require.NoError(t, err)

@@ -12,6 +12,11 @@ import (
 // configuration is rebuilt the way it came about: the outgoing voters as a
 // plain configuration, then a joint change to the incoming voters and
 // learners. The result is checked to be equivalent to cs.
+//
+// A ConfState with members but no voter (learners only, or a joint one
+// without incoming voters) is refused with ErrNoVoters, as a change
+// leading there would be; an empty ConfState restores the empty
+// configuration (a node waiting to learn its own).
 func Restore(c Changer, cs pb.ConfState) (tracker.Config, tracker.ProgressMap, error) {
 	c.Tracker = tracker.MakeProgressTracker(c.Tracker.MaxInflight, c.Tracker.MaxInflightBytes)
 	s := c.copyState()
@@ -50,7 +55,8 @@ func Restore(c Changer, cs pb.ConfState) (tracker.Config, tracker.ProgressMap, e
 }
 
 func finishRestore(c Changer, s state, cs pb.ConfState) (tracker.Config, tracker.ProgressMap, error) {
-	cfg, prs, err := c.finish(s, false)
+	members := len(cs.Voters) + len(cs.VotersOutgoing) + len(cs.Learners) + len(cs.LearnersNext)
+	cfg, prs, err := c.finish(s, members > 0)
 	if err != nil {
 		return fail(err)
 	}
