@@ -49,6 +49,10 @@ type params struct {
 	proposers int
 	// dir is an empty directory on the real disk for the file workload.
 	dir string
+	// optIn turns on the library's own opt-in speedups, where it has any
+	// (see optInRaftcore and optInEtcd): raftcore's ReuseReadyMessages;
+	// etcd raft has none, so its runs are its default.
+	optIn bool
 }
 
 // sample is what one run measured.

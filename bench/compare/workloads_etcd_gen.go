@@ -204,12 +204,16 @@ type clusterEtcd struct {
 	frame []byte
 }
 
-func newClusterEtcd(wire bool, dir string) (*clusterEtcd, error) {
+func newClusterEtcd(wire, optIn bool, dir string) (*clusterEtcd, error) {
 	c := &clusterEtcd{wire: wire}
 	ids := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
 	for _, id := range ids {
 		s := raft.NewMemoryStorage()
-		n, err := newPeerEtcd(configEtcd(id.ID, s), s, ids)
+		cfg := configEtcd(id.ID, s)
+		if optIn {
+			optInEtcd(cfg)
+		}
+		n, err := newPeerEtcd(cfg, s, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -306,7 +310,7 @@ func (c *clusterEtcd) commit(p params) (sample, error) {
 
 // threeVotersEtcd: three voters in memory.
 func threeVotersEtcd(p params) (sample, error) {
-	c, err := newClusterEtcd(p.wire, "")
+	c, err := newClusterEtcd(p.wire, p.optIn, "")
 	if err != nil {
 		return sample{}, err
 	}
@@ -316,7 +320,7 @@ func threeVotersEtcd(p params) (sample, error) {
 // fileClusterEtcd: three voters, each persisting every Ready to its
 // own file (written and synced through fileLog) besides MemoryStorage.
 func fileClusterEtcd(p params) (res sample, err error) {
-	c, err := newClusterEtcd(false, p.dir)
+	c, err := newClusterEtcd(false, false, p.dir)
 	if err != nil {
 		return sample{}, err
 	}

@@ -202,12 +202,16 @@ type clusterRaftcore struct {
 	frame []byte
 }
 
-func newClusterRaftcore(wire bool, dir string) (*clusterRaftcore, error) {
+func newClusterRaftcore(wire, optIn bool, dir string) (*clusterRaftcore, error) {
 	c := &clusterRaftcore{wire: wire}
 	ids := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
 	for _, id := range ids {
 		s := raft.NewMemoryStorage()
-		n, err := newPeerRaftcore(configRaftcore(id.ID, s), s, ids)
+		cfg := configRaftcore(id.ID, s)
+		if optIn {
+			optInRaftcore(cfg)
+		}
+		n, err := newPeerRaftcore(cfg, s, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +308,7 @@ func (c *clusterRaftcore) commit(p params) (sample, error) {
 
 // threeVotersRaftcore: three voters in memory.
 func threeVotersRaftcore(p params) (sample, error) {
-	c, err := newClusterRaftcore(p.wire, "")
+	c, err := newClusterRaftcore(p.wire, p.optIn, "")
 	if err != nil {
 		return sample{}, err
 	}
@@ -314,7 +318,7 @@ func threeVotersRaftcore(p params) (sample, error) {
 // fileClusterRaftcore: three voters, each persisting every Ready to its
 // own file (written and synced through fileLog) besides MemoryStorage.
 func fileClusterRaftcore(p params) (res sample, err error) {
-	c, err := newClusterRaftcore(false, p.dir)
+	c, err := newClusterRaftcore(false, false, p.dir)
 	if err != nil {
 		return sample{}, err
 	}
