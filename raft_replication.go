@@ -284,7 +284,9 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 	case pr.State == tracker.StateReplicate:
 		pr.Inflights.FreeLE(m.Index)
 	}
-	if r.maybeCommit() {
+	// An acknowledgement at or below the commit index moves no quorum past
+	// it: the quorum's index is recomputed only for one above.
+	if pr.Match > r.raftLog.committed && r.maybeCommit() {
 		// Tell everyone the new commit index, and answer the reads that
 		// waited for a commit in this term.
 		r.releasePendingReadIndexMessages()
