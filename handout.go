@@ -20,7 +20,9 @@ import (
 // and storageMessages), and r.msgs then restarts past them (takeMsgs).
 // send writes only at len(r.msgs) and beyond, and a leader extending a
 // queued append (raft_coalesce.go) only within r.msgs, so neither reaches
-// what was handed out.
+// what was handed out. The one exception: with Config.ReuseReadyMessages
+// the application gives the messages' stretch back at Advance, and the
+// chunk is used again from its start (reuseHandedOut).
 
 // Bounds on the length of a message chunk: a chunk pins the messages
 // handed out from it (and their entries) until the application drops

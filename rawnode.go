@@ -46,7 +46,9 @@ type Peer struct {
 // that the entries' Data may be shared with the node's log: do not modify
 // it. The node never writes into what it handed out, and an append to a
 // handed-out slice cannot reach memory the node still uses, so the
-// application may keep any of them for as long as it likes.
+// application may keep any of them for as long as it likes. With
+// Config.ReuseReadyMessages, Messages is the exception: it is the
+// application's only until Advance.
 type Ready struct {
 	// SoftState is set when the leader or role changed since the last
 	// Ready, nil otherwise.
@@ -70,7 +72,8 @@ type Ready struct {
 	CommittedEntries []pb.Entry
 
 	// Messages are to be sent to their recipients after persisting.
-	// MsgSnap messages need a ReportSnapshot once sent (or failed).
+	// MsgSnap messages need a ReportSnapshot once sent (or failed). With
+	// Config.ReuseReadyMessages, send or copy them before Advance.
 	Messages []pb.Message
 
 	// MustSync tells whether the HardState and Entries must be synced to
