@@ -101,10 +101,17 @@ func (r *raft) handleStorageResponse(m pb.Message) error {
 	}
 	switch m.Type {
 	case pb.MsgStorageAppendResp:
-		if m.Snapshot != nil && r.raftLog.unstable.snapshot != nil &&
-			r.raftLog.unstable.snapshot.Metadata.Index == m.Snapshot.Metadata.Index {
-			r.raftLog.stableSnapTo(m.Snapshot.Metadata.Index)
-			r.appliedSnapshot(m.Snapshot.Metadata.Index)
+		if s := m.Snapshot; s != nil {
+			switch pending := r.raftLog.unstable.snapshot; {
+			case pending != nil && pending.Metadata.Index == s.Metadata.Index:
+				r.raftLog.stableSnapTo(s.Metadata.Index)
+				r.appliedSnapshot(s.Metadata.Index)
+			case r.takeSupersededWrite(entryID{term: s.Metadata.Term, index: s.Metadata.Index}):
+				// Written and installed by the application although a
+				// newer snapshot replaced it since: applied, but not
+				// the log's snapshot any more.
+				r.appliedSnapshot(s.Metadata.Index)
+			}
 		}
 		switch {
 		case m.Index == 0:
@@ -131,8 +138,10 @@ func (r *raft) handleStorageResponse(m pb.Message) error {
 
 // checkStorageResponse checks that m answers work this node handed out:
 //   - an append response's snapshot is the one being written, or one a
-//     later snapshot superseded (ignored then); its last entry, if it is
-//     still in the log with that term, was handed out for writing;
+//     later snapshot superseded (applied then if it was handed out for
+//     writing, see noteSupersededWrite, ignored otherwise); its last
+//     entry, if it is still in the log with that term, was handed out for
+//     writing;
 //   - an apply response's entries are contiguous and either the next ones
 //     to report applied, within what was handed out for applying, or a
 //     batch that a snapshot applied meanwhile superseded.
@@ -152,7 +161,8 @@ func (r *raft) checkStorageResponse(m *pb.Message) error {
 			case pending != nil && u.snapshotInProgress && i == pending.Metadata.Index && s.Metadata.Term == pending.Metadata.Term:
 			case pending != nil && i < pending.Metadata.Index, pending == nil && i <= l.applied:
 				// Superseded by the newer snapshot: handleStorageResponse
-				// ignores it.
+				// takes it as applied if it was handed out for writing,
+				// and ignores it otherwise.
 			default:
 				return fmt.Errorf("%w: append response for a snapshot at %d (term %d) that is not being written", ErrInvalidMessage, i, s.Metadata.Term)
 			}

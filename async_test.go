@@ -363,6 +363,78 @@ func TestAsyncSnapshotOvertakesLaggingApply(t *testing.T) {
 	require.Equal(t, uint64(11), n.rn.Status().Applied)
 }
 
+// A leader's snapshots may arrive faster than the append thread writes
+// them: each one replaces the log while the one before is still queued
+// for writing. The application installs every snapshot it writes in its
+// state machine, so each write's response reports that snapshot applied,
+// superseded or not: the node's applied index never stays below the state
+// machine's (it did, until the newest snapshot's write came back).
+func TestAsyncSupersededSnapshotWritesReportApplied(t *testing.T) {
+	n := newAsyncNode(t, 2, []Peer{{ID: 1}, {ID: 2}, {ID: 3}})
+	n.process()
+	require.Equal(t, uint64(3), n.rn.Status().Applied)
+	var writes []pb.Message
+	for _, i := range []uint64{10, 20, 30} {
+		snap := pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: i, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}}}}
+		require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgSnap, From: 1, To: 2, Term: 1, Snapshot: &snap}))
+		write, _, _ := takeAsync(n.rn.Ready())
+		require.NotNil(t, write.Snapshot)
+		require.Equal(t, i, write.Snapshot.Metadata.Index)
+		writes = append(writes, write)
+	}
+	n.queued = append(n.queued, writes...)
+	for _, want := range []uint64{10, 20, 30} {
+		n.flush(1)
+		st := n.rn.Status()
+		require.Equal(t, want, st.Applied, "the write of the snapshot at %d reports it applied", want)
+		require.Equal(t, uint64(30), st.Commit)
+	}
+	require.Empty(t, n.rn.raft.seldom.supersededWrites)
+
+	// Entries after the newest snapshot commit and are applied.
+	require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgApp, From: 1, To: 2, Term: 1, Index: 30, LogTerm: 1, Commit: 31,
+		Entries: []pb.Entry{{Index: 31, Term: 1, Data: []byte("after")}}}))
+	n.process()
+	require.Equal(t, [][]byte{[]byte("after")}, n.appliedData())
+	require.Equal(t, uint64(31), n.rn.Status().Applied)
+}
+
+// A batch handed to the apply thread before two snapshots and reported
+// after the first one's write is superseded by it: applied stays at the
+// snapshot, and entries after the newest snapshot are handed out once the
+// newest is written.
+func TestAsyncLaggingApplyBehindSupersededSnapshot(t *testing.T) {
+	n := newAsyncNode(t, 2, []Peer{{ID: 1}, {ID: 2}, {ID: 3}})
+	rd := n.rn.Ready()
+	appendMsg, _, _ := takeAsync(rd)
+	n.queued = append(n.queued, appendMsg)
+	n.flush(1)
+	_, lagging, _ := takeAsync(n.rn.Ready())
+	require.Equal(t, uint64(3), lagging.Entries[len(lagging.Entries)-1].Index)
+
+	var writes []pb.Message
+	for _, i := range []uint64{10, 20} {
+		snap := pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: i, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}}}}
+		require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgSnap, From: 1, To: 2, Term: 1, Snapshot: &snap}))
+		write, _, _ := takeAsync(n.rn.Ready())
+		writes = append(writes, write)
+	}
+	n.queued = append(n.queued, writes...)
+	n.flush(1)
+	require.Equal(t, uint64(10), n.rn.Status().Applied)
+	for _, resp := range lagging.Responses {
+		require.NoError(t, n.rn.Step(resp))
+	}
+	require.Equal(t, uint64(10), n.rn.Status().Applied, "the stale batch is superseded by the snapshot at 10")
+	n.flush(1)
+	require.Equal(t, uint64(20), n.rn.Status().Applied)
+	require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgApp, From: 1, To: 2, Term: 1, Index: 20, LogTerm: 1, Commit: 21,
+		Entries: []pb.Entry{{Index: 21, Term: 1, Data: []byte("after")}}}))
+	n.process()
+	require.Equal(t, [][]byte{[]byte("after")}, n.appliedData())
+	require.Equal(t, uint64(21), n.rn.Status().Applied)
+}
+
 // asyncCluster routes messages between asyncNodes and records who led
 // which term, in which incarnation (restarts count up).
 type asyncCluster struct {

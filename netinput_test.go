@@ -325,25 +325,30 @@ func TestForgedStorageResponseRefused(t *testing.T) {
 	require.Equal(t, next, r.raftLog.applied, "the real apply response counts")
 }
 
-// A snapshot's append response that a newer snapshot superseded before it
-// came back is ignored without an error; the newer one's response applies.
-func TestAsyncSupersededSnapshotResponse(t *testing.T) {
+// An append response for a snapshot below the pending one that this node
+// never handed out for writing (forged, or the response of a snapshot
+// replaced before any Ready carried it) is taken without an error, as a
+// superseded response is, and moves nothing: only the write of a snapshot
+// handed out tells the node that the application installed it.
+func TestAsyncSupersededSnapshotResponseNotHandedOut(t *testing.T) {
 	n := newAsyncNode(t, 2, []Peer{{ID: 1}, {ID: 2}, {ID: 3}})
 	n.process()
 	snapAt := func(i uint64) *pb.Snapshot {
 		return &pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: i, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1, 2, 3}}}}
 	}
+	// The snapshot at 10 is replaced by the one at 20 before a Ready
+	// hands it out.
 	require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgSnap, From: 1, To: 2, Term: 1, Snapshot: snapAt(10)}))
-	first, _, _ := takeAsync(n.rn.Ready())
-	require.NotNil(t, first.Snapshot)
 	require.NoError(t, n.rn.Step(pb.Message{Type: pb.MsgSnap, From: 1, To: 2, Term: 1, Snapshot: snapAt(20)}))
-	second, _, _ := takeAsync(n.rn.Ready())
-	require.NotNil(t, second.Snapshot)
-	require.Equal(t, uint64(20), second.Snapshot.Metadata.Index)
-
-	n.queued = append(n.queued, first, second)
-	n.flush(1)
-	require.Equal(t, uint64(3), n.rn.Status().Applied, "the superseded snapshot sets nothing")
+	write, _, _ := takeAsync(n.rn.Ready())
+	require.Equal(t, uint64(20), write.Snapshot.Metadata.Index)
+	for _, i := range []uint64{10, 15} {
+		before := n.rn.raft.raftLog.String()
+		resp := pb.Message{Type: pb.MsgStorageAppendResp, From: LocalAppendThread, To: 2, Snapshot: &pb.Snapshot{Metadata: snapAt(i).Metadata}}
+		require.NoError(t, n.rn.Step(resp))
+		require.Equal(t, before, n.rn.raft.raftLog.String(), "a response for the snapshot at %d", i)
+	}
+	n.queued = append(n.queued, write)
 	n.flush(1)
 	require.Equal(t, uint64(20), n.rn.Status().Applied)
 	n.process()

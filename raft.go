@@ -62,6 +62,10 @@ type seldomState struct {
 	// restored is the last snapshot installed from a leader's message,
 	// until the application has caught up with it (see staleConfChange).
 	restored restoredSnapshot
+	// supersededWrites are the snapshots handed out for writing that a
+	// newer snapshot replaced before their write was reported, oldest
+	// first (see noteSupersededWrite).
+	supersededWrites []entryID
 	// writeEpoch counts the times the log replaced entries it had handed
 	// out for writing, or was replaced by a snapshot (see
 	// newWriteEpoch).

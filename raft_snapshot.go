@@ -79,6 +79,7 @@ func (r *raft) restore(s pb.Snapshot) bool {
 		return false
 	}
 	applied, applying := r.raftLog.applied, r.raftLog.applying
+	r.noteSupersededWrite()
 	r.raftLog.restore(s)
 	r.newWriteEpoch()
 	if err := r.restoreConfState(s.Metadata.ConfState); err != nil {
@@ -150,6 +151,47 @@ func (r *raft) appliedSnapshot(index uint64) {
 	s := r.rare()
 	s.snapApplied = max(s.snapApplied, index)
 	r.raftLog.appliedSnapshotTo(index)
+	// A superseded write at or below what is applied now has nothing left
+	// to report.
+	k := 0
+	for k < len(s.supersededWrites) && s.supersededWrites[k].index <= r.raftLog.applied {
+		k++
+	}
+	s.supersededWrites = s.supersededWrites[k:]
+}
+
+// noteSupersededWrite records, before a snapshot from a leader replaces
+// the log, the snapshot it replaces if that one was handed out for
+// writing. The application still writes it and installs it in its state
+// machine (with AsyncStorageWrites its MsgStorageAppend is already on the
+// append thread's queue), so the write's response reports it applied:
+// the node's applied index must not stay below the state machine's until
+// the newer snapshot's write is reported.
+func (r *raft) noteSupersededWrite() {
+	u := &r.raftLog.unstable
+	if u.snapshot == nil || !u.snapshotInProgress {
+		return
+	}
+	s := r.rare()
+	s.supersededWrites = append(s.supersededWrites, entryID{term: u.snapshot.Metadata.Term, index: u.snapshot.Metadata.Index})
+}
+
+// takeSupersededWrite reports whether id is a snapshot handed out for
+// writing that a newer one superseded (noteSupersededWrite), whose write
+// is reported now; it forgets id and the superseded writes before it
+// (the append thread reports its writes in order).
+func (r *raft) takeSupersededWrite(id entryID) bool {
+	if r.seldom == nil {
+		return false
+	}
+	s := r.seldom
+	for k, w := range s.supersededWrites {
+		if w == id {
+			s.supersededWrites = s.supersededWrites[k+1:]
+			return true
+		}
+	}
+	return false
 }
 
 // snapApplied returns the index of the newest snapshot applied, 0 if none.

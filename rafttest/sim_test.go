@@ -144,6 +144,29 @@ func TestSimSoak(t *testing.T) {
 	}
 }
 
+// TestSimRegressionSeeds replays seeds that once found a bug, each with
+// what it showed, so that the bug cannot come back unnoticed.
+func TestSimRegressionSeeds(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		seed uint64
+	}{
+		// AsyncStorageWrites: a follower got a second snapshot while the
+		// first was queued for writing; the first one's write was
+		// ignored as superseded, leaving the node's applied index below
+		// its state machine's (which had installed it).
+		{"async snapshot at 13 superseded by 22 while queued", 101248},
+		{"async snapshot at 24 superseded by 32 while queued", 102313},
+		{"async snapshot at 25 superseded by 30 while queued", 104417},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if res := RunSim(RandomSimConfig(tt.seed)); res.Failed() {
+				t.Fatalf("%s(replay with -run 'TestSim$' -seed %d)", res.Report(), tt.seed)
+			}
+		})
+	}
+}
+
 // TestSimOnWAL runs the simulation with every node on a wal.Storage: each
 // restart recovers the node from its files, after snapshots, compactions
 // and replaced suffixes written by real Raft traffic.
