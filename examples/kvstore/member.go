@@ -43,6 +43,9 @@ type memberConfig struct {
 	peerListener net.Listener
 	// walFS, for tests, is the file system the WAL uses (nil: the OS).
 	walFS wal.FS
+	// walSegmentSize, for tests, is the WAL's segment size (0: the
+	// default), small to make segments rotate and be deleted.
+	walSegmentSize int64
 	// dropIncoming, for tests, drops the peer messages it returns true
 	// for, as a network partition would; dropBatch, with --shards, the
 	// batches from the peers it returns true for.

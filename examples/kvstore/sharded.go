@@ -22,6 +22,7 @@ import (
 	"github.com/raftcore/raft/multiraft"
 	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/wal"
 )
 
 // With --shards N above 1, a member hosts N Raft groups (shards 1..N) in
@@ -118,6 +119,10 @@ type shardedMember struct {
 	// waiting are the shards given a request (write, read, conf change)
 	// since they last had none waiting; owned by the loop (see expire).
 	waiting map[uint64]*shard
+	// freeing are the shards freeLog has still to snapshot; freeTried the
+	// number of log segments when it last chose them. Owned by the loop.
+	freeing   []uint64
+	freeTried int
 }
 
 // shardStatus is one shard as a member sees it.
@@ -156,7 +161,7 @@ func startShardedMember(cfg memberConfig) (*shardedMember, error) {
 	shardsGauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_shards", Help: "Shards (Raft groups) every member hosts."})
 	shardsGauge.Set(float64(m.n))
 	m.metrics.registry.MustRegister(m.quiesced, m.led, shardsGauge)
-	st, err := openShardLog(cfg.DataDir, m.n, cfg.InMemory, cfg.walFS)
+	st, err := openShardLog(cfg.DataDir, m.n, cfg.InMemory, wal.Options{FS: cfg.walFS, SegmentSize: cfg.walSegmentSize})
 	if err != nil {
 		return nil, err
 	}
@@ -539,6 +544,7 @@ func (m *shardedMember) handleReady(rd multiraft.Ready) bool {
 		m.maybeSnapshot(s)
 		m.maybeCampaign(s)
 	}
+	m.freeLog()
 	m.metrics.readyLatency.Observe(time.Since(start).Seconds())
 	return changed
 }
@@ -738,16 +744,69 @@ func (m *shardedMember) maybeSnapshot(s *shard) {
 	if m.cfg.SnapshotEvery == 0 || applied < s.lastSnap+m.cfg.SnapshotEvery || s.removed {
 		return
 	}
-	data, cs, index := s.sm.snapshot()
-	if err := m.store.createSnapshot(s.id, index, &cs, data); err != nil {
-		m.log.Error("snapshot failed", "shard", s.id, "index", index, "err", err)
-		return
+	m.snapshot(s, m.cfg.SnapshotEvery/2)
+}
+
+// snapshot snapshots s's state machine at its applied index, unless its
+// last snapshot is there already, and compacts its log up to keep entries
+// before that snapshot.
+func (m *shardedMember) snapshot(s *shard, keep uint64) {
+	if s.sm.appliedIndex() > s.lastSnap {
+		data, cs, index := s.sm.snapshot()
+		if err := m.store.createSnapshot(s.id, index, &cs, data); err != nil {
+			m.log.Error("snapshot failed", "shard", s.id, "index", index, "err", err)
+			return
+		}
+		s.lastSnap = index
+		m.metrics.snapshots.Inc()
 	}
-	s.lastSnap = index
-	m.metrics.snapshots.Inc()
-	if keep := m.cfg.SnapshotEvery / 2; index > keep {
+	if index := s.lastSnap; index > keep {
 		if err := m.store.compact(s.id, index-keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			m.log.Error("compaction failed", "shard", s.id, "index", index-keep, "err", err)
+		}
+	}
+}
+
+// maxLogSegments is how many segment files (64 MiB each) the shards' log
+// may hold before freeLog snapshots the shards that keep the oldest.
+// freeLogBatch is how many of them it snapshots in one round of the loop
+// (a snapshot costs two fsyncs), so that freeing the first segment of a
+// new --shards 10000 member, which holds every shard's bootstrap, does not
+// stall the loop for 20,000 fsyncs at once.
+const (
+	maxLogSegments = 4
+	freeLogBatch   = 16
+)
+
+// freeLog keeps the shards' log from growing with everything ever
+// written. The log deletes its oldest segments once no shard needs an
+// entry in them, and a shard snapshots and compacts every SnapshotEvery
+// entries it applies: a shard that takes few writes would keep the segment
+// of its last entries (at first, its bootstrap) for good, and every later
+// segment with it, whatever the others compact. So once the log holds more
+// than maxLogSegments, the shards holding the oldest segment are
+// snapshotted at their applied index and compacted to it, however few
+// entries they applied since their last snapshot, a batch per round. If
+// that frees nothing (a holder has not applied its entries there, or
+// applied this member's removal and takes no snapshot), it tries again once
+// the log has grown by a segment.
+func (m *shardedMember) freeLog() {
+	if len(m.freeing) == 0 {
+		n := m.store.segments()
+		if n < m.freeTried {
+			m.freeTried = 0
+		}
+		if m.cfg.SnapshotEvery == 0 || n <= max(maxLogSegments, m.freeTried) {
+			return
+		}
+		m.freeTried = n
+		m.freeing = m.store.oldestHolders()
+	}
+	batch := m.freeing[:min(len(m.freeing), freeLogBatch)]
+	m.freeing = m.freeing[len(batch):]
+	for _, id := range batch {
+		if s := m.shards[id-1]; !s.removed {
+			m.snapshot(s, 0)
 		}
 	}
 }
