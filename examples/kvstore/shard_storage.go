@@ -99,15 +99,22 @@ func writeShardCount(dir string, n int) error {
 	if err != nil || had == n {
 		return err
 	}
+	return writeFileSynced(dir, shardCountFile, fmt.Appendf(nil, "%d\n", n))
+}
+
+// writeFileSynced writes the file name in dir (created if need be) whole
+// and durably: written to a temporary file, synced, renamed into place and
+// the directory synced.
+func writeFileSynced(dir, name string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, shardCountFile+".tmp")
+	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "%d\n", n)
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -115,7 +122,7 @@ func writeShardCount(dir string, n int) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, shardCountFile))
+		err = os.Rename(tmp, filepath.Join(dir, name))
 	}
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -192,10 +191,7 @@ func (m *shardedMember) startHost() error {
 		return err
 	}
 	m.host = host
-	var boot []raft.Peer
-	for _, id := range slices.Sorted(maps.Keys(m.cfg.InitialCluster)) {
-		boot = append(boot, raft.Peer{ID: id, Context: mustJSON(confContext{Peer: m.cfg.InitialCluster[id]})})
-	}
+	boot := bootstrapPeers(m.cfg.InitialCluster)
 	raftLog := raft.NewSlogLogger(m.log.With("component", "raft"))
 	recovered := 0
 	for i := 1; i <= m.n; i++ {
@@ -213,8 +209,15 @@ func (m *shardedMember) startHost() error {
 	// members. A member started with --join bootstraps none: it learns
 	// each shard from its leader (the log from the start, or a snapshot).
 	// So does a member of which some shards already hold a log (one that
-	// joined and had not heard from every shard's leader yet).
+	// joined and had not heard from every shard's leader yet), except
+	// that one which bootstrapped here completes the bootstrap of shards
+	// its first write left incomplete.
 	bootstrap := recovered == 0 && !m.cfg.Join
+	if !m.cfg.Join {
+		if err := m.prepareBootstrap(bootstrap, boot); err != nil {
+			return err
+		}
+	}
 	for _, s := range m.shards {
 		st := m.store.storage(s.id)
 		snap, err := st.Snapshot()
@@ -271,6 +274,43 @@ func (m *shardedMember) recoverShard(s *shard) (bool, error) {
 	hs, _, _ := st.InitialState()
 	s.term, s.commit = hs.Term, hs.Commit
 	return true, nil
+}
+
+// prepareBootstrap records that the member bootstraps, before anything is
+// saved; or, if it bootstrapped here, completes, with one Save, the
+// bootstrap of the shards that a power cut during its first write left
+// without a configuration (see bootstrap.go).
+func (m *shardedMember) prepareBootstrap(bootstrap bool, boot []raft.Peer) error {
+	if bootstrap {
+		return m.cfg.markBootstrap()
+	}
+	if here, err := m.cfg.bootstrappedHere(); !here || err != nil {
+		return err
+	}
+	bootEnts, bootHS, err := bootstrapLog(m.cfg.ID, boot)
+	if err != nil {
+		return err
+	}
+	var rd multiraft.Ready
+	for _, s := range m.shards {
+		rest, hs, ok, err := bootstrapRest(m.store.storage(s.id), bootEnts, bootHS)
+		if err != nil {
+			m.log.Warn("shard without a configuration", "shard", s.id, "err", err)
+		}
+		if !ok {
+			continue
+		}
+		rd.Groups = append(rd.Groups, multiraft.GroupReady{GroupID: s.id, Ready: raft.Ready{HardState: hs, Entries: rest}})
+		s.term, s.commit = hs.Term, hs.Commit
+	}
+	if len(rd.Groups) == 0 {
+		return nil
+	}
+	if err := m.store.saveReady(&rd); err != nil {
+		return fmt.Errorf("completing the bootstrap: %w", err)
+	}
+	m.log.Warn("completed the bootstrap of shards whose first write a crash cut short", "shards", len(rd.Groups))
+	return nil
 }
 
 // spreadLeaders makes a new cluster's member k (in id order) campaign for
