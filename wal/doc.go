@@ -137,7 +137,10 @@
 // CreateSnapshot and Compact on its GroupStorage a group compacts on its
 // own. Each group pins the oldest segment holding a record it needs after a
 // restart (the entry after its snapshot or compaction point, whichever is
-// lower); the oldest segments are deleted once no group pins them. Every
+// lower); the oldest segments are deleted once no group pins them, so a
+// group that writes little and so seldom compacts holds back every later
+// segment: OldestSegmentHolders names the groups that keep the oldest one,
+// for the host to snapshot and compact them once Segments grows. Every
 // new segment starts with a checkpoint of every group's hard state and
 // every removed group (written with its header, before it is renamed into
 // place; it does not count against SegmentSize), so deleting older

@@ -138,6 +138,50 @@ func (ml *MultiLog) Removed() []uint64 {
 	return ids
 }
 
+// Segments returns how many segment files the log holds, the one being
+// written to included, 0 after Close.
+func (ml *MultiLog) Segments() int {
+	ml.mu.RLock()
+	defer ml.mu.RUnlock()
+	if ml.closed {
+		return 0
+	}
+	return len(ml.segs)
+}
+
+// OldestSegmentHolders returns the IDs of the groups that keep the oldest
+// segment file from being deleted, sorted: each needs a record in it after
+// a restart (an entry after its snapshot or its compaction point,
+// whichever is lower). Once each has snapshotted and compacted past its
+// entries there (CreateSnapshot, then Compact), the segment is deleted,
+// with the segments after it that no group needs.
+//
+// A group that writes little keeps the segment of its last entries for as
+// long as it does not compact, and with it every later segment, however
+// often the other groups compact: a host that snapshots a group every so
+// many entries should also snapshot these groups once the log holds more
+// than a few segments (Segments). It returns nil while the log has one
+// segment (the last one is never deleted), and after Close.
+func (ml *MultiLog) OldestSegmentHolders() []uint64 {
+	// The pins are the writers': wmu, not mu, guards them.
+	ml.wmu.Lock()
+	defer ml.wmu.Unlock()
+	ml.mu.RLock()
+	defer ml.mu.RUnlock()
+	if ml.closed || len(ml.segs) < 2 {
+		return nil
+	}
+	oldest := ml.segs[0].seq
+	ids := make([]uint64, 0, ml.pins[oldest])
+	for id, g := range ml.groups {
+		if g.pin == oldest {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // RemoveGroup removes group id durably: a record of the removal is
 // written and synced, the group's storage serves nothing more (errors
 // wrapping ErrGroupRemoved), its snapshot file is deleted and its records

@@ -664,3 +664,49 @@ func TestMultiCheckpointDoesNotFillSegments(t *testing.T) {
 	g1000, _ := ml.Group(1000)
 	require.Equal(t, pb.HardState{Term: 1, Vote: 1}, g1000.HardState())
 }
+
+// TestMultiOldestSegmentHolders: groups that saved one entry and went idle
+// keep the oldest segment, and every later one, while another group
+// writes on and compacts; they are the holders named, and once each has
+// snapshotted and compacted, the segments the busy group no longer needs
+// are deleted.
+func TestMultiOldestSegmentHolders(t *testing.T) {
+	ml, err := OpenMulti(t.TempDir(), Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	require.Nil(t, ml.OldestSegmentHolders(), "one segment: nothing to delete")
+	compact := func(id, i uint64) {
+		t.Helper()
+		g, err := ml.Group(id)
+		require.NoError(t, err)
+		_, err = g.CreateSnapshot(i, &pb.ConfState{Voters: []uint64{1}}, nil)
+		require.NoError(t, err)
+		require.NoError(t, g.Compact(i))
+	}
+	for _, id := range []uint64{3, 1} {
+		require.NoError(t, ml.Save([]GroupUpdate{{GroupID: id, HardState: pb.HardState{Term: 1, Commit: 1},
+			Entries: []pb.Entry{{Term: 1, Index: 1}}}}))
+	}
+	busy, err := ml.Group(2)
+	require.NoError(t, err)
+	for i := uint64(1); i <= 200; i++ {
+		require.NoError(t, busy.Save(pb.HardState{Term: 1, Commit: i}, []pb.Entry{{Term: 1, Index: i, Data: make([]byte, 300)}}, pb.Snapshot{}))
+		if i%10 == 0 {
+			compact(2, i-5)
+		}
+	}
+	grown := ml.Segments()
+	require.Greater(t, grown, 10, "groups 1 and 3 keep every segment")
+	require.Equal(t, []uint64{1, 3}, ml.OldestSegmentHolders())
+
+	compact(1, 1)
+	require.Equal(t, []uint64{3}, ml.OldestSegmentHolders())
+	require.Equal(t, grown, ml.Segments(), "group 3 still keeps the oldest segment")
+	compact(3, 1)
+	require.LessOrEqual(t, ml.Segments(), 2, "left: the segments of group 2's last entries")
+	if ml.Segments() > 1 {
+		require.Equal(t, []uint64{2}, ml.OldestSegmentHolders())
+	}
+	require.NoError(t, ml.Close())
+	require.Zero(t, ml.Segments())
+	require.Nil(t, ml.OldestSegmentHolders())
+}

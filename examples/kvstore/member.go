@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -43,6 +42,9 @@ type memberConfig struct {
 	peerListener net.Listener
 	// walFS, for tests, is the file system the WAL uses (nil: the OS).
 	walFS wal.FS
+	// walSegmentSize, for tests, is the WAL's segment size (0: the
+	// default), small to make segments rotate and be deleted.
+	walSegmentSize int64
 	// dropIncoming, for tests, drops the peer messages it returns true
 	// for, as a network partition would; dropBatch, with --shards, the
 	// batches from the peers it returns true for.
@@ -215,7 +217,7 @@ func (m *member) openStorage() error {
 		m.store = memStorage{raft.NewMemoryStorage()}
 		return nil
 	}
-	st, err := wal.Open(filepath.Join(m.cfg.DataDir, "raft"), wal.Options{FS: m.cfg.walFS})
+	st, err := wal.Open(filepath.Join(m.cfg.DataDir, "raft"), wal.Options{FS: m.cfg.walFS, SegmentSize: m.cfg.walSegmentSize})
 	if err != nil {
 		return err
 	}
@@ -256,22 +258,22 @@ func (m *member) startRaft() error {
 	if m.cfg.configureRaft != nil {
 		m.cfg.configureRaft(rc)
 	}
+	last, err := m.store.LastIndex()
+	if err != nil {
+		return err
+	}
+	peers := bootstrapPeers(m.cfg.InitialCluster)
+	if !m.cfg.Join {
+		if err := m.prepareBootstrap(last == 0, peers); err != nil {
+			return err
+		}
+	}
 	rn, err := raft.NewRawNode(rc)
 	if err != nil {
 		return err
 	}
 	m.rn = rn
-	last, err := m.store.LastIndex()
-	if err != nil {
-		return err
-	}
 	if last == 0 && !m.cfg.Join {
-		// Every member bootstraps the same log: the same entry at each
-		// index, so members in increasing id order (not the map's).
-		var peers []raft.Peer
-		for _, id := range slices.Sorted(maps.Keys(m.cfg.InitialCluster)) {
-			peers = append(peers, raft.Peer{ID: id, Context: mustJSON(confContext{Peer: m.cfg.InitialCluster[id]})})
-		}
 		if err := rn.Bootstrap(peers); err != nil {
 			return err
 		}
@@ -280,6 +282,35 @@ func (m *member) startRaft() error {
 		hs, _, _ := m.store.InitialState()
 		m.log.Info("recovered from disk", "snapshot", snap.Metadata.Index, "last_index", last, "term", hs.Term, "commit", hs.Commit)
 	}
+	return nil
+}
+
+// prepareBootstrap records that the member bootstraps, before anything is
+// saved; or, if it bootstrapped here, completes the bootstrap of a log that
+// a power cut during its first write left without a configuration (see
+// bootstrap.go).
+func (m *member) prepareBootstrap(bootstrap bool, peers []raft.Peer) error {
+	if bootstrap {
+		return m.cfg.markBootstrap()
+	}
+	if here, err := m.cfg.bootstrappedHere(); !here || err != nil {
+		return err
+	}
+	bootEnts, bootHS, err := bootstrapLog(m.cfg.ID, peers)
+	if err != nil {
+		return err
+	}
+	rest, hs, ok, err := bootstrapRest(m.store, bootEnts, bootHS)
+	if err != nil {
+		m.log.Warn("no configuration", "err", err)
+	}
+	if !ok {
+		return nil
+	}
+	if err := m.store.Save(hs, rest, pb.Snapshot{}); err != nil {
+		return fmt.Errorf("completing the bootstrap: %w", err)
+	}
+	m.log.Warn("completed the bootstrap, whose first write a crash cut short")
 	return nil
 }
 

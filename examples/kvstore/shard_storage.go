@@ -27,6 +27,12 @@ type shardLog interface {
 	saveReady(rd *multiraft.Ready) error
 	createSnapshot(id, index uint64, cs *pb.ConfState, data []byte) error
 	compact(id, index uint64) error
+	// segments is how many segment files the log holds (0 in memory).
+	segments() int
+	// oldestHolders are the shards whose entries keep the log's oldest
+	// segment file from being deleted (see
+	// wal.MultiLog.OldestSegmentHolders); none in memory.
+	oldestHolders() []uint64
 	close() error
 }
 
@@ -93,15 +99,22 @@ func writeShardCount(dir string, n int) error {
 	if err != nil || had == n {
 		return err
 	}
+	return writeFileSynced(dir, shardCountFile, fmt.Appendf(nil, "%d\n", n))
+}
+
+// writeFileSynced writes the file name in dir (created if need be) whole
+// and durably: written to a temporary file, synced, renamed into place and
+// the directory synced.
+func writeFileSynced(dir, name string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, shardCountFile+".tmp")
+	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "%d\n", n)
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -109,7 +122,7 @@ func writeShardCount(dir string, n int) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, shardCountFile))
+		err = os.Rename(tmp, filepath.Join(dir, name))
 	}
 	if err != nil {
 		return err
@@ -122,10 +135,9 @@ func writeShardCount(dir string, n int) error {
 	return d.Sync()
 }
 
-// openShardLog opens the log of shards 1..n under dir, or keeps them in
-// memory when inMemory (nothing survives a restart). walFS is the file
-// system the log uses (nil: the OS's).
-func openShardLog(dir string, n int, inMemory bool, walFS wal.FS) (shardLog, error) {
+// openShardLog opens the log of shards 1..n under dir, with opts, or keeps
+// them in memory when inMemory (nothing survives a restart).
+func openShardLog(dir string, n int, inMemory bool, opts wal.Options) (shardLog, error) {
 	if inMemory {
 		l := &memShards{}
 		for range n {
@@ -136,7 +148,7 @@ func openShardLog(dir string, n int, inMemory bool, walFS wal.FS) (shardLog, err
 	if err := writeShardCount(dir, n); err != nil {
 		return nil, err
 	}
-	ml, err := wal.OpenMulti(filepath.Join(dir, shardLogDir), wal.Options{FS: walFS})
+	ml, err := wal.OpenMulti(filepath.Join(dir, shardLogDir), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +200,10 @@ func (l *multiLogShards) createSnapshot(id, index uint64, cs *pb.ConfState, data
 
 func (l *multiLogShards) compact(id, index uint64) error { return l.groups[id-1].Compact(index) }
 
+func (l *multiLogShards) segments() int { return l.ml.Segments() }
+
+func (l *multiLogShards) oldestHolders() []uint64 { return l.ml.OldestSegmentHolders() }
+
 func (l *multiLogShards) close() error { return l.ml.Close() }
 
 // memShards keeps shard i's log in a MemoryStorage.
@@ -213,5 +229,9 @@ func (l *memShards) createSnapshot(id, index uint64, cs *pb.ConfState, data []by
 }
 
 func (l *memShards) compact(id, index uint64) error { return l.stores[id-1].Compact(index) }
+
+func (l *memShards) segments() int { return 0 }
+
+func (l *memShards) oldestHolders() []uint64 { return nil }
 
 func (l *memShards) close() error { return nil }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/raftcore/raft/multiraft"
 	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/wal"
 )
 
 // With --shards N above 1, a member hosts N Raft groups (shards 1..N) in
@@ -118,6 +118,10 @@ type shardedMember struct {
 	// waiting are the shards given a request (write, read, conf change)
 	// since they last had none waiting; owned by the loop (see expire).
 	waiting map[uint64]*shard
+	// freeing are the shards freeLog has still to snapshot; freeTried the
+	// number of log segments when it last chose them. Owned by the loop.
+	freeing   []uint64
+	freeTried int
 }
 
 // shardStatus is one shard as a member sees it.
@@ -156,7 +160,7 @@ func startShardedMember(cfg memberConfig) (*shardedMember, error) {
 	shardsGauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kvstore_shards", Help: "Shards (Raft groups) every member hosts."})
 	shardsGauge.Set(float64(m.n))
 	m.metrics.registry.MustRegister(m.quiesced, m.led, shardsGauge)
-	st, err := openShardLog(cfg.DataDir, m.n, cfg.InMemory, cfg.walFS)
+	st, err := openShardLog(cfg.DataDir, m.n, cfg.InMemory, wal.Options{FS: cfg.walFS, SegmentSize: cfg.walSegmentSize})
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +191,7 @@ func (m *shardedMember) startHost() error {
 		return err
 	}
 	m.host = host
-	var boot []raft.Peer
-	for _, id := range slices.Sorted(maps.Keys(m.cfg.InitialCluster)) {
-		boot = append(boot, raft.Peer{ID: id, Context: mustJSON(confContext{Peer: m.cfg.InitialCluster[id]})})
-	}
+	boot := bootstrapPeers(m.cfg.InitialCluster)
 	raftLog := raft.NewSlogLogger(m.log.With("component", "raft"))
 	recovered := 0
 	for i := 1; i <= m.n; i++ {
@@ -208,8 +209,15 @@ func (m *shardedMember) startHost() error {
 	// members. A member started with --join bootstraps none: it learns
 	// each shard from its leader (the log from the start, or a snapshot).
 	// So does a member of which some shards already hold a log (one that
-	// joined and had not heard from every shard's leader yet).
+	// joined and had not heard from every shard's leader yet), except
+	// that one which bootstrapped here completes the bootstrap of shards
+	// its first write left incomplete.
 	bootstrap := recovered == 0 && !m.cfg.Join
+	if !m.cfg.Join {
+		if err := m.prepareBootstrap(bootstrap, boot); err != nil {
+			return err
+		}
+	}
 	for _, s := range m.shards {
 		st := m.store.storage(s.id)
 		snap, err := st.Snapshot()
@@ -266,6 +274,43 @@ func (m *shardedMember) recoverShard(s *shard) (bool, error) {
 	hs, _, _ := st.InitialState()
 	s.term, s.commit = hs.Term, hs.Commit
 	return true, nil
+}
+
+// prepareBootstrap records that the member bootstraps, before anything is
+// saved; or, if it bootstrapped here, completes, with one Save, the
+// bootstrap of the shards that a power cut during its first write left
+// without a configuration (see bootstrap.go).
+func (m *shardedMember) prepareBootstrap(bootstrap bool, boot []raft.Peer) error {
+	if bootstrap {
+		return m.cfg.markBootstrap()
+	}
+	if here, err := m.cfg.bootstrappedHere(); !here || err != nil {
+		return err
+	}
+	bootEnts, bootHS, err := bootstrapLog(m.cfg.ID, boot)
+	if err != nil {
+		return err
+	}
+	var rd multiraft.Ready
+	for _, s := range m.shards {
+		rest, hs, ok, err := bootstrapRest(m.store.storage(s.id), bootEnts, bootHS)
+		if err != nil {
+			m.log.Warn("shard without a configuration", "shard", s.id, "err", err)
+		}
+		if !ok {
+			continue
+		}
+		rd.Groups = append(rd.Groups, multiraft.GroupReady{GroupID: s.id, Ready: raft.Ready{HardState: hs, Entries: rest}})
+		s.term, s.commit = hs.Term, hs.Commit
+	}
+	if len(rd.Groups) == 0 {
+		return nil
+	}
+	if err := m.store.saveReady(&rd); err != nil {
+		return fmt.Errorf("completing the bootstrap: %w", err)
+	}
+	m.log.Warn("completed the bootstrap of shards whose first write a crash cut short", "shards", len(rd.Groups))
+	return nil
 }
 
 // spreadLeaders makes a new cluster's member k (in id order) campaign for
@@ -539,6 +584,7 @@ func (m *shardedMember) handleReady(rd multiraft.Ready) bool {
 		m.maybeSnapshot(s)
 		m.maybeCampaign(s)
 	}
+	m.freeLog()
 	m.metrics.readyLatency.Observe(time.Since(start).Seconds())
 	return changed
 }
@@ -738,16 +784,69 @@ func (m *shardedMember) maybeSnapshot(s *shard) {
 	if m.cfg.SnapshotEvery == 0 || applied < s.lastSnap+m.cfg.SnapshotEvery || s.removed {
 		return
 	}
-	data, cs, index := s.sm.snapshot()
-	if err := m.store.createSnapshot(s.id, index, &cs, data); err != nil {
-		m.log.Error("snapshot failed", "shard", s.id, "index", index, "err", err)
-		return
+	m.snapshot(s, m.cfg.SnapshotEvery/2)
+}
+
+// snapshot snapshots s's state machine at its applied index, unless its
+// last snapshot is there already, and compacts its log up to keep entries
+// before that snapshot.
+func (m *shardedMember) snapshot(s *shard, keep uint64) {
+	if s.sm.appliedIndex() > s.lastSnap {
+		data, cs, index := s.sm.snapshot()
+		if err := m.store.createSnapshot(s.id, index, &cs, data); err != nil {
+			m.log.Error("snapshot failed", "shard", s.id, "index", index, "err", err)
+			return
+		}
+		s.lastSnap = index
+		m.metrics.snapshots.Inc()
 	}
-	s.lastSnap = index
-	m.metrics.snapshots.Inc()
-	if keep := m.cfg.SnapshotEvery / 2; index > keep {
+	if index := s.lastSnap; index > keep {
 		if err := m.store.compact(s.id, index-keep); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			m.log.Error("compaction failed", "shard", s.id, "index", index-keep, "err", err)
+		}
+	}
+}
+
+// maxLogSegments is how many segment files (64 MiB each) the shards' log
+// may hold before freeLog snapshots the shards that keep the oldest.
+// freeLogBatch is how many of them it snapshots in one round of the loop
+// (a snapshot costs two fsyncs), so that freeing the first segment of a
+// new --shards 10000 member, which holds every shard's bootstrap, does not
+// stall the loop for 20,000 fsyncs at once.
+const (
+	maxLogSegments = 4
+	freeLogBatch   = 16
+)
+
+// freeLog keeps the shards' log from growing with everything ever
+// written. The log deletes its oldest segments once no shard needs an
+// entry in them, and a shard snapshots and compacts every SnapshotEvery
+// entries it applies: a shard that takes few writes would keep the segment
+// of its last entries (at first, its bootstrap) for good, and every later
+// segment with it, whatever the others compact. So once the log holds more
+// than maxLogSegments, the shards holding the oldest segment are
+// snapshotted at their applied index and compacted to it, however few
+// entries they applied since their last snapshot, a batch per round. If
+// that frees nothing (a holder has not applied its entries there, or
+// applied this member's removal and takes no snapshot), it tries again once
+// the log has grown by a segment.
+func (m *shardedMember) freeLog() {
+	if len(m.freeing) == 0 {
+		n := m.store.segments()
+		if n < m.freeTried {
+			m.freeTried = 0
+		}
+		if m.cfg.SnapshotEvery == 0 || n <= max(maxLogSegments, m.freeTried) {
+			return
+		}
+		m.freeTried = n
+		m.freeing = m.store.oldestHolders()
+	}
+	batch := m.freeing[:min(len(m.freeing), freeLogBatch)]
+	m.freeing = m.freeing[len(batch):]
+	for _, id := range batch {
+		if s := m.shards[id-1]; !s.removed {
+			m.snapshot(s, 0)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/raftcore/raft/multiraft"
 	mrpb "github.com/raftcore/raft/multiraft/multiraftpb"
 	pb "github.com/raftcore/raft/raftpb"
+	"github.com/raftcore/raft/wal"
 	"github.com/raftcore/raft/wal/crashfs"
 )
 
@@ -124,7 +127,7 @@ func TestBatchTransportRefuses(t *testing.T) {
 func TestShardLayoutChecked(t *testing.T) {
 	single, sharded, perShard, fresh := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
 	require.NoError(t, os.Mkdir(filepath.Join(single, "raft"), 0o755))
-	l, err := openShardLog(sharded, 8, false, nil)
+	l, err := openShardLog(sharded, 8, false, wal.Options{})
 	require.NoError(t, err)
 	require.NoError(t, l.close())
 	for i := 1; i <= 8; i++ {
@@ -147,7 +150,7 @@ func TestShardLogSavesAHostReadyWithOneSync(t *testing.T) {
 	const shards = 64
 	dir := t.TempDir()
 	walFS := crashfs.New()
-	l, err := openShardLog(dir, shards, false, walFS)
+	l, err := openShardLog(dir, shards, false, wal.Options{FS: walFS})
 	require.NoError(t, err)
 	var rd multiraft.Ready
 	for id := uint64(1); id <= shards; id++ {
@@ -163,7 +166,7 @@ func TestShardLogSavesAHostReadyWithOneSync(t *testing.T) {
 	require.Equal(t, 1, walFS.Count(crashfs.OpWrite)-writes, "writes for one host Ready of %d shards", shards)
 	require.NoError(t, l.close())
 
-	l, err = openShardLog(dir, shards, false, walFS)
+	l, err = openShardLog(dir, shards, false, wal.Options{FS: walFS})
 	require.NoError(t, err)
 	defer l.close()
 	for id := uint64(1); id <= shards; id++ {
@@ -178,7 +181,7 @@ func TestShardLogSavesAHostReadyWithOneSync(t *testing.T) {
 // shards share one).
 func TestShardLogSplitsTheDefaults(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openShardLog(dir, 16, false, nil)
+	l, err := openShardLog(dir, 16, false, wal.Options{})
 	require.NoError(t, err)
 	defer l.close()
 	var total int64
@@ -392,4 +395,49 @@ func TestBatchTransportSplitsLargeBatches(t *testing.T) {
 	}
 	require.Equal(t, 3, frames, "two messages of half the bound per frame")
 	require.Equal(t, batch.Messages, msgs)
+}
+
+// TestIdleShardsDoNotKeepTheLog: with writes to some shards only, the
+// shared log does not keep every segment ever written. Each shard keeps
+// the segment of its oldest entry it has not compacted, and a shard with
+// no writes never reaches SnapshotEvery: without freeLog, shard 1's
+// bootstrap kept the first segment and every later one. The data of the
+// shards compacted so survives a restart.
+func TestIdleShardsDoNotKeepTheLog(t *testing.T) {
+	const shards = 4
+	disk := crashfs.New()
+	c := newShardedTestClusterWith(t, &shardedTestCluster{shards: shards, snapshotEvery: 6, dir: t.TempDir(),
+		tweak: func(cfg *memberConfig) { cfg.walFS, cfg.walSegmentSize = disk, 4096 }}, 1)
+	logDir := filepath.Join(c.members[1].cfg.DataDir, shardLogDir)
+	segments := func() int {
+		names, err := disk.ReadDir(logDir)
+		require.NoError(t, err)
+		n := 0
+		for _, name := range names {
+			if strings.HasSuffix(name, ".wal") {
+				n++
+			}
+		}
+		return n
+	}
+	idle := c.keyIn(1, "idle-")
+	put(t, c.url(1, "/kv/"+idle), "written once")
+	value := strings.Repeat("v", 300)
+	for i := range 300 {
+		sh := uint64(2 + i%(shards-1))
+		put(t, c.url(1, "/kv/"+c.keyIn(sh, fmt.Sprint("busy-", i, "-"))), value)
+		if i%50 == 49 {
+			require.LessOrEqual(t, segments(), maxLogSegments+2, "segment files after %d writes (about 12 writes a segment)", i+1)
+		}
+	}
+
+	c.restart(1)
+	c.waitLeaders()
+	require.Equal(t, "written once", get(t, c.url(1, "/kv/"+idle)).body)
+	for i := range 300 {
+		if i%37 == 0 {
+			sh := uint64(2 + i%(shards-1))
+			require.Equal(t, value, get(t, c.url(1, "/kv/"+c.keyIn(sh, fmt.Sprint("busy-", i, "-")))).body)
+		}
+	}
 }

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/raftcore/raft"
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// A new cluster's members each bootstrap their log (each shard's, with
+// --shards): the first Ready of a bootstrapped RawNode carries the
+// configuration entries, one per initial member, and a hard state that
+// commits them, and the member's first Save writes them in that order. A
+// power cut during that write can keep the entries (some of them, or with
+// --shards some shards' and not others') without the hard state: the
+// restarted member then holds a log, so bootstraps nothing, but no
+// committed configuration either, so it never campaigns. In a cluster of
+// one, or where every member lost its first write so, nobody ever would.
+//
+// The bootstrap entries are committed by definition, the same on every
+// member: a log that holds a prefix of them and nothing committed is
+// completed on restart, the missing entries appended and the hard state
+// that commits them written, keeping the term and vote the log had
+// (bootstrapRest; the members' prepareBootstrap). Logs with a snapshot or
+// a commit index are left as they are, and nothing is wiped: with
+// --shards, the shards whose part of the write survived keep what they
+// did since.
+//
+// Only a member that bootstrapped in this data directory does so: a member
+// that joined (--join) holds what leaders sent it, a shard it has not heard
+// from yet is empty, and it may be restarted without --join; completing
+// its logs with its own bootstrap (its --initial-cluster names itself, the
+// cluster's first configuration did not) would commit entries the cluster
+// never had. So a member about to bootstrap first records it, durably,
+// before its first write (bootstrapMarker); a data directory without the
+// record (a member that joined, or one written by an earlier version) is
+// never completed.
+
+// bootstrapMarker is the file of a data directory that records that the
+// member bootstrapped a new cluster there.
+const bootstrapMarker = "bootstrapped"
+
+// markBootstrap records, durably, that the member bootstraps a new cluster
+// in its data directory: called before the bootstrap is first saved.
+func (cfg memberConfig) markBootstrap() error {
+	if cfg.InMemory || cfg.DataDir == "" {
+		return nil
+	}
+	if ok, err := cfg.bootstrappedHere(); ok || err != nil {
+		return err
+	}
+	return writeFileSynced(cfg.DataDir, bootstrapMarker, []byte("this member bootstrapped a new cluster in this directory\n"))
+}
+
+// bootstrappedHere reports whether the member bootstrapped a new cluster in
+// its data directory (markBootstrap).
+func (cfg memberConfig) bootstrappedHere() (bool, error) {
+	if cfg.InMemory || cfg.DataDir == "" {
+		return false, nil
+	}
+	_, err := os.Stat(filepath.Join(cfg.DataDir, bootstrapMarker))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// bootstrapPeers are the members a new cluster bootstraps with: the
+// initial cluster in increasing id order, so that every member writes the
+// same entry at each index.
+func bootstrapPeers(cluster map[uint64]string) []raft.Peer {
+	var peers []raft.Peer
+	for _, id := range slices.Sorted(maps.Keys(cluster)) {
+		peers = append(peers, raft.Peer{ID: id, Context: mustJSON(confContext{Peer: cluster[id]})})
+	}
+	return peers
+}
+
+// bootstrapLog returns what member id bootstrapped with peers saves first:
+// the entries and hard state of its first Ready, as the library makes
+// them.
+func bootstrapLog(id uint64, peers []raft.Peer) ([]pb.Entry, pb.HardState, error) {
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID: id, ElectionTick: electionTick, HeartbeatTick: 1, Storage: raft.NewMemoryStorage(),
+		MaxSizePerMsg: math.MaxUint64, MaxInflightMsgs: 1, Logger: raft.DiscardLogger,
+	})
+	if err != nil {
+		return nil, pb.HardState{}, err
+	}
+	if err := rn.Bootstrap(peers); err != nil {
+		return nil, pb.HardState{}, err
+	}
+	rd := rn.Ready()
+	return rd.Entries, rd.HardState, nil
+}
+
+// errNotBootstrap: a log without a committed configuration does not start
+// with this member's bootstrap entries.
+var errNotBootstrap = errors.New("the log has no committed configuration and does not start with this member's bootstrap (another --initial-cluster, or a member that joined started without --join): left as it is")
+
+// bootstrapRest returns what completes the bootstrap of st, given the
+// bootstrap's entries and hard state (bootstrapLog): the entries st lacks
+// and the hard state committing them, keeping st's term and vote. It
+// returns ok false if st has a configuration (a snapshot or a commit
+// index), and errNotBootstrap if st holds entries other than the
+// bootstrap's.
+func bootstrapRest(st raft.Storage, boot []pb.Entry, bootHS pb.HardState) (ents []pb.Entry, hs pb.HardState, ok bool, err error) {
+	had, _, err := st.InitialState()
+	if err != nil {
+		return nil, hs, false, err
+	}
+	snap, err := st.Snapshot()
+	if err != nil || !raft.IsEmptySnap(snap) || had.Commit > 0 {
+		return nil, hs, false, err
+	}
+	last, err := st.LastIndex()
+	if err != nil {
+		return nil, hs, false, err
+	}
+	n := min(last, uint64(len(boot)))
+	if n > 0 {
+		got, err := st.Entries(1, n+1, math.MaxUint64)
+		if err != nil {
+			return nil, hs, false, err
+		}
+		for i, e := range got {
+			b := boot[i]
+			if e.Index != b.Index || e.Term != b.Term || e.Type != b.Type || !bytes.Equal(e.Data, b.Data) {
+				return nil, hs, false, fmt.Errorf("%w (entry %d)", errNotBootstrap, e.Index)
+			}
+		}
+	}
+	hs = pb.HardState{Term: max(had.Term, bootHS.Term), Vote: had.Vote, Commit: bootHS.Commit}
+	return boot[n:], hs, true, nil
+}
