@@ -253,7 +253,10 @@ func (m *member) startRaft() error {
 		CheckQuorum:       true,
 		PreVote:           true,
 		StepDownOnRemoval: true,
-		Logger:            raft.NewSlogLogger(m.log.With("component", "raft")),
+		// handleReady hands every message to the transport, which
+		// copies it into its queues, before Advance.
+		ReuseReadyMessages: true,
+		Logger:             raft.NewSlogLogger(m.log.With("component", "raft")),
 	}
 	if m.cfg.configureRaft != nil {
 		m.cfg.configureRaft(rc)
