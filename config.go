@@ -159,7 +159,8 @@ type Config struct {
 	// voters with one entry per Ready, most of what the node allocates.
 	// What the messages refer to (their Entries, Snapshot and Context) is
 	// not reused and stays valid as usual. Messages kept past Advance are
-	// overwritten: by zero values at Advance, by later messages after it.
+	// overwritten at Advance (by zero values, or by messages queued since
+	// the Ready) or by later messages after it.
 	// It requires synchronous storage writes (not AsyncStorageWrites,
 	// which has no Advance). Off by default: a Ready's slices are then the
 	// application's to keep, as in etcd raft.

@@ -122,8 +122,7 @@ func (r *raft) takeMsgs(n int) {
 // free again, with Config.ReuseReadyMessages once the application called
 // Advance: the messages queued since the last Ready (Step and Tick may
 // come between Ready and Advance) move to the start of the chunk, and the
-// handed-out copies are cleared, so that they pin nothing and a message
-// kept against the contract reads as a zero value rather than as another.
+// rest of the handed-out slots are cleared, so that they pin nothing.
 // Slots handed out from earlier chunks are left to the garbage collector.
 func (r *raft) reuseHandedOut() {
 	if cap(r.msgs) == 0 {

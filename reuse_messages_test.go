@@ -16,6 +16,8 @@ type reuseNode struct {
 	rn   *RawNode
 	s    *MemoryStorage
 	held *Ready
+	// sent is a copy of held.Messages taken when it was handed out.
+	sent []pb.Message
 }
 
 // reuseCluster is three voters and the messages in flight between them,
@@ -56,12 +58,14 @@ func (c *reuseCluster) ready(i int) *Ready {
 	}
 	c.net = append(c.net, rd.Messages...)
 	n.held = &rd
+	n.sent = append([]pb.Message(nil), rd.Messages...)
 	return &rd
 }
 
 // advance applies node i's held Ready and calls Advance.
 func (c *reuseCluster) advance(i int) {
 	n := c.nodes[i]
+	c.requireHeldIntact()
 	for _, e := range n.held.CommittedEntries {
 		if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
 			cc, err := pb.UnmarshalConfChange(e)
@@ -71,6 +75,16 @@ func (c *reuseCluster) advance(i int) {
 	}
 	n.rn.Advance(*n.held)
 	n.held = nil
+}
+
+// requireHeldIntact requires every held Ready's messages to be as they
+// were handed out: until Advance, they are the application's.
+func (c *reuseCluster) requireHeldIntact() {
+	for i, n := range c.nodes {
+		if n.held != nil {
+			require.Equal(c.t, n.sent, n.held.Messages, "node %d: a held Ready's messages changed before Advance", i+1)
+		}
+	}
 }
 
 // settle runs Readys and delivers messages until the cluster is quiet.
@@ -165,6 +179,7 @@ func TestReuseReadyMessagesSameAsDefault(t *testing.T) {
 					}
 					require.Equal(t, errs[0], errs[1])
 				}
+				reuse.requireHeldIntact()
 			}
 			require.Positive(t, readys)
 			require.Positive(t, moved, "no message was queued between a Ready and its Advance")
