@@ -99,7 +99,7 @@ func (r *raft) takeMsgs(n int) {
 		// The appends noted there were handed out: none may be extended.
 		r.queuedAppends = r.queuedAppends[:0]
 	}
-	if cap(r.msgs) > maxReusedMessages {
+	if r.msgRoomLeft() > maxReusedMessages {
 		r.msgs = nil
 	}
 	switch {
