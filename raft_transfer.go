@@ -53,8 +53,7 @@ func (r *raft) abortLeaderTransfer() {
 	// that ignore leases: acknowledgements of heartbeats sent until now
 	// no longer hold a lease (leaseValid). Heartbeats sent from the next
 	// tick on rebuild it.
-	r.leaseAcks = nil
-	r.leaseFloor = r.ticks
+	r.leaseAcks = map[uint64]uint64{None: r.ticks}
 }
 
 // transferee returns the node the leader is handing leadership to, or None

@@ -242,6 +242,7 @@ func (rn *RawNode) ReleaseMemory() {
 	if len(rn.ack.steps) == 0 {
 		rn.ack.steps = nil
 	}
+	r.peersChanged()
 	r.raftLog.unstable.release()
 }
 
