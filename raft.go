@@ -219,16 +219,14 @@ type leaderState struct {
 	readOnly                 readOnly
 	pendingReadIndexMessages []pb.Message
 	// leaseAcks maps a peer to the tick at which the leader sent the
-	// latest heartbeat the peer acknowledged (ReadOnlyLeaseBased). Under
-	// None (no peer's ID) it keeps the tick a leader transfer was
-	// abandoned at: heartbeats sent up to it build no lease.
+	// latest heartbeat the peer acknowledged (ReadOnlyLeaseBased).
 	leaseAcks map[uint64]uint64
+	// leaseFloor is the tick a leader transfer was abandoned at: heartbeats
+	// sent up to it build no lease.
+	leaseFloor uint64
 	// queuedAppends notes, per peer, the append queued for it since the
 	// last Ready that a later one may extend (see raft_coalesce.go).
 	queuedAppends []queuedAppend
-	// peers are the peers of the tracker, nil until built (see
-	// raft_peers.go).
-	peers []leaderPeer
 }
 
 // checkLeaderOnlyState panics unless the leader-only state (leaderState,
@@ -752,7 +750,7 @@ func stepLeader(r *raft, m pb.Message) error {
 		return nil
 	}
 	// The rest are about one peer, which must be in the configuration.
-	pr := r.progress(m.From)
+	pr := r.trk.Progress[m.From]
 	if pr == nil {
 		r.logger().Debugf("node %x: %x is not in the configuration, dropping its message", r.id, m.From)
 		return nil

@@ -252,7 +252,6 @@ func (r *raft) installConfig(cfg tracker.Config, prs tracker.ProgressMap) {
 	}
 	r.trk.Config = cfg
 	r.trk.Progress = nil
-	r.peersChanged()
 	if r.state == StateLeader {
 		r.trk.Progress = prs
 		if !r.leaderIsVoter() {

@@ -14,7 +14,7 @@ func (r *raft) handleProposal(m pb.Message) error {
 	if len(m.Entries) == 0 {
 		return fmt.Errorf("%w: proposal from %x carries no entries", ErrInvalidMessage, m.From)
 	}
-	if r.progress(r.id) == nil {
+	if r.trk.Progress[r.id] == nil {
 		// This leader was removed from the configuration; it only keeps
 		// leading until the change that removed it is applied.
 		return ErrProposalNodeRemoved
@@ -90,10 +90,10 @@ func (r *raft) reduceUncommittedSize(s uint64) {
 // maybeCommit advances the commit index to what a quorum has acknowledged,
 // if that entry is of the current term. It reports whether it moved.
 func (r *raft) maybeCommit() bool {
+	at := entryID{term: r.Term, index: r.trk.Committed()}
 	if r.state != StateLeader {
-		return r.raftLog.maybeCommit(entryID{term: r.Term, index: r.trk.Committed()})
+		return r.raftLog.maybeCommit(at)
 	}
-	at := entryID{term: r.Term, index: r.quorumIndex()}
 	// The leader knows where its term starts in its log, so the term of the
 	// entry at the quorum's index needs no lookup (Storage's, often).
 	if at.index <= r.raftLog.committed {
@@ -113,7 +113,11 @@ func (r *raft) maybeCommit() bool {
 
 // bcastAppend sends appends to every peer that is not paused.
 func (r *raft) bcastAppend() {
-	r.visitPeers(func(id uint64, _ *tracker.Progress) { r.sendAppend(id) })
+	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
+		if id != r.id {
+			r.sendAppend(id)
+		}
+	})
 }
 
 // sendAppend sends to peer `to` the entries it is missing, or a snapshot if
@@ -122,7 +126,7 @@ func (r *raft) bcastAppend() {
 func (r *raft) sendAppend(to uint64) bool { return r.maybeSendAppend(to, true) }
 
 func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
-	pr := r.progress(to)
+	pr := r.trk.Progress[to]
 	if pr == nil || pr.IsPaused() {
 		return false
 	}
@@ -176,14 +180,18 @@ func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
 		r.logger().Debugf("node %x: no longer a voter, not sending heartbeats", r.id)
 		return
 	}
-	r.visitPeers(func(id uint64, _ *tracker.Progress) { r.sendHeartbeat(id, ctx) })
+	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
+		if id != r.id {
+			r.sendHeartbeat(id, ctx)
+		}
+	})
 }
 
 // sendHeartbeat sends a heartbeat carrying a commit index the peer can use
 // safely: no more than what it is known to hold, since its log beyond Match
 // may not match the leader's.
 func (r *raft) sendHeartbeat(to uint64, ctx []byte) {
-	pr := r.progress(to)
+	pr := r.trk.Progress[to]
 	commit := min(pr.Match, r.raftLog.committed)
 	pr.SentCommit(commit)
 	r.send(pb.Message{To: to, Type: pb.MsgHeartbeat, Commit: commit, Context: ctx})

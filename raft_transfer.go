@@ -53,7 +53,8 @@ func (r *raft) abortLeaderTransfer() {
 	// that ignore leases: acknowledgements of heartbeats sent until now
 	// no longer hold a lease (leaseValid). Heartbeats sent from the next
 	// tick on rebuild it.
-	r.leaseAcks = map[uint64]uint64{None: r.ticks}
+	r.leaseAcks = nil
+	r.leaseFloor = r.ticks
 }
 
 // transferee returns the node the leader is handing leadership to, or None

@@ -242,7 +242,6 @@ func (rn *RawNode) ReleaseMemory() {
 	if len(rn.ack.steps) == 0 {
 		rn.ack.steps = nil
 	}
-	r.peersChanged()
 	r.raftLog.unstable.release()
 }
 

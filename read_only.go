@@ -143,7 +143,7 @@ func (r *raft) confirmReadIndex(m pb.Message) {
 // another leader and committed past it unknown to it, so it can neither
 // confirm a read nor answer one from its commit index.
 func (r *raft) leaderIsVoter() bool {
-	pr := r.progress(r.id)
+	pr := r.trk.Progress[r.id]
 	return pr != nil && !pr.IsLearner
 }
 
@@ -229,7 +229,7 @@ func parseLeaseCtx(ctx []byte) (uint64, bool) {
 // its context carries.
 func (r *raft) leaseAcked(m pb.Message) {
 	// A tick still to come is no heartbeat this leader sent.
-	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] && t > r.leaseAcks[None] && t <= r.ticks {
+	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] && t > r.leaseFloor && t <= r.ticks {
 		if r.leaseAcks == nil {
 			r.leaseAcks = map[uint64]uint64{}
 		}
