@@ -99,8 +99,8 @@ type walker struct {
 	dirChanged bool
 }
 
-// read returns the contents of the file name, or ok false if it is gone
-// (after reporting it).
+// read calls read with the path of the file name and returns ok false,
+// having reported it as vanished, if the file is gone.
 func (w *walker) read(name string, read func(path string) error) (ok bool, err error) {
 	err = read(filepath.Join(w.dir, name))
 	if errors.Is(err, iofs.ErrNotExist) {
