@@ -170,6 +170,7 @@ type Config struct {
 // Errors returned by Config.Validate. Each is wrapped with the offending
 // value.
 var (
+	ErrConfigNil              = errors.New("raft: config: nil Config")
 	ErrConfigZeroID           = errors.New("raft: config: ID must not be 0 (None)")
 	ErrConfigLocalThreadID    = errors.New("raft: config: ID must not be LocalAppendThread or LocalApplyThread")
 	ErrConfigHeartbeatTick    = errors.New("raft: config: HeartbeatTick must be greater than 0")
@@ -190,6 +191,9 @@ var (
 // largest int, should that overflow), and a nil Logger becomes the package
 // logger.
 func (c *Config) Validate() error {
+	if c == nil {
+		return ErrConfigNil
+	}
 	if err := c.check(); err != nil {
 		return err
 	}

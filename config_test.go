@@ -34,14 +34,24 @@ type configErrorCase struct {
 	name   string
 	errVar string // the name of the ErrConfig variable, to check coverage
 	want   error
-	change func(*Config)
+	change func(*Config) // nil: the config is a nil *Config
 	// detail is text the error message must carry (the offending value),
 	// or "" when the sentinel is returned bare.
 	detail string
 }
 
+// apply returns c changed as the case says (nil for the nil config).
+func (tt configErrorCase) apply(c *Config) *Config {
+	if tt.change == nil {
+		return nil
+	}
+	tt.change(c)
+	return c
+}
+
 func configErrorCases() []configErrorCase {
 	return []configErrorCase{
+		{"nil config", "ErrConfigNil", ErrConfigNil, nil, ""},
 		{"zero ID", "ErrConfigZeroID", ErrConfigZeroID,
 			func(c *Config) { c.ID = None }, ""},
 		{"ID of the local append thread", "ErrConfigLocalThreadID", ErrConfigLocalThreadID,
@@ -123,7 +133,7 @@ func TestConfigValidateRefusesEachImpossibleSetting(t *testing.T) {
 	require.Equal(t, configErrorVars(t), coveredNames, "every ErrConfig error needs a case")
 
 	all := []error{
-		ErrConfigZeroID, ErrConfigLocalThreadID, ErrConfigHeartbeatTick, ErrConfigElectionTick,
+		ErrConfigNil, ErrConfigZeroID, ErrConfigLocalThreadID, ErrConfigHeartbeatTick, ErrConfigElectionTick,
 		ErrConfigNilStorage, ErrConfigSnapshotTimeout, ErrConfigMaxInflightMsgs, ErrConfigMaxInflightBytes,
 		ErrConfigReadOnlyOption, ErrConfigLeaseNeedsQuorum, ErrConfigReuseWithAsync,
 	}
@@ -131,9 +141,13 @@ func TestConfigValidateRefusesEachImpossibleSetting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := validConfig()
 			c.Logger = nil
-			tt.change(c)
-			before := *c
-			err := c.Validate()
+			c = tt.apply(c)
+			var before Config
+			if c != nil {
+				before = *c
+			}
+			var err error
+			require.NotPanics(t, func() { err = c.Validate() })
 			require.ErrorIs(t, err, tt.want)
 			for _, other := range all {
 				if other != tt.want {
@@ -144,7 +158,9 @@ func TestConfigValidateRefusesEachImpossibleSetting(t *testing.T) {
 			if tt.detail != "" {
 				require.Contains(t, err.Error(), tt.detail)
 			}
-			require.Equal(t, before, *c, "a refused config is not modified")
+			if c != nil {
+				require.Equal(t, before, *c, "a refused config is not modified")
+			}
 		})
 	}
 }
@@ -294,15 +310,16 @@ func TestConfigVeryLargeElectionTick(t *testing.T) {
 func TestNewRawNodeReturnsConfigValidateError(t *testing.T) {
 	for _, tt := range configErrorCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			c := validConfig()
-			tt.change(c)
-			wantMsg := c.Validate().Error()
-			c = validConfig()
-			tt.change(c)
+			wantMsg := tt.apply(validConfig()).Validate().Error()
+			c := tt.apply(validConfig())
 			var rn *RawNode
 			var err error
 			require.NotPanics(t, func() { rn, err = NewRawNode(c) })
-			require.ErrorIs(t, err, tt.want)
+			if c != nil {
+				// (A nil Config is refused before Validate, with the
+				// same message: TestNewRawNodeNilConfig.)
+				require.ErrorIs(t, err, tt.want)
+			}
 			require.EqualError(t, err, wantMsg)
 			require.Nil(t, rn)
 		})
@@ -351,9 +368,10 @@ func TestVeryLargeElectionTickCluster(t *testing.T) {
 	}
 }
 
-// A nil config is an error, not a nil dereference.
+// A nil config is an error, not a nil dereference, for NewRawNode as for
+// Validate.
 func TestNewRawNodeNilConfig(t *testing.T) {
 	rn, err := NewRawNode(nil)
-	require.Error(t, err)
+	require.EqualError(t, err, ErrConfigNil.Error())
 	require.Nil(t, rn)
 }

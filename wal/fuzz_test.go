@@ -32,8 +32,21 @@ func FuzzDecodeEntry(f *testing.F) {
 	})
 }
 
+// walkAgrees walks dir (before the Open that opened it: Open changes the
+// directory) and checks Walk refuses what Open refused (openErr), with
+// the same error.
+func walkAgrees(t *testing.T, walkErr, openErr error) {
+	t.Helper()
+	if (walkErr == nil) != (openErr == nil) || walkErr != nil && walkErr.Error() != openErr.Error() {
+		t.Fatalf("Walk: %v; Open: %v", walkErr, openErr)
+	}
+}
+
+func walkNothing(dir string) error { return Walk(dir, func(Record) error { return nil }) }
+
 // FuzzOpenSegment: Open on a segment with arbitrary bytes after a valid
 // header never panics; when it succeeds, every entry it indexes reads back.
+// Walk refuses what Open refuses.
 func FuzzOpenSegment(f *testing.F) {
 	dir := f.TempDir()
 	s, err := Open(dir, Options{SegmentSize: 4096})
@@ -59,7 +72,9 @@ func FuzzOpenSegment(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(d, segmentName(1)), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		werr := walkNothing(d)
 		s, err := Open(d, Options{SegmentSize: 4096})
+		walkAgrees(t, werr, err)
 		if err != nil {
 			return // refused: fine, as long as it did not panic
 		}
@@ -82,7 +97,7 @@ func FuzzOpenSegment(f *testing.F) {
 
 // FuzzOpenMultiSegment: OpenMulti on a segment with arbitrary bytes after a
 // valid header never panics; when it succeeds, every entry each group
-// indexes reads back.
+// indexes reads back. Walk refuses what OpenMulti refuses.
 func FuzzOpenMultiSegment(f *testing.F) {
 	dir := f.TempDir()
 	ml, err := OpenMulti(dir, Options{SegmentSize: 4096})
@@ -116,7 +131,9 @@ func FuzzOpenMultiSegment(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(d, segmentName(1)), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		werr := walkNothing(d)
 		ml, err := OpenMulti(d, Options{SegmentSize: 4096, NoSync: true})
+		walkAgrees(t, werr, err)
 		if err != nil {
 			return // refused: fine, as long as it did not panic
 		}
@@ -140,6 +157,101 @@ func FuzzOpenMultiSegment(f *testing.F) {
 					t.Fatalf("group %d: entry %d at position of %d", id, e.Index, first+uint64(i))
 				}
 			}
+		}
+	})
+}
+
+// snapshotSeeds adds to f the snapshot file b, and b cut at each length
+// down to its record's header.
+func snapshotSeeds(f *testing.F, b []byte) {
+	for n := len(b); n >= headerSize; n-- {
+		f.Add(b[:n])
+	}
+	f.Add([]byte{})
+}
+
+// FuzzOpenSnapshotFile: Open and Walk on a log whose snapshot file holds
+// arbitrary bytes never panic and refuse the same logs; when Open
+// succeeds, it serves the snapshot the file is named for.
+func FuzzOpenSnapshotFile(f *testing.F) {
+	dir := f.TempDir()
+	s, err := Open(dir, Options{SegmentSize: 4096, NoSync: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := uint64(1); i <= 5; i++ {
+		if err := s.Save(pb.HardState{Term: 1, Commit: i}, []pb.Entry{{Index: i, Term: 1, Data: []byte("x")}}, pb.Snapshot{}); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if _, err := s.CreateSnapshot(3, &pb.ConfState{Voters: []uint64{1, 2}}, []byte("state")); err != nil {
+		f.Fatal(err)
+	}
+	s.Close()
+	name := snapshotName(3)
+	seed, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		f.Fatal(err)
+	}
+	snapshotSeeds(f, seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := copyDir(t, dir)
+		if err := os.WriteFile(filepath.Join(d, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		werr := walkNothing(d)
+		s, err := Open(d, Options{SegmentSize: 4096, NoSync: true})
+		walkAgrees(t, werr, err)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		if snap, _ := s.Snapshot(); snap.Metadata.Index != 3 {
+			t.Fatalf("opened with the snapshot at %d from the file of 3", snap.Metadata.Index)
+		}
+	})
+}
+
+// FuzzOpenMultiSnapshotFile: the same for a group's snapshot file in a
+// MultiLog.
+func FuzzOpenMultiSnapshotFile(f *testing.F) {
+	dir := f.TempDir()
+	ml, err := OpenMulti(dir, Options{SegmentSize: 4096, NoSync: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	snap := pb.Snapshot{Data: []byte("state"), Metadata: pb.SnapshotMetadata{Index: 3, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1}}}}
+	if err := ml.Save([]GroupUpdate{
+		{GroupID: 1, HardState: pb.HardState{Term: 1, Commit: 1}, Entries: []pb.Entry{{Index: 1, Term: 1}}},
+		{GroupID: 2, HardState: pb.HardState{Term: 1, Commit: 3}, Snapshot: snap, Entries: []pb.Entry{{Index: 4, Term: 1, Data: []byte("x")}}},
+	}); err != nil {
+		f.Fatal(err)
+	}
+	ml.Close()
+	name := groupSnapshotName(2, 3)
+	seed, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		f.Fatal(err)
+	}
+	snapshotSeeds(f, seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := copyDir(t, dir)
+		if err := os.WriteFile(filepath.Join(d, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		werr := walkNothing(d)
+		ml, err := OpenMulti(d, Options{SegmentSize: 4096, NoSync: true})
+		walkAgrees(t, werr, err)
+		if err != nil {
+			return
+		}
+		defer ml.Close()
+		g, err := ml.Group(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap, _ := g.Snapshot(); snap.Metadata.Index != 3 {
+			t.Fatalf("opened with the snapshot at %d from the file of 3", snap.Metadata.Index)
 		}
 	})
 }

@@ -562,6 +562,36 @@ func TestWalkMultiLog(t *testing.T) {
 	}, got)
 }
 
+// TestOpenMultiRefusesCutSnapshotFile: a group's snapshot file that lost
+// its last bytes is damage OpenMulti and Walk report, naming the file.
+func TestOpenMultiRefusesCutSnapshotFile(t *testing.T) {
+	// Data of every length modulo the record alignment: the cut byte is
+	// padding in some files, payload in others.
+	for n := 1; n <= recAlign+1; n++ {
+		cut := 1
+		if n == recAlign+1 {
+			cut = headerSize
+		}
+		dir := t.TempDir()
+		ml, err := OpenMulti(dir, Options{SegmentSize: 4096, NoSync: true})
+		require.NoError(t, err)
+		require.NoError(t, ml.Save([]GroupUpdate{
+			{GroupID: 2, Snapshot: pb.Snapshot{Data: make([]byte, n), Metadata: pb.SnapshotMetadata{Index: 5, Term: 1}}},
+		}))
+		require.NoError(t, ml.Close())
+		p := filepath.Join(dir, groupSnapshotName(2, 5))
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(p, b[:len(b)-cut], 0o600))
+		_, err = OpenMulti(dir, Options{SegmentSize: 4096, NoSync: true})
+		require.ErrorIs(t, err, ErrCorrupt, "cut %d", cut)
+		require.Contains(t, err.Error(), p)
+		err = Walk(dir, func(Record) error { return nil })
+		require.ErrorIs(t, err, ErrCorrupt, "cut %d", cut)
+		require.Contains(t, err.Error(), p)
+	}
+}
+
 // TestMultiReadsDuringSaves reads every group (and asks for new ones)
 // while Saves of all groups rotate segments and groups compact: every
 // read sees whole Saves, with the data each entry was saved with. Run

@@ -58,7 +58,9 @@ type multiReplay struct {
 	// the group turns out removed (a removed group's snapshot file is
 	// deleted once the removal is durable).
 	broken map[uint64]error
-	reader replay // its buffer reads the segments
+	// removed holds the groups removed so far.
+	removed map[uint64]struct{}
+	reader  replay // its buffer reads the segments
 }
 
 // recover loads the groups' newest snapshots and replays the segments.
@@ -66,18 +68,17 @@ func (ml *MultiLog) recover() error {
 	if err := removeTemporaries(ml.fs, ml.dir); err != nil {
 		return err
 	}
-	r, err := ml.listSnapshots()
-	if err != nil {
-		return err
-	}
-	seqs, err := listNumbered(ml.fs, ml.dir, segmentExt)
+	names, err := ml.fs.ReadDir(ml.dir)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
+	r := newMultiReplay(names)
+	ml.removed = r.removed
+	seqs := numbered(names, segmentExt)
+	if err := checkSegmentList(ml.dir, seqs, len(r.newest) > 0); err != nil {
+		return err
+	}
 	if len(seqs) == 0 {
-		if len(r.newest) > 0 {
-			return corruptf(ml.dir, 0, "snapshots but no log segments")
-		}
 		hdr := ml.checkpoint(1)
 		seg, off, err := createSegmentWith(ml.fs, ml.dir, 1, ml.opts.SegmentSize+int64(len(hdr)), hdr)
 		if err != nil {
@@ -85,11 +86,6 @@ func (ml *MultiLog) recover() error {
 		}
 		ml.segs, ml.tailOff, ml.tailHdr = []*segment{seg}, off, off
 		return syncOpened(ml.fs, ml.dir, nil, ml.opts.NoSync)
-	}
-	for i, seq := range seqs {
-		if i > 0 && seq != seqs[i-1]+1 {
-			return corruptf(filepath.Join(ml.dir, segmentName(seqs[i-1]+1)), 0, "missing segment between %d and %d", seqs[i-1], seq)
-		}
 	}
 	for i, seq := range seqs {
 		if err := ml.replaySegment(r, seq, i == len(seqs)-1); err != nil {
@@ -113,13 +109,13 @@ func (ml *MultiLog) recover() error {
 	return nil
 }
 
-// listSnapshots finds each group's newest snapshot file.
-func (ml *MultiLog) listSnapshots() (*multiReplay, error) {
-	names, err := ml.fs.ReadDir(ml.dir)
-	if err != nil {
-		return nil, fmt.Errorf("wal: %w", err)
+// newMultiReplay starts the replay of the log whose directory holds the
+// files names: it finds each group's newest snapshot file.
+func newMultiReplay(names []string) *multiReplay {
+	r := &multiReplay{
+		groups: make(map[uint64]*replay), newest: make(map[uint64]uint64),
+		broken: make(map[uint64]error), removed: make(map[uint64]struct{}),
 	}
-	r := &multiReplay{groups: make(map[uint64]*replay), newest: make(map[uint64]uint64), broken: make(map[uint64]error)}
 	for _, n := range names {
 		id, index, ok := parseGroupSnapshotName(n)
 		if !ok {
@@ -134,7 +130,7 @@ func (ml *MultiLog) listSnapshots() (*multiReplay, error) {
 		}
 		r.newest[id] = index
 	}
-	return r, nil
+	return r
 }
 
 // replaySegment reads one segment and feeds its records to the groups'
@@ -155,29 +151,11 @@ func (ml *MultiLog) replaySegment(r *multiReplay, seq uint64, last bool) error {
 	if err != nil {
 		return fmt.Errorf("wal: read %s: %w", path, err)
 	}
-	end, torn, err := scanSegment(data, path, last, func(t recType, p []byte, off int) error {
-		if off == 0 {
-			if t != recMultiHeader {
-				return fmt.Errorf("segment does not start with a multi-group header")
-			}
-			if len(p) != 16 || binary.LittleEndian.Uint64(p) != seq {
-				return fmt.Errorf("not the header of segment %d", seq)
-			}
-			ckpt := binary.LittleEndian.Uint64(p[8:])
-			if ckpt > uint64(len(data)) {
-				return fmt.Errorf("checkpoint of %d bytes in a segment of %d", ckpt, len(data))
-			}
-			ml.tailHdr = int64(frameSize(len(p))) + int64(ckpt)
-			return nil
-		}
-		return ml.replayRecord(r, t, p, seq, off, path)
-	})
+	end, torn, hdr, err := r.scan(data, path, seq, last, nil)
 	if err != nil {
 		return err
 	}
-	if end == 0 {
-		return corruptf(path, 0, "segment without a header")
-	}
+	ml.tailHdr = hdr
 	if last {
 		ml.tailOff = int64(end)
 		if size := ml.tailHdr + ml.opts.SegmentSize; torn || int64(len(data)) < size {
@@ -187,9 +165,49 @@ func (ml *MultiLog) replaySegment(r *multiReplay, seq uint64, last bool) error {
 	return nil
 }
 
-// replayRecord feeds one record to its group's replay. Records of a
-// removed group are ignored.
-func (ml *MultiLog) replayRecord(r *multiReplay, t recType, p []byte, seq uint64, off int, path string) error {
+// scan checks the segment seq (data, read from path; last if it is the
+// last segment) and feeds its records to the groups' replays, calling
+// each (if not nil) with every record once it is checked. It returns the
+// end of the intact records, whether a torn write follows them, and the
+// size of the segment's header record with the checkpoint after it.
+func (r *multiReplay) scan(data []byte, path string, seq uint64, last bool, each func(t recType, p []byte, off int) error) (end int, torn bool, hdr int64, err error) {
+	end, torn, err = scanSegment(data, path, last, func(t recType, p []byte, off int) error {
+		var err error
+		if off == 0 {
+			hdr, err = multiHeader(t, p, seq, len(data))
+		} else {
+			err = r.record(t, p, seq, off, path)
+		}
+		if err == nil && each != nil {
+			err = each(t, p, off)
+		}
+		return err
+	})
+	if err == nil && end == 0 {
+		err = corruptf(path, 0, "segment without a header")
+	}
+	return end, torn, hdr, err
+}
+
+// multiHeader checks the header record of segment seq, of size bytes,
+// and returns the size of the header and the checkpoint after it.
+func multiHeader(t recType, p []byte, seq uint64, size int) (int64, error) {
+	if t != recMultiHeader {
+		return 0, fmt.Errorf("segment does not start with a multi-group header")
+	}
+	if len(p) != 16 || binary.LittleEndian.Uint64(p) != seq {
+		return 0, fmt.Errorf("not the header of segment %d", seq)
+	}
+	ckpt := binary.LittleEndian.Uint64(p[8:])
+	if ckpt > uint64(size) {
+		return 0, fmt.Errorf("checkpoint of %d bytes in a segment of %d", ckpt, size)
+	}
+	return int64(frameSize(len(p))) + int64(ckpt), nil
+}
+
+// record feeds one record to its group's replay. Records of a removed
+// group are ignored.
+func (r *multiReplay) record(t recType, p []byte, seq uint64, off int, path string) error {
 	switch t {
 	case recGroupEntry, recGroupHardState, recGroupSnapshot, recGroupRemoved:
 	default:
@@ -199,14 +217,14 @@ func (ml *MultiLog) replayRecord(r *multiReplay, t recType, p []byte, seq uint64
 	if err != nil {
 		return err
 	}
-	if _, ok := ml.removed[id]; ok {
+	if _, ok := r.removed[id]; ok {
 		return nil
 	}
 	if t == recGroupRemoved {
 		if len(body) != 0 {
 			return fmt.Errorf("removal of group %d with %d more bytes", id, len(body))
 		}
-		ml.removed[id] = struct{}{}
+		r.removed[id] = struct{}{}
 		delete(r.groups, id)
 		delete(r.broken, id)
 		return nil
@@ -246,13 +264,11 @@ func (ml *MultiLog) replayRecord(r *multiReplay, t recType, p []byte, seq uint64
 	return nil
 }
 
-// rebuild joins each group's replayed log with its newest snapshot (as
-// Open does for one log) and records, in one unsynced write, that the
-// logs of the groups that need it restart after their snapshot.
-func (ml *MultiLog) rebuild(r *multiReplay) error {
-	tail := ml.segs[len(ml.segs)-1].path
+// live returns the groups not removed (sorted), or the first error of a
+// group whose records do not fit together.
+func (r *multiReplay) live() ([]uint64, error) {
 	for _, err := range r.broken {
-		return err
+		return nil, err
 	}
 	ids := make([]uint64, 0, len(r.groups)+len(r.newest))
 	for id := range r.groups {
@@ -260,12 +276,40 @@ func (ml *MultiLog) rebuild(r *multiReplay) error {
 	}
 	for id := range r.newest {
 		if _, ok := r.groups[id]; !ok {
-			if _, gone := ml.removed[id]; !gone {
+			if _, gone := r.removed[id]; !gone {
 				ids = append(ids, id)
 			}
 		}
 	}
 	slices.Sort(ids)
+	return ids, nil
+}
+
+// finish joins group id's replayed log with its newest snapshot, whose
+// metadata is snap (see replay.finish); a group without records gets an
+// empty replay.
+func (r *multiReplay) finish(dir, tail string, id uint64, snap pb.SnapshotMetadata) (locIndex, bool, error) {
+	rg := r.groups[id]
+	if rg == nil {
+		rg = &replay{snapIndex: snap.Index}
+		r.groups[id] = rg
+	}
+	locs, restart, err := rg.finish(dir, tail, snap.Index, snap.Term)
+	if err != nil {
+		return locs, false, fmt.Errorf("group %d: %w", id, err)
+	}
+	return locs, restart, nil
+}
+
+// rebuild joins each group's replayed log with its newest snapshot (as
+// Open does for one log) and records, in one unsynced write, that the
+// logs of the groups that need it restart after their snapshot.
+func (ml *MultiLog) rebuild(r *multiReplay) error {
+	tail := ml.segs[len(ml.segs)-1].path
+	ids, err := r.live()
+	if err != nil {
+		return err
+	}
 	var restart []byte
 	for _, id := range ids {
 		g := &GroupStorage{ml: ml, id: id}
@@ -276,19 +320,12 @@ func (ml *MultiLog) rebuild(r *multiReplay) error {
 			}
 			g.snap = snap
 		}
-		rg := r.groups[id]
-		if rg == nil {
-			rg = &replay{snapIndex: g.snap.Metadata.Index}
+		locs, again, err := r.finish(ml.dir, tail, id, g.snap.Metadata)
+		if err != nil {
+			return err
 		}
 		snapIndex, snapTerm := g.snap.Metadata.Index, g.snap.Metadata.Term
-		locs, again, err := rg.join(ml.dir, tail, snapIndex, snapTerm)
-		if err != nil {
-			return fmt.Errorf("group %d: %w", id, err)
-		}
-		g.hs, g.base, g.baseTerm, g.locs = rg.hs, snapIndex, snapTerm, locs
-		if g.hs.Commit > g.lastIndex() {
-			return corruptf(tail, 0, "group %d: hard state commits %d past the last index %d", id, g.hs.Commit, g.lastIndex())
-		}
+		g.hs, g.base, g.baseTerm, g.locs = r.groups[id].hs, snapIndex, snapTerm, locs
 		if again {
 			restart = appendGroupSnapshot(restart, id, snapIndex, snapTerm)
 		}

@@ -79,10 +79,10 @@ func (s *Storage) recover() error {
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
+	if err := checkSegmentList(s.dir, seqs, len(snaps) > 0); err != nil {
+		return err
+	}
 	if len(seqs) == 0 {
-		if len(snaps) > 0 {
-			return corruptf(s.dir, 0, "a snapshot but no log segments")
-		}
 		seg, off, err := createSegment(s.fs, s.dir, 1, s.opts.SegmentSize, pb.HardState{})
 		if err != nil {
 			return err
@@ -90,11 +90,6 @@ func (s *Storage) recover() error {
 		s.segs, s.tailOff, s.tailHdr = []*segment{seg}, off, off
 		s.cacheFirst = 1
 		return syncOpened(s.fs, s.dir, nil, s.opts.NoSync)
-	}
-	for i, seq := range seqs {
-		if i > 0 && seq != seqs[i-1]+1 {
-			return corruptf(filepath.Join(s.dir, segmentName(seqs[i-1]+1)), 0, "missing segment between %d and %d", seqs[i-1], seq)
-		}
 	}
 	r := replay{snapIndex: s.snap.Metadata.Index}
 	for i, seq := range seqs {
@@ -106,6 +101,21 @@ func (s *Storage) recover() error {
 		return err
 	}
 	return s.reconcile(&r)
+}
+
+// checkSegmentList checks the segments found in dir (seqs, sorted) make
+// one log: numbered without a gap, and present if there are snapshot
+// files (snapshots).
+func checkSegmentList(dir string, seqs []uint64, snapshots bool) error {
+	if len(seqs) == 0 && snapshots {
+		return corruptf(dir, 0, "snapshot files but no log segments")
+	}
+	for i, seq := range seqs {
+		if i > 0 && seq != seqs[i-1]+1 {
+			return corruptf(filepath.Join(dir, segmentName(seqs[i-1]+1)), 0, "missing segment between %d and %d", seqs[i-1], seq)
+		}
+	}
+	return nil
 }
 
 // syncOpened makes durable the log Open has just read, before anything
@@ -261,30 +271,11 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 	if err != nil {
 		return fmt.Errorf("wal: read %s: %w", path, err)
 	}
-	end, torn, err := scanSegment(data, path, last, func(t recType, p []byte, off int) error {
-		if off == 0 {
-			if t == recMultiHeader {
-				return fmt.Errorf("a segment of a multi-group log (open it with OpenMulti)")
-			}
-			if t != recSegmentHeader {
-				return fmt.Errorf("segment does not start with a header")
-			}
-			s.tailHdr = int64(frameSize(len(p)))
-			hseq, hs, err := parseSegmentHeader(p)
-			if err == nil && hseq != seq {
-				err = fmt.Errorf("header of segment %d in the file of segment %d", hseq, seq)
-			}
-			r.hs = hs
-			return err
-		}
-		return r.record(t, p, seq, off)
-	})
+	end, torn, hdr, err := r.scan(data, path, seq, last, nil)
 	if err != nil {
 		return err
 	}
-	if end == 0 {
-		return corruptf(path, 0, "segment without a header")
-	}
+	s.tailHdr = hdr
 	if last {
 		s.tailOff = int64(end)
 		if torn || int64(len(data)) < s.opts.SegmentSize {
@@ -292,6 +283,46 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 		}
 	}
 	return nil
+}
+
+// scan checks the segment seq (data, read from path; last if it is the
+// last segment) and feeds its records to r, calling each (if not nil)
+// with every record once it is checked. It returns the end of the intact
+// records, whether a torn write follows them, and the size of the
+// segment's header record.
+func (r *replay) scan(data []byte, path string, seq uint64, last bool, each func(t recType, p []byte, off int) error) (end int, torn bool, hdr int64, err error) {
+	end, torn, err = scanSegment(data, path, last, func(t recType, p []byte, off int) error {
+		var err error
+		if off == 0 {
+			hdr, err = r.header(t, p, seq)
+		} else {
+			err = r.record(t, p, seq, off)
+		}
+		if err == nil && each != nil {
+			err = each(t, p, off)
+		}
+		return err
+	})
+	if err == nil && end == 0 {
+		err = corruptf(path, 0, "segment without a header")
+	}
+	return end, torn, hdr, err
+}
+
+// header checks the header record of segment seq and returns its size.
+func (r *replay) header(t recType, p []byte, seq uint64) (int64, error) {
+	if t == recMultiHeader {
+		return 0, fmt.Errorf("a segment of a multi-group log (open it with OpenMulti)")
+	}
+	if t != recSegmentHeader {
+		return 0, fmt.Errorf("segment does not start with a header")
+	}
+	hseq, hs, err := parseSegmentHeader(p)
+	if err == nil && hseq != seq {
+		err = fmt.Errorf("header of segment %d in the file of segment %d", hseq, seq)
+	}
+	r.hs = hs
+	return int64(frameSize(len(p))), err
 }
 
 func (r *replay) record(t recType, p []byte, seq uint64, off int) error {
@@ -334,19 +365,26 @@ func (s *Storage) reconcile(r *replay) error {
 	tail := s.segs[len(s.segs)-1].path
 	s.hs = r.hs
 	s.base, s.baseTerm = snapIndex, snapTerm
-	locs, restart, err := r.join(s.dir, tail, snapIndex, snapTerm)
+	locs, restart, err := r.finish(s.dir, tail, snapIndex, snapTerm)
 	if err != nil {
 		return err
 	}
 	s.locs = locs
 	s.cacheFirst = s.lastIndex() + 1
-	if s.hs.Commit > s.lastIndex() {
-		return corruptf(tail, 0, "hard state commits %d past the last index %d", s.hs.Commit, s.lastIndex())
-	}
 	if restart {
 		return s.restartAfterSnapshot(snapIndex, snapTerm)
 	}
 	return nil
+}
+
+// finish joins the replayed log with the newest snapshot (see join) and
+// checks the hard state commits no entry past the joined log's end.
+func (r *replay) finish(dir, tail string, snapIndex, snapTerm uint64) (locs locIndex, restart bool, err error) {
+	locs, restart, err = r.join(dir, tail, snapIndex, snapTerm)
+	if err == nil && r.hs.Commit > snapIndex+uint64(locs.len()) {
+		err = corruptf(tail, 0, "hard state commits %d past the last index %d", r.hs.Commit, snapIndex+uint64(locs.len()))
+	}
+	return locs, restart, err
 }
 
 // join returns the replayed log joined with the newest snapshot (the

@@ -312,6 +312,24 @@ func TestOpenRefusesMissingPieces(t *testing.T) {
 		require.ErrorIs(t, err, ErrCorrupt)
 		require.Contains(t, err.Error(), snapshotName(50))
 	})
+	t.Run("cut snapshot file", func(t *testing.T) {
+		// Written whole and synced before its rename, a snapshot file
+		// shorter than written is damage, even when only its padding is
+		// gone (the file of "state" ends in padding).
+		for _, cut := range []int{1, 3, headerSize} {
+			dir, _ := build(t)
+			p := filepath.Join(dir, snapshotName(50))
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(p, b[:len(b)-cut], 0o600))
+			_, err = Open(dir, Options{SegmentSize: 4096})
+			require.ErrorIs(t, err, ErrCorrupt, "cut %d", cut)
+			require.Contains(t, err.Error(), p)
+			err = Walk(dir, func(Record) error { return nil })
+			require.ErrorIs(t, err, ErrCorrupt, "cut %d", cut)
+			require.Contains(t, err.Error(), p)
+		}
+	})
 	t.Run("intact", func(t *testing.T) {
 		dir, _ := build(t)
 		s, err := Open(dir, Options{SegmentSize: 4096})

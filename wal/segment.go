@@ -48,6 +48,12 @@ func listNumbered(fs FS, dir, ext string) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return numbered(names, ext), nil
+}
+
+// numbered returns the numbers of the files in names named like
+// "%016x"+ext, sorted.
+func numbered(names []string, ext string) []uint64 {
 	var nums []uint64
 	for _, n := range names {
 		if v, ok := parseHexName(n, ext); ok {
@@ -55,7 +61,7 @@ func listNumbered(fs FS, dir, ext string) ([]uint64, error) {
 		}
 	}
 	slices.Sort(nums)
-	return nums, nil
+	return nums
 }
 
 // segmentHeader is the payload of a recSegmentHeader record.

@@ -64,8 +64,11 @@ func readSnapshotPath(fs FS, path string, index uint64) (pb.Snapshot, error) {
 	if err != nil {
 		return pb.Snapshot{}, fmt.Errorf("wal: read snapshot: %w", err)
 	}
+	// The file is written whole and synced before its rename: one that
+	// lost even the padding of its record (readFrame accepts that, as
+	// the tail of a segment may) is damage.
 	t, payload, next, st := readFrame(data, 0)
-	if st != frameOK || t != recSnapshotFile || !allZero(data[next:]) {
+	if st != frameOK || t != recSnapshotFile || next > len(data) || !allZero(data[next:]) {
 		return pb.Snapshot{}, corruptf(path, 0, "not a single intact snapshot record")
 	}
 	var snap pb.Snapshot

@@ -1,9 +1,13 @@
 package wal
 
 import (
+	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	iofs "io/fs"
 	"path/filepath"
+	"slices"
 
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -19,7 +23,9 @@ type Record struct {
 	// segment, which Open will cut off). A MultiLog's records are
 	// "multi-segment-header", "group-entry", "group-hard-state",
 	// "group-snapshot" and "group-removed", and its snapshot files
-	// "snapshot-file", each with GroupID set.
+	// "snapshot-file", each with GroupID set. A file gone by the time
+	// Walk read it is "vanished"; "directory-changed" (last, without a
+	// file) says the checks across files were not made (see Walk).
 	Kind      string
 	GroupID   uint64
 	Entry     *pb.Entry
@@ -29,79 +35,256 @@ type Record struct {
 
 // Walk reads every snapshot file and segment in dir, in order, and calls fn
 // with each record; it stops at the first error fn returns. It only reads:
-// it takes no lock and changes nothing, so it may run beside a Storage
-// that has the directory open (it then sees the records written so far).
-// Damage is returned as an error wrapping ErrCorrupt, after the records
-// before it.
+// it takes no lock and changes nothing, so it may run beside a Storage or
+// MultiLog that has the directory open (it then sees the records written
+// so far).
+//
+// It checks what Open (or OpenMulti, for a multi-group log) checks, with
+// the same code: every record, and that the files make one log, with
+// segments numbered without a gap, each starting with its header, and
+// each log continuing its snapshot. Damage is returned as an error
+// wrapping ErrCorrupt, after the records before the damaged one (a log
+// that does not continue its snapshot, after all the records).
+//
+// A file listed in dir but gone when Walk comes to read it (a server
+// beside it compacted its log) is reported as a "vanished" record. If
+// files vanished, or the checks across files fail while the files in dir
+// have changed since Walk listed them, the records read are not one state
+// of the log: Walk goes on without those checks and reports a
+// "directory-changed" record last.
 func Walk(dir string, fn func(Record) error) error {
-	fs := osFS{}
-	snaps, err := listNumbered(fs, dir, snapshotExt)
+	w := &walker{fs: osFS{}, dir: dir, fn: fn, groupSnaps: make(map[uint64]pb.SnapshotMetadata)}
+	names, err := w.fs.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	for _, idx := range snaps {
-		snap, err := readSnapshotFile(fs, dir, idx)
-		if err != nil {
-			return err
-		}
-		if err := fn(Record{File: snapshotName(idx), Kind: recSnapshotFile.String(), Snapshot: &snap}); err != nil {
-			return err
-		}
-	}
-	if err := walkGroupSnapshots(fs, dir, fn); err != nil {
+	w.names = names
+	if err := w.snapshots(); err != nil {
 		return err
 	}
-	seqs, err := listNumbered(fs, dir, segmentExt)
-	if err != nil {
-		return fmt.Errorf("wal: %w", err)
+	seqs := numbered(names, segmentExt)
+	if err := checkSegmentList(dir, seqs, len(logFiles(names)) > len(seqs)); err != nil {
+		return err
 	}
 	for i, seq := range seqs {
-		name := segmentName(seq)
-		data, err := readFile(fs, filepath.Join(dir, name))
-		if err != nil {
-			return fmt.Errorf("wal: %w", err)
-		}
-		end, torn, err := scanSegment(data, filepath.Join(dir, name), i == len(seqs)-1, func(t recType, p []byte, off int) error {
-			rec, err := decodeRecord(t, p)
-			if err != nil {
-				return err
-			}
-			rec.File, rec.Offset = name, int64(off)
-			return fn(rec)
-		})
-		if err != nil {
+		if err := w.segment(seq, i == len(seqs)-1); err != nil {
 			return err
 		}
-		if torn {
-			if err := fn(Record{File: name, Offset: int64(end), Kind: "torn-tail"}); err != nil {
-				return err
-			}
+	}
+	return w.finish()
+}
+
+// walker is the state of a Walk.
+type walker struct {
+	fs    FS
+	dir   string
+	fn    func(Record) error
+	names []string // in dir when the Walk began
+	// snap is the newest snapshot file's metadata; groupSnaps each
+	// group's.
+	snap       pb.SnapshotMetadata
+	groupSnaps map[uint64]pb.SnapshotMetadata
+	// The checks Open makes, on the log (single) or on the groups' logs
+	// (multi, from the first segment read on, if it has a multi-group
+	// header). checkErr is the first error they found; they stop there.
+	replaying bool
+	multi     bool
+	single    replay
+	groups    *multiReplay
+	tail      string // the last segment read
+	checkErr  error
+	// vanished says a file listed was gone when read; dirChanged that
+	// the files in dir changed while the walk read them.
+	vanished   bool
+	dirChanged bool
+}
+
+// read calls read with the path of the file name and returns ok false,
+// having reported it as vanished, if the file is gone.
+func (w *walker) read(name string, read func(path string) error) (ok bool, err error) {
+	err = read(filepath.Join(w.dir, name))
+	if errors.Is(err, iofs.ErrNotExist) {
+		w.vanished = true
+		return false, w.fn(Record{File: name, Kind: "vanished"})
+	}
+	return err == nil, err
+}
+
+// snapshots reports every snapshot file, of a log or of a MultiLog's
+// groups.
+func (w *walker) snapshots() error {
+	for _, n := range w.names {
+		index, ok := parseHexName(n, snapshotExt)
+		id, gindex, group := parseGroupSnapshotName(n)
+		if group {
+			index = gindex
+		} else if !ok {
+			continue
+		}
+		var snap pb.Snapshot
+		ok, err := w.read(n, func(path string) (err error) {
+			snap, err = readSnapshotPath(w.fs, path, index)
+			return err
+		})
+		if err != nil || !ok {
+			return err
+		}
+		// Names sort by index (by group, then index): the last read is
+		// the newest.
+		if group {
+			w.groupSnaps[id] = snap.Metadata
+		} else {
+			w.snap = snap.Metadata
+		}
+		if err := w.fn(Record{File: n, Kind: recSnapshotFile.String(), GroupID: id, Snapshot: &snap}); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// walkGroupSnapshots calls fn with each snapshot file of a MultiLog's
-// groups.
-func walkGroupSnapshots(fs FS, dir string, fn func(Record) error) error {
-	names, err := fs.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("wal: %w", err)
-	}
-	for _, n := range names {
-		id, index, ok := parseGroupSnapshotName(n)
-		if !ok {
-			continue
+// segment reports the records of segment seq, the last one if last.
+func (w *walker) segment(seq uint64, last bool) error {
+	name := segmentName(seq)
+	var data []byte
+	ok, err := w.read(name, func(path string) (err error) {
+		data, err = readFile(w.fs, path)
+		if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			err = fmt.Errorf("wal: %w", err)
 		}
-		snap, err := readSnapshotPath(fs, filepath.Join(dir, n), index)
+		return err
+	})
+	if err != nil || !ok {
+		return err
+	}
+	path := filepath.Join(w.dir, name)
+	// A record the checks refuse ends the walk, after the records
+	// before it, unless the directory changed under the walk.
+	stop, failed := len(data), w.check(data, path, seq, last)
+	if failed != nil {
+		changed, err := w.changed()
+		if err != nil || changed {
+			failed = err
+		}
+		var ce *CorruptError
+		if errors.As(failed, &ce) {
+			stop = int(ce.Offset)
+		}
+	}
+	end, torn, err := scanSegment(data, path, last, func(t recType, p []byte, off int) error {
+		if off >= stop {
+			return errStopWalk
+		}
+		rec, err := decodeRecord(t, p)
 		if err != nil {
 			return err
 		}
-		if err := fn(Record{File: n, Kind: recSnapshotFile.String(), GroupID: id, Snapshot: &snap}); err != nil {
+		rec.File, rec.Offset = name, int64(off)
+		return w.fn(rec)
+	})
+	switch {
+	case failed != nil:
+		return failed
+	case err != nil:
+		return err
+	case torn:
+		return w.fn(Record{File: name, Offset: int64(end), Kind: "torn-tail"})
+	}
+	return nil
+}
+
+// errStopWalk stops the scan of a segment at a record the checks refuse.
+var errStopWalk = errors.New("wal: stop")
+
+// check feeds segment seq to the checks Open or OpenMulti makes, unless
+// they have failed already, and returns their error if they fail now. The
+// first segment read says which checks.
+func (w *walker) check(data []byte, path string, seq uint64, last bool) error {
+	if !w.replaying {
+		w.replaying = true
+		t, _, _, st := readFrame(data, 0)
+		w.multi = st == frameOK && t == recMultiHeader
+		if w.multi {
+			w.groups = newMultiReplay(w.names)
+		} else {
+			w.single = replay{snapIndex: w.snap.Index}
+		}
+	}
+	w.tail = path
+	if w.checkErr != nil {
+		return nil
+	}
+	if w.multi {
+		_, _, _, w.checkErr = w.groups.scan(data, path, seq, last, nil)
+	} else {
+		_, _, _, w.checkErr = w.single.scan(data, path, seq, last, nil)
+	}
+	return w.checkErr
+}
+
+// changed reports whether the segments and snapshot files in the
+// directory are not the ones the walk began with (or files vanished).
+func (w *walker) changed() (bool, error) {
+	if w.vanished || w.dirChanged {
+		return true, nil
+	}
+	now, err := w.fs.ReadDir(w.dir)
+	if err != nil {
+		return false, fmt.Errorf("wal: %w", err)
+	}
+	w.dirChanged = !slices.Equal(logFiles(now), logFiles(w.names))
+	return w.dirChanged, nil
+}
+
+// finish makes the last of Open's checks, joining each log with its
+// snapshot, and returns the first error the checks found, unless the
+// directory changed while Walk read it.
+func (w *walker) finish() error {
+	if w.replaying && w.checkErr == nil && !w.vanished {
+		if w.checkErr = w.join(); w.checkErr != nil {
+			changed, err := w.changed()
+			if err != nil || !changed {
+				return cmp.Or(err, w.checkErr)
+			}
+		}
+	}
+	if w.vanished || w.dirChanged {
+		return w.fn(Record{Kind: "directory-changed"})
+	}
+	return nil
+}
+
+// join joins each log replayed with its snapshot, as Open does.
+func (w *walker) join() error {
+	if !w.multi {
+		_, _, err := w.single.finish(w.dir, w.tail, w.snap.Index, w.snap.Term)
+		return err
+	}
+	ids, err := w.groups.live()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, _, err := w.groups.finish(w.dir, w.tail, id, w.groupSnaps[id]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// logFiles returns the segments and snapshot files among names, sorted.
+func logFiles(names []string) []string {
+	var files []string
+	for _, n := range names {
+		_, seg := parseHexName(n, segmentExt)
+		_, snap := parseHexName(n, snapshotExt)
+		_, _, group := parseGroupSnapshotName(n)
+		if seg || snap || group {
+			files = append(files, n)
+		}
+	}
+	slices.Sort(files)
+	return files
 }
 
 func decodeRecord(t recType, p []byte) (Record, error) {

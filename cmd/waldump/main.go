@@ -3,10 +3,18 @@
 //
 //	go run ./cmd/waldump [-data] DIR
 //
+// DIR may hold the log of one group (wal.Open) or of many (wal.OpenMulti):
+// each record of a multi-group log is prefixed with its group, and the
+// summary is given per group.
+//
 // It only reads: it takes no lock and may run beside a server that has the
-// directory open. It exits 1 on damage (after printing the records before
-// it and the file and offset of the damaged record), 0 otherwise; a torn
-// tail, which the next Open cuts off, is printed but is not damage.
+// directory open. Files the server removes after waldump listed them (when
+// it compacts its log) are reported and skipped; if the files changed while
+// waldump read them, the checks across files are skipped and it says so.
+// It exits 1 on damage (after printing the records before it and the file
+// and offset of the damaged record), on any log that wal.Open or
+// wal.OpenMulti would refuse; 0 otherwise. A torn tail, which the next
+// Open cuts off, is printed but is not damage.
 package main
 
 import (
@@ -14,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 
 	pb "github.com/raftcore/raft/raftpb"
@@ -41,58 +50,148 @@ func main() {
 	}
 }
 
+// walk reads the log; a test replaces it to change the directory while
+// it is read.
+var walk = wal.Walk
+
 // summary is what the records add up to.
 type summary struct {
 	segments, entries, bytes int
-	first, last              uint64
-	hs                       pb.HardState
-	snap                     *pb.Snapshot
-	torn                     bool
+	multi                    bool
+	groups                   map[uint64]*group // by ID; 0 for a single log
+	torn, changed            bool
+	vanished                 []string
+}
+
+// group is what the records of one group add up to.
+type group struct {
+	entries, bytes int
+	first, last    uint64
+	hs             pb.HardState
+	snap           *pb.Snapshot
+	removed        bool
+}
+
+func (s *summary) group(id uint64) *group {
+	g := s.groups[id]
+	if g == nil {
+		g = &group{}
+		s.groups[id] = g
+	}
+	return g
+}
+
+func (s *summary) add(r wal.Record) {
+	switch r.Kind {
+	case "segment-header":
+		s.segments++
+	case "multi-segment-header":
+		s.segments++
+		s.multi = true
+	case "torn-tail":
+		s.torn = true
+	case "vanished":
+		s.vanished = append(s.vanished, r.File)
+	case "directory-changed":
+		s.changed = true
+	case "group-removed":
+		s.group(r.GroupID).removed = true
+	}
+	g := s.group(r.GroupID)
+	switch {
+	case r.Entry != nil:
+		s.entries++
+		s.bytes += len(r.Entry.Data)
+		g.entries++
+		g.bytes += len(r.Entry.Data)
+		if g.first == 0 || r.Entry.Index < g.first {
+			g.first = r.Entry.Index
+		}
+		g.last = r.Entry.Index // a later entry replaces the ones after it
+	case r.HardState != nil:
+		g.hs = *r.HardState
+	case r.Kind == "snapshot-file":
+		g.snap = r.Snapshot
+		s.multi = s.multi || r.GroupID != 0
+	}
 }
 
 func dump(w io.Writer, dir string, withData bool) error {
-	var sum summary
-	lastFile := ""
-	err := wal.Walk(dir, func(r wal.Record) error {
-		if r.File != lastFile && r.Kind != "snapshot-file" {
-			sum.segments++
-			lastFile = r.File
-		}
-		fmt.Fprintf(w, "%s@%-8d %s\n", r.File, r.Offset, describe(r, withData))
-		switch {
-		case r.Entry != nil:
-			sum.entries++
-			sum.bytes += len(r.Entry.Data)
-			if sum.first == 0 || r.Entry.Index < sum.first {
-				sum.first = r.Entry.Index
-			}
-			sum.last = r.Entry.Index // a later entry replaces the ones after it
-		case r.HardState != nil:
-			sum.hs = *r.HardState
-		case r.Kind == "snapshot-file":
-			sum.snap = r.Snapshot
-		case r.Kind == "torn-tail":
-			sum.torn = true
-		}
+	sum := summary{groups: make(map[uint64]*group)}
+	err := walk(dir, func(r wal.Record) error {
+		sum.add(r)
+		fmt.Fprintln(w, line(r, withData))
 		return nil
 	})
-	fmt.Fprintf(w, "\n%d segments, %d entry records (%d payload bytes), indexes %d...%d\n", sum.segments, sum.entries, sum.bytes, sum.first, sum.last)
-	fmt.Fprintf(w, "hard state: term=%d vote=%d commit=%d\n", sum.hs.Term, sum.hs.Vote, sum.hs.Commit)
-	if sum.snap != nil {
-		m := sum.snap.Metadata
-		fmt.Fprintf(w, "snapshot: index=%d term=%d voters=%v learners=%v, %d bytes\n", m.Index, m.Term, m.ConfState.Voters, m.ConfState.Learners, len(sum.snap.Data))
+	sum.print(w)
+	return err
+}
+
+func (s *summary) print(w io.Writer) {
+	if !s.multi {
+		g := s.group(0)
+		fmt.Fprintf(w, "\n%d segments, %d entry records (%d payload bytes), indexes %d...%d\n", s.segments, s.entries, s.bytes, g.first, g.last)
+		g.print(w, "")
+	} else {
+		fmt.Fprintf(w, "\n%d segments, %d entry records (%d payload bytes)\n", s.segments, s.entries, s.bytes)
+		ids := make([]uint64, 0, len(s.groups))
+		for id := range s.groups {
+			if id != 0 {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			g := s.groups[id]
+			prefix := fmt.Sprintf("group %d: ", id)
+			if g.removed {
+				fmt.Fprintf(w, "%sremoved\n", prefix)
+				continue
+			}
+			fmt.Fprintf(w, "%s%d entry records (%d payload bytes), indexes %d...%d\n", prefix, g.entries, g.bytes, g.first, g.last)
+			g.print(w, prefix)
+		}
 	}
-	if sum.torn {
+	if s.torn {
 		fmt.Fprintln(w, "the last segment ends in a torn write; opening the directory cuts it off")
 	}
-	return err
+	if len(s.vanished) > 0 {
+		fmt.Fprintf(w, "%d files removed while they were read (the log was compacted), skipped: %v\n", len(s.vanished), s.vanished)
+	}
+	if s.changed {
+		fmt.Fprintln(w, "the directory changed while it was read: the checks across files were not made")
+	}
+}
+
+func (g *group) print(w io.Writer, prefix string) {
+	fmt.Fprintf(w, "%shard state: term=%d vote=%d commit=%d\n", prefix, g.hs.Term, g.hs.Vote, g.hs.Commit)
+	if g.snap != nil {
+		m := g.snap.Metadata
+		fmt.Fprintf(w, "%ssnapshot: index=%d term=%d voters=%v learners=%v, %d bytes\n", prefix, m.Index, m.Term, m.ConfState.Voters, m.ConfState.Learners, len(g.snap.Data))
+	}
+}
+
+// line is how record r is printed: where it is, its group (in a
+// multi-group log) and what it holds.
+func line(r wal.Record, withData bool) string {
+	where := fmt.Sprintf("%s@%-8d ", r.File, r.Offset)
+	switch r.Kind {
+	case "vanished":
+		return fmt.Sprintf("%s removed after it was listed (the log was compacted): skipped", r.File)
+	case "directory-changed":
+		return "the directory changed while it was read"
+	}
+	if r.GroupID != 0 {
+		where += fmt.Sprintf("group=%d ", r.GroupID)
+	}
+	return where + describe(r, withData)
 }
 
 func describe(r wal.Record, withData bool) string {
 	switch {
 	case r.Entry != nil:
 		e := r.Entry
-		s := fmt.Sprintf("entry index=%d term=%d %s %d bytes", e.Index, e.Term, e.Type, len(e.Data))
+		s := fmt.Sprintf("%s index=%d term=%d %s %d bytes", r.Kind, e.Index, e.Term, e.Type, len(e.Data))
 		if withData {
 			d := e.Data
 			if len(d) > 64 {

@@ -58,6 +58,24 @@ func (s *kvStore) apply(e pb.Entry) {
 	fmt.Fprintf(s.out, "  %3d: %s\n", e.Index, cmd)
 }
 
+// restore replaces the state with snap's: its data holds one "key=value"
+// line per key. (This example takes no snapshots; a node gets one from
+// its leader when it is too far behind, or finds one in its storage after
+// a restart if the application took one.)
+func (s *kvStore) restore(snap pb.Snapshot) error {
+	s.data = map[string]string{}
+	for line := range strings.Lines(string(snap.Data)) {
+		key, value, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
+		if !ok {
+			return fmt.Errorf("snapshot at %d: bad line %q", snap.Metadata.Index, line)
+		}
+		s.data[key] = value
+	}
+	s.applied = snap.Metadata.Index
+	fmt.Fprintf(s.out, "  %3d: restored a snapshot of %d keys\n", s.applied, len(s.data))
+	return nil
+}
+
 func main() {
 	walDir := flag.String("wal", "", "keep the log durably in this directory (package wal) instead of in memory")
 	flag.Parse()
@@ -97,7 +115,7 @@ func openStorage(walDir string) (nodeStorage, error) {
 
 // run proposes 30 commands, waits until they are applied, prints the state
 // to out and returns it.
-func run(walDir string, out io.Writer) (*kvStore, error) {
+func run(walDir string, out io.Writer) (_ *kvStore, err error) {
 	// Only warnings and errors from the core, to keep the output readable.
 	raft.SetLogger(raft.NewSlogLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 
@@ -105,7 +123,11 @@ func run(walDir string, out io.Writer) (*kvStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer storage.close()
+	defer func() {
+		if cerr := storage.close(); err == nil {
+			err = cerr
+		}
+	}()
 	node, err := raft.NewRawNode(&raft.Config{
 		ID:              nodeID,
 		ElectionTick:    10,
@@ -119,17 +141,32 @@ func run(walDir string, out io.Writer) (*kvStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	if last, _ := storage.LastIndex(); last == 0 {
+	kv := &kvStore{out: out, data: map[string]string{}}
+	last, err := storage.LastIndex()
+	if err != nil {
+		return nil, err
+	}
+	if last == 0 {
 		// A new node: bootstrap the one-member cluster.
 		if err := node.Bootstrap([]raft.Peer{{ID: nodeID}}); err != nil {
 			return nil, err
 		}
 	} else {
-		hs, _, _ := storage.InitialState()
+		hs, _, err := storage.InitialState()
+		if err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(out, "recovered a log of %d entries from %s (term %d, commit %d); re-applying:\n", last, walDir, hs.Term, hs.Commit)
+		// The log after a snapshot is applied on top of it.
+		snap, err := storage.Snapshot()
+		if err == nil && !raft.IsEmptySnap(snap) {
+			err = kv.restore(snap)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 
-	kv := &kvStore{out: out, data: map[string]string{}}
 	ticker := time.NewTicker(10 * time.Millisecond)
 	defer ticker.Stop()
 	deadline := time.After(10 * time.Second)
@@ -184,7 +221,13 @@ func handleReady(node *raft.RawNode, storage nodeStorage, kv *kvStore, rd raft.R
 		return fmt.Errorf("unexpected message to %d: %s", m.To, raft.DescribeMessage(m, nil))
 	}
 
-	// 3. Apply committed entries, conf changes through ApplyConfChange.
+	// 3. Apply the snapshot, then committed entries (conf changes through
+	//    ApplyConfChange).
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := kv.restore(rd.Snapshot); err != nil {
+			return err
+		}
+	}
 	for _, e := range rd.CommittedEntries {
 		if e.Type == pb.EntryConfChange || e.Type == pb.EntryConfChangeV2 {
 			cc, err := pb.UnmarshalConfChange(e)
