@@ -315,11 +315,7 @@ func TestNewRawNodeReturnsConfigValidateError(t *testing.T) {
 			var rn *RawNode
 			var err error
 			require.NotPanics(t, func() { rn, err = NewRawNode(c) })
-			if c != nil {
-				// (A nil Config is refused before Validate, with the
-				// same message: TestNewRawNodeNilConfig.)
-				require.ErrorIs(t, err, tt.want)
-			}
+			require.ErrorIs(t, err, tt.want)
 			require.EqualError(t, err, wantMsg)
 			require.Nil(t, rn)
 		})
@@ -372,6 +368,6 @@ func TestVeryLargeElectionTickCluster(t *testing.T) {
 // Validate.
 func TestNewRawNodeNilConfig(t *testing.T) {
 	rn, err := NewRawNode(nil)
-	require.EqualError(t, err, ErrConfigNil.Error())
+	require.ErrorIs(t, err, ErrConfigNil)
 	require.Nil(t, rn)
 }

@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 
@@ -251,9 +250,6 @@ func (r *raft) checkLeaderOnlyState() {
 // newRaft builds the protocol state from a validated config, restoring the
 // hard state and configuration from Storage.
 func newRaft(c *Config) (*raft, error) {
-	if c == nil {
-		return nil, errors.New("raft: config: nil Config")
-	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
