@@ -171,22 +171,10 @@ func (ml *MultiLog) replaySegment(r *multiReplay, seq uint64, last bool) error {
 // end of the intact records, whether a torn write follows them, and the
 // size of the segment's header record with the checkpoint after it.
 func (r *multiReplay) scan(data []byte, path string, seq uint64, last bool, each func(t recType, p []byte, off int) error) (end int, torn bool, hdr int64, err error) {
-	end, torn, err = scanSegment(data, path, last, func(t recType, p []byte, off int) error {
-		var err error
-		if off == 0 {
-			hdr, err = multiHeader(t, p, seq, len(data))
-		} else {
-			err = r.record(t, p, seq, off, path)
-		}
-		if err == nil && each != nil {
-			err = each(t, p, off)
-		}
-		return err
-	})
-	if err == nil && end == 0 {
-		err = corruptf(path, 0, "segment without a header")
-	}
-	return end, torn, hdr, err
+	return scanChecked(data, path, last,
+		func(t recType, p []byte) (int64, error) { return multiHeader(t, p, seq, len(data)) },
+		func(t recType, p []byte, off int) error { return r.record(t, p, seq, off, path) },
+		each)
 }
 
 // multiHeader checks the header record of segment seq, of size bytes,

@@ -291,12 +291,25 @@ func (s *Storage) replaySegment(r *replay, seq uint64, last bool) error {
 // records, whether a torn write follows them, and the size of the
 // segment's header record.
 func (r *replay) scan(data []byte, path string, seq uint64, last bool, each func(t recType, p []byte, off int) error) (end int, torn bool, hdr int64, err error) {
+	return scanChecked(data, path, last,
+		func(t recType, p []byte) (int64, error) { return r.header(t, p, seq) },
+		func(t recType, p []byte, off int) error { return r.record(t, p, seq, off) },
+		each)
+}
+
+// scanChecked scans the segment data (read from path; last if it is the
+// last segment), checking its first record with header and every other
+// with record, then calling each (if not nil) with every record checked.
+// It returns the end of the intact records, whether a torn write follows
+// them, and what header returned.
+func scanChecked(data []byte, path string, last bool, header func(t recType, p []byte) (int64, error),
+	record, each func(t recType, p []byte, off int) error) (end int, torn bool, hdr int64, err error) {
 	end, torn, err = scanSegment(data, path, last, func(t recType, p []byte, off int) error {
 		var err error
 		if off == 0 {
-			hdr, err = r.header(t, p, seq)
+			hdr, err = header(t, p)
 		} else {
-			err = r.record(t, p, seq, off)
+			err = record(t, p, off)
 		}
 		if err == nil && each != nil {
 			err = each(t, p, off)
