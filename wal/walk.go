@@ -126,8 +126,11 @@ func (w *walker) snapshots() error {
 			snap, err = readSnapshotPath(w.fs, path, index)
 			return err
 		})
-		if err != nil || !ok {
+		if err != nil {
 			return err
+		}
+		if !ok {
+			continue // gone since the listing (reported by read)
 		}
 		// Names sort by index (by group, then index): the last read is
 		// the newest.

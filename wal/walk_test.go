@@ -186,3 +186,41 @@ func TestWalkBesideCompaction(t *testing.T) {
 		require.NotContains(t, kinds, "directory-changed")
 	})
 }
+
+// TestWalkGoesOnPastAVanishedSnapshotFile: a snapshot file removed after
+// Walk listed the directory (the server snapshotted that group again) is
+// reported gone, and the snapshot files after it are still reported.
+func TestWalkGoesOnPastAVanishedSnapshotFile(t *testing.T) {
+	dir := t.TempDir()
+	ml, err := OpenMulti(dir, Options{NoSync: true})
+	require.NoError(t, err)
+	defer ml.Close()
+	for id := uint64(1); id <= 3; id++ {
+		g, err := ml.Group(id)
+		require.NoError(t, err)
+		for i := uint64(1); i <= 3; i++ {
+			require.NoError(t, g.Save(pb.HardState{Term: 1, Commit: i}, []pb.Entry{{Index: i, Term: 1}}, pb.Snapshot{}))
+		}
+		_, err = g.CreateSnapshot(2, &pb.ConfState{Voters: []uint64{1}}, nil)
+		require.NoError(t, err)
+	}
+	reported := map[uint64]bool{}
+	vanished := 0
+	require.NoError(t, Walk(dir, func(r Record) error {
+		switch r.Kind {
+		case "snapshot-file":
+			reported[r.GroupID] = true
+			if r.GroupID == 1 { // meanwhile, group 2 snapshots again
+				g, err := ml.Group(2)
+				require.NoError(t, err)
+				_, err = g.CreateSnapshot(3, nil, nil)
+				require.NoError(t, err)
+			}
+		case "vanished":
+			vanished++
+		}
+		return nil
+	}))
+	require.Equal(t, 1, vanished, "group 2's older snapshot file")
+	require.True(t, reported[3], "group 3's snapshot file was not reported")
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,37 +41,55 @@ import (
 // its logs with its own bootstrap (its --initial-cluster names itself, the
 // cluster's first configuration did not) would commit entries the cluster
 // never had. So a member about to bootstrap first records it, durably,
-// before its first write (bootstrapMarker); a data directory without the
-// record (a member that joined, or one written by an earlier version) is
-// never completed.
+// with its initial members, before its first write (bootstrapMarker); a
+// completion rebuilds the entries from the recorded members. A data
+// directory without the record (a member that joined, or one written by
+// an earlier version) is never completed.
 
 // bootstrapMarker is the file of a data directory that records that the
 // member bootstrapped a new cluster there.
 const bootstrapMarker = "bootstrapped"
 
 // markBootstrap records, durably, that the member bootstraps a new cluster
-// in its data directory: called before the bootstrap is first saved.
+// in its data directory, and with which initial members: a completion
+// rebuilds the entries the member wrote first, whatever --initial-cluster
+// says at a restart (a member added to it since, or an address changed,
+// would otherwise be committed where the cluster has another entry).
+// Called before the bootstrap is first saved.
 func (cfg memberConfig) markBootstrap() error {
 	if cfg.InMemory || cfg.DataDir == "" {
 		return nil
 	}
-	if ok, err := cfg.bootstrappedHere(); ok || err != nil {
+	if cluster, err := cfg.bootstrappedWith(); cluster != nil || err != nil {
 		return err
 	}
-	return writeFileSynced(cfg.DataDir, bootstrapMarker, []byte("this member bootstrapped a new cluster in this directory\n"))
+	return writeFileSynced(cfg.DataDir, bootstrapMarker, mustJSON(bootstrapRecord{InitialCluster: cfg.InitialCluster}))
 }
 
-// bootstrappedHere reports whether the member bootstrapped a new cluster in
-// its data directory (markBootstrap).
-func (cfg memberConfig) bootstrappedHere() (bool, error) {
+// bootstrapRecord is the content of bootstrapMarker.
+type bootstrapRecord struct {
+	InitialCluster map[uint64]string `json:"initial_cluster"`
+}
+
+// bootstrappedWith returns the initial members the member bootstrapped a
+// new cluster with in its data directory (markBootstrap), or nil if it did
+// not bootstrap there.
+func (cfg memberConfig) bootstrappedWith() (map[uint64]string, error) {
 	if cfg.InMemory || cfg.DataDir == "" {
-		return false, nil
+		return nil, nil
 	}
-	_, err := os.Stat(filepath.Join(cfg.DataDir, bootstrapMarker))
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, bootstrapMarker))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return nil, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return nil, err
+	}
+	var rec bootstrapRecord
+	if err := json.Unmarshal(b, &rec); err != nil || len(rec.InitialCluster) == 0 {
+		return nil, fmt.Errorf("%s does not record the initial members (%v): remove it to start without completing a torn bootstrap", filepath.Join(cfg.DataDir, bootstrapMarker), err)
+	}
+	return rec.InitialCluster, nil
 }
 
 // bootstrapPeers are the members a new cluster bootstraps with: the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"path/filepath"
 	"slices"
@@ -310,4 +311,49 @@ func TestBootstrapRest(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCompletionUsesTheRecordedInitialCluster: a member whose first write
+// was torn and whose --initial-cluster changed before it restarted (a
+// member added, here) completes its bootstrap with the members it wrote
+// first, as every other member did, not with the new list: completing with
+// the new one would commit "add 4" at index 4, where the cluster has
+// another entry.
+func TestCompletionUsesTheRecordedInitialCluster(t *testing.T) {
+	dir := t.TempDir()
+	first := map[uint64]string{1: "127.0.0.1:1", 2: "127.0.0.1:2", 3: "127.0.0.1:3"}
+	cfg := memberConfig{ID: 1, DataDir: dir, InitialCluster: first, Logger: slog.New(slog.DiscardHandler)}
+	require.NoError(t, cfg.markBootstrap())
+	boot := bootstrapEntries(t, 1, first)
+	require.Len(t, boot, 3)
+	st, err := wal.Open(filepath.Join(dir, "raft"), wal.Options{})
+	require.NoError(t, err)
+	require.NoError(t, st.Save(pb.HardState{}, boot[:2], pb.Snapshot{})) // torn: entries 1 and 2 only
+	require.NoError(t, st.Close())
+
+	cfg.InitialCluster = map[uint64]string{1: "127.0.0.1:1", 2: "127.0.0.1:2", 3: "127.0.0.1:3", 4: "127.0.0.1:4"}
+	m := newMember(cfg)
+	require.NoError(t, m.openStorage())
+	defer m.store.Close()
+	require.NoError(t, m.prepareBootstrap(false))
+	hs, _, err := m.store.InitialState()
+	require.NoError(t, err)
+	last, err := m.store.LastIndex()
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), hs.Commit)
+	require.Equal(t, uint64(3), last)
+	got, err := m.store.Entries(1, 4, math.MaxUint64)
+	require.NoError(t, err)
+	require.Equal(t, boot, got, "the entries of the first bootstrap")
+}
+
+// TestUnreadableBootstrapRecordRefused: a bootstrap record that does not
+// say with which members the member bootstrapped stops the start rather
+// than guess.
+func TestUnreadableBootstrapRecordRefused(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, writeFileSynced(dir, bootstrapMarker, []byte("this member bootstrapped a new cluster in this directory\n")))
+	cfg := memberConfig{ID: 1, DataDir: dir, InitialCluster: map[uint64]string{1: "127.0.0.1:1"}, Logger: slog.New(slog.DiscardHandler)}
+	_, err := cfg.bootstrappedWith()
+	require.ErrorContains(t, err, "does not record the initial members")
 }

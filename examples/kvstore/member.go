@@ -267,7 +267,7 @@ func (m *member) startRaft() error {
 	}
 	peers := bootstrapPeers(m.cfg.InitialCluster)
 	if !m.cfg.Join {
-		if err := m.prepareBootstrap(last == 0, peers); err != nil {
+		if err := m.prepareBootstrap(last == 0); err != nil {
 			return err
 		}
 	}
@@ -292,14 +292,15 @@ func (m *member) startRaft() error {
 // saved; or, if it bootstrapped here, completes the bootstrap of a log that
 // a power cut during its first write left without a configuration (see
 // bootstrap.go).
-func (m *member) prepareBootstrap(bootstrap bool, peers []raft.Peer) error {
+func (m *member) prepareBootstrap(bootstrap bool) error {
 	if bootstrap {
 		return m.cfg.markBootstrap()
 	}
-	if here, err := m.cfg.bootstrappedHere(); !here || err != nil {
+	cluster, err := m.cfg.bootstrappedWith()
+	if cluster == nil || err != nil {
 		return err
 	}
-	bootEnts, bootHS, err := bootstrapLog(m.cfg.ID, peers)
+	bootEnts, bootHS, err := bootstrapLog(m.cfg.ID, bootstrapPeers(cluster))
 	if err != nil {
 		return err
 	}

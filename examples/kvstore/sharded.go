@@ -214,7 +214,7 @@ func (m *shardedMember) startHost() error {
 	// its first write left incomplete.
 	bootstrap := recovered == 0 && !m.cfg.Join
 	if !m.cfg.Join {
-		if err := m.prepareBootstrap(bootstrap, boot); err != nil {
+		if err := m.prepareBootstrap(bootstrap); err != nil {
 			return err
 		}
 	}
@@ -280,14 +280,15 @@ func (m *shardedMember) recoverShard(s *shard) (bool, error) {
 // saved; or, if it bootstrapped here, completes, with one Save, the
 // bootstrap of the shards that a power cut during its first write left
 // without a configuration (see bootstrap.go).
-func (m *shardedMember) prepareBootstrap(bootstrap bool, boot []raft.Peer) error {
+func (m *shardedMember) prepareBootstrap(bootstrap bool) error {
 	if bootstrap {
 		return m.cfg.markBootstrap()
 	}
-	if here, err := m.cfg.bootstrappedHere(); !here || err != nil {
+	cluster, err := m.cfg.bootstrappedWith()
+	if cluster == nil || err != nil {
 		return err
 	}
-	bootEnts, bootHS, err := bootstrapLog(m.cfg.ID, boot)
+	bootEnts, bootHS, err := bootstrapLog(m.cfg.ID, bootstrapPeers(cluster))
 	if err != nil {
 		return err
 	}
