@@ -92,6 +92,31 @@ func (cfg memberConfig) bootstrappedWith() (map[uint64]string, error) {
 	return rec.InitialCluster, nil
 }
 
+// joinedMarker is the file of a data directory that records that the
+// member joined an existing cluster there (--join).
+const joinedMarker = "joined"
+
+// joining reports whether the member joins an existing cluster rather than
+// bootstrap one: started with --join, or with it before in this data
+// directory (recorded, durably, the first time). A joined member restarted
+// without --join on a log it had not yet received anything into would
+// otherwise bootstrap a cluster of its own --initial-cluster.
+func (cfg memberConfig) joining() (bool, error) {
+	if cfg.InMemory || cfg.DataDir == "" {
+		return cfg.Join, nil
+	}
+	_, err := os.Stat(filepath.Join(cfg.DataDir, joinedMarker))
+	switch {
+	case err == nil:
+		return true, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, err
+	case !cfg.Join:
+		return false, nil
+	}
+	return true, writeFileSynced(cfg.DataDir, joinedMarker, []byte("this member joined an existing cluster in this directory\n"))
+}
+
 // bootstrapPeers are the members a new cluster bootstraps with: the
 // initial cluster in increasing id order, so that every member writes the
 // same entry at each index.

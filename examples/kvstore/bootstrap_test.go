@@ -357,3 +357,37 @@ func TestUnreadableBootstrapRecordRefused(t *testing.T) {
 	_, err := cfg.bootstrappedWith()
 	require.ErrorContains(t, err, "does not record the initial members")
 }
+
+// TestJoinedMemberRestartedWithoutJoinDoesNotBootstrap: a member started
+// once with --join records it; restarted without --join on a log it had
+// not received anything into yet, it still waits for the cluster instead
+// of bootstrapping one of its own --initial-cluster.
+func TestJoinedMemberRestartedWithoutJoinDoesNotBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	cfg := memberConfig{ID: 4, DataDir: dir, Join: true, Logger: slog.New(slog.DiscardHandler),
+		InitialCluster: map[uint64]string{1: "127.0.0.1:1", 2: "127.0.0.1:2", 3: "127.0.0.1:3", 4: "127.0.0.1:4"}}
+	first := newMember(cfg)
+	require.NoError(t, first.openStorage())
+	require.NoError(t, first.startRaft())
+	require.NoError(t, first.store.Close())
+
+	cfg.Join = false
+	m := newMember(cfg)
+	require.NoError(t, m.openStorage())
+	defer m.store.Close()
+	require.NoError(t, m.startRaft())
+	require.False(t, m.rn.HasReady(), "nothing to write: no bootstrap")
+	require.Empty(t, m.rn.Status().Config.Voters[0], "no configuration of its own")
+	cluster, err := cfg.bootstrappedWith()
+	require.NoError(t, err)
+	require.Nil(t, cluster, "no bootstrap recorded")
+
+	// A member that never joined bootstraps, as before.
+	fresh := cfg
+	fresh.DataDir = t.TempDir()
+	n := newMember(fresh)
+	require.NoError(t, n.openStorage())
+	defer n.store.Close()
+	require.NoError(t, n.startRaft())
+	require.True(t, n.rn.HasReady(), "a fresh member started without --join bootstraps")
+}

@@ -266,7 +266,11 @@ func (m *member) startRaft() error {
 		return err
 	}
 	peers := bootstrapPeers(m.cfg.InitialCluster)
-	if !m.cfg.Join {
+	join, err := m.cfg.joining()
+	if err != nil {
+		return err
+	}
+	if !join {
 		if err := m.prepareBootstrap(last == 0); err != nil {
 			return err
 		}
@@ -276,7 +280,7 @@ func (m *member) startRaft() error {
 		return err
 	}
 	m.rn = rn
-	if last == 0 && !m.cfg.Join {
+	if last == 0 && !join {
 		if err := rn.Bootstrap(peers); err != nil {
 			return err
 		}

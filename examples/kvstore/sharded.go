@@ -212,8 +212,12 @@ func (m *shardedMember) startHost() error {
 	// joined and had not heard from every shard's leader yet), except
 	// that one which bootstrapped here completes the bootstrap of shards
 	// its first write left incomplete.
-	bootstrap := recovered == 0 && !m.cfg.Join
-	if !m.cfg.Join {
+	join, err := m.cfg.joining()
+	if err != nil {
+		return err
+	}
+	bootstrap := recovered == 0 && !join
+	if !join {
 		if err := m.prepareBootstrap(bootstrap); err != nil {
 			return err
 		}
