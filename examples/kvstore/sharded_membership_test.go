@@ -247,7 +247,10 @@ func TestShardedMembershipAddPromoteRemove(t *testing.T) {
 	for sh := uint64(1); sh <= shards; sh++ {
 		require.Equal(t, []uint64{4}, c.confOf(2, sh).Learners, "shard %d", sh)
 	}
-	require.Contains(t, c.transportPeers(3), uint64(4), "a member learns the new member's address from the conf change")
+	// Member 2 answered once it applied the change in every shard; member
+	// 3 applies it when it learns the commit index, soon after.
+	require.Eventually(t, func() bool { return slices.Contains(c.transportPeers(3), 4) }, 5*time.Second, 5*time.Millisecond,
+		"a member learns the new member's address from the conf change")
 
 	// Not running: not ready in any shard.
 	c.waitConf("member 4 is a learner", func(cs pb.ConfState) bool { return slices.Contains(cs.Learners, 4) })
