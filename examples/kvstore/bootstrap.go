@@ -117,6 +117,23 @@ func (cfg memberConfig) joining() (bool, error) {
 	return true, writeFileSynced(cfg.DataDir, joinedMarker, []byte("this member joined an existing cluster in this directory\n"))
 }
 
+// bootstrapToComplete records that the member bootstraps, if bootstrap,
+// before anything is saved (markBootstrap). Otherwise, if the member
+// bootstrapped here, it returns the entries and hard state of that
+// bootstrap, rebuilt from the recorded members, for completing the logs a
+// power cut during the first write left without a configuration
+// (bootstrapRest); no entries when there is nothing to complete.
+func (cfg memberConfig) bootstrapToComplete(bootstrap bool) ([]pb.Entry, pb.HardState, error) {
+	if bootstrap {
+		return nil, pb.HardState{}, cfg.markBootstrap()
+	}
+	cluster, err := cfg.bootstrappedWith()
+	if cluster == nil || err != nil {
+		return nil, pb.HardState{}, err
+	}
+	return bootstrapLog(cfg.ID, bootstrapPeers(cluster))
+}
+
 // bootstrapPeers are the members a new cluster bootstraps with: the
 // initial cluster in increasing id order, so that every member writes the
 // same entry at each index.

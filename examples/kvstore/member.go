@@ -297,15 +297,8 @@ func (m *member) startRaft() error {
 // a power cut during its first write left without a configuration (see
 // bootstrap.go).
 func (m *member) prepareBootstrap(bootstrap bool) error {
-	if bootstrap {
-		return m.cfg.markBootstrap()
-	}
-	cluster, err := m.cfg.bootstrappedWith()
-	if cluster == nil || err != nil {
-		return err
-	}
-	bootEnts, bootHS, err := bootstrapLog(m.cfg.ID, bootstrapPeers(cluster))
-	if err != nil {
+	bootEnts, bootHS, err := m.cfg.bootstrapToComplete(bootstrap)
+	if len(bootEnts) == 0 || err != nil {
 		return err
 	}
 	rest, hs, ok, err := bootstrapRest(m.store, bootEnts, bootHS)
