@@ -83,33 +83,33 @@ func afterPowerLoss(fs *crashfs.FS, first, last uint64) error {
 	return nil
 }
 
-// failOnce runs save, which must fail with the injected error, and closes
-// s.
-func failOnce(s *wal.Storage, save func() error) error {
-	err := save()
-	if !errors.Is(err, syscall.EIO) {
-		return fmt.Errorf("the Save with an injected error returned %v", err)
+// failedLife opens a log on fs, saves hs and ents, then makes the next
+// Save (fail's) fail by injecting EIO into the first op of its kind, as a
+// process that dies after that failure; it returns the log opened again.
+func failedLife(fs *crashfs.FS, hs pb.HardState, ents []pb.Entry, op crashfs.Op, fail func(*wal.Storage) error) (*wal.Storage, error) {
+	s, err := powerOpen(fs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Save(hs, ents, pb.Snapshot{}); err != nil {
+		return nil, err
+	}
+	fs.InjectFault(op, 1, syscall.EIO)
+	if err := fail(s); !errors.Is(err, syscall.EIO) {
+		return nil, fmt.Errorf("the Save with an injected error returned %v", err)
 	}
 	s.Close()
-	return nil
+	return powerOpen(fs)
 }
 
 // A rotation renamed the new segment into place; the process died before
 // the directory sync. The restarted process writes into that segment.
 func reopenAfterUnsyncedRename() error {
 	fs := crashfs.New()
-	s, err := powerOpen(fs)
+	s, err := failedLife(fs, pb.HardState{Term: 1, Vote: 1}, entriesOf(1, 1, 1, 3900), crashfs.OpSyncDir, func(s *wal.Storage) error {
+		return s.Save(pb.HardState{}, entriesOf(1, 2, 2, 3900), pb.Snapshot{})
+	})
 	if err != nil {
-		return err
-	}
-	if err := s.Save(pb.HardState{Term: 1, Vote: 1}, entriesOf(1, 1, 1, 3900), pb.Snapshot{}); err != nil {
-		return err
-	}
-	fs.InjectFault(crashfs.OpSyncDir, 1, syscall.EIO)
-	if err := failOnce(s, func() error { return s.Save(pb.HardState{}, entriesOf(1, 2, 2, 3900), pb.Snapshot{}) }); err != nil {
-		return err
-	}
-	if s, err = powerOpen(fs); err != nil {
 		return err
 	}
 	if err := s.Save(pb.HardState{Term: 1, Vote: 1, Commit: 1}, entriesOf(1, 2, 3, 10), pb.Snapshot{}); err != nil {
@@ -122,18 +122,10 @@ func reopenAfterUnsyncedRename() error {
 // builds on it, across a rotation.
 func reopenAfterUnsyncedEntry() error {
 	fs := crashfs.New()
-	s, err := powerOpen(fs)
+	s, err := failedLife(fs, pb.HardState{Term: 1, Vote: 1}, entriesOf(1, 1, 2, 10), crashfs.OpSync, func(s *wal.Storage) error {
+		return s.Save(pb.HardState{}, entriesOf(1, 3, 3, 10), pb.Snapshot{})
+	})
 	if err != nil {
-		return err
-	}
-	if err := s.Save(pb.HardState{Term: 1, Vote: 1}, entriesOf(1, 1, 2, 10), pb.Snapshot{}); err != nil {
-		return err
-	}
-	fs.InjectFault(crashfs.OpSync, 1, syscall.EIO)
-	if err := failOnce(s, func() error { return s.Save(pb.HardState{}, entriesOf(1, 3, 3, 10), pb.Snapshot{}) }); err != nil {
-		return err
-	}
-	if s, err = powerOpen(fs); err != nil {
 		return err
 	}
 	if last, _ := s.LastIndex(); last != 3 {
@@ -151,19 +143,11 @@ func reopenAfterUnsyncedEntry() error {
 // snapshot.
 func reopenAfterUnsyncedSnapshot() error {
 	fs := crashfs.New()
-	s, err := powerOpen(fs)
-	if err != nil {
-		return err
-	}
-	if err := s.Save(pb.HardState{Term: 1, Vote: 1}, entriesOf(1, 1, 2, 10), pb.Snapshot{}); err != nil {
-		return err
-	}
 	snap := pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 10, Term: 2, ConfState: pb.ConfState{Voters: []uint64{1}}}}
-	fs.InjectFault(crashfs.OpSyncDir, 1, syscall.EIO)
-	if err := failOnce(s, func() error { return s.Save(pb.HardState{Term: 2, Commit: 10}, nil, snap) }); err != nil {
-		return err
-	}
-	if s, err = powerOpen(fs); err != nil {
+	s, err := failedLife(fs, pb.HardState{Term: 1, Vote: 1}, entriesOf(1, 1, 2, 10), crashfs.OpSyncDir, func(s *wal.Storage) error {
+		return s.Save(pb.HardState{Term: 2, Commit: 10}, nil, snap)
+	})
+	if err != nil {
 		return err
 	}
 	if first, _ := s.FirstIndex(); first != 11 {
