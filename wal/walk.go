@@ -23,7 +23,9 @@ type Record struct {
 	// segment, which Open will cut off). A MultiLog's records are
 	// "multi-segment-header", "group-entry", "group-hard-state",
 	// "group-snapshot" and "group-removed", and its snapshot files
-	// "snapshot-file", each with GroupID set. A file gone by the time
+	// "snapshot-file", each with GroupID set. A damaged snapshot file
+	// older than its log's newest, which Open removes unread, is
+	// "stale-snapshot-file" (without Snapshot). A file gone by the time
 	// Walk read it is "vanished"; "directory-changed" (last, without a
 	// file) says the checks across files were not made (see Walk).
 	Kind      string
@@ -111,8 +113,23 @@ func (w *walker) read(name string, read func(path string) error) (ok bool, err e
 }
 
 // snapshots reports every snapshot file, of a log or of a MultiLog's
-// groups.
+// groups. Damage in a file older than its log's newest is reported as a
+// "stale-snapshot-file" record, not as an error: Open reads only the
+// newest and removes the others unread.
 func (w *walker) snapshots() error {
+	// The snapshot files among w.names, and the index of each log's
+	// newest.
+	type log struct {
+		group bool
+		id    uint64
+	}
+	type snapFile struct {
+		name  string
+		log   log
+		index uint64
+	}
+	var files []snapFile
+	newest := make(map[log]uint64)
 	for _, n := range w.names {
 		index, ok := parseHexName(n, snapshotExt)
 		id, gindex, group := parseGroupSnapshotName(n)
@@ -121,11 +138,23 @@ func (w *walker) snapshots() error {
 		} else if !ok {
 			continue
 		}
+		l := log{group, id}
+		files = append(files, snapFile{n, l, index})
+		newest[l] = max(newest[l], index)
+	}
+	for _, f := range files {
+		n, id, index, group := f.name, f.log.id, f.index, f.log.group
 		var snap pb.Snapshot
 		ok, err := w.read(n, func(path string) (err error) {
 			snap, err = readSnapshotPath(w.fs, path, index)
 			return err
 		})
+		if errors.Is(err, ErrCorrupt) && index < newest[f.log] {
+			if err := w.fn(Record{File: n, Kind: "stale-snapshot-file", GroupID: id}); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}

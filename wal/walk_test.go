@@ -224,3 +224,121 @@ func TestWalkGoesOnPastAVanishedSnapshotFile(t *testing.T) {
 	require.Equal(t, 1, vanished, "group 2's older snapshot file")
 	require.True(t, reported[3], "group 3's snapshot file was not reported")
 }
+
+// TestWalkReportsDamagedOlderSnapshotFiles: a damaged snapshot file older
+// than its log's newest (left by a crash between writing the newest and
+// removing it) is reported, not refused: Open reads only the newest and
+// removes the others unread, so Walk accepts what Open accepts. Damage in
+// the newest is refused by both.
+func TestWalkReportsDamagedOlderSnapshotFiles(t *testing.T) {
+	// A log: build writes it with snapshot files at 20 and 30, calling
+	// snap after each; name names its snapshot file at an index; open
+	// opens it; group is its group ID (0 for a single log).
+	type log struct {
+		build func(t *testing.T, dir string, snap func(index uint64))
+		name  func(index uint64) string
+		open  func(dir string) error
+		group uint64
+	}
+	single := log{
+		build: func(t *testing.T, dir string, snap func(uint64)) {
+			s, err := Open(dir, Options{NoSync: true})
+			require.NoError(t, err)
+			for i := uint64(1); i <= 40; i++ {
+				require.NoError(t, s.Save(pb.HardState{Term: 1, Commit: i}, []pb.Entry{{Index: i, Term: 1}}, pb.Snapshot{}))
+			}
+			for _, index := range []uint64{20, 30} {
+				_, err = s.CreateSnapshot(index, &pb.ConfState{Voters: []uint64{1}}, []byte("state"))
+				require.NoError(t, err)
+				snap(index)
+			}
+			require.NoError(t, s.Close())
+		},
+		name: snapshotName,
+		open: func(dir string) error {
+			s, err := Open(dir, Options{NoSync: true})
+			if err == nil {
+				s.Close()
+			}
+			return err
+		},
+	}
+	multi := log{
+		build: func(t *testing.T, dir string, snap func(uint64)) {
+			ml, err := OpenMulti(dir, Options{NoSync: true})
+			require.NoError(t, err)
+			g, err := ml.Group(7)
+			require.NoError(t, err)
+			for i := uint64(1); i <= 40; i++ {
+				require.NoError(t, g.Save(pb.HardState{Term: 1, Commit: i}, []pb.Entry{{Index: i, Term: 1}}, pb.Snapshot{}))
+			}
+			for _, index := range []uint64{20, 30} {
+				_, err = g.CreateSnapshot(index, &pb.ConfState{Voters: []uint64{1}}, []byte("state"))
+				require.NoError(t, err)
+				snap(index)
+			}
+			require.NoError(t, ml.Close())
+		},
+		name: func(index uint64) string { return groupSnapshotName(7, index) },
+		open: func(dir string) error {
+			ml, err := OpenMulti(dir, Options{NoSync: true})
+			if err == nil {
+				ml.Close()
+			}
+			return err
+		},
+		group: 7,
+	}
+	for _, tt := range []struct {
+		name   string
+		log    log
+		newest bool
+	}{
+		{"single log, older damaged", single, false},
+		{"multi log, older damaged", multi, false},
+		{"single log, newest damaged", single, true},
+		{"multi log, newest damaged", multi, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// Keep each snapshot file as written: writing the next one
+			// removes it.
+			kept := map[uint64][]byte{}
+			tt.log.build(t, dir, func(index uint64) {
+				b, err := os.ReadFile(filepath.Join(dir, tt.log.name(index)))
+				require.NoError(t, err)
+				kept[index] = b
+			})
+			damaged := uint64(20)
+			if tt.newest {
+				damaged = 30
+			}
+			for index, b := range kept {
+				if index == damaged {
+					b = b[:len(b)-1]
+				}
+				require.NoError(t, os.WriteFile(filepath.Join(dir, tt.log.name(index)), b, 0o644))
+			}
+			var stale []Record
+			var snaps []uint64
+			werr := Walk(dir, func(r Record) error {
+				switch r.Kind {
+				case "stale-snapshot-file":
+					stale = append(stale, r)
+				case "snapshot-file":
+					snaps = append(snaps, r.Snapshot.Metadata.Index)
+				}
+				return nil
+			})
+			if tt.newest {
+				require.ErrorIs(t, werr, ErrCorrupt)
+				require.ErrorIs(t, tt.log.open(dir), ErrCorrupt)
+				return
+			}
+			require.NoError(t, werr)
+			require.Equal(t, []Record{{File: tt.log.name(20), Kind: "stale-snapshot-file", GroupID: tt.log.group}}, stale)
+			require.Equal(t, []uint64{30}, snaps)
+			require.NoError(t, tt.log.open(dir))
+		})
+	}
+}

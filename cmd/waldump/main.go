@@ -14,7 +14,8 @@
 // It exits 1 on damage (after printing the records before it and the file
 // and offset of the damaged record), on any log that wal.Open or
 // wal.OpenMulti would refuse; 0 otherwise. A torn tail, which the next
-// Open cuts off, is printed but is not damage.
+// Open cuts off, is printed but is not damage; nor is a damaged snapshot
+// file older than its log's newest, which the next Open removes unread.
 package main
 
 import (
@@ -60,7 +61,7 @@ type summary struct {
 	multi                    bool
 	groups                   map[uint64]*group // by ID; 0 for a single log
 	torn, changed            bool
-	vanished                 []string
+	vanished, stale          []string
 }
 
 // group is what the records of one group add up to.
@@ -92,6 +93,8 @@ func (s *summary) add(r wal.Record) {
 		s.torn = true
 	case "vanished":
 		s.vanished = append(s.vanished, r.File)
+	case "stale-snapshot-file":
+		s.stale = append(s.stale, r.File)
 	case "directory-changed":
 		s.changed = true
 	case "group-removed":
@@ -158,6 +161,9 @@ func (s *summary) print(w io.Writer) {
 	if len(s.vanished) > 0 {
 		fmt.Fprintf(w, "%d files removed while they were read (the log was compacted), skipped: %v\n", len(s.vanished), s.vanished)
 	}
+	if len(s.stale) > 0 {
+		fmt.Fprintf(w, "%d damaged snapshot files older than their log's newest; opening the directory removes them unread: %v\n", len(s.stale), s.stale)
+	}
 	if s.changed {
 		fmt.Fprintln(w, "the directory changed while it was read: the checks across files were not made")
 	}
@@ -180,6 +186,8 @@ func line(r wal.Record, withData bool) string {
 		return fmt.Sprintf("%s removed after it was listed (the log was compacted): skipped", r.File)
 	case "directory-changed":
 		return "the directory changed while it was read"
+	case "stale-snapshot-file":
+		return fmt.Sprintf("%s damaged, older than the newest snapshot file: opening the directory removes it unread", r.File)
 	}
 	if r.GroupID != 0 {
 		where += fmt.Sprintf("group=%d ", r.GroupID)

@@ -168,3 +168,37 @@ func TestDumpBesideCompaction(t *testing.T) {
 	require.Contains(t, out.String(), "files removed while they were read (the log was compacted), skipped: [0000000000000002.wal")
 	require.Contains(t, out.String(), "the checks across files were not made\n")
 }
+
+// TestDumpAcceptsDamagedOlderSnapshotFile: a damaged snapshot file older
+// than the newest, which wal.Open removes without reading it, is printed
+// and summed up but is not damage: waldump exits 0 where Open opens the
+// log.
+func TestDumpAcceptsDamagedOlderSnapshotFile(t *testing.T) {
+	dir := t.TempDir()
+	s, err := wal.Open(dir, wal.Options{NoSync: true})
+	require.NoError(t, err)
+	for i := uint64(1); i <= 40; i++ {
+		require.NoError(t, s.Save(pb.HardState{Term: 2, Commit: i}, []pb.Entry{{Index: i, Term: 2}}, pb.Snapshot{}))
+	}
+	_, err = s.CreateSnapshot(20, &pb.ConfState{Voters: []uint64{1}}, []byte("state"))
+	require.NoError(t, err)
+	older := filepath.Join(dir, "0000000000000014.snap")
+	b, err := os.ReadFile(older)
+	require.NoError(t, err)
+	_, err = s.CreateSnapshot(30, &pb.ConfState{Voters: []uint64{1}}, []byte("state"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	// As a crash between writing the newest and removing the older one
+	// may leave it, cut short.
+	require.NoError(t, os.WriteFile(older, b[:len(b)-1], 0o600))
+
+	var out bytes.Buffer
+	require.NoError(t, dump(&out, dir, false))
+	text := out.String()
+	require.Contains(t, text, "0000000000000014.snap damaged, older than the newest snapshot file: opening the directory removes it unread\n")
+	require.Contains(t, text, "000000000000001e.snap@0        snapshot-file index=30 term=2\n")
+	require.Contains(t, text, "1 damaged snapshot files older than their log's newest; opening the directory removes them unread: [0000000000000014.snap]\n")
+	s, err = wal.Open(dir, wal.Options{NoSync: true})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+}
