@@ -106,3 +106,52 @@ func TestRefusalAtOrBelowMatchIgnored(t *testing.T) {
 	require.Equal(t, match, pr.Match)
 	require.Equal(t, match+1, pr.Next)
 }
+
+// TestAckThatCommitsFillsTheWindow: a follower catching up on a backlog
+// whose acknowledgements each move the commit index (it is needed for the
+// quorum: the third voter is down) gets a full window of appends per
+// acknowledgement, not only the one the commit's broadcast sends.
+func TestAckThatCommitsFillsTheWindow(t *testing.T) {
+	n := newTestNode(t, 1, []uint64{1, 2, 3}, func(c *Config) { c.MaxSizePerMsg = 150; c.MaxInflightMsgs = 4 })
+	n.makeLeader()
+	for i := 0; i < 40; i++ {
+		require.NoError(t, n.rn.Propose(make([]byte, 100)))
+	}
+	n.ready()
+	r := n.r()
+	ack := uint64(1) // the leader's first entry, sent by makeLeader
+	for round := 0; round < 4; round++ {
+		committed := r.raftLog.committed
+		n.step(pb.Message{From: 2, To: 1, Type: pb.MsgAppResp, Term: r.Term, Index: ack})
+		require.Greater(t, r.raftLog.committed, committed, "round %d: the acknowledgement commits", round)
+		apps := filterMsgs(n.ready(), pb.MsgApp, 2)
+		require.Len(t, apps, 4, "round %d: a window of appends (%s)", round, r.trk.Progress[2])
+		for _, m := range apps {
+			require.Len(t, m.Entries, 1, "150 bytes hold one entry of 100")
+		}
+		// Everything sent so far is acknowledged at once.
+		last := apps[len(apps)-1]
+		ack = last.Index + uint64(len(last.Entries))
+	}
+}
+
+// TestProbeAnsweredAtMatchReplicatesAgain: a caught-up follower put back
+// in probe (ReportUnreachable) answers the probe with its match index,
+// which moves nothing; it replicates again, so the next proposal reaches
+// it at once rather than at the next heartbeat response.
+func TestProbeAnsweredAtMatchReplicatesAgain(t *testing.T) {
+	n := newReplicatingLeader(t, 256, 0)
+	r := n.r()
+	pr := r.trk.Progress[2]
+	n.rn.ReportUnreachable(2)
+	require.Equal(t, tracker.StateProbe, pr.State)
+	n.step(pb.Message{From: 2, To: 1, Type: pb.MsgHeartbeatResp, Term: r.Term})
+	probes := filterMsgs(n.ready(), pb.MsgApp, 2)
+	require.Len(t, probes, 1)
+	require.Equal(t, pr.Match, probes[0].Index, "the probe is empty, at the match index")
+	n.step(pb.Message{From: 2, To: 1, Type: pb.MsgAppResp, Term: r.Term, Index: pr.Match})
+	require.Equal(t, tracker.StateReplicate, pr.State)
+	n.ready()
+	require.NoError(t, n.rn.Propose([]byte("x")))
+	require.Len(t, filterMsgs(n.ready(), pb.MsgApp, 2), 1, "the proposal is sent at once")
+}

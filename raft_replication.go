@@ -269,8 +269,11 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 		r.handleAppendRejection(m, pr)
 		return nil
 	}
-	if !pr.MaybeUpdate(m.Index) {
-		return nil // stale or duplicate acknowledgement
+	if !pr.MaybeUpdate(m.Index) && (pr.State != tracker.StateProbe || m.Index != pr.Match) {
+		// A stale or duplicate acknowledgement. (A probe answered at the
+		// match index, from a follower put back in probe with nothing
+		// missing, goes on: it replicates again.)
+		return nil
 	}
 	switch {
 	case pr.State == tracker.StateProbe:
@@ -291,16 +294,19 @@ func (r *raft) handleAppendResponse(m pb.Message, pr *tracker.Progress) error {
 		// waited for a commit in this term.
 		r.releasePendingReadIndexMessages()
 		r.bcastAppend()
-	} else if m.From != r.id {
+	}
+	if m.From != r.id {
 		// Send whatever the follower is still missing, as many messages as
-		// flow control allows.
+		// flow control allows (after the commit's broadcast too, which
+		// sent it one).
 		for r.maybeSendAppend(m.From, false) {
 		}
-	}
-	if m.From != r.id && pr.CanBumpCommit(r.raftLog.committed) {
-		// The peer missed the current commit index (it was paused when the
-		// index moved): tell it now rather than at the next heartbeat.
-		r.sendAppend(m.From)
+		if pr.CanBumpCommit(r.raftLog.committed) {
+			// The peer missed the current commit index (it was paused
+			// when the index moved): tell it now rather than at the next
+			// heartbeat.
+			r.sendAppend(m.From)
+		}
 	}
 	if m.From == r.leadTransferee && pr.Match == r.raftLog.lastIndex() {
 		r.logger().Infof("node %x: transferee %x caught up, sending timeout-now", r.id, m.From)

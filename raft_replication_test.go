@@ -633,6 +633,36 @@ func TestMaxSizePerMsg(t *testing.T) {
 
 // MaxCommittedSizePerReady splits committed entries across Readys, in
 // order, each batch within the limit unless a single entry is larger.
+// TestZeroMaxSizePerMsgAppliesOneEntryPerReady: MaxSizePerMsg 0 (the zero
+// Config), which also makes MaxCommittedSizePerReady 0, hands out one
+// committed entry per Ready: a budget of 0 with nothing outstanding is not
+// spent. A node paused for good after its first entry applied nothing more,
+// and a bootstrapped cluster, its configuration entries unapplied, never
+// campaigned.
+func TestZeroMaxSizePerMsgAppliesOneEntryPerReady(t *testing.T) {
+	n := newTestNode(t, 1, []uint64{1}, func(c *Config) { c.MaxSizePerMsg = 0 })
+	require.NoError(t, n.rn.Campaign())
+	n.ready()
+	require.Equal(t, StateLeader, n.r().state)
+	for i := 0; i < 5; i++ {
+		require.NoError(t, n.rn.Propose([]byte("x")))
+	}
+	applied, readys := n.r().raftLog.applied, 0
+	for n.rn.HasReady() && readys < 100 {
+		rd := n.rn.Ready()
+		readys++
+		require.LessOrEqual(t, len(rd.CommittedEntries), 1)
+		for _, e := range rd.CommittedEntries {
+			require.Equal(t, applied+1, e.Index)
+			applied = e.Index
+		}
+		require.NoError(t, n.storage.Append(rd.Entries))
+		n.rn.Advance(rd)
+	}
+	require.Equal(t, n.r().raftLog.committed, applied, "every committed entry applied")
+	require.Equal(t, n.r().raftLog.lastIndex(), applied)
+}
+
 func TestMaxCommittedSizePerReady(t *testing.T) {
 	n := newTestNode(t, 1, []uint64{1}, func(c *Config) { c.MaxCommittedSizePerReady = 250 })
 	require.NoError(t, n.rn.Campaign())

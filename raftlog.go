@@ -456,6 +456,13 @@ func (l *raftLog) acceptApplying(i, size uint64, allowUnstable bool) {
 	}
 }
 
+// spentApplyingBudget reports whether the entries handed out and not yet
+// applied use up the size budget. With none outstanding it is never spent,
+// even with a budget of 0 (MaxSizePerMsg 0: one entry per Ready).
+func (l *raftLog) spentApplyingBudget() bool {
+	return l.applyingEntsSize > 0 && l.applyingEntsSize >= l.maxApplyingEntsSize
+}
+
 // appliedTo records that the application applied every entry up to index i;
 // size is the size of the entries it applied since the last call. It
 // reports false, changing nothing but the size budget, for a batch that a
@@ -465,7 +472,7 @@ func (l *raftLog) acceptApplying(i, size uint64, allowUnstable bool) {
 func (l *raftLog) appliedTo(i, size, snapApplied uint64) bool {
 	if i < snapApplied && i <= l.applied && !mutationStaleApplyPanics {
 		l.applyingEntsSize -= min(size, l.applyingEntsSize)
-		l.applyingEntsPaused = l.applyingEntsSize >= l.maxApplyingEntsSize
+		l.applyingEntsPaused = l.spentApplyingBudget()
 		return false
 	}
 	if l.committed < i || i < l.applied {
@@ -474,7 +481,7 @@ func (l *raftLog) appliedTo(i, size, snapApplied uint64) bool {
 	l.applied = i
 	l.applying = max(l.applying, i)
 	l.applyingEntsSize -= min(size, l.applyingEntsSize)
-	l.applyingEntsPaused = l.applyingEntsSize >= l.maxApplyingEntsSize
+	l.applyingEntsPaused = l.spentApplyingBudget()
 	if invariants.Enabled {
 		l.checkInvariants()
 	}
