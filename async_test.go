@@ -18,6 +18,8 @@ type asyncNode struct {
 	rn      *RawNode
 	s       *MemoryStorage
 	applied []pb.Entry
+	// reads are the read states handed out, in order.
+	reads []ReadState
 	// queued are MsgStorageAppend messages not yet written.
 	queued []pb.Message
 	hold   bool
@@ -48,6 +50,7 @@ func (n *asyncNode) process() []pb.Message {
 		if n.rec != nil {
 			n.rec.ready(n.rn.raft.id, rd)
 		}
+		n.reads = append(n.reads, rd.ReadStates...)
 		for _, m := range rd.Messages {
 			switch m.To {
 			case LocalAppendThread:
@@ -647,4 +650,60 @@ func TestAsyncLateAckOfReplacedWrite(t *testing.T) {
 	n.flush(1) // W3 durable: now 6@2 is, and it is applied
 	n.process()
 	require.Equal(t, e(6, 2), n.applied[len(n.applied)-1])
+}
+
+// With AsyncStorageWrites a single voter may apply an entry (and the
+// application acknowledge it) before the HardState carrying its commit
+// index is durable. Restarted after a crash that lost that HardState and
+// elected again, it must not answer a read from the lagging commit index:
+// the read waits until the entry of its new term commits.
+func TestAsyncSingleVoterReadAfterRestartCoversAckedWrite(t *testing.T) {
+	n := newAsyncNode(t, 1, []Peer{{ID: 1}})
+	n.process()
+	require.NoError(t, n.rn.Campaign())
+	n.process()
+	require.Equal(t, StateLeader, n.rn.raft.state)
+
+	// The write of w's entry lands; the one of the commit index after it
+	// does not before the crash.
+	n.hold = true
+	require.NoError(t, n.rn.Propose([]byte("w")))
+	for n.rn.HasReady() || len(n.queued) > 0 {
+		n.process()
+		for len(n.queued) > 0 {
+			if m := n.queued[0]; len(m.Entries) == 0 && m.Snapshot == nil {
+				n.queued = n.queued[1:] // lost in the crash
+				continue
+			}
+			n.flush(1)
+		}
+	}
+	acked := n.applied[len(n.applied)-1]
+	require.Equal(t, "w", string(acked.Data), "applied: acknowledged to its client")
+	hs, _, err := n.s.InitialState()
+	require.NoError(t, err)
+	require.Less(t, hs.Commit, acked.Index, "the durable commit index lags")
+
+	cfg := testConfig(1, n.s)
+	cfg.AsyncStorageWrites = true
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	n = &asyncNode{t: t, rn: rn, s: n.s}
+	n.process() // replays the committed entries the durable HardState names
+	n.hold = true
+	require.NoError(t, n.rn.Campaign())
+	n.process()
+	n.flush(1) // the vote, durable: leader
+	n.process()
+	require.Equal(t, StateLeader, n.rn.raft.state)
+	require.NotEmpty(t, n.queued, "the new term's entry is not durable yet")
+	n.rn.ReadIndex([]byte("r"))
+	n.process()
+	require.Empty(t, n.reads, "no read before an entry of the new term commits")
+
+	n.hold = false
+	n.flush(len(n.queued))
+	n.process()
+	require.Len(t, n.reads, 1)
+	require.GreaterOrEqual(t, n.reads[0].Index, acked.Index, "the read covers the acknowledged write")
 }

@@ -101,11 +101,15 @@ func (r *raft) handleReadIndex(m pb.Message) {
 		r.logger().Warningf("node %x: dropping a read request from %x whose context has the lease form", r.id, m.From)
 		return
 	}
-	if !r.trk.IsSingleton() && !r.committedEntryInCurrentTerm() {
+	if !r.committedEntryInCurrentTerm() {
 		// Until an entry of this term commits, the leader's commit index may
 		// lag the previous leader's: answering could miss acknowledged
-		// writes. Hold the request until then. (A leader that is no
-		// longer a voter has committed its removal, so it is never held.)
+		// writes. Hold the request until then. This holds for the only
+		// voter too: with AsyncStorageWrites it may have applied entries
+		// (and the application acknowledged them) before the HardState
+		// carrying their commit index was durable, and restarted below it.
+		// (A leader that is no longer a voter has committed its removal,
+		// so it is never held.)
 		r.pendingReadIndexMessages = append(r.pendingReadIndexMessages, m)
 		return
 	}
@@ -122,8 +126,9 @@ func (r *raft) confirmReadIndex(m pb.Message) {
 	case mutationReadWithoutConfirm:
 		r.answerReadIndex(m, r.raftLog.committed)
 	case r.trk.IsSingleton():
-		// This leader is the only voter: no one else can be leader, so the
-		// commit index is safe to read at.
+		// This leader is the only voter: no one else can be leader, and an
+		// entry of its term has committed (handleReadIndex), so the commit
+		// index is safe to read at.
 		r.answerReadIndex(m, r.raftLog.committed)
 	case r.leaseReads && r.leaseValid():
 		r.answerReadIndex(m, r.raftLog.committed)

@@ -140,6 +140,7 @@ func TestReadIndexWaitsForCommitInTerm(t *testing.T) {
 	c.campaign(2)
 	require.Equal(t, StateLeader, n.r().state)
 	require.False(t, n.r().committedEntryInCurrentTerm())
+	t.Logf("state %s term %d start %d committed %d last %d", n.r().state, n.r().Term, n.r().termStart, n.r().raftLog.committed, n.r().raftLog.lastIndex())
 	n.rn.ReadIndex([]byte("early"))
 	c.stabilize()
 	require.Empty(t, n.reads, "held until an entry of the term commits")
@@ -176,8 +177,8 @@ func TestReadIndexConcurrentInOrder(t *testing.T) {
 	}
 }
 
-// A single voter answers at once; a follower without a leader drops the
-// request (the application retries).
+// A single voter whose term's entry has committed answers at once; a
+// follower without a leader drops the request (the application retries).
 func TestReadIndexSingleVoterAndNoLeader(t *testing.T) {
 	n := newTestNode(t, 1, []uint64{1})
 	require.NoError(t, n.rn.Campaign())
@@ -190,6 +191,31 @@ func TestReadIndexSingleVoterAndNoLeader(t *testing.T) {
 	f := newTestNode(t, 2, []uint64{1, 2, 3})
 	f.rn.ReadIndex([]byte("nobody"))
 	require.False(t, f.rn.HasReady(), "dropped: nothing to send, nothing to answer")
+}
+
+// A single voter's read asked right after its election waits for its
+// term's entry to commit, and no longer: it is answered in the Ready after
+// the one that persists that entry.
+func TestReadIndexSingleVoterWaitsOnlyForItsTermEntry(t *testing.T) {
+	n := newTestNode(t, 1, []uint64{1})
+	require.NoError(t, n.rn.Campaign())
+	persist := func() Ready {
+		rd := n.rn.Ready()
+		require.NoError(t, n.storage.Save(rd.HardState, rd.Entries, rd.Snapshot))
+		n.rn.Advance(rd)
+		return rd
+	}
+	for n.r().state != StateLeader {
+		persist() // its vote
+	}
+	start := n.r().termStart
+	require.Less(t, n.r().raftLog.committed, start)
+	n.rn.ReadIndex([]byte("early"))
+	rd := persist()
+	require.Empty(t, rd.ReadStates, "not before the term's entry commits")
+	require.Equal(t, start, n.r().raftLog.committed, "durable, so committed")
+	rd = persist()
+	require.Equal(t, []ReadState{{Index: start, RequestCtx: []byte("early")}}, rd.ReadStates)
 }
 
 // A retried read with the same context is answered with the commit index
