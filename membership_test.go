@@ -715,3 +715,142 @@ func TestStartRefusesConfigWithoutVoters(t *testing.T) {
 	_, err := NewRawNode(testConfig(1, NewMemoryStorage()))
 	require.NoError(t, err, "an empty configuration")
 }
+
+// A leader elected while a change that removes it is still unapplied in its
+// log (here its own proposal from an earlier term) takes no proposals, as
+// if it had proposed the change in this term: once the change applies and
+// it steps down, the remaining voter must be able to win its vote. Had it
+// appended a proposal that the other voter never received, it would refuse
+// that voter as out of date, and never campaign itself: no leader for good.
+func TestReelectedLeaderWithUnappliedRemovalLeavesAnElectableVoter(t *testing.T) {
+	c := newBootstrappedCluster(t, 2, func(cfg *Config) { cfg.StepDownOnRemoval = true })
+	n1, n2 := c.nodes[1], c.nodes[2]
+	c.campaign(1)
+	// 1 proposes its own removal; the append to 2 is lost.
+	require.NoError(t, n1.rn.ProposeConfChange(v1(pb.ConfChangeRemoveNode, 1)))
+	rm := n1.r().raftLog.lastIndex()
+	c.intercept = func(*pb.Message) bool { return false }
+	c.stabilize()
+	c.intercept = nil
+	// 2 campaigns and loses for its shorter log; 1 is elected again, its
+	// appends to 2 held back.
+	require.NoError(t, n2.rn.Campaign())
+	c.stabilize()
+	c.intercept = func(m *pb.Message) bool { return m.Type != pb.MsgApp }
+	c.campaign(1)
+	require.Equal(t, StateLeader, n1.r().state)
+	require.Less(t, n1.r().raftLog.applied, rm, "the removal is not applied yet")
+	proposeErr := n1.rn.Propose([]byte("x"))
+
+	// 2 receives the log up to the new term's empty entry (after the
+	// removal), and no commit index past the removal: it acknowledges, 1
+	// commits and applies its removal and steps down.
+	c.intercept = func(m *pb.Message) bool {
+		if m.To != 2 || (m.Type != pb.MsgApp && m.Type != pb.MsgHeartbeat) {
+			return true
+		}
+		if m.Type == pb.MsgApp {
+			if m.Index > rm+1 {
+				return false
+			}
+			m.Entries = m.Entries[:min(uint64(len(m.Entries)), rm+1-m.Index)]
+		}
+		m.Commit = min(m.Commit, rm-1)
+		return true
+	}
+	for i := 0; i < 10 && n1.r().raftLog.applied < rm; i++ {
+		c.tickAll(1)
+	}
+	require.GreaterOrEqual(t, n1.r().raftLog.applied, rm, "1 applied its removal")
+	require.Equal(t, StateFollower, n1.r().state)
+	require.Equal(t, []uint64{1, 2}, c.config(2).Voters, "2 has not applied the removal: it needs 1's vote")
+
+	c.intercept = nil
+	c.tickAll(5 * 2 * 10) // five times the longest election timeout
+	require.Equal(t, StateLeader, n2.r().state, "the remaining voter is elected")
+	requireDropped(t, proposeErr, ErrProposalNodeRemoved)
+}
+
+// A leader elected while a conf change is unapplied in its log refuses
+// proposals exactly when a leader that proposed that change itself would:
+// when the change leaves it out of the incoming voters (removed, demoted,
+// or only an outgoing voter of a joint configuration).
+func TestElectedLeaderWithUnappliedChangeTakesProposalsAsItsProposer(t *testing.T) {
+	enter := func(tr pb.ConfChangeTransition, ccs ...pb.ConfChangeSingle) pb.ConfChangeV2 {
+		return pb.ConfChangeV2{Transition: tr, Changes: ccs}
+	}
+	single := func(typ pb.ConfChangeType, id uint64) pb.ConfChangeV2 {
+		return pb.ConfChangeV2{Changes: []pb.ConfChangeSingle{{Type: typ, NodeID: id}}}
+	}
+	add4, rm1, rm3 := pb.ConfChangeSingle{Type: pb.ConfChangeAddNode, NodeID: 4},
+		pb.ConfChangeSingle{Type: pb.ConfChangeRemoveNode, NodeID: 1},
+		pb.ConfChangeSingle{Type: pb.ConfChangeRemoveNode, NodeID: 3}
+	tests := []struct {
+		name string
+		cs   pb.ConfState // the configuration; {1, 2, 3} if empty
+		// changes are in the log, unapplied, when 1 is elected.
+		changes []pb.ConfChangeI
+		refused bool
+	}{
+		{name: "its removal (v1)", changes: []pb.ConfChangeI{v1(pb.ConfChangeRemoveNode, 1)}, refused: true},
+		{name: "its demotion", changes: []pb.ConfChangeI{single(pb.ConfChangeAddLearnerNode, 1)}, refused: true},
+		{name: "auto-leave joint without it in the incoming half", changes: []pb.ConfChangeI{enter(pb.ConfChangeTransitionAuto, add4, rm1)}, refused: true},
+		{name: "explicit joint without it, and its leave", changes: []pb.ConfChangeI{enter(pb.ConfChangeTransitionJointExplicit, add4, rm1), pb.ConfChangeV2{}}, refused: true},
+		{name: "its removal, then another node's", changes: []pb.ConfChangeI{v1(pb.ConfChangeRemoveNode, 1), v1(pb.ConfChangeRemoveNode, 3)}, refused: true},
+		{name: "its removal, then its return (refused until the removal applies)", changes: []pb.ConfChangeI{v1(pb.ConfChangeRemoveNode, 1), v1(pb.ConfChangeAddNode, 1)}, refused: true},
+		{name: "another node's removal (v1)", changes: []pb.ConfChangeI{v1(pb.ConfChangeRemoveNode, 3)}},
+		{name: "another node's demotion", changes: []pb.ConfChangeI{single(pb.ConfChangeAddLearnerNode, 3)}},
+		{name: "auto-leave joint keeping it", changes: []pb.ConfChangeI{enter(pb.ConfChangeTransitionAuto, add4, rm3)}},
+		{
+			// The application applied the change already (before the
+			// Advance or apply report that moves the applied index): it
+			// fails on replay and changes nothing.
+			name:    "joint change the configuration holds already",
+			cs:      pb.ConfState{Voters: []uint64{1, 2, 4}, VotersOutgoing: []uint64{1, 2, 3}},
+			changes: []pb.ConfChangeI{enter(pb.ConfChangeTransitionJointExplicit, add4, rm3)},
+		},
+	}
+	newLeader := func(t *testing.T, cs pb.ConfState, changes []pb.ConfChangeI) *testNode {
+		s := NewMemoryStorage()
+		require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 1, Term: 1, ConfState: cs}}))
+		for i, cc := range changes {
+			typ, data, err := pb.MarshalConfChange(cc)
+			require.NoError(t, err)
+			require.NoError(t, s.Append([]pb.Entry{{Index: uint64(2 + i), Term: 1, Type: typ, Data: data}}))
+		}
+		rn, err := NewRawNode(testConfig(1, s))
+		require.NoError(t, err)
+		n := &testNode{t: t, rn: rn, storage: s}
+		t.Cleanup(func() { checkNodeInvariants(t, n) })
+		n.makeLeader()
+		return n
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := tt.cs
+			if len(cs.Voters) == 0 {
+				cs = pb.ConfState{Voters: []uint64{1, 2, 3}}
+			}
+			n := newLeader(t, cs, tt.changes)
+			require.Less(t, n.r().raftLog.applied, uint64(1+len(tt.changes)), "the changes are not applied")
+			err := n.rn.Propose([]byte("x"))
+			if tt.refused {
+				requireDropped(t, err, ErrProposalNodeRemoved)
+			} else {
+				require.NoError(t, err)
+			}
+			if len(tt.changes) != 1 || len(tt.cs.Voters) > 0 {
+				return
+			}
+			// The leader that proposes the change itself answers the same.
+			p := newLeader(t, cs, nil)
+			require.NoError(t, p.rn.ProposeConfChange(tt.changes[0]))
+			err = p.rn.Propose([]byte("x"))
+			if tt.refused {
+				requireDropped(t, err, ErrProposalNodeRemoved, "proposed by the leader itself")
+			} else {
+				require.NoError(t, err, "proposed by the leader itself")
+			}
+		})
+	}
+}

@@ -199,9 +199,10 @@ type leaderState struct {
 	// pendingConfIndex is the index of the last conf change the leader
 	// appended; another may be proposed once it is applied.
 	pendingConfIndex uint64
-	// pendingLeaveIndex is the index of a conf change this leader appended
-	// that takes it out of the incoming voters; until it is applied the
-	// leader takes no other proposals.
+	// pendingLeaveIndex is the index of a conf change in the leader's log
+	// (appended by it, or unapplied when it took office) that takes it out
+	// of the incoming voters; until it is applied the leader takes no
+	// other proposals.
 	pendingLeaveIndex uint64
 	// uncommittedSize is the payload size of the leader's uncommitted
 	// entries (bounded by maxUncommittedSize).
@@ -458,6 +459,7 @@ func (r *raft) becomeLeader() {
 	// Conservatively treat any conf change in the log as pending until it
 	// is applied.
 	r.pendingConfIndex = r.raftLog.lastIndex()
+	r.pendingLeaveIndex = r.unappliedLeaveIndex()
 
 	// An empty entry of the new term: once it commits, so does everything
 	// before it (Raft §5.4.2), and the leader learns its commit index.

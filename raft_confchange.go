@@ -39,6 +39,12 @@ func (r *raft) nextConfig(cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressM
 		changer.Tracker.Config = r.trackerConfig()
 		changer.Tracker.Progress = r.membersProgress(false)
 	}
+	return changeConfig(changer, cc)
+}
+
+// changeConfig computes the configuration and progress that cc leads to
+// from changer's.
+func changeConfig(changer confchange.Changer, cc pb.ConfChangeV2) (tracker.Config, tracker.ProgressMap, error) {
 	if cc.LeaveJoint() {
 		return changer.LeaveJoint()
 	}
@@ -365,6 +371,60 @@ func (r *raft) excludesSelf(cc pb.ConfChangeV2) bool {
 	}
 	_, in := cfg.Voters[0][r.id]
 	return !in
+}
+
+// unappliedLeaveIndex returns the index of the last conf change in the
+// unapplied part of the log after which this node is no longer an incoming
+// voter (removed, demoted, or left in the outgoing half of a joint
+// configuration only), or 0. A new leader takes it as its pending leave:
+// the change may be its own proposal from an earlier term or another
+// leader's, and entries it appended after it would be as harmful as if it
+// had proposed it now (handleProposal).
+//
+// The changes are replayed in log order on a copy of the configuration.
+// One that fails to apply is skipped: applyConfChange ignores it too, and
+// the application may already have applied the first unapplied entries'
+// changes (between a Ready and its Advance, or before its apply thread
+// reported them), so that an enter or leave of a joint configuration fails
+// on replay while every other kind of change is the same applied twice.
+func (r *raft) unappliedLeaveIndex() uint64 {
+	lo := max(r.raftLog.applied, r.raftLog.firstIndex()-1) + 1
+	hi := r.raftLog.lastIndex() + 1
+	var changer *confchange.Changer // made at the first conf change
+	leave := uint64(0)
+	// Page through the range so a long backlog is not loaded at once.
+	const pageSize = 64 << 10
+	for lo < hi {
+		ents, err := r.raftLog.slice(lo, hi, pageSize)
+		if err != nil {
+			r.logger().Panicf("raft: reading unapplied entries [%d,%d): %v", lo, hi, err)
+		}
+		for i := range ents {
+			e := &ents[i]
+			if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
+				continue
+			}
+			cc, err := pb.UnmarshalConfChange(*e)
+			if err != nil {
+				continue
+			}
+			if changer == nil {
+				changer = &confchange.Changer{Tracker: r.emptyTracker(), LastIndex: hi - 1}
+				changer.Tracker.Config = r.trackerConfig()
+				changer.Tracker.Progress = r.membersProgress(false)
+			}
+			cfg, prs, err := changeConfig(*changer, cc.AsV2())
+			if err != nil {
+				continue
+			}
+			changer.Tracker.Config, changer.Tracker.Progress = cfg, prs
+			if _, in := cfg.Voters[0][r.id]; !in {
+				leave = e.Index
+			}
+		}
+		lo += uint64(len(ents))
+	}
+	return leave
 }
 
 // leavingConfig reports whether this leader is on its way out of the
