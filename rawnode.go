@@ -131,10 +131,13 @@ type RawNode struct {
 
 	asyncWrite bool
 	prevState  uint8
-	// busy records that a Ready was handed out since the last Tick; a
-	// node that stays idle for a whole tick releases its buffers, if it
-	// holds any (holding: a Ready was handed out since the last release).
-	busy, holding bool
+	// readys counts the Readys handed out since the last Tick (up to 255):
+	// a node that hands out none, or only a few (lightReadys), in a tick
+	// releases its buffers at the next, if it holds any (holding: a Ready
+	// was handed out since the last release), and keeps no message memory
+	// past each of those Readys.
+	readys  uint8
+	holding bool
 	// msgSlots is how many slots of the node's message memory the Ready
 	// built last takes when it is handed out (see takeMsgs). An int32 so
 	// that it fits beside the flags: an idle group's RawNode stays in its
@@ -211,22 +214,35 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 // Tick advances the node's logical clock by one tick. Election and
 // heartbeat timeouts are counted in ticks.
 func (rn *RawNode) Tick() {
+	// A node that handed out no Ready, or only a few (lightReadys), since
+	// the last tick releases the buffers it keeps for the next Ready.
+	if rn.readys <= lightReadys && rn.holding {
+		rn.ReleaseMemory()
+	}
+	rn.readys = 0
 	rn.raft.ticks++
 	rn.raft.tick()
 	rn.raft.tickApplyHeldBack()
-	if rn.busy {
-		rn.busy = false
-	} else if rn.holding {
-		rn.ReleaseMemory()
-	}
 }
+
+// lightReadys is how many Readys a node may hand out in one tick and still
+// be treated as lightly loaded: it keeps no message memory past a Ready
+// that hands out messages, as a group that only answers or sends
+// heartbeats does. Each of its Readys then allocates the slots it hands
+// out, but the node holds none between Readys: message chunks grow with
+// traffic (to 64 slots, 10 KiB), and kept, one such chunk would be most
+// of an idle group's heap. From the next Ready in the same tick on, the
+// node keeps its chunk for the next Ready, as under load. Not with
+// ReuseReadyMessages, whose chunks are reused and never dropped.
+const lightReadys = 2
 
 // ReleaseMemory drops the buffers a busy node keeps for reuse between
 // Readys: the spare room of its unstable entry array once every entry is
 // stable, and its spare message slots (also those for its messages to
 // itself). The next Ready allocates them again.
-// A node does this by itself at a Tick when no Ready was handed out since
-// the previous one, so an idle group holds only its state; an application
+// A node does this by itself at a Tick when no Ready, or only a few, were
+// handed out since the previous one (a group that only sends or answers
+// heartbeats), so an idle group holds only its state; an application
 // that stops ticking an idle group (to quiesce it) may call it then. It
 // changes nothing the node will do.
 func (rn *RawNode) ReleaseMemory() {
@@ -468,13 +484,19 @@ func (rn *RawNode) accept(rd *Ready) {
 	if !rn.asyncWrite {
 		rn.ack.steps = r.takeOwnMessages(rn.ack.steps)
 	}
-	rn.busy, rn.holding = true, true
+	rn.readys = min(rn.readys, 254) + 1
+	rn.holding = true
 	if invariants.Enabled {
 		r.checkLeaderOnlyState()
 	}
 	// r.msgs was handed out in place; msgsAfterAppend was copied out (to
 	// the Ready, or ack.steps) and is reused.
 	r.takeMsgs(int(rn.msgSlots))
+	if rn.msgSlots > 0 && rn.readys <= lightReadys && !r.reuseMsgs && len(r.msgs) == 0 {
+		// Lightly loaded: the chunk is left to the messages handed out.
+		r.msgs = nil
+		r.msgChunk = 0
+	}
 	rn.msgSlots = 0
 	r.msgsAfterAppend = reuseMessages(r.msgsAfterAppend)
 	if r.seldom != nil {
