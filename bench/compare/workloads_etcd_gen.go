@@ -289,10 +289,8 @@ func (c *clusterEtcd) commit(p params) (sample, error) {
 	m := startMeter()
 	for proposed := 0; proposed < p.n; {
 		k := min(p.batch, p.n-proposed)
-		for range k {
-			if err := leader.rn.Propose(payload); err != nil {
-				return sample{}, err
-			}
+		if err := c.propose(k, p.propMsg); err != nil {
+			return sample{}, err
 		}
 		proposed += k
 		if err := c.pump(); err != nil {
@@ -306,6 +304,29 @@ func (c *clusterEtcd) commit(p params) (sample, error) {
 		res.observed = min(res.observed, n.appliedData-base[i])
 	}
 	return res, nil
+}
+
+// propose hands k proposals to the leader, node 1: k calls of Propose, or,
+// with oneMsg, one MsgProp of k entries through Step, as an application
+// that batches its commands before proposing them would. The message owns
+// its entries (the leader appends them to its log), so each batch has a
+// slice of its own, as each Propose makes one. From and To both name the
+// leader.
+func (c *clusterEtcd) propose(k int, oneMsg bool) error {
+	leader := c.peers[0].rn
+	if !oneMsg {
+		for range k {
+			if err := leader.Propose(payload); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ents := make([]pb.Entry, k)
+	for i := range ents {
+		ents[i].Data = payload
+	}
+	return leader.Step(pb.Message{Type: pb.MsgProp, From: 1, To: 1, Entries: ents})
 }
 
 // threeVotersEtcd: three voters in memory.
