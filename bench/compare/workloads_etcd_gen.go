@@ -394,8 +394,9 @@ func codecEtcd(p params) (sample, error) {
 }
 
 // newIdleFollowerEtcd makes node 2 of a three-voter group and makes it
-// a follower of node 1 at term 2 that has seen a heartbeat: an idle
-// follower as in a running cluster.
+// a follower of node 1 at term 2 that has seen one heartbeat. Nothing
+// reaches it after that: the follower of a quiesced group, whose leader
+// has stopped sending heartbeats.
 func newIdleFollowerEtcd() (*peerEtcd, error) {
 	s := raft.NewMemoryStorage()
 	cfg := configEtcd(2, s)
@@ -418,9 +419,12 @@ func newIdleFollowerEtcd() (*peerEtcd, error) {
 	return n, nil
 }
 
-// idleGroupsEtcd: p.groups idle followers; the live heap they take
-// once each has been ticked twice (as the idle groups of a running process
-// are), and p.n passes of Tick and HasReady over all of them.
+// idleGroupsEtcd: p.groups followers of quiesced groups, which get no
+// message after their first heartbeat; the live heap they take once each
+// has been ticked twice with no traffic (a node that hands out no Ready for
+// a whole tick may let go of the buffers it keeps while busy), and p.n
+// passes of Tick and HasReady over all of them, still with no traffic.
+// Groups that receive a heartbeat every tick are not measured here.
 func idleGroupsEtcd(p params) (sample, error) {
 	before := liveHeap()
 	groups := make([]*peerEtcd, p.groups)

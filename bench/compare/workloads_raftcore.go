@@ -392,8 +392,9 @@ func codecRaftcore(p params) (sample, error) {
 }
 
 // newIdleFollowerRaftcore makes node 2 of a three-voter group and makes it
-// a follower of node 1 at term 2 that has seen a heartbeat: an idle
-// follower as in a running cluster.
+// a follower of node 1 at term 2 that has seen one heartbeat. Nothing
+// reaches it after that: the follower of a quiesced group, whose leader
+// has stopped sending heartbeats.
 func newIdleFollowerRaftcore() (*peerRaftcore, error) {
 	s := raft.NewMemoryStorage()
 	cfg := configRaftcore(2, s)
@@ -416,9 +417,12 @@ func newIdleFollowerRaftcore() (*peerRaftcore, error) {
 	return n, nil
 }
 
-// idleGroupsRaftcore: p.groups idle followers; the live heap they take
-// once each has been ticked twice (as the idle groups of a running process
-// are), and p.n passes of Tick and HasReady over all of them.
+// idleGroupsRaftcore: p.groups followers of quiesced groups, which get no
+// message after their first heartbeat; the live heap they take once each
+// has been ticked twice with no traffic (a node that hands out no Ready for
+// a whole tick may let go of the buffers it keeps while busy), and p.n
+// passes of Tick and HasReady over all of them, still with no traffic.
+// Groups that receive a heartbeat every tick are not measured here.
 func idleGroupsRaftcore(p params) (sample, error) {
 	before := liveHeap()
 	groups := make([]*peerRaftcore, p.groups)
