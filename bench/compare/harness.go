@@ -49,6 +49,8 @@ var workloads = []workload{
 		p: params{batch: 1, optIn: true}, startN: 500, quickN: 200, metrics: perUnit("entry")},
 	{id: "wire-1-optin", title: "3o. as 3, 1 entry/Ready, raftcore with ReuseReadyMessages (opt-in; etcd raft: default)", kind: "three", unit: "entry", serial: true,
 		p: params{batch: 1, wire: true, optIn: true}, startN: 500, quickN: 200, metrics: perUnit("entry")},
+	{id: "three-64-prop", title: "2p. as 2, 64 entries/Ready handed to the leader as one MsgProp through Step", kind: "three", unit: "entry", serial: true,
+		p: params{batch: 64, propMsg: true}, startN: 2048, quickN: 512, metrics: perUnit("entry")},
 	{id: "codec", title: "4. codec: MsgApp of 64 × 128 B, Marshal+Unmarshal", kind: "codec", unit: "op", serial: true,
 		startN: 100, quickN: 50, metrics: perUnit("op")},
 	{id: "idle", title: "5. idle followers (10,000 groups): Tick+HasReady; live heap", kind: "idle", unit: "group-tick", serial: true,

@@ -41,6 +41,9 @@ type params struct {
 	n int
 	// batch is the number of proposals per Ready in the log workloads.
 	batch int
+	// propMsg hands each batch of proposals to the leader as one MsgProp
+	// of batch entries through Step, instead of batch calls of Propose.
+	propMsg bool
 	// wire marshals and unmarshals every message between voters.
 	wire bool
 	// groups is the number of idle groups.

@@ -287,10 +287,8 @@ func (c *clusterRaftcore) commit(p params) (sample, error) {
 	m := startMeter()
 	for proposed := 0; proposed < p.n; {
 		k := min(p.batch, p.n-proposed)
-		for range k {
-			if err := leader.rn.Propose(payload); err != nil {
-				return sample{}, err
-			}
+		if err := c.propose(k, p.propMsg); err != nil {
+			return sample{}, err
 		}
 		proposed += k
 		if err := c.pump(); err != nil {
@@ -304,6 +302,29 @@ func (c *clusterRaftcore) commit(p params) (sample, error) {
 		res.observed = min(res.observed, n.appliedData-base[i])
 	}
 	return res, nil
+}
+
+// propose hands k proposals to the leader, node 1: k calls of Propose, or,
+// with oneMsg, one MsgProp of k entries through Step, as an application
+// that batches its commands before proposing them would. The message owns
+// its entries (the leader appends them to its log), so each batch has a
+// slice of its own, as each Propose makes one. From and To both name the
+// leader.
+func (c *clusterRaftcore) propose(k int, oneMsg bool) error {
+	leader := c.peers[0].rn
+	if !oneMsg {
+		for range k {
+			if err := leader.Propose(payload); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ents := make([]pb.Entry, k)
+	for i := range ents {
+		ents[i].Data = payload
+	}
+	return leader.Step(pb.Message{Type: pb.MsgProp, From: 1, To: 1, Entries: ents})
 }
 
 // threeVotersRaftcore: three voters in memory.
@@ -371,8 +392,9 @@ func codecRaftcore(p params) (sample, error) {
 }
 
 // newIdleFollowerRaftcore makes node 2 of a three-voter group and makes it
-// a follower of node 1 at term 2 that has seen a heartbeat: an idle
-// follower as in a running cluster.
+// a follower of node 1 at term 2 that has seen one heartbeat. Nothing
+// reaches it after that: the follower of a quiesced group, whose leader
+// has stopped sending heartbeats.
 func newIdleFollowerRaftcore() (*peerRaftcore, error) {
 	s := raft.NewMemoryStorage()
 	cfg := configRaftcore(2, s)
@@ -395,9 +417,12 @@ func newIdleFollowerRaftcore() (*peerRaftcore, error) {
 	return n, nil
 }
 
-// idleGroupsRaftcore: p.groups idle followers; the live heap they take
-// once each has been ticked twice (as the idle groups of a running process
-// are), and p.n passes of Tick and HasReady over all of them.
+// idleGroupsRaftcore: p.groups followers of quiesced groups, which get no
+// message after their first heartbeat; the live heap they take once each
+// has been ticked twice with no traffic (a node that hands out no Ready for
+// a whole tick may let go of the buffers it keeps while busy), and p.n
+// passes of Tick and HasReady over all of them, still with no traffic.
+// Groups that receive a heartbeat every tick are not measured here.
 func idleGroupsRaftcore(p params) (sample, error) {
 	before := liveHeap()
 	groups := make([]*peerRaftcore, p.groups)
