@@ -40,7 +40,16 @@ func (r *raft) msgRoom(n int) []pb.Message {
 	k := len(r.msgs)
 	if need := k + n; need > r.msgRoomLeft() {
 		size := int(min(max(2*r.msgChunk, minMessageChunk), maxMessageChunk))
-		if r.msgChunk > maxMessageChunk {
+		if r.msgChunk == 0 && !r.reuseMsgs {
+			// The first chunk since the node let go of its memory (at
+			// the start, after ReleaseMemory, or after each Ready of a
+			// lightly loaded node): exactly what is queued, as a node
+			// that sends a message or two a tick (a broadcast reserves
+			// its room at once: reserveMsgs) needs no more. Later ones
+			// grow from there.
+			size = need
+			r.msgChunk = int32(min(size, maxMessageChunk))
+		} else if r.msgChunk > maxMessageChunk {
 			// Readys this large came before (takeMsgs): room for two.
 			size = 2 * int(r.msgChunk)
 		} else {
@@ -59,6 +68,15 @@ func (r *raft) msgRoom(n int) []pb.Message {
 		r.msgs = chunk[:k]
 	}
 	return r.msgs[: k+n : k+n]
+}
+
+// reserveMsgs makes room for n more messages past r.msgs at once, for a
+// broadcast that then queues one per peer: the room grows in one move
+// rather than message by message.
+func (r *raft) reserveMsgs(n int) {
+	if n > 1 {
+		r.msgRoom(n) // r.msgs keeps its length, now with the room
+	}
 }
 
 // msgRoomLeft is how many slots r.msgs's chunk has from the start of

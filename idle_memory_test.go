@@ -393,3 +393,27 @@ func BenchmarkHeartbeatingGroupHeap(b *testing.B) {
 		})
 	}
 }
+
+// TestHeartbeatTickAllocations: a heartbeating group's nodes allocate one
+// chunk per tick, holding exactly the messages the tick hands out: the
+// leader's heartbeats to all its followers (a broadcast reserves its room
+// at once) and the follower's answer.
+func TestHeartbeatTickAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	run := func(rn *RawNode, step func()) float64 {
+		return testing.AllocsPerRun(100, func() {
+			rn.Tick()
+			step()
+			for rn.HasReady() {
+				rn.Advance(rn.Ready())
+			}
+		})
+	}
+	l := newHeartbeatingLeader(t)
+	require.Equal(t, 1.0, run(l.rn, func() {}), "the leader's heartbeats to two followers")
+	f := newHeartbeatingFollower(t)
+	hb := pb.Message{Type: pb.MsgHeartbeat, From: 2, To: 1, Term: 2, Commit: 3}
+	require.Equal(t, 1.0, run(f.rn, func() { require.NoError(t, f.rn.Step(hb)) }), "the follower's answer")
+}

@@ -113,6 +113,7 @@ func (r *raft) maybeCommit() bool {
 
 // bcastAppend sends appends to every peer that is not paused.
 func (r *raft) bcastAppend() {
+	r.reserveMsgs(len(r.trk.Progress) - 1)
 	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
 		if id != r.id {
 			r.sendAppend(id)
@@ -180,6 +181,7 @@ func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
 		r.logger().Debugf("node %x: no longer a voter, not sending heartbeats", r.id)
 		return
 	}
+	r.reserveMsgs(len(r.trk.Progress) - 1)
 	r.trk.Visit(func(id uint64, _ *tracker.Progress) {
 		if id != r.id {
 			r.sendHeartbeat(id, ctx)

@@ -31,6 +31,11 @@ var payload = func() []byte {
 // they are ticked.
 const idleElectionTick = 1 << 30
 
+// idleHeartbeatSetupTicks is how many heartbeats the heartbeating idle
+// groups answer before their heap is measured: enough for buffers that
+// grow with traffic to have grown.
+const idleHeartbeatSetupTicks = 64
+
 // fsyncDelay is the simulated fsync of the Node workload.
 const fsyncDelay = time.Millisecond
 
@@ -48,6 +53,10 @@ type params struct {
 	wire bool
 	// groups is the number of idle groups.
 	groups int
+	// heartbeat sends each idle group a heartbeat from its leader at every
+	// tick, which it answers, as in a cluster that does not quiesce idle
+	// groups; without it the groups hear nothing after their first.
+	heartbeat bool
 	// proposers is the number of goroutines proposing to the Node.
 	proposers int
 	// dir is an empty directory on the real disk for the file workload.

@@ -424,8 +424,37 @@ func newIdleFollowerEtcd() (*peerEtcd, error) {
 // has been ticked twice with no traffic (a node that hands out no Ready for
 // a whole tick may let go of the buffers it keeps while busy), and p.n
 // passes of Tick and HasReady over all of them, still with no traffic.
-// Groups that receive a heartbeat every tick are not measured here.
+// With p.heartbeat, followers of groups that are idle but not quiesced:
+// each tick brings a heartbeat from the leader, which the follower answers
+// in a Ready; the heap is taken after idleHeartbeatSetupTicks of them.
 func idleGroupsEtcd(p params) (sample, error) {
+	hb := pb.Message{Type: pb.MsgHeartbeat, From: 1, To: 2, Term: 2, Commit: 3}
+	var out []pb.Message
+	readies := 0
+	// tick ticks group g once and, with p.heartbeat, steps its leader's
+	// heartbeat and handles the Ready answering it.
+	tick := func(g *peerEtcd) error {
+		g.rn.Tick()
+		if p.heartbeat {
+			if err := g.rn.Step(hb); err != nil {
+				return err
+			}
+		}
+		if g.rn.HasReady() {
+			readies++
+			if err := g.drain(&out); err != nil {
+				return err
+			}
+			out = out[:0]
+		}
+		return nil
+	}
+	// Quiet groups are ticked twice; heartbeating ones as many times as
+	// their buffers need to reach the size traffic grows them to.
+	setupTicks := 2
+	if p.heartbeat {
+		setupTicks = idleHeartbeatSetupTicks
+	}
 	before := liveHeap()
 	groups := make([]*peerEtcd, p.groups)
 	for i := range groups {
@@ -433,22 +462,20 @@ func idleGroupsEtcd(p params) (sample, error) {
 		if err != nil {
 			return sample{}, err
 		}
-		n.rn.Tick()
-		n.rn.Tick()
+		for range setupTicks {
+			if err := tick(n); err != nil {
+				return sample{}, err
+			}
+		}
 		groups[i] = n
 	}
 	after := liveHeap()
-	var out []pb.Message
-	readies := 0
+	readies = 0
 	m := startMeter()
 	for range p.n {
 		for _, g := range groups {
-			g.rn.Tick()
-			if g.rn.HasReady() {
-				readies++
-				if err := g.drain(&out); err != nil {
-					return sample{}, err
-				}
+			if err := tick(g); err != nil {
+				return sample{}, err
 			}
 		}
 	}
@@ -459,6 +486,10 @@ func idleGroupsEtcd(p params) (sample, error) {
 		if st.RaftState == raft.StateFollower && st.Lead == 1 && st.Term == 2 {
 			res.observed++
 		}
+	}
+	// A quiet group hands out no Ready; a heartbeating one, one a tick.
+	if p.heartbeat {
+		readies -= p.n * len(groups)
 	}
 	res.observed -= int64(readies)
 	res.extra["live heap B/group"] = float64(after-before) / float64(len(groups))
