@@ -171,7 +171,9 @@ func (rn *RawNode) setPrevSoftState(ss SoftState) {
 // Bootstrap initializes a fresh node's log with a conf change entry adding
 // each peer as a voter, committed at once, so that the cluster can elect a
 // leader. The first Ready carries these entries; persist and apply them as
-// usual. It fails if peers is empty or the storage is not empty.
+// usual. It fails if peers is empty or the node is not empty: its storage
+// holds an entry or a snapshot, or it has a term or a vote (stored, or
+// learned from a message; a node that took any entry has a term).
 func (rn *RawNode) Bootstrap(peers []Peer) error {
 	if len(peers) == 0 {
 		return errors.New("raft: must provide at least one peer to Bootstrap")
@@ -181,12 +183,16 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 			return fmt.Errorf("raft: cannot bootstrap with peer ID %x, which names a local storage thread", p.ID)
 		}
 	}
-	last, err := rn.raft.raftLog.storage.LastIndex()
+	r := rn.raft
+	last, err := r.raftLog.storage.LastIndex()
 	if err != nil {
 		return err
 	}
 	if last != 0 {
 		return errors.New("raft: can't bootstrap a nonempty Storage")
+	}
+	if r.Term != 0 || r.Vote != None {
+		return fmt.Errorf("raft: can't bootstrap a node that has a term (%d) or a vote (%x)", r.Term, r.Vote)
 	}
 	// Pretend a leader of term 1 sent the membership: the entries are
 	// committed and this node is a follower of term 1 with no leader.

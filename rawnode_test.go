@@ -151,6 +151,33 @@ func TestRawNodeBootstrapErrors(t *testing.T) {
 	require.Error(t, rn.Bootstrap([]Peer{{ID: 1}}), "storage not empty")
 }
 
+// A node with a term or a vote is not empty even while its log is:
+// Bootstrap refuses it and keeps the term and vote (going back to term 1
+// could grant a second vote in term 5).
+func TestRawNodeBootstrapRefusesTermOrVote(t *testing.T) {
+	t.Run("stored hard state", func(t *testing.T) {
+		s := NewMemoryStorage()
+		require.NoError(t, s.SetHardState(pb.HardState{Term: 5, Vote: 2}))
+		rn, err := NewRawNode(testConfig(1, s))
+		require.NoError(t, err)
+		require.Error(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}}))
+		require.Equal(t, uint64(5), rn.raft.Term)
+		require.Equal(t, uint64(2), rn.raft.Vote)
+		require.Zero(t, rn.raft.raftLog.lastIndex())
+		require.False(t, rn.HasReady())
+	})
+	t.Run("term from a message", func(t *testing.T) {
+		rn, err := NewRawNode(testConfig(1, NewMemoryStorage()))
+		require.NoError(t, err)
+		require.NoError(t, rn.Step(pb.Message{From: 2, To: 1, Type: pb.MsgVote, Term: 5}))
+		require.Equal(t, uint64(5), rn.raft.Term)
+		hs := rn.raft.hardState()
+		require.Error(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}}))
+		require.Equal(t, hs, rn.raft.hardState())
+		require.Zero(t, rn.raft.raftLog.lastIndex())
+	})
+}
+
 // Bootstrap writes one conf change per peer, carrying the peer's context,
 // and the applied changes make every peer a voter.
 func TestRawNodeBootstrapPeers(t *testing.T) {
