@@ -171,9 +171,10 @@ func (rn *RawNode) setPrevSoftState(ss SoftState) {
 // Bootstrap initializes a fresh node's log with a conf change entry adding
 // each peer as a voter, committed at once, so that the cluster can elect a
 // leader. The first Ready carries these entries; persist and apply them as
-// usual. It fails if peers is empty or the node is not empty: its storage
-// holds an entry or a snapshot, or it has a term or a vote (stored, or
-// learned from a message; a node that took any entry has a term).
+// usual. It fails if peers is empty or invalid (an ID listed twice, or 0),
+// or if the node is not empty: its storage holds an entry or a snapshot,
+// or it has a term or a vote (stored, or learned from a message; a node
+// that took any entry has a term). A failed Bootstrap changes nothing.
 func (rn *RawNode) Bootstrap(peers []Peer) error {
 	if len(peers) == 0 {
 		return errors.New("raft: must provide at least one peer to Bootstrap")
@@ -194,10 +195,6 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 	if r.Term != 0 || r.Vote != None {
 		return fmt.Errorf("raft: can't bootstrap a node that has a term (%d) or a vote (%x)", r.Term, r.Vote)
 	}
-	// Pretend a leader of term 1 sent the membership: the entries are
-	// committed and this node is a follower of term 1 with no leader.
-	rn.prevHardSt = pb.HardState{}
-	rn.raft.becomeFollower(1, None)
 	ents := make([]pb.Entry, len(peers))
 	voters := make([]uint64, len(peers))
 	for i, p := range peers {
@@ -209,9 +206,20 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 		ents[i] = pb.Entry{Type: pb.EntryConfChange, Term: 1, Index: uint64(i + 1), Data: data}
 		voters[i] = p.ID
 	}
-	rn.raft.raftLog.bootstrap(ents)
-	rn.raft.raftLog.committed = uint64(len(ents))
-	return rn.raft.restoreConfState(pb.ConfState{Voters: voters})
+	// Checked before anything changes, so that a failed Bootstrap can be
+	// retried.
+	cfg, prs, err := r.confStateConfig(pb.ConfState{Voters: voters}, uint64(len(ents)))
+	if err != nil {
+		return err
+	}
+	// Pretend a leader of term 1 sent the membership: the entries are
+	// committed and this node is a follower of term 1 with no leader.
+	rn.prevHardSt = pb.HardState{}
+	r.becomeFollower(1, None)
+	r.raftLog.bootstrap(ents)
+	r.raftLog.committed = uint64(len(ents))
+	r.installConfig(cfg, prs)
+	return nil
 }
 
 // Tick advances the node's logical clock by one tick. Election and

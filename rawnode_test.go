@@ -178,6 +178,28 @@ func TestRawNodeBootstrapRefusesTermOrVote(t *testing.T) {
 	})
 }
 
+// A Bootstrap that fails on its peers changes nothing, so it can be
+// retried with a correct list.
+func TestRawNodeBootstrapInvalidPeersChangesNothing(t *testing.T) {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	for _, peers := range [][]Peer{{{ID: 1}, {ID: 2}, {ID: 2}}, {{ID: 1}, {ID: 0}}} {
+		require.Error(t, rn.Bootstrap(peers), "peers %v", peers)
+		require.False(t, rn.HasReady())
+		require.Zero(t, rn.raft.Term)
+		require.Zero(t, rn.raft.raftLog.lastIndex())
+		require.Zero(t, rn.raft.raftLog.committed)
+		require.Empty(t, rn.raft.conf.voterIDs())
+	}
+
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}, {ID: 3}}))
+	rd := rn.Ready()
+	require.Len(t, rd.CommittedEntries, 3)
+	handle(t, rn, s, rd)
+	require.Equal(t, []uint64{1, 2, 3}, rn.raft.conf.voterIDs())
+}
+
 // Bootstrap writes one conf change per peer, carrying the peer's context,
 // and the applied changes make every peer a voter.
 func TestRawNodeBootstrapPeers(t *testing.T) {
