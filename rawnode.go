@@ -595,7 +595,8 @@ func (rn *RawNode) ReportSnapshot(id uint64, status SnapshotStatus) {
 }
 
 // TransferLeader asks the leader to hand leadership to transferee. On a
-// follower the request is forwarded to the leader.
+// follower the request is forwarded to the leader. TransferLeader(None)
+// names no transferee and does nothing.
 func (rn *RawNode) TransferLeader(transferee uint64) {
 	_ = rn.raft.Step(pb.Message{Type: pb.MsgTransferLeader, From: transferee})
 }
