@@ -321,7 +321,9 @@ func (rn *RawNode) ProposeConfChange(cc pb.ConfChangeI) error {
 // are refused with ErrStepLocalMsg, responses from nodes outside the
 // configuration with ErrStepPeerNotFound, and malformed or inconsistent
 // messages with an error wrapping ErrInvalidMessage; a refused message
-// changes nothing. With AsyncStorageWrites, the Responses of the storage
+// changes nothing. A message must be addressed to this node, except a
+// MsgProp, which may leave To at None (a batch of proposals the
+// application steps as its own). With AsyncStorageWrites, the Responses of the storage
 // messages are stepped here too, in the order given; one that answers no
 // work the node handed out is refused with ErrInvalidMessage. Step cannot
 // tell a copy that answers exactly the work outstanding from the storage

@@ -410,6 +410,27 @@ func TestRawNodeStepTakesProposalForwardedBack(t *testing.T) {
 	require.Equal(t, before+1, leader.r().raftLog.lastIndex())
 }
 
+// Some etcd raft applications batch proposals by stepping a MsgProp from
+// themselves with To left at 0; etcd raft takes it, so Step does too (for
+// MsgProp only), on the leader and on a follower, which forwards it.
+func TestRawNodeStepTakesProposalWithoutRecipient(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	for _, id := range []uint64{1, 2} {
+		data := [][]byte{[]byte(fmt.Sprintf("a%d", id)), []byte(fmt.Sprintf("b%d", id))}
+		require.NoError(t, c.nodes[id].rn.Step(pb.Message{Type: pb.MsgProp, From: id,
+			Entries: []pb.Entry{{Data: data[0]}, {Data: data[1]}}}), "node %x", id)
+		c.stabilize()
+		for _, n := range c.nodes {
+			applied := n.applied[len(n.applied)-2:]
+			require.Equal(t, data, [][]byte{applied[0].Data, applied[1].Data}, "node %x", n.r().id)
+		}
+	}
+	// Any other message still has to name this node.
+	err := c.nodes[2].rn.Step(pb.Message{Type: pb.MsgHeartbeat, From: 1, Term: c.nodes[1].r().Term})
+	require.ErrorIs(t, err, ErrInvalidMessage)
+}
+
 // A state machine may have applied entries whose commit index the storage
 // had not recorded yet (AsyncStorageWrites writes the commit index after
 // the entries); on restart the node commits up to Config.Applied instead
