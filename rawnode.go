@@ -323,13 +323,16 @@ func (rn *RawNode) ProposeConfChange(cc pb.ConfChangeI) error {
 // messages with an error wrapping ErrInvalidMessage; a refused message
 // changes nothing. A message must be addressed to this node, except a
 // MsgProp, which may leave To at None (a batch of proposals the
-// application steps as its own). With AsyncStorageWrites, the Responses of the storage
-// messages are stepped here too, in the order given; one that answers no
-// work the node handed out is refused with ErrInvalidMessage. Step cannot
-// tell a copy that answers exactly the work outstanding from the storage
-// thread's own answer: a transport should refuse the storage threads' IDs
-// and MsgForgetLeader (Step takes it as this application's request) from
-// peers, as kvstore and multiraft do.
+// application steps as its own). With AsyncStorageWrites, the Responses
+// of the storage messages are stepped here too, in the order given; one
+// that answers no work the node handed out is refused with
+// ErrInvalidMessage. Only this RawNode's own: responses handed out before
+// a restart must not be stepped into the new RawNode (see
+// Config.AsyncStorageWrites). Step cannot tell a copy that answers
+// exactly the work outstanding from the storage thread's own answer: a
+// transport should refuse the storage threads' IDs and MsgForgetLeader
+// (Step takes it as this application's request) from peers, as kvstore
+// and multiraft do.
 func (rn *RawNode) Step(m pb.Message) error {
 	if rn.asyncWrite && m.To == rn.raft.id {
 		// With AsyncStorageWrites the application steps back the
