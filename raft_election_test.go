@@ -376,6 +376,21 @@ func TestCampaignAfterCompactingAppliedUnreportedAsync(t *testing.T) {
 // committed entry, compacts up to it and is ticked past its election
 // timeout before it calls Advance.
 func TestCampaignAfterCompactingAppliedUnreportedSync(t *testing.T) {
+	rn, s, rd := newFollowerApplyingEntry4(t)
+	require.NoError(t, s.Compact(4)) // entry 4 applied, not yet reported
+	for i := 0; i < 2*rn.raft.electionTimeout && rn.raft.state == StateFollower; i++ {
+		rn.Tick()
+	}
+	require.Equal(t, StateCandidate, rn.raft.state)
+	rn.Advance(rd)
+	require.Equal(t, uint64(4), rn.raft.raftLog.applied)
+}
+
+// newFollowerApplyingEntry4 returns follower 1 of voters 1-3 (leader 2,
+// term 2) with entries 1-4 stored, and the Ready that hands out the
+// committed entry 4 for applying, not yet advanced.
+func newFollowerApplyingEntry4(t *testing.T) (*RawNode, *MemoryStorage, Ready) {
+	t.Helper()
 	s := NewMemoryStorage()
 	rn, err := NewRawNode(testConfig(1, s))
 	require.NoError(t, err)
@@ -400,14 +415,31 @@ func TestCampaignAfterCompactingAppliedUnreportedSync(t *testing.T) {
 	require.NoError(t, s.SetHardState(rd.HardState))
 	require.Len(t, rd.CommittedEntries, 1)
 	require.Equal(t, uint64(4), rd.CommittedEntries[0].Index)
-	require.NoError(t, s.Compact(4)) // entry 4 applied, not yet reported
+	return rn, s, rd
+}
 
-	for i := 0; i < 2*rn.raft.electionTimeout && rn.raft.state == StateFollower; i++ {
+// compactedEntriesStorage answers every Entries call with ErrCompacted,
+// while its FirstIndex says nothing was compacted.
+type compactedEntriesStorage struct{ *MemoryStorage }
+
+func (compactedEntriesStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
+	return nil, ErrCompacted
+}
+
+// A storage that says an entry is compacted and also that it starts at or
+// before it gives no way to look for unapplied conf changes: the node
+// does not campaign, and does not panic either.
+func TestNoCampaignWhenStorageContradictsItself(t *testing.T) {
+	rn, s, rd := newFollowerApplyingEntry4(t)
+	rn.raft.raftLog.storage = compactedEntriesStorage{s}
+	for i := 0; i < 2*rn.raft.electionTimeout; i++ {
 		rn.Tick()
 	}
-	require.Equal(t, StateCandidate, rn.raft.state)
+	require.Equal(t, StateFollower, rn.raft.state)
+	rn.raft.raftLog.storage = s
 	rn.Advance(rd)
-	require.Equal(t, uint64(4), rn.raft.raftLog.applied)
+	require.NoError(t, rn.Campaign())
+	require.Equal(t, StateCandidate, rn.raft.state)
 }
 
 // Learners' votes never count toward an election.
