@@ -140,8 +140,8 @@ func (r *raft) handleStorageResponse(m pb.Message) error {
 //   - an append response's snapshot is the one being written, or one a
 //     later snapshot superseded (applied then if it was handed out for
 //     writing, see noteSupersededWrite, ignored otherwise); its last
-//     entry, if it is still in the log with that term, was handed out for
-//     writing;
+//     entry, if it is still in the log with that term and the response is
+//     of the current write epoch, was handed out for writing;
 //   - an apply response's entries are contiguous and either the next ones
 //     to report applied, within what was handed out for applying, or a
 //     batch that a snapshot applied meanwhile superseded.
@@ -167,7 +167,11 @@ func (r *raft) checkStorageResponse(m *pb.Message) error {
 				return fmt.Errorf("%w: append response for a snapshot at %d (term %d) that is not being written", ErrInvalidMessage, i, s.Metadata.Term)
 			}
 		}
-		if m.Index >= u.offsetInProgress {
+		// A response of another write epoch acknowledges nothing (see
+		// handleStorageResponse): the log may hold its index and term
+		// again, in an entry not yet handed out, after a write between
+		// replaced them.
+		if m.Index >= u.offsetInProgress && m.Commit == r.writeEpoch() {
 			if term, ok := u.maybeTerm(m.Index); ok && term == m.LogTerm {
 				return fmt.Errorf("%w: append response for entry %d (term %d), which was not handed out for writing", ErrInvalidMessage, m.Index, m.LogTerm)
 			}

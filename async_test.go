@@ -707,3 +707,45 @@ func TestAsyncSingleVoterReadAfterRestartCoversAckedWrite(t *testing.T) {
 	require.Len(t, n.reads, 1)
 	require.GreaterOrEqual(t, n.reads[0].Index, acked.Index, "the read covers the acknowledged write")
 }
+
+// A late acknowledgement of a write that a later write superseded is
+// ignored, not refused, even when the log holds the same index and term
+// again in an entry not yet handed out for writing: W1 writes 6@2, W2
+// replaces it with 6@3, and a third append brings 6@2 back before the
+// next Ready. W1's response is a legitimate one of an older write epoch.
+func TestAsyncLateAckOfSupersededWriteBeforeRewrite(t *testing.T) {
+	n := newAsyncNode(t, 1, []Peer{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 4}, {ID: 5}})
+	n.process() // the bootstrap entries 1..5 (term 1), durable
+	n.hold = true
+	app := func(from, term uint64, e pb.Entry) {
+		require.NoError(t, n.rn.Step(pb.Message{From: from, To: 1, Type: pb.MsgApp, Term: term,
+			Index: 5, LogTerm: 1, Entries: []pb.Entry{e}, Commit: 5}))
+	}
+	a := pb.Entry{Index: 6, Term: 2, Data: []byte("a")}
+	app(2, 2, a)
+	n.process() // W1: 6@2
+	app(3, 3, pb.Entry{Index: 6, Term: 3, Data: []byte("b")})
+	n.process()  // W2: 6@3
+	app(2, 4, a) // 6@2 again, not handed out yet
+	require.Len(t, n.queued, 2)
+
+	w1 := n.queued[0]
+	n.queued = n.queued[1:]
+	require.NoError(t, saveStorageAppend(n.s, w1))
+	u := n.rn.raft.raftLog.unstable
+	for _, resp := range w1.Responses {
+		if resp.To == 1 {
+			require.NoError(t, n.rn.Step(resp), "%s", DescribeMessage(resp, nil))
+		}
+	}
+	require.Equal(t, u.offset, n.rn.raft.raftLog.unstable.offset)
+	require.Equal(t, u.offsetInProgress, n.rn.raft.raftLog.unstable.offsetInProgress)
+
+	n.hold = false
+	n.process()
+	n.flush(len(n.queued))
+	require.Equal(t, uint64(7), n.rn.raft.raftLog.unstable.offset)
+	ents, err := n.s.Entries(6, 7, noLimit)
+	require.NoError(t, err)
+	require.Equal(t, []pb.Entry{a}, ents)
+}

@@ -72,6 +72,13 @@ type Config struct {
 	// goroutines: Ready then carries MsgStorageAppend and MsgStorageApply
 	// messages instead of asking for synchronous writes, and Advance must
 	// not be called.
+	//
+	// The Responses of those messages belong to the RawNode that handed
+	// them out. After a restart, drop every response still pending from
+	// before it: do not step it into the new RawNode, which did not hand
+	// that work out and cannot always tell (it may take an old response
+	// as acknowledging or applying entries of its own). The new node
+	// learns what was written from Storage.
 	AsyncStorageWrites bool
 
 	// MaxSizePerMsg caps the total encoded size of the entries in one

@@ -52,7 +52,8 @@ type Node interface {
 	// RawNode.ApplyConfChange).
 	ApplyConfChange(cc pb.ConfChangeI) *pb.ConfState
 	// TransferLeadership asks the leader (lead, as far as the caller
-	// knows) to hand leadership to transferee.
+	// knows) to hand leadership to transferee. A transferee of None does
+	// nothing.
 	TransferLeadership(ctx context.Context, lead, transferee uint64)
 	// ForgetLeader makes a follower forget its leader (see
 	// RawNode.ForgetLeader).

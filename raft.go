@@ -672,6 +672,12 @@ func stepFollower(r *raft, m pb.Message) error {
 		r.lead = m.From
 		r.handleSnapshot(m)
 	case pb.MsgTransferLeader:
+		if m.From == None {
+			// No transferee named (TransferLeader(None)). Forwarded, the
+			// request would name this node: send fills in the sender.
+			r.logger().Debugf("node %x: transfer request names no transferee, ignoring it", r.id)
+			return nil
+		}
 		if r.lead == None {
 			r.logger().Infof("node %x: no leader known at term %d, dropping transfer request", r.id, r.Term)
 			return nil

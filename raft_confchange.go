@@ -230,15 +230,21 @@ func (r *raft) refuseRemovedCampaigner(m pb.Message) {
 // restoreConfState replaces the configuration with the one cs describes
 // (at startup, and when installing a snapshot).
 func (r *raft) restoreConfState(cs pb.ConfState) error {
-	if err := validateConfState(cs); err != nil {
-		return err
-	}
-	cfg, prs, err := confchange.Restore(confchange.Changer{Tracker: r.emptyTracker(), LastIndex: r.raftLog.lastIndex()}, cs)
+	cfg, prs, err := r.confStateConfig(cs, r.raftLog.lastIndex())
 	if err != nil {
 		return err
 	}
 	r.installConfig(cfg, prs)
 	return nil
+}
+
+// confStateConfig returns the configuration cs describes, and its progress
+// for a log ending at lastIndex, changing nothing.
+func (r *raft) confStateConfig(cs pb.ConfState, lastIndex uint64) (tracker.Config, tracker.ProgressMap, error) {
+	if err := validateConfState(cs); err != nil {
+		return tracker.Config{}, nil, err
+	}
+	return confchange.Restore(confchange.Changer{Tracker: r.emptyTracker(), LastIndex: lastIndex}, cs)
 }
 
 // installConfig makes cfg the configuration. The tracker of a leader or

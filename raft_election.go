@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"errors"
+
 	"github.com/raftcore/raft/quorum"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -28,6 +30,12 @@ func (r *raft) hup(t CampaignType) {
 
 // hasUnappliedConfChanges reports whether a conf change entry lies in
 // (applied, committed].
+//
+// The application may compact entries it applied before reporting them
+// applied (Advance, or the MsgStorageApplyResp): the rule is only to
+// compact what it applied, and it applied their conf changes with
+// ApplyConfChange. So the scan starts at the first entry storage still
+// holds when that is later than applied+1.
 func (r *raft) hasUnappliedConfChanges() bool {
 	lo, hi := r.raftLog.applied+1, r.raftLog.committed+1
 	if lo >= hi || r.raftLog.hasNextOrInProgressSnapshot() {
@@ -37,8 +45,19 @@ func (r *raft) hasUnappliedConfChanges() bool {
 	const pageSize = 64 << 10
 	for lo < hi {
 		ents, err := r.raftLog.slice(lo, hi, pageSize)
+		if errors.Is(err, ErrCompacted) {
+			first := r.raftLog.firstIndex()
+			if first > lo {
+				lo = first
+				continue
+			}
+		}
 		if err != nil {
-			r.logger().Panicf("raft: reading committed entries [%d,%d): %v", lo, hi, err)
+			// Storage contradicts itself (compacted at lo, yet
+			// starting at or before it): refuse to campaign rather
+			// than guess.
+			r.logger().Errorf("node %x: reading committed entries [%d,%d) to look for conf changes: %v", r.id, lo, hi, err)
+			return true
 		}
 		for i := range ents {
 			if ents[i].Type == pb.EntryConfChange || ents[i].Type == pb.EntryConfChangeV2 {

@@ -330,6 +330,118 @@ func TestLearnerDoesNotCampaign(t *testing.T) {
 	require.Equal(t, uint64(0), n.r().Term)
 }
 
+// An application may compact the entries it applied before it reports
+// them applied (with AsyncStorageWrites, before stepping the
+// MsgStorageApplyResp). Their conf changes were applied with
+// ApplyConfChange, so an election then looks only at what storage still
+// holds instead of failing to read the compacted entries.
+func TestCampaignAfterCompactingAppliedUnreportedAsync(t *testing.T) {
+	s := NewMemoryStorage()
+	cfg := testConfig(1, s)
+	cfg.AsyncStorageWrites = true
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}, {ID: 3}}))
+	var apply pb.Message
+	for apply.Type != pb.MsgStorageApply {
+		for _, m := range rn.Ready().Messages {
+			switch m.To {
+			case LocalAppendThread:
+				require.NoError(t, saveStorageAppend(s, m))
+				for _, resp := range m.Responses {
+					require.NoError(t, rn.Step(resp))
+				}
+			case LocalApplyThread:
+				apply = m
+			}
+		}
+	}
+	var cs pb.ConfState
+	for _, e := range apply.Entries {
+		cc, err := pb.UnmarshalConfChange(e)
+		require.NoError(t, err)
+		cs = *rn.ApplyConfChange(cc)
+	}
+	_, err = s.CreateSnapshot(3, &cs, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Compact(3))
+
+	require.NoError(t, rn.Campaign())
+	require.Equal(t, StateCandidate, rn.raft.state)
+	require.NoError(t, rn.Step(apply.Responses[0]))
+	require.Equal(t, uint64(3), rn.raft.raftLog.applied)
+}
+
+// The same without AsyncStorageWrites: a follower applies a Ready's
+// committed entry, compacts up to it and is ticked past its election
+// timeout before it calls Advance.
+func TestCampaignAfterCompactingAppliedUnreportedSync(t *testing.T) {
+	rn, s, rd := newFollowerApplyingEntry4(t)
+	require.NoError(t, s.Compact(4)) // entry 4 applied, not yet reported
+	for i := 0; i < 2*rn.raft.electionTimeout && rn.raft.state == StateFollower; i++ {
+		rn.Tick()
+	}
+	require.Equal(t, StateCandidate, rn.raft.state)
+	rn.Advance(rd)
+	require.Equal(t, uint64(4), rn.raft.raftLog.applied)
+}
+
+// newFollowerApplyingEntry4 returns follower 1 of voters 1-3 (leader 2,
+// term 2) with entries 1-4 stored, and the Ready that hands out the
+// committed entry 4 for applying, not yet advanced.
+func newFollowerApplyingEntry4(t *testing.T) (*RawNode, *MemoryStorage, Ready) {
+	t.Helper()
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}, {ID: 3}}))
+	rd := rn.Ready()
+	require.NoError(t, s.Append(rd.Entries))
+	for _, e := range rd.CommittedEntries {
+		cc, err := pb.UnmarshalConfChange(e)
+		require.NoError(t, err)
+		rn.ApplyConfChange(cc)
+	}
+	rn.Advance(rd)
+
+	require.NoError(t, rn.Step(pb.Message{From: 2, To: 1, Type: pb.MsgApp, Term: 2, Index: 3, LogTerm: 1, Commit: 3,
+		Entries: []pb.Entry{{Index: 4, Term: 2, Data: []byte("x")}}}))
+	rd = rn.Ready()
+	require.NoError(t, s.Append(rd.Entries))
+	require.NoError(t, s.SetHardState(rd.HardState))
+	rn.Advance(rd)
+	require.NoError(t, rn.Step(pb.Message{From: 2, To: 1, Type: pb.MsgHeartbeat, Term: 2, Commit: 4}))
+	rd = rn.Ready()
+	require.NoError(t, s.SetHardState(rd.HardState))
+	require.Len(t, rd.CommittedEntries, 1)
+	require.Equal(t, uint64(4), rd.CommittedEntries[0].Index)
+	return rn, s, rd
+}
+
+// compactedEntriesStorage answers every Entries call with ErrCompacted,
+// while its FirstIndex says nothing was compacted.
+type compactedEntriesStorage struct{ *MemoryStorage }
+
+func (compactedEntriesStorage) Entries(lo, hi, maxSize uint64) ([]pb.Entry, error) {
+	return nil, ErrCompacted
+}
+
+// A storage that says an entry is compacted and also that it starts at or
+// before it gives no way to look for unapplied conf changes: the node
+// does not campaign, and does not panic either.
+func TestNoCampaignWhenStorageContradictsItself(t *testing.T) {
+	rn, s, rd := newFollowerApplyingEntry4(t)
+	rn.raft.raftLog.storage = compactedEntriesStorage{s}
+	for i := 0; i < 2*rn.raft.electionTimeout; i++ {
+		rn.Tick()
+	}
+	require.Equal(t, StateFollower, rn.raft.state)
+	rn.raft.raftLog.storage = s
+	rn.Advance(rd)
+	require.NoError(t, rn.Campaign())
+	require.Equal(t, StateCandidate, rn.raft.state)
+}
+
 // Learners' votes never count toward an election.
 func TestLearnerVotesDoNotCount(t *testing.T) {
 	n := newTestNode(t, 1, []uint64{1, 2, 3})

@@ -174,7 +174,10 @@ func (rn *RawNode) setPrevSoftState(ss SoftState) {
 // Bootstrap initializes a fresh node's log with a conf change entry adding
 // each peer as a voter, committed at once, so that the cluster can elect a
 // leader. The first Ready carries these entries; persist and apply them as
-// usual. It fails if peers is empty or the storage is not empty.
+// usual. It fails if peers is empty or invalid (an ID listed twice, or 0),
+// or if the node is not empty: its storage holds an entry or a snapshot,
+// or it has a term or a vote (stored, or learned from a message; a node
+// that took any entry has a term). A failed Bootstrap changes nothing.
 func (rn *RawNode) Bootstrap(peers []Peer) error {
 	if len(peers) == 0 {
 		return errors.New("raft: must provide at least one peer to Bootstrap")
@@ -184,17 +187,17 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 			return fmt.Errorf("raft: cannot bootstrap with peer ID %x, which names a local storage thread", p.ID)
 		}
 	}
-	last, err := rn.raft.raftLog.storage.LastIndex()
+	r := rn.raft
+	last, err := r.raftLog.storage.LastIndex()
 	if err != nil {
 		return err
 	}
 	if last != 0 {
 		return errors.New("raft: can't bootstrap a nonempty Storage")
 	}
-	// Pretend a leader of term 1 sent the membership: the entries are
-	// committed and this node is a follower of term 1 with no leader.
-	rn.prevHardSt = pb.HardState{}
-	rn.raft.becomeFollower(1, None)
+	if r.Term != 0 || r.Vote != None {
+		return fmt.Errorf("raft: can't bootstrap a node that has a term (%d) or a vote (%x)", r.Term, r.Vote)
+	}
 	ents := make([]pb.Entry, len(peers))
 	voters := make([]uint64, len(peers))
 	for i, p := range peers {
@@ -206,9 +209,20 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 		ents[i] = pb.Entry{Type: pb.EntryConfChange, Term: 1, Index: uint64(i + 1), Data: data}
 		voters[i] = p.ID
 	}
-	rn.raft.raftLog.bootstrap(ents)
-	rn.raft.raftLog.committed = uint64(len(ents))
-	return rn.raft.restoreConfState(pb.ConfState{Voters: voters})
+	// Checked before anything changes, so that a failed Bootstrap can be
+	// retried.
+	cfg, prs, err := r.confStateConfig(pb.ConfState{Voters: voters}, uint64(len(ents)))
+	if err != nil {
+		return err
+	}
+	// Pretend a leader of term 1 sent the membership: the entries are
+	// committed and this node is a follower of term 1 with no leader.
+	rn.prevHardSt = pb.HardState{}
+	r.becomeFollower(1, None)
+	r.raftLog.bootstrap(ents)
+	r.raftLog.committed = uint64(len(ents))
+	r.installConfig(cfg, prs)
+	return nil
 }
 
 // Tick advances the node's logical clock by one tick. Election and
@@ -323,13 +337,18 @@ func (rn *RawNode) ProposeConfChange(cc pb.ConfChangeI) error {
 // are refused with ErrStepLocalMsg, responses from nodes outside the
 // configuration with ErrStepPeerNotFound, and malformed or inconsistent
 // messages with an error wrapping ErrInvalidMessage; a refused message
-// changes nothing. With AsyncStorageWrites, the Responses of the storage
-// messages are stepped here too, in the order given; one that answers no
-// work the node handed out is refused with ErrInvalidMessage. Step cannot
-// tell a copy that answers exactly the work outstanding from the storage
-// thread's own answer: a transport should refuse the storage threads' IDs
-// and MsgForgetLeader (Step takes it as this application's request) from
-// peers, as kvstore and multiraft do.
+// changes nothing. A message must be addressed to this node, except a
+// MsgProp, which may leave To at None (a batch of proposals the
+// application steps as its own). With AsyncStorageWrites, the Responses
+// of the storage messages are stepped here too, in the order given; one
+// that answers no work the node handed out is refused with
+// ErrInvalidMessage. Only this RawNode's own: responses handed out before
+// a restart must not be stepped into the new RawNode (see
+// Config.AsyncStorageWrites). Step cannot tell a copy that answers
+// exactly the work outstanding from the storage thread's own answer: a
+// transport should refuse the storage threads' IDs and MsgForgetLeader
+// (Step takes it as this application's request) from peers, as kvstore
+// and multiraft do.
 func (rn *RawNode) Step(m pb.Message) error {
 	if rn.asyncWrite && m.To == rn.raft.id {
 		// With AsyncStorageWrites the application steps back the
@@ -603,7 +622,8 @@ func (rn *RawNode) ReportSnapshot(id uint64, status SnapshotStatus) {
 }
 
 // TransferLeader asks the leader to hand leadership to transferee. On a
-// follower the request is forwarded to the leader.
+// follower the request is forwarded to the leader. TransferLeader(None)
+// names no transferee and does nothing.
 func (rn *RawNode) TransferLeader(transferee uint64) {
 	_ = rn.raft.Step(pb.Message{Type: pb.MsgTransferLeader, From: transferee})
 }

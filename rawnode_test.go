@@ -151,6 +151,55 @@ func TestRawNodeBootstrapErrors(t *testing.T) {
 	require.Error(t, rn.Bootstrap([]Peer{{ID: 1}}), "storage not empty")
 }
 
+// A node with a term or a vote is not empty even while its log is:
+// Bootstrap refuses it and keeps the term and vote (going back to term 1
+// could grant a second vote in term 5).
+func TestRawNodeBootstrapRefusesTermOrVote(t *testing.T) {
+	t.Run("stored hard state", func(t *testing.T) {
+		s := NewMemoryStorage()
+		require.NoError(t, s.SetHardState(pb.HardState{Term: 5, Vote: 2}))
+		rn, err := NewRawNode(testConfig(1, s))
+		require.NoError(t, err)
+		require.Error(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}}))
+		require.Equal(t, uint64(5), rn.raft.Term)
+		require.Equal(t, uint64(2), rn.raft.Vote)
+		require.Zero(t, rn.raft.raftLog.lastIndex())
+		require.False(t, rn.HasReady())
+	})
+	t.Run("term from a message", func(t *testing.T) {
+		rn, err := NewRawNode(testConfig(1, NewMemoryStorage()))
+		require.NoError(t, err)
+		require.NoError(t, rn.Step(pb.Message{From: 2, To: 1, Type: pb.MsgVote, Term: 5}))
+		require.Equal(t, uint64(5), rn.raft.Term)
+		hs := rn.raft.hardState()
+		require.Error(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}}))
+		require.Equal(t, hs, rn.raft.hardState())
+		require.Zero(t, rn.raft.raftLog.lastIndex())
+	})
+}
+
+// A Bootstrap that fails on its peers changes nothing, so it can be
+// retried with a correct list.
+func TestRawNodeBootstrapInvalidPeersChangesNothing(t *testing.T) {
+	s := NewMemoryStorage()
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	for _, peers := range [][]Peer{{{ID: 1}, {ID: 2}, {ID: 2}}, {{ID: 1}, {ID: 0}}} {
+		require.Error(t, rn.Bootstrap(peers), "peers %v", peers)
+		require.False(t, rn.HasReady())
+		require.Zero(t, rn.raft.Term)
+		require.Zero(t, rn.raft.raftLog.lastIndex())
+		require.Zero(t, rn.raft.raftLog.committed)
+		require.Empty(t, rn.raft.conf.voterIDs())
+	}
+
+	require.NoError(t, rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}, {ID: 3}}))
+	rd := rn.Ready()
+	require.Len(t, rd.CommittedEntries, 3)
+	handle(t, rn, s, rd)
+	require.Equal(t, []uint64{1, 2, 3}, rn.raft.conf.voterIDs())
+}
+
 // Bootstrap writes one conf change per peer, carrying the peer's context,
 // and the applied changes make every peer a voter.
 func TestRawNodeBootstrapPeers(t *testing.T) {
@@ -359,6 +408,27 @@ func TestRawNodeStepTakesProposalForwardedBack(t *testing.T) {
 	before := leader.r().raftLog.lastIndex()
 	require.NoError(t, leader.rn.Step(pb.Message{Type: pb.MsgProp, From: 1, To: 1, Entries: []pb.Entry{{Data: []byte("back")}}}))
 	require.Equal(t, before+1, leader.r().raftLog.lastIndex())
+}
+
+// Some etcd raft applications batch proposals by stepping a MsgProp from
+// themselves with To left at 0; etcd raft takes it, so Step does too (for
+// MsgProp only), on the leader and on a follower, which forwards it.
+func TestRawNodeStepTakesProposalWithoutRecipient(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	for _, id := range []uint64{1, 2} {
+		data := [][]byte{[]byte(fmt.Sprintf("a%d", id)), []byte(fmt.Sprintf("b%d", id))}
+		require.NoError(t, c.nodes[id].rn.Step(pb.Message{Type: pb.MsgProp, From: id,
+			Entries: []pb.Entry{{Data: data[0]}, {Data: data[1]}}}), "node %x", id)
+		c.stabilize()
+		for _, n := range c.nodes {
+			applied := n.applied[len(n.applied)-2:]
+			require.Equal(t, data, [][]byte{applied[0].Data, applied[1].Data}, "node %x", n.r().id)
+		}
+	}
+	// Any other message still has to name this node.
+	err := c.nodes[2].rn.Step(pb.Message{Type: pb.MsgHeartbeat, From: 1, Term: c.nodes[1].r().Term})
+	require.ErrorIs(t, err, ErrInvalidMessage)
 }
 
 // A state machine may have applied entries whose commit index the storage

@@ -156,6 +156,25 @@ func TestTransferToLeaderAskedOfFollower(t *testing.T) {
 	require.Zero(t, c.delivered[pb.MsgTransferLeader])
 }
 
+// TransferLeader(None) names no transferee: every node does nothing with
+// it. A follower forwarding it would make itself the transferee (the
+// forwarded request's sender).
+func TestTransferToNoneDoesNothing(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.campaign(1)
+	term := c.nodes[1].r().Term
+	for _, id := range []uint64{2, 1} {
+		c.nodes[id].rn.TransferLeader(None)
+		require.Empty(t, filterMsgs(c.nodes[id].ready(), pb.MsgTransferLeader, 0), "node %x", id)
+		c.stabilize()
+		require.Equal(t, []uint64{1}, c.leaders())
+		require.Equal(t, term, c.nodes[2].r().Term)
+		require.Equal(t, None, c.nodes[1].r().transferee())
+	}
+	require.Zero(t, c.delivered[pb.MsgTransferLeader])
+	require.Zero(t, c.delivered[pb.MsgTimeoutNow])
+}
+
 // ForgetLeader: with CheckQuorum a follower refuses votes while it has a
 // leader (the lease); once it forgets the leader it grants them at once.
 func TestForgetLeader(t *testing.T) {

@@ -93,7 +93,9 @@ func validateMessage(self uint64, m *pb.Message) error {
 		// forwarded again (by a follower whose leader changed) back to the
 		// node it came from; anything else from ourselves is bogus.
 		return fmt.Errorf("%w: %s claims to come from this node (%x)", ErrInvalidMessage, m.Type, self)
-	case m.To != self:
+	case m.To != self && (m.To != None || m.Type != pb.MsgProp):
+		// A proposal stepped with no recipient is the application's own:
+		// etcd raft takes it, and some applications batch proposals so.
 		return fmt.Errorf("%w: %s addressed to %x, not to this node (%x)", ErrInvalidMessage, m.Type, m.To, self)
 	case m.Term == 0 && m.Type != pb.MsgProp && m.Type != pb.MsgReadIndex:
 		return fmt.Errorf("%w: %s from %x without a term", ErrInvalidMessage, m.Type, m.From)
