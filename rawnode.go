@@ -362,6 +362,11 @@ func (rn *RawNode) Step(m pb.Message) error {
 			return rn.raft.stepSelfResponse(m)
 		}
 	}
+	if m.Type == pb.MsgProp && m.From == None {
+		// A batch of proposals the application steps itself, as etcd raft
+		// takes it: from this node.
+		m.From = rn.raft.id
+	}
 	if err := validateMessage(rn.raft.id, &m); err != nil {
 		return err
 	}

@@ -410,15 +410,17 @@ func TestRawNodeStepTakesProposalForwardedBack(t *testing.T) {
 	require.Equal(t, before+1, leader.r().raftLog.lastIndex())
 }
 
-// Some etcd raft applications batch proposals by stepping a MsgProp from
-// themselves with To left at 0; etcd raft takes it, so Step does too (for
-// MsgProp only), on the leader and on a follower, which forwards it.
+// Some etcd raft applications batch proposals by stepping a MsgProp with
+// To left at 0, and From set to themselves or left at 0 too; etcd raft
+// takes it, so Step does (for MsgProp only), on the leader and on a
+// follower, which forwards it.
 func TestRawNodeStepTakesProposalWithoutRecipient(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.campaign(1)
-	for _, id := range []uint64{1, 2} {
-		data := [][]byte{[]byte(fmt.Sprintf("a%d", id)), []byte(fmt.Sprintf("b%d", id))}
-		require.NoError(t, c.nodes[id].rn.Step(pb.Message{Type: pb.MsgProp, From: id,
+	for _, tt := range []struct{ id, from uint64 }{{1, 1}, {2, 2}, {1, None}, {2, None}} {
+		id := tt.id
+		data := [][]byte{[]byte(fmt.Sprintf("a%d%d", id, tt.from)), []byte(fmt.Sprintf("b%d%d", id, tt.from))}
+		require.NoError(t, c.nodes[id].rn.Step(pb.Message{Type: pb.MsgProp, From: tt.from,
 			Entries: []pb.Entry{{Data: data[0]}, {Data: data[1]}}}), "node %x", id)
 		c.stabilize()
 		for _, n := range c.nodes {
