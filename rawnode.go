@@ -338,8 +338,8 @@ func (rn *RawNode) ProposeConfChange(cc pb.ConfChangeI) error {
 // configuration with ErrStepPeerNotFound, and malformed or inconsistent
 // messages with an error wrapping ErrInvalidMessage; a refused message
 // changes nothing. A message must be addressed to this node, except a
-// MsgProp, which may leave To at None (a batch of proposals the
-// application steps as its own). With AsyncStorageWrites, the Responses
+// MsgProp, which may leave To at None, and From too (a batch of proposals
+// the application steps as its own). With AsyncStorageWrites, the Responses
 // of the storage messages are stepped here too, in the order given; one
 // that answers no work the node handed out is refused with
 // ErrInvalidMessage. Only this RawNode's own: responses handed out before
