@@ -211,7 +211,7 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 // Tick advances the node's logical clock by one tick. Election and
 // heartbeat timeouts are counted in ticks.
 func (rn *RawNode) Tick() {
-	rn.raft.ticks++
+	rn.raft.advanceClock()
 	rn.raft.tick()
 	rn.raft.tickApplyHeldBack()
 	if rn.busy {
@@ -262,7 +262,7 @@ func (rn *RawNode) ReleaseMemory() {
 // Deprecated: kept for code written for etcd raft, which deprecates it
 // too. Use Tick.
 func (rn *RawNode) TickQuiesced() {
-	rn.raft.ticks++
+	rn.raft.advanceClock()
 	rn.raft.electionElapsed = saturatingAdd(rn.raft.electionElapsed, 1)
 }
 
