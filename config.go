@@ -21,7 +21,10 @@ const (
 	// ReadOnlyLeaseBased answers from the leader's commit index without a
 	// round, trusting that no other leader can exist within an election
 	// timeout of the last quorum contact. It relies on bounded clock drift
-	// and requires CheckQuorum.
+	// and requires CheckQuorum. A leader transfer's campaign does not
+	// wait for that timeout: a leader that started a transfer confirms
+	// reads with a round for the rest of its term, even if it abandoned
+	// the transfer.
 	ReadOnlyLeaseBased
 )
 
@@ -104,8 +107,10 @@ type Config struct {
 	MaxInflightBytes uint64
 
 	// CheckQuorum makes a leader step down when it has not heard from a
-	// quorum within an election timeout, and makes followers that heard
-	// from a leader recently ignore vote requests (leader lease).
+	// quorum within an election timeout, and makes a node that heard from
+	// a leader within the last election timeout ignore vote requests
+	// (leader lease), even if a later term or its own campaign has made it
+	// forget that leader since.
 	CheckQuorum bool
 	// PreVote makes a node first ask whether it could win before it raises
 	// its term (Raft thesis §9.6), so that a node rejoining after a

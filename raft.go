@@ -145,8 +145,17 @@ type raft struct {
 	msgs []pb.Message
 	// msgChunk is the length of the last chunk msgs was given.
 	msgChunk int32
-	// reuseMsgs is Config.ReuseReadyMessages (see reuseHandedOut).
-	reuseMsgs bool
+	// voteLease counts down the ticks left of this node's promise to the
+	// leader it last heard from (an append, heartbeat or snapshot of the
+	// leader of its term): with CheckQuorum it grants no vote or pre-vote
+	// (but to a leader transfer's campaign) until an election timeout has
+	// passed since then, whatever its term or role became meanwhile (see
+	// inVoteLease). A leader's lease for ReadOnlyLeaseBased reads rests on
+	// it. A node restarting with lease-based reads starts with a full
+	// promise: it may have made one before it stopped. 32 bits, with the
+	// promise capped to fit (leaseTicks), so that it shares msgChunk's
+	// word and raft stays within 256 bytes (TestRaftSize).
+	voteLease uint32
 	// msgsAfterAppend must wait until the entries and hard state written
 	// with them are durable: acknowledgements and votes. Those addressed to
 	// this node itself are stepped back in once the write is done.
@@ -156,10 +165,9 @@ type raft struct {
 
 	// autoLeave is the configuration's AutoLeave.
 	autoLeave bool
-	// startupLease: a node restarting with lease-based reads does not
-	// know whether a leader's lease is running, so it refuses votes for
-	// its first election timeout, as if it had just heard from a leader.
-	startupLease bool
+	// reuseMsgs is Config.ReuseReadyMessages (see reuseHandedOut). Here
+	// among the flags, which share one word.
+	reuseMsgs bool
 	// leaseReads is set for Config.ReadOnlyOption ReadOnlyLeaseBased.
 	leaseReads                bool
 	checkQuorum               bool
@@ -221,9 +229,14 @@ type leaderState struct {
 	// leaseAcks maps a peer to the tick at which the leader sent the
 	// latest heartbeat the peer acknowledged (ReadOnlyLeaseBased).
 	leaseAcks map[uint64]uint64
-	// leaseFloor is the tick a leader transfer was abandoned at: heartbeats
-	// sent up to it build no lease.
-	leaseFloor uint64
+	// leaseGivenUp is set when a leader transfer starts: the leader holds
+	// no lease for the rest of its term, even once the transfer is
+	// abandoned. The transferee's campaign ignores the followers'
+	// promises (inVoteLease), and its timeout-now may still be in flight,
+	// or be sent again (handleHeartbeatResponse), after the abort. Reads
+	// are confirmed with a heartbeat round instead; a new leadership
+	// starts with a new leaderState, and so without it.
+	leaseGivenUp bool
 	// queuedAppends notes, per peer, the append queued for it since the
 	// last Ready that a later one may extend (see raft_coalesce.go).
 	queuedAppends []queuedAppend
@@ -288,10 +301,13 @@ func newRaft(c *Config) (*raft, error) {
 		if err := r.loadState(hs); err != nil {
 			return nil, err
 		}
-		// A node restarting into a cluster that serves lease reads may
-		// have been part of a leader's lease: honour it for an election
-		// timeout.
-		r.startupLease = c.CheckQuorum && c.ReadOnlyOption == ReadOnlyLeaseBased && hs.Term > 0
+		// A node restarting into a cluster that serves lease reads does
+		// not know whether it promised a leader its vote: it keeps the
+		// promise for an election timeout, as if it had just heard from
+		// a leader.
+		if c.CheckQuorum && c.ReadOnlyOption == ReadOnlyLeaseBased && hs.Term > 0 {
+			r.voteLease = r.leaseTicks()
+		}
 	}
 	if c.Applied > 0 {
 		if last := r.raftLog.lastIndex(); c.Applied > last {
@@ -470,6 +486,15 @@ func (r *raft) becomeLeader() {
 	r.logger().Infof("node %x: leader at term %d", r.id, r.Term)
 }
 
+// advanceClock counts one tick of the node's clock, whatever its role and
+// whether or not the tick is quiesced.
+func (r *raft) advanceClock() {
+	r.ticks++
+	if r.voteLease > 0 {
+		r.voteLease--
+	}
+}
+
 // tick advances the role's clock: the leader's heartbeat (and quorum
 // check), everyone else's election timeout. A switch rather than a
 // function field set at each role change: the method value would be an
@@ -486,9 +511,6 @@ func (r *raft) tick() {
 // randomized election timeout has passed without hearing from a leader.
 func (r *raft) tickElection() {
 	r.electionElapsed++
-	if r.electionElapsed >= r.electionTimeout {
-		r.startupLease = false
-	}
 	if r.pastElectionTimeout() && r.promotable() {
 		r.electionElapsed = 0
 		if err := r.Step(pb.Message{From: r.id, Type: pb.MsgHup}); err != nil {
@@ -598,17 +620,13 @@ func (r *raft) stepTerm(m pb.Message) (bool, error) {
 // stepHigherTerm handles a message from a later term. It reports whether
 // the message is dropped.
 func (r *raft) stepHigherTerm(m pb.Message) bool {
-	if m.Type == pb.MsgVote || m.Type == pb.MsgPreVote {
-		force := string(m.Context) == string(campaignTransfer)
-		inLease := r.checkQuorum && (r.lead != None || r.startupLease) && r.electionElapsed < r.electionTimeout
-		if !force && inLease {
-			// A leader was heard from within the election timeout: this
-			// candidate is likely disruptive (e.g. it was partitioned).
-			// Don't bump the term or grant the vote (Raft thesis §4.2.3).
-			r.logger().Infof("node %x (last term %d index %d, vote %x): leader lease holds, dropping %s from %x (last term %d index %d) at term %d, %d ticks left",
-				r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, m.Type, m.From, m.LogTerm, m.Index, r.Term, r.electionTimeout-r.electionElapsed)
-			return true
-		}
+	if (m.Type == pb.MsgVote || m.Type == pb.MsgPreVote) && r.inVoteLease(m) {
+		// A leader was heard from within the election timeout: this
+		// candidate is likely disruptive (e.g. it was partitioned).
+		// Don't bump the term or grant the vote (Raft thesis §4.2.3).
+		r.logger().Infof("node %x (last term %d index %d, vote %x, %s): leader lease holds, dropping %s from %x (last term %d index %d) at term %d, %d ticks of promise left",
+			r.id, r.raftLog.lastEntryID().term, r.raftLog.lastIndex(), r.Vote, r.state, m.Type, m.From, m.LogTerm, m.Index, r.Term, r.voteLease)
+		return true
 	}
 	switch {
 	case m.Type == pb.MsgPreVote:
@@ -657,19 +675,16 @@ func stepFollower(r *raft, m pb.Message) error {
 	case pb.MsgProp:
 		return r.forwardProposal(m)
 	case pb.MsgApp:
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		return r.handleAppendEntries(m)
 	case pb.MsgHeartbeat:
 		if err := r.checkHeartbeat(m); err != nil {
 			return err
 		}
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		r.handleHeartbeat(m)
 	case pb.MsgSnap:
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		r.handleSnapshot(m)
 	case pb.MsgTransferLeader:
 		if m.From == None {
@@ -710,6 +725,15 @@ func stepFollower(r *raft, m pb.Message) error {
 	return nil
 }
 
+// heardFromLeader notes an append, heartbeat or snapshot from lead, the
+// leader of this term: the election timeout starts again, and so does the
+// promise not to vote that the leader's lease rests on (voteLease).
+func (r *raft) heardFromLeader(lead uint64) {
+	r.electionElapsed = 0
+	r.lead = lead
+	r.voteLease = r.leaseTicks()
+}
+
 // stepCandidate is the step function of candidates and pre-candidates.
 func stepCandidate(r *raft, m pb.Message) error {
 	switch m.Type {
@@ -720,15 +744,18 @@ func stepCandidate(r *raft, m pb.Message) error {
 		r.logger().Infof("node %x: no leader known at term %d, dropping read-index request", r.id, r.Term)
 	case pb.MsgApp:
 		r.becomeFollower(m.Term, m.From) // always m.Term == r.Term
+		r.heardFromLeader(m.From)
 		return r.handleAppendEntries(m)
 	case pb.MsgHeartbeat:
 		if err := r.checkHeartbeat(m); err != nil {
 			return err
 		}
 		r.becomeFollower(m.Term, m.From)
+		r.heardFromLeader(m.From)
 		r.handleHeartbeat(m)
 	case pb.MsgSnap:
 		r.becomeFollower(m.Term, m.From)
+		r.heardFromLeader(m.From)
 		r.handleSnapshot(m)
 	case pb.MsgVoteResp, pb.MsgPreVoteResp:
 		r.handleVoteResponse(m)

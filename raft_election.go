@@ -17,6 +17,15 @@ func (r *raft) hup(t CampaignType) {
 		r.logger().Warningf("node %x: not a voter (or a snapshot is pending), not campaigning", r.id)
 		return
 	}
+	if t != campaignTransfer && r.leaseReads && r.voteLease > 0 {
+		// The leader serves reads from its lease, trusting that no voter
+		// votes within an election timeout of hearing from it; this
+		// node's own vote for itself would break that (and with another
+		// voter whose promise has run out, elect a leader behind the old
+		// one's back). The election timer never fires this early.
+		r.logger().Infof("node %x: heard from a leader %d ticks short of an election timeout ago; with lease-based reads, not campaigning yet", r.id, r.voteLease)
+		return
+	}
 	if r.hasUnappliedConfChanges() {
 		// A committed but unapplied conf change may change who votes:
 		// campaigning under the old config could elect a leader the new
@@ -122,9 +131,11 @@ func (r *raft) handleVoteRequest(m pb.Message) {
 	// request), or if we have not voted and know no leader this term. A
 	// pre-vote for a later term may always be granted: it changes nothing
 	// here.
-	canVote := mutationDoubleVote || r.Vote == m.From ||
+	// Within a leader's lease nothing is granted (the term rules dropped
+	// such a request from a later term; one of this term is refused).
+	canVote := mutationDoubleVote || !r.inVoteLease(m) && (r.Vote == m.From ||
 		(r.Vote == None && r.lead == None) ||
-		(m.Type == pb.MsgPreVote && m.Term > r.Term)
+		(m.Type == pb.MsgPreVote && m.Term > r.Term))
 	candidateLast := entryID{term: m.LogTerm, index: m.Index}
 	if canVote && (mutationAnyLog || r.raftLog.isUpToDate(candidateLast)) {
 		r.logger().Infof("node %x (last term %d index %d, vote %x): granting %s to %x (last term %d index %d) at term %d",
@@ -149,6 +160,22 @@ func (r *raft) handleVoteRequest(m pb.Message) {
 		return
 	}
 	r.send(pb.Message{To: m.From, Term: r.Term, Type: voteRespMsgType(m.Type), Reject: true})
+}
+
+// inVoteLease reports whether this node, with CheckQuorum, must not grant
+// m, a vote or pre-vote request: it leads, or it heard from a leader less
+// than an election timeout ago (voteLease). Knowing a leader (lead) is not
+// the test: a node forgets its leader when a message of a later term
+// arrives (even a late refusal of its own pre-vote) or when it starts a
+// pre-election, and a vote granted then, within the leader's lease, could
+// elect another leader while the first still answers reads from its lease.
+// A leader transfer's campaign is granted all the same: the leader asked
+// for it, and holds no lease for the rest of its term (leaseValid).
+func (r *raft) inVoteLease(m pb.Message) bool {
+	if !r.checkQuorum || string(m.Context) == string(campaignTransfer) {
+		return false
+	}
+	return r.state == StateLeader || r.voteLease > 0
 }
 
 // handleVoteResponse counts a vote; a won pre-election starts the real

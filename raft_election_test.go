@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -312,10 +313,101 @@ func TestCheckQuorumLeaseIgnoresVotes(t *testing.T) {
 	m := newTestNode(t, 2, []uint64{1, 2, 3}, withCheckQuorum)
 	m.step(pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: 3})
 	m.ready()
-	m.r().electionElapsed = m.r().electionTimeout
+	m.tick(m.r().electionTimeout)
+	require.Equal(t, StateFollower, m.r().state)
 	m.step(pb.Message{From: 3, To: 2, Type: pb.MsgVote, Term: 4, LogTerm: 3, Index: 10})
 	require.Equal(t, uint64(4), m.r().Term)
 	require.Equal(t, uint64(3), m.r().Vote)
+}
+
+// With CheckQuorum the promise made by hearing from a leader outlasts
+// knowing it: a node that a later term's message made forget its leader
+// (here a late refusal of a pre-vote it sent before the leader's heartbeat
+// came) refuses votes of that term and pre-votes of the next until an
+// election timeout has passed since the heartbeat, and grants them then,
+// not later.
+func TestCheckQuorumLeaseOutlastsLeader(t *testing.T) {
+	vote := pb.Message{From: 3, To: 2, Type: pb.MsgVote, Term: 4, LogTerm: 3, Index: 10}
+	preVote := pb.Message{From: 3, To: 2, Type: pb.MsgPreVote, Term: 5, LogTerm: 3, Index: 10}
+	n := newTestNode(t, 2, []uint64{1, 2, 3}, withCheckQuorum, withPreVote)
+	n.step(pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: 3})
+	n.ready()
+	n.tick(2)
+	n.step(pb.Message{From: 3, To: 2, Type: pb.MsgPreVoteResp, Term: 4, Reject: true})
+	require.Equal(t, uint64(4), n.r().Term)
+	require.Equal(t, None, n.r().lead, "the leader is forgotten")
+
+	n.step(preVote)
+	require.Empty(t, n.ready(), "a pre-vote of a later term is dropped")
+	n.step(vote)
+	resp := n.ready()
+	require.Len(t, resp, 1)
+	require.True(t, resp[0].Reject, "a vote of this term is refused")
+	require.Equal(t, None, n.r().Vote)
+
+	// The promise ends an election timeout after the heartbeat.
+	n.tick(n.r().electionTimeout - 3)
+	n.step(vote)
+	require.True(t, n.ready()[0].Reject, "one tick before the end")
+	n.tick(1)
+	require.Equal(t, StateFollower, n.r().state)
+	n.step(preVote)
+	resp = n.ready()
+	require.Len(t, resp, 1)
+	require.False(t, resp[0].Reject, "pre-vote granted once the promise ends")
+	n.step(vote)
+	require.Equal(t, uint64(3), n.r().Vote)
+}
+
+// The promise starts with an append or heartbeat of the leader of the
+// node's term, heard as a follower or as a candidate of that term.
+func TestVoteLeaseFromEveryRole(t *testing.T) {
+	for _, typ := range []pb.MessageType{pb.MsgApp, pb.MsgHeartbeat} {
+		for _, candidate := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s candidate=%t", typ, candidate), func(t *testing.T) {
+				n := newTestNode(t, 2, []uint64{1, 2, 3}, withCheckQuorum)
+				term := uint64(3)
+				if candidate {
+					require.NoError(t, n.rn.Campaign())
+					n.ready()
+					require.Equal(t, StateCandidate, n.r().state)
+					term = n.r().Term
+				}
+				n.step(pb.Message{From: 1, To: 2, Type: typ, Term: term})
+				n.ready()
+				require.Equal(t, uint64(1), n.r().lead)
+				// A late refusal of a later term makes it forget its leader.
+				n.step(pb.Message{From: 3, To: 2, Type: pb.MsgVoteResp, Term: term + 1, Reject: true})
+				require.Equal(t, None, n.r().lead)
+				n.step(pb.Message{From: 3, To: 2, Type: pb.MsgVote, Term: term + 1, LogTerm: 3, Index: 10})
+				require.Equal(t, None, n.r().Vote)
+			})
+		}
+	}
+}
+
+// Quiesced ticks count toward the end of the promise, as toward the
+// election timeout.
+func TestVoteLeaseCountsQuiescedTicks(t *testing.T) {
+	n := newTestNode(t, 2, []uint64{1, 2, 3}, withCheckQuorum)
+	n.step(pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: 3})
+	n.ready()
+	for range n.r().electionTimeout {
+		n.rn.TickQuiesced()
+	}
+	n.step(pb.Message{From: 3, To: 2, Type: pb.MsgVote, Term: 4, LogTerm: 3, Index: 10})
+	require.Equal(t, uint64(3), n.r().Vote)
+}
+
+// Without lease-based reads, ForgetLeader ends the promise too: the
+// follower may grant votes at once.
+func TestForgetLeaderEndsVoteLease(t *testing.T) {
+	n := newTestNode(t, 2, []uint64{1, 2, 3}, withCheckQuorum)
+	n.step(pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: 3})
+	n.ready()
+	require.NoError(t, n.rn.ForgetLeader())
+	n.step(pb.Message{From: 3, To: 2, Type: pb.MsgVote, Term: 4, LogTerm: 3, Index: 10})
+	require.Equal(t, uint64(3), n.r().Vote)
 }
 
 // Learners never campaign.

@@ -168,9 +168,10 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 func (r *raft) bcastHeartbeat() {
 	// The latest pending read rides along, so that a read whose
 	// heartbeats were lost is confirmed by the next round; otherwise, with
-	// lease-based reads, the send tick that renews the lease.
+	// lease-based reads, the send tick that renews the lease (unless the
+	// lease was given up for this term).
 	ctx := r.readOnly.last()
-	if ctx == nil && r.leaseReads {
+	if ctx == nil && r.leaseReads && !r.leaseGivenUp {
 		ctx = leaseCtx(r.ticks)
 	}
 	r.bcastHeartbeatWithCtx(ctx)

@@ -30,6 +30,10 @@ func (r *raft) handleTransferLeader(m pb.Message, pr *tracker.Progress) {
 	// The transfer must finish within an election timeout.
 	r.electionElapsed = 0
 	r.leadTransferee = transferee
+	// Its campaign ignores leases, and may start however late its
+	// timeout-now arrives: no lease for the rest of this term.
+	r.leaseGivenUp = true
+	r.leaseAcks = nil
 	if pr.Match == r.raftLog.lastIndex() {
 		r.sendTimeoutNow(transferee)
 		r.logger().Infof("node %x: %x is caught up, sending it timeout-now", r.id, transferee)
@@ -48,13 +52,10 @@ func (r *raft) abortLeaderTransfer() {
 	if r.leaderState == nil || r.leadTransferee == None {
 		return
 	}
+	// The lease stays given up (leaseGivenUp): the transferee may have
+	// its timeout-now yet, or get another, and win votes that ignore
+	// leases.
 	r.leadTransferee = None
-	// The transferee may have had its timeout-now and be winning votes
-	// that ignore leases: acknowledgements of heartbeats sent until now
-	// no longer hold a lease (leaseValid). Heartbeats sent from the next
-	// tick on rebuild it.
-	r.leaseAcks = nil
-	r.leaseFloor = r.ticks
 }
 
 // transferee returns the node the leader is handing leadership to, or None
@@ -81,7 +82,7 @@ func (r *raft) forgetLeader() {
 		r.logger().Infof("node %x: not forgetting leader %x with lease-based reads", r.id, r.lead)
 		return
 	}
-	r.startupLease = false
+	r.voteLease = 0
 	if r.lead == None {
 		return
 	}

@@ -234,7 +234,7 @@ func (rn *RawNode) Tick() {
 		rn.ReleaseMemory()
 	}
 	rn.readys = 0
-	rn.raft.ticks++
+	rn.raft.advanceClock()
 	rn.raft.tick()
 	rn.raft.tickApplyHeldBack()
 }
@@ -292,12 +292,14 @@ func (rn *RawNode) ReleaseMemory() {
 // Deprecated: kept for code written for etcd raft, which deprecates it
 // too. Use Tick.
 func (rn *RawNode) TickQuiesced() {
-	rn.raft.ticks++
+	rn.raft.advanceClock()
 	rn.raft.electionElapsed = saturatingAdd(rn.raft.electionElapsed, 1)
 }
 
 // Campaign makes this node start an election now (a pre-election first,
-// with PreVote).
+// with PreVote). With ReadOnlyLeaseBased reads it does nothing on a node
+// that heard from a leader less than an election timeout ago: the leader's
+// lease rests on no voter voting then (see ForgetLeader).
 func (rn *RawNode) Campaign() error {
 	return rn.raft.Step(pb.Message{Type: pb.MsgHup})
 }

@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"math"
+
 	"github.com/raftcore/raft/quorum"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -193,16 +195,20 @@ func (r *raft) committedEntryInCurrentTerm() bool {
 	return r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(r.raftLog.committed)) == r.Term
 }
 
-// The leader's lease (ReadOnlyLeaseBased). With CheckQuorum a follower
-// refuses to vote for an election timeout after it last heard from its
-// leader. So once a quorum has acknowledged a heartbeat the leader sent at
-// tick t, no other leader can be elected before t + electionTimeout: until
-// then the leader may answer reads from its commit index alone. Heartbeats
-// carry their send tick in their context to measure this (followers echo
-// the context back unchanged). The lease assumes that ticks advance at the
-// same rate on every node, and it does not hold against a leader transfer
-// (whose campaign ignores leases); ForgetLeader does nothing with
-// lease-based reads for this reason.
+// The leader's lease (ReadOnlyLeaseBased). With CheckQuorum a node that
+// heard from the leader of its term refuses to vote for an election timeout
+// after that, whatever its term or role becomes meanwhile (voteLease,
+// inVoteLease). So once a quorum has acknowledged a heartbeat the leader
+// sent at tick t, no other leader can be elected before t +
+// electionTimeout: until then the leader may answer reads from its commit
+// index alone. Heartbeats carry their send tick in their context to
+// measure this (followers echo the context back unchanged). The lease
+// assumes that ticks advance at the same rate on every node. A leader
+// transfer's campaign ignores the followers' promises, and its timeout-now
+// may arrive (or be sent again) after the transfer was abandoned: a leader
+// that started a transfer holds no lease for the rest of its term
+// (leaseGivenUp). ForgetLeader does nothing with lease-based reads, as it
+// would break the promise.
 
 // leaseCtxPrefix marks a heartbeat context that carries a send tick. Read
 // request contexts of this form are dropped (handleReadIndex), since a
@@ -233,8 +239,11 @@ func parseLeaseCtx(ctx []byte) (uint64, bool) {
 // leaseAcked records that m.From acknowledged a heartbeat sent at the tick
 // its context carries.
 func (r *raft) leaseAcked(m pb.Message) {
+	if r.leaseGivenUp {
+		return
+	}
 	// A tick still to come is no heartbeat this leader sent.
-	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] && t > r.leaseFloor && t <= r.ticks {
+	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] && t <= r.ticks {
 		if r.leaseAcks == nil {
 			r.leaseAcks = map[uint64]uint64{}
 		}
@@ -243,14 +252,23 @@ func (r *raft) leaseAcked(m pb.Message) {
 }
 
 // leaseValid reports whether the leader's lease holds now: a quorum
-// acknowledged heartbeats sent less than an election timeout ago, and no
-// transfer is under way.
+// acknowledged heartbeats sent less than an election timeout ago (see
+// leaseTicks), and no transfer was started in this term.
 func (r *raft) leaseValid() bool {
-	if r.leadTransferee != None {
+	if r.leaseGivenUp {
 		return false
 	}
 	start := uint64(r.trk.Config.Voters.CommittedIndex(leaseAckIndexer{r}))
-	return start > 0 && r.ticks < start+uint64(r.electionTimeout)
+	return start > 0 && r.ticks < start+uint64(r.leaseTicks())
+}
+
+// leaseTicks is how long a node keeps its promise not to vote after it
+// heard from a leader, and so how long a leader's lease lasts after the
+// heartbeat a quorum acknowledged: an election timeout, capped to what
+// voteLease holds (an ElectionTick past 2^32-1 shortens the lease, never
+// the other way round).
+func (r *raft) leaseTicks() uint32 {
+	return uint32(min(uint64(r.electionTimeout), math.MaxUint32))
 }
 
 // leaseAckIndexer presents the lease acknowledgements to the quorum

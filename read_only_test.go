@@ -340,6 +340,7 @@ func TestLeaseNotFromLateTransferAcks(t *testing.T) {
 	}
 	require.Equal(t, StateLeader, old.r().state)
 	require.False(t, old.r().leaseValid())
+	require.Empty(t, old.r().leaseAcks, "acknowledgements kept in a term without lease")
 }
 
 // Reads waiting for a heartbeat round when the leader's own removal

@@ -1,0 +1,273 @@
+package raft
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	pb "github.com/raftcore/raft/raftpb"
+)
+
+// The leader's lease (ReadOnlyLeaseBased) against adversarial message
+// delivery: every node ticks at the same rate, which the lease assumes;
+// only messages are delayed or lost.
+
+func withLease(c *Config) {
+	c.CheckQuorum = true
+	c.PreVote = true
+	c.ReadOnlyOption = ReadOnlyLeaseBased
+}
+
+// flow handles Readys and delivers the messages keep lets through until
+// the cluster is quiet; the others are returned (in flight, or lost).
+func flow(c *testCluster, keep func(pb.Message) bool) (held []pb.Message) {
+	for {
+		var msgs []pb.Message
+		for _, id := range c.ids {
+			msgs = append(msgs, c.nodes[id].ready()...)
+		}
+		if len(msgs) == 0 {
+			return held
+		}
+		for _, m := range msgs {
+			if keep(m) {
+				_ = c.nodes[m.To].rn.Step(m)
+			} else {
+				held = append(held, m)
+			}
+		}
+	}
+}
+
+// between lets through the messages between a and b.
+func between(a, b uint64) func(pb.Message) bool {
+	return func(m pb.Message) bool { return (m.From == a && m.To == b) || (m.From == b && m.To == a) }
+}
+
+func all(pb.Message) bool { return true }
+
+// tickFlow ticks every node once, then flows the messages keep lets
+// through.
+func tickFlow(c *testCluster, keep func(pb.Message) bool) (held []pb.Message) {
+	for _, id := range c.ids {
+		c.nodes[id].tick(1)
+	}
+	return flow(c, keep)
+}
+
+// requireNoStaleLeaseRead asks old, which believes it leads, for a read and
+// fails if it answers below what node now committed.
+func requireNoStaleLeaseRead(t *testing.T, old, now *testNode) {
+	t.Helper()
+	old.reads = nil
+	old.rn.ReadIndex([]byte("read"))
+	old.ready()
+	for _, rs := range old.reads {
+		require.GreaterOrEqual(t, rs.Index, now.r().raftLog.committed, "a read answered below a committed write")
+	}
+}
+
+// A follower that adopts a later term from a late message (here its
+// peer's refusal of a pre-vote it sent before it heard from the leader
+// again) forgets the leader, but not its promise: it does not help elect
+// anyone while the leader's lease may hold, so the leader's reads stay
+// current. Once the leader is gone, the election follows.
+func TestLeaseSurvivesLateHigherTerm(t *testing.T) {
+	c := newTestCluster(t, 3, withLease)
+	n1 := c.nodes[1]
+	c.campaign(1)
+	tickFlow(c, all)
+	for n1.r().electionElapsed != 0 { // just after 1's quorum check
+		tickFlow(c, all)
+		require.Less(t, n1.r().ticks, uint64(100))
+	}
+	term := n1.r().Term
+	// 1's messages are lost; 2 and 3 time out. The pre-vote requests
+	// between them are delayed, and the vote requests lost, so that one
+	// of them (x) becomes a candidate of the next term, unelected.
+	var preVotes []pb.Message
+	var x, f *testNode
+	var first uint64
+	for x == nil {
+		for _, id := range c.ids {
+			c.nodes[id].tick(1)
+		}
+		for _, id := range []uint64{2, 3} {
+			if first == 0 && c.nodes[id].r().state == StatePreCandidate {
+				first = id
+			}
+		}
+		preVotes = append(preVotes, filterMsgs(flow(c, func(m pb.Message) bool {
+			return between(2, 3)(m) && m.Type != pb.MsgVote && !(m.Type == pb.MsgPreVote && m.From == first)
+		}), pb.MsgPreVote, 0)...)
+		for _, id := range []uint64{2, 3} {
+			if c.nodes[id].r().state == StateCandidate {
+				x, f = c.nodes[id], c.nodes[5-id]
+			}
+		}
+		require.Equal(t, StateLeader, n1.r().state)
+		require.Less(t, n1.r().ticks, uint64(200))
+	}
+	require.Equal(t, term+1, x.r().Term)
+	// f's delayed pre-vote request reaches x, whose refusal (carrying
+	// x's term) is delayed in turn.
+	for _, m := range filterMsgs(preVotes, pb.MsgPreVote, x.r().id) {
+		require.NoError(t, x.rn.Step(m))
+	}
+	refusal := filterMsgs(x.ready(), pb.MsgPreVoteResp, f.r().id)
+	require.Len(t, refusal, 1)
+	require.True(t, refusal[0].Reject)
+	// 1 and f talk again; x is cut off until it is about to time out.
+	for x.r().electionElapsed < x.r().randomizedElectionTimeout-1 {
+		tickFlow(c, between(1, f.r().id))
+		require.Equal(t, uint64(1), f.r().lead)
+	}
+	require.True(t, n1.r().leaseValid())
+	// The refusal arrives: f adopts x's term and forgets its leader. From
+	// now on 1 is cut off: x campaigns, and f is its only peer.
+	require.NoError(t, f.rn.Step(refusal[0]))
+	require.Equal(t, term+1, f.r().Term)
+	require.Equal(t, None, f.r().lead)
+	xf := between(f.r().id, x.r().id)
+	for i := 0; n1.r().leaseValid(); i++ {
+		require.Less(t, i, n1.r().electionTimeout)
+		require.NotEqual(t, StateLeader, x.r().state, "elected while the old leader's lease holds")
+		requireNoStaleLeaseRead(t, n1, x)
+		tickFlow(c, xf)
+	}
+	// The lease over, the old leader is left behind.
+	for i := 0; i < 4*n1.r().electionTimeout && x.r().state != StateLeader && f.r().state != StateLeader; i++ {
+		tickFlow(c, xf)
+	}
+	require.True(t, x.r().state == StateLeader || f.r().state == StateLeader, "no leader elected after the lease")
+}
+
+// Two followers asked to campaign (Campaign) while the leader's lease
+// holds: each, a pre-candidate that no longer knows the leader, still
+// refuses the other's pre-vote. The first refusal decides: neither wins.
+func TestLeaseSurvivesTwoCampaigns(t *testing.T) {
+	c := newTestCluster(t, 3, withLease)
+	n1, n2, n3 := c.nodes[1], c.nodes[2], c.nodes[3]
+	c.campaign(1)
+	tickFlow(c, all)
+	require.True(t, n1.r().leaseValid())
+	no1 := func(m pb.Message) bool { return m.From != 1 && m.To != 1 }
+	require.NoError(t, n3.rn.Campaign())
+	require.NoError(t, n2.rn.Campaign())
+	// 2's pre-vote request is lost: 3 asks 2, a pre-candidate itself.
+	flow(c, func(m pb.Message) bool { return no1(m) && !(m.From == 2 && m.Type == pb.MsgPreVote) })
+	for i := 0; n1.r().leaseValid(); i++ {
+		require.Less(t, i, n1.r().electionTimeout)
+		require.Equal(t, []uint64{1}, c.leaders())
+		requireNoStaleLeaseRead(t, n1, n2)
+		tickFlow(c, no1)
+	}
+}
+
+// A timeout-now that arrives after the leader abandoned its transfer
+// elects the transferee with votes that ignore leases: the leader holds no
+// lease for the rest of the term in which it started the transfer, and
+// confirms reads with a heartbeat round, which the new leader's voters do
+// not acknowledge. Its next term starts with a lease again.
+func TestLeaseNotAfterAbandonedTransfer(t *testing.T) {
+	c := newTestCluster(t, 3, withLease)
+	n1, n2 := c.nodes[1], c.nodes[2]
+	c.campaign(1)
+	notTimeoutNow := func(m pb.Message) bool { return m.Type != pb.MsgTimeoutNow }
+	tickFlow(c, all)
+	n1.rn.TransferLeader(2)
+	late := filterMsgs(flow(c, notTimeoutNow), pb.MsgTimeoutNow, 2)
+	require.Len(t, late, 1) // delayed in the network
+	for i := 0; n1.r().transferee() != None; i++ {
+		require.Less(t, i, n1.r().electionTimeout)
+		tickFlow(c, notTimeoutNow) // the copies sent again are lost
+	}
+	for range n1.r().electionTimeout {
+		tickFlow(c, all)
+		require.False(t, n1.r().leaseValid(), "a lease in the term of an abandoned transfer")
+		require.Empty(t, n1.r().leaseAcks)
+	}
+	n1.tick(1) // a heartbeat round (lost), without the lease's context
+	hbs := filterMsgs(n1.ready(), pb.MsgHeartbeat, 0)
+	require.NotEmpty(t, hbs)
+	for _, m := range hbs {
+		require.Empty(t, m.Context)
+	}
+	// The timeout-now arrives at last; 1 is cut off from then on.
+	no1 := func(m pb.Message) bool { return m.From != 1 && m.To != 1 }
+	require.NoError(t, n2.rn.Step(late[0]))
+	flow(c, no1)
+	require.Equal(t, StateLeader, n2.r().state)
+	require.NoError(t, n2.rn.Propose([]byte("w")))
+	flow(c, no1)
+	require.Equal(t, StateLeader, n1.r().state)
+	requireNoStaleLeaseRead(t, n1, n2)
+	require.Empty(t, n1.reads, "not confirmed by a heartbeat round")
+
+	// Leadership handed back to 1, in a new term: its lease works again.
+	oldTerm := n1.r().Term
+	n2.rn.TransferLeader(1)
+	for i := 0; i < n1.r().electionTimeout && (n1.r().state != StateLeader || n1.r().Term == oldTerm); i++ {
+		tickFlow(c, all)
+	}
+	require.Equal(t, StateLeader, n1.r().state)
+	require.Greater(t, n1.r().Term, oldTerm)
+	tickFlow(c, all)
+	require.True(t, n1.r().leaseValid())
+}
+
+// The promise not to vote, and so the lease, lasts an election timeout
+// capped to 2^32-1 ticks: a larger ElectionTick gives a promise of that
+// many ticks (not of the timeout's low 32 bits), and a lease no longer.
+func TestLeaseCappedToVoteLease(t *testing.T) {
+	huge := func(c *Config) {
+		withLease(c)
+		c.ElectionTick = 1<<33 + 5
+	}
+	f := newTestNode(t, 2, []uint64{1, 2, 3}, huge)
+	f.step(pb.Message{From: 1, To: 2, Type: pb.MsgHeartbeat, Term: 3})
+	f.ready()
+	require.Equal(t, uint32(math.MaxUint32), f.r().voteLease)
+	f.step(pb.Message{From: 3, To: 2, Type: pb.MsgPreVote, Term: 4, LogTerm: 3, Index: 10})
+	require.Empty(t, f.ready(), "pre-vote dropped within the promise")
+
+	c := newTestCluster(t, 3, huge)
+	c.campaign(1)
+	tickFlow(c, all)
+	lead := c.nodes[1].r()
+	sent := lead.ticks
+	require.Equal(t, map[uint64]uint64{2: sent, 3: sent}, lead.leaseAcks)
+	lead.ticks = sent + math.MaxUint32 - 1
+	require.True(t, lead.leaseValid())
+	lead.ticks++
+	require.False(t, lead.leaseValid(), "the lease outlasts the followers' promise")
+}
+
+// With lease-based reads, a follower's own Campaign (the application's
+// call) within an election timeout of hearing from the leader does nothing,
+// as ForgetLeader does: its vote for itself would break its promise, and
+// with a voter that has not heard from the leader for a timeout it would
+// win while the old leader still answers reads from its lease. A leader
+// transfer's campaign is not held back (TestLeaseNotAfterAbandonedTransfer).
+func TestLeaseSurvivesAFollowersCampaign(t *testing.T) {
+	c := newTestCluster(t, 3, withLease)
+	n1, n2 := c.nodes[1], c.nodes[2]
+	c.campaign(1)
+	tickFlow(c, all)
+	// 3 hears nothing from 1 for an election timeout (and stays a
+	// follower: its randomized timeout is longer).
+	for i := 0; i < c.nodes[3].r().electionTimeout; i++ {
+		n1.tick(1)
+		n2.tick(1)
+		c.nodes[3].tick(1)
+		flow(c, between(1, 2))
+	}
+	require.True(t, n1.r().leaseValid())
+	require.NoError(t, n2.rn.Campaign()) // the application's call, while 2's promise runs
+	no1 := func(m pb.Message) bool { return m.From != 1 && m.To != 1 }
+	flow(c, no1)
+	require.Equal(t, StateFollower, n2.r().state, "a follower within its promise does not campaign")
+	require.True(t, n1.r().leaseValid())
+	requireNoStaleLeaseRead(t, n1, n2)
+}
