@@ -20,7 +20,9 @@ type Node interface {
 	// Tick advances the logical clock. It never blocks: while the node is
 	// busy, up to a bound of ticks wait, and further ones are dropped.
 	Tick()
-	// Campaign makes the node start an election now.
+	// Campaign makes the node start an election now (with
+	// ReadOnlyLeaseBased, not within an election timeout of hearing from a
+	// leader: see RawNode.Campaign).
 	Campaign(ctx context.Context) error
 	// Propose proposes data. It returns once the node took the proposal
 	// (or refused it: ErrProposalDropped); it blocks while no leader is
