@@ -43,27 +43,7 @@ func newIdleFollower(tb testing.TB) idleFollower {
 	if err := rn.Bootstrap([]Peer{{ID: 1}, {ID: 2}, {ID: 3}}); err != nil {
 		tb.Fatal(err)
 	}
-	settle := func() {
-		for rn.HasReady() {
-			rd := rn.Ready()
-			if err := s.Append(rd.Entries); err != nil {
-				tb.Fatal(err)
-			}
-			if !IsEmptyHardState(rd.HardState) {
-				_ = s.SetHardState(rd.HardState)
-			}
-			for _, e := range rd.CommittedEntries {
-				if e.Type == pb.EntryConfChange {
-					cc, err := pb.UnmarshalConfChange(e)
-					if err != nil {
-						tb.Fatal(err)
-					}
-					rn.ApplyConfChange(cc)
-				}
-			}
-			rn.Advance(rd)
-		}
-	}
+	settle := func() { handleGroupReadys(tb, rn, s) }
 	settle()
 	if err := rn.Step(pb.Message{Type: pb.MsgHeartbeat, From: 2, To: 1, Term: 2, Commit: 3}); err != nil {
 		tb.Fatal(err)
@@ -78,6 +58,38 @@ func newIdleFollower(tb testing.TB) idleFollower {
 		tb.Fatalf("group not settled: state %v lead %d commit %d", st.RaftState, st.Lead, st.Commit)
 	}
 	return idleFollower{rn: rn, s: s}
+}
+
+// handleGroupReady handles one Ready of rn as the idle groups' application
+// does: it persists to s, applies conf changes, and returns a copy of the
+// messages, after Advance.
+func handleGroupReady(tb testing.TB, rn *RawNode, s *MemoryStorage) []pb.Message {
+	rd := rn.Ready()
+	if err := s.Append(rd.Entries); err != nil {
+		tb.Fatal(err)
+	}
+	if !IsEmptyHardState(rd.HardState) {
+		_ = s.SetHardState(rd.HardState)
+	}
+	for _, e := range rd.CommittedEntries {
+		if e.Type == pb.EntryConfChange {
+			cc, err := pb.UnmarshalConfChange(e)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			rn.ApplyConfChange(cc)
+		}
+	}
+	msgs := append([]pb.Message(nil), rd.Messages...)
+	rn.Advance(rd)
+	return msgs
+}
+
+// handleGroupReadys handles rn's Readys until it has none.
+func handleGroupReadys(tb testing.TB, rn *RawNode, s *MemoryStorage) {
+	for rn.HasReady() {
+		handleGroupReady(tb, rn, s)
+	}
 }
 
 // idleFollowerHeap builds n idle followers and returns the live heap they
@@ -272,24 +284,7 @@ func newHeartbeatingLeader(tb testing.TB) idleFollower {
 	// part of each message as they would.
 	handle := func() {
 		for rn.HasReady() {
-			rd := rn.Ready()
-			if err := s.Append(rd.Entries); err != nil {
-				tb.Fatal(err)
-			}
-			if !IsEmptyHardState(rd.HardState) {
-				_ = s.SetHardState(rd.HardState)
-			}
-			for _, e := range rd.CommittedEntries {
-				if e.Type == pb.EntryConfChange {
-					cc, err := pb.UnmarshalConfChange(e)
-					if err != nil {
-						tb.Fatal(err)
-					}
-					rn.ApplyConfChange(cc)
-				}
-			}
-			msgs := append([]pb.Message(nil), rd.Messages...)
-			rn.Advance(rd)
+			msgs := handleGroupReady(tb, rn, s)
 			for _, m := range msgs {
 				var resp pb.Message
 				switch m.Type {
