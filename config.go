@@ -22,9 +22,9 @@ const (
 	// round, trusting that no other leader can exist within an election
 	// timeout of the last quorum contact. It relies on bounded clock drift
 	// and requires CheckQuorum. A leader transfer's campaign does not
-	// wait for that timeout: a leader that started a transfer confirms
-	// reads with a round for the rest of its term, even if it abandoned
-	// the transfer.
+	// wait for that timeout: a leader that sent its transferee the
+	// message to campaign (MsgTimeoutNow) confirms reads with a round for
+	// the rest of its term, even if it abandoned the transfer.
 	ReadOnlyLeaseBased
 )
 

@@ -271,3 +271,162 @@ func TestLeaseSurvivesAFollowersCampaign(t *testing.T) {
 	require.True(t, n1.r().leaseValid())
 	requireNoStaleLeaseRead(t, n1, n2)
 }
+
+// Node 2 (AsyncStorageWrites, nothing durable yet: term 0) acknowledges the
+// leader's heartbeat at once, and crashes before its HardState is written.
+// Restarted at term 0, it keeps the promise its acknowledgement made (as a
+// node restarting at a later term does): node 3 is not elected while node
+// 1 still answers reads from the lease that acknowledgement built.
+func TestLeaseSurvivesAsyncNodeLosingItsFirstTerm(t *testing.T) {
+	async := func(c *Config) { c.AsyncStorageWrites = true }
+	voters := []uint64{1, 2, 3}
+	n1 := newTestNode(t, 1, voters, withLease)
+	n3 := newTestNode(t, 3, voters, withLease)
+	s2 := NewMemoryStorage()
+	mk2 := func() *RawNode {
+		cfg := testConfig(2, s2)
+		withLease(cfg)
+		async(cfg)
+		rn, err := NewRawNode(cfg)
+		require.NoError(t, err)
+		require.NoError(t, rn.raft.restoreConfState(pb.ConfState{Voters: voters}))
+		return rn
+	}
+	rn2 := mk2()
+	// ready2 hands out node 2's Ready; its storage work is lost (crash).
+	persist := false
+	ready2 := func() (out []pb.Message) {
+		for rn2.HasReady() {
+			for _, m := range rn2.Ready().Messages {
+				switch {
+				case m.To == LocalAppendThread && persist:
+					require.NoError(t, saveStorageAppend(s2, m))
+					for _, r := range m.Responses {
+						if r.To == 2 {
+							require.NoError(t, rn2.Step(r))
+						} else {
+							out = append(out, r)
+						}
+					}
+				case m.To == LocalApplyThread && persist:
+					for _, r := range m.Responses {
+						require.NoError(t, rn2.Step(r))
+					}
+				case m.To != LocalAppendThread && m.To != LocalApplyThread:
+					out = append(out, m)
+				}
+			}
+		}
+		return out
+	}
+	deliver := func(ms []pb.Message, ok func(pb.Message) bool) {
+		for _, m := range ms {
+			if !ok(m) {
+				continue
+			}
+			switch m.To {
+			case 1:
+				_ = n1.rn.Step(m)
+			case 2:
+				_ = rn2.Step(m)
+			case 3:
+				_ = n3.rn.Step(m)
+			}
+		}
+	}
+	only13 := func(m pb.Message) bool { return m.To != 2 && m.From != 2 }
+	// 1 is elected with 3's votes; 2 hears nothing.
+	require.NoError(t, n1.rn.Campaign())
+	for i := 0; i < 10; i++ {
+		deliver(append(n1.ready(), n3.ready()...), only13)
+	}
+	require.Equal(t, StateLeader, n1.r().state)
+	// From now on 1 and 3 are cut off from each other. Tick until 3 is
+	// one tick from campaigning.
+	cut13 := func(m pb.Message) bool {
+		return !(m.From == 1 && m.To == 3 || m.From == 3 && m.To == 1) && m.To != 2 && m.From != 2
+	}
+	for n3.r().electionElapsed < n3.r().randomizedElectionTimeout-1 {
+		n1.tick(1)
+		n3.tick(1)
+		rn2.Tick()
+		deliver(append(n1.ready(), n3.ready()...), cut13)
+		require.Equal(t, StateLeader, n1.r().state)
+	}
+	// 1's next heartbeat reaches 2, which acknowledges it at once.
+	n1.tick(1)
+	rn2.Tick()
+	hbs := filterMsgs(n1.ready(), pb.MsgHeartbeat, 2)
+	require.NotEmpty(t, hbs)
+	deliver(hbs, func(pb.Message) bool { return true })
+	deliver(ready2(), func(m pb.Message) bool { return m.To == 1 })
+	deliver(n1.ready(), func(pb.Message) bool { return false })
+	require.True(t, n1.r().leaseValid())
+	// 2 crashes before its term is durable and restarts at term 0.
+	rn2 = mk2()
+	persist = true
+	require.Equal(t, uint64(0), rn2.raft.Term)
+	// 3 campaigns; 2 is its only peer.
+	with23 := func(m pb.Message) bool { return (m.From == 2 && m.To == 3) || (m.From == 3 && m.To == 2) }
+	for i := 0; i < 30 && n3.r().state != StateLeader; i++ {
+		n3.tick(1)
+		rn2.Tick()
+		n1.tick(1)
+		for j := 0; j < 5; j++ {
+			m3 := n3.ready()
+			m2 := ready2()
+			deliver(append(m3, m2...), with23)
+		}
+		if !n1.r().leaseValid() {
+			break
+		}
+	}
+	for j := 0; j < 5; j++ {
+		deliver(append(n3.ready(), ready2()...), with23)
+	}
+	require.False(t, n3.r().state == StateLeader && n1.r().leaseValid(), "3 elected while 1's lease holds")
+	if n3.r().state == StateLeader {
+		requireNoStaleLeaseRead(t, n1, n3)
+	}
+}
+
+// A sole voter restarted with lease-based reads campaigns at once when
+// asked: no other leader can hold a lease its promise protects.
+func TestLeaseSoleVoterCampaignsAtOnceAfterRestart(t *testing.T) {
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 1, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1}}}}))
+	require.NoError(t, s.SetHardState(pb.HardState{Term: 1, Commit: 1}))
+	cfg := testConfig(1, s)
+	withLease(cfg)
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	require.NoError(t, rn.Campaign())
+	for i := 0; i < 5 && rn.HasReady(); i++ {
+		rd := rn.Ready()
+		require.NoError(t, s.Save(rd.HardState, rd.Entries, rd.Snapshot))
+		rn.Advance(rd)
+	}
+	require.Equal(t, StateLeader, rn.raft.state)
+}
+
+// A transfer that never sent a timeout-now (its target never caught up)
+// leaves the leader its lease once abandoned: no campaign that ignores the
+// followers' promises can have started.
+func TestLeaseKeptAfterTransferThatSentNoTimeoutNow(t *testing.T) {
+	c := newTestCluster(t, 3, withLease)
+	n1 := c.nodes[1]
+	c.campaign(1)
+	tickFlow(c, all)
+	no3 := func(m pb.Message) bool { return m.From != 3 && m.To != 3 }
+	require.NoError(t, n1.rn.Propose([]byte("x")))
+	flow(c, no3) // 3 lags
+	n1.rn.TransferLeader(3)
+	for i := 0; i < 3*n1.r().electionTimeout; i++ {
+		for _, m := range tickFlow(c, no3) {
+			require.NotEqual(t, pb.MsgTimeoutNow, m.Type)
+		}
+	}
+	require.Equal(t, StateLeader, n1.r().state)
+	require.Equal(t, None, n1.r().leadTransferee, "abandoned")
+	require.True(t, n1.r().leaseValid())
+}

@@ -229,13 +229,14 @@ type leaderState struct {
 	// leaseAcks maps a peer to the tick at which the leader sent the
 	// latest heartbeat the peer acknowledged (ReadOnlyLeaseBased).
 	leaseAcks map[uint64]uint64
-	// leaseGivenUp is set when a leader transfer starts: the leader holds
-	// no lease for the rest of its term, even once the transfer is
-	// abandoned. The transferee's campaign ignores the followers'
-	// promises (inVoteLease), and its timeout-now may still be in flight,
-	// or be sent again (handleHeartbeatResponse), after the abort. Reads
-	// are confirmed with a heartbeat round instead; a new leadership
-	// starts with a new leaderState, and so without it.
+	// leaseGivenUp is set when the leader sends a timeout-now (a leader
+	// transfer's): it holds no lease for the rest of its term, even once
+	// the transfer is abandoned. The transferee's campaign ignores the
+	// followers' promises (inVoteLease), and its timeout-now may still be
+	// in flight, or be sent again (handleHeartbeatResponse), after the
+	// abort. Reads are confirmed with a heartbeat round instead; a new
+	// leadership starts with a new leaderState, and so without it. (While
+	// a transfer is under way the lease does not hold either: leaseValid.)
 	leaseGivenUp bool
 	// queuedAppends notes, per peer, the append queued for it since the
 	// last Ready that a later one may extend (see raft_coalesce.go).
@@ -301,13 +302,15 @@ func newRaft(c *Config) (*raft, error) {
 		if err := r.loadState(hs); err != nil {
 			return nil, err
 		}
-		// A node restarting into a cluster that serves lease reads does
-		// not know whether it promised a leader its vote: it keeps the
-		// promise for an election timeout, as if it had just heard from
-		// a leader.
-		if c.CheckQuorum && c.ReadOnlyOption == ReadOnlyLeaseBased && hs.Term > 0 {
-			r.voteLease = r.leaseTicks()
-		}
+	}
+	// A node restarting into a cluster that serves lease reads does not
+	// know whether it promised a leader its vote: it keeps the promise for
+	// an election timeout, as if it had just heard from a leader. Also at
+	// term 0 with AsyncStorageWrites, whose heartbeat answers leave before
+	// the term they answer in is durable: a node may have acknowledged a
+	// leader's heartbeat and lost its term in a crash.
+	if c.CheckQuorum && c.ReadOnlyOption == ReadOnlyLeaseBased && (hs.Term > 0 || c.AsyncStorageWrites) {
+		r.voteLease = r.leaseTicks()
 	}
 	if c.Applied > 0 {
 		if last := r.raftLog.lastIndex(); c.Applied > last {

@@ -30,10 +30,6 @@ func (r *raft) handleTransferLeader(m pb.Message, pr *tracker.Progress) {
 	// The transfer must finish within an election timeout.
 	r.electionElapsed = 0
 	r.leadTransferee = transferee
-	// Its campaign ignores leases, and may start however late its
-	// timeout-now arrives: no lease for the rest of this term.
-	r.leaseGivenUp = true
-	r.leaseAcks = nil
 	if pr.Match == r.raftLog.lastIndex() {
 		r.sendTimeoutNow(transferee)
 		r.logger().Infof("node %x: %x is caught up, sending it timeout-now", r.id, transferee)
@@ -42,7 +38,12 @@ func (r *raft) handleTransferLeader(m pb.Message, pr *tracker.Progress) {
 	}
 }
 
+// sendTimeoutNow tells the transferee to campaign at once. Its campaign
+// ignores the followers' promises, and may start however late the message
+// arrives: no lease for the rest of this term (leaseGivenUp).
 func (r *raft) sendTimeoutNow(to uint64) {
+	r.leaseGivenUp = true
+	r.leaseAcks = nil
 	r.send(pb.Message{To: to, Type: pb.MsgTimeoutNow})
 }
 
@@ -52,9 +53,9 @@ func (r *raft) abortLeaderTransfer() {
 	if r.leaderState == nil || r.leadTransferee == None {
 		return
 	}
-	// The lease stays given up (leaseGivenUp): the transferee may have
-	// its timeout-now yet, or get another, and win votes that ignore
-	// leases.
+	// If a timeout-now went out, the lease stays given up
+	// (leaseGivenUp): the transferee may have it yet, or get another, and
+	// win votes that ignore leases.
 	r.leadTransferee = None
 }
 

@@ -228,9 +228,10 @@ func (rn *RawNode) Bootstrap(peers []Peer) error {
 // Tick advances the node's logical clock by one tick. Election and
 // heartbeat timeouts are counted in ticks.
 func (rn *RawNode) Tick() {
-	// A node that handed out no Ready, or only a few (lightReadys), since
-	// the last tick releases the buffers it keeps for the next Ready.
-	if rn.readys <= lightReadys && rn.holding {
+	// A node that handed out no Ready, or only a few (lightReadys; not
+	// with ReuseReadyMessages, whose chunk is reused), since the last
+	// tick releases the buffers it keeps for the next Ready.
+	if (rn.readys == 0 || rn.readys <= lightReadys && !rn.raft.reuseMsgs) && rn.holding {
 		rn.ReleaseMemory()
 	}
 	rn.readys = 0
@@ -298,8 +299,9 @@ func (rn *RawNode) TickQuiesced() {
 
 // Campaign makes this node start an election now (a pre-election first,
 // with PreVote). With ReadOnlyLeaseBased reads it does nothing on a node
-// that heard from a leader less than an election timeout ago: the leader's
-// lease rests on no voter voting then (see ForgetLeader).
+// that heard from a leader, or started, less than an election timeout ago
+// (unless it is the only voter): the leader's lease rests on no voter
+// voting then (see ForgetLeader).
 func (rn *RawNode) Campaign() error {
 	return rn.raft.Step(pb.Message{Type: pb.MsgHup})
 }

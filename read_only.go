@@ -206,8 +206,8 @@ func (r *raft) committedEntryInCurrentTerm() bool {
 // assumes that ticks advance at the same rate on every node. A leader
 // transfer's campaign ignores the followers' promises, and its timeout-now
 // may arrive (or be sent again) after the transfer was abandoned: a leader
-// that started a transfer holds no lease for the rest of its term
-// (leaseGivenUp). ForgetLeader does nothing with lease-based reads, as it
+// that sent a timeout-now holds no lease for the rest of its term
+// (leaseGivenUp). One whose transfer never got as far keeps it. ForgetLeader does nothing with lease-based reads, as it
 // would break the promise.
 
 // leaseCtxPrefix marks a heartbeat context that carries a send tick. Read

@@ -264,3 +264,23 @@ func TestReuseReadyMessagesRefusesAsync(t *testing.T) {
 	_, err := NewRawNode(cfg)
 	require.ErrorIs(t, err, ErrConfigReuseWithAsync)
 }
+
+// A Tick does not drop the chunk a node with ReuseReadyMessages reuses,
+// however few Readys it handed out since the last: a heartbeating leader
+// hands out its heartbeats from the same slots tick after tick.
+func TestTickKeepsReusedMessageChunk(t *testing.T) {
+	c := newTestCluster(t, 3, func(c *Config) { c.ReuseReadyMessages = true })
+	c.campaign(1)
+	rn := c.nodes[1].rn
+	var prev []pb.Message
+	for i := 0; i < 3; i++ {
+		rn.Tick()
+		rd := rn.Ready()
+		require.NotEmpty(t, rd.Messages)
+		if i > 0 {
+			require.Same(t, &prev[0], &rd.Messages[0], "tick %d: the chunk was dropped", i)
+		}
+		prev = rd.Messages
+		rn.Advance(rd)
+	}
+}
