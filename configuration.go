@@ -88,22 +88,6 @@ func (c *configuration) isVoter(id uint64) bool {
 // still votes in the outgoing half).
 func (c *configuration) isLearner(id uint64) bool { return c.roles(id)&roleLearner != 0 }
 
-// soleVoter reports whether id is the only voter (of both halves, when
-// joint).
-func (c *configuration) soleVoter(id uint64) bool {
-	found := false
-	for _, m := range c.members {
-		if m.roles&(roleVoter|roleOutgoing) == 0 {
-			continue
-		}
-		if m.id != id {
-			return false
-		}
-		found = true
-	}
-	return found
-}
-
 // ids returns the IDs with any of roles, in ascending order, or nil.
 func (c *configuration) ids(roles memberRoles) []uint64 {
 	var ids []uint64

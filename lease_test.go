@@ -238,7 +238,7 @@ func TestLeaseCappedToVoteLease(t *testing.T) {
 	lead := c.nodes[1].r()
 	sent := lead.ticks
 	require.Equal(t, map[uint64]uint64{2: sent, 3: sent}, lead.leaseAcks)
-	lead.ticks = sent + math.MaxUint32 - 1
+	lead.ticks = sent + math.MaxUint32 - 1 - leaseMarginTicks
 	require.True(t, lead.leaseValid())
 	lead.ticks++
 	require.False(t, lead.leaseValid(), "the lease outlasts the followers' promise")
@@ -390,9 +390,50 @@ func TestLeaseSurvivesAsyncNodeLosingItsFirstTerm(t *testing.T) {
 	}
 }
 
-// A sole voter restarted with lease-based reads campaigns at once when
-// asked: no other leader can hold a lease its promise protects.
-func TestLeaseSoleVoterCampaignsAtOnceAfterRestart(t *testing.T) {
+// A lone voter's Campaign waits out its promise too. Voters {1,2}: leader
+// 1's removal commits, and 1 sends the commit index while it still applies
+// the Ready (as the contract allows); 2 applies the removal first and is
+// then the only voter, but 1, not yet having applied it, still answers
+// reads from a lease that 2's acknowledgement built. 2's Campaign does
+// nothing then. Restarted, a single-voter cluster's Campaign likewise waits
+// an election timeout, and its own timer elects it.
+func TestLeaseLoneVoterWaitsOutItsPromise(t *testing.T) {
+	c := newTestCluster(t, 2, withLease)
+	n1, n2 := c.nodes[1], c.nodes[2]
+	c.campaign(1)
+	tickFlow(c, all)
+	cc := pb.ConfChangeV2{Changes: []pb.ConfChangeSingle{{Type: pb.ConfChangeRemoveNode, NodeID: 1}}}
+	require.NoError(t, n1.rn.ProposeConfChange(cc))
+	for _, m := range n1.ready() {
+		require.NoError(t, n2.rn.Step(m))
+	}
+	for _, m := range n2.ready() {
+		require.NoError(t, n1.rn.Step(m))
+	}
+	rd := n1.rn.Ready() // commits the removal; 1 applies it later
+	require.NoError(t, n1.storage.Save(rd.HardState, rd.Entries, rd.Snapshot))
+	for _, m := range rd.Messages {
+		require.NoError(t, n2.rn.Step(m))
+	}
+	n2.ready()
+	require.Equal(t, []uint64{2}, n2.r().conf.voterIDs(), "2 applied the removal")
+	require.NoError(t, n2.rn.Campaign())
+	n2.ready()
+	require.Equal(t, StateFollower, n2.r().state, "no campaign within the promise")
+	n1.rn.ReadIndex([]byte("read")) // from the lease
+	for _, e := range rd.CommittedEntries {
+		if e.Type == pb.EntryConfChangeV2 {
+			var cc pb.ConfChangeV2
+			require.NoError(t, cc.Unmarshal(e.Data))
+			n1.rn.ApplyConfChange(cc)
+		}
+	}
+	n1.rn.Advance(rd)
+	n1.ready()
+	for _, rs := range n1.reads {
+		require.GreaterOrEqual(t, rs.Index, n2.r().raftLog.committed, "stale read")
+	}
+
 	s := NewMemoryStorage()
 	require.NoError(t, s.ApplySnapshot(pb.Snapshot{Metadata: pb.SnapshotMetadata{Index: 1, Term: 1, ConfState: pb.ConfState{Voters: []uint64{1}}}}))
 	require.NoError(t, s.SetHardState(pb.HardState{Term: 1, Commit: 1}))
@@ -400,13 +441,56 @@ func TestLeaseSoleVoterCampaignsAtOnceAfterRestart(t *testing.T) {
 	withLease(cfg)
 	rn, err := NewRawNode(cfg)
 	require.NoError(t, err)
-	require.NoError(t, rn.Campaign())
-	for i := 0; i < 5 && rn.HasReady(); i++ {
-		rd := rn.Ready()
-		require.NoError(t, s.Save(rd.HardState, rd.Entries, rd.Snapshot))
-		rn.Advance(rd)
+	handle := func() {
+		for rn.HasReady() {
+			rd := rn.Ready()
+			require.NoError(t, s.Save(rd.HardState, rd.Entries, rd.Snapshot))
+			rn.Advance(rd)
+		}
 	}
-	require.Equal(t, StateLeader, rn.raft.state)
+	require.NoError(t, rn.Campaign())
+	handle()
+	require.Equal(t, StateFollower, rn.raft.state, "restarted: no campaign within the promise")
+	for i := 0; i < 2*cfg.ElectionTick && rn.raft.state != StateLeader; i++ {
+		rn.Tick()
+		handle()
+	}
+	require.Equal(t, StateLeader, rn.raft.state, "its own timer elects it")
+}
+
+// The lease ends before any follower's promise can. Heartbeat sent at tick
+// t by the leader, acknowledged by 2 and 3 before their own tick of that
+// round: their promises run out on their tick of round t+E-1, before the
+// leader's tick of that round. 2 then campaigns and commits in that same
+// round; the leader must no longer answer from its lease.
+func TestLeaseEndsBeforeThePromises(t *testing.T) {
+	c := newTestCluster(t, 3, withLease)
+	n1, n2, n3 := c.nodes[1], c.nodes[2], c.nodes[3]
+	c.campaign(1)
+	tickFlow(c, all)
+	n1.tick(1) // 1 ticks first and sends a heartbeat; 2 and 3 answer before their tick
+	flow(c, all)
+	sent := n1.r().ticks
+	n2.tick(1)
+	n3.tick(1)
+	flow(c, all)
+	no1 := func(m pb.Message) bool { return m.From != 1 && m.To != 1 }
+	for n2.r().voteLease > 0 || n3.r().voteLease > 0 { // 1's heartbeats are lost
+		n1.tick(1)
+		n2.tick(1)
+		n3.tick(1)
+		flow(c, no1)
+	}
+	require.Equal(t, sent+uint64(n1.r().electionTimeout)-1, n1.r().ticks)
+	require.False(t, n1.r().leaseValid(), "the lease outlived the promises")
+	if n2.r().state != StateLeader { // the same round, before 1's next tick
+		require.NoError(t, n2.rn.Campaign())
+		flow(c, no1)
+	}
+	require.Equal(t, StateLeader, n2.r().state)
+	require.NoError(t, n2.rn.Propose([]byte("w")))
+	flow(c, no1)
+	requireNoStaleLeaseRead(t, n1, n2)
 }
 
 // A transfer that never sent a timeout-now (its target never caught up)

@@ -17,14 +17,16 @@ func (r *raft) hup(t CampaignType) {
 		r.logger().Warningf("node %x: not a voter (or a snapshot is pending), not campaigning", r.id)
 		return
 	}
-	if t != campaignTransfer && r.leaseReads && r.voteLease > 0 && !r.conf.soleVoter(r.id) {
+	if t != campaignTransfer && r.leaseReads && r.voteLease > 0 {
 		// The leader serves reads from its lease, trusting that no voter
 		// votes within an election timeout of hearing from it (or of
 		// restarting: it may have promised before); this node's own
 		// vote for itself would break that (and with another voter whose
 		// promise has run out, elect a leader behind the old one's
-		// back). The election timer never fires this early. A sole voter
-		// has no other leader to wait for.
+		// back). The election timer never fires this early. Not even a
+		// sole voter: a leader of an older configuration, which has not
+		// applied the change that left this node alone, may still count
+		// on its promise.
 		r.logger().Infof("node %x: heard from a leader %d ticks short of an election timeout ago; with lease-based reads, not campaigning yet", r.id, r.voteLease)
 		return
 	}

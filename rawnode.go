@@ -300,8 +300,9 @@ func (rn *RawNode) TickQuiesced() {
 // Campaign makes this node start an election now (a pre-election first,
 // with PreVote). With ReadOnlyLeaseBased reads it does nothing on a node
 // that heard from a leader, or started, less than an election timeout ago
-// (unless it is the only voter): the leader's lease rests on no voter
-// voting then (see ForgetLeader).
+// (a lone voter too: a leader of an older configuration may count on it):
+// the leader's lease rests on no voter voting then (see ForgetLeader). Its
+// own election timeout elects it after that.
 func (rn *RawNode) Campaign() error {
 	return rn.raft.Step(pb.Message{Type: pb.MsgHup})
 }

@@ -252,15 +252,27 @@ func (r *raft) leaseAcked(m pb.Message) {
 }
 
 // leaseValid reports whether the leader's lease holds now: a quorum
-// acknowledged heartbeats sent less than an election timeout ago (see
-// leaseTicks), and no transfer was started in this term.
+// acknowledged heartbeats sent less than an election timeout, less
+// leaseMarginTicks, ago (see leaseTicks), and no timeout-now was sent in
+// this term.
 func (r *raft) leaseValid() bool {
 	if r.leaseGivenUp {
 		return false
 	}
 	start := uint64(r.trk.Config.Voters.CommittedIndex(leaseAckIndexer{r}))
-	return start > 0 && r.ticks < start+uint64(r.leaseTicks())
+	return start > 0 && r.ticks+leaseMarginTicks < start+uint64(r.leaseTicks())
 }
+
+// leaseMarginTicks is how much earlier than the followers' promises the
+// lease ends. A follower's promise runs for leaseTicks of its own ticks
+// from when the heartbeat arrives; its first tick may come right after
+// (clocks tick at the same rate, not in step), so the promise can end a
+// tick less than leaseTicks after the heartbeat was sent. One more tick
+// covers a tick's jitter (a ticker firing late, or dropping a tick under
+// load). So a lease holds for an election timeout less two ticks after the
+// heartbeat a quorum acknowledged; with an ElectionTick of 2 or less,
+// never.
+const leaseMarginTicks = 2
 
 // leaseTicks is how long a node keeps its promise not to vote after it
 // heard from a leader, and so how long a leader's lease lasts after the
