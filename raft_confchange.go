@@ -266,6 +266,13 @@ func (r *raft) installConfig(cfg tracker.Config, prs tracker.ProgressMap) {
 	r.trk.Progress = nil
 	if r.state == StateLeader {
 		r.trk.Progress = prs
+		// The lease acknowledgements of peers no longer members go: an ID
+		// added back (a new process, maybe) has made no promise.
+		for id := range r.leaseAcks {
+			if !r.isMember(id) {
+				delete(r.leaseAcks, id)
+			}
+		}
 		if !r.leaderIsVoter() {
 			// Reads waiting for a heartbeat round would never be
 			// confirmed (see leaderIsVoter): dropped, to be retried.
