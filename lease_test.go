@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"fmt"
 	"math"
 	"testing"
 
@@ -514,36 +513,6 @@ func TestLeaseKeptAfterTransferThatSentNoTimeoutNow(t *testing.T) {
 	require.Equal(t, StateLeader, n1.r().state)
 	require.Equal(t, None, n1.r().leadTransferee, "abandoned")
 	require.True(t, n1.r().leaseValid())
-}
-
-// A leader asked a read every tick, on a network that takes a tick to
-// deliver, sends heartbeats carrying a pending read's context rather than
-// the lease's: their acknowledgements renew the lease from the read's
-// first round, so it starts and holds, and reads are answered from it.
-func TestLeaseStartsUnderSteadyReads(t *testing.T) {
-	c := newTestCluster(t, 3, withLease)
-	n1 := c.nodes[1]
-	c.campaign(1)
-	var inflight []pb.Message
-	for i := 0; i < 5*n1.r().electionTimeout; i++ {
-		n1.rn.ReadIndex([]byte(fmt.Sprint("r", i)))
-		for _, id := range c.ids {
-			c.nodes[id].tick(1)
-		}
-		deliver := inflight
-		inflight = nil
-		for _, id := range c.ids {
-			inflight = append(inflight, c.nodes[id].ready()...)
-		}
-		for _, m := range deliver {
-			_ = c.nodes[m.To].rn.Step(m)
-		}
-	}
-	require.True(t, n1.r().leaseValid(), "no lease after steady reads")
-	before := len(n1.reads)
-	n1.rn.ReadIndex([]byte("now"))
-	n1.ready()
-	require.Len(t, n1.reads, before+1, "answered at once, from the lease")
 }
 
 // A leader forgets the lease acknowledgement of a peer its configuration

@@ -363,12 +363,10 @@ func (r *raft) handleHeartbeatResponse(m pb.Message, pr *tracker.Progress) {
 		r.sendAppend(m.From)
 	}
 	if len(m.Context) > 0 {
+		r.readIndexAcked(m)
 		if r.leaseReads {
-			// First: the read's request, which leaseAcked may look up,
-			// goes once answered.
 			r.leaseAcked(m)
 		}
-		r.readIndexAcked(m)
 	}
 	if m.From == r.leadTransferee && pr.Match == r.raftLog.lastIndex() {
 		// The transferee is caught up but has not taken over: the

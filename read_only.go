@@ -19,11 +19,6 @@ type readRequest struct {
 	// acks are the voters that acknowledged a heartbeat carrying this
 	// request's context (the leader counts itself).
 	acks map[uint64]bool
-	// sent is the tick at which the first heartbeats carrying the context
-	// went out (later rounds may carry it again): an acknowledgement of
-	// any of them is one of a heartbeat sent at sent or later, which
-	// renews a lease from sent (leaseAcked).
-	sent uint64
 }
 
 // readOnly queues the leader's read-index requests in arrival order.
@@ -38,7 +33,7 @@ type readOnly struct {
 // context) replaces the earlier one: answering it with the older index,
 // or with acknowledgements from before the retry, could miss writes
 // acknowledged in between.
-func (ro *readOnly) add(index, tick uint64, m pb.Message) {
+func (ro *readOnly) add(index uint64, m pb.Message) {
 	ctx := string(m.Entries[0].Data)
 	if _, ok := ro.pending[ctx]; ok {
 		ro.remove(ctx)
@@ -46,7 +41,7 @@ func (ro *readOnly) add(index, tick uint64, m pb.Message) {
 	if ro.pending == nil {
 		ro.pending = map[string]*readRequest{}
 	}
-	ro.pending[ctx] = &readRequest{req: m, index: index, acks: map[uint64]bool{}, sent: tick}
+	ro.pending[ctx] = &readRequest{req: m, index: index, acks: map[uint64]bool{}}
 	ro.queue = append(ro.queue, ctx)
 }
 
@@ -142,7 +137,7 @@ func (r *raft) confirmReadIndex(m pb.Message) {
 	default:
 		// ReadOnlySafe, or a lease that has run out: confirm with a
 		// heartbeat round.
-		r.readOnly.add(r.raftLog.committed, r.ticks, m)
+		r.readOnly.add(r.raftLog.committed, m)
 		r.readOnly.ack(r.id, m.Entries[0].Data)
 		r.bcastHeartbeatWithCtx(m.Entries[0].Data)
 	}
@@ -247,18 +242,8 @@ func (r *raft) leaseAcked(m pb.Message) {
 	if r.leaseGivenUp {
 		return
 	}
-	t, ok := parseLeaseCtx(m.Context)
-	if !ok {
-		// A heartbeat carrying a pending read's context (bcastHeartbeat
-		// sends the latest instead of the lease's while reads wait): it
-		// was sent at the read's first round or later. Without this, a
-		// leader asked a read every tick would never hold a lease.
-		if rr := r.readOnly.pending[string(m.Context)]; rr != nil {
-			t, ok = rr.sent, true
-		}
-	}
 	// A tick still to come is no heartbeat this leader sent.
-	if ok && t > r.leaseAcks[m.From] && t <= r.ticks {
+	if t, ok := parseLeaseCtx(m.Context); ok && t > r.leaseAcks[m.From] && t <= r.ticks {
 		if r.leaseAcks == nil {
 			r.leaseAcks = map[uint64]uint64{}
 		}
