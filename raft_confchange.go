@@ -412,29 +412,22 @@ func (r *raft) unappliedLeaveIndex() uint64 {
 		if err != nil {
 			r.logger().Panicf("raft: reading unapplied entries [%d,%d): %v", lo, hi, err)
 		}
-		for i := range ents {
-			e := &ents[i]
-			if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
-				continue
-			}
-			cc, err := pb.UnmarshalConfChange(*e)
-			if err != nil {
-				continue
-			}
+		eachConfChange(ents, func(e *pb.Entry, cc pb.ConfChangeV2) bool {
 			if changer == nil {
 				changer = &confchange.Changer{Tracker: r.emptyTracker(), LastIndex: hi - 1}
 				changer.Tracker.Config = r.trackerConfig()
 				changer.Tracker.Progress = r.membersProgress(false)
 			}
-			cfg, prs, err := changeConfig(*changer, cc.AsV2())
+			cfg, prs, err := changeConfig(*changer, cc)
 			if err != nil {
-				continue
+				return true // ignored, as applyConfChange ignores it
 			}
 			changer.Tracker.Config, changer.Tracker.Progress = cfg, prs
 			if _, in := cfg.Voters[0][r.id]; !in {
 				leave = e.Index
 			}
-		}
+			return true
+		})
 		lo += uint64(len(ents))
 	}
 	return leave

@@ -233,10 +233,21 @@ func confStateLocalThread(cs pb.ConfState) (uint64, bool) {
 }
 
 // confChangeLocalThread returns an ID that one of the conf changes in ents
-// names and that belongs to a local storage thread, if any. Entries that
-// are not conf changes, or do not decode, are skipped (decoding is checked
-// where the change is proposed or applied).
-func confChangeLocalThread(ents []pb.Entry) (uint64, bool) {
+// names and that belongs to a local storage thread, if any (see
+// eachConfChange for what is skipped).
+func confChangeLocalThread(ents []pb.Entry) (id uint64, found bool) {
+	eachConfChange(ents, func(_ *pb.Entry, cc pb.ConfChangeV2) bool {
+		id, found = changesLocalThread(cc)
+		return !found
+	})
+	return id, found
+}
+
+// eachConfChange calls fn with each conf change entry of ents and its
+// change, in order, until fn returns false. Entries that are not conf
+// changes, or do not decode, are skipped (decoding is checked where the
+// change is proposed or applied).
+func eachConfChange(ents []pb.Entry, fn func(e *pb.Entry, cc pb.ConfChangeV2) bool) {
 	for i := range ents {
 		e := &ents[i]
 		if e.Type != pb.EntryConfChange && e.Type != pb.EntryConfChangeV2 {
@@ -246,11 +257,10 @@ func confChangeLocalThread(ents []pb.Entry) (uint64, bool) {
 		if err != nil {
 			continue
 		}
-		if id, ok := changesLocalThread(cc.AsV2()); ok {
-			return id, true
+		if !fn(e, cc.AsV2()) {
+			return
 		}
 	}
-	return 0, false
 }
 
 // changesLocalThread returns the ID of a change in cc that names a local
