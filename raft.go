@@ -235,8 +235,9 @@ type leaderState struct {
 	// followers' promises (inVoteLease), and its timeout-now may still be
 	// in flight, or be sent again (handleHeartbeatResponse), after the
 	// abort. Reads are confirmed with a heartbeat round instead; a new
-	// leadership starts with a new leaderState, and so without it. (While
-	// a transfer is under way the lease does not hold either: leaseValid.)
+	// leadership starts with a new leaderState, and so without it. A
+	// transfer that has not sent one yet leaves the lease as it is: no
+	// campaign that ignores the promises can have started.
 	leaseGivenUp bool
 	// queuedAppends notes, per peer, the append queued for it since the
 	// last Ready that a later one may extend (see raft_coalesce.go).

@@ -401,17 +401,10 @@ func (r *raft) excludesSelf(cc pb.ConfChangeV2) bool {
 // reported them), so that an enter or leave of a joint configuration fails
 // on replay while every other kind of change is the same applied twice.
 func (r *raft) unappliedLeaveIndex() uint64 {
-	lo := max(r.raftLog.applied, r.raftLog.firstIndex()-1) + 1
-	hi := r.raftLog.lastIndex() + 1
+	lo, hi := r.unappliedFrom(), r.raftLog.lastIndex()+1
 	var changer *confchange.Changer // made at the first conf change
 	leave := uint64(0)
-	// Page through the range so a long backlog is not loaded at once.
-	const pageSize = 64 << 10
-	for lo < hi {
-		ents, err := r.raftLog.slice(lo, hi, pageSize)
-		if err != nil {
-			r.logger().Panicf("raft: reading unapplied entries [%d,%d): %v", lo, hi, err)
-		}
+	err := r.scanLog(lo, hi, func(ents []pb.Entry) bool {
 		eachConfChange(ents, func(e *pb.Entry, cc pb.ConfChangeV2) bool {
 			if changer == nil {
 				changer = &confchange.Changer{Tracker: r.emptyTracker(), LastIndex: hi - 1}
@@ -428,7 +421,10 @@ func (r *raft) unappliedLeaveIndex() uint64 {
 			}
 			return true
 		})
-		lo += uint64(len(ents))
+		return true
+	})
+	if err != nil {
+		r.logger().Panicf("raft: reading unapplied entries [%d,%d): %v", lo, hi, err)
 	}
 	return leave
 }

@@ -1,8 +1,6 @@
 package raft
 
 import (
-	"errors"
-
 	"github.com/raftcore/raft/quorum"
 	pb "github.com/raftcore/raft/raftpb"
 )
@@ -27,7 +25,7 @@ func (r *raft) hup(t CampaignType) {
 		// sole voter: a leader of an older configuration, which has not
 		// applied the change that left this node alone, may still count
 		// on its promise.
-		r.logger().Infof("node %x: heard from a leader %d ticks short of an election timeout ago; with lease-based reads, not campaigning yet", r.id, r.voteLease)
+		r.logger().Infof("node %x: with lease-based reads, not campaigning within its promise to the last leader it heard from (%d ticks left)", r.id, r.voteLease)
 		return
 	}
 	if r.hasUnappliedConfChanges() {
@@ -50,36 +48,52 @@ func (r *raft) hup(t CampaignType) {
 // ApplyConfChange. So the scan starts at the first entry storage still
 // holds when that is later than applied+1.
 func (r *raft) hasUnappliedConfChanges() bool {
-	lo, hi := r.raftLog.applied+1, r.raftLog.committed+1
-	if lo >= hi || r.raftLog.hasNextOrInProgressSnapshot() {
+	if r.raftLog.hasNextOrInProgressSnapshot() {
 		return false
 	}
-	// Page through the range so a long backlog is not loaded at once.
+	lo, hi := r.unappliedFrom(), r.raftLog.committed+1
+	found := false
+	err := r.scanLog(lo, hi, func(ents []pb.Entry) bool {
+		for i := range ents {
+			if ents[i].Type == pb.EntryConfChange || ents[i].Type == pb.EntryConfChangeV2 {
+				found = true
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		// Storage contradicts itself (its first index is at or before
+		// lo, yet lo is compacted): refuse to campaign rather than guess.
+		r.logger().Errorf("node %x: reading committed entries [%d,%d) to look for conf changes: %v", r.id, lo, hi, err)
+		return true
+	}
+	return found
+}
+
+// unappliedFrom is the first entry not yet applied that the log still
+// holds: the application may compact what it applied before reporting it
+// (see hasUnappliedConfChanges).
+func (r *raft) unappliedFrom() uint64 {
+	return max(r.raftLog.applied+1, r.raftLog.firstIndex())
+}
+
+// scanLog calls fn with the entries of [lo, hi) in order, a page at a
+// time so that a long backlog is not loaded at once, until fn returns
+// false.
+func (r *raft) scanLog(lo, hi uint64, fn func(ents []pb.Entry) bool) error {
 	const pageSize = 64 << 10
 	for lo < hi {
 		ents, err := r.raftLog.slice(lo, hi, pageSize)
-		if errors.Is(err, ErrCompacted) {
-			first := r.raftLog.firstIndex()
-			if first > lo {
-				lo = first
-				continue
-			}
-		}
 		if err != nil {
-			// Storage contradicts itself (compacted at lo, yet
-			// starting at or before it): refuse to campaign rather
-			// than guess.
-			r.logger().Errorf("node %x: reading committed entries [%d,%d) to look for conf changes: %v", r.id, lo, hi, err)
-			return true
+			return err
 		}
-		for i := range ents {
-			if ents[i].Type == pb.EntryConfChange || ents[i].Type == pb.EntryConfChangeV2 {
-				return true
-			}
+		if !fn(ents) {
+			return nil
 		}
 		lo += uint64(len(ents))
 	}
-	return false
+	return nil
 }
 
 // campaign asks every voter for its vote; this node votes for itself

@@ -199,16 +199,17 @@ func (r *raft) committedEntryInCurrentTerm() bool {
 // heard from the leader of its term refuses to vote for an election timeout
 // after that, whatever its term or role becomes meanwhile (voteLease,
 // inVoteLease). So once a quorum has acknowledged a heartbeat the leader
-// sent at tick t, no other leader can be elected before t +
-// electionTimeout: until then the leader may answer reads from its commit
-// index alone. Heartbeats carry their send tick in their context to
-// measure this (followers echo the context back unchanged). The lease
-// assumes that ticks advance at the same rate on every node. A leader
-// transfer's campaign ignores the followers' promises, and its timeout-now
-// may arrive (or be sent again) after the transfer was abandoned: a leader
-// that sent a timeout-now holds no lease for the rest of its term
-// (leaseGivenUp). One whose transfer never got as far keeps it. ForgetLeader does nothing with lease-based reads, as it
-// would break the promise.
+// sent at tick t, no other leader can be elected before about t +
+// electionTimeout: until then, less a margin (leaseMarginTicks), the
+// leader may answer reads from its commit index alone. Heartbeats carry
+// their send tick in their context to measure this (followers echo the
+// context back unchanged). The lease assumes that ticks advance at the
+// same rate on every node. A leader transfer's campaign ignores the
+// followers' promises, and its timeout-now may arrive (or be sent again)
+// after the transfer was abandoned: a leader that sent a timeout-now holds
+// no lease for the rest of its term (leaseGivenUp). One whose transfer
+// never got as far keeps it. ForgetLeader does nothing with lease-based
+// reads, as it would break the promise.
 
 // leaseCtxPrefix marks a heartbeat context that carries a send tick. Read
 // request contexts of this form are dropped (handleReadIndex), since a
